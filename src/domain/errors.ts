@@ -1,0 +1,77 @@
+/**
+ * Typed errors. Every error that reaches the user is a MailferryError with a kind; the kind maps to
+ * an exit code (documented in the README and in --help). Code branches on `kind`, never on text.
+ * Messages are one line and never contain a secret.
+ */
+export const EXIT = {
+  ok: 0,
+  internal: 1,
+  usage: 2, // bad flags or config: stopped before any I/O
+  partial: 3, // some messages or folders skipped; the rest is done
+  auth: 4, // login refused
+  network: 5, // connection refused, unknown host, dropped and not recovered, TLS failure
+  destination: 6, // archive not writable, disk full
+  locked: 7, // another run holds the archive lock
+  interrupted: 130, // SIGINT / SIGTERM: state is consistent, rerun resumes
+} as const;
+
+export type ErrorKind = Exclude<keyof typeof EXIT, 'ok' | 'partial'> | 'tls' | 'protocol' | 'message' | 'mailbox';
+
+const exitOf: Record<ErrorKind, number> = {
+  internal: EXIT.internal,
+  usage: EXIT.usage,
+  auth: EXIT.auth,
+  network: EXIT.network,
+  tls: EXIT.network,
+  protocol: EXIT.network,
+  destination: EXIT.destination,
+  locked: EXIT.locked,
+  interrupted: EXIT.interrupted,
+  message: EXIT.partial,
+  mailbox: EXIT.partial,
+};
+
+/** `retryable`: a new connection may succeed (dropped connection, timeout), so the pipeline retries. */
+export class MailferryError extends Error {
+  readonly kind: ErrorKind;
+  readonly retryable: boolean;
+  constructor(kind: ErrorKind, message: string, opts: { cause?: unknown; retryable?: boolean } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'MailferryError';
+    this.kind = kind;
+    this.retryable = opts.retryable ?? false;
+  }
+  get exitCode(): number {
+    return exitOf[this.kind];
+  }
+}
+
+export function isMailferryError(e: unknown): e is MailferryError {
+  return e instanceof MailferryError;
+}
+
+/** The Node error code (ENOSPC, ECONNREFUSED, ...) of an unknown thrown value, if any. */
+export function errnoCode(e: unknown): string | undefined {
+  if (typeof e === 'object' && e !== null && 'code' in e) {
+    const code = (e as { code: unknown }).code;
+    return typeof code === 'string' ? code : undefined;
+  }
+  return undefined;
+}
+
+/** Map a file-system error while writing the archive to a destination error with a clear line. */
+export function destinationError(e: unknown, what: string): MailferryError {
+  if (e instanceof MailferryError) return e;
+  const code = errnoCode(e);
+  const reason =
+    code === 'ENOSPC' || code === 'EDQUOT'
+      ? 'no space left on device'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'permission denied'
+        : code === 'EROFS'
+          ? 'read-only file system'
+          : code === 'ENOTDIR' || code === 'EEXIST'
+            ? 'a file is in the way'
+            : (code ?? 'write failed');
+  return new MailferryError('destination', `cannot write ${what}: ${reason}`, { cause: e });
+}

@@ -1,0 +1,43 @@
+/**
+ * The words of the domain: mailbox, message, flag. No library type leaks past this module;
+ * Sources translate their library's objects into these, Sinks read only these.
+ */
+export interface MailboxInfo {
+  /** Unicode path as the source names it, components joined by `delimiter` (IMAP: decoded from modified UTF-7). */
+  readonly path: string;
+  /** Hierarchy delimiter of the source ("/" or "."); "" for a flat source such as POP3. */
+  readonly delimiter: string;
+  /** IMAP UIDVALIDITY; ids are stable only while it is unchanged. Undefined for POP3 (UIDL is global). */
+  readonly uidValidity?: bigint;
+  /** RFC 6154 role (\Sent, \Drafts, \Trash, \Junk, \Archive, \All, \Flagged) when the server says so. */
+  readonly specialUse?: string;
+  /** \Noselect container: exists only as a parent, holds no messages. */
+  readonly noSelect?: boolean;
+}
+
+export interface MessageMeta {
+  readonly mailbox: MailboxInfo;
+  /** IMAP UID | POP3 UIDL | Maildir unique name | mbox offset: stable while uidValidity holds. */
+  readonly id: string;
+  /** Size on the wire (RFC822.SIZE, CRLF) when known: drives the byte budget and batching. */
+  readonly size?: number;
+  /** System flags (\Seen \Answered \Flagged \Deleted \Draft) and keywords, as IMAP spells them. */
+  readonly flags: ReadonlySet<string>;
+  readonly internalDate?: Date;
+}
+
+export const SYSTEM_FLAGS = ['\\Seen', '\\Answered', '\\Flagged', '\\Deleted', '\\Draft'] as const;
+
+export function isKeyword(flag: string): boolean {
+  return !flag.startsWith('\\');
+}
+
+/** Split a mailbox path into its components (Unicode). INBOX is always the single component "INBOX". */
+export function pathComponents(mailbox: Pick<MailboxInfo, 'path' | 'delimiter'>): string[] {
+  if (mailbox.delimiter === '') return [mailbox.path];
+  return mailbox.path.split(mailbox.delimiter);
+}
+
+export function isInbox(path: string): boolean {
+  return path.toUpperCase() === 'INBOX';
+}

@@ -1,0 +1,160 @@
+/**
+ * Streaming conversion of a message from the wire form (CRLF) to the archive form (LF), with
+ * optional mboxrd quoting (RFC 4155 "mboxrd": every line matching /^>*From / gets one more ">").
+ *
+ * Works chunk by chunk with O(1) carried state (a pending CR, and the few bytes of a line start that
+ * cannot be judged yet), so a 50 MB message is converted without being held whole.
+ * Bare LF stays LF; a CR not followed by LF is kept. The conversion is reversible up to the
+ * CRLF/LF distinction, which is what Dovecot, mutt and mbsync do with local files.
+ */
+const LF = 0x0a;
+const CR = 0x0d;
+const GT = 0x3e;
+const FROM = Buffer.from('From ');
+const ONE_GT = Buffer.from('>');
+
+export class ArchiveEncoder {
+  private pendingCR = false;
+  private carry: Buffer | null = null;
+  private atLineStart = true;
+  /** Bytes emitted so far. */
+  bytes = 0;
+  /** Last byte emitted, -1 before any. */
+  lastByte = -1;
+
+  constructor(private readonly quoteFrom: boolean) {}
+
+  push(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    this.emitLf(this.toLf(chunk), out, false);
+    return out;
+  }
+
+  end(): Buffer[] {
+    const out: Buffer[] = [];
+    const tail = this.pendingCR ? Buffer.from([CR]) : Buffer.alloc(0);
+    this.pendingCR = false;
+    this.emitLf(tail, out, true);
+    return out;
+  }
+
+  /** Convenience for a whole message held in memory. */
+  static encode(body: Buffer, quoteFrom: boolean): { parts: Buffer[]; bytes: number; endsWithLf: boolean } {
+    const enc = new ArchiveEncoder(quoteFrom);
+    const parts = [...enc.push(body), ...enc.end()];
+    return { parts, bytes: enc.bytes, endsWithLf: enc.lastByte === LF };
+  }
+
+  private toLf(chunk: Buffer): Buffer {
+    const pieces: Buffer[] = [];
+    let pos = 0;
+    if (this.pendingCR) {
+      this.pendingCR = false;
+      if (chunk.length === 0 || chunk[0] !== LF) pieces.push(Buffer.from([CR]));
+    }
+    for (;;) {
+      const cr = chunk.indexOf(CR, pos);
+      if (cr === -1) {
+        pieces.push(chunk.subarray(pos));
+        break;
+      }
+      if (cr === chunk.length - 1) {
+        pieces.push(chunk.subarray(pos, cr));
+        this.pendingCR = true;
+        break;
+      }
+      if (chunk[cr + 1] === LF) {
+        pieces.push(chunk.subarray(pos, cr));
+        pos = cr + 1; // keep the LF
+      } else {
+        pieces.push(chunk.subarray(pos, cr + 1));
+        pos = cr + 1;
+      }
+    }
+    return pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces);
+  }
+
+  private emitLf(input: Buffer, out: Buffer[], final: boolean): void {
+    let b = input;
+    if (this.carry !== null) {
+      b = Buffer.concat([this.carry, input]);
+      this.carry = null;
+    }
+    if (!this.quoteFrom) {
+      this.emit(b, out);
+      return;
+    }
+    let segStart = 0;
+    let ls: number = this.atLineStart ? 0 : nextLineStart(b, 0);
+    while (ls !== -1 && ls < b.length) {
+      let i = ls;
+      while (i < b.length && b[i] === GT) i++;
+      const avail = b.length - i;
+      if (avail < FROM.length && !final && b.subarray(i).equals(FROM.subarray(0, avail))) {
+        // Not enough bytes to judge this line start: keep them for the next chunk.
+        this.emit(b.subarray(segStart, ls), out);
+        this.carry = Buffer.from(b.subarray(ls));
+        this.atLineStart = true;
+        return;
+      }
+      if (avail >= FROM.length && b.compare(FROM, 0, FROM.length, i, i + FROM.length) === 0) {
+        this.emit(b.subarray(segStart, ls), out);
+        this.emit(ONE_GT, out);
+        segStart = ls;
+      }
+      ls = nextLineStart(b, ls);
+    }
+    this.emit(b.subarray(segStart), out);
+    if (b.length > 0) this.atLineStart = b[b.length - 1] === LF;
+  }
+
+  private emit(b: Buffer, out: Buffer[]): void {
+    if (b.length === 0) return;
+    out.push(b);
+    this.bytes += b.length;
+    this.lastByte = b[b.length - 1] as number;
+  }
+}
+
+function nextLineStart(b: Buffer, from: number): number {
+  const nl = b.indexOf(LF, from);
+  return nl === -1 ? -1 : nl + 1;
+}
+
+/** LF -> CRLF for the wire (restore, APPEND). A CR already before the LF is left alone. */
+export function lfToCrlf(b: Buffer): Buffer {
+  const pieces: Buffer[] = [];
+  let pos = 0;
+  for (;;) {
+    const nl = b.indexOf(LF, pos);
+    if (nl === -1) break;
+    if (nl > 0 && b[nl - 1] === CR) {
+      pieces.push(b.subarray(pos, nl + 1));
+    } else {
+      pieces.push(b.subarray(pos, nl), Buffer.from('\r\n'));
+    }
+    pos = nl + 1;
+  }
+  pieces.push(b.subarray(pos));
+  return Buffer.concat(pieces);
+}
+
+/** Undo mboxrd quoting of one LF message body: /^>+From / loses one ">". */
+export function unquoteMboxrd(b: Buffer): Buffer {
+  const pieces: Buffer[] = [];
+  let segStart = 0;
+  let ls = 0;
+  while (ls !== -1 && ls < b.length) {
+    if (b[ls] === GT) {
+      let i = ls;
+      while (i < b.length && b[i] === GT) i++;
+      if (b.length - i >= FROM.length && b.compare(FROM, 0, FROM.length, i, i + FROM.length) === 0) {
+        pieces.push(b.subarray(segStart, ls));
+        segStart = ls + 1;
+      }
+    }
+    ls = nextLineStart(b, ls);
+  }
+  pieces.push(b.subarray(segStart));
+  return Buffer.concat(pieces);
+}

@@ -1,0 +1,87 @@
+import { hostname } from 'node:os';
+
+/**
+ * Maildir file names (https://cr.yp.to/proto/maildir.html, Dovecot's and mbsync's extensions):
+ *   <sec>.M<usec>P<pid>Q<seq>.<host>,S=<size>,U=<uid>:2,<info>
+ * S= is the exact file size (Dovecot trusts it), U= the source id (as mbsync does) so that a run
+ * killed between rename and checkpoint finds its message again. The info part holds the system
+ * flags as letters in ASCII order and keywords as the lowercase letters that the folder's
+ * `dovecot-keywords` file assigns (index 0 = 'a').
+ */
+const FLAG_LETTER: Record<string, string> = {
+  '\\Draft': 'D',
+  '\\Flagged': 'F',
+  '\\Answered': 'R',
+  '\\Seen': 'S',
+  '\\Deleted': 'T',
+};
+const LETTER_FLAG: Record<string, string> = Object.fromEntries(Object.entries(FLAG_LETTER).map(([f, l]) => [l, f]));
+
+let seq = 0;
+const host = hostname().replace(/\//g, '\\057').replace(/:/g, '\\072').replace(/,/g, '\\054');
+
+/** A unique base name (without the size, id and info parts). */
+export function uniqueBase(now: Date = new Date()): string {
+  const ms = now.getTime();
+  const sec = Math.floor(ms / 1000);
+  const usec = (ms % 1000) * 1000 + (seq % 1000);
+  seq++;
+  return `${sec}.M${usec}P${process.pid}Q${seq}.${host}`;
+}
+
+/** Info letters for a set of flags; `keywordLetter` maps a keyword to its letter or undefined when none is free. */
+export function infoOf(flags: Iterable<string>, keywordLetter: (kw: string) => string | undefined): string {
+  const letters = new Set<string>();
+  for (const f of flags) {
+    const sys = FLAG_LETTER[f];
+    if (sys !== undefined) letters.add(sys);
+    else if (!f.startsWith('\\')) {
+      const l = keywordLetter(f);
+      if (l !== undefined) letters.add(l);
+    }
+  }
+  return [...letters].sort().join('');
+}
+
+export function fileName(base: string, size: number, id: string | undefined, info: string): string {
+  const idPart = id !== undefined && /^\d+$/.test(id) ? `,U=${id}` : '';
+  return `${base},S=${size}${idPart}:2,${info}`;
+}
+
+export interface ParsedName {
+  base: string;
+  size?: number;
+  uid?: string;
+  info: string;
+}
+
+export function parseName(name: string): ParsedName {
+  const colon = name.indexOf(':2,');
+  const head = colon === -1 ? name : name.slice(0, colon);
+  const info = colon === -1 ? '' : name.slice(colon + 3);
+  const [base = head, ...fields] = head.split(',');
+  const parsed: ParsedName = { base, info };
+  for (const f of fields) {
+    if (f.startsWith('S=')) parsed.size = Number(f.slice(2));
+    else if (f.startsWith('U=')) parsed.uid = f.slice(2);
+  }
+  return parsed;
+}
+
+/** Name with the U= field removed (used when a UIDVALIDITY change makes the ids stale). */
+export function withoutUid(name: string): string {
+  return name.replace(/,U=\d+/, '');
+}
+
+export function flagsOfInfo(info: string, keywordOf: (letter: string) => string | undefined): Set<string> {
+  const flags = new Set<string>();
+  for (const ch of info) {
+    const sys = LETTER_FLAG[ch];
+    if (sys !== undefined) flags.add(sys);
+    else if (ch >= 'a' && ch <= 'z') {
+      const kw = keywordOf(ch);
+      if (kw !== undefined) flags.add(kw);
+    }
+  }
+  return flags;
+}

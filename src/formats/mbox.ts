@@ -1,0 +1,53 @@
+/**
+ * mboxrd framing (RFC 4155 and the mboxrd convention): each message is
+ *   "From MAILER-DAEMON <asctime UTC>\n" + metadata headers + quoted LF body + "\n"
+ * where a message that does not end in LF gets one; the archive's state lists those messages (by the
+ * offset of their From_ line) so that the reader can take it off again.
+ *
+ * Metadata headers carry IMAP flags the way Dovecot and mutt read them:
+ *   Status: "R" = \Seen, "O" = not new;  X-Status: A=\Answered F=\Flagged T=\Draft D=\Deleted;
+ *   X-Keywords: keywords separated by spaces.
+ * They are always written first, right after the From_ line, all three, in this order, so that our
+ * reader strips exactly those lines and gives back the original bytes (a Status header the message
+ * already carried is kept, after ours; readers take the first).
+ */
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+
+function two(n: number): string {
+  return n < 10 ? `0${n}` : String(n);
+}
+
+/** asctime(3) in UTC, e.g. "Wed Nov  2 06:36:00 2026". */
+export function asctime(d: Date): string {
+  const day = d.getUTCDate();
+  return `${DAYS[d.getUTCDay()]} ${MONTHS[d.getUTCMonth()]} ${day < 10 ? ' ' : ''}${day} ${two(d.getUTCHours())}:${two(
+    d.getUTCMinutes(),
+  )}:${two(d.getUTCSeconds())} ${d.getUTCFullYear()}`;
+}
+
+export function fromLine(date: Date | undefined): string {
+  return `From MAILER-DAEMON ${asctime(date ?? new Date(0))}\n`;
+}
+
+export function metadataHeaders(flags: ReadonlySet<string>): string {
+  const status = flags.has('\\Seen') ? 'RO' : 'O';
+  let x = '';
+  if (flags.has('\\Answered')) x += 'A';
+  if (flags.has('\\Flagged')) x += 'F';
+  if (flags.has('\\Draft')) x += 'T';
+  if (flags.has('\\Deleted')) x += 'D';
+  const keywords = [...flags].filter((f) => !f.startsWith('\\') && /^[\x21-\x7e]+$/.test(f)).sort();
+  return `Status: ${status}\nX-Status: ${x}\nX-Keywords: ${keywords.join(' ')}\n`;
+}
+
+export function flagsFromMetadata(status: string, xStatus: string, keywords: string): Set<string> {
+  const flags = new Set<string>();
+  if (status.includes('R')) flags.add('\\Seen');
+  if (xStatus.includes('A')) flags.add('\\Answered');
+  if (xStatus.includes('F')) flags.add('\\Flagged');
+  if (xStatus.includes('T')) flags.add('\\Draft');
+  if (xStatus.includes('D')) flags.add('\\Deleted');
+  for (const k of keywords.split(/\s+/)) if (k !== '') flags.add(k);
+  return flags;
+}

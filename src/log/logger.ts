@@ -1,0 +1,51 @@
+/**
+ * The one logger, injected everywhere. Diagnostics go to stderr (results go to stdout); as JSON
+ * lines when `json` is set, as plain lines otherwise. Every message passes through `redact`, which
+ * removes any secret registered with it, so a password can never reach a log by accident.
+ */
+export type Level = 'debug' | 'info' | 'warn' | 'error';
+const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export interface Logger {
+  debug(msg: string): void;
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+export interface LoggerOptions {
+  level: Level;
+  json: boolean;
+  write?: (line: string) => void;
+}
+
+const secrets = new Set<string>();
+
+/** Register a secret: it is replaced by "***" in every line any logger writes. */
+export function registerSecret(secret: string): void {
+  if (secret.length >= 3) secrets.add(secret);
+}
+
+export function redact(text: string): string {
+  let out = text;
+  for (const s of secrets) out = out.split(s).join('***');
+  return out;
+}
+
+export function createLogger(opts: LoggerOptions): Logger {
+  const write = opts.write ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const emit = (level: Level, msg: string): void => {
+    if (ORDER[level] < ORDER[opts.level]) return;
+    const text = redact(msg);
+    if (opts.json) write(JSON.stringify({ time: new Date().toISOString(), level, msg: text }));
+    else write(level === 'info' || level === 'debug' ? text : `${level}: ${text}`);
+  };
+  return {
+    debug: (m) => emit('debug', m),
+    info: (m) => emit('info', m),
+    warn: (m) => emit('warn', m),
+    error: (m) => emit('error', m),
+  };
+}
+
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };

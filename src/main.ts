@@ -1,0 +1,96 @@
+import { hideBin } from 'yargs/helpers';
+import { buildCli, type Parsed } from './cli.js';
+import { EXIT, MailferryError } from './domain/errors.js';
+import { createLogger, redact } from './log/logger.js';
+
+/**
+ * Entry point: parse, run one command, print the summary, map errors to exit codes.
+ * SIGINT/SIGTERM abort the run through an AbortController; the archive stays consistent.
+ */
+export async function main(argv: string[]): Promise<number> {
+  let parsed: Parsed | undefined;
+  let usageError: string | undefined;
+  const cli = buildCli(argv, (p) => (parsed = p)).fail((msg, err) => {
+    usageError = msg || (err instanceof Error ? err.message : String(err));
+  });
+  await cli.parseAsync();
+  if (usageError !== undefined) {
+    process.stderr.write(`mailferry: ${usageError}\nRun "mailferry --help" for usage.\n`);
+    return EXIT.usage;
+  }
+  if (parsed === undefined) return EXIT.ok; // --help or --version
+  const args = parsed.args;
+  const json = args['json'] === true;
+  const quiet = args['quiet'] === true;
+  const debug = args['debug'] === true;
+  const log = createLogger({ level: debug ? 'debug' : quiet ? 'error' : 'warn', json });
+
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (): void => {
+    interrupts++;
+    if (interrupts > 1) process.exit(EXIT.interrupted);
+    log.warn('interrupted: finishing the messages in flight; press Ctrl-C again to quit at once');
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    const { loadBackupConfig } = await import('./config/backup.js');
+    const { backup } = await import('./commands/backup.js');
+    const cfg = loadBackupConfig({
+      from: args['from'] as string | undefined,
+      to: args['to'] as string[] | undefined,
+      passwordEnv: args['passwordEnv'] as string | undefined,
+      passwordFile: args['passwordFile'] as string | undefined,
+      passwordCommand: args['passwordCommand'] as string | undefined,
+      tlsMode: args['tlsMode'] as string | undefined,
+      tlsInsecure: args['tlsInsecure'] as boolean | undefined,
+      ca: args['ca'] as string | undefined,
+      connections: args['connections'] as number | undefined,
+      include: args['include'] as string[] | undefined,
+      exclude: args['exclude'] as string[] | undefined,
+      layout: args['layout'] as string | undefined,
+      batchMb: args['batchMb'] as number | undefined,
+    });
+    const { ttyProgress } = await import('./progress.js');
+    const progress = process.stderr.isTTY && !quiet && !json ? ttyProgress(process.stderr) : undefined;
+    const report = await backup(cfg, {
+      log,
+      signal: controller.signal,
+      debug,
+      ...(progress === undefined ? {} : { onProgress: progress.update }),
+    });
+    progress?.done();
+    for (const s of report.skipped) log.warn(`skipped ${s.mailbox}${s.id === undefined ? '' : ` message ${s.id}`}: ${s.reason}`);
+    if (json) process.stdout.write(`${JSON.stringify({ type: 'summary', ...report.toJSON() })}\n`);
+    else if (!quiet) process.stdout.write(`${report.summary()}\n`);
+    return report.exitCode;
+  } catch (e: unknown) {
+    if (e instanceof MailferryError) {
+      process.stderr.write(`mailferry: ${redact(e.message)}\n`);
+      if (debug && e.cause instanceof Error) process.stderr.write(`${redact(e.cause.stack ?? '')}\n`);
+      return e.exitCode;
+    }
+    const err = e instanceof Error ? e : new Error(String(e));
+    process.stderr.write(`mailferry: internal error: ${redact(err.message)}${debug ? '' : ' (run with --debug for details)'}\n`);
+    if (debug) process.stderr.write(`${redact(err.stack ?? '')}\n`);
+    return EXIT.internal;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+export function run(): void {
+  main(hideBin(process.argv)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(`mailferry: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exitCode = EXIT.internal;
+    },
+  );
+}

@@ -1,0 +1,47 @@
+import { EXIT } from './domain/errors.js';
+
+/** What a run did: counts, bytes, and every skipped message or folder with its reason. */
+export interface Skipped {
+  readonly mailbox: string;
+  readonly id?: string;
+  readonly reason: string;
+}
+
+export class RunReport {
+  folders = 0;
+  messages = 0;
+  bytes = 0;
+  /** Messages already in the archive, not fetched again. */
+  unchanged = 0;
+  planned = 0;
+  plannedBytes = 0;
+  readonly skipped: Skipped[] = [];
+  readonly started = Date.now();
+  finished?: number;
+
+  get seconds(): number {
+    return ((this.finished ?? Date.now()) - this.started) / 1000;
+  }
+
+  get exitCode(): number {
+    return this.skipped.length > 0 ? EXIT.partial : EXIT.ok;
+  }
+
+  summary(): string {
+    const mb = (this.bytes / 1e6).toFixed(1);
+    const skipped = this.skipped.length > 0 ? `, ${this.skipped.length} skipped` : '';
+    return `${this.folders} folders, ${this.messages} messages copied (${mb} MB), ${this.unchanged} already archived${skipped}, ${this.seconds.toFixed(1)} s`;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      folders: this.folders,
+      messages: this.messages,
+      bytes: this.bytes,
+      unchanged: this.unchanged,
+      skipped: this.skipped,
+      seconds: Number(this.seconds.toFixed(3)),
+      exitCode: this.exitCode,
+    };
+  }
+}

@@ -1,0 +1,234 @@
+import { mkdir, open, readdir, rename, unlink, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { destinationError, errnoCode } from '../domain/errors.js';
+import type { MailboxInfo, MessageMeta } from '../domain/message.js';
+import { ArchiveEncoder } from '../formats/encoder.js';
+import { fingerprintKey, headerBlock, wireSizeOfLf } from '../formats/fingerprint.js';
+import { fileName, infoOf, parseName, uniqueBase, withoutUid } from '../formats/maildir-name.js';
+import type { Checkpoint } from '../state/checkpoint.js';
+import { fsyncDir } from '../state/atomic.js';
+import { KeywordTable } from './keywords.js';
+import { components, escapeComponent } from './paths.js';
+import type { Fingerprint, Sink, SinkFolder, Tx } from './sink.js';
+import { writeEncoded } from './write-body.js';
+import type { Logger } from '../log/logger.js';
+
+/**
+ * Maildir archive. Layout `maildir++` (default; what Dovecot uses): INBOX is the root, other
+ * folders are `.A.B` directories beside it. Layout `fs`: `A/B` directories. Messages go to cur/
+ * with their flags in the info part; mtime = INTERNALDATE; LF line endings.
+ * Writing: tmp/ -> fsync -> rename into cur/ -> fsync cur/ -> checkpoint. Files are 0600, dirs 0700.
+ */
+export type MaildirLayout = 'maildir++' | 'fs';
+
+const MAX_PENDING_SYNCS = 64;
+
+export class MaildirSink implements Sink {
+  readonly caps = { keepsFlags: true, keepsDate: true, serial: false };
+  readonly name: string;
+
+  constructor(
+    readonly root: string,
+    private readonly layout: MaildirLayout,
+    private readonly checkpoint: Checkpoint,
+    private readonly log: Logger,
+  ) {
+    this.name = `maildir:${root}`;
+  }
+
+  dirOf(mailbox: Pick<MailboxInfo, 'path' | 'delimiter'>): string {
+    const parts = components(mailbox);
+    if (parts.length === 1 && parts[0] === 'INBOX') return this.root;
+    if (this.layout === 'fs') {
+      return join(this.root, ...parts.map((p) => escapeComponent(p, '')));
+    }
+    return join(this.root, `.${parts.map((p) => escapeComponent(p, '.')).join('.')}`);
+  }
+
+  async open(mailbox: MailboxInfo): Promise<SinkFolder> {
+    const dir = this.dirOf(mailbox);
+    try {
+      await mkdir(this.root, { recursive: true, mode: 0o700 });
+      if (mailbox.noSelect) {
+        if (this.layout === 'fs') await mkdir(dir, { recursive: true, mode: 0o700 });
+      } else {
+        for (const sub of ['tmp', 'new', 'cur']) await mkdir(join(dir, sub), { recursive: true, mode: 0o700 });
+        if (dir !== this.root) await writeFile(join(dir, 'maildirfolder'), '', { mode: 0o600, flag: 'a' });
+      }
+    } catch (e: unknown) {
+      throw destinationError(e, `folder ${dir}`);
+    }
+    const folder = new MaildirFolder(mailbox, dir, this.checkpoint, this.log);
+    if (!mailbox.noSelect) await folder.init();
+    return folder;
+  }
+
+  async close(): Promise<void> {
+    await this.checkpoint.save().catch(() => undefined);
+  }
+}
+
+interface Staged {
+  id: string;
+  tmp: string;
+  final: string;
+  synced: Promise<void>;
+}
+
+class MaildirFolder implements SinkFolder {
+  known = new Set<string>();
+  needsRematch = false;
+  private keywords!: KeywordTable;
+  private readonly key: string;
+
+  constructor(
+    readonly mailbox: MailboxInfo,
+    private readonly dir: string,
+    private readonly checkpoint: Checkpoint,
+    private readonly log: Logger,
+  ) {
+    this.key = mailbox.path;
+  }
+
+  async init(): Promise<void> {
+    this.keywords = await KeywordTable.load(this.dir);
+    // Staged files a killed run left in tmp/ never counted: remove them.
+    for (const f of await readdir(join(this.dir, 'tmp'))) await unlink(join(this.dir, 'tmp', f)).catch(() => undefined);
+    const cp = this.checkpoint.folder(this.key);
+    const files = await this.files();
+    const uidValidity = this.mailbox.uidValidity?.toString();
+    if (cp?.uidValidity === uidValidity && cp !== undefined && !cp.rematching) {
+      this.known = new Set(cp.ids);
+      // A run killed between rename and checkpoint left files whose U= is not recorded yet.
+      for (const f of files) {
+        const uid = parseName(f.name).uid;
+        if (uid !== undefined) this.known.add(uid);
+      }
+    } else if (files.length > 0) {
+      this.needsRematch = true;
+    } else {
+      this.checkpoint.update(this.key, (f) => {
+        if (uidValidity === undefined) delete f.uidValidity;
+        else f.uidValidity = uidValidity;
+        delete f.rematching;
+        f.ids = new Set();
+      });
+      await this.checkpoint.save();
+    }
+  }
+
+  private async files(): Promise<{ sub: string; name: string }[]> {
+    const out: { sub: string; name: string }[] = [];
+    for (const sub of ['cur', 'new']) {
+      for (const name of await readdir(join(this.dir, sub))) if (!name.startsWith('.')) out.push({ sub, name });
+    }
+    return out;
+  }
+
+  async *fingerprints(): AsyncIterable<Fingerprint> {
+    for (const f of await this.files()) {
+      const body = await readFile(join(this.dir, f.sub, f.name));
+      yield { key: fingerprintKey(headerBlock(body), wireSizeOfLf(body)) };
+    }
+  }
+
+  async rebase(uidValidity: bigint, matchedIds: readonly string[]): Promise<void> {
+    this.checkpoint.update(this.key, (f) => {
+      f.rematching = true;
+    });
+    await this.checkpoint.save();
+    for (const f of await this.files()) {
+      const stripped = withoutUid(f.name);
+      if (stripped !== f.name) await rename(join(this.dir, f.sub, f.name), join(this.dir, f.sub, stripped));
+    }
+    await fsyncDir(join(this.dir, 'cur'));
+    await fsyncDir(join(this.dir, 'new'));
+    this.checkpoint.update(this.key, (f) => {
+      f.uidValidity = uidValidity.toString();
+      delete f.rematching;
+      f.ids = new Set(matchedIds);
+    });
+    await this.checkpoint.save();
+    this.known = new Set(matchedIds);
+    this.needsRematch = false;
+  }
+
+  async begin(): Promise<Tx> {
+    const staged: Staged[] = [];
+    const folder = this;
+    const cleanup = async (): Promise<void> => {
+      await Promise.allSettled(staged.map((s) => s.synced));
+      await Promise.all(staged.map((s) => unlink(s.tmp).catch(() => undefined)));
+      staged.length = 0;
+    };
+    return {
+      async write(meta: MessageMeta, body: Buffer | Readable): Promise<void> {
+        // Bound the open files: wait for the oldest pending fsync once too many are in flight.
+        if (staged.length >= MAX_PENDING_SYNCS) await staged[staged.length - MAX_PENDING_SYNCS]?.synced;
+        staged.push(await folder.stage(meta, body));
+      },
+      async commit(): Promise<void> {
+        try {
+          await Promise.all(staged.map((s) => s.synced));
+          await folder.keywords.save();
+          for (const s of staged) await rename(s.tmp, join(folder.dir, 'cur', s.final));
+          await fsyncDir(join(folder.dir, 'cur'));
+        } catch (e: unknown) {
+          await cleanup();
+          throw destinationError(e, `folder ${folder.dir}`);
+        }
+        const ids = staged.map((s) => s.id);
+        staged.length = 0;
+        folder.checkpoint.update(folder.key, (f) => {
+          for (const id of ids) f.ids.add(id);
+        });
+        for (const id of ids) folder.known.add(id);
+        await folder.checkpoint.save();
+      },
+      abort: cleanup,
+    };
+  }
+
+  private async stage(meta: MessageMeta, body: Buffer | Readable): Promise<Staged> {
+    const base = uniqueBase();
+    const tmp = join(this.dir, 'tmp', base);
+    let fh;
+    try {
+      fh = await open(tmp, 'wx', 0o600);
+    } catch (e: unknown) {
+      throw destinationError(e, `folder ${this.dir}`);
+    }
+    const enc = new ArchiveEncoder(false);
+    try {
+      await writeEncoded(fh, body, enc);
+    } catch (e: unknown) {
+      await fh.close().catch(() => undefined);
+      await unlink(tmp).catch(() => undefined);
+      if (errnoCode(e) !== undefined) throw destinationError(e, `folder ${this.dir}`);
+      throw e;
+    }
+    const dropped: string[] = [];
+    const info = infoOf(meta.flags, (kw) => {
+      const l = this.keywords.letter(kw);
+      if (l === undefined) dropped.push(kw);
+      return l;
+    });
+    if (dropped.length > 0) {
+      this.log.warn(`${this.mailbox.path} ${meta.id}: more than 26 keywords in folder; not kept: ${dropped.join(' ')}`);
+    }
+    const handle = fh;
+    const date = meta.internalDate;
+    const synced = (async () => {
+      try {
+        // mtime is the INTERNALDATE (Dovecot and mbsync read it so); set it before the fsync.
+        if (date !== undefined) await handle.utimes(date, date);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    })();
+    synced.catch(() => undefined);
+    return { id: meta.id, tmp, final: fileName(base, enc.bytes, meta.id, info), synced };
+  }
+}

@@ -1,0 +1,205 @@
+import { mkdir, open, stat, truncate } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { destinationError, errnoCode } from '../domain/errors.js';
+import type { MailboxInfo, MessageMeta } from '../domain/message.js';
+import { ArchiveEncoder } from '../formats/encoder.js';
+import { fingerprintKey, headerBlock, wireSizeOfLf } from '../formats/fingerprint.js';
+import { fromLine, metadataHeaders } from '../formats/mbox.js';
+import { readMbox } from '../formats/mbox-reader.js';
+import type { Checkpoint } from '../state/checkpoint.js';
+import { components, escapeComponent } from './paths.js';
+import type { Fingerprint, Sink, SinkFolder, Tx } from './sink.js';
+import { writeAll, writeEncoded, type Writer } from './write-body.js';
+
+/**
+ * mbox archive: one mboxrd file per folder. Hierarchy as Thunderbird lays it out: folder "A/B" is
+ * the file `A.sbd/B`, so a folder can hold both messages and children (plain mbox cannot).
+ *
+ * Crash safety: one transaction at a time per file; it appends, fsyncs, then records the new file
+ * length in the checkpoint. On open, anything past the recorded length (a torn message, or messages
+ * written but not recorded) is cut off; those messages are fetched again.
+ */
+export class MboxSink implements Sink {
+  readonly caps = { keepsFlags: true, keepsDate: true, serial: true };
+  readonly name: string;
+
+  constructor(
+    readonly root: string,
+    private readonly checkpoint: Checkpoint,
+  ) {
+    this.name = `mbox:${root}`;
+  }
+
+  fileOf(mailbox: Pick<MailboxInfo, 'path' | 'delimiter'>): string {
+    const parts = components(mailbox).map((p) => escapeComponent(p, ''));
+    const leaf = parts.pop() as string;
+    return join(this.root, ...parts.map((p) => `${p}.sbd`), leaf);
+  }
+
+  async open(mailbox: MailboxInfo): Promise<SinkFolder> {
+    const file = this.fileOf(mailbox);
+    try {
+      await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+      if (!mailbox.noSelect) {
+        const fh = await open(file, 'a', 0o600);
+        await fh.close();
+      }
+    } catch (e: unknown) {
+      throw destinationError(e, `mbox ${file}`);
+    }
+    const folder = new MboxFolder(mailbox, file, this.checkpoint);
+    if (!mailbox.noSelect) await folder.init();
+    return folder;
+  }
+
+  async close(): Promise<void> {
+    await this.checkpoint.save().catch(() => undefined);
+  }
+}
+
+class MboxFolder implements SinkFolder {
+  known = new Set<string>();
+  needsRematch = false;
+  private queue: Promise<void> = Promise.resolve();
+  private readonly key: string;
+
+  constructor(
+    readonly mailbox: MailboxInfo,
+    private readonly file: string,
+    private readonly checkpoint: Checkpoint,
+  ) {
+    this.key = mailbox.path;
+  }
+
+  async init(): Promise<void> {
+    const size = (await stat(this.file)).size;
+    const cp = this.checkpoint.folder(this.key);
+    const uidValidity = this.mailbox.uidValidity?.toString();
+    const end = cp?.end ?? 0;
+    if (cp !== undefined && cp.uidValidity === uidValidity && !cp.rematching && size >= end) {
+      if (size > end) {
+        await truncate(this.file, end).catch((e: unknown) => {
+          throw destinationError(e, `mbox ${this.file}`);
+        });
+      }
+      this.known = new Set(cp.ids);
+    } else if (size > 0) {
+      // Filled under another UIDVALIDITY, or by someone else, or shortened behind our back.
+      this.needsRematch = true;
+    } else {
+      this.checkpoint.update(this.key, (f) => {
+        if (uidValidity === undefined) delete f.uidValidity;
+        else f.uidValidity = uidValidity;
+        delete f.rematching;
+        f.end = 0;
+        f.noEol = [];
+        f.ids = new Set();
+      });
+      await this.checkpoint.save();
+    }
+  }
+
+  async *fingerprints(): AsyncIterable<Fingerprint> {
+    const noEol = new Set(this.checkpoint.folder(this.key)?.noEol ?? []);
+    for await (const m of readMbox(this.file, noEol)) {
+      yield { key: fingerprintKey(headerBlock(m.body), wireSizeOfLf(m.body)) };
+    }
+  }
+
+  async rebase(uidValidity: bigint, matchedIds: readonly string[]): Promise<void> {
+    const size = (await stat(this.file)).size;
+    this.checkpoint.update(this.key, (f) => {
+      f.uidValidity = uidValidity.toString();
+      delete f.rematching;
+      f.end = size;
+      f.ids = new Set(matchedIds);
+    });
+    await this.checkpoint.save();
+    this.known = new Set(matchedIds);
+    this.needsRematch = false;
+  }
+
+  begin(): Promise<Tx> {
+    let release!: () => void;
+    const turn = this.queue;
+    this.queue = new Promise<void>((r) => (release = r));
+    return turn.then(() => this.openTx(release));
+  }
+
+  private async openTx(release: () => void): Promise<Tx> {
+    const folder = this;
+    const cp = this.checkpoint.folder(this.key);
+    const start = cp?.end ?? 0;
+    let fh;
+    try {
+      fh = await open(this.file, 'r+');
+      // A failed earlier transaction may have left bytes past the recorded end.
+      await fh.truncate(start);
+    } catch (e: unknown) {
+      release();
+      throw destinationError(e, `mbox ${this.file}`);
+    }
+    const handle = fh;
+    let pos = start;
+    const ids: string[] = [];
+    const noEol: number[] = [];
+    let done = false;
+    const finish = async (): Promise<void> => {
+      if (done) return;
+      done = true;
+      await handle.close().catch(() => undefined);
+      release();
+    };
+    // Writes at an explicit, tracked position (the handle is opened r+, not in append mode, so that
+    // the transaction owns exactly the bytes from `start`).
+    const positioned: Writer = {
+      writev: async (parts: Buffer[]) => {
+        const r = await handle.writev(parts, pos);
+        pos += r.bytesWritten;
+        return r;
+      },
+    };
+    return {
+      async write(meta: MessageMeta, body: Buffer | Readable): Promise<void> {
+        const at = pos;
+        const enc = new ArchiveEncoder(true);
+        try {
+          await writeAll(positioned, [Buffer.from(fromLine(meta.internalDate) + metadataHeaders(meta.flags), 'utf8')]);
+          await writeEncoded(positioned, body, enc);
+          const eol = enc.lastByte === 0x0a;
+          await writeAll(positioned, [Buffer.from(eol ? '\n' : '\n\n')]);
+          if (!eol) noEol.push(at);
+        } catch (e: unknown) {
+          await finish();
+          if (errnoCode(e) !== undefined) throw destinationError(e, `mbox ${folder.file}`);
+          throw e;
+        }
+        ids.push(meta.id);
+      },
+      async commit(): Promise<void> {
+        try {
+          await handle.sync();
+        } catch (e: unknown) {
+          await finish();
+          throw destinationError(e, `mbox ${folder.file}`);
+        }
+        folder.checkpoint.update(folder.key, (f) => {
+          f.end = pos;
+          f.noEol = [...(f.noEol ?? []), ...noEol];
+          for (const id of ids) f.ids.add(id);
+        });
+        try {
+          await folder.checkpoint.save();
+        } finally {
+          await finish();
+        }
+        for (const id of ids) folder.known.add(id);
+      },
+      async abort(): Promise<void> {
+        await handle.truncate(start).catch(() => undefined);
+        await finish();
+      },
+    };
+  }
+}

@@ -1,0 +1,59 @@
+import type { Readable } from 'node:stream';
+import type { MailboxInfo, MessageMeta } from '../domain/message.js';
+
+/**
+ * The Sink contract. Maildir, mbox (and later IMAP APPEND, SMTP) implement it.
+ *
+ * - `open(mailbox)` creates or maps the folder for a source mailbox (a \Noselect mailbox only makes
+ *   the hierarchy exist), repairs what a crash left behind (a torn mbox tail, files in tmp/), and
+ *   returns a SinkFolder whose `known` set holds the ids already durable for `mailbox.uidValidity`.
+ *   The source mailbox must carry its current uidValidity.
+ * - `SinkFolder.needsRematch` is true when the folder was filled under another uidValidity (or a
+ *   previous re-match was interrupted). The pipeline then matches the archive's `fingerprints()`
+ *   against the source and calls `rebase(uidValidity, matchedIds)`, which records atomically that
+ *   those ids are already present; nothing is written twice.
+ * - Writing happens in transactions: `begin()` resolves with a Tx once the folder is free (a serial
+ *   folder such as one mbox file has at most one open Tx). `tx.write(meta, body)` stages a message
+ *   (it may already be on disk, but it does not count); `tx.commit()` makes every staged message
+ *   durable (fsync, rename, fsync the directory) and then records the checkpoint. Only after
+ *   `commit()` resolves is a message acknowledged. `tx.abort()` discards what was staged; an
+ *   interrupted process leaves at worst staged garbage that the next `open` removes.
+ *   A body Readable must be consumed fully by `write` before it resolves.
+ * - Errors are MailferryError: `destination` when the archive cannot be written (permissions, disk
+ *   full), which stops the run; a message the sink cannot represent is `message` (skipped, reported).
+ * - `close()` releases files and locks; it never throws.
+ */
+export interface SinkCaps {
+  readonly keepsFlags: boolean;
+  readonly keepsDate: boolean;
+  /** True when a folder accepts one transaction at a time (mbox). */
+  readonly serial: boolean;
+}
+
+export interface Fingerprint {
+  /** sha256 (hex) of the header block with LF line endings, plus the CRLF size: "hash:size". */
+  readonly key: string;
+}
+
+export interface Tx {
+  write(meta: MessageMeta, body: Buffer | Readable): Promise<void>;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+export interface SinkFolder {
+  readonly mailbox: MailboxInfo;
+  readonly known: ReadonlySet<string>;
+  readonly needsRematch: boolean;
+  fingerprints(): AsyncIterable<Fingerprint>;
+  rebase(uidValidity: bigint, matchedIds: readonly string[]): Promise<void>;
+  begin(): Promise<Tx>;
+}
+
+export interface Sink {
+  readonly caps: SinkCaps;
+  /** e.g. `maildir:/home/me/mail` — used in messages and the summary. */
+  readonly name: string;
+  open(mailbox: MailboxInfo): Promise<SinkFolder>;
+  close(): Promise<void>;
+}

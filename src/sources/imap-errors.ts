@@ -1,0 +1,70 @@
+import { MailferryError, errnoCode } from '../domain/errors.js';
+
+/**
+ * Translate what imapflow (or the socket, TLS, DNS layers under it) throws into our typed errors.
+ * Branches on codes only, never on message text.
+ */
+const TLS_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+const RETRYABLE = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ETIMEOUT',
+  'CONNECT_TIMEOUT',
+  'GREETING_TIMEOUT',
+  'UPGRADE_TIMEOUT',
+  'EConnectionClosed',
+  'NoConnection',
+  'ClosedAfterConnectText',
+  'ClosedAfterConnectTLS',
+  'StateLogout',
+]);
+
+function prop(e: unknown, key: string): unknown {
+  return typeof e === 'object' && e !== null && key in e ? (e as Record<string, unknown>)[key] : undefined;
+}
+
+export function mapImapError(e: unknown, where: string): MailferryError {
+  if (e instanceof MailferryError) return e;
+  const code = errnoCode(e);
+  if (prop(e, 'authenticationFailed') === true || prop(e, 'serverResponseCode') === 'AUTHENTICATIONFAILED') {
+    return new MailferryError('auth', `login refused by ${where}: wrong user name or password`, { cause: e });
+  }
+  if (code === 'ECONNREFUSED') return new MailferryError('network', `connection refused by ${where}`, { cause: e });
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
+    return new MailferryError('network', `unknown host in ${where}`, { cause: e });
+  }
+  if (code !== undefined && (TLS_CODES.has(code) || code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS'))) {
+    return new MailferryError(
+      'tls',
+      `TLS certificate of ${where} is not trusted (${code}); pass --ca FILE to trust it, or --tls-insecure`,
+      { cause: e },
+    );
+  }
+  if (code === 'STARTTLS_INJECTION' || code === 'MissingServerExtension') {
+    return new MailferryError('tls', `${where} does not offer STARTTLS; refusing to log in in plain text`, { cause: e });
+  }
+  if (code !== undefined && RETRYABLE.has(code)) {
+    return new MailferryError('network', `connection to ${where} lost (${code})`, { cause: e, retryable: true });
+  }
+  if (prop(e, 'responseStatus') === 'NO' || prop(e, 'responseStatus') === 'BAD') {
+    const text = prop(e, 'responseText');
+    return new MailferryError('mailbox', `${where}: server said ${String(text ?? 'NO')}`, { cause: e });
+  }
+  if (code !== undefined) {
+    return new MailferryError('network', `${where}: ${code}`, { cause: e, retryable: true });
+  }
+  return new MailferryError('protocol', `${where}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+}

@@ -1,0 +1,53 @@
+import { open, readFile, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { MailferryError, errnoCode, destinationError } from '../domain/errors.js';
+
+/**
+ * One run per archive: an O_EXCL lockfile holding "pid host start". A second run exits at once with
+ * kind `locked`. A lock left by a dead process on this host is taken over (cron after a crash).
+ */
+export interface Lock {
+  release(): Promise<void>;
+}
+
+export async function acquireLock(path: string): Promise<Lock> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await open(path, 'wx', 0o600);
+      await fh.writeFile(`${process.pid} ${hostname()} ${new Date().toISOString()}\n`);
+      await fh.sync();
+      await fh.close();
+      let released = false;
+      return {
+        async release() {
+          if (released) return;
+          released = true;
+          await unlink(path).catch(() => undefined);
+        },
+      };
+    } catch (e: unknown) {
+      if (errnoCode(e) !== 'EEXIST') throw destinationError(e, `lock file ${path}`);
+      const holder = await readFile(path, 'utf8').catch(() => '');
+      const [pidText, host] = holder.trim().split(' ');
+      const pid = Number(pidText);
+      if (host === hostname() && Number.isInteger(pid) && pid > 0 && !alive(pid)) {
+        await unlink(path).catch(() => undefined);
+        continue;
+      }
+      throw new MailferryError(
+        'locked',
+        `another mailferry run (pid ${pidText ?? '?'} on ${host ?? '?'}) is using this archive; lock file ${path}`,
+      );
+    }
+  }
+  throw new MailferryError('locked', `could not take the lock ${path}`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e: unknown) {
+    return errnoCode(e) === 'EPERM';
+  }
+}
