@@ -1,0 +1,205 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, stat, truncate, appendFile, writeFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import type { MailboxInfo, MessageMeta } from '../../src/domain/message.js';
+import { MaildirSink } from '../../src/sinks/maildir.js';
+import { MboxSink } from '../../src/sinks/mbox.js';
+import type { Sink } from '../../src/sinks/sink.js';
+import { Checkpoint } from '../../src/state/checkpoint.js';
+import { STATE_FILE } from '../../src/commands/archive.js';
+import { silentLogger } from '../../src/log/logger.js';
+import { toLf } from '../../src/formats/fingerprint.js';
+import { readMaildirFolder, readMboxFile, type ArchivedMessage } from '../helpers/archive.js';
+
+/**
+ * The Sink contract suite: the same tests for every Sink. Each factory gives a fresh sink over a
+ * directory and a reader that reads one folder back without the sink's help.
+ */
+const SOURCE = 'imap://test@127.0.0.1:143';
+
+interface Kind {
+  name: string;
+  make(root: string): Promise<Sink>;
+  read(root: string, mailbox: MailboxInfo): Promise<ArchivedMessage[]>;
+  /** Simulate a crash mid-write: bytes the sink never committed. */
+  tear(root: string, mailbox: MailboxInfo): Promise<void>;
+}
+
+const kinds: Kind[] = [
+  {
+    name: 'maildir',
+    make: async (root) => new MaildirSink(root, 'maildir++', await Checkpoint.load(join(root, STATE_FILE), SOURCE), silentLogger),
+    read: (root, m) => readMaildirFolder(new MaildirSink(root, 'maildir++', null as never, silentLogger).dirOf(m)),
+    tear: async (root, m) => {
+      const dir = new MaildirSink(root, 'maildir++', null as never, silentLogger).dirOf(m);
+      await writeFile(join(dir, 'tmp', 'torn.partial'), 'From: half a mess');
+    },
+  },
+  {
+    name: 'mbox',
+    make: async (root) => new MboxSink(root, await Checkpoint.load(join(root, STATE_FILE), SOURCE)),
+    read: (root, m) => readMboxFile(new MboxSink(root, null as never).fileOf(m), root, m.path, SOURCE),
+    tear: async (root, m) => appendFile(new MboxSink(root, null as never).fileOf(m), 'From MAILER-DAEMON Thu Jan  1 00:00:00 1970\nStatus: O\nX-Stat'),
+  },
+];
+
+const box = (path: string, uidValidity = 7n): MailboxInfo => ({ path, delimiter: '/', uidValidity });
+const msg = (mailbox: MailboxInfo, id: number, body: string, flags: string[] = [], date = new Date(Date.UTC(2020, 1, id, 10))): { meta: MessageMeta; body: Buffer } => ({
+  meta: { mailbox, id: String(id), size: Buffer.byteLength(body), flags: new Set(flags), internalDate: date },
+  body: Buffer.from(body, 'latin1'),
+});
+
+const messages = (m: MailboxInfo) => [
+  msg(m, 1, 'Subject: one\r\nMessage-ID: <1@x>\r\n\r\nFrom the start\r\n>From quoted\r\n.\r\n', ['\\Seen', '$Label1']),
+  msg(m, 2, 'Subject: two\r\n\r\nno final newline', ['\\Flagged', '\\Answered', 'project-x']),
+  msg(m, 3, 'Subject: empty body\r\n\r\n', ['\\Draft', '\\Deleted']),
+  msg(m, 4, 'Subject: 8bit \xe9\xff\r\n\r\nnul\x00byte\r\nbare\nlf\r\n'),
+];
+
+for (const kind of kinds) {
+  describe(`Sink contract: ${kind.name}`, () => {
+    const fresh = async (): Promise<string> => mkdtemp(join(tmpdir(), `mf-${kind.name}-`));
+
+    test('commit makes messages durable with flags and dates, byte-exact in LF form', async () => {
+      const root = await fresh();
+      const sink = await kind.make(root);
+      const m = box('Projects/Client A');
+      const folder = await sink.open(m);
+      assert.equal(folder.known.size, 0);
+      const tx = await folder.begin();
+      for (const x of messages(m)) await tx.write(x.meta, x.body);
+      await tx.commit();
+      assert.deepEqual([...folder.known].sort(), ['1', '2', '3', '4']);
+      await sink.close();
+      const back = await kind.read(root, m);
+      assert.equal(back.length, 4);
+      for (const x of messages(m)) {
+        const found = back.find((b) => b.body.equals(toLf(x.body)));
+        assert.ok(found, `message ${x.meta.id} byte-exact`);
+        assert.deepEqual(found.flags, x.meta.flags, `flags of ${x.meta.id}`);
+        assert.equal(found.date?.getTime(), x.meta.internalDate?.getTime(), `date of ${x.meta.id}`);
+      }
+    });
+
+    test('a streamed body is written like a buffered one', async () => {
+      const root = await fresh();
+      const sink = await kind.make(root);
+      const m = box('INBOX');
+      const folder = await sink.open(m);
+      const tx = await folder.begin();
+      const big = Buffer.from(`Subject: big\r\n\r\n${'From line\r\nabc\r\n'.repeat(50000)}`);
+      const chunks = [];
+      for (let i = 0; i < big.length; i += 777) chunks.push(big.subarray(i, i + 777));
+      await tx.write({ mailbox: m, id: '9', flags: new Set(), internalDate: new Date(0) }, Readable.from(chunks));
+      await tx.commit();
+      const back = await kind.read(root, m);
+      assert.equal(back.length, 1);
+      assert.ok(back[0]?.body.equals(toLf(big)));
+    });
+
+    test('abort and uncommitted bytes leave nothing; reopen knows exactly the committed ids', async () => {
+      const root = await fresh();
+      const m = box('INBOX');
+      let sink = await kind.make(root);
+      let folder = await sink.open(m);
+      const [a, b, c] = messages(m);
+      let tx = await folder.begin();
+      await tx.write(a!.meta, a!.body);
+      await tx.commit();
+      tx = await folder.begin();
+      await tx.write(b!.meta, b!.body);
+      await tx.abort();
+      tx = await folder.begin();
+      await tx.write(c!.meta, c!.body);
+      await sink.close(); // no commit: as if killed
+      await kind.tear(root, m);
+      sink = await kind.make(root);
+      folder = await sink.open(m);
+      assert.deepEqual([...folder.known], ['1']);
+      assert.equal(folder.needsRematch, false);
+      const back = await kind.read(root, m);
+      assert.equal(back.length, 1);
+      assert.ok(back[0]?.body.equals(toLf(a!.body)));
+    });
+
+    test('a changed UIDVALIDITY asks for a re-match; rebase records the matches', async () => {
+      const root = await fresh();
+      let sink = await kind.make(root);
+      const m = box('INBOX', 7n);
+      let folder = await sink.open(m);
+      const tx = await folder.begin();
+      for (const x of messages(m)) await tx.write(x.meta, x.body);
+      await tx.commit();
+      sink = await kind.make(root);
+      folder = await sink.open(box('INBOX', 8n));
+      assert.equal(folder.needsRematch, true);
+      const fps = [];
+      for await (const f of folder.fingerprints()) fps.push(f.key);
+      assert.equal(fps.length, 4);
+      await folder.rebase(8n, ['101', '102']);
+      assert.deepEqual([...folder.known].sort(), ['101', '102']);
+      sink = await kind.make(root);
+      folder = await sink.open(box('INBOX', 8n));
+      assert.equal(folder.needsRematch, false);
+      assert.deepEqual([...folder.known].sort(), ['101', '102']);
+      assert.equal((await kind.read(root, m)).length, 4, 'nothing removed from the archive');
+    });
+
+    test('serial transactions do not interleave; parallel ones all land', async () => {
+      const root = await fresh();
+      const sink = await kind.make(root);
+      const m = box('INBOX');
+      const folder = await sink.open(m);
+      await Promise.all(
+        [0, 1, 2, 3].map(async (n) => {
+          const tx = await folder.begin();
+          for (let i = 0; i < 5; i++) {
+            const x = msg(m, n * 10 + i, `Subject: ${n}-${i}\r\n\r\nbody ${n} ${i}\r\n`);
+            await tx.write(x.meta, x.body);
+            await new Promise((r) => setTimeout(r, 1));
+          }
+          await tx.commit();
+        }),
+      );
+      assert.equal(folder.known.size, 20);
+      const back = await kind.read(root, m);
+      assert.equal(back.length, 20);
+      assert.equal(new Set(back.map((b) => b.body.toString())).size, 20);
+    });
+
+    test('a \\Noselect mailbox makes no message store; files are private', async () => {
+      const root = await fresh();
+      const sink = await kind.make(root);
+      await sink.open({ path: 'Deep', delimiter: '/', noSelect: true });
+      const folder = await sink.open(box('Deep/Child'));
+      const tx = await folder.begin();
+      const x = msg(box('Deep/Child'), 1, 'Subject: x\r\n\r\ny\r\n');
+      await tx.write(x.meta, x.body);
+      await tx.commit();
+      await sink.close();
+      const entries = await readdir(root, { recursive: true, withFileTypes: true });
+      for (const e of entries) {
+        const st = await stat(join(e.parentPath ?? (e as unknown as { path: string }).path, e.name));
+        assert.equal(st.mode & 0o077, 0, `${e.name} is private`);
+      }
+      assert.equal((await kind.read(root, box('Deep/Child'))).length, 1);
+      await rm(root, { recursive: true });
+    });
+  });
+}
+
+test('mbox: a file shortened behind our back is re-matched, not trusted', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'mf-mbox-'));
+  const sink = new MboxSink(root, await Checkpoint.load(join(root, STATE_FILE), SOURCE));
+  const m = box('INBOX');
+  const folder = await sink.open(m);
+  const tx = await folder.begin();
+  for (const x of messages(m)) await tx.write(x.meta, x.body);
+  await tx.commit();
+  await truncate(sink.fileOf(m), 10);
+  const again = new MboxSink(root, await Checkpoint.load(join(root, STATE_FILE), SOURCE));
+  assert.equal((await again.open(m)).needsRematch, true);
+});

@@ -1,0 +1,66 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ArchiveEncoder, lfToCrlf, unquoteMboxrd } from '../../src/formats/encoder.js';
+
+function encodeInChunks(input: Buffer, quote: boolean, size: number): Buffer {
+  const enc = new ArchiveEncoder(quote);
+  const out: Buffer[] = [];
+  for (let i = 0; i < input.length; i += size) out.push(...enc.push(input.subarray(i, i + size)));
+  out.push(...enc.end());
+  return Buffer.concat(out);
+}
+
+const sample = Buffer.from(
+  'From: a\r\nSubject: x\r\n\r\nFrom here\r\n>From there\r\n>>From x\r\nFromage\r\n.\r\n..dots\r\nbare\nlf\r\nlone\rcr\r\n>Fro\r\nlast line without newline',
+  'latin1',
+);
+
+test('CRLF becomes LF, bare LF and lone CR stay', () => {
+  const out = Buffer.concat(ArchiveEncoder.encode(sample, false).parts).toString('latin1');
+  assert.equal(out.includes('\r\n'), false);
+  assert.ok(out.includes('bare\nlf\n'));
+  assert.ok(out.includes('lone\rcr\n'));
+  assert.ok(out.endsWith('without newline'));
+});
+
+test('mboxrd quoting adds one > to every /^>*From / line and nothing else', () => {
+  const out = Buffer.concat(ArchiveEncoder.encode(sample, true).parts).toString('latin1');
+  assert.ok(out.includes('\n>From here\n'));
+  assert.ok(out.includes('\n>>From there\n'));
+  assert.ok(out.includes('\n>>>From x\n'));
+  assert.ok(out.includes('\nFromage\n'));
+  assert.ok(out.includes('\n>Fro\n'));
+  assert.ok(out.startsWith('From: a\n'), 'header "From:" is not a From_ line');
+});
+
+test('a message starting with "From " is quoted too', () => {
+  const out = Buffer.concat(ArchiveEncoder.encode(Buffer.from('From x\r\n'), true).parts).toString();
+  assert.equal(out, '>From x\n');
+});
+
+test('chunk boundaries anywhere give the same bytes (every chunk size 1..17)', () => {
+  for (const quote of [false, true]) {
+    const whole = Buffer.concat(ArchiveEncoder.encode(sample, quote).parts);
+    for (let size = 1; size <= 17; size++) {
+      assert.deepEqual(encodeInChunks(sample, quote, size), whole, `quote=${quote} size=${size}`);
+    }
+  }
+});
+
+test('unquote and LF->CRLF restore the wire bytes', () => {
+  const crlfOnly = Buffer.from(sample.toString('latin1').replace(/\r?\n/g, '\r\n').replace(/\r(?!\n)/g, ''), 'latin1');
+  const quoted = Buffer.concat(ArchiveEncoder.encode(crlfOnly, true).parts);
+  assert.deepEqual(lfToCrlf(unquoteMboxrd(quoted)), crlfOnly);
+});
+
+test('byte counters match the output', () => {
+  const enc = ArchiveEncoder.encode(sample, true);
+  assert.equal(enc.bytes, Buffer.concat(enc.parts).length);
+  assert.equal(enc.endsWithLf, false);
+  assert.equal(ArchiveEncoder.encode(Buffer.from('a\r\n'), false).endsWithLf, true);
+});
+
+test('NUL and 8-bit bytes pass unchanged', () => {
+  const raw = Buffer.from([0x41, 0x00, 0xff, 0xe9, 0x0d, 0x0a, 0x00]);
+  assert.deepEqual(Buffer.concat(ArchiveEncoder.encode(raw, true).parts), Buffer.from([0x41, 0x00, 0xff, 0xe9, 0x0a, 0x00]));
+});

@@ -1,0 +1,106 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileName, flagsOfInfo, infoOf, parseName, uniqueBase, withoutUid } from '../../src/formats/maildir-name.js';
+import { asctime, flagsFromMetadata, metadataHeaders } from '../../src/formats/mbox.js';
+import { decodeIds, encodeIds, toRanges } from '../../src/state/ids.js';
+import { parseEndpoint, describeEndpoint } from '../../src/endpoints/url.js';
+import { folderFilter, selectMailboxes } from '../../src/pipeline/folders.js';
+import { escapeComponent, unescapeComponent } from '../../src/sinks/paths.js';
+import { toBatches } from '../../src/pipeline/batches.js';
+import { fingerprintKey, headerBlock, toLf, wireSizeOfLf } from '../../src/formats/fingerprint.js';
+import type { MailboxInfo, MessageMeta } from '../../src/domain/message.js';
+
+test('maildir info letters are sorted, keywords get letters', () => {
+  const kws = ['$Label1', 'project-x'];
+  const info = infoOf(new Set(['\\Seen', '\\Flagged', '\\Answered', 'project-x', '\\Draft', '\\Deleted']), (k) =>
+    String.fromCharCode(0x61 + kws.indexOf(k)),
+  );
+  assert.equal(info, 'DFRSTb');
+  assert.deepEqual(
+    flagsOfInfo(info, (l) => kws[l.charCodeAt(0) - 0x61]),
+    new Set(['\\Draft', '\\Flagged', '\\Answered', '\\Seen', '\\Deleted', 'project-x']),
+  );
+});
+
+test('maildir names carry size and uid and parse back', () => {
+  const base = uniqueBase(new Date(1700000000123));
+  assert.match(base, /^1700000000\.M123\d{3}P\d+Q\d+\./);
+  const name = fileName(base, 1234, '42', 'S');
+  const p = parseName(name);
+  assert.equal(p.size, 1234);
+  assert.equal(p.uid, '42');
+  assert.equal(p.info, 'S');
+  assert.equal(parseName(withoutUid(name)).uid, undefined);
+  assert.notEqual(uniqueBase(), uniqueBase());
+});
+
+test('mbox From_ date is asctime in UTC', () => {
+  assert.equal(asctime(new Date(Date.UTC(2023, 0, 5, 7, 8, 9))), 'Thu Jan  5 07:08:09 2023');
+  assert.equal(asctime(new Date(Date.UTC(2023, 10, 25, 17, 8, 9))), 'Sat Nov 25 17:08:09 2023');
+});
+
+test('mbox metadata headers round-trip flags', () => {
+  const flags = new Set(['\\Seen', '\\Answered', '\\Flagged', '\\Draft', '\\Deleted', '$Label1', 'project-x']);
+  const h = metadataHeaders(flags);
+  assert.equal(h, 'Status: RO\nX-Status: AFTD\nX-Keywords: $Label1 project-x\n');
+  const [s, x, k] = h.split('\n').map((l) => l.slice(l.indexOf(':') + 2));
+  assert.deepEqual(flagsFromMetadata(s ?? '', x ?? '', k ?? ''), flags);
+  assert.equal(metadataHeaders(new Set()), 'Status: O\nX-Status: \nX-Keywords: \n');
+});
+
+test('id sets compress to ranges and back', () => {
+  assert.equal(toRanges([5, 1, 2, 3, 9, 10, 3]), '1:3,5,9:10');
+  const ids = new Set(['1', '2', '3', '7', 'UIDL-abc', '00000001']);
+  assert.deepEqual(decodeIds(encodeIds(ids)), new Set(['1', '2', '3', '7', 'UIDL-abc', '00000001'].map((x) => (x === '00000001' ? '1' : x))));
+  assert.deepEqual(decodeIds(encodeIds(new Set(['UIDL-abc']))), new Set(['UIDL-abc']));
+});
+
+test('endpoint URLs', () => {
+  assert.deepEqual(parseEndpoint('imaps://alice@example.org@imap.example.org'), {
+    kind: 'imap', user: 'alice@example.org', host: 'imap.example.org', port: 993, tls: 'tls',
+  });
+  assert.deepEqual(parseEndpoint('imap://bob%40x.org@127.0.0.1:1143'), { kind: 'imap', user: 'bob@x.org', host: '127.0.0.1', port: 1143, tls: 'starttls' });
+  assert.equal(parseEndpoint('pop3s://u@h').kind, 'pop3');
+  assert.deepEqual(parseEndpoint('maildir:rel/dir', '/base'), { kind: 'maildir', path: '/base/rel/dir' });
+  assert.throws(() => parseEndpoint('imaps://u:secret@h'), (e: Error) => !e.message.includes('secret'));
+  assert.throws(() => parseEndpoint('ftp://x'));
+  assert.equal(describeEndpoint(parseEndpoint('imap://u@h')), 'imap://u@h:143');
+});
+
+const mb = (path: string, noSelect = false): MailboxInfo => ({ path, delimiter: '/', ...(noSelect ? { noSelect } : {}) });
+
+test('folder patterns: * % ? include and exclude, parents kept as containers', () => {
+  const all = [mb('INBOX'), mb('Archive'), mb('Archive/2023'), mb('Archive/2023/Q1'), mb('Trash'), mb('Deep', true), mb('Deep/Child')];
+  const keep = folderFilter(['Archive/%', 'Deep/*'], []);
+  assert.deepEqual(selectMailboxes(all, keep).map((m) => `${m.path}${m.noSelect ? '!' : ''}`), ['Archive!', 'Archive/2023', 'Deep!', 'Deep/Child']);
+  const drop = folderFilter([], ['Trash', 'Archive*']);
+  assert.deepEqual(selectMailboxes(all, drop).map((m) => m.path), ['INBOX', 'Deep', 'Deep/Child']);
+  assert.deepEqual(selectMailboxes(all, folderFilter(['inbox'.toUpperCase()], [])).map((m) => m.path), ['INBOX']);
+});
+
+test('folder name escaping is reversible (listescape style)', () => {
+  for (const name of ['a.b', '~home', '.hidden', 'x/y', 'back\\slash', 'Résumé – Ünïcödé', '日本語']) {
+    const esc = escapeComponent(name, '.');
+    assert.equal(esc.includes('/'), false);
+    assert.equal(esc.includes('.'), false, esc);
+    assert.equal(unescapeComponent(esc), name);
+  }
+  assert.equal(escapeComponent('Résumé', '.'), 'Résumé');
+});
+
+test('batches are bounded by bytes and count; a big message travels alone', () => {
+  const m = (id: number, size: number): MessageMeta => ({ mailbox: mb('INBOX'), id: String(id), size, flags: new Set() });
+  const batches = toBatches([m(1, 10), m(2, 10), m(3, 100), m(4, 5), m(5, 5), m(6, 5)], 30, 2);
+  assert.deepEqual(batches.map((b) => b.map((x) => x.id)), [['1', '2'], ['3'], ['4', '5'], ['6']]);
+});
+
+test('fingerprints agree between the wire form and the archive form', () => {
+  const wire = Buffer.from('Subject: a\r\nMessage-ID: <x@y>\r\n\r\nbody\r\nline\r\n');
+  const archived = toLf(wire);
+  assert.equal(wireSizeOfLf(archived), wire.length);
+  assert.equal(
+    fingerprintKey(toLf(headerBlock(wire)), wire.length),
+    fingerprintKey(headerBlock(archived), wireSizeOfLf(archived)),
+  );
+  assert.notEqual(fingerprintKey(headerBlock(archived), 1), fingerprintKey(headerBlock(archived), 2));
+});
