@@ -73,6 +73,13 @@ export function withoutUid(name: string): string {
   return name.replace(/,U=\d+/, '');
 }
 
+/** Name carrying `uid` as its U= field (replacing any), before the info part. */
+export function withUid(name: string, uid: string): string {
+  const bare = withoutUid(name);
+  const colon = bare.indexOf(':2,');
+  return colon === -1 ? `${bare},U=${uid}` : `${bare.slice(0, colon)},U=${uid}${bare.slice(colon)}`;
+}
+
 export function flagsOfInfo(info: string, keywordOf: (letter: string) => string | undefined): Set<string> {
   const flags = new Set<string>();
   for (const ch of info) {

@@ -5,7 +5,7 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
 import { fingerprintKey, toLf } from '../formats/fingerprint.js';
 import type { Logger } from '../log/logger.js';
 import { RunReport } from '../report.js';
-import type { Sink, SinkFolder, Tx } from '../sinks/sink.js';
+import type { Match, Sink, SinkFolder, Tx } from '../sinks/sink.js';
 import type { Source } from '../sources/source.js';
 import { toBatches } from './batches.js';
 import { folderFilter, selectMailboxes } from './folders.js';
@@ -138,15 +138,23 @@ async function planFolder(
 async function rematch(source: Source, folder: SinkFolder, mailbox: MailboxInfo, log: Logger): Promise<void> {
   if (mailbox.uidValidity === undefined) throw new MailferryError('internal', 'rematch needs a UIDVALIDITY');
   log.warn(`${mailbox.path}: UIDVALIDITY changed or archive state missing; matching the archive against the server`);
-  const have = new Map<string, number>();
-  for await (const fp of folder.fingerprints()) have.set(fp.key, (have.get(fp.key) ?? 0) + 1);
-  const matched: string[] = [];
+  // Each archived message may be claimed once, by its key or its alternative key.
+  const have = new Map<string, { ref: string; alt: boolean }[]>();
+  const add = (key: string, ref: string, alt: boolean): void => {
+    have.set(key, [...(have.get(key) ?? []), { ref, alt }]);
+  };
+  for await (const fp of folder.fingerprints()) {
+    add(fp.key, fp.ref, false);
+    if (fp.alt !== undefined) add(fp.alt, fp.ref, true);
+  }
+  const claimed = new Set<string>();
+  const matched: Match[] = [];
   for await (const h of source.headers(mailbox)) {
-    const key = fingerprintKey(toLf(h.header), h.size);
-    const n = have.get(key) ?? 0;
-    if (n > 0) {
-      matched.push(h.id);
-      have.set(key, n - 1);
+    const candidates = have.get(fingerprintKey(toLf(h.header), h.size)) ?? [];
+    const free = candidates.find((c) => !claimed.has(c.ref));
+    if (free !== undefined) {
+      claimed.add(free.ref);
+      matched.push({ id: h.id, ref: free.ref, ...(free.alt ? { alt: true } : {}) });
     }
   }
   await folder.rebase(mailbox.uidValidity, matched);

@@ -5,12 +5,12 @@ import { destinationError, errnoCode } from '../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../domain/message.js';
 import { ArchiveEncoder } from '../formats/encoder.js';
 import { fingerprintKey, headerBlock, wireSizeOfLf } from '../formats/fingerprint.js';
-import { fileName, infoOf, parseName, uniqueBase, withoutUid } from '../formats/maildir-name.js';
+import { fileName, infoOf, parseName, uniqueBase, withoutUid, withUid } from '../formats/maildir-name.js';
 import type { Checkpoint } from '../state/checkpoint.js';
 import { fsyncDir } from '../state/atomic.js';
 import { KeywordTable } from './keywords.js';
-import { components, escapeComponent } from './paths.js';
-import type { Fingerprint, Sink, SinkFolder, Tx } from './sink.js';
+import { maildirFolderDir } from './paths.js';
+import type { Fingerprint, Match, Sink, SinkFolder, Tx } from './sink.js';
 import { writeEncoded } from './write-body.js';
 import type { Logger } from '../log/logger.js';
 
@@ -38,12 +38,7 @@ export class MaildirSink implements Sink {
   }
 
   dirOf(mailbox: Pick<MailboxInfo, 'path' | 'delimiter'>): string {
-    const parts = components(mailbox);
-    if (parts.length === 1 && parts[0] === 'INBOX') return this.root;
-    if (this.layout === 'fs') {
-      return join(this.root, ...parts.map((p) => escapeComponent(p, '')));
-    }
-    return join(this.root, `.${parts.map((p) => escapeComponent(p, '.')).join('.')}`);
+    return maildirFolderDir(this.root, this.layout, mailbox);
   }
 
   async open(mailbox: MailboxInfo): Promise<SinkFolder> {
@@ -129,19 +124,27 @@ class MaildirFolder implements SinkFolder {
   async *fingerprints(): AsyncIterable<Fingerprint> {
     for (const f of await this.files()) {
       const body = await readFile(join(this.dir, f.sub, f.name));
-      yield { key: fingerprintKey(headerBlock(body), wireSizeOfLf(body)) };
+      yield { key: fingerprintKey(headerBlock(body), wireSizeOfLf(body)), ref: `${f.sub}/${f.name}` };
     }
   }
 
-  async rebase(uidValidity: bigint, matchedIds: readonly string[]): Promise<void> {
+  /**
+   * Relabel the archive for a new UIDVALIDITY: matched files get their new U=, the others lose
+   * theirs. The checkpoint says "rematching" meanwhile, so a crash here just makes the next run
+   * match again; renames are idempotent.
+   */
+  async rebase(uidValidity: bigint, matches: readonly Match[]): Promise<void> {
     this.checkpoint.update(this.key, (f) => {
       f.rematching = true;
     });
     await this.checkpoint.save();
+    const newId = new Map(matches.map((m) => [m.ref, m.id]));
     for (const f of await this.files()) {
-      const stripped = withoutUid(f.name);
-      if (stripped !== f.name) await rename(join(this.dir, f.sub, f.name), join(this.dir, f.sub, stripped));
+      const id = newId.get(`${f.sub}/${f.name}`);
+      const name = id === undefined ? withoutUid(f.name) : withUid(f.name, id);
+      if (name !== f.name) await rename(join(this.dir, f.sub, f.name), join(this.dir, f.sub, name));
     }
+    const matchedIds = matches.map((m) => m.id);
     await fsyncDir(join(this.dir, 'cur'));
     await fsyncDir(join(this.dir, 'new'));
     this.checkpoint.update(this.key, (f) => {

@@ -8,13 +8,13 @@ import { fingerprintKey, headerBlock, wireSizeOfLf } from '../formats/fingerprin
 import { fromLine, metadataHeaders } from '../formats/mbox.js';
 import { readMbox } from '../formats/mbox-reader.js';
 import type { Checkpoint } from '../state/checkpoint.js';
-import { components, escapeComponent } from './paths.js';
-import type { Fingerprint, Sink, SinkFolder, Tx } from './sink.js';
+import { mboxFolderFile } from './paths.js';
+import type { Fingerprint, Match, Sink, SinkFolder, Tx } from './sink.js';
 import { writeAll, writeEncoded, type Writer } from './write-body.js';
 
 /**
- * mbox archive: one mboxrd file per folder. Hierarchy as Thunderbird lays it out: folder "A/B" is
- * the file `A.sbd/B`, so a folder can hold both messages and children (plain mbox cannot).
+ * mbox archive: one mboxrd file per folder, laid out as Thunderbird does (see mboxFolderFile), so a
+ * folder can hold both messages and children (plain mbox cannot).
  *
  * Crash safety: one transaction at a time per file; it appends, fsyncs, then records the new file
  * length in the checkpoint. On open, anything past the recorded length (a torn message, or messages
@@ -32,9 +32,7 @@ export class MboxSink implements Sink {
   }
 
   fileOf(mailbox: Pick<MailboxInfo, 'path' | 'delimiter'>): string {
-    const parts = components(mailbox).map((p) => escapeComponent(p, ''));
-    const leaf = parts.pop() as string;
-    return join(this.root, ...parts.map((p) => `${p}.sbd`), leaf);
+    return mboxFolderFile(this.root, mailbox);
   }
 
   async open(mailbox: MailboxInfo): Promise<SinkFolder> {
@@ -101,19 +99,29 @@ class MboxFolder implements SinkFolder {
   }
 
   async *fingerprints(): AsyncIterable<Fingerprint> {
-    const noEol = new Set(this.checkpoint.folder(this.key)?.noEol ?? []);
+    const cp = this.checkpoint.folder(this.key);
+    const noEol = new Set(cp?.noEol ?? []);
     for await (const m of readMbox(this.file, noEol)) {
-      yield { key: fingerprintKey(headerBlock(m.body), wireSizeOfLf(m.body)) };
+      const header = headerBlock(m.body);
+      const key = fingerprintKey(header, wireSizeOfLf(m.body));
+      // Without our state we cannot tell whether the final LF was added to frame the message.
+      const unsure = cp === undefined && m.body.length > 0 && m.body[m.body.length - 1] === 0x0a;
+      const ref = String(m.offset);
+      yield unsure ? { key, ref, alt: fingerprintKey(header, wireSizeOfLf(m.body.subarray(0, m.body.length - 1))) } : { key, ref };
     }
   }
 
-  async rebase(uidValidity: bigint, matchedIds: readonly string[]): Promise<void> {
+  async rebase(uidValidity: bigint, matches: readonly Match[]): Promise<void> {
     const size = (await stat(this.file)).size;
+    const matchedIds = matches.map((m) => m.id);
     this.checkpoint.update(this.key, (f) => {
       f.uidValidity = uidValidity.toString();
       delete f.rematching;
       f.end = size;
       f.ids = new Set(matchedIds);
+      // A message matched without its final LF had that LF added by us as framing.
+      const framed = matches.filter((m) => m.alt === true).map((m) => Number(m.ref));
+      if (framed.length > 0) f.noEol = [...new Set([...(f.noEol ?? []), ...framed])];
     });
     await this.checkpoint.save();
     this.known = new Set(matchedIds);

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { pathComponents, isInbox, type MailboxInfo } from '../domain/message.js';
 
 /**
@@ -26,4 +27,19 @@ export function components(mailbox: Pick<MailboxInfo, 'path' | 'delimiter'>): st
   const parts = pathComponents(mailbox);
   if (parts.length > 1 && isInbox(parts[0] as string)) parts[0] = 'INBOX';
   return parts;
+}
+
+/** Maildir++ (INBOX is the root, `.A.B` beside it) or fs layout (`A/B`). */
+export function maildirFolderDir(root: string, layout: 'maildir++' | 'fs', mailbox: Pick<MailboxInfo, 'path' | 'delimiter'>): string {
+  const parts = components(mailbox);
+  if (parts.length === 1 && parts[0] === 'INBOX') return root;
+  if (layout === 'fs') return join(root, ...parts.map((p) => escapeComponent(p, '')));
+  return join(root, `.${parts.map((p) => escapeComponent(p, '.')).join('.')}`);
+}
+
+/** Thunderbird's layout: folder "A/B" is the file `A.sbd/B`, so a folder may hold mail and children. */
+export function mboxFolderFile(root: string, mailbox: Pick<MailboxInfo, 'path' | 'delimiter'>): string {
+  const parts = components(mailbox).map((p) => escapeComponent(p, ''));
+  const leaf = parts.pop() as string;
+  return join(root, ...parts.map((p) => `${p}.sbd`), leaf);
 }

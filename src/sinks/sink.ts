@@ -10,8 +10,8 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  *   The source mailbox must carry its current uidValidity.
  * - `SinkFolder.needsRematch` is true when the folder was filled under another uidValidity (or a
  *   previous re-match was interrupted). The pipeline then matches the archive's `fingerprints()`
- *   against the source and calls `rebase(uidValidity, matchedIds)`, which records atomically that
- *   those ids are already present; nothing is written twice.
+ *   against the source and calls `rebase(uidValidity, matches)`, which records atomically that
+ *   those ids are already present (and relabels the archived messages); nothing is written twice.
  * - Writing happens in transactions: `begin()` resolves with a Tx once the folder is free (a serial
  *   folder such as one mbox file has at most one open Tx). `tx.write(meta, body)` stages a message
  *   (it may already be on disk, but it does not count); `tx.commit()` makes every staged message
@@ -33,6 +33,18 @@ export interface SinkCaps {
 export interface Fingerprint {
   /** sha256 (hex) of the header block with LF line endings, plus the CRLF size: "hash:size". */
   readonly key: string;
+  /** A second key the same archived message may match (mbox without state: was a final LF ours?). */
+  readonly alt?: string;
+  /** Which archived message this is, for `rebase` (a Maildir file name; unused by mbox). */
+  readonly ref: string;
+}
+
+export interface Match {
+  /** The source id the archived message now stands for. */
+  readonly id: string;
+  readonly ref: string;
+  /** Matched by the alternative key (mbox: the final LF was framing, not part of the message). */
+  readonly alt?: boolean;
 }
 
 export interface Tx {
@@ -46,7 +58,7 @@ export interface SinkFolder {
   readonly known: ReadonlySet<string>;
   readonly needsRematch: boolean;
   fingerprints(): AsyncIterable<Fingerprint>;
-  rebase(uidValidity: bigint, matchedIds: readonly string[]): Promise<void>;
+  rebase(uidValidity: bigint, matches: readonly Match[]): Promise<void>;
   begin(): Promise<Tx>;
 }
 

@@ -12,6 +12,7 @@ import { Checkpoint } from '../../src/state/checkpoint.js';
 import { STATE_FILE } from '../../src/commands/archive.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { toLf } from '../../src/formats/fingerprint.js';
+import { maildirFolderDir, mboxFolderFile } from '../../src/sinks/paths.js';
 import { readMaildirFolder, readMboxFile, type ArchivedMessage } from '../helpers/archive.js';
 
 /**
@@ -32,17 +33,17 @@ const kinds: Kind[] = [
   {
     name: 'maildir',
     make: async (root) => new MaildirSink(root, 'maildir++', await Checkpoint.load(join(root, STATE_FILE), SOURCE), silentLogger),
-    read: (root, m) => readMaildirFolder(new MaildirSink(root, 'maildir++', null as never, silentLogger).dirOf(m)),
+    read: (root, m) => readMaildirFolder(maildirFolderDir(root, 'maildir++', m)),
     tear: async (root, m) => {
-      const dir = new MaildirSink(root, 'maildir++', null as never, silentLogger).dirOf(m);
+      const dir = maildirFolderDir(root, 'maildir++', m);
       await writeFile(join(dir, 'tmp', 'torn.partial'), 'From: half a mess');
     },
   },
   {
     name: 'mbox',
     make: async (root) => new MboxSink(root, await Checkpoint.load(join(root, STATE_FILE), SOURCE)),
-    read: (root, m) => readMboxFile(new MboxSink(root, null as never).fileOf(m), root, m.path, SOURCE),
-    tear: async (root, m) => appendFile(new MboxSink(root, null as never).fileOf(m), 'From MAILER-DAEMON Thu Jan  1 00:00:00 1970\nStatus: O\nX-Stat'),
+    read: (root, m) => readMboxFile(mboxFolderFile(root, m), root, m.path, SOURCE),
+    tear: async (root, m) => appendFile(mboxFolderFile(root, m), 'From MAILER-DAEMON Thu Jan  1 00:00:00 1970\nStatus: O\nX-Stat'),
   },
 ];
 
@@ -137,15 +138,18 @@ for (const kind of kinds) {
       folder = await sink.open(box('INBOX', 8n));
       assert.equal(folder.needsRematch, true);
       const fps = [];
-      for await (const f of folder.fingerprints()) fps.push(f.key);
+      for await (const f of folder.fingerprints()) fps.push(f);
       assert.equal(fps.length, 4);
-      await folder.rebase(8n, ['101', '102']);
+      assert.equal(new Set(fps.map((f) => f.ref)).size, 4, 'refs tell archived messages apart');
+      await folder.rebase(8n, [{ id: '101', ref: fps[0]!.ref }, { id: '102', ref: fps[1]!.ref }]);
       assert.deepEqual([...folder.known].sort(), ['101', '102']);
       sink = await kind.make(root);
       folder = await sink.open(box('INBOX', 8n));
       assert.equal(folder.needsRematch, false);
       assert.deepEqual([...folder.known].sort(), ['101', '102']);
-      assert.equal((await kind.read(root, m)).length, 4, 'nothing removed from the archive');
+      const back = await kind.read(root, m);
+      assert.equal(back.length, 4, 'nothing removed from the archive');
+      if (kind.name === 'maildir') assert.deepEqual(back.map((b) => b.uid).filter((u) => u !== undefined).sort(), ['101', '102']);
     });
 
     test('serial transactions do not interleave; parallel ones all land', async () => {
