@@ -66,6 +66,34 @@ async function assertArchiveExact(root: string): Promise<void> {
   }
 }
 
+/** A second Dovecot user whose mail_location is a copy of the archive sees what alice sees. */
+async function assertDovecotServes(archive: string, user: string, params: string): Promise<void> {
+  const copy = await mkdtemp(join(tmpdir(), 'mf-serve-'));
+  try {
+    await cp(archive, join(copy, 'md'), { recursive: true, preserveTimestamps: true });
+    await chownToMailUser(copy);
+    const reader = { name: user, password: `${user}-pw` };
+    await dc.server.addUser({ ...reader, mailLocation: `maildir:${join(copy, 'md')}${params}:UTF-8` });
+    const c = await connect(dc.server, reader);
+    const listed = (await c.list()).filter((l) => !l.flags.has('\\Noselect') && !l.flags.has('\\NonExistent')).map((l) => l.path);
+    await c.logout();
+    assert.deepEqual(listed.sort(), [...selectable].sort());
+    for (const path of selectable) {
+      const orig = await fetchAll(dc.server, dc.alice, path);
+      const served = await fetchAll(dc.server, reader, path);
+      assert.equal(served.length, orig.length, path);
+      for (const m of orig) {
+        const s = served.find((x) => x.raw.equals(m.raw));
+        assert.ok(s, `${path} UID ${m.uid} served byte-exact`);
+        assert.deepEqual(sysFlags(s.flags), sysFlags(m.flags), `${path} UID ${m.uid} flags`);
+        assert.equal(sec(s.internalDate), sec(m.internalDate), `${path} UID ${m.uid} date`);
+      }
+    }
+  } finally {
+    await rm(copy, { recursive: true, force: true });
+  }
+}
+
 describe('backup IMAP -> Maildir + mbox', { skip: dc.skip }, () => {
   let root = '';
   before(async () => {
@@ -134,30 +162,22 @@ print(json.dumps(out))
     }
   });
 
-  test('Dovecot serves the Maildir archive as is: same folders, messages, flags, dates', async () => {
-    const copy = await mkdtemp(join(tmpdir(), 'mf-serve-'));
+  test('Dovecot serves the Maildir++ archive as is: same folders, messages, flags, dates', async () => {
+    await assertDovecotServes(join(root, 'md'), 'maildir-pp', '');
+  });
+
+  test('--layout fs writes a tree Dovecot serves with LAYOUT=fs', async () => {
+    const fsRoot = await mkdtemp(join(tmpdir(), 'mf-fs-'));
     try {
-      await cp(join(root, 'md'), join(copy, 'md'), { recursive: true, preserveTimestamps: true });
-      await chownToMailUser(copy);
-      const reader = { name: 'archive', password: 'archive-pw' };
-      await dc.server.addUser({ ...reader, mailLocation: `maildir:${join(copy, 'md')}:UTF-8` });
-      const c = await connect(dc.server, reader);
-      const listed = (await c.list()).filter((l) => !l.flags.has('\\Noselect') && !l.flags.has('\\NonExistent')).map((l) => l.path);
-      await c.logout();
-      assert.deepEqual(listed.sort(), [...selectable].sort());
-      for (const path of selectable) {
-        const orig = await fetchAll(dc.server, dc.alice, path);
-        const served = await fetchAll(dc.server, reader, path);
-        assert.equal(served.length, orig.length, path);
-        for (const m of orig) {
-          const s = served.find((x) => x.raw.equals(m.raw));
-          assert.ok(s, `${path} UID ${m.uid} served byte-exact`);
-          assert.deepEqual(sysFlags(s.flags), sysFlags(m.flags), `${path} UID ${m.uid} flags`);
-          assert.equal(sec(s.internalDate), sec(m.internalDate), `${path} UID ${m.uid} date`);
-        }
-      }
+      const r = await runCli(
+        ['backup', '--from', `imaps://alice@127.0.0.1:${dc.server.imapsPort}`, '--ca', dc.server.caFile, '--password-env', 'ALICE_PW', '--layout', 'fs', '--to', `maildir:${fsRoot}`],
+        { ALICE_PW: dc.alice.password },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      assert.ok((await stat(join(fsRoot, 'Projects', 'Client A', 'Reports', 'cur'))).isDirectory());
+      await assertDovecotServes(fsRoot, 'maildir-fs', ':LAYOUT=fs');
     } finally {
-      await rm(copy, { recursive: true, force: true });
+      await rm(fsRoot, { recursive: true, force: true });
     }
   });
 
