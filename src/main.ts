@@ -30,7 +30,7 @@ export async function main(argv: string[]): Promise<number> {
   const onSignal = (): void => {
     interrupts++;
     if (interrupts > 1) process.exit(EXIT.interrupted);
-    log.warn('interrupted: finishing the messages in flight; press Ctrl-C again to quit at once');
+    log.warn('interrupted: stopping; what is archived stays, a rerun resumes (Ctrl-C again quits at once)');
     controller.abort();
   };
   process.on('SIGINT', onSignal);

@@ -27,7 +27,7 @@ function args(root: string): string[] {
   ];
 }
 
-function start(root: string): { done: Promise<number | null>; kill: () => void } {
+function start(root: string): { done: Promise<number | null>; kill: (signal?: NodeJS.Signals) => void } {
   const child = spawn(process.execPath, args(root), { env: { ...process.env, ALICE_PW: dc.alice.password }, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -35,7 +35,7 @@ function start(root: string): { done: Promise<number | null>; kill: () => void }
   done.then((code) => {
     if (code !== null && code !== 0) process.stderr.write(`run exited ${code}: ${stderr}\n`);
   }).catch(() => undefined);
-  return { done, kill: () => child.kill('SIGKILL') };
+  return { done, kill: (signal = 'SIGKILL') => child.kill(signal) };
 }
 
 describe('crash safety', { skip: dc.skip }, () => {
@@ -45,6 +45,13 @@ describe('crash safety', { skip: dc.skip }, () => {
   });
   after(async () => {
     if (root !== '') await rm(root, { recursive: true, force: true });
+  });
+
+  test('SIGINT stops a run with exit 130 and a consistent archive', async () => {
+    const run = start(root);
+    await new Promise((r) => setTimeout(r, 400));
+    run.kill('SIGINT');
+    assert.equal(await run.done, 130);
   });
 
   test('kill -9 at random moments, then rerun: exact archive', async () => {
