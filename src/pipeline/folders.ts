@@ -48,3 +48,8 @@ export function selectMailboxes(all: readonly MailboxInfo[], keep: (m: MailboxIn
   }
   return out;
 }
+
+/** Include patterns that match no folder at all: most likely a typo the user wants to hear about. */
+export function unmatchedIncludes(all: readonly MailboxInfo[], include: readonly string[]): string[] {
+  return include.filter((pattern) => !all.some((m) => !m.noSelect && folderFilter([pattern], [])(m)));
+}

@@ -8,7 +8,7 @@ import { RunReport } from '../report.js';
 import type { Match, Sink, SinkFolder, Tx } from '../sinks/sink.js';
 import type { Source } from '../sources/source.js';
 import { toBatches } from './batches.js';
-import { folderFilter, selectMailboxes } from './folders.js';
+import { folderFilter, selectMailboxes, unmatchedIncludes } from './folders.js';
 import { withRetry } from './retry.js';
 
 /**
@@ -66,6 +66,10 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
 
   const all = await retry('list folders', () => source.mailboxes());
   const mailboxes = selectMailboxes(all, folderFilter(opts.include, opts.exclude));
+  for (const pattern of unmatchedIncludes(all, opts.include)) {
+    opts.log.warn(`--include ${pattern}: no such folder`);
+    report.skipped.push({ mailbox: pattern, reason: 'no folder matches --include' });
+  }
   const plans: Plan[] = [];
 
   const planned = await Promise.allSettled(

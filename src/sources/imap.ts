@@ -44,7 +44,7 @@ export class ImapSource implements Source {
   readonly identity: string;
   private readonly idle: Conn[] = [];
   private readonly all = new Set<Conn>();
-  private waiters: ((c: Conn) => void)[] = [];
+  private waiters: { resolve: (c: Conn) => void; reject: (e: unknown) => void }[] = [];
   private creating = 0;
   private closed = false;
 
@@ -113,7 +113,7 @@ export class ImapSource implements Source {
         this.creating--;
       }
     }
-    return new Promise<Conn>((resolve) => this.waiters.push(resolve));
+    return new Promise<Conn>((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
   private release(c: Conn): void {
@@ -122,11 +122,11 @@ export class ImapSource implements Source {
       c.client.close();
       // Let a waiter open a fresh connection in place of the broken one.
       const w = this.waiters.shift();
-      if (w) this.acquire().then(w, () => this.waiters.unshift(w));
+      if (w) this.acquire().then(w.resolve, w.reject);
       return;
     }
     const w = this.waiters.shift();
-    if (w) w(c);
+    if (w) w.resolve(c);
     else this.idle.push(c);
   }
 

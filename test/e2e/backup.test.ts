@@ -181,6 +181,26 @@ print(json.dumps(out))
     }
   });
 
+  test('--include/--exclude choose folders; an include that matches nothing is reported (exit 3)', async () => {
+    const sub = await mkdtemp(join(tmpdir(), 'mf-include-'));
+    try {
+      const r = await runCli(
+        ['backup', '--json', '--from', `imaps://alice@127.0.0.1:${dc.server.imapsPort}`, '--ca', dc.server.caFile, '--password-env', 'ALICE_PW',
+          '--to', `maildir:${sub}`, '--include', 'Projects/*', '--include', 'Nope', '--exclude', '*/Reports'],
+        { ALICE_PW: dc.alice.password },
+      );
+      assert.equal(r.status, 3, r.stderr);
+      assert.match(r.stderr, /--include Nope: no such folder/);
+      const summary = JSON.parse(r.stdout.trim()) as { folders: number; messages: number };
+      assert.deepEqual([summary.folders, summary.messages], [1, 0], 'only Projects/Client A, which is empty');
+      assert.ok((await stat(join(sub, '.Projects.Client A', 'cur'))).isDirectory());
+      await assert.rejects(stat(join(sub, '.Projects.Client A.Reports')));
+      await assert.rejects(stat(join(sub, '.Sent')));
+    } finally {
+      await rm(sub, { recursive: true, force: true });
+    }
+  });
+
   test('a rerun copies nothing; one new message copies one', async () => {
     const again = await backup(root);
     assert.equal(again.status, 0, again.stderr);

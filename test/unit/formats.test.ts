@@ -4,7 +4,7 @@ import { fileName, flagsOfInfo, infoOf, parseName, uniqueBase, withoutUid } from
 import { asctime, flagsFromMetadata, metadataHeaders } from '../../src/formats/mbox.js';
 import { decodeIds, encodeIds, toRanges } from '../../src/state/ids.js';
 import { parseEndpoint, describeEndpoint } from '../../src/endpoints/url.js';
-import { folderFilter, selectMailboxes } from '../../src/pipeline/folders.js';
+import { folderFilter, selectMailboxes, unmatchedIncludes } from '../../src/pipeline/folders.js';
 import { escapeComponent, unescapeComponent } from '../../src/sinks/paths.js';
 import { toBatches } from '../../src/pipeline/batches.js';
 import { fingerprintKey, headerBlock, toLf, wireSizeOfLf } from '../../src/formats/fingerprint.js';
@@ -76,6 +76,7 @@ test('folder patterns: * % ? include and exclude, parents kept as containers', (
   const drop = folderFilter([], ['Trash', 'Archive*']);
   assert.deepEqual(selectMailboxes(all, drop).map((m) => m.path), ['INBOX', 'Deep', 'Deep/Child']);
   assert.deepEqual(selectMailboxes(all, folderFilter(['inbox'.toUpperCase()], [])).map((m) => m.path), ['INBOX']);
+  assert.deepEqual(unmatchedIncludes(all, ['Trash', 'Nope', 'Deep']), ['Nope', 'Deep']);
 });
 
 test('folder name escaping is reversible (listescape style)', () => {
