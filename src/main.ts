@@ -15,7 +15,8 @@ export async function main(argv: string[]): Promise<number> {
   });
   await cli.parseAsync();
   if (usageError !== undefined) {
-    process.stderr.write(`mailferry: ${usageError}\nRun "mailferry --help" for usage.\n`);
+    // One line, as every error: yargs may report over several lines.
+    process.stderr.write(`mailferry: ${usageError.replace(/\s+/g, ' ').trim()} (see mailferry --help)\n`);
     return EXIT.usage;
   }
   if (parsed === undefined) return EXIT.ok; // --help or --version

@@ -72,6 +72,8 @@ export function destinationError(e: unknown, what: string): MailferryError {
           ? 'read-only file system'
           : code === 'ENOTDIR' || code === 'EEXIST'
             ? 'a file is in the way'
-            : (code ?? 'write failed');
+            : code === 'ENOENT'
+              ? 'cannot create it (a parent directory is missing or read-only)'
+              : (code ?? 'write failed');
   return new MailferryError('destination', `cannot write ${what}: ${reason}`, { cause: e });
 }

@@ -53,7 +53,11 @@ export function mapImapError(e: unknown, where: string): MailferryError {
       { cause: e },
     );
   }
-  if (code === 'STARTTLS_INJECTION' || code === 'MissingServerExtension') {
+  if (code === 'STARTTLS_INJECTION') {
+    return new MailferryError('tls', `${where} sent data before the TLS handshake (STARTTLS injection); connection dropped`, { cause: e });
+  }
+  // imapflow 2.1.2 reports a server without STARTTLS as a plain Error with `tlsFailed` and no code.
+  if (code === 'MissingServerExtension' || (code === undefined && prop(e, 'tlsFailed') === true)) {
     return new MailferryError('tls', `${where} does not offer STARTTLS; refusing to log in in plain text`, { cause: e });
   }
   if (code !== undefined && RETRYABLE.has(code)) {

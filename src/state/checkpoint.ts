@@ -36,6 +36,15 @@ interface StateJson {
   folders: Record<string, FolderJson>;
 }
 
+/**
+ * The account an identity names, without scheme and port: the same mailbox reached over TLS or
+ * STARTTLS, on 993 or 143, is the same archive.
+ */
+export function accountOf(identity: string): string {
+  const m = /^[a-z0-9]+:\/\/(.+)@([^@:]+)(?::\d+)?$/.exec(identity);
+  return m ? `${m[1]}@${(m[2] as string).toLowerCase()}` : identity;
+}
+
 export class Checkpoint {
   private readonly folders = new Map<string, FolderCheckpoint>();
   private writing: Promise<void> = Promise.resolve();
@@ -66,7 +75,7 @@ export class Checkpoint {
     if (json.version !== 1 || typeof json.folders !== 'object') {
       throw new MailferryError('destination', `state file ${path} has an unknown format`);
     }
-    if (json.source !== source) {
+    if (accountOf(json.source) !== accountOf(source)) {
       throw new MailferryError(
         'usage',
         `archive belongs to ${json.source}, not ${source}; use another destination for this account`,

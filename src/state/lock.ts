@@ -1,11 +1,13 @@
-import { open, readFile, unlink } from 'node:fs/promises';
+import { open, readFile, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { MailferryError, errnoCode, destinationError } from '../domain/errors.js';
 
 /**
  * One run per archive: an O_EXCL lockfile holding "pid host start". A second run exits at once with
- * kind `locked`. A lock left by a dead process on this host is taken over (cron after a crash).
+ * kind `locked`. A lock left by a dead process on this host is taken over (cron after a crash), and
+ * so is an unreadable one older than a minute (a crash between creating and writing it).
  */
+const STALE_UNREADABLE_MS = 60_000;
 export interface Lock {
   release(): Promise<void>;
 }
@@ -33,6 +35,14 @@ export async function acquireLock(path: string): Promise<Lock> {
       if (host === hostname() && Number.isInteger(pid) && pid > 0 && !alive(pid)) {
         await unlink(path).catch(() => undefined);
         continue;
+      }
+      if (!(Number.isInteger(pid) && pid > 0)) {
+        const age = Date.now() - ((await stat(path).catch(() => null))?.mtimeMs ?? Date.now());
+        if (age > STALE_UNREADABLE_MS) {
+          await unlink(path).catch(() => undefined);
+          continue;
+        }
+        throw new MailferryError('locked', `lock file ${path} is being created by another run, or is damaged; remove it if no run is active`);
       }
       throw new MailferryError(
         'locked',

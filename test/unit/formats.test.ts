@@ -105,3 +105,9 @@ test('fingerprints agree between the wire form and the archive form', () => {
   );
   assert.notEqual(fingerprintKey(headerBlock(archived), 1), fingerprintKey(headerBlock(archived), 2));
 });
+
+test('an archive belongs to an account, whatever the scheme or port', async () => {
+  const { accountOf } = await import('../../src/state/checkpoint.js');
+  assert.equal(accountOf('imaps://a@b.org@Mail.Example.org:993'), accountOf('imap://a@b.org@mail.example.org:143'));
+  assert.notEqual(accountOf('imaps://a@x:993'), accountOf('imaps://b@x:993'));
+});

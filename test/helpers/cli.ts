@@ -1,0 +1,67 @@
+/**
+ * Runs the real CLI (`node bin/mailferry.js ...`) as a child process, asynchronously, so a test
+ * can act (kick sessions, watch files) while it runs. The child gets the parent's environment plus
+ * `env`; it is SIGKILLed when it outlives `timeoutMs` (the result then has signal 'SIGKILL' and
+ * `timedOut: true`).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Repository root: this file is dist/test/helpers/cli.js once built. */
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const CLI_BIN = path.join(REPO_ROOT, 'bin', 'mailferry.js');
+
+export interface CliResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  /** wall-clock milliseconds */
+  ms: number;
+}
+
+export interface CliOptions {
+  /** default 60 s */
+  timeoutMs?: number;
+  cwd?: string;
+  /** called right after spawn, e.g. to watch the child's pid */
+  onSpawn?: (child: ChildProcess) => void;
+}
+
+export function runCli(args: string[], env: Record<string, string> = {}, opts: CliOptions = {}): Promise<CliResult> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI_BIN, ...args], {
+      cwd: opts.cwd ?? REPO_ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, opts.timeoutMs ?? 60_000);
+    child.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.once('close', (status, signal) => {
+      clearTimeout(timer);
+      resolve({
+        status,
+        signal,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+        timedOut,
+        ms: Date.now() - started,
+      });
+    });
+    opts.onSpawn?.(child);
+  });
+}
