@@ -1,0 +1,818 @@
+import { once } from 'node:events';
+import net from 'node:net';
+import { Readable } from 'node:stream';
+import tls from 'node:tls';
+import { MailferryError } from '../domain/errors.js';
+import { mapImapError } from './imap-errors.js';
+
+/**
+ * A small POP3 client of our own (node-pop3 0.11 loses bytes and hangs; see docs/pop3.md).
+ *
+ * - RFC 1939 commands (USER/PASS, STAT, LIST, UIDL, TOP, RETR, DELE, RSET, QUIT), RFC 2449 CAPA,
+ *   response codes and PIPELINING, RFC 2595 STLS, RFC 5034 AUTH with SASL PLAIN (RFC 4616).
+ * - Bytes stay bytes: responses are parsed as Buffers; only status lines and listings (ASCII by
+ *   protocol) become strings, message bodies never do.
+ * - A multi-line body is read by `DotDecoder`, a byte-level state machine that finds the
+ *   terminator and undoes dot-stuffing (RFC 1939 §3) across any chunking of the byte stream.
+ * - RETR bodies up to a threshold are collected into one Buffer (preallocated from the LIST size,
+ *   so a message is held once); bigger ones are a Readable whose backpressure pauses the socket.
+ * - Where CAPA says PIPELINING, several RETR/DELE are in flight at once (bounded by count and bytes).
+ * - Every failure is a MailferryError: socket, DNS and TLS errors are mapped like IMAP's; a dropped
+ *   connection or timeout is retryable; a refused login is 'auth'; [IN-USE] is a retryable
+ *   'network' error ("mailbox locked by another session").
+ */
+export type Pop3Tls = 'tls' | 'starttls' | 'plain';
+
+export interface Pop3ClientOptions {
+  host: string;
+  port: number;
+  /** 'tls': implicit TLS (pop3s, 995); 'starttls': STLS required; 'plain': no TLS at all. */
+  tls: Pop3Tls;
+  user: string;
+  password: string;
+  ca?: Buffer;
+  insecure?: boolean;
+  /** Time allowed for connect, TLS, greeting and login together; default 30 s. */
+  connectTimeoutMs?: number;
+  /** Time to wait for the server while a command is outstanding; default 120 s. */
+  idleTimeoutMs?: number;
+  /** Protocol trace (commands and status lines; passwords redacted, no bodies). */
+  debug?: (line: string) => void;
+}
+
+export interface Reply {
+  /** '+' is a SASL continuation (RFC 5034). */
+  readonly status: '+OK' | '-ERR' | '+';
+  /** The rest of the line, without the response code. */
+  readonly text: string;
+  /** RFC 2449 extended response code in upper case: IN-USE, LOGIN-DELAY, SYS/TEMP, SYS/PERM, AUTH. */
+  readonly code?: string;
+}
+
+/** Receives the decoded (unstuffed) body of a multi-line response. */
+export interface BodyTarget {
+  write(slice: Buffer): void;
+  end(): void;
+  fail(err: Error): void;
+}
+
+export interface Expectation {
+  /** A +OK reply is followed by a dot-terminated body. */
+  readonly multi: boolean;
+  /** Called with the status line; for a multi-line +OK, returns where the body goes. */
+  onReply(reply: Reply): BodyTarget | undefined;
+  onError(err: Error): void;
+}
+
+export interface RetrItem {
+  readonly n: number;
+  /** From LIST; decides Buffer or stream and bounds the pipeline by bytes. */
+  readonly size?: number;
+}
+
+export type Retrieved = { readonly n: number; readonly body: Buffer | Readable } | { readonly n: number; readonly refused: string };
+
+const CR = 0x0d;
+const LF = 0x0a;
+const DOT = 0x2e;
+const LONE_CR = Buffer.from([CR]);
+/** RFC 2449 §4 allows 512 octets per status line; be generous. */
+const MAX_LINE = 8192;
+/** Listings (CAPA, LIST, UIDL) and TOP headers: a million messages' UIDL is ~30 MB. */
+const LISTING_LIMIT = 512 << 20;
+const PIPELINE_DEPTH = 16;
+const PIPELINE_BYTES = 4 << 20;
+const STREAM_HWM = 1 << 20;
+
+type DotState = 'line-start' | 'mid' | 'dot' | 'dot-cr' | 'done';
+
+/**
+ * The end of a multi-line response and its dot-stuffing (RFC 1939 §3): a line is what follows
+ * CRLF; a line "." ends the body; any other line starting with "." loses that first dot. The CRLF
+ * before the terminating "." belongs to the body. State carries over between `push` calls, so
+ * the terminator and a stuffed dot may be split across chunks at any byte.
+ */
+export class DotDecoder {
+  private state: DotState = 'line-start';
+  /** In 'mid': the last byte seen was CR (an LF after it starts a new line). */
+  private cr = false;
+
+  get done(): boolean {
+    return this.state === 'done';
+  }
+
+  /**
+   * Decode `chunk`, handing body bytes to `emit` as slices of `chunk` (or a lone CR). Returns the
+   * offset just past the terminator, or -1 when the body continues in the next chunk.
+   */
+  push(chunk: Buffer, emit: (slice: Buffer) => void): number {
+    const n = chunk.length;
+    let i = 0;
+    let start = 0;
+    while (i < n) {
+      switch (this.state) {
+        case 'line-start':
+          if (chunk[i] === DOT) {
+            if (i > start) emit(chunk.subarray(start, i));
+            i++;
+            start = i;
+            this.state = 'dot';
+          } else {
+            this.state = 'mid';
+            this.cr = false;
+          }
+          break;
+        case 'mid': {
+          const lf = chunk.indexOf(LF, i);
+          if (lf < 0) {
+            this.cr = chunk[n - 1] === CR;
+            i = n;
+            break;
+          }
+          const crlf = lf > i ? chunk[lf - 1] === CR : this.cr;
+          i = lf + 1;
+          if (crlf) this.state = 'line-start';
+          else this.cr = false;
+          break;
+        }
+        case 'dot':
+          // A dot that is not followed by CRLF was stuffing: it is dropped (start is already past it).
+          if (chunk[i] === CR) {
+            i++;
+            start = i;
+            this.state = 'dot-cr';
+          } else {
+            this.state = 'mid';
+            this.cr = false;
+          }
+          break;
+        case 'dot-cr':
+          if (chunk[i] === LF) {
+            this.state = 'done';
+            return i + 1;
+          }
+          // "." CR <not LF>: a stuffed line that begins with CR; give back the CR held so far.
+          emit(LONE_CR);
+          this.state = 'mid';
+          this.cr = true;
+          break;
+        case 'done':
+          return i;
+      }
+    }
+    if (start < n && this.state !== 'dot' && this.state !== 'dot-cr') emit(chunk.subarray(start, n));
+    return -1;
+  }
+}
+
+export class Pop3ProtocolError extends Error {}
+
+/** Parse a status line (without its LF). Throws Pop3ProtocolError unless it is +OK, -ERR or "+". */
+export function parseReply(line: Buffer): Reply {
+  // Status lines are ASCII by protocol; latin1 maps bytes 1:1 so nothing is lost for diagnostics.
+  const s = line.toString('latin1').replace(/\r$/, '');
+  const m = /^(\+OK|-ERR)(?:\s(.*))?$/i.exec(s);
+  if (m !== null) {
+    const status = (m[1] as string).toUpperCase() === '+OK' ? '+OK' : '-ERR';
+    const rest = m[2] ?? '';
+    const coded = /^\[([^\]]*)\]\s?(.*)$/.exec(rest);
+    if (coded === null) return { status, text: rest };
+    return { status, text: coded[2] ?? '', code: (coded[1] as string).toUpperCase() };
+  }
+  const cont = /^\+(?:\s(.*))?$/.exec(s);
+  if (cont !== null) return { status: '+', text: cont[1] ?? '' };
+  throw new Pop3ProtocolError(`unexpected response ${JSON.stringify(s.slice(0, 80))}`);
+}
+
+const DISCARD: BodyTarget = { write() {}, end() {}, fail() {} };
+
+/**
+ * Splits the server's byte stream into responses, in the order the commands were sent (so
+ * pipelined responses are matched by position). Pure: fed by the socket, or by tests.
+ */
+export class ResponseReader {
+  private readonly queue: Expectation[] = [];
+  private line: Buffer[] = [];
+  private lineBytes = 0;
+  private body: { target: BodyTarget; decoder: DotDecoder } | undefined;
+
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  expect(e: Expectation): void {
+    this.queue.push(e);
+  }
+
+  /** Throws Pop3ProtocolError on anything that is not a response to a pending command. */
+  feed(chunk: Buffer): void {
+    let buf = chunk;
+    while (buf.length > 0) {
+      const body = this.body;
+      if (body !== undefined) {
+        const end = body.decoder.push(buf, (s) => body.target.write(s));
+        if (end < 0) return;
+        this.body = undefined;
+        this.queue.shift();
+        buf = buf.subarray(end);
+        body.target.end();
+        continue;
+      }
+      const head = this.queue[0];
+      if (head === undefined) throw new Pop3ProtocolError('unexpected data from the server');
+      const lf = buf.indexOf(LF);
+      if (lf < 0 || this.lineBytes + lf > MAX_LINE) {
+        this.line.push(buf);
+        this.lineBytes += buf.length;
+        if (this.lineBytes > MAX_LINE) throw new Pop3ProtocolError('status line too long');
+        return;
+      }
+      this.line.push(buf.subarray(0, lf));
+      const raw = this.line.length === 1 ? (this.line[0] as Buffer) : Buffer.concat(this.line);
+      this.line = [];
+      this.lineBytes = 0;
+      buf = buf.subarray(lf + 1);
+      const reply = parseReply(raw);
+      if (reply.status === '+OK' && head.multi) {
+        this.body = { target: head.onReply(reply) ?? DISCARD, decoder: new DotDecoder() };
+        continue;
+      }
+      this.queue.shift();
+      head.onReply(reply);
+    }
+  }
+
+  /** The connection is gone: the open body and every waiting command get `err`. */
+  failAll(err: Error): void {
+    const body = this.body;
+    this.body = undefined;
+    const waiting = this.queue.splice(0);
+    body?.target.fail(err);
+    for (const e of waiting) e.onError(err);
+  }
+}
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(v: T): void;
+  reject(e: unknown): void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Marked handled: a command nobody awaits any more (a pipelined one after a failure) must not
+  // crash the process; whoever awaits it still sees the rejection.
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+/** Collects a body into one Buffer; with a size hint it is preallocated, so it is held once. */
+class BufferBody implements BodyTarget {
+  private readonly parts: Buffer[] = [];
+  private buf: Buffer | undefined;
+  private length = 0;
+  readonly result = deferred<Buffer>();
+
+  constructor(
+    sizeHint: number | undefined,
+    private readonly limit: number,
+    private readonly what: string,
+  ) {
+    // +2: a message without a final newline comes with CRLF added (RFC 1939 §3 cannot express it).
+    if (sizeHint !== undefined && sizeHint > 0 && sizeHint <= limit) this.buf = Buffer.allocUnsafe(sizeHint + 2);
+  }
+
+  write(slice: Buffer): void {
+    if (this.length + slice.length > this.limit) {
+      throw new MailferryError('message', `${this.what} is larger than announced (over ${this.limit} bytes)`);
+    }
+    if (this.buf !== undefined && this.length + slice.length <= this.buf.length) {
+      slice.copy(this.buf, this.length);
+    } else {
+      if (this.buf !== undefined) {
+        this.parts.push(this.buf.subarray(0, this.length));
+        this.buf = undefined;
+      }
+      this.parts.push(slice);
+    }
+    this.length += slice.length;
+  }
+
+  end(): void {
+    this.result.resolve(this.buf !== undefined ? this.buf.subarray(0, this.length) : Buffer.concat(this.parts, this.length));
+  }
+
+  fail(err: Error): void {
+    this.result.reject(err);
+  }
+}
+
+interface Flow {
+  pause(): void;
+  resume(): void;
+  /** The consumer destroyed the stream before its end: the connection is mid-response. */
+  abandon(): void;
+}
+
+/** A body as a Readable: when the reader falls behind, the socket is paused (backpressure). */
+class StreamBody implements BodyTarget {
+  readonly stream: Readable;
+  readonly finished = deferred<void>();
+  private ended = false;
+
+  constructor(private readonly flow: Flow) {
+    this.stream = new Readable({ highWaterMark: STREAM_HWM, read: () => flow.resume() });
+    // Errors reach the consumer's own listeners and `finished`; this one only keeps an unread
+    // stream from crashing the process when the connection drops.
+    this.stream.on('error', () => undefined);
+    this.stream.on('close', () => {
+      if (!this.ended) flow.abandon();
+    });
+  }
+
+  write(slice: Buffer): void {
+    if (!this.stream.push(slice)) this.flow.pause();
+  }
+
+  end(): void {
+    this.ended = true;
+    this.stream.push(null);
+    this.finished.resolve();
+  }
+
+  fail(err: Error): void {
+    this.ended = true;
+    this.stream.destroy(err);
+    this.finished.reject(err);
+  }
+}
+
+interface InFlight {
+  item: RetrItem;
+  reply: Promise<Reply>;
+  target: BufferBody | StreamBody;
+  weight: number;
+}
+
+interface SendOptions {
+  multi?: boolean;
+  body?: (reply: Reply) => BodyTarget;
+  /** Log the command as "<verb> ***". */
+  secret?: boolean;
+  /** Accept a "+ " continuation (SASL) as the reply. */
+  continuation?: boolean;
+}
+
+function printable(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, '?').slice(0, 200);
+}
+
+/** "PASS x" -> "PASS ***", "AUTH PLAIN x" -> "AUTH ***", a bare SASL response -> "***". */
+function redacted(line: string): string {
+  return /^(PASS|AUTH)\s/i.test(line) ? `${line.split(' ')[0] ?? ''} ***` : '***';
+}
+
+function lines(buf: Buffer): string[] {
+  return buf
+    .toString('latin1')
+    .split('\r\n')
+    .filter((l) => l !== '');
+}
+
+export class Pop3Client {
+  readonly where: string;
+  /** CAPA keywords (upper case) and their arguments; empty when the server has no CAPA. */
+  readonly capabilities = new Map<string, string[]>();
+  private capaOk = false;
+  private sock: net.Socket;
+  private readonly reader = new ResponseReader();
+  private failure: MailferryError | undefined;
+  private readonly failed = deferred<never>();
+  private connecting = true;
+  private paused = false;
+  private readonly idleMs: number;
+
+  private constructor(
+    private readonly o: Pop3ClientOptions,
+    sock: net.Socket,
+  ) {
+    this.where = `${o.host}:${o.port}`;
+    this.idleMs = o.idleTimeoutMs ?? 120_000;
+    this.sock = sock;
+    this.attach(sock);
+  }
+
+  /** Connect, read the greeting, CAPA, STLS when asked, log in. */
+  static async connect(o: Pop3ClientOptions): Promise<Pop3Client> {
+    if (/[\r\n\0]/.test(o.user) || /[\r\n\0]/.test(o.password)) {
+      throw new MailferryError('usage', 'the POP3 user name and password may not contain line breaks or NUL');
+    }
+    const sock =
+      o.tls === 'tls' ? tls.connect({ host: o.host, port: o.port, ...tlsOptions(o) }) : net.connect({ host: o.host, port: o.port });
+    sock.setTimeout(o.connectTimeoutMs ?? 30_000);
+    const c = new Pop3Client(o, sock);
+    try {
+      const greeting = c.expect();
+      await c.until(once(sock, o.tls === 'tls' ? 'secureConnect' : 'connect'));
+      const hello = await greeting;
+      if (hello.status !== '+OK') {
+        throw new MailferryError('network', `${c.where} refused the session: ${printable(hello.text)}`, { retryable: true });
+      }
+      await c.capa();
+      if (o.tls === 'starttls') await c.starttls();
+      await c.login();
+      c.connecting = false;
+      c.sock.setTimeout(c.idleMs);
+      return c;
+    } catch (e: unknown) {
+      const err = e instanceof MailferryError ? e : (c.failure ?? c.mapError(e));
+      c.fail(err);
+      throw err;
+    }
+  }
+
+  /** True once the connection failed or ended; a new client is needed. */
+  get broken(): boolean {
+    return this.failure !== undefined;
+  }
+
+  get secure(): boolean {
+    return this.sock instanceof tls.TLSSocket && this.sock.encrypted;
+  }
+
+  get pipelining(): boolean {
+    return this.capabilities.has('PIPELINING');
+  }
+
+  /** `STAT`: message count and total size of the maildrop. */
+  async stat(): Promise<{ count: number; size: number }> {
+    const r = await this.command('STAT');
+    const m = /^(\d+)\s+(\d+)/.exec(r.text);
+    if (m === null) throw this.protocolError(`bad STAT reply ${JSON.stringify(printable(r.text))}`);
+    return { count: Number(m[1]), size: Number(m[2]) };
+  }
+
+  /** `LIST`: message number -> size on the wire (CRLF). */
+  async list(): Promise<Map<number, number>> {
+    const { reply, body } = await this.collect('LIST');
+    if (reply.status !== '+OK') throw this.commandError('LIST', reply);
+    const out = new Map<number, number>();
+    for (const l of lines(body)) {
+      const m = /^(\d+)\s+(\d+)/.exec(l);
+      if (m === null) throw this.protocolError(`bad LIST line ${JSON.stringify(printable(l))}`);
+      out.set(Number(m[1]), Number(m[2]));
+    }
+    return out;
+  }
+
+  /** `UIDL`: message number -> unique id; undefined when the server has no UIDL (it is optional). */
+  async uidl(): Promise<Map<number, string> | undefined> {
+    if (this.capaOk && !this.capabilities.has('UIDL')) return undefined;
+    const { reply, body } = await this.collect('UIDL');
+    if (reply.status !== '+OK') {
+      if (reply.code === 'SYS/TEMP') throw this.commandError('UIDL', reply);
+      return undefined;
+    }
+    const out = new Map<number, string>();
+    for (const l of lines(body)) {
+      const m = /^(\d+)\s+([\x21-\x7e]+)\s*$/.exec(l);
+      if (m === null) throw this.protocolError(`bad UIDL line ${JSON.stringify(printable(l))}`);
+      out.set(Number(m[1]), m[2] as string);
+    }
+    return out;
+  }
+
+  /** `TOP n lines`: the header block (and that many body lines); undefined when refused. */
+  async top(n: number, bodyLines = 0): Promise<Buffer | undefined> {
+    const { reply, body } = await this.collect(`TOP ${n} ${bodyLines}`);
+    return reply.status === '+OK' ? body : undefined;
+  }
+
+  /**
+   * `RETR` each item, pipelined when the server allows it. Yields in the order given. A body of at
+   * most `streamThreshold` bytes (by its LIST size) is a Buffer; a bigger one a Readable that must
+   * be read to the end before the next item is asked for. A message the server refuses is
+   * yielded as `refused`. Leaving the loop early drops the connection (its state is unknown).
+   */
+  async *retrieve(items: readonly RetrItem[], streamThreshold: number): AsyncGenerator<Retrieved> {
+    const depth = this.pipelining ? PIPELINE_DEPTH : 1;
+    const limit = streamThreshold * 2 + (1 << 20);
+    const inflight: InFlight[] = [];
+    let next = 0;
+    let bytes = 0;
+    let current: InFlight | undefined;
+    try {
+      for (;;) {
+        while (next < items.length && (inflight.length === 0 || (inflight.length < depth && bytes < PIPELINE_BYTES))) {
+          const item = items[next++] as RetrItem;
+          const streaming = item.size === undefined || item.size > streamThreshold;
+          const target = streaming ? new StreamBody(this.flow) : new BufferBody(item.size, limit, `message ${item.n}`);
+          const reply = this.send(`RETR ${item.n}`, { multi: true, body: () => target });
+          const weight = Math.max(item.size ?? STREAM_HWM, 1024);
+          inflight.push({ item, reply, target, weight });
+          bytes += weight;
+        }
+        current = inflight.shift();
+        if (current === undefined) break;
+        bytes -= current.weight;
+        const reply = await current.reply;
+        if (reply.status !== '+OK') {
+          if (reply.code === 'SYS/TEMP') throw this.commandError(`RETR ${current.item.n}`, reply);
+          yield { n: current.item.n, refused: printable(reply.text) };
+        } else if (current.target instanceof StreamBody) {
+          yield { n: current.item.n, body: current.target.stream };
+          if (!current.target.stream.readableEnded) current.target.stream.resume();
+          await current.target.finished.promise;
+        } else {
+          yield { n: current.item.n, body: await current.target.result.promise };
+        }
+        current = undefined;
+      }
+    } finally {
+      if (current !== undefined || inflight.length > 0) {
+        this.fail(new MailferryError('network', `retrieval from ${this.where} abandoned mid-response`, { retryable: true }));
+      }
+    }
+  }
+
+  /** `DELE` each message (pipelined when allowed); returns the numbers the server refused. Only QUIT commits. */
+  async dele(numbers: readonly number[]): Promise<number[]> {
+    const refused: number[] = [];
+    const check = (n: number, r: Reply): void => {
+      if (r.status === '+OK') return;
+      if (r.code === 'SYS/TEMP') throw this.commandError(`DELE ${n}`, r);
+      refused.push(n);
+    };
+    if (this.pipelining) {
+      const replies = numbers.map((n) => this.send(`DELE ${n}`));
+      for (let i = 0; i < numbers.length; i++) check(numbers[i] as number, await (replies[i] as Promise<Reply>));
+    } else {
+      for (const n of numbers) check(n, await this.send(`DELE ${n}`));
+    }
+    return refused;
+  }
+
+  /** `RSET`: undo every DELE of this session. */
+  async rset(): Promise<void> {
+    await this.command('RSET');
+  }
+
+  async noop(): Promise<void> {
+    await this.command('NOOP');
+  }
+
+  /**
+   * `QUIT`: the server enters the UPDATE state and removes the messages marked by DELE (RFC 1939
+   * §6). Throws when it says it could not; a session that ends without QUIT deletes nothing.
+   */
+  async quit(): Promise<void> {
+    if (this.failure !== undefined) throw this.failure;
+    const r = await this.send('QUIT');
+    this.fail(new MailferryError('network', `POP3 session with ${this.where} ended`, { retryable: true }));
+    if (r.status !== '+OK') {
+      throw new MailferryError('protocol', `${this.where} could not remove the deleted messages: ${printable(r.text)}`);
+    }
+  }
+
+  /** Drop the connection without QUIT (the server then deletes nothing). */
+  destroy(err?: MailferryError): void {
+    this.fail(err ?? new MailferryError('network', `connection to ${this.where} closed`, { retryable: true }));
+  }
+
+  // --- session setup -------------------------------------------------------------------------
+
+  private async capa(): Promise<void> {
+    this.capabilities.clear();
+    const { reply, body } = await this.collect('CAPA');
+    this.capaOk = reply.status === '+OK';
+    if (!this.capaOk) return;
+    for (const l of lines(body)) {
+      const [word = '', ...args] = l.trim().split(/\s+/);
+      if (word !== '') this.capabilities.set(word.toUpperCase(), args);
+    }
+  }
+
+  /** RFC 2595 §4: STLS, then TLS on the same socket, then CAPA again (what was said in clear is forgotten). */
+  private async starttls(): Promise<void> {
+    const missing = (): MailferryError =>
+      new MailferryError('tls', `${this.where} does not offer STLS; refusing to log in in plain text`);
+    if (this.capaOk && !this.capabilities.has('STLS')) throw missing();
+    const r = await this.command('STLS', false);
+    if (r.status !== '+OK') throw missing();
+    if (this.failure !== undefined) {
+      // Bytes after the STLS reply, before the handshake: a plain-text injection (CVE-2011-0411 style).
+      throw new MailferryError('tls', `${this.where} sent data after its STLS reply; refusing to continue`, { cause: this.failure });
+    }
+    const plain = this.sock;
+    this.detach(plain);
+    plain.on('error', () => undefined); // surfaces through the TLS socket
+    const secure = tls.connect({ socket: plain, host: this.o.host, ...tlsOptions(this.o) });
+    secure.setTimeout(this.o.connectTimeoutMs ?? 30_000);
+    this.attach(secure);
+    await this.until(once(secure, 'secureConnect'));
+    await this.capa();
+  }
+
+  private async login(): Promise<void> {
+    const sasl = (this.capabilities.get('SASL') ?? []).map((m) => m.toUpperCase());
+    let r: Reply;
+    if (sasl.includes('PLAIN')) {
+      r = await this.authPlain();
+    } else if (!this.capaOk || this.capabilities.has('USER')) {
+      r = await this.send(`USER ${this.o.user}`);
+      if (r.status === '+OK') r = await this.send(`PASS ${this.o.password}`, { secret: true });
+    } else {
+      throw new MailferryError('auth', `${this.where} offers no login method mailferry supports (SASL: ${sasl.join(' ') || 'none'}; no USER)`);
+    }
+    if (r.status !== '+OK') throw this.loginError(r);
+  }
+
+  /** RFC 5034 §4 + RFC 4616: initial response inline unless that makes the line longer than 255 octets. */
+  private async authPlain(): Promise<Reply> {
+    const ir = Buffer.from(`\0${this.o.user}\0${this.o.password}`, 'utf8').toString('base64');
+    if (`AUTH PLAIN ${ir}`.length <= 255) {
+      const r = await this.send(`AUTH PLAIN ${ir}`, { secret: true, continuation: true });
+      return r.status === '+' ? this.send('*') : r; // a challenge PLAIN cannot answer: cancel
+    }
+    const r = await this.send('AUTH PLAIN', { continuation: true });
+    if (r.status !== '+') return r;
+    return this.send(ir, { secret: true, continuation: true }).then((x) => (x.status === '+' ? this.send('*') : x));
+  }
+
+  private loginError(r: Reply): MailferryError {
+    const said = printable(r.text);
+    switch (r.code) {
+      case 'IN-USE':
+        return new MailferryError('network', `mailbox locked by another session at ${this.where} ([IN-USE] ${said}); close the other mail client and rerun`, {
+          retryable: true,
+        });
+      case 'LOGIN-DELAY':
+        return new MailferryError('network', `${this.where} allows a login only every few minutes ([LOGIN-DELAY] ${said}); rerun later`);
+      case 'SYS/TEMP':
+        return new MailferryError('network', `${this.where} has a temporary problem: ${said}`, { retryable: true });
+      case 'SYS/PERM':
+        return new MailferryError('protocol', `${this.where} refused the session: ${said}`);
+      default:
+        return new MailferryError('auth', `login refused by ${this.where}: wrong user name or password`);
+    }
+  }
+
+  // --- commands -------------------------------------------------------------------------------
+
+  /** Queue an expected reply without sending anything (the greeting). */
+  private expect(): Promise<Reply> {
+    return this.queue(undefined, {});
+  }
+
+  private send(line: string, opts: SendOptions = {}): Promise<Reply> {
+    return this.queue(line, opts);
+  }
+
+  private queue(line: string | undefined, opts: SendOptions): Promise<Reply> {
+    const d = deferred<Reply>();
+    if (this.failure !== undefined) {
+      d.reject(this.failure);
+      return d.promise;
+    }
+    this.reader.expect({
+      multi: opts.multi ?? false,
+      onReply: (r) => {
+        this.o.debug?.(`S: ${r.status}${r.code === undefined ? '' : ` [${r.code}]`} ${printable(r.text)}`);
+        if (r.status === '+' && opts.continuation !== true) {
+          const err = this.protocolError(`unexpected continuation after ${line?.split(' ')[0] ?? 'connect'}`);
+          d.reject(err);
+          queueMicrotask(() => this.fail(err));
+          return undefined;
+        }
+        d.resolve(r);
+        return r.status === '+OK' && opts.multi === true ? opts.body?.(r) : undefined;
+      },
+      onError: (e) => d.reject(e),
+    });
+    if (line !== undefined) {
+      this.o.debug?.(`C: ${opts.secret === true ? redacted(line) : line}`);
+      this.sock.write(`${line}\r\n`);
+    }
+    return d.promise;
+  }
+
+  /** A single-line command that must succeed. */
+  private async command(line: string, must = true): Promise<Reply> {
+    const r = await this.send(line);
+    if (must && r.status !== '+OK') throw this.commandError(line, r);
+    return r;
+  }
+
+  /** A multi-line command whose body is collected into a Buffer. */
+  private async collect(line: string): Promise<{ reply: Reply; body: Buffer }> {
+    const target = new BufferBody(undefined, LISTING_LIMIT, `reply to ${line}`);
+    const reply = await this.send(line, { multi: true, body: () => target });
+    if (reply.status !== '+OK') return { reply, body: Buffer.alloc(0) };
+    return { reply, body: await target.result.promise };
+  }
+
+  private commandError(what: string, r: Reply): MailferryError {
+    const verb = what.split(' ')[0] ?? what;
+    if (r.code === 'SYS/TEMP') {
+      return new MailferryError('network', `${this.where}: ${verb} failed for now: ${printable(r.text)}`, { retryable: true });
+    }
+    return new MailferryError('protocol', `${this.where}: ${what} failed: ${printable(r.text)}`);
+  }
+
+  private protocolError(what: string): MailferryError {
+    return new MailferryError('protocol', `${this.where}: ${what}`);
+  }
+
+  // --- socket ---------------------------------------------------------------------------------
+
+  /** Backpressure hooks for StreamBody. */
+  private readonly flow: Flow = {
+    pause: (): void => {
+      if (this.paused) return;
+      this.paused = true;
+      this.sock.pause();
+      this.sock.setTimeout(0); // a slow reader is not a silent server
+    },
+    resume: (): void => {
+      if (!this.paused) return;
+      this.paused = false;
+      this.sock.setTimeout(this.idleMs);
+      this.sock.resume();
+    },
+    abandon: (): void => {
+      this.fail(new MailferryError('network', `message stream from ${this.where} closed before its end`, { retryable: true }));
+    },
+  };
+
+  /** Resolves with `p`, or rejects as soon as the connection fails. */
+  private until<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, this.failed.promise]);
+  }
+
+  private mapError(e: unknown): MailferryError {
+    if (e instanceof MailferryError) return e;
+    if (e instanceof Pop3ProtocolError) return this.protocolError(e.message);
+    return mapImapError(e, this.where);
+  }
+
+  private fail(err: MailferryError): void {
+    if (this.failure !== undefined) return;
+    this.failure = err;
+    this.sock.destroy();
+    this.failed.reject(err);
+    this.reader.failAll(err);
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    try {
+      this.reader.feed(chunk);
+    } catch (e: unknown) {
+      this.fail(this.mapError(e));
+    }
+  };
+
+  private readonly onError = (e: Error): void => {
+    this.fail(this.mapError(e));
+  };
+
+  private readonly onClose = (): void => {
+    this.fail(new MailferryError('network', `connection to ${this.where} lost (closed by the server)`, { retryable: true }));
+  };
+
+  private readonly onTimeout = (): void => {
+    // An idle session with nothing outstanding may stay idle; the server ends it if it wants to.
+    if (!this.connecting && this.reader.pending === 0) return;
+    const ms = this.connecting ? (this.o.connectTimeoutMs ?? 30_000) : this.idleMs;
+    this.fail(new MailferryError('network', `no answer from ${this.where} for ${ms / 1000} s`, { retryable: true }));
+  };
+
+  private attach(sock: net.Socket): void {
+    this.sock = sock;
+    sock.on('data', this.onData);
+    sock.on('error', this.onError);
+    sock.on('close', this.onClose);
+    sock.on('timeout', this.onTimeout);
+  }
+
+  private detach(sock: net.Socket): void {
+    sock.off('data', this.onData);
+    sock.off('error', this.onError);
+    sock.off('close', this.onClose);
+    sock.off('timeout', this.onTimeout);
+    sock.setTimeout(0);
+  }
+}
+
+function tlsOptions(o: Pop3ClientOptions): tls.ConnectionOptions {
+  return {
+    rejectUnauthorized: o.insecure !== true,
+    // SNI only for names (RFC 6066 §3); the certificate is checked against `host` either way.
+    ...(net.isIP(o.host) === 0 ? { servername: o.host } : {}),
+    ...(o.ca === undefined ? {} : { ca: o.ca }),
+  };
+}
