@@ -1,5 +1,5 @@
 import { mkdir, open, stat, truncate } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { destinationError, errnoCode } from '../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../domain/message.js';

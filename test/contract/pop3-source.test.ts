@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { appendFile, readFile } from 'node:fs/promises';
 import net from 'node:net';
-import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { MailferryError } from '../../src/domain/errors.js';
 import type { MessageMeta } from '../../src/domain/message.js';
