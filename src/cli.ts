@@ -26,10 +26,13 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
     .usage('$0 <command> [options]')
     .command(
       'backup',
-      'Back up an IMAP account into Maildir and/or mbox archives (incremental, resumable)',
+      'Back up an IMAP or POP3 account into Maildir and/or mbox archives (incremental, resumable)',
       (y) =>
         y
-          .option('from', { type: 'string', describe: 'source account: imaps://USER@HOST[:993] or imap://USER@HOST[:143] (STARTTLS)' })
+          .option('from', {
+            type: 'string',
+            describe: 'source account: imaps://USER@HOST[:993], imap://USER@HOST[:143] (STARTTLS), pop3s://USER@HOST[:995], pop3://USER@HOST[:110] (STLS)',
+          })
           .option('to', { type: 'string', array: true, describe: 'archive: maildir:DIR or mbox:DIR (repeatable)' })
           .option('password-env', { type: 'string', describe: 'read the password from this environment variable' })
           .option('password-file', { type: 'string', describe: 'read the password from this file (must be mode 600)' })
@@ -37,10 +40,11 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .option('tls-mode', { type: 'string', choices: ['tls', 'starttls', 'plain'], describe: 'override the TLS mode of the address; plain sends the password unencrypted' })
           .option('tls-insecure', { type: 'boolean', describe: 'accept any server certificate (not recommended)' })
           .option('ca', { type: 'string', describe: 'trust the CA certificate(s) in this PEM file' })
-          .option('connections', { type: 'number', describe: 'parallel IMAP connections', default: 4 })
+          .option('connections', { type: 'number', describe: 'parallel IMAP connections (POP3 uses one)', default: 4 })
           .option('include', { type: 'string', array: true, describe: 'only folders matching this pattern (* any, % one level, ? one char)' })
           .option('exclude', { type: 'string', array: true, describe: 'skip folders matching this pattern' })
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'Maildir folder layout' })
+          .option('delete', { type: 'boolean', describe: 'POP3: delete from the server what every archive holds durably (after the copy, never before)' })
           .option('batch-mb', { type: 'number', default: 16, describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
           .example('PW=... $0 backup --from imaps://me@imap.example.org --password-env PW --to maildir:~/mail-backup', '')
           .example('$0 backup --from imaps://me@imap.example.org --password-file ~/.imap-pw --to mbox:/srv/backup/me', ''),

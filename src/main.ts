@@ -54,6 +54,7 @@ export async function main(argv: string[]): Promise<number> {
       exclude: args['exclude'] as string[] | undefined,
       layout: args['layout'] as string | undefined,
       batchMb: args['batchMb'] as number | undefined,
+      delete: args['delete'] as boolean | undefined,
     });
     const { ttyProgress } = await import('./progress.js');
     const progress = process.stderr.isTTY && !quiet && !json ? ttyProgress(process.stderr) : undefined;

@@ -4,6 +4,9 @@ import type { Logger } from '../log/logger.js';
 import { runPipeline, type ProgressEvent } from '../pipeline/run.js';
 import type { RunReport } from '../report.js';
 import { ImapSource } from '../sources/imap.js';
+import { Pop3Source, POP3_INBOX } from '../sources/pop3.js';
+import type { Sink } from '../sinks/sink.js';
+import type { Source } from '../sources/source.js';
 import { openArchive, type OpenArchive } from './archive.js';
 
 export interface CommandDeps {
@@ -13,25 +16,30 @@ export interface CommandDeps {
   onProgress?: (report: RunReport, event: ProgressEvent) => void;
 }
 
-/** `mailferry backup`: an IMAP account into one or more local archives. */
+/**
+ * `mailferry backup`: an IMAP or POP3 account into one or more local archives. With `--delete`
+ * (POP3), messages are removed from the server after the run, and only those that every archive
+ * holds durably (checkpointed after fsync), in one session that ends with QUIT.
+ */
 export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunReport> {
   let password: string | undefined;
-  const source = new ImapSource({
+  const common = {
     endpoint: cfg.from,
     password: async () => (password ??= await readSecret(cfg.secret)),
     ...(cfg.ca === undefined ? {} : { ca: cfg.ca }),
     insecure: cfg.insecure,
-    connections: cfg.connections,
     streamThreshold: cfg.streamThreshold,
     log: deps.log,
     debug: deps.debug ?? false,
-  });
+  };
+  const pop3 = cfg.from.kind === 'pop3' ? new Pop3Source(common) : undefined;
+  const source: Source = pop3 ?? new ImapSource({ ...common, connections: cfg.connections });
   // Read the secret first: a bad password source is a usage error before any connection.
   password = await readSecret(cfg.secret);
   const archives: OpenArchive[] = [];
   try {
     for (const to of cfg.to) archives.push(await openArchive(to, source.identity, cfg.layout, deps.log));
-    return await runPipeline(
+    const report = await runPipeline(
       source,
       archives.map((a) => a.sink),
       {
@@ -46,6 +54,12 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
         ...(deps.onProgress === undefined ? {} : { onProgress: deps.onProgress }),
       },
     );
+    if (cfg.delete && pop3 !== undefined) {
+      const ids = await durableEverywhere(archives.map((a) => a.sink));
+      await pop3.delete([...ids]);
+      report.deleted = ids.size;
+    }
+    return report;
   } finally {
     await source.close();
     for (const a of archives) {
@@ -53,4 +67,14 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
       await a.lock.release();
     }
   }
+}
+
+/** Ids of the POP3 INBOX that every archive holds durably. */
+async function durableEverywhere(sinks: readonly Sink[]): Promise<Set<string>> {
+  let common: Set<string> | undefined;
+  for (const sink of sinks) {
+    const known = (await sink.open(POP3_INBOX)).known;
+    common = common === undefined ? new Set(known) : new Set([...common].filter((id) => known.has(id)));
+  }
+  return common ?? new Set();
 }

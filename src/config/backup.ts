@@ -21,6 +21,8 @@ export interface BackupConfig {
   batchBytes: number;
   batchMessages: number;
   streamThreshold: number;
+  /** POP3 only: remove from the server what every archive holds durably. */
+  delete: boolean;
 }
 
 export interface RawBackupFlags {
@@ -37,6 +39,7 @@ export interface RawBackupFlags {
   exclude?: string[];
   layout?: string;
   batchMb?: number;
+  delete?: boolean;
 }
 
 export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
@@ -51,14 +54,16 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
   };
 
   let from: RemoteEndpoint | undefined;
-  if (raw.from === undefined) problems.push('--from is required (imaps://USER@HOST)');
+  if (raw.from === undefined) problems.push('--from is required (imaps://USER@HOST or pop3s://USER@HOST)');
   else {
     const e = attempt(() => parseEndpoint(raw.from as string));
     if (e !== undefined) {
-      if ('path' in e) problems.push('--from must be an IMAP account for backup (imaps://USER@HOST or imap://USER@HOST)');
-      else if (e.kind !== 'imap') problems.push(`--from ${e.kind}:// is not supported by backup yet; use imaps:// or imap://`);
+      if ('path' in e) problems.push('--from must be a mail account for backup (imaps://, imap://, pop3s:// or pop3://USER@HOST)');
       else from = e;
     }
+  }
+  if (raw.delete === true && from !== undefined && from.kind !== 'pop3') {
+    problems.push('--delete is for POP3 sources only');
   }
 
   const to: LocalEndpoint[] = [];
@@ -120,5 +125,6 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
     batchBytes: Math.round(batchMb * (1 << 20)),
     batchMessages: 2000,
     streamThreshold: 8 << 20,
+    delete: raw.delete ?? false,
   };
 }

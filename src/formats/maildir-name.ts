@@ -43,8 +43,17 @@ export function infoOf(flags: Iterable<string>, keywordLetter: (kw: string) => s
   return [...letters].sort().join('');
 }
 
+/** Ids (POP3 UIDLs may hold any printable character) are %-escaped where a name cannot hold them. */
+function escapeId(id: string): string {
+  return id.replace(/[%/:,\\\s]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+function unescapeId(id: string): string {
+  return id.replace(/%([0-9a-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
+}
+
 export function fileName(base: string, size: number, id: string | undefined, info: string): string {
-  const idPart = id !== undefined && /^\d+$/.test(id) ? `,U=${id}` : '';
+  const idPart = id === undefined ? '' : `,U=${escapeId(id)}`;
   return `${base},S=${size}${idPart}:2,${info}`;
 }
 
@@ -63,21 +72,22 @@ export function parseName(name: string): ParsedName {
   const parsed: ParsedName = { base, info };
   for (const f of fields) {
     if (f.startsWith('S=')) parsed.size = Number(f.slice(2));
-    else if (f.startsWith('U=')) parsed.uid = f.slice(2);
+    else if (f.startsWith('U=')) parsed.uid = unescapeId(f.slice(2));
   }
   return parsed;
 }
 
 /** Name with the U= field removed (used when a UIDVALIDITY change makes the ids stale). */
 export function withoutUid(name: string): string {
-  return name.replace(/,U=\d+/, '');
+  return name.replace(/,U=[^,:]+/, '');
 }
 
 /** Name carrying `uid` as its U= field (replacing any), before the info part. */
 export function withUid(name: string, uid: string): string {
   const bare = withoutUid(name);
   const colon = bare.indexOf(':2,');
-  return colon === -1 ? `${bare},U=${uid}` : `${bare.slice(0, colon)},U=${uid}${bare.slice(colon)}`;
+  const u = escapeId(uid);
+  return colon === -1 ? `${bare},U=${u}` : `${bare.slice(0, colon)},U=${u}${bare.slice(colon)}`;
 }
 
 export function flagsOfInfo(info: string, keywordOf: (letter: string) => string | undefined): Set<string> {

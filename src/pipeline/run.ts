@@ -140,7 +140,6 @@ async function planFolder(
  * messages the archive already holds by header hash and size, so they are not copied twice.
  */
 async function rematch(source: Source, folder: SinkFolder, mailbox: MailboxInfo, log: Logger): Promise<void> {
-  if (mailbox.uidValidity === undefined) throw new MailferryError('internal', 'rematch needs a UIDVALIDITY');
   log.warn(`${mailbox.path}: UIDVALIDITY changed or archive state missing; matching the archive against the server`);
   // Each archived message may be claimed once, by its key or its alternative key.
   const have = new Map<string, { ref: string; alt: boolean }[]>();

@@ -17,7 +17,8 @@ import type { Logger } from '../log/logger.js';
 /**
  * Maildir archive. Layout `maildir++` (default; what Dovecot uses): INBOX is the root, other
  * folders are `.A.B` directories beside it. Layout `fs`: `A/B` directories. Messages go to cur/
- * with their flags in the info part; mtime = INTERNALDATE; LF line endings.
+ * with their flags in the info part, or to new/ when they have no flag at all (unread, never
+ * seen: every POP3 message); mtime = INTERNALDATE; LF line endings.
  * Writing: tmp/ -> fsync -> rename into cur/ -> fsync cur/ -> checkpoint. Files are 0600, dirs 0700.
  */
 export type MaildirLayout = 'maildir++' | 'fs';
@@ -67,6 +68,7 @@ export class MaildirSink implements Sink {
 interface Staged {
   id: string;
   tmp: string;
+  /** Path below the folder: `cur/<name>:2,<info>`, or `new/<name>` for a message with no flags. */
   final: string;
   synced: Promise<void>;
 }
@@ -133,7 +135,7 @@ class MaildirFolder implements SinkFolder {
    * theirs. The checkpoint says "rematching" meanwhile, so a crash here just makes the next run
    * match again; renames are idempotent.
    */
-  async rebase(uidValidity: bigint, matches: readonly Match[]): Promise<void> {
+  async rebase(uidValidity: bigint | undefined, matches: readonly Match[]): Promise<void> {
     this.checkpoint.update(this.key, (f) => {
       f.rematching = true;
     });
@@ -148,7 +150,8 @@ class MaildirFolder implements SinkFolder {
     await fsyncDir(join(this.dir, 'cur'));
     await fsyncDir(join(this.dir, 'new'));
     this.checkpoint.update(this.key, (f) => {
-      f.uidValidity = uidValidity.toString();
+      if (uidValidity === undefined) delete f.uidValidity;
+      else f.uidValidity = uidValidity.toString();
       delete f.rematching;
       f.ids = new Set(matchedIds);
     });
@@ -175,8 +178,8 @@ class MaildirFolder implements SinkFolder {
         try {
           await Promise.all(staged.map((s) => s.synced));
           await folder.keywords.save();
-          for (const s of staged) await rename(s.tmp, join(folder.dir, 'cur', s.final));
-          await fsyncDir(join(folder.dir, 'cur'));
+          for (const s of staged) await rename(s.tmp, join(folder.dir, s.final));
+          for (const sub of new Set(staged.map((s) => s.final.slice(0, 3)))) await fsyncDir(join(folder.dir, sub));
         } catch (e: unknown) {
           await cleanup();
           throw destinationError(e, `folder ${folder.dir}`);
@@ -232,6 +235,9 @@ class MaildirFolder implements SinkFolder {
       }
     })();
     synced.catch(() => undefined);
-    return { id: meta.id, tmp, final: fileName(base, enc.bytes, meta.id, info), synced };
+    // A message without any flag (all of POP3's) is new mail: new/, no info part, as the spec says.
+    const name = fileName(base, enc.bytes, meta.id, info);
+    const final = meta.flags.size === 0 ? `new/${name.slice(0, name.lastIndexOf(':2,'))}` : `cur/${name}`;
+    return { id: meta.id, tmp, final, synced };
   }
 }

@@ -111,11 +111,12 @@ class MboxFolder implements SinkFolder {
     }
   }
 
-  async rebase(uidValidity: bigint, matches: readonly Match[]): Promise<void> {
+  async rebase(uidValidity: bigint | undefined, matches: readonly Match[]): Promise<void> {
     const size = (await stat(this.file)).size;
     const matchedIds = matches.map((m) => m.id);
     this.checkpoint.update(this.key, (f) => {
-      f.uidValidity = uidValidity.toString();
+      if (uidValidity === undefined) delete f.uidValidity;
+      else f.uidValidity = uidValidity.toString();
       delete f.rematching;
       f.end = size;
       f.ids = new Set(matchedIds);

@@ -58,7 +58,7 @@ export interface SinkFolder {
   readonly known: ReadonlySet<string>;
   readonly needsRematch: boolean;
   fingerprints(): AsyncIterable<Fingerprint>;
-  rebase(uidValidity: bigint, matches: readonly Match[]): Promise<void>;
+  rebase(uidValidity: bigint | undefined, matches: readonly Match[]): Promise<void>;
   begin(): Promise<Tx>;
 }
 

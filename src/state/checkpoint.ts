@@ -37,12 +37,12 @@ interface StateJson {
 }
 
 /**
- * The account an identity names, without scheme and port: the same mailbox reached over TLS or
- * STARTTLS, on 993 or 143, is the same archive.
+ * The account an identity names, without TLS mode and port: the same mailbox reached over TLS or
+ * STARTTLS, on 993 or 143, is the same archive. IMAP and POP3 ids differ, so the protocol stays.
  */
 export function accountOf(identity: string): string {
-  const m = /^[a-z0-9]+:\/\/(.+)@([^@:]+)(?::\d+)?$/.exec(identity);
-  return m ? `${m[1]}@${(m[2] as string).toLowerCase()}` : identity;
+  const m = /^([a-z0-9]+?)s?:\/\/(.+)@([^@:]+)(?::\d+)?$/.exec(identity);
+  return m ? `${m[1]}:${m[2]}@${(m[3] as string).toLowerCase()}` : identity;
 }
 
 export class Checkpoint {

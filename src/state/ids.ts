@@ -11,7 +11,7 @@ export function encodeIds(ids: Iterable<string>): EncodedIds {
   const nums: number[] = [];
   const names: string[] = [];
   for (const id of ids) {
-    if (/^\d+$/.test(id) && id.length < 16) nums.push(Number(id));
+    if (/^(0|[1-9]\d*)$/.test(id) && id.length < 16) nums.push(Number(id));
     else names.push(id);
   }
   const out: EncodedIds = {};

@@ -12,7 +12,7 @@ import { silentLogger } from '../../src/log/logger.js';
 import { Pop3Client } from '../../src/sources/pop3-client.js';
 import { POP3_INBOX, Pop3Source, type Pop3SourceOptions } from '../../src/sources/pop3.js';
 import type { Fetched } from '../../src/sources/source.js';
-import { imapView, nastyMailbox, randomBytes } from '../fixtures/nasty.js';
+import { imapView, nastyMailbox, pop3View, randomBytes } from '../fixtures/nasty.js';
 import { alice, withDovecot, type Account } from '../helpers/server.js';
 
 /**
@@ -27,11 +27,6 @@ const execFileP = promisify(execFile);
 
 function caseOf(raw: Buffer): string {
   return /^X-Mailferry-Case: (\S+)\r?$/m.exec(raw.toString('latin1'))?.[1] ?? '?';
-}
-
-function pop3View(raw: Buffer): Buffer {
-  const crlf = Buffer.from(raw.toString('latin1').replace(/(?<!\r)\n/g, '\r\n'), 'latin1');
-  return crlf.subarray(-2).toString('latin1') === '\r\n' ? crlf : Buffer.concat([crlf, Buffer.from('\r\n')]);
 }
 
 function message(name: string, body: Buffer, headers = 'Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: 8bit'): SeedMessage {

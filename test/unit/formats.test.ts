@@ -31,6 +31,10 @@ test('maildir names carry size and uid and parse back', () => {
   assert.equal(p.uid, '42');
   assert.equal(p.info, 'S');
   assert.equal(parseName(withoutUid(name)).uid, undefined);
+  const odd = fileName(base, 10, '0000a1:x,y/z%', 'S');
+  assert.equal(odd.split(':').length, 2, 'only the info colon');
+  assert.equal(parseName(odd).uid, '0000a1:x,y/z%');
+  assert.equal(parseName(withoutUid(odd)).uid, undefined);
   assert.notEqual(uniqueBase(), uniqueBase());
 });
 
@@ -50,8 +54,8 @@ test('mbox metadata headers round-trip flags', () => {
 
 test('id sets compress to ranges and back', () => {
   assert.equal(toRanges([5, 1, 2, 3, 9, 10, 3]), '1:3,5,9:10');
-  const ids = new Set(['1', '2', '3', '7', 'UIDL-abc', '00000001']);
-  assert.deepEqual(decodeIds(encodeIds(ids)), new Set(['1', '2', '3', '7', 'UIDL-abc', '00000001'].map((x) => (x === '00000001' ? '1' : x))));
+  const ids = new Set(['1', '2', '3', '7', 'UIDL-abc', '00000001', '0012', '0']);
+  assert.deepEqual(decodeIds(encodeIds(ids)), ids, 'UIDLs with leading zeros stay strings');
   assert.deepEqual(decodeIds(encodeIds(new Set(['UIDL-abc']))), new Set(['UIDL-abc']));
 });
 
@@ -110,4 +114,6 @@ test('an archive belongs to an account, whatever the scheme or port', async () =
   const { accountOf } = await import('../../src/state/checkpoint.js');
   assert.equal(accountOf('imaps://a@b.org@Mail.Example.org:993'), accountOf('imap://a@b.org@mail.example.org:143'));
   assert.notEqual(accountOf('imaps://a@x:993'), accountOf('imaps://b@x:993'));
+  assert.notEqual(accountOf('imaps://a@x:993'), accountOf('pop3s://a@x:995'));
+  assert.equal(accountOf('pop3s://a@x:995'), accountOf('pop3://a@x:110'));
 });
