@@ -27,7 +27,8 @@ export function asctime(d: Date): string {
 }
 
 export function fromLine(date: Date | undefined): string {
-  return `From MAILER-DAEMON ${asctime(date ?? new Date(0))}\n`;
+  // No INTERNALDATE (POP3): the time of archiving, as a local delivery agent would write.
+  return `From MAILER-DAEMON ${asctime(date ?? new Date())}\n`;
 }
 
 export function metadataHeaders(flags: ReadonlySet<string>): string {
