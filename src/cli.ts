@@ -45,9 +45,23 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .option('exclude', { type: 'string', array: true, describe: 'skip folders matching this pattern' })
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'Maildir folder layout' })
           .option('delete', { type: 'boolean', describe: 'POP3: delete from the server what every archive holds durably (after the copy, never before)' })
+          .option('delete-older-than', {
+            type: 'string',
+            requiresArg: true,
+            describe:
+              'POP3, DAYS: like --delete, but keep recent mail on the server: delete only what every archive has held for more than DAYS days (a number, fractions allowed; 0 is --delete)',
+          })
+          .option('no-uidl', {
+            type: 'boolean',
+            describe:
+              'POP3: name messages by a hash of their headers (TOP) and their size instead of UIDL, for servers without UIDL; identical copies are told apart by order only',
+          })
+          // `--no-uidl` reaches yargs as the negation of this one.
+          .option('uidl', { type: 'boolean', hidden: true })
           .option('batch-mb', { type: 'number', default: 16, describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
           .example('PW=... $0 backup --from imaps://me@imap.example.org --password-env PW --to maildir:~/mail-backup', '')
-          .example('$0 backup --from imaps://me@imap.example.org --password-file ~/.imap-pw --to mbox:/srv/backup/me', ''),
+          .example('$0 backup --from imaps://me@imap.example.org --password-file ~/.imap-pw --to mbox:/srv/backup/me', '')
+          .example('$0 backup --from pop3s://me@pop.example.org --password-file ~/.pop-pw --to maildir:~/mail-backup --delete-older-than 14', ''),
       (args) => onCommand({ command: 'backup', args }),
     )
     .option('json', { type: 'boolean', describe: 'write the summary as JSON on stdout' })

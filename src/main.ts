@@ -55,6 +55,9 @@ export async function main(argv: string[]): Promise<number> {
       layout: args['layout'] as string | undefined,
       batchMb: args['batchMb'] as number | undefined,
       delete: args['delete'] as boolean | undefined,
+      deleteOlderThan: args['deleteOlderThan'] as string | undefined,
+      // yargs reads --no-uidl as the negation of a (hidden) --uidl.
+      noUidl: args['uidl'] === false || args['noUidl'] === true,
     });
     const { ttyProgress } = await import('./progress.js');
     const progress = process.stderr.isTTY && !quiet && !json ? ttyProgress(process.stderr) : undefined;

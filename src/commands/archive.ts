@@ -16,6 +16,8 @@ export const LOCK_FILE = '.mailferry.lock';
 export interface OpenArchive {
   sink: Sink;
   lock: Lock;
+  /** The sink's own state; read for what the Sink contract does not carry (first-seen times). */
+  checkpoint: Checkpoint;
 }
 
 /** Open a local archive as a Sink: create its root (0700), take its lock, load its checkpoint. */
@@ -34,7 +36,7 @@ export async function openArchive(
   try {
     const checkpoint = await Checkpoint.load(join(endpoint.path, STATE_FILE), sourceIdentity);
     const sink = endpoint.kind === 'maildir' ? new MaildirSink(endpoint.path, layout, checkpoint, log) : new MboxSink(endpoint.path, checkpoint);
-    return { sink, lock };
+    return { sink, lock, checkpoint };
   } catch (e: unknown) {
     await lock.release();
     throw e;

@@ -4,10 +4,11 @@ import type { Logger } from '../log/logger.js';
 import { runPipeline, type ProgressEvent } from '../pipeline/run.js';
 import type { RunReport } from '../report.js';
 import { ImapSource } from '../sources/imap.js';
-import { Pop3Source, POP3_INBOX } from '../sources/pop3.js';
-import type { Sink } from '../sinks/sink.js';
+import { Pop3Source } from '../sources/pop3.js';
 import type { Source } from '../sources/source.js';
+import { epochSeconds } from '../state/checkpoint.js';
 import { openArchive, type OpenArchive } from './archive.js';
+import { deletable } from './deletable.js';
 
 export interface CommandDeps {
   log: Logger;
@@ -19,7 +20,9 @@ export interface CommandDeps {
 /**
  * `mailferry backup`: an IMAP or POP3 account into one or more local archives. With `--delete`
  * (POP3), messages are removed from the server after the run, and only those that every archive
- * holds durably (checkpointed after fsync), in one session that ends with QUIT.
+ * holds durably (checkpointed after fsync), in one session that ends with QUIT. With
+ * `--delete-older-than DAYS`, only those of them first archived more than DAYS days ago
+ * (see deletable.ts).
  */
 export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunReport> {
   let password: string | undefined;
@@ -32,7 +35,7 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
     log: deps.log,
     debug: deps.debug ?? false,
   };
-  const pop3 = cfg.from.kind === 'pop3' ? new Pop3Source(common) : undefined;
+  const pop3 = cfg.from.kind === 'pop3' ? new Pop3Source({ ...common, noUidl: cfg.noUidl }) : undefined;
   const source: Source = pop3 ?? new ImapSource({ ...common, connections: cfg.connections });
   // Read the secret first: a bad password source is a usage error before any connection.
   password = await readSecret(cfg.secret);
@@ -55,9 +58,10 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
       },
     );
     if (cfg.delete && pop3 !== undefined) {
-      const ids = await durableEverywhere(archives.map((a) => a.sink));
-      await pop3.delete([...ids]);
-      report.deleted = ids.size;
+      const onServer: string[] = [];
+      for await (const m of pop3.list(pop3.inbox, () => true)) onServer.push(m.id);
+      const ids = await deletable(onServer, archives, pop3.inbox, cfg.deleteOlderThanDays, epochSeconds());
+      report.deleted = await pop3.delete(ids);
     }
     return report;
   } finally {
@@ -67,14 +71,4 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
       await a.lock.release();
     }
   }
-}
-
-/** Ids of the POP3 INBOX that every archive holds durably. */
-async function durableEverywhere(sinks: readonly Sink[]): Promise<Set<string>> {
-  let common: Set<string> | undefined;
-  for (const sink of sinks) {
-    const known = (await sink.open(POP3_INBOX)).known;
-    common = common === undefined ? new Set(known) : new Set([...common].filter((id) => known.has(id)));
-  }
-  return common ?? new Set();
 }

@@ -23,6 +23,13 @@ export interface BackupConfig {
   streamThreshold: number;
   /** POP3 only: remove from the server what every archive holds durably. */
   delete: boolean;
+  /**
+   * POP3 only, with `delete`: only messages first archived more than this many days ago (in
+   * every archive). Undefined or 0: as soon as archived.
+   */
+  deleteOlderThanDays?: number;
+  /** POP3 only: name messages by header hash and size instead of UIDL. */
+  noUidl: boolean;
 }
 
 export interface RawBackupFlags {
@@ -40,6 +47,9 @@ export interface RawBackupFlags {
   layout?: string;
   batchMb?: number;
   delete?: boolean;
+  /** Days as typed (a decimal number); checked here. */
+  deleteOlderThan?: string;
+  noUidl?: boolean;
 }
 
 export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
@@ -62,9 +72,18 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
       else from = e;
     }
   }
-  if (raw.delete === true && from !== undefined && from.kind !== 'pop3') {
-    problems.push('--delete is for POP3 sources only');
+  const imap = from !== undefined && from.kind !== 'pop3';
+  if (raw.delete === true && imap) problems.push('--delete is for POP3 sources only');
+  let olderThanDays: number | undefined;
+  if (raw.deleteOlderThan !== undefined) {
+    const text = raw.deleteOlderThan.trim();
+    const days = /^\d+(\.\d+)?$|^\.\d+$/.test(text) ? Number(text) : NaN;
+    if (!Number.isFinite(days)) problems.push(`--delete-older-than needs a number of days (0 or more, e.g. 30 or 0.5), not "${raw.deleteOlderThan}"`);
+    else olderThanDays = days;
+    if (imap) problems.push('--delete-older-than is for POP3 sources only');
+    if (raw.delete === true) problems.push('give --delete or --delete-older-than, not both (--delete-older-than 0 is --delete)');
   }
+  if (raw.noUidl === true && imap) problems.push('--no-uidl is for POP3 sources only');
 
   const to: LocalEndpoint[] = [];
   if (raw.to === undefined || raw.to.length === 0) problems.push('--to is required (maildir:DIR or mbox:DIR, may be given twice)');
@@ -125,6 +144,8 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
     batchBytes: Math.round(batchMb * (1 << 20)),
     batchMessages: 2000,
     streamThreshold: 8 << 20,
-    delete: raw.delete ?? false,
+    delete: raw.delete === true || olderThanDays !== undefined,
+    ...(olderThanDays === undefined ? {} : { deleteOlderThanDays: olderThanDays }),
+    noUidl: raw.noUidl ?? false,
   };
 }

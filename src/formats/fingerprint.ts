@@ -35,3 +35,26 @@ export function wireSizeOfLf(b: Buffer): number {
     pos = nl + 1;
   }
 }
+
+/**
+ * A message id made of content, for POP3 servers without UIDL (`--no-uidl`): the header block as
+ * `TOP n 0` returns it, in LF form, hashed (sha256, first 128 bits), and the LIST size. The same
+ * message gives the same key in every session as long as the server does not rewrite its headers.
+ */
+export function contentKey(header: Buffer, wireSize: number): string {
+  const hash = createHash('sha256').update(toLf(headerBlock(header))).digest('hex').slice(0, 32);
+  return `h:${hash}:${wireSize}`;
+}
+
+/**
+ * Keys made unique in the order given (the maildrop's): the second and later copies of a key get
+ * `#2`, `#3`, ... Exact duplicates are told apart by their order alone.
+ */
+export function numberDuplicates(keys: readonly string[]): string[] {
+  const seen = new Map<string, number>();
+  return keys.map((key) => {
+    const n = (seen.get(key) ?? 0) + 1;
+    seen.set(key, n);
+    return n === 1 ? key : `${key}#${n}`;
+  });
+}

@@ -153,7 +153,8 @@ async function rematch(source: Source, folder: SinkFolder, mailbox: MailboxInfo,
   const claimed = new Set<string>();
   const matched: Match[] = [];
   for await (const h of source.headers(mailbox)) {
-    const candidates = have.get(fingerprintKey(toLf(h.header), h.size)) ?? [];
+    const header = toLf(h.header);
+    const candidates = [h.size, ...(h.altSize === undefined ? [] : [h.altSize])].flatMap((size) => have.get(fingerprintKey(header, size)) ?? []);
     const free = candidates.find((c) => !claimed.has(c.ref));
     if (free !== undefined) {
       claimed.add(free.ref);

@@ -6,7 +6,7 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
 import { ArchiveEncoder } from '../formats/encoder.js';
 import { fingerprintKey, headerBlock, wireSizeOfLf } from '../formats/fingerprint.js';
 import { fileName, infoOf, parseName, uniqueBase, withoutUid, withUid } from '../formats/maildir-name.js';
-import type { Checkpoint } from '../state/checkpoint.js';
+import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../state/checkpoint.js';
 import { fsyncDir } from '../state/atomic.js';
 import { KeywordTable } from './keywords.js';
 import { maildirFolderDir } from './paths.js';
@@ -70,6 +70,8 @@ interface Staged {
   tmp: string;
   /** Path below the folder: `cur/<name>:2,<info>`, or `new/<name>` for a message with no flags. */
   final: string;
+  /** The message had an internal date (else its first-seen time is recorded). */
+  dated: boolean;
   synced: Promise<void>;
 }
 
@@ -110,6 +112,7 @@ class MaildirFolder implements SinkFolder {
         else f.uidValidity = uidValidity;
         delete f.rematching;
         f.ids = new Set();
+        delete f.firstSeen;
       });
       await this.checkpoint.save();
     }
@@ -154,6 +157,7 @@ class MaildirFolder implements SinkFolder {
       else f.uidValidity = uidValidity.toString();
       delete f.rematching;
       f.ids = new Set(matchedIds);
+      keepFirstSeen(f, f.ids);
     });
     await this.checkpoint.save();
     this.known = new Set(matchedIds);
@@ -185,9 +189,11 @@ class MaildirFolder implements SinkFolder {
           throw destinationError(e, `folder ${folder.dir}`);
         }
         const ids = staged.map((s) => s.id);
+        const undated = staged.filter((s) => !s.dated).map((s) => s.id);
         staged.length = 0;
         folder.checkpoint.update(folder.key, (f) => {
           for (const id of ids) f.ids.add(id);
+          markFirstSeen(f, undated, epochSeconds());
         });
         for (const id of ids) folder.known.add(id);
         await folder.checkpoint.save();
@@ -238,6 +244,6 @@ class MaildirFolder implements SinkFolder {
     // A message without any flag (all of POP3's) is new mail: new/, no info part, as the spec says.
     const name = fileName(base, enc.bytes, meta.id, info);
     const final = meta.flags.size === 0 ? `new/${name.slice(0, name.lastIndexOf(':2,'))}` : `cur/${name}`;
-    return { id: meta.id, tmp, final, synced };
+    return { id: meta.id, tmp, final, dated: date !== undefined, synced };
   }
 }

@@ -7,7 +7,7 @@ import { ArchiveEncoder } from '../formats/encoder.js';
 import { fingerprintKey, headerBlock, wireSizeOfLf } from '../formats/fingerprint.js';
 import { fromLine, metadataHeaders } from '../formats/mbox.js';
 import { readMbox } from '../formats/mbox-reader.js';
-import type { Checkpoint } from '../state/checkpoint.js';
+import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../state/checkpoint.js';
 import { mboxFolderFile } from './paths.js';
 import type { Fingerprint, Match, Sink, SinkFolder, Tx } from './sink.js';
 import { writeAll, writeEncoded, type Writer } from './write-body.js';
@@ -93,6 +93,7 @@ class MboxFolder implements SinkFolder {
         f.end = 0;
         f.noEol = [];
         f.ids = new Set();
+        delete f.firstSeen;
       });
       await this.checkpoint.save();
     }
@@ -120,6 +121,7 @@ class MboxFolder implements SinkFolder {
       delete f.rematching;
       f.end = size;
       f.ids = new Set(matchedIds);
+      keepFirstSeen(f, f.ids);
       // A message matched without its final LF had that LF added by us as framing.
       const framed = matches.filter((m) => m.alt === true).map((m) => Number(m.ref));
       if (framed.length > 0) f.noEol = [...new Set([...(f.noEol ?? []), ...framed])];
@@ -152,6 +154,7 @@ class MboxFolder implements SinkFolder {
     const handle = fh;
     let pos = start;
     const ids: string[] = [];
+    const undated: string[] = [];
     const noEol: number[] = [];
     let done = false;
     const finish = async (): Promise<void> => {
@@ -185,6 +188,7 @@ class MboxFolder implements SinkFolder {
           throw e;
         }
         ids.push(meta.id);
+        if (meta.internalDate === undefined) undated.push(meta.id);
       },
       async commit(): Promise<void> {
         try {
@@ -197,6 +201,7 @@ class MboxFolder implements SinkFolder {
           f.end = pos;
           f.noEol = [...(f.noEol ?? []), ...noEol];
           for (const id of ids) f.ids.add(id);
+          markFirstSeen(f, undated, epochSeconds());
         });
         try {
           await folder.checkpoint.save();

@@ -15,7 +15,8 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  * - Writing happens in transactions: `begin()` resolves with a Tx once the folder is free (a serial
  *   folder such as one mbox file has at most one open Tx). `tx.write(meta, body)` stages a message
  *   (it may already be on disk, but it does not count); `tx.commit()` makes every staged message
- *   durable (fsync, rename, fsync the directory) and then records the checkpoint. Only after
+ *   durable (fsync, rename, fsync the directory) and then records the checkpoint (with, for a
+ *   message without internalDate, the time it was first made durable). Only after
  *   `commit()` resolves is a message acknowledged. `tx.abort()` discards what was staged; an
  *   interrupted process leaves at worst staged garbage that the next `open` removes.
  *   A body Readable must be consumed fully by `write` before it resolves.

@@ -10,6 +10,7 @@ import {
   PIPELINE_BYTES,
   PIPELINE_DEPTH,
   Pop3ProtocolError,
+  Pop3Unsolicited,
   ResponseReader,
   STREAM_HWM,
   StreamBody,
@@ -196,6 +197,36 @@ export class Pop3Client {
   async top(n: number, bodyLines = 0): Promise<Buffer | undefined> {
     const { reply, body } = await this.collect(`TOP ${n} ${bodyLines}`);
     return reply.status === '+OK' ? body : undefined;
+  }
+
+  /**
+   * `TOP n 0` for each message (the header block), pipelined when the server allows it, yielded in
+   * the order given; `header` is undefined when the server refused that one. Leaving the loop early
+   * drops the connection (replies are still outstanding).
+   */
+  async *headers(numbers: readonly number[]): AsyncGenerator<{ n: number; header: Buffer | undefined }> {
+    const depth = this.pipelining ? PIPELINE_DEPTH : 1;
+    const inflight: { n: number; reply: Promise<{ reply: Reply; body: Buffer }> }[] = [];
+    let next = 0;
+    try {
+      for (;;) {
+        while (next < numbers.length && inflight.length < depth) {
+          const n = numbers[next++] as number;
+          const reply = this.collect(`TOP ${n} 0`);
+          reply.catch(() => undefined); // awaited below, unless the loop is left early
+          inflight.push({ n, reply });
+        }
+        const current = inflight.shift();
+        if (current === undefined) break;
+        const { reply, body } = await current.reply;
+        if (reply.status !== '+OK' && reply.code === 'SYS/TEMP') throw this.commandError(`TOP ${current.n} 0`, reply);
+        yield { n: current.n, header: reply.status === '+OK' ? body : undefined };
+      }
+    } finally {
+      if (inflight.length > 0) {
+        this.fail(new MailferryError('network', `header listing from ${this.where} abandoned mid-response`, { retryable: true }));
+      }
+    }
   }
 
   /**
@@ -461,6 +492,11 @@ export class Pop3Client {
 
   private mapError(e: unknown): MailferryError {
     if (e instanceof MailferryError) return e;
+    // A server that is shutting the session down (a kick, a timeout) says so before closing:
+    // treat it as the dropped connection it is, so the batch is retried on a new session.
+    if (e instanceof Pop3Unsolicited) {
+      return new MailferryError('network', `connection to ${this.where} closed by the server`, { retryable: true });
+    }
     if (e instanceof Pop3ProtocolError) return this.protocolError(e.message);
     return mapImapError(e, this.where);
   }

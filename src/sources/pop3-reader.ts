@@ -133,6 +133,9 @@ export class DotDecoder {
 
 export class Pop3ProtocolError extends Error {}
 
+/** Bytes while no command is outstanding: typically a server's parting "-ERR ..." before it hangs up. */
+export class Pop3Unsolicited extends Pop3ProtocolError {}
+
 /** Parse a status line (without its LF). Throws Pop3ProtocolError unless it is +OK, -ERR or "+". */
 export function parseReply(line: Buffer): Reply {
   // Status lines are ASCII by protocol; latin1 maps bytes 1:1 so nothing is lost for diagnostics.
@@ -185,7 +188,7 @@ export class ResponseReader {
         continue;
       }
       const head = this.queue[0];
-      if (head === undefined) throw new Pop3ProtocolError('unexpected data from the server');
+      if (head === undefined) throw new Pop3Unsolicited('unexpected data from the server');
       const lf = buf.indexOf(LF);
       if (lf < 0 || this.lineBytes + lf > MAX_LINE) {
         this.line.push(buf);

@@ -1,6 +1,7 @@
 import { MailferryError } from '../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../domain/message.js';
 import type { RemoteEndpoint } from '../endpoints/url.js';
+import { contentKey, numberDuplicates } from '../formats/fingerprint.js';
 import type { Logger } from '../log/logger.js';
 import { Pop3Client, type RetrItem } from './pop3-client.js';
 import type { Fetched, HeaderSample, Selected, Source } from './source.js';
@@ -17,8 +18,14 @@ import type { Fetched, HeaderSample, Selected, Source } from './source.js';
  * message numbers, so a retried batch fetches the same messages.
  *
  * `list` yields messages in maildrop order (oldest first), which is what "ascending" means for
- * UIDLs: they are opaque strings. A server without UIDL is refused for now (a `--no-uidl` mode,
- * matching by header hash and size, is planned).
+ * UIDLs: they are opaque strings. A server without UIDL is refused unless `noUidl` is set.
+ *
+ * `noUidl` (`--no-uidl`): ids are content keys instead, `h:<hash of the header block>:<LIST size>`
+ * from `TOP n 0` (see contentKey), with `#2`, `#3` added to exact duplicates in maildrop order.
+ * They stay stable across sessions while the messages and their order are unchanged; two identical
+ * messages are told apart by order alone, and a server that rewrites headers changes the keys.
+ * The mailbox then carries a uidValidity (HEADER_KEYS), so an archive filled in the other mode is
+ * re-matched by header hash and size (as after an IMAP UIDVALIDITY change), not copied twice.
  *
  * `delete(ids)` is for `--delete`: DELE in the current session, then QUIT, because only QUIT
  * makes the server remove them (RFC 1939 §6). Callers pass only ids that are durable in every
@@ -34,9 +41,14 @@ export interface Pop3SourceOptions {
   debug: boolean;
   /** Wait for the server while a command is outstanding; default 120 s. */
   timeoutMs?: number;
+  /** Name messages by header hash and size instead of UIDL (`--no-uidl`). */
+  noUidl?: boolean;
 }
 
 export const POP3_INBOX: MailboxInfo = { path: 'INBOX', delimiter: '' };
+
+/** The uidValidity of the INBOX when ids are header keys: another numbering than UIDLs (none). */
+export const HEADER_KEYS = 1n;
 
 interface Drop {
   id: string;
@@ -54,6 +66,8 @@ interface Session {
 export class Pop3Source implements Source {
   readonly caps = { flags: false, internalDate: false, mailboxes: false, parallel: 1 };
   readonly identity: string;
+  /** The one mailbox, as `select` returns it (with HEADER_KEYS as uidValidity under `noUidl`). */
+  readonly inbox: MailboxInfo;
   private session: Session | undefined;
   private opening: Promise<Session> | undefined;
   private closed = false;
@@ -61,6 +75,7 @@ export class Pop3Source implements Source {
   constructor(private readonly opts: Pop3SourceOptions) {
     const e = opts.endpoint;
     this.identity = `${e.tls === 'tls' ? 'pop3s' : 'pop3'}://${e.user}@${e.host}:${e.port}`;
+    this.inbox = opts.noUidl === true ? { ...POP3_INBOX, uidValidity: HEADER_KEYS } : POP3_INBOX;
   }
 
   private get where(): string {
@@ -96,12 +111,12 @@ export class Pop3Source implements Source {
     });
     try {
       const sizes = await client.list();
-      const uids = await client.uidl();
+      const uids = this.opts.noUidl === true ? await this.headerKeys(client, sizes) : await client.uidl();
       if (uids === undefined) {
         throw new MailferryError(
           'usage',
           `POP3 server ${this.where} does not support UIDL, so mailferry cannot tell which messages it already has; ` +
-            'a --no-uidl mode (matching by header hash and size) is planned but not available yet',
+            'rerun with --no-uidl to tell them apart by header hash and size instead (see its limits in the README)',
         );
       }
       const messages: Drop[] = [];
@@ -122,8 +137,29 @@ export class Pop3Source implements Source {
     }
   }
 
+  /** `--no-uidl`: message number -> content key, from `TOP n 0` and the LIST size, in maildrop order. */
+  private async headerKeys(client: Pop3Client, sizes: ReadonlyMap<number, number>): Promise<Map<number, string>> {
+    const numbers = [...sizes.keys()].sort((a, b) => a - b);
+    const refusedAll = (): MailferryError =>
+      new MailferryError('usage', `POP3 server ${this.where} refuses TOP, which --no-uidl needs to name messages by their headers`);
+    if (numbers.length > 0 && client.capabilities.size > 0 && !client.capabilities.has('TOP')) throw refusedAll();
+    const named: number[] = [];
+    const keys: string[] = [];
+    for await (const { n, header } of client.headers(numbers)) {
+      if (header === undefined) {
+        this.opts.log.warn(`${this.identity}: server refused TOP for message ${n}; it cannot be named without UIDL and is left alone`);
+        continue;
+      }
+      named.push(n);
+      keys.push(contentKey(header, sizes.get(n) ?? 0));
+    }
+    if (named.length === 0 && numbers.length > 0) throw refusedAll();
+    const ids = numberDuplicates(keys);
+    return new Map(named.map((n, i) => [n, ids[i] as string]));
+  }
+
   async mailboxes(): Promise<MailboxInfo[]> {
-    return [POP3_INBOX];
+    return [this.inbox];
   }
 
   private check(mailbox: MailboxInfo): void {
@@ -135,7 +171,7 @@ export class Pop3Source implements Source {
   async select(mailbox: MailboxInfo): Promise<Selected> {
     this.check(mailbox);
     const s = await this.open();
-    return { mailbox: POP3_INBOX, count: s.messages.length };
+    return { mailbox: this.inbox, count: s.messages.length };
   }
 
   async *list(mailbox: MailboxInfo, wanted: (id: string) => boolean): AsyncIterable<MessageMeta> {
@@ -155,7 +191,7 @@ export class Pop3Source implements Source {
       if (header === undefined) {
         throw new MailferryError('mailbox', `${this.where} refused TOP, so the archive cannot be matched against the server`);
       }
-      yield { id: d.id, size: d.size, header };
+      yield { id: d.id, size: d.size, header, altSize: d.size + 2 };
     }
   }
 
@@ -194,10 +230,10 @@ export class Pop3Source implements Source {
 
   /**
    * Delete these messages on the server: DELE each one the session knows, then QUIT, which
-   * commits (RFC 1939 §6). Ids no longer on the server are ignored. The session ends either way;
-   * the next call opens a new one.
+   * commits (RFC 1939 §6). Ids no longer on the server are ignored. Resolves with how many were
+   * removed. The session ends either way; the next call opens a new one.
    */
-  async delete(ids: readonly string[]): Promise<void> {
+  async delete(ids: readonly string[]): Promise<number> {
     const s = await this.open();
     const numbers = ids.map((id) => s.byId.get(id)?.n).filter((n): n is number => n !== undefined);
     this.session = undefined;
@@ -205,6 +241,7 @@ export class Pop3Source implements Source {
       const refused = await s.client.dele(numbers);
       for (const n of refused) this.opts.log.warn(`${this.identity}: server refused to delete message ${n}`);
       await s.client.quit();
+      return numbers.length - refused.length;
     } finally {
       s.client.destroy();
     }

@@ -41,6 +41,11 @@ export interface HeaderSample {
   readonly size: number;
   /** The header block, up to and including the blank line, as the server sent it. */
   readonly header: Buffer;
+  /**
+   * Another size the message may have when fetched: a POP3 server adds the final CRLF that a
+   * message lacks (RFC 1939 §3 cannot express its absence), and its LIST size does not count it.
+   */
+  readonly altSize?: number;
 }
 
 export interface Fetched {

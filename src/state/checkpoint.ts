@@ -5,8 +5,9 @@ import { decodeIds, encodeIds, type EncodedIds } from './ids.js';
 
 /**
  * The checkpoint of one archive (one Sink): for each source mailbox, the UIDVALIDITY the ids belong
- * to and the ids that are durable in the archive. Stored as JSON beside the archive, rewritten
- * atomically (temp file, fsync, rename, fsync dir). It holds no secret: the source identity is
+ * to, the ids that are durable in the archive and, for messages that came without an internal
+ * date (POP3), when each was first made durable (for `--delete-older-than`). Stored as JSON
+ * beside the archive, rewritten atomically (temp file, fsync, rename, fsync dir). It holds no secret: the source identity is
  * `scheme://user@host:port`, never a password.
  *
  * Writes are coalesced: `save()` resolves once a write that began after the call has finished, so
@@ -21,6 +22,11 @@ export interface FolderCheckpoint {
   /** mbox only: offsets of From_ lines whose message had no final newline (one was added). */
   noEol?: number[];
   ids: Set<string>;
+  /**
+   * id -> epoch seconds when it was first made durable here; kept only for messages without an
+   * internal date (POP3 has none), written in the same commit as the ids.
+   */
+  firstSeen?: Map<string, number>;
 }
 
 interface FolderJson extends EncodedIds {
@@ -28,6 +34,26 @@ interface FolderJson extends EncodedIds {
   rematching?: boolean;
   end?: number;
   noEol?: number[];
+  firstSeen?: Record<string, number>;
+}
+
+/** Now, as the checkpoint counts time: whole seconds since the epoch. */
+export function epochSeconds(date = new Date()): number {
+  return Math.floor(date.getTime() / 1000);
+}
+
+/** Record `at` as the first-seen time of each id that has none yet (a sink calls it in its commit). */
+export function markFirstSeen(f: FolderCheckpoint, ids: Iterable<string>, at: number): void {
+  for (const id of ids) {
+    const seen = (f.firstSeen ??= new Map());
+    if (!seen.has(id)) seen.set(id, at);
+  }
+}
+
+/** Forget the first-seen times of ids no longer in `ids` (after a re-match replaced them). */
+export function keepFirstSeen(f: FolderCheckpoint, ids: ReadonlySet<string>): void {
+  if (f.firstSeen === undefined) return;
+  for (const id of f.firstSeen.keys()) if (!ids.has(id)) f.firstSeen.delete(id);
 }
 
 interface StateJson {
@@ -88,6 +114,7 @@ export class Checkpoint {
         ...(f.end === undefined ? {} : { end: f.end }),
         ...(f.noEol === undefined ? {} : { noEol: f.noEol }),
         ids: decodeIds(f),
+        ...(f.firstSeen === undefined ? {} : { firstSeen: decodeFirstSeen(f.firstSeen, path) }),
       });
     }
     return cp;
@@ -95,6 +122,22 @@ export class Checkpoint {
 
   folder(name: string): FolderCheckpoint | undefined {
     return this.folders.get(name);
+  }
+
+  /**
+   * When each of `ids` was first made durable in `folder` (epoch seconds). An id without a record
+   * (archived before these times were kept, or found again by a re-match after the state was
+   * lost) is recorded now, in memory, so it ages from today and never counts as older than it may
+   * be; call `save()` to keep those records.
+   */
+  firstSeenOf(folder: string, ids: Iterable<string>, now: number): Map<string, number> {
+    const out = new Map<string, number>();
+    const list = [...ids];
+    const missing = list.filter((id) => this.folders.get(folder)?.firstSeen?.has(id) !== true);
+    if (missing.length > 0) this.update(folder, (f) => markFirstSeen(f, missing, now));
+    const seen = this.folders.get(folder)?.firstSeen;
+    for (const id of list) out.set(id, seen?.get(id) ?? now);
+    return out;
   }
 
   /** Change a folder's record in memory; call `save()` to make it durable. */
@@ -134,9 +177,26 @@ export class Checkpoint {
         ...(f.end === undefined ? {} : { end: f.end }),
         ...(f.noEol === undefined || f.noEol.length === 0 ? {} : { noEol: f.noEol }),
         ...encodeIds(f.ids),
+        ...(f.firstSeen === undefined || f.firstSeen.size === 0
+          ? {}
+          : { firstSeen: Object.fromEntries([...f.firstSeen].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) }),
       };
     }
     const json: StateJson = { version: 1, source: this.source, folders };
     return `${JSON.stringify(json, null, 1)}\n`;
   }
+}
+
+function decodeFirstSeen(json: unknown, path: string): Map<string, number> {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new MailferryError('destination', `state file ${path} has an unknown format (firstSeen)`);
+  }
+  const out = new Map<string, number>();
+  for (const [id, t] of Object.entries(json)) {
+    if (typeof t !== 'number' || !Number.isFinite(t)) {
+      throw new MailferryError('destination', `state file ${path} has an unknown format (firstSeen of ${id})`);
+    }
+    out.set(id, t);
+  }
+  return out;
 }

@@ -1,11 +1,13 @@
-import { open, readFile, stat, unlink } from 'node:fs/promises';
+import { link, open, readFile, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { MailferryError, errnoCode, destinationError } from '../domain/errors.js';
 
 /**
- * One run per archive: an O_EXCL lockfile holding "pid host start". A second run exits at once with
- * kind `locked`. A lock left by a dead process on this host is taken over (cron after a crash), and
- * so is an unreadable one older than a minute (a crash between creating and writing it).
+ * One run per archive: a lockfile holding "pid host start". It is written to a private temp file
+ * first and then hard-linked into place (link fails if the lock exists), so a lock is never seen
+ * empty, even when a run is killed while taking it. A second run exits at once with kind `locked`.
+ * A lock left by a dead process on this host is taken over (cron after a crash), and so is an
+ * unreadable one older than a minute (written by something else, or damaged).
  */
 const STALE_UNREADABLE_MS = 60_000;
 export interface Lock {
@@ -14,11 +16,20 @@ export interface Lock {
 
 export async function acquireLock(path: string): Promise<Lock> {
   for (let attempt = 0; attempt < 2; attempt++) {
+    const tmp = `${path}.${process.pid}.tmp`;
     try {
-      const fh = await open(path, 'wx', 0o600);
-      await fh.writeFile(`${process.pid} ${hostname()} ${new Date().toISOString()}\n`);
-      await fh.sync();
-      await fh.close();
+      const fh = await open(tmp, 'w', 0o600);
+      try {
+        await fh.writeFile(`${process.pid} ${hostname()} ${new Date().toISOString()}\n`);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      try {
+        await link(tmp, path);
+      } finally {
+        await unlink(tmp).catch(() => undefined);
+      }
       let released = false;
       return {
         async release() {

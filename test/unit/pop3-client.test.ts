@@ -6,7 +6,8 @@ import { MailferryError } from '../../src/domain/errors.js';
 import type { MessageMeta } from '../../src/domain/message.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { Pop3Client, type Pop3ClientOptions, type Retrieved } from '../../src/sources/pop3-client.js';
-import { POP3_INBOX, Pop3Source } from '../../src/sources/pop3.js';
+import { contentKey } from '../../src/formats/fingerprint.js';
+import { HEADER_KEYS, POP3_INBOX, Pop3Source } from '../../src/sources/pop3.js';
 
 /**
  * Pop3Client and Pop3Source against scripted fake servers on loopback: the cases a real Dovecot
@@ -93,6 +94,12 @@ function standard(box: Mailbox, override?: (line: string, sock: net.Socket) => b
         if (box.uidl === false) sock.write('-ERR unknown command\r\n');
         else sock.write(`+OK\r\n${messages.map((_, i) => `${i + 1} u${i + 1}\r\n`).join('')}.\r\n`);
         return;
+      case 'TOP': {
+        const head = msg === undefined ? -1 : msg.indexOf('\r\n\r\n');
+        if (msg === undefined) sock.write('-ERR no such message\r\n');
+        else sock.write(Buffer.concat([Buffer.from('+OK\r\n'), stuff(head < 0 ? msg : msg.subarray(0, head + 4))]));
+        return;
+      }
       case 'RETR':
         if (msg === undefined) sock.write('-ERR no such message\r\n');
         else sock.write(Buffer.concat([Buffer.from(`+OK ${msg.length} octets\r\n`), stuff(msg)]));
@@ -257,6 +264,113 @@ test('Source: a server without UIDL is a usage error that mentions --no-uidl', a
       await source.close();
       await fake.close();
     }
+  }
+});
+
+test('Source with noUidl on a server without UIDL: ids are header keys, duplicates numbered in order, stable across sessions', async () => {
+  const m = (subject: string, body = 'hi'): Buffer => Buffer.from(`Subject: ${subject}\r\n\r\n${body}\r\n`);
+  const messages = [m('a'), m('b'), m('a'), m('a', 'other body'), m('a')];
+  for (const capa of [['USER', 'TOP', 'PIPELINING'], ['USER', 'TOP']]) {
+    const fake = await fakeServer(standard({ capa, messages }));
+    const make = (): Pop3Source =>
+      new Pop3Source({
+        endpoint: { kind: 'pop3', user: 'alice', host: '127.0.0.1', port: fake.port, tls: 'plain' },
+        password: async () => 'pw',
+        insecure: false,
+        streamThreshold: 1 << 20,
+        log: silentLogger,
+        debug: false,
+        noUidl: true,
+      });
+    const first = make();
+    const second = make();
+    try {
+      const sel = await first.select(first.inbox);
+      assert.equal(sel.count, 5);
+      assert.equal(sel.mailbox.uidValidity, HEADER_KEYS, 'another numbering than UIDL');
+      const ids: string[] = [];
+      for await (const meta of first.list(sel.mailbox, () => true)) ids.push(meta.id);
+      const a = contentKey(Buffer.from('Subject: a\r\n\r\n'), messages[0]?.length ?? 0);
+      assert.match(a, /^h:[0-9a-f]{32}:\d+$/);
+      const other = contentKey(Buffer.from('Subject: a\n\n'), messages[3]?.length ?? 0);
+      assert.equal(other.split(':')[1], a.split(':')[1], 'the hash is of the LF form');
+      assert.notEqual(other, a, 'same headers, another size: another message');
+      assert.deepEqual(ids, [a, contentKey(Buffer.from('Subject: b\r\n\r\n'), messages[1]?.length ?? 0), `${a}#2`, other, `${a}#3`]);
+      assert.ok(!fake.received.includes('UIDL'), 'UIDL not even asked');
+      assert.equal(fake.received.filter((l) => l.startsWith('TOP ')).length, 5);
+      const again: string[] = [];
+      for await (const meta of second.list(second.inbox, () => true)) again.push(meta.id);
+      assert.deepEqual(again, ids, 'the same ids in a new session');
+      const fetched: string[] = [];
+      for await (const f of first.fetch([{ mailbox: sel.mailbox, id: `${a}#2`, flags: new Set() }], new AbortController().signal)) {
+        fetched.push(f.meta.id);
+        assert.ok(Buffer.isBuffer(f.body) && f.body.equals(messages[2] as Buffer));
+      }
+      assert.deepEqual(fetched, [`${a}#2`]);
+      assert.equal(await first.delete([a, `${a}#3`, 'h:gone:1']), 2);
+      assert.deepEqual(fake.received.slice(-3), ['DELE 1', 'DELE 5', 'QUIT']);
+    } finally {
+      await first.close();
+      await second.close();
+      await fake.close();
+    }
+  }
+});
+
+test('headers(): TOP n 0 for each, pipelined under PIPELINING; a refused one is undefined', async () => {
+  const messages = [1, 2, 3, 4].map((i) => Buffer.from(`Subject: ${i}\r\n.X: dot\r\n\r\nbody ${i}\r\n`));
+  let held: number[] = [];
+  let maxHeld = 0;
+  const fake = await fakeServer(
+    standard({ capa: ['USER', 'TOP', 'PIPELINING'], messages }, (line, sock) => {
+      const m = /^TOP (\d+) 0$/.exec(line);
+      if (m === null) return false;
+      held.push(Number(m[1]));
+      maxHeld = Math.max(maxHeld, held.length);
+      if (held.length === 3 || held.includes(4)) {
+        for (const n of held) {
+          const msg = messages[n - 1] as Buffer;
+          if (n === 2) sock.write('-ERR no such message\r\n');
+          else sock.write(Buffer.concat([Buffer.from('+OK\r\n'), stuff(msg.subarray(0, msg.indexOf('\r\n\r\n') + 4))]));
+        }
+        held = [];
+      }
+      return true;
+    }),
+  );
+  try {
+    const c = await Pop3Client.connect(opts(fake));
+    const got: [number, string | undefined][] = [];
+    for await (const h of c.headers([1, 2, 3, 4])) got.push([h.n, h.header?.toString('latin1')]);
+    assert.deepEqual(got, [
+      [1, 'Subject: 1\r\n.X: dot\r\n\r\n'],
+      [2, undefined],
+      [3, 'Subject: 3\r\n.X: dot\r\n\r\n'],
+      [4, 'Subject: 4\r\n.X: dot\r\n\r\n'],
+    ]);
+    assert.equal(maxHeld, 3);
+    await c.quit();
+  } finally {
+    await fake.close();
+  }
+});
+
+test('Source with noUidl on a server that refuses TOP: a usage error', async () => {
+  const fake = await fakeServer(standard({ capa: ['USER'], messages: [Buffer.from('Subject: x\r\n\r\nhi\r\n')] }));
+  const source = new Pop3Source({
+    endpoint: { kind: 'pop3', user: 'alice', host: '127.0.0.1', port: fake.port, tls: 'plain' },
+    password: async () => 'pw',
+    insecure: false,
+    streamThreshold: 1 << 20,
+    log: silentLogger,
+    debug: false,
+    noUidl: true,
+  });
+  try {
+    await rejectsKind(source.select(source.inbox), 'usage', /refuses TOP, which --no-uidl needs/);
+  } finally {
+    await source.close();
+    await fake.close();
   }
 });
 
