@@ -1,0 +1,449 @@
+/**
+ * `npm run bench [-- --size small|full] [--messages N] [--seed N] [--repeat N] [--profile] [--keep] [--workdir DIR]`
+ *
+ * Issue 7's benchmark. Starts a throwaway Dovecot, seeds a reproducible mailbox into user `src`
+ * (see scripts/bench/mailbox.ts), then times, on that same mailbox and each into a fresh directory:
+ * mailferry IMAP->Maildir, IMAP->mbox, a Maildir rerun with nothing new, `--connections 1`, and
+ * mbsync IMAP->Maildir (+ its rerun) as the reference. Every run is verified (messages per folder in
+ * the archive = the server's) before its time counts. Also: `mailferry --help` startup (median of
+ * 5), peak RSS at two mailbox sizes, and with `--profile` a CPU profile of one Maildir run.
+ * Prints a table and writes bench/results.json (one entry per preset) and bench/README.md.
+ *
+ * More scenarios (POP3, migrate) are added as entries of `scenarios` with a runner for their tool.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { findDovecot, startDovecot, type DovecotServer } from '../src/dev/dovecot.js';
+import { seedMailbox } from '../src/dev/seed.js';
+import { describeMachine, processTreeCpuS } from './bench/machine.js';
+import { generateFolder, planMailbox, type MailboxSpec } from './bench/mailbox.js';
+import { aptInstall, ensureGnuTime, measure, type Measured } from './bench/measure.js';
+import { mbsyncVersion, writeMbsyncConfig } from './bench/mbsync.js';
+import { summarizeProfile } from './bench/profile.js';
+import { consoleTable, readme, type MailboxInfo, type ResultsFile, type RunResult, type ScenarioResult } from './bench/report.js';
+import { serverTruth, verifyArchive, type AccountTruth, type ArchiveFormat } from './bench/verify.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const BIN = path.join(ROOT, 'bin', 'mailferry.js');
+const RESULTS = path.join(ROOT, 'bench', 'results.json');
+const README = path.join(ROOT, 'bench', 'README.md');
+const PASSWORD_ENV = 'MAILFERRY_BENCH_PASSWORD';
+
+const PRESETS: Record<string, number> = { small: 2_000, full: 20_000 };
+
+const log = (s: string): void => {
+  process.stderr.write(`bench: ${s}\n`);
+};
+
+// ---------------------------------------------------------------------------------------------
+// Command line
+
+interface Options {
+  preset: string;
+  messages: number;
+  seed: number;
+  profile: boolean;
+  keep: boolean;
+  repeat: number;
+  workdir: string | undefined;
+}
+
+function options(): Options {
+  const { values } = parseArgs({
+    options: {
+      size: { type: 'string', default: 'small' },
+      messages: { type: 'string' },
+      seed: { type: 'string', default: '1' },
+      profile: { type: 'boolean', default: false },
+      repeat: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+      workdir: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(
+      'usage: npm run bench -- [--size small|full] [--messages N] [--seed N] [--repeat N] [--profile] [--keep] [--workdir DIR]\n' +
+        '  --size small   ~2,000 messages / ~125 MB in 4 folders (default)\n' +
+        '  --size full    ~20,000 messages / ~1 GB in 20 folders\n' +
+        '  --messages N   a custom count (results stored under "messages-N")\n' +
+        '  --repeat N     rounds of every scenario; each reports its median (default: 3 for small, else 1)\n' +
+        '  --profile      also run one Maildir backup under node --cpu-prof and summarize it\n' +
+        '  --keep         keep the work directory (archives, profiles, mbsync config)\n',
+    );
+    process.exit(0);
+  }
+  const count = values.messages !== undefined ? Number(values.messages) : PRESETS[values.size];
+  if (count === undefined || !Number.isInteger(count) || count < 10) {
+    throw new Error(`--size must be ${Object.keys(PRESETS).join(' or ')}, --messages a whole number >= 10`);
+  }
+  const preset = values.messages !== undefined ? `messages-${count}` : values.size;
+  // The machine is shared: three rounds of the quick preset, one of the long ones.
+  const repeat = Number(values.repeat ?? (preset === 'small' ? 3 : 1));
+  if (!Number.isInteger(repeat) || repeat < 1) throw new Error('--repeat must be a whole number >= 1');
+  const seed = Number(values.seed);
+  if (!Number.isInteger(seed) || seed < 0) throw new Error('--seed must be a whole number');
+  return {
+    preset,
+    messages: count,
+    seed,
+    profile: values.profile,
+    keep: values.keep,
+    repeat,
+    workdir: values.workdir,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Accounts
+
+interface Account {
+  user: string;
+  password: string;
+  spec: MailboxSpec;
+  truth: AccountTruth;
+  info: MailboxInfo;
+}
+
+async function seedAccount(server: DovecotServer, user: string, spec: MailboxSpec): Promise<Account> {
+  const password = `bench-${user}-password`;
+  await server.addUser({ name: user, password });
+  const started = performance.now();
+  const plans = planMailbox(spec);
+  // Four folders at a time (one connection each), so the whole mailbox is never in memory.
+  for (let i = 0; i < plans.length; i += 4) {
+    const folders = plans.slice(i, i + 4).map(generateFolder);
+    await seedMailbox(server, { name: user, password }, folders, { connections: 4 });
+  }
+  const seedSeconds = (performance.now() - started) / 1000;
+  const truth = await serverTruth({ host: server.host, imapPort: server.imapPort, user, password });
+  if (truth.messages !== spec.messages) throw new Error(`seeding ${user}: server holds ${truth.messages} messages, expected ${spec.messages}`);
+  log(`seeded ${user}: ${truth.messages} messages, ${(truth.bytes / 1e6).toFixed(0)} MB in ${truth.folders.length} folders, ${seedSeconds.toFixed(1)} s`);
+  return {
+    user,
+    password,
+    spec,
+    truth,
+    info: {
+      user,
+      seed: spec.seed,
+      folders: truth.folders.length,
+      messages: truth.messages,
+      bytes: truth.bytes,
+      largestFolder: Math.max(...truth.folders.map((f) => f.messages)),
+      seedSeconds: Number(seedSeconds.toFixed(1)),
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+type Tool = 'mailferry' | 'mbsync';
+
+interface Scenario {
+  id: string;
+  label: string;
+  tool: Tool;
+  account: Account;
+  format: ArchiveFormat;
+  /** Output directory (under the work directory). A rerun names the directory of the run it repeats. */
+  dir: string;
+  /** The directory already holds a complete backup: the run must copy nothing. */
+  rerun?: boolean;
+  /** Extra mailferry flags. */
+  args?: string[];
+  /** Scenario id the throughput ratio is taken against. */
+  baseline?: string;
+  /** Run under `node --cpu-prof` into this directory (mailferry only); not timed for the table. */
+  cpuProfDir?: string;
+}
+
+interface Context {
+  server: DovecotServer;
+  work: string;
+}
+
+function mailferryArgs(s: Scenario, ctx: Context): string[] {
+  return [
+    ...(s.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', s.cpuProfDir]),
+    BIN,
+    'backup',
+    '--from', `imaps://${s.account.user}@${ctx.server.host}:${ctx.server.imapsPort}`,
+    '--ca', ctx.server.caFile,
+    '--password-env', PASSWORD_ENV,
+    '--to', `${s.format}:${path.join(ctx.work, s.dir)}`,
+    '--json',
+    ...(s.args ?? []),
+  ];
+}
+
+interface Ran {
+  measured: Measured;
+  copied: number;
+}
+
+/** How each tool is run; a new kind of scenario (POP3, migrate) adds its runner here. */
+const runners: Record<Tool, (s: Scenario, ctx: Context) => Promise<Ran>> = {
+  async mailferry(s, ctx) {
+    const measured = await measure([process.execPath, ...mailferryArgs(s, ctx)], { env: { [PASSWORD_ENV]: s.account.password } });
+    if (measured.status !== 0) throw new Error(`${s.label}: mailferry exited with ${measured.status}\n${measured.stderr}`);
+    const last = measured.stdout.trim().split('\n').pop() ?? '';
+    const summary = JSON.parse(last) as { messages?: unknown };
+    if (typeof summary.messages !== 'number') throw new Error(`${s.label}: no summary on stdout: ${measured.stdout}`);
+    return { measured, copied: summary.messages };
+  },
+  async mbsync(s, ctx) {
+    const conf = path.join(ctx.work, `${s.dir}.conf`);
+    await mkdir(conf, { recursive: true, mode: 0o700 });
+    const passwordFile = path.join(conf, 'password');
+    await writeFile(passwordFile, s.account.password, { mode: 0o600 });
+    const file = await writeMbsyncConfig(conf, {
+      host: ctx.server.host,
+      imapsPort: ctx.server.imapsPort,
+      caFile: ctx.server.caFile,
+      user: s.account.user,
+      passwordFile,
+    }, path.join(ctx.work, s.dir));
+    const measured = await measure(['mbsync', '-c', file, '-a']);
+    if (measured.status !== 0) throw new Error(`${s.label}: mbsync exited with ${measured.status}\n${measured.stdout}\n${measured.stderr}`);
+    return { measured, copied: s.rerun === true ? 0 : s.account.truth.messages };
+  },
+};
+
+function dovecotMasterPid(server: DovecotServer): number | undefined {
+  try {
+    const pid = Number(readFileSync(path.join(server.dir, 'run', 'master.pid'), 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function runScenario(s: Scenario, ctx: Context): Promise<ScenarioResult> {
+  const out = path.join(ctx.work, s.dir);
+  if (s.rerun !== true) await rm(out, { recursive: true, force: true });
+  const master = dovecotMasterPid(ctx.server);
+  const serverBefore = master === undefined ? null : processTreeCpuS(master);
+  const load1Before = os.loadavg()[0] ?? 0;
+  log(`running ${s.label} ...`);
+  const { measured, copied } = await runners[s.tool](s, ctx);
+  const load1After = os.loadavg()[0] ?? 0;
+  await sleep(300); // let Dovecot reap the session's imap and imap-login processes
+  const serverAfter = master === undefined ? null : processTreeCpuS(master);
+  const truth = s.account.truth;
+  await verifyArchive(s.label, s.format, out, truth);
+  const expected = s.rerun === true ? 0 : truth.messages;
+  if (copied !== expected) throw new Error(`VERIFY FAILED for ${s.label}: copied ${copied} messages, expected ${expected}`);
+  const r: ScenarioResult = {
+    id: s.id,
+    label: s.label,
+    tool: s.tool,
+    account: s.account.user,
+    messages: truth.messages,
+    bytes: truth.bytes,
+    copied,
+    wallS: round(measured.wallS, 3),
+    messagesPerS: round(truth.messages / measured.wallS, 1),
+    mbPerS: round(truth.bytes / 1e6 / measured.wallS, 2),
+    cpuS: measured.cpuS === null ? null : round(measured.cpuS, 2),
+    userS: measured.userS,
+    sysS: measured.sysS,
+    peakRssMB: measured.peakRssMB === null ? null : round(measured.peakRssMB, 1),
+    serverCpuS: serverBefore === null || serverAfter === null ? null : round(serverAfter - serverBefore, 2),
+    baseline: s.baseline ?? null,
+    ratio: null,
+    load1Before: round(load1Before, 2),
+    load1After: round(load1After, 2),
+  };
+  log(`  ${r.wallS.toFixed(2)} s, ${r.messagesPerS.toFixed(0)} msg/s, ${r.mbPerS.toFixed(1)} MB/s, CPU ${r.cpuS ?? '-'} s, RSS ${r.peakRssMB ?? '-'} MB, server CPU ${r.serverCpuS ?? '-'} s (verified)`);
+  return r;
+}
+
+/** The round with the median wall time (the lower middle of an even count), with every round's wall time. */
+function medianRound(runs: ScenarioResult[]): ScenarioResult {
+  const sorted = [...runs].sort((a, b) => a.wallS - b.wallS);
+  const mid = sorted[Math.floor((sorted.length - 1) / 2)];
+  if (mid === undefined) throw new Error('no rounds');
+  return { ...mid, roundsWallS: runs.map((r) => r.wallS) };
+}
+
+function round(n: number, digits: number): number {
+  return Number(n.toFixed(digits));
+}
+
+async function startupTimes(): Promise<number[]> {
+  const runs: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const m = await measure([process.execPath, BIN, '--help'], { gnuTime: false });
+    if (m.status !== 0) throw new Error(`mailferry --help exited with ${m.status}: ${m.stderr}`);
+    runs.push(round(m.wallS * 1000, 1));
+  }
+  return runs;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+function ensureDovecot(): string {
+  const found = findDovecot();
+  if (found !== undefined) return found;
+  if (!aptInstall(['dovecot-imapd', 'dovecot-pop3d'], log) || findDovecot() === undefined) {
+    throw new Error('Dovecot is needed: apt-get install dovecot-imapd dovecot-pop3d');
+  }
+  return findDovecot() as string;
+}
+
+function ensureMbsync(notes: string[]): string | undefined {
+  let version = mbsyncVersion();
+  if (version === undefined && aptInstall(['isync'], log)) version = mbsyncVersion();
+  if (version === undefined) notes.push('mbsync (Debian package isync) is not installed and could not be: its scenarios were skipped.');
+  return version;
+}
+
+async function main(): Promise<void> {
+  const opts = options();
+  const started = performance.now();
+  const notes: string[] = [];
+  const dovecot = ensureDovecot();
+  const gnuTime = ensureGnuTime(log);
+  if (!gnuTime) notes.push('GNU time is missing: CPU and peak RSS were not measured.');
+  const mbsync = ensureMbsync(notes);
+  const machine = describeMachine(dovecot, mbsync);
+  log(`${machine.cpuModel}, ${machine.cores} cores, load ${machine.loadAverageAtStart.join(' ')}`);
+
+  const work = opts.workdir !== undefined ? path.resolve(opts.workdir) : await mkdtemp(path.join(os.tmpdir(), 'mailferry-bench-'));
+  await mkdir(work, { recursive: true });
+  const server = await startDovecot({ users: [] });
+  try {
+    const ctx: Context = { server, work };
+    const primary = await seedAccount(server, 'src', { messages: opts.messages, seed: opts.seed });
+    // Peak RSS at two sizes: the main mailbox and one 2.5 times larger (or, for a big main
+    // mailbox, the small preset), so that memory can be seen not to follow the message count.
+    const small = PRESETS.small ?? 2_000;
+    const otherCount = opts.messages >= 2.5 * small ? small : Math.round(opts.messages * 2.5);
+    const other = await seedAccount(server, 'src2', { messages: otherCount, seed: opts.seed + 1 });
+
+    const scenarios: Scenario[] = [
+      { id: 'mailferry-maildir', label: 'mailferry IMAP->Maildir', tool: 'mailferry', account: primary, format: 'maildir', dir: 'mf-maildir', baseline: 'mbsync-maildir' },
+      ...(mbsync === undefined ? [] : [
+        { id: 'mbsync-maildir', label: 'mbsync IMAP->Maildir', tool: 'mbsync', account: primary, format: 'maildir', dir: 'mbsync-maildir' } satisfies Scenario,
+      ]),
+      { id: 'mailferry-mbox', label: 'mailferry IMAP->mbox', tool: 'mailferry', account: primary, format: 'mbox', dir: 'mf-mbox', baseline: 'mbsync-maildir' },
+      { id: 'mailferry-maildir-rerun', label: 'mailferry Maildir rerun (nothing new)', tool: 'mailferry', account: primary, format: 'maildir', dir: 'mf-maildir', rerun: true, baseline: 'mbsync-rerun' },
+      ...(mbsync === undefined ? [] : [
+        { id: 'mbsync-rerun', label: 'mbsync rerun (nothing new)', tool: 'mbsync', account: primary, format: 'maildir', dir: 'mbsync-maildir', rerun: true } satisfies Scenario,
+      ]),
+      { id: 'mailferry-maildir-c1', label: 'mailferry IMAP->Maildir --connections 1', tool: 'mailferry', account: primary, format: 'maildir', dir: 'mf-maildir-c1', args: ['--connections', '1'], baseline: 'mbsync-maildir' },
+      { id: 'mailferry-maildir-other', label: `mailferry IMAP->Maildir, ${other.truth.messages} messages`, tool: 'mailferry', account: other, format: 'maildir', dir: 'mf-maildir-other' },
+    ];
+
+    const startupRuns = await startupTimes();
+    log(`mailferry --help: median ${median(startupRuns).toFixed(0)} ms (${startupRuns.join(', ')})`);
+
+    // Rounds of every scenario in turn, so that a change in the machine's load (it is shared)
+    // hits all tools alike; each scenario reports its median round.
+    const rounds = new Map<string, ScenarioResult[]>();
+    for (let round = 1; round <= opts.repeat; round++) {
+      if (opts.repeat > 1) log(`round ${round} of ${opts.repeat}`);
+      for (const [i, s] of scenarios.entries()) {
+        rounds.set(s.id, [...(rounds.get(s.id) ?? []), await runScenario(s, ctx)]);
+        // Free the disk as soon as no later scenario of the round reuses the directory.
+        if (!opts.keep && !scenarios.slice(i + 1).some((t) => t.dir === s.dir)) await rm(path.join(work, s.dir), { recursive: true, force: true });
+      }
+    }
+    const results = scenarios.map((s) => medianRound(rounds.get(s.id) ?? []));
+    for (const r of results) {
+      const base = results.find((b) => b.id === r.baseline);
+      if (base !== undefined) r.ratio = round(base.wallS / r.wallS, 2);
+    }
+
+    let profile: RunResult['profile'] = null;
+    if (opts.profile) {
+      const dir = path.join(work, 'cpu-profile');
+      await rm(dir, { recursive: true, force: true });
+      const s: Scenario = { id: 'profile', label: 'mailferry IMAP->Maildir under --cpu-prof', tool: 'mailferry', account: primary, format: 'maildir', dir: 'mf-maildir-prof', cpuProfDir: dir };
+      const r = await runScenario(s, ctx);
+      const file = (await readdir(dir)).find((f) => f.endsWith('.cpuprofile'));
+      if (file === undefined) throw new Error('node --cpu-prof wrote no profile');
+      // Kept outside the work directory (which is removed), for chrome://inspect or speedscope.
+      const saved = path.join(os.tmpdir(), `mailferry-bench-${opts.preset}-maildir.cpuprofile`);
+      await writeFile(saved, await readFile(path.join(dir, file)));
+      profile = { scenario: `${s.label} (${r.wallS.toFixed(1)} s)`, file: saved, ...(await summarizeProfile(saved)) };
+    }
+
+    const memory = [
+      { account: primary, run: 'mailferry-maildir' },
+      { account: other, run: 'mailferry-maildir-other' },
+    ]
+      .map(({ account, run }) => ({
+        account: account.user,
+        messages: account.truth.messages,
+        bytes: account.truth.bytes,
+        peakRssMB: results.find((r) => r.id === run)?.peakRssMB ?? null,
+      }))
+      .sort((a, b) => a.messages - b.messages);
+
+    const run: RunResult = {
+      preset: opts.preset,
+      machine,
+      mailbox: primary.info,
+      otherMailboxes: [other.info],
+      scenarios: results,
+      startup: { command: 'node bin/mailferry.js --help', runsMs: startupRuns, medianMs: median(startupRuns) },
+      memory,
+      profile,
+      rounds: opts.repeat,
+      measuredWith: gnuTime
+        ? 'wall: the harness clock around the child; CPU (user+sys) and peak RSS: GNU time -v (/usr/bin/time) of the child'
+        : 'wall: the harness clock around the child; CPU and RSS not measured (no GNU time)',
+      tls: 'IMAPS (TLS on connect) for both tools, certificate verified against the harness CA (mailferry --ca, mbsync CertificateFile)',
+      notes,
+      loadAverageAtEnd: os.loadavg().map((l) => round(l, 2)),
+      totalSeconds: round((performance.now() - started) / 1000, 1),
+    };
+
+    process.stdout.write(`\n${consoleTable(run)}\n\n`);
+    process.stdout.write(`mailferry --help: median ${run.startup.medianMs.toFixed(0)} ms\n`);
+    process.stdout.write(`peak RSS: ${memory.map((m) => `${m.messages} messages -> ${m.peakRssMB ?? '-'} MB`).join(', ')}\n`);
+    if (profile !== null) {
+      process.stdout.write(`\nCPU profile (${profile.file}), self time by area:\n`);
+      for (const a of profile.byArea) process.stdout.write(`  ${a.area.padEnd(28)} ${String(a.selfMs).padStart(7)} ms  ${a.percent}%\n`);
+      process.stdout.write('top functions by self time:\n');
+      for (const e of profile.top) process.stdout.write(`  ${String(e.selfMs).padStart(7)} ms ${String(e.percent).padStart(5)}%  ${e.name}  ${e.where}\n`);
+    }
+
+    await mkdir(path.dirname(RESULTS), { recursive: true });
+    const all: ResultsFile = existsSync(RESULTS)
+      ? (JSON.parse(await readFile(RESULTS, 'utf8')) as ResultsFile)
+      : { version: 1, runs: {} };
+    all.runs[opts.preset] = run;
+    await writeFile(RESULTS, `${JSON.stringify(all, null, 2)}\n`);
+    await writeFile(README, readme(all));
+    log(`wrote ${path.relative(ROOT, RESULTS)} and ${path.relative(ROOT, README)} (${run.totalSeconds.toFixed(0)} s in all)`);
+  } catch (e: unknown) {
+    log(`dovecot log tail:\n${server.logTail(20)}`);
+    throw e;
+  } finally {
+    await server.stop();
+    if (!opts.keep && opts.workdir === undefined) await rm(work, { recursive: true, force: true });
+    else log(`work directory kept: ${work}`);
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});
