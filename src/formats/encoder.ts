@@ -10,6 +10,7 @@
 const LF = 0x0a;
 const CR = 0x0d;
 const GT = 0x3e;
+const F = 0x46;
 const FROM = Buffer.from('From ');
 const ONE_GT = Buffer.from('>');
 
@@ -45,33 +46,32 @@ export class ArchiveEncoder {
     return { parts, bytes: enc.bytes, endsWithLf: enc.lastByte === LF };
   }
 
+  /**
+   * CRLF -> LF by compacting into one new buffer (one copy per line, no per-line objects); a chunk
+   * without CR is returned as is.
+   */
   private toLf(chunk: Buffer): Buffer {
-    const pieces: Buffer[] = [];
+    let cr = chunk.indexOf(CR);
+    if (cr === -1 && !this.pendingCR) return chunk;
+    const out = Buffer.allocUnsafe(chunk.length + 1);
+    let o = 0;
     let pos = 0;
     if (this.pendingCR) {
       this.pendingCR = false;
-      if (chunk.length === 0 || chunk[0] !== LF) pieces.push(Buffer.from([CR]));
+      if (chunk.length === 0 || chunk[0] !== LF) out[o++] = CR;
     }
-    for (;;) {
-      const cr = chunk.indexOf(CR, pos);
-      if (cr === -1) {
-        pieces.push(chunk.subarray(pos));
-        break;
-      }
+    while (cr !== -1) {
+      o += chunk.copy(out, o, pos, cr);
       if (cr === chunk.length - 1) {
-        pieces.push(chunk.subarray(pos, cr));
         this.pendingCR = true;
-        break;
+        return out.subarray(0, o);
       }
-      if (chunk[cr + 1] === LF) {
-        pieces.push(chunk.subarray(pos, cr));
-        pos = cr + 1; // keep the LF
-      } else {
-        pieces.push(chunk.subarray(pos, cr + 1));
-        pos = cr + 1;
-      }
+      if (chunk[cr + 1] !== LF) out[o++] = CR; // a lone CR stays
+      pos = cr + 1;
+      cr = chunk.indexOf(CR, pos);
     }
-    return pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces);
+    o += chunk.copy(out, o, pos);
+    return out.subarray(0, o);
   }
 
   private emitLf(input: Buffer, out: Buffer[], final: boolean): void {
@@ -97,7 +97,7 @@ export class ArchiveEncoder {
         this.atLineStart = true;
         return;
       }
-      if (avail >= FROM.length && b.compare(FROM, 0, FROM.length, i, i + FROM.length) === 0) {
+      if (avail >= FROM.length && b[i] === F && b.compare(FROM, 0, FROM.length, i, i + FROM.length) === 0) {
         this.emit(b.subarray(segStart, ls), out);
         this.emit(ONE_GT, out);
         segStart = ls;

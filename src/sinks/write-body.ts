@@ -19,23 +19,25 @@ export async function writeEncoded(fh: Writer, body: Buffer | Readable, enc: Arc
 }
 
 export async function writeAll(fh: Writer, parts: Buffer[]): Promise<void> {
-  if (parts.length === 0) return;
   // writev may write partially; loop until everything is out.
   let pending = parts;
   while (pending.length > 0) {
-    const total = pending.reduce((n, p) => n + p.length, 0);
     const { bytesWritten } = await fh.writev(pending);
-    if (bytesWritten >= total) return;
-    let skip = bytesWritten;
-    const rest: Buffer[] = [];
-    for (const p of pending) {
-      if (skip >= p.length) {
-        skip -= p.length;
-        continue;
-      }
-      rest.push(skip > 0 ? p.subarray(skip) : p);
-      skip = 0;
-    }
-    pending = rest;
+    pending = dropWritten(pending, bytesWritten);
   }
+}
+
+/** What is left of `parts` after the first `n` bytes went out. */
+export function dropWritten(parts: Buffer[], n: number): Buffer[] {
+  let skip = n;
+  const rest: Buffer[] = [];
+  for (const p of parts) {
+    if (skip >= p.length) {
+      skip -= p.length;
+      continue;
+    }
+    rest.push(skip > 0 ? p.subarray(skip) : p);
+    skip = 0;
+  }
+  return rest;
 }
