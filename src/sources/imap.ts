@@ -1,10 +1,10 @@
-import { ImapFlow, type ImapFlowOptions } from 'imapflow';
 import { MailferryError } from '../domain/errors.js';
-import type { MailboxInfo, MessageMeta } from '../domain/message.js';
+import { compareMailboxes, type MailboxInfo, type MessageMeta } from '../domain/message.js';
 import type { RemoteEndpoint } from '../endpoints/url.js';
 import type { Logger } from '../log/logger.js';
 import { toRanges } from '../state/ids.js';
 import { mapImapError } from './imap-errors.js';
+import { ImapPool, type Conn } from './imap-pool.js';
 import type { Fetched, HeaderSample, Selected, Source } from './source.js';
 
 /**
@@ -13,10 +13,8 @@ import type { Fetched, HeaderSample, Selected, Source } from './source.js';
  * `UID FETCH set (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])`; a message larger than
  * `streamThreshold` is streamed on its own with partial fetches so it is never held whole.
  *
- * imapflow traps handled here: an 'error' event without a listener kills the process (imapflow
- * #302), so every client gets one and is dropped when it fires; imapflow does not reconnect, so a
- * dropped client is replaced by a fresh one on the next acquire; STARTTLS is opportunistic unless
- * `doSTARTTLS: true`, which we set for imap:// so a server cannot downgrade us to plain text.
+ * Connections come from ImapPool (imap-pool.ts), which handles imapflow's traps (the 'error'
+ * listener, reconnection, mandatory STARTTLS).
  */
 export interface ImapSourceOptions {
   endpoint: RemoteEndpoint;
@@ -29,12 +27,6 @@ export interface ImapSourceOptions {
   debug: boolean;
 }
 
-interface Conn {
-  client: ImapFlow;
-  broken: boolean;
-  /** Path and UIDVALIDITY of the mailbox this connection has open. */
-  open?: { path: string; uidValidity: bigint; exists: number };
-}
 
 /** More UID ranges than this in one command make lines longer than servers accept (Dovecot: 64 KiB). */
 const RANGES_PER_COMMAND = 2000;
@@ -42,105 +34,21 @@ const RANGES_PER_COMMAND = 2000;
 export class ImapSource implements Source {
   readonly caps;
   readonly identity: string;
-  private readonly idle: Conn[] = [];
-  private readonly all = new Set<Conn>();
-  private waiters: { resolve: (c: Conn) => void; reject: (e: unknown) => void }[] = [];
-  private creating = 0;
-  private closed = false;
+  private readonly pool: ImapPool;
 
   constructor(private readonly opts: ImapSourceOptions) {
     const e = opts.endpoint;
     this.identity = `${e.tls === 'tls' ? 'imaps' : 'imap'}://${e.user}@${e.host}:${e.port}`;
     this.caps = { flags: true, internalDate: true, mailboxes: true, parallel: Math.max(1, opts.connections) };
+    this.pool = new ImapPool({ ...opts, size: this.caps.parallel });
   }
 
   private get where(): string {
-    return `${this.opts.endpoint.host}:${this.opts.endpoint.port}`;
+    return this.pool.where;
   }
 
-  private async connect(): Promise<Conn> {
-    const e = this.opts.endpoint;
-    const options: ImapFlowOptions = {
-      host: e.host,
-      port: e.port,
-      secure: e.tls === 'tls',
-      doSTARTTLS: e.tls === 'starttls' ? true : e.tls === 'plain' ? false : undefined,
-      auth: { user: e.user, pass: await this.opts.password() },
-      tls: {
-        rejectUnauthorized: !this.opts.insecure,
-        ...(this.opts.ca === undefined ? {} : { ca: this.opts.ca }),
-      },
-      logger: this.opts.debug ? imapLogger(this.opts.log) : false,
-      disableAutoIdle: true,
-      connectionTimeout: 30_000,
-      greetingTimeout: 30_000,
-      socketTimeout: 5 * 60_000,
-    };
-    const client = new ImapFlow(options);
-    const conn: Conn = { client, broken: false };
-    client.on('error', (err: unknown) => {
-      conn.broken = true;
-      this.opts.log.debug(`imap connection error: ${mapImapError(err, this.where).message}`);
-    });
-    client.on('close', () => {
-      conn.broken = true;
-    });
-    try {
-      await client.connect();
-    } catch (err: unknown) {
-      client.close();
-      throw mapImapError(err, this.where);
-    }
-    return conn;
-  }
-
-  /** A logged-in connection; at most `connections` exist at once. */
-  private async acquire(): Promise<Conn> {
-    if (this.closed) throw new MailferryError('interrupted', 'source closed');
-    for (;;) {
-      const c = this.idle.pop();
-      if (c === undefined) break;
-      if (!c.broken) return c;
-      this.all.delete(c);
-    }
-    if (this.all.size + this.creating < this.caps.parallel) {
-      this.creating++;
-      try {
-        const c = await this.connect();
-        this.all.add(c);
-        return c;
-      } finally {
-        this.creating--;
-      }
-    }
-    return new Promise<Conn>((resolve, reject) => this.waiters.push({ resolve, reject }));
-  }
-
-  private release(c: Conn): void {
-    if (c.broken) {
-      this.all.delete(c);
-      c.client.close();
-      // Let a waiter open a fresh connection in place of the broken one.
-      const w = this.waiters.shift();
-      if (w) this.acquire().then(w.resolve, w.reject);
-      return;
-    }
-    const w = this.waiters.shift();
-    if (w) w.resolve(c);
-    else this.idle.push(c);
-  }
-
-  private async withConn<T>(fn: (c: Conn) => Promise<T>): Promise<T> {
-    const c = await this.acquire();
-    try {
-      return await fn(c);
-    } catch (err: unknown) {
-      const mapped = mapImapError(err, this.where);
-      if (mapped.retryable) c.broken = true;
-      throw mapped;
-    } finally {
-      this.release(c);
-    }
+  private withConn<T>(fn: (c: Conn) => Promise<T>): Promise<T> {
+    return this.pool.withConn(fn);
   }
 
   private async openOn(c: Conn, mailbox: MailboxInfo): Promise<{ uidValidity: bigint; exists: number }> {
@@ -237,7 +145,7 @@ export class ImapSource implements Source {
   async *fetch(batch: readonly MessageMeta[], signal: AbortSignal): AsyncIterable<Fetched> {
     const first = batch[0];
     if (first === undefined) return;
-    const c = await this.acquire();
+    const c = await this.pool.acquire();
     const onAbort = (): void => {
       c.broken = true;
       c.client.close();
@@ -267,22 +175,12 @@ export class ImapSource implements Source {
       throw mapped;
     } finally {
       signal.removeEventListener('abort', onAbort);
-      this.release(c);
+      this.pool.release(c);
     }
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    const conns = [...this.all];
-    this.all.clear();
-    this.idle.length = 0;
-    await Promise.all(
-      conns.map(async (c) => {
-        if (c.broken) return c.client.close();
-        await Promise.race([c.client.logout(), new Promise((r) => setTimeout(r, 2000).unref())]).catch(() => undefined);
-        c.client.close();
-      }),
-    );
+    await this.pool.close();
   }
 }
 
@@ -301,24 +199,4 @@ function rangeCommands(uids: number[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < ranges.length; i += RANGES_PER_COMMAND) out.push(ranges.slice(i, i + RANGES_PER_COMMAND).join(','));
   return out;
-}
-
-/** INBOX first, then by path components, so parents come before children. */
-function compareMailboxes(a: MailboxInfo, b: MailboxInfo): number {
-  const ai = a.path.toUpperCase() === 'INBOX';
-  const bi = b.path.toUpperCase() === 'INBOX';
-  if (ai !== bi) return ai ? -1 : 1;
-  const pa = a.delimiter === '' ? [a.path] : a.path.split(a.delimiter);
-  const pb = b.delimiter === '' ? [b.path] : b.path.split(b.delimiter);
-  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
-    const x = pa[i] as string;
-    const y = pb[i] as string;
-    if (x !== y) return x < y ? -1 : 1;
-  }
-  return pa.length - pb.length;
-}
-
-function imapLogger(log: Logger): NonNullable<ImapFlowOptions['logger']> {
-  const emit = (o: unknown): void => log.debug(`imap ${JSON.stringify(o)}`);
-  return { debug: emit, info: emit, warn: emit, error: emit } as NonNullable<ImapFlowOptions['logger']>;
 }

@@ -1,0 +1,359 @@
+import type { Readable } from 'node:stream';
+import { MailferryError } from '../domain/errors.js';
+import { pathComponents, type MailboxInfo, type MessageMeta } from '../domain/message.js';
+import type { RemoteEndpoint } from '../endpoints/url.js';
+import { lfToCrlf } from '../formats/encoder.js';
+import { fingerprintKey, toLf } from '../formats/fingerprint.js';
+import type { Logger } from '../log/logger.js';
+import { ImapPool, type Conn } from '../sources/imap-pool.js';
+import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../state/checkpoint.js';
+import type { Fingerprint, Match, Sink, SinkFolder, Tx } from './sink.js';
+
+/**
+ * IMAP target (migrate, restore): each message is APPENDed to the target server with its flags
+ * (without \Recent, which only the server sets; keywords kept) and its INTERNALDATE.
+ *
+ * - `open(mailbox)` maps the source path onto the target's hierarchy delimiter (a component that
+ *   contains the target's delimiter cannot be represented: error `mailbox`), CREATEs and SUBSCRIBEs
+ *   the folder when missing; a \Noselect source mailbox creates nothing itself: CREATE of a child
+ *   makes its parents exist (RFC 3501 6.3.3), and an empty container has no meaning on the target.
+ * - The checkpoint (the caller decides where it lives) keeps, under the source path, the source
+ *   UIDVALIDITY and the source ids appended (as the other sinks do), and under `targetKey(path)`
+ *   the target folder's UIDVALIDITY and the target UIDs we know of (from APPENDUID, RFC 4315).
+ *   `known` is the source ids when both still hold. `needsRematch` is true when the target folder
+ *   holds a message the checkpoint does not account for (the state was lost, the source
+ *   UIDVALIDITY changed, the target was recreated, or a run died between an APPEND and its
+ *   commit): the pipeline then matches `fingerprints()` (header block + RFC822.SIZE of every target
+ *   message, ref = target UID) against the source, so nothing is appended twice.
+ * - `tx.write` APPENDs at once: the server makes a message durable when it answers OK, and nothing
+ *   appended can be taken back. A Readable body is collected first (imapflow sends a literal of
+ *   known length), bounded by the message's size, so memory is one message per connection.
+ *   `commit()` only records the ids in the checkpoint and saves it. `abort()` records nothing: such
+ *   messages stay on the target, are skipped if written again through the same folder in this run,
+ *   and are found by `fingerprints()` after a crash.
+ * - Connections: up to `connections` logged-in clients, each with an 'error' listener (imapflow
+ *   #302), `doSTARTTLS: true` for STARTTLS mode, certificates verified unless `insecure`.
+ * - Without UIDPLUS, commit records every UID the target folder holds (UID SEARCH ALL).
+ */
+export interface ImapAppendSinkOptions {
+  endpoint: RemoteEndpoint;
+  password: () => Promise<string>;
+  ca?: Buffer;
+  insecure: boolean;
+  connections: number;
+  checkpoint: Checkpoint;
+  log: Logger;
+  debug: boolean;
+}
+
+/** Bound for a streamed body whose size the source did not give. */
+const UNSIZED_LIMIT = 256 * 1024 * 1024;
+/** Slack over the announced size (POP3 LIST sizes are estimates). */
+const SIZE_SLACK = 64 * 1024;
+
+/** Checkpoint key of the target side of a folder; NUL cannot occur in a mailbox name. */
+export function targetKey(sourcePath: string): string {
+  return `\u0000target:${sourcePath}`;
+}
+
+export class ImapAppendSink implements Sink {
+  readonly caps = { keepsFlags: true, keepsDate: true, serial: false };
+  readonly name: string;
+  private readonly pool: ImapPool;
+  /** The target's hierarchy delimiter; null for a flat namespace. */
+  private delimiter: string | null | undefined;
+
+  constructor(private readonly opts: ImapAppendSinkOptions) {
+    const e = opts.endpoint;
+    this.name = `${e.tls === 'tls' ? 'imaps' : 'imap'}://${e.user}@${e.host}:${e.port}`;
+    this.pool = new ImapPool({
+      ...opts,
+      size: opts.connections,
+      onConnect: (client) => {
+        if (this.delimiter === undefined) this.delimiter = client.namespace?.delimiter ?? '/';
+      },
+    });
+  }
+
+  get where(): string {
+    return this.pool.where;
+  }
+
+  /** Run `fn` on a pooled connection; errors become MailferryError (`what` names a NO). */
+  withConn<T>(fn: (c: Conn) => Promise<T>, what?: string): Promise<T> {
+    return this.pool.withConn(fn, what);
+  }
+
+  get checkpoint(): Checkpoint {
+    return this.opts.checkpoint;
+  }
+
+  /** The target path of a source mailbox. */
+  async targetPath(mailbox: Pick<MailboxInfo, 'path' | 'delimiter'>): Promise<string> {
+    if (this.delimiter === undefined) await this.withConn(async () => undefined);
+    const parts = pathComponents(mailbox);
+    const d = this.delimiter;
+    const bad = parts.find((p) => (d === null || d === undefined ? parts.length > 1 : p.includes(d)));
+    if (bad !== undefined) {
+      throw new MailferryError(
+        'mailbox',
+        `folder "${mailbox.path}" cannot be created on ${this.where}: "${bad}" contains its hierarchy delimiter "${d ?? ''}"`,
+      );
+    }
+    return parts.join(d ?? '');
+  }
+
+  async open(mailbox: MailboxInfo): Promise<SinkFolder> {
+    const path = await this.targetPath(mailbox);
+    // CREATE "a/" makes a selectable "a" on Dovecot's Maildir++; children create their parents.
+    if (mailbox.noSelect) return new NoselectFolder(mailbox);
+    await this.withConn(async (c) => {
+      const r = await c.client.mailboxCreate(path);
+      if (r.created) await c.client.mailboxSubscribe(path);
+    }, `cannot create folder "${path}"`);
+    const folder = new ImapFolder(this, mailbox, path, this.opts.log);
+    await folder.init();
+    return folder;
+  }
+
+  async close(): Promise<void> {
+    await this.opts.checkpoint.save().catch(() => undefined);
+    await this.pool.close();
+  }
+}
+
+/** A \Noselect container: nothing to write, nothing to match. */
+class NoselectFolder implements SinkFolder {
+  readonly known = new Set<string>();
+  readonly needsRematch = false;
+  constructor(readonly mailbox: MailboxInfo) {}
+  async *fingerprints(): AsyncIterable<Fingerprint> {}
+  async rebase(): Promise<void> {}
+  async begin(): Promise<Tx> {
+    throw new MailferryError('mailbox', `folder "${this.mailbox.path}" is \\Noselect; it holds no messages`);
+  }
+}
+
+interface Appended {
+  id: string;
+  uid?: number;
+  uidValidity?: bigint;
+  dated: boolean;
+}
+
+class ImapFolder implements SinkFolder {
+  known = new Set<string>();
+  needsRematch = false;
+  /** Appended but not committed in this run (an aborted Tx): not appended again. */
+  private readonly loose = new Map<string, Appended>();
+  /** Target UIDs seen by the last fingerprints() pass, for rebase. */
+  private seen: { uidValidity: bigint; uids: number[] } | undefined;
+
+  constructor(
+    private readonly sink: ImapAppendSink,
+    readonly mailbox: MailboxInfo,
+    private readonly path: string,
+    private readonly log: Logger,
+  ) {}
+
+  private get checkpoint(): Checkpoint {
+    return this.sink.checkpoint;
+  }
+
+  /** EXAMINE the target folder: its UIDVALIDITY and every UID in it. */
+  private async examine(): Promise<{ uidValidity: bigint; uids: number[] }> {
+    return this.sink.withConn(async (c) => {
+      const box = await c.client.mailboxOpen(this.path, { readOnly: true });
+      try {
+        const uids = box.exists === 0 ? [] : (await c.client.search({ all: true }, { uid: true })) || [];
+        return { uidValidity: box.uidValidity, uids };
+      } finally {
+        await c.client.mailboxClose();
+      }
+    }, `cannot open folder "${this.path}"`);
+  }
+
+  async init(): Promise<void> {
+    const target = await this.examine();
+    const cp = this.checkpoint.folder(this.mailbox.path);
+    const tcp = this.checkpoint.folder(targetKey(this.mailbox.path));
+    const sourceOk = cp !== undefined && !cp.rematching && cp.uidValidity === this.mailbox.uidValidity?.toString();
+    const targetOk =
+      tcp !== undefined && tcp.uidValidity === target.uidValidity.toString() && target.uids.every((u) => tcp.ids.has(String(u)));
+    if (sourceOk && targetOk) {
+      this.known = new Set(cp.ids);
+    } else if (target.uids.length > 0) {
+      this.needsRematch = true;
+    } else {
+      this.record(this.mailbox.uidValidity, [], target.uidValidity, []);
+      await this.checkpoint.save();
+    }
+  }
+
+  /** Replace both records of this folder (in memory). */
+  private record(uidValidity: bigint | undefined, ids: string[], targetUidValidity: bigint, uids: number[]): void {
+    this.checkpoint.update(this.mailbox.path, (f) => {
+      if (uidValidity === undefined) delete f.uidValidity;
+      else f.uidValidity = uidValidity.toString();
+      delete f.rematching;
+      f.ids = new Set(ids);
+      keepFirstSeen(f, f.ids);
+    });
+    this.checkpoint.update(targetKey(this.mailbox.path), (f) => {
+      f.uidValidity = targetUidValidity.toString();
+      f.ids = new Set(uids.map(String));
+    });
+  }
+
+  async *fingerprints(): AsyncIterable<Fingerprint> {
+    const out = await this.sink.withConn(async (c) => {
+      const box = await c.client.mailboxOpen(this.path, { readOnly: true });
+      const fps: Fingerprint[] = [];
+      const uids: number[] = [];
+      try {
+        if (box.exists > 0) {
+          for await (const m of c.client.fetch('1:*', { uid: true, size: true, headers: true })) {
+            uids.push(m.uid);
+            fps.push({ key: fingerprintKey(toLf(m.headers ?? Buffer.alloc(0)), m.size ?? 0), ref: String(m.uid) });
+          }
+        }
+      } finally {
+        await c.client.mailboxClose();
+      }
+      this.seen = { uidValidity: box.uidValidity, uids };
+      return fps;
+    }, `cannot open folder "${this.path}"`);
+    yield* out;
+  }
+
+  /**
+   * Record that the matched source ids are in the target, and that every target message seen by
+   * fingerprints() is accounted for (one checkpoint write, so a crash leaves the old state).
+   */
+  async rebase(uidValidity: bigint | undefined, matches: readonly Match[]): Promise<void> {
+    const target = this.seen ?? (await this.examine());
+    const ids = matches.map((m) => m.id);
+    this.record(uidValidity, ids, target.uidValidity, target.uids);
+    await this.checkpoint.save();
+    this.known = new Set(ids);
+    this.needsRematch = false;
+  }
+
+  async begin(): Promise<Tx> {
+    const staged: Appended[] = [];
+    const folder = this;
+    return {
+      async write(meta: MessageMeta, body: Buffer | Readable): Promise<void> {
+        const earlier = folder.loose.get(meta.id);
+        if (earlier !== undefined) {
+          if (!Buffer.isBuffer(body)) body.resume();
+          staged.push(earlier);
+          return;
+        }
+        const raw = await collect(body, meta, folder.mailbox.path);
+        // Dovecot drops NUL bytes (even in a literal8): the copy is then not byte-exact.
+        if (raw.includes(0)) folder.log.warn(`${folder.mailbox.path} ${meta.id}: message holds NUL bytes; the target may drop them`);
+        const a = await folder.append(meta, raw);
+        folder.loose.set(meta.id, a);
+        staged.push(a);
+      },
+      async commit(): Promise<void> {
+        await folder.commit(staged.splice(0));
+      },
+      async abort(): Promise<void> {
+        if (staged.length > 0) {
+          folder.log.debug(`${folder.mailbox.path}: ${staged.length} appended messages not committed; they stay on the target`);
+        }
+        staged.length = 0;
+      },
+    };
+  }
+
+  private async append(meta: MessageMeta, raw: Buffer): Promise<Appended> {
+    const flags = [...meta.flags].filter((f) => f.toLowerCase() !== '\\recent');
+    const res = await this.sink
+      .withConn(async (c) => {
+        // imapflow keeps only flags the *selected* mailbox's PERMANENTFLAGS allow: select nothing.
+        if (c.client.mailbox !== false) await c.client.mailboxClose();
+        return c.client.append(this.path, raw, flags, meta.internalDate);
+      })
+      .catch((e: unknown) => {
+        throw appendError(e, this.mailbox.path, meta.id);
+      });
+    if (res === false) throw new MailferryError('protocol', `${this.sink.where}: APPEND to "${this.path}" not possible now`, { retryable: true });
+    return {
+      id: meta.id,
+      dated: meta.internalDate !== undefined,
+      ...(res.uid === undefined ? {} : { uid: res.uid }),
+      ...(res.uidValidity === undefined ? {} : { uidValidity: res.uidValidity }),
+    };
+  }
+
+  private async commit(done: Appended[]): Promise<void> {
+    if (done.length === 0) return;
+    const tKey = targetKey(this.mailbox.path);
+    const tcp = this.checkpoint.folder(tKey);
+    const withUid = done.every((a) => a.uid !== undefined && a.uidValidity?.toString() === tcp?.uidValidity);
+    const target = withUid ? undefined : await this.examine();
+    this.checkpoint.update(tKey, (f) => {
+      if (target !== undefined) {
+        // No APPENDUID (or the target was recreated): account for everything the folder holds.
+        f.uidValidity = target.uidValidity.toString();
+        f.ids = new Set(target.uids.map(String));
+      } else {
+        for (const a of done) f.ids.add(String(a.uid));
+      }
+    });
+    const ids = done.map((a) => a.id);
+    this.checkpoint.update(this.mailbox.path, (f) => {
+      for (const id of ids) f.ids.add(id);
+      markFirstSeen(
+        f,
+        done.filter((a) => !a.dated).map((a) => a.id),
+        epochSeconds(),
+      );
+    });
+    await this.checkpoint.save();
+    for (const id of ids) {
+      this.known.add(id);
+      this.loose.delete(id);
+    }
+  }
+}
+
+/** A NO to APPEND concerns this message (too big, refused content), except a full quota. */
+function appendError(e: unknown, path: string, id: string): MailferryError {
+  const cause = e instanceof MailferryError ? e.cause : e;
+  const code = typeof cause === 'object' && cause !== null ? (cause as { serverResponseCode?: unknown }).serverResponseCode : undefined;
+  const text = e instanceof Error ? e.message : String(e);
+  if (code === 'OVERQUOTA') return new MailferryError('destination', `target is over quota: ${text}`, { cause });
+  if (code === 'APPENDLIMIT' || code === 'TOOBIG' || (e instanceof MailferryError && e.kind === 'mailbox')) {
+    return new MailferryError('message', `${path} ${id}: target refused the message: ${text}`, { cause });
+  }
+  return e instanceof MailferryError ? e : mapImapErrorFallback(e);
+}
+
+function mapImapErrorFallback(e: unknown): MailferryError {
+  return new MailferryError('protocol', e instanceof Error ? e.message : String(e), { cause: e });
+}
+
+/**
+ * The whole message, CRLF. A Readable is read to its end, but never more than the size the source
+ * announced (plus slack) is held: a longer stream is a `message` error.
+ */
+async function collect(body: Buffer | Readable, meta: MessageMeta, path: string): Promise<Buffer> {
+  if (Buffer.isBuffer(body)) return lfToCrlf(body);
+  const limit = meta.size === undefined ? UNSIZED_LIMIT : meta.size + SIZE_SLACK;
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of body as AsyncIterable<Buffer | string>) {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
+    n += b.length;
+    if (n > limit) {
+      body.destroy();
+      throw new MailferryError('message', `${path} ${meta.id}: message longer than the ${limit} bytes announced`);
+    }
+    parts.push(b);
+  }
+  return lfToCrlf(Buffer.concat(parts, n));
+}

@@ -1,0 +1,309 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { MailferryError } from '../../src/domain/errors.js';
+import type { MailboxInfo, MessageMeta } from '../../src/domain/message.js';
+import { lfToCrlf } from '../../src/formats/encoder.js';
+import { fingerprintKey, headerBlock, toLf } from '../../src/formats/fingerprint.js';
+import { silentLogger } from '../../src/log/logger.js';
+import { ImapAppendSink, targetKey } from '../../src/sinks/imap-append.js';
+import type { Fingerprint } from '../../src/sinks/sink.js';
+import { Checkpoint } from '../../src/state/checkpoint.js';
+import { connect, fetchAll, withDovecot, type Account } from '../helpers/server.js';
+
+/**
+ * The Sink contract for the IMAP target, against a real Dovecot user `target`. The source is
+ * imaginary: mailboxes and messages are made here, as in sink.test.ts. Every test uses its own
+ * target folders (the server lives for the whole file) and its own checkpoint file.
+ */
+const target: Account = { name: 'target', password: 'target-secret' };
+const dc = withDovecot({ users: [{ ...target }] });
+const SOURCE = 'imap://source@example.org:143';
+
+const box = (path: string, uidValidity = 7n, delimiter = '/'): MailboxInfo => ({ path, delimiter, uidValidity });
+const msg = (mailbox: MailboxInfo, id: number, body: string, flags: string[] = [], date = new Date(Date.UTC(2020, 1, id, 10))): { meta: MessageMeta; body: Buffer } => ({
+  meta: { mailbox, id: String(id), size: Buffer.byteLength(body, 'latin1'), flags: new Set(flags), internalDate: date },
+  body: Buffer.from(body, 'latin1'),
+});
+const messages = (m: MailboxInfo) => [
+  msg(m, 1, 'Subject: one\r\nMessage-ID: <1@x>\r\n\r\nFrom the start\r\n>From quoted\r\n.\r\n', ['\\Seen', '$Label1', '\\Recent']),
+  msg(m, 2, 'Subject: two\r\n\r\nno final newline', ['\\Flagged', '\\Answered', 'project-x']),
+  msg(m, 3, 'Subject: empty body\r\n\r\n', ['\\Draft', '\\Deleted']),
+  msg(m, 4, 'Subject: 8bit \xe9\xff\r\n\r\nbare\nlf\r\n'),
+];
+
+async function makeSink(stateDir: string, password = target.password, tls: 'plain' | 'starttls' = 'plain', ca?: Buffer): Promise<ImapAppendSink> {
+  const s = dc.server;
+  return new ImapAppendSink({
+    endpoint: { kind: 'imap', user: target.name, host: s.host, port: s.imapPort, tls },
+    password: async () => password,
+    ...(ca === undefined ? {} : { ca }),
+    insecure: false,
+    connections: 3,
+    checkpoint: await Checkpoint.load(join(stateDir, 'state.json'), SOURCE),
+    log: silentLogger,
+    debug: false,
+  });
+}
+
+const fresh = (): Promise<string> => mkdtemp(join(tmpdir(), 'mf-imap-sink-'));
+const noRecent = (flags: ReadonlySet<string>): Set<string> => new Set([...flags].filter((f) => f !== '\\Recent'));
+
+async function collectFps(it: AsyncIterable<Fingerprint>): Promise<Fingerprint[]> {
+  const out: Fingerprint[] = [];
+  for await (const f of it) out.push(f);
+  return out;
+}
+
+/** What the pipeline computes for a source message: header block (LF) and wire size. */
+const sourceKey = (body: Buffer): string => fingerprintKey(toLf(headerBlock(body)), lfToCrlf(body).length);
+
+describe('Sink contract: imap append', { skip: dc.skip }, () => {
+  test('commit makes messages appear byte-exact with flags, keywords and dates', async () => {
+    const state = await fresh();
+    const sink = await makeSink(state);
+    const m = box('Projects/Client A');
+    const folder = await sink.open(m);
+    assert.equal(folder.known.size, 0);
+    assert.equal(folder.needsRematch, false);
+    const tx = await folder.begin();
+    for (const x of messages(m)) await tx.write(x.meta, x.body);
+    await tx.commit();
+    assert.deepEqual([...folder.known].sort(), ['1', '2', '3', '4']);
+    await sink.close();
+    const back = await fetchAll(dc.server, target, 'Projects/Client A');
+    assert.equal(back.length, 4);
+    for (const x of messages(m)) {
+      const found = back.find((b) => b.raw.equals(lfToCrlf(x.body)));
+      assert.ok(found, `message ${x.meta.id} byte-exact`);
+      assert.deepEqual(noRecent(found.flags), noRecent(x.meta.flags), `flags of ${x.meta.id}`);
+      assert.equal(found.internalDate.getTime(), x.meta.internalDate?.getTime(), `date of ${x.meta.id}`);
+    }
+  });
+
+  test('a streamed body is appended like a buffered one', async () => {
+    const sink = await makeSink(await fresh());
+    const m = box('Streamed');
+    const folder = await sink.open(m);
+    const big = Buffer.from(`Subject: big\r\n\r\n${'From line\r\nabc\r\n'.repeat(50000)}`);
+    const chunks: Buffer[] = [];
+    for (let i = 0; i < big.length; i += 777) chunks.push(big.subarray(i, i + 777));
+    const tx = await folder.begin();
+    await tx.write({ mailbox: m, id: '9', size: big.length, flags: new Set(), internalDate: new Date(0) }, Readable.from(chunks));
+    await tx.commit();
+    await sink.close();
+    const back = await fetchAll(dc.server, target, 'Streamed');
+    assert.equal(back.length, 1);
+    assert.ok(back[0]?.raw.equals(big));
+  });
+
+  test('a stream longer than announced is a message error', async () => {
+    const sink = await makeSink(await fresh());
+    const m = box('Liar');
+    const folder = await sink.open(m);
+    const tx = await folder.begin();
+    const body = Readable.from([Buffer.alloc(100 * 1024, 0x61)]);
+    await assert.rejects(tx.write({ mailbox: m, id: '1', size: 10, flags: new Set() }, body), (e: unknown) => e instanceof MailferryError && e.kind === 'message');
+    await sink.close();
+  });
+
+  test('reopen knows exactly the committed ids', async () => {
+    const state = await fresh();
+    const m = box('Reopen');
+    let sink = await makeSink(state);
+    let folder = await sink.open(m);
+    const [a, b] = messages(m);
+    let tx = await folder.begin();
+    await tx.write(a!.meta, a!.body);
+    await tx.commit();
+    tx = await folder.begin();
+    await tx.write(b!.meta, b!.body);
+    await tx.commit();
+    await sink.close();
+    sink = await makeSink(state);
+    folder = await sink.open(m);
+    assert.equal(folder.needsRematch, false);
+    assert.deepEqual([...folder.known].sort(), ['1', '2']);
+    await sink.close();
+  });
+
+  test('a crash between APPEND and checkpoint asks for a re-match that finds the message', async () => {
+    const state = await fresh();
+    const m = box('Crash');
+    let sink = await makeSink(state);
+    let folder = await sink.open(m);
+    const [a, b] = messages(m);
+    let tx = await folder.begin();
+    await tx.write(a!.meta, a!.body);
+    await tx.commit();
+    tx = await folder.begin();
+    await tx.write(b!.meta, b!.body);
+    await sink.close(); // no commit: as if killed after the APPEND
+    sink = await makeSink(state);
+    folder = await sink.open(m);
+    assert.equal(folder.needsRematch, true);
+    const fps = await collectFps(folder.fingerprints());
+    assert.equal(fps.length, 2);
+    const keys = new Set(fps.map((f) => f.key));
+    assert.ok(keys.has(sourceKey(a!.body)) && keys.has(sourceKey(b!.body)), 'fingerprints match the source keys');
+    const refOf = (body: Buffer): string => fps.find((f) => f.key === sourceKey(body))!.ref;
+    await folder.rebase(7n, [
+      { id: '1', ref: refOf(a!.body) },
+      { id: '2', ref: refOf(b!.body) },
+    ]);
+    assert.deepEqual([...folder.known].sort(), ['1', '2']);
+    await sink.close();
+    sink = await makeSink(state);
+    folder = await sink.open(m);
+    assert.equal(folder.needsRematch, false);
+    assert.deepEqual([...folder.known].sort(), ['1', '2']);
+    await sink.close();
+    assert.equal((await fetchAll(dc.server, target, 'Crash')).length, 2, 'nothing appended twice');
+  });
+
+  test('an aborted message written again in the same run is not appended twice', async () => {
+    const sink = await makeSink(await fresh());
+    const m = box('Retry');
+    const folder = await sink.open(m);
+    const [a] = messages(m);
+    let tx = await folder.begin();
+    await tx.write(a!.meta, a!.body);
+    await tx.abort();
+    assert.equal(folder.known.size, 0);
+    tx = await folder.begin();
+    await tx.write(a!.meta, a!.body);
+    await tx.commit();
+    assert.deepEqual([...folder.known], ['1']);
+    await sink.close();
+    assert.equal((await fetchAll(dc.server, target, 'Retry')).length, 1);
+  });
+
+  test('a changed UIDVALIDITY asks for a re-match; fingerprints and rebase match what is there', async () => {
+    const state = await fresh();
+    let sink = await makeSink(state);
+    const m = box('Revalidated', 7n);
+    let folder = await sink.open(m);
+    const tx = await folder.begin();
+    for (const x of messages(m)) await tx.write(x.meta, x.body);
+    await tx.commit();
+    await sink.close();
+    sink = await makeSink(state);
+    folder = await sink.open(box('Revalidated', 8n));
+    assert.equal(folder.needsRematch, true);
+    const fps = await collectFps(folder.fingerprints());
+    assert.equal(fps.length, 4);
+    assert.equal(new Set(fps.map((f) => f.ref)).size, 4, 'refs tell target messages apart');
+    assert.deepEqual(new Set(fps.map((f) => f.key)), new Set(messages(m).map((x) => sourceKey(x.body))));
+    await folder.rebase(8n, [
+      { id: '101', ref: fps[0]!.ref },
+      { id: '102', ref: fps[1]!.ref },
+    ]);
+    assert.deepEqual([...folder.known].sort(), ['101', '102']);
+    await sink.close();
+    sink = await makeSink(state);
+    folder = await sink.open(box('Revalidated', 8n));
+    assert.equal(folder.needsRematch, false);
+    assert.deepEqual([...folder.known].sort(), ['101', '102']);
+    await sink.close();
+    assert.equal((await fetchAll(dc.server, target, 'Revalidated')).length, 4, 'nothing removed');
+  });
+
+  test('a non-empty target the state knows nothing of asks for a re-match', async () => {
+    const sink = await makeSink(await fresh());
+    const m = box('Prefilled');
+    let folder = await sink.open(m);
+    const [a] = messages(m);
+    const tx = await folder.begin();
+    await tx.write(a!.meta, a!.body);
+    await tx.commit();
+    await sink.close();
+    const other = await makeSink(await fresh());
+    folder = await other.open(m);
+    assert.equal(folder.needsRematch, true);
+    assert.equal(folder.known.size, 0);
+    await other.close();
+  });
+
+  test('parallel transactions all land', async () => {
+    const sink = await makeSink(await fresh());
+    const m = box('Parallel');
+    const folder = await sink.open(m);
+    await Promise.all(
+      [0, 1, 2, 3].map(async (n) => {
+        const tx = await folder.begin();
+        for (let i = 0; i < 5; i++) {
+          const x = msg(m, n * 10 + i, `Subject: ${n}-${i}\r\n\r\nbody ${n} ${i}\r\n`);
+          await tx.write(x.meta, x.body);
+        }
+        await tx.commit();
+      }),
+    );
+    assert.equal(folder.known.size, 20);
+    await sink.close();
+    const back = await fetchAll(dc.server, target, 'Parallel');
+    assert.equal(new Set(back.map((b) => b.raw.toString())).size, 20);
+  });
+
+  test('nested, Unicode and \\Noselect folders are created and subscribed', async () => {
+    const sink = await makeSink(await fresh());
+    await sink.open({ path: 'Deep', delimiter: '.', noSelect: true });
+    const paths = ['Deep.Child', 'Ärger.Über uns', 'Ünïcödé 日本'];
+    for (const p of paths) {
+      const m = box(p, 7n, '.');
+      const folder = await sink.open(m);
+      const x = msg(m, 1, `Subject: ${p}\r\n\r\ny\r\n`);
+      const tx = await folder.begin();
+      await tx.write(x.meta, x.body);
+      await tx.commit();
+    }
+    await sink.close();
+    for (const p of ['Deep/Child', 'Ärger/Über uns', 'Ünïcödé 日本']) {
+      assert.equal((await fetchAll(dc.server, target, p)).length, 1, p);
+    }
+    const c = await connect(dc.server, target);
+    try {
+      const subscribed = new Set((await c.list({ statusQuery: {} })).filter((l) => l.subscribed).map((l) => l.path));
+      for (const p of ['Deep/Child', 'Ärger/Über uns', 'Ünïcödé 日本']) assert.ok(subscribed.has(p), `${p} subscribed`);
+      const deep = (await c.list()).find((l) => l.path === 'Deep');
+      assert.ok(deep, 'Deep exists as a parent');
+      assert.ok(deep.flags.has('\\Noselect') || deep.flags.has('\\NonExistent'), 'Deep holds no messages');
+    } finally {
+      await c.logout();
+    }
+  });
+
+  test('a component holding the target delimiter is a mailbox error', async () => {
+    const sink = await makeSink(await fresh());
+    await assert.rejects(sink.open(box('a/b.c', 7n, '.')), (e: unknown) => e instanceof MailferryError && e.kind === 'mailbox');
+    await sink.close();
+  });
+
+  test('over STARTTLS with a verified certificate; the state records the APPENDUIDs', async () => {
+    const state = await fresh();
+    const sink = await makeSink(state, target.password, 'starttls', await readFile(dc.server.caFile));
+    const m = box('Secure');
+    const folder = await sink.open(m);
+    const [a] = messages(m);
+    const tx = await folder.begin();
+    await tx.write(a!.meta, a!.body);
+    await tx.commit();
+    await sink.close();
+    const back = await fetchAll(dc.server, target, 'Secure');
+    const json = JSON.parse(await readFile(join(state, 'state.json'), 'utf8')) as { folders: Record<string, { uidValidity?: string }> };
+    assert.equal(json.folders.Secure?.uidValidity, '7');
+    assert.ok(json.folders[targetKey('Secure')]?.uidValidity, 'target UIDVALIDITY recorded');
+    assert.match(JSON.stringify(json.folders[targetKey('Secure')]), new RegExp(String(back[0]?.uid)));
+    const untrusted = await makeSink(await fresh(), target.password, 'starttls');
+    await assert.rejects(untrusted.open(m), (e: unknown) => e instanceof MailferryError && e.kind === 'tls');
+    await untrusted.close();
+  });
+
+  test('a wrong password is an auth error', async () => {
+    const sink = await makeSink(await fresh(), 'wrong');
+    await assert.rejects(sink.open(box('INBOX')), (e: unknown) => e instanceof MailferryError && e.kind === 'auth');
+    await sink.close();
+  });
+});
