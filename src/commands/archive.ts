@@ -9,9 +9,9 @@ import type { Sink } from '../sinks/sink.js';
 import { Checkpoint } from '../state/checkpoint.js';
 import { acquireLock, type Lock } from '../state/lock.js';
 
-/** State and lock files live in the archive root; Dovecot and mutt ignore dotfiles there. */
-export const STATE_FILE = '.mailferry-state.json';
-export const LOCK_FILE = '.mailferry.lock';
+import { LOCK_FILE, STATE_FILE } from '../state/files.js';
+
+export { LOCK_FILE, STATE_FILE };
 
 export interface OpenArchive {
   sink: Sink;

@@ -41,3 +41,18 @@ export function pathComponents(mailbox: Pick<MailboxInfo, 'path' | 'delimiter'>)
 export function isInbox(path: string): boolean {
   return path.toUpperCase() === 'INBOX';
 }
+
+/** Parents before children, INBOX first: compare component by component. */
+export function compareMailboxes(a: MailboxInfo, b: MailboxInfo): number {
+  const ai = isInbox(a.path);
+  const bi = isInbox(b.path);
+  if (ai !== bi) return ai ? -1 : 1;
+  const pa = pathComponents(a);
+  const pb = pathComponents(b);
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+    const x = pa[i] as string;
+    const y = pb[i] as string;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return pa.length - pb.length;
+}

@@ -1,0 +1,3 @@
+/** File names mailferry keeps in an archive's root (dotfiles: Dovecot and mutt ignore them). */
+export const STATE_FILE = '.mailferry-state.json';
+export const LOCK_FILE = '.mailferry.lock';
