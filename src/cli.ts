@@ -18,7 +18,13 @@ export const EXIT_CODES_HELP = [
   `  ${EXIT.interrupted}  interrupted (SIGINT/SIGTERM); the archive is consistent, rerun to resume`,
 ].join('\n');
 
-export type Parsed = { command: 'backup'; args: Record<string, unknown> };
+export type Parsed = { command: 'backup' | 'restore' | 'migrate'; args: Record<string, unknown> };
+
+const TRANSFER_STATE =
+  'The target cannot hold mailferry\'s state, so it lives on this machine: $XDG_STATE_HOME/mailferry/target-<hash>.json ' +
+  '(else ~/.local/state/mailferry/), one file per source and target account (no secret in it), with a .lock beside it; ' +
+  '--state FILE puts it elsewhere. A rerun appends only what is new.';
+
 
 export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
   return yargs(argv)
@@ -63,6 +69,62 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .example('$0 backup --from imaps://me@imap.example.org --password-file ~/.imap-pw --to mbox:/srv/backup/me', '')
           .example('$0 backup --from pop3s://me@pop.example.org --password-file ~/.pop-pw --to maildir:~/mail-backup --delete-older-than 14', ''),
       (args) => onCommand({ command: 'backup', args }),
+    )
+    .command(
+      'restore',
+      'Restore a Maildir or mbox archive into an IMAP account (APPEND with flags and dates; incremental, resumable)',
+      (y) =>
+        y
+          .option('from', { type: 'string', describe: 'the archive: maildir:DIR or mbox:DIR (as mailferry backup writes them)' })
+          .option('to', { type: 'string', describe: 'target account: imaps://USER@HOST[:993] or imap://USER@HOST[:143] (STARTTLS)' })
+          .option('password-env', { type: 'string', describe: "read the target's password from this environment variable" })
+          .option('password-file', { type: 'string', describe: "read the target's password from this file (must be mode 600)" })
+          .option('password-command', { type: 'string', describe: 'run this command (no shell) and use its output as the password' })
+          .option('tls-mode', { type: 'string', choices: ['tls', 'starttls', 'plain'], describe: 'override the TLS mode of the address; plain sends the password unencrypted' })
+          .option('tls-insecure', { type: 'boolean', describe: 'accept any server certificate (not recommended)' })
+          .option('ca', { type: 'string', describe: 'trust the CA certificate(s) in this PEM file' })
+          .option('connections', { type: 'number', describe: 'parallel IMAP connections to the target', default: 4 })
+          .option('include', { type: 'string', array: true, describe: 'only folders matching this pattern (* any, % one level, ? one char)' })
+          .option('exclude', { type: 'string', array: true, describe: 'skip folders matching this pattern' })
+          .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'layout of the Maildir archive' })
+          .option('state', { type: 'string', describe: "file that keeps what is already on the target (default: under $XDG_STATE_HOME/mailferry/)" })
+          .option('dry-run', { type: 'boolean', describe: 'print the folders, messages and bytes that would be copied; change nothing' })
+          .option('batch-mb', { type: 'number', default: 16, describe: 'bytes read per batch, in MiB (bounds memory)' })
+          .example('PW=... $0 restore --from maildir:~/mail-backup --to imaps://me@imap.example.org --password-env PW', '')
+          .epilogue(`${TRANSFER_STATE}\n\n${EXIT_CODES_HELP}`),
+      (args) => onCommand({ command: 'restore', args }),
+    )
+    .command(
+      'migrate',
+      'Copy an IMAP account into another one (APPEND with flags and dates), optionally keeping local archives in the same pass',
+      (y) =>
+        y
+          .option('from', { type: 'string', describe: 'source account: imaps://USER@HOST[:993] or imap://USER@HOST[:143] (STARTTLS)' })
+          .option('to', { type: 'string', describe: 'target account: imaps://USER@HOST[:993] or imap://USER@HOST[:143] (STARTTLS)' })
+          .option('password-env', { type: 'string', describe: "source: read the password from this environment variable" })
+          .option('password-file', { type: 'string', describe: 'source: read the password from this file (must be mode 600)' })
+          .option('password-command', { type: 'string', describe: 'source: run this command (no shell) and use its output as the password' })
+          .option('tls-mode', { type: 'string', choices: ['tls', 'starttls', 'plain'], describe: 'source: override the TLS mode of the address' })
+          .option('tls-insecure', { type: 'boolean', describe: 'source: accept any server certificate (not recommended)' })
+          .option('ca', { type: 'string', describe: 'source: trust the CA certificate(s) in this PEM file' })
+          .option('connections', { type: 'number', describe: 'source: parallel IMAP connections', default: 4 })
+          .option('target-password-env', { type: 'string', describe: 'target: read the password from this environment variable' })
+          .option('target-password-file', { type: 'string', describe: 'target: read the password from this file (must be mode 600)' })
+          .option('target-password-command', { type: 'string', describe: 'target: run this command (no shell) and use its output as the password' })
+          .option('target-tls-mode', { type: 'string', choices: ['tls', 'starttls', 'plain'], describe: 'target: override the TLS mode of the address' })
+          .option('target-tls-insecure', { type: 'boolean', describe: 'target: accept any server certificate (not recommended)' })
+          .option('target-ca', { type: 'string', describe: 'target: trust the CA certificate(s) in this PEM file' })
+          .option('target-connections', { type: 'number', describe: 'target: parallel IMAP connections', default: 4 })
+          .option('archive', { type: 'string', array: true, describe: 'also keep a local copy: maildir:DIR or mbox:DIR (repeatable)' })
+          .option('include', { type: 'string', array: true, describe: 'only folders matching this pattern (* any, % one level, ? one char)' })
+          .option('exclude', { type: 'string', array: true, describe: 'skip folders matching this pattern' })
+          .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'layout of --archive maildir: folders' })
+          .option('state', { type: 'string', describe: "file that keeps what is already on the target (default: under $XDG_STATE_HOME/mailferry/)" })
+          .option('dry-run', { type: 'boolean', describe: 'print the folders, messages and bytes that would be copied; change nothing' })
+          .option('batch-mb', { type: 'number', default: 16, describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
+          .example('A=... B=... $0 migrate --from imaps://me@old.example.org --password-env A --to imaps://me@new.example.org --target-password-env B', '')
+          .epilogue(`${TRANSFER_STATE}\n\n${EXIT_CODES_HELP}`),
+      (args) => onCommand({ command: 'migrate', args }),
     )
     .option('json', { type: 'boolean', describe: 'write the summary as JSON on stdout' })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'print nothing but errors' })

@@ -1,7 +1,7 @@
 import { hideBin } from 'yargs/helpers';
 import { buildCli, type Parsed } from './cli.js';
 import { EXIT, MailferryError } from './domain/errors.js';
-import { createLogger, redact } from './log/logger.js';
+import { createLogger, redact, type Logger } from './log/logger.js';
 
 /**
  * Entry point: parse, run one command, print the summary, map errors to exit codes.
@@ -38,6 +38,7 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   try {
+    if (parsed.command !== 'backup') return await runTransfer(parsed.command, args, { log, signal: controller.signal, debug, json, quiet });
     const { loadBackupConfig } = await import('./config/backup.js');
     const { backup } = await import('./commands/backup.js');
     const cfg = loadBackupConfig({
@@ -86,6 +87,73 @@ export async function main(argv: string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** `restore` and `migrate`: load the config (all problems at once), run, print the plan or summary. */
+async function runTransfer(
+  command: 'restore' | 'migrate',
+  args: Record<string, unknown>,
+  o: { log: Logger; signal: AbortSignal; debug: boolean; json: boolean; quiet: boolean },
+): Promise<number> {
+  const str = (k: string): string | undefined => args[k] as string | undefined;
+  const common = {
+    from: str('from'),
+    to: str('to'),
+    passwordEnv: str('passwordEnv'),
+    passwordFile: str('passwordFile'),
+    passwordCommand: str('passwordCommand'),
+    tlsMode: str('tlsMode'),
+    tlsInsecure: args['tlsInsecure'] as boolean | undefined,
+    ca: str('ca'),
+    connections: args['connections'] as number | undefined,
+    include: args['include'] as string[] | undefined,
+    exclude: args['exclude'] as string[] | undefined,
+    layout: str('layout'),
+    batchMb: args['batchMb'] as number | undefined,
+    dryRun: args['dryRun'] as boolean | undefined,
+    state: str('state'),
+  };
+  const { ttyProgress } = await import('./progress.js');
+  const progress = process.stderr.isTTY && !o.quiet && !o.json ? ttyProgress(process.stderr) : undefined;
+  const deps = { log: o.log, signal: o.signal, debug: o.debug, ...(progress === undefined ? {} : { onProgress: progress.update }) };
+  let result: import('./commands/transfer.js').TransferResult;
+  if (command === 'restore') {
+    const { loadRestoreConfig } = await import('./config/transfer.js');
+    const { restore } = await import('./commands/restore.js');
+    result = await restore(loadRestoreConfig(dropUndefined(common)), deps);
+  } else {
+    const { loadMigrateConfig } = await import('./config/transfer.js');
+    const { migrate } = await import('./commands/migrate.js');
+    const cfg = loadMigrateConfig(
+      dropUndefined({
+        ...common,
+        targetPasswordEnv: str('targetPasswordEnv'),
+        targetPasswordFile: str('targetPasswordFile'),
+        targetPasswordCommand: str('targetPasswordCommand'),
+        targetTlsMode: str('targetTlsMode'),
+        targetTlsInsecure: args['targetTlsInsecure'] as boolean | undefined,
+        targetCa: str('targetCa'),
+        targetConnections: args['targetConnections'] as number | undefined,
+        archive: args['archive'] as string[] | undefined,
+      }),
+    );
+    result = await migrate(cfg, deps);
+  }
+  progress?.done();
+  const { report, plan } = result;
+  for (const s of report.skipped) o.log.warn(`skipped ${s.mailbox}${s.id === undefined ? '' : ` message ${s.id}`}: ${s.reason}`);
+  if (plan !== undefined) {
+    const { planText } = await import('./commands/transfer.js');
+    if (o.json) process.stdout.write(`${JSON.stringify({ type: 'plan', state: result.statePath, folders: plan })}\n`);
+    else if (!o.quiet) process.stdout.write(`${planText(plan)}\n`);
+  } else if (o.json) process.stdout.write(`${JSON.stringify({ type: 'summary', ...report.toJSON(), state: result.statePath })}\n`);
+  else if (!o.quiet) process.stdout.write(`${report.summary()}\n`);
+  return report.exitCode;
+}
+
+/** Flags not given are left out (exactOptionalPropertyTypes-friendly raw flags). */
+function dropUndefined<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
 }
 
 export function run(): void {

@@ -343,7 +343,8 @@ function mapImapErrorFallback(e: unknown): MailferryError {
  */
 async function collect(body: Buffer | Readable, meta: MessageMeta, path: string): Promise<Buffer> {
   if (Buffer.isBuffer(body)) return lfToCrlf(body);
-  const limit = meta.size === undefined ? UNSIZED_LIMIT : meta.size + SIZE_SLACK;
+  // `size` may be an estimate in LF form (a Maildir file): CRLF at most doubles it.
+  const limit = meta.size === undefined ? UNSIZED_LIMIT : 2 * meta.size + SIZE_SLACK;
   const parts: Buffer[] = [];
   let n = 0;
   for await (const chunk of body as AsyncIterable<Buffer | string>) {

@@ -1,0 +1,52 @@
+import { stat } from 'node:fs/promises';
+import type { RestoreConfig } from '../config/transfer.js';
+import { MailferryError } from '../domain/errors.js';
+import { MaildirSource } from '../sources/maildir.js';
+import { MboxSource } from '../sources/mbox.js';
+import type { Source } from '../sources/source.js';
+import type { CommandDeps } from './backup.js';
+import { DryRunSink } from './dry-run.js';
+import { openTarget, type OpenTarget } from './target.js';
+import { transfer, type TransferResult } from './transfer.js';
+
+/**
+ * `mailferry restore`: a local archive (Maildir or mbox, as backup writes them) into an IMAP
+ * account, by APPEND with flags and INTERNALDATE. The target's state (which archive messages are
+ * on the target, under which UIDs) is a checkpoint on this machine whose source identity is the
+ * archive (`maildir:/path`), so a rerun appends only what is new. The archive is only read and
+ * takes no lock: a backup may keep writing it (an mbox is read up to its committed length).
+ */
+export async function restore(cfg: RestoreConfig, deps: CommandDeps): Promise<TransferResult> {
+  const isDir = await stat(cfg.from.path).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+  if (!isDir) throw new MailferryError('usage', `no archive at ${cfg.from.path} (--from ${cfg.from.kind}:DIR must be a directory)`);
+  const source: Source =
+    cfg.from.kind === 'maildir'
+      ? new MaildirSource({ root: cfg.from.path, layout: cfg.layout, streamThreshold: cfg.streamThreshold, log: deps.log })
+      : new MboxSource({ root: cfg.from.path, streamThreshold: cfg.streamThreshold, log: deps.log });
+  let target: OpenTarget | undefined;
+  try {
+    target = await openTarget({
+      account: cfg.target,
+      sourceIdentity: source.identity,
+      ...(cfg.statePath === undefined ? {} : { statePath: cfg.statePath }),
+      dryRun: cfg.dryRun,
+      log: deps.log,
+      debug: deps.debug ?? false,
+    });
+    if (cfg.dryRun) {
+      // Log in (and fail as a real run would), but create nothing on the target.
+      await target.sink.withConn(async () => undefined);
+      return await transfer(source, [new DryRunSink(target.sink.name, target.checkpoint)], cfg, deps, target.statePath);
+    }
+    return await transfer(source, [target.sink], cfg, deps, target.statePath);
+  } finally {
+    await source.close();
+    if (target !== undefined) {
+      await target.sink.close();
+      await target.lock?.release();
+    }
+  }
+}

@@ -1,0 +1,52 @@
+import type { TransferCommon } from '../config/transfer.js';
+import { runPipeline } from '../pipeline/run.js';
+import type { RunReport } from '../report.js';
+import type { Sink } from '../sinks/sink.js';
+import type { Source } from '../sources/source.js';
+import type { CommandDeps } from './backup.js';
+import { dryRunSource, type PlannedFolder } from './dry-run.js';
+
+/** What `restore` and `migrate` return: the run's report and, for `--dry-run`, the plan. */
+export interface TransferResult {
+  report: RunReport;
+  /** `--dry-run`: per folder, what a real run would copy (folders with nothing to copy included). */
+  plan?: PlannedFolder[];
+  /** Where the target's state lives (read, and written unless a dry run). */
+  statePath: string;
+}
+
+/** Run the one pipeline from `source` to `sinks`; in a dry run, collect the plan and fetch nothing. */
+export async function transfer(
+  source: Source,
+  sinks: readonly Sink[],
+  cfg: TransferCommon,
+  deps: CommandDeps,
+  statePath: string,
+): Promise<TransferResult> {
+  const plan: PlannedFolder[] = [];
+  const report = await runPipeline(cfg.dryRun ? dryRunSource(source) : source, sinks, {
+    include: cfg.include,
+    exclude: cfg.exclude,
+    batchBytes: cfg.batchBytes,
+    batchMessages: cfg.batchMessages,
+    retries: 5,
+    retryBaseMs: 1000,
+    signal: deps.signal,
+    log: deps.log,
+    onProgress: (r, event) => {
+      if (event.type === 'planned') plan.push({ mailbox: event.mailbox, messages: event.messages, bytes: event.bytes });
+      if (!cfg.dryRun) deps.onProgress?.(r, event);
+    },
+  });
+  if (!cfg.dryRun) return { report, statePath };
+  plan.sort((a, b) => (a.mailbox < b.mailbox ? -1 : a.mailbox > b.mailbox ? 1 : 0));
+  return { report, plan, statePath };
+}
+
+/** The plan as text lines for a terminal. */
+export function planText(plan: readonly PlannedFolder[]): string {
+  const lines = plan.map((p) => `  ${p.mailbox}: ${p.messages} messages, ${(p.bytes / 1e6).toFixed(2)} MB`);
+  const messages = plan.reduce((n, p) => n + p.messages, 0);
+  const bytes = plan.reduce((n, p) => n + p.bytes, 0);
+  return [`dry run: nothing was changed; a real run would copy ${messages} messages (${(bytes / 1e6).toFixed(2)} MB) in ${plan.length} folders:`, ...lines].join('\n');
+}

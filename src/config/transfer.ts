@@ -1,0 +1,230 @@
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { resolve } from 'node:path';
+import { MailferryError } from '../domain/errors.js';
+import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint, type TlsMode } from '../endpoints/url.js';
+import type { SecretRef } from './secrets.js';
+import type { MaildirLayout } from '../sinks/maildir.js';
+
+/**
+ * The loaders for `restore` (a local archive into an IMAP account) and `migrate` (one IMAP account
+ * into another, optionally keeping local archives in the same pass). Like loadBackupConfig, each
+ * turns raw flags into a checked config and reports every problem at once (exit 2) before any
+ * network or file I/O (reading a --ca file aside: its absence is one of the problems).
+ */
+
+/** An IMAP account to connect to, with how to authenticate and trust it. */
+export interface ImapAccount {
+  endpoint: RemoteEndpoint;
+  secret: SecretRef;
+  ca?: Buffer;
+  insecure: boolean;
+  connections: number;
+}
+
+export interface TransferCommon {
+  /** The IMAP account that receives the messages (APPEND). */
+  target: ImapAccount;
+  include: string[];
+  exclude: string[];
+  batchBytes: number;
+  batchMessages: number;
+  streamThreshold: number;
+  /** Print what would be copied; change nothing. */
+  dryRun: boolean;
+  /** `--state FILE`, absolute; else the default under the state directory (see commands/target.ts). */
+  statePath?: string;
+}
+
+export interface RestoreConfig extends TransferCommon {
+  from: LocalEndpoint;
+  /** Layout of a Maildir archive being read. */
+  layout: MaildirLayout;
+}
+
+export interface MigrateConfig extends TransferCommon {
+  source: ImapAccount;
+  /** Local archives written in the same pass (`--archive`). */
+  archives: LocalEndpoint[];
+  /** Layout of the Maildir archives written. */
+  layout: MaildirLayout;
+}
+
+interface RawAccountFlags {
+  passwordEnv?: string;
+  passwordFile?: string;
+  passwordCommand?: string;
+  tlsMode?: string;
+  tlsInsecure?: boolean;
+  ca?: string;
+  connections?: number;
+}
+
+interface RawCommonFlags {
+  include?: string[];
+  exclude?: string[];
+  layout?: string;
+  batchMb?: number;
+  dryRun?: boolean;
+  state?: string;
+}
+
+export interface RawRestoreFlags extends RawAccountFlags, RawCommonFlags {
+  from?: string;
+  to?: string;
+}
+
+export interface RawMigrateFlags extends RawAccountFlags, RawCommonFlags {
+  from?: string;
+  to?: string;
+  targetPasswordEnv?: string;
+  targetPasswordFile?: string;
+  targetPasswordCommand?: string;
+  targetTlsMode?: string;
+  targetTlsInsecure?: boolean;
+  targetCa?: string;
+  targetConnections?: number;
+  archive?: string[];
+}
+
+type Problems = string[];
+
+function attempt<T>(problems: Problems, fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch (e: unknown) {
+    problems.push(e instanceof MailferryError ? e.message : String(e));
+    return undefined;
+  }
+}
+
+/** An imap:// or imaps:// address (POP3 can be neither written to nor migrated from here). */
+function imapEndpoint(problems: Problems, text: string | undefined, flag: string, role: string): RemoteEndpoint | undefined {
+  if (text === undefined) {
+    problems.push(`${flag} is required (${role}: imaps://USER@HOST or imap://USER@HOST)`);
+    return undefined;
+  }
+  const e = attempt(problems, () => parseEndpoint(text));
+  if (e === undefined) return undefined;
+  if ('path' in e || e.kind !== 'imap') {
+    problems.push(`${flag} must be an IMAP account (${role}: imaps://USER@HOST or imap://USER@HOST)`);
+    return undefined;
+  }
+  return e;
+}
+
+function localEndpoint(problems: Problems, text: string, flag: string): LocalEndpoint | undefined {
+  const e = attempt(problems, () => parseEndpoint(text));
+  if (e === undefined) return undefined;
+  if (!('path' in e)) {
+    problems.push(`${flag} ${text}: must be a local archive (maildir:DIR or mbox:DIR)`);
+    return undefined;
+  }
+  return e;
+}
+
+/** `prefix` is '' for the plain flags and 'target-' for the target's. */
+function account(problems: Problems, endpoint: RemoteEndpoint | undefined, raw: RawAccountFlags, prefix: string): ImapAccount | undefined {
+  const f = (name: string): string => `--${prefix}${name}`;
+  const given = [raw.passwordEnv, raw.passwordFile, raw.passwordCommand].filter((x) => x !== undefined);
+  let secret: SecretRef | undefined;
+  if (given.length === 0) {
+    problems.push(`a password source is required: ${f('password-env')} VAR, ${f('password-file')} FILE or ${f('password-command')} CMD`);
+  } else if (given.length > 1) problems.push(`give only one of ${f('password-env')}, ${f('password-file')}, ${f('password-command')}`);
+  else if (raw.passwordEnv !== undefined) secret = { env: raw.passwordEnv };
+  else if (raw.passwordFile !== undefined) secret = { file: raw.passwordFile };
+  else if (raw.passwordCommand !== undefined) secret = { command: raw.passwordCommand };
+
+  let ep = endpoint;
+  if (raw.tlsMode !== undefined) {
+    const modes: TlsMode[] = ['tls', 'starttls', 'plain'];
+    if (!modes.includes(raw.tlsMode as TlsMode)) problems.push(`${f('tls-mode')} must be one of ${modes.join(', ')}`);
+    else if (ep !== undefined) ep = { ...ep, tls: raw.tlsMode as TlsMode };
+  }
+  let ca: Buffer | undefined;
+  if (raw.ca !== undefined) {
+    const path = raw.ca;
+    ca = attempt(problems, () => {
+      try {
+        return readFileSync(path);
+      } catch {
+        throw new MailferryError('usage', `cannot read ${f('ca')} file ${path}`);
+      }
+    });
+  }
+  const connections = raw.connections ?? 4;
+  if (!Number.isInteger(connections) || connections < 1 || connections > 64) problems.push(`${f('connections')} must be 1..64`);
+  if (ep === undefined || secret === undefined) return undefined;
+  return { endpoint: ep, secret, ...(ca === undefined ? {} : { ca }), insecure: raw.tlsInsecure ?? false, connections };
+}
+
+function common(problems: Problems, raw: RawCommonFlags): Omit<TransferCommon, 'target'> & { layout: MaildirLayout } {
+  const layout = raw.layout ?? 'maildir++';
+  if (layout !== 'maildir++' && layout !== 'fs') problems.push('--layout must be maildir++ or fs');
+  const batchMb = raw.batchMb ?? 16;
+  if (!(batchMb > 0 && batchMb <= 1024)) problems.push('--batch-mb must be between 0 and 1024');
+  if (raw.state !== undefined && raw.state.trim() === '') problems.push('--state needs a file name');
+  return {
+    include: raw.include ?? [],
+    exclude: raw.exclude ?? [],
+    layout: layout as MaildirLayout,
+    batchBytes: Math.round(batchMb * (1 << 20)),
+    batchMessages: 2000,
+    streamThreshold: 8 << 20,
+    dryRun: raw.dryRun ?? false,
+    ...(raw.state === undefined || raw.state.trim() === '' ? {} : { statePath: resolve(expandHome(raw.state)) }),
+  };
+}
+
+function expandHome(p: string): string {
+  return p === '~' || p.startsWith('~/') ? homedir() + p.slice(1) : p;
+}
+
+export function loadRestoreConfig(raw: RawRestoreFlags): RestoreConfig {
+  const problems: Problems = [];
+  let from: LocalEndpoint | undefined;
+  if (raw.from === undefined) problems.push('--from is required (the archive: maildir:DIR or mbox:DIR)');
+  else from = localEndpoint(problems, raw.from, '--from');
+  const target = account(problems, imapEndpoint(problems, raw.to, '--to', 'the account to restore into'), raw, '');
+  const rest = common(problems, raw);
+  if (problems.length > 0 || from === undefined || target === undefined) throw new MailferryError('usage', problems.join('; '));
+  return { ...rest, from, target };
+}
+
+export function loadMigrateConfig(raw: RawMigrateFlags): MigrateConfig {
+  const problems: Problems = [];
+  const source = account(problems, imapEndpoint(problems, raw.from, '--from', 'the account to copy'), raw, '');
+  const target = account(
+    problems,
+    imapEndpoint(problems, raw.to, '--to', 'the account to copy into'),
+    {
+      ...(raw.targetPasswordEnv === undefined ? {} : { passwordEnv: raw.targetPasswordEnv }),
+      ...(raw.targetPasswordFile === undefined ? {} : { passwordFile: raw.targetPasswordFile }),
+      ...(raw.targetPasswordCommand === undefined ? {} : { passwordCommand: raw.targetPasswordCommand }),
+      ...(raw.targetTlsMode === undefined ? {} : { tlsMode: raw.targetTlsMode }),
+      ...(raw.targetTlsInsecure === undefined ? {} : { tlsInsecure: raw.targetTlsInsecure }),
+      ...(raw.targetCa === undefined ? {} : { ca: raw.targetCa }),
+      ...(raw.targetConnections === undefined ? {} : { connections: raw.targetConnections }),
+    },
+    'target-',
+  );
+  if (
+    source !== undefined &&
+    target !== undefined &&
+    source.endpoint.host.toLowerCase() === target.endpoint.host.toLowerCase() &&
+    source.endpoint.port === target.endpoint.port &&
+    source.endpoint.user === target.endpoint.user
+  ) {
+    problems.push('--from and --to name the same account');
+  }
+  const archives: LocalEndpoint[] = [];
+  for (const a of raw.archive ?? []) {
+    const e = localEndpoint(problems, a, '--archive');
+    if (e === undefined) continue;
+    if (archives.some((x) => x.path === e.path)) problems.push(`--archive ${a} is given twice`);
+    else archives.push(e);
+  }
+  const rest = common(problems, raw);
+  if (problems.length > 0 || source === undefined || target === undefined) throw new MailferryError('usage', problems.join('; '));
+  return { ...rest, source, target, archives };
+}
