@@ -88,6 +88,13 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .option('exclude', { type: 'string', array: true, describe: 'skip folders matching this pattern' })
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'layout of the Maildir archive' })
           .option('state', { type: 'string', describe: "file that keeps what is already on the target (default: under $XDG_STATE_HOME/mailferry/)" })
+          .option('map', {
+            type: 'string',
+            array: true,
+            requiresArg: true,
+            describe:
+              'OLD=NEW: put source folder OLD into target folder NEW (exact paths, "/" between levels whatever the servers use; repeatable). Applied before special-use folders (Sent, Drafts, Trash, Junk, Archive) are mapped to the target\'s own',
+          })
           .option('dry-run', { type: 'boolean', describe: 'print the folders, messages and bytes that would be copied; change nothing' })
           .option('batch-mb', { type: 'number', default: 16, describe: 'bytes read per batch, in MiB (bounds memory)' })
           .example('PW=... $0 restore --from maildir:~/mail-backup --to imaps://me@imap.example.org --password-env PW', '')
@@ -120,6 +127,13 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .option('exclude', { type: 'string', array: true, describe: 'skip folders matching this pattern' })
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'layout of --archive maildir: folders' })
           .option('state', { type: 'string', describe: "file that keeps what is already on the target (default: under $XDG_STATE_HOME/mailferry/)" })
+          .option('map', {
+            type: 'string',
+            array: true,
+            requiresArg: true,
+            describe:
+              'OLD=NEW: put source folder OLD into target folder NEW (exact paths, "/" between levels whatever the servers use; repeatable). Applied before special-use folders (Sent, Drafts, Trash, Junk, Archive) are mapped to the target\'s own',
+          })
           .option('dry-run', { type: 'boolean', describe: 'print the folders, messages and bytes that would be copied; change nothing' })
           .option('batch-mb', { type: 'number', default: 16, describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
           .example('A=... B=... $0 migrate --from imaps://me@old.example.org --password-env A --to imaps://me@new.example.org --target-password-env B', '')

@@ -112,6 +112,7 @@ async function runTransfer(
     batchMb: args['batchMb'] as number | undefined,
     dryRun: args['dryRun'] as boolean | undefined,
     state: str('state'),
+    map: args['map'] as string[] | undefined,
   };
   const { ttyProgress } = await import('./progress.js');
   const progress = process.stderr.isTTY && !o.quiet && !o.json ? ttyProgress(process.stderr) : undefined;

@@ -40,6 +40,7 @@ export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<Tr
       sourceIdentity: source.identity,
       ...(cfg.statePath === undefined ? {} : { statePath: cfg.statePath }),
       dryRun: cfg.dryRun,
+      map: cfg.map,
       log: deps.log,
       debug: deps.debug ?? false,
     });

@@ -33,6 +33,7 @@ export async function restore(cfg: RestoreConfig, deps: CommandDeps): Promise<Tr
       sourceIdentity: source.identity,
       ...(cfg.statePath === undefined ? {} : { statePath: cfg.statePath }),
       dryRun: cfg.dryRun,
+      map: cfg.map,
       log: deps.log,
       debug: deps.debug ?? false,
     });

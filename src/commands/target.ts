@@ -7,6 +7,7 @@ import { readSecret } from '../config/secrets.js';
 import { destinationError } from '../domain/errors.js';
 import { describeEndpoint } from '../endpoints/url.js';
 import type { Logger } from '../log/logger.js';
+import type { MapRule } from '../sinks/folder-map.js';
 import { ImapAppendSink } from '../sinks/imap-append.js';
 import { accountOf, Checkpoint } from '../state/checkpoint.js';
 import { acquireLock, type Lock } from '../state/lock.js';
@@ -47,6 +48,8 @@ export interface TargetOptions {
   sourceIdentity: string;
   statePath?: string;
   dryRun: boolean;
+  /** `--map` rules for the target sink. */
+  map?: readonly MapRule[];
   log: Logger;
   debug: boolean;
 }
@@ -74,6 +77,7 @@ export async function openTarget(opts: TargetOptions): Promise<OpenTarget> {
       insecure: a.insecure,
       connections: a.connections,
       checkpoint,
+      ...(opts.map === undefined ? {} : { map: opts.map }),
       log: opts.log,
       debug: opts.debug,
     });

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { MailferryError } from '../domain/errors.js';
 import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint, type TlsMode } from '../endpoints/url.js';
 import type { SecretRef } from './secrets.js';
+import { parseMapRule, type MapRule } from '../sinks/folder-map.js';
 import type { MaildirLayout } from '../sinks/maildir.js';
 
 /**
@@ -32,6 +33,8 @@ export interface TransferCommon {
   streamThreshold: number;
   /** Print what would be copied; change nothing. */
   dryRun: boolean;
+  /** `--map OLD=NEW` rules ("/"-separated paths), applied before the special-use role mapping. */
+  map: MapRule[];
   /** `--state FILE`, absolute; else the default under the state directory (see commands/target.ts). */
   statePath?: string;
 }
@@ -67,6 +70,7 @@ interface RawCommonFlags {
   batchMb?: number;
   dryRun?: boolean;
   state?: string;
+  map?: string[];
 }
 
 export interface RawRestoreFlags extends RawAccountFlags, RawCommonFlags {
@@ -164,7 +168,15 @@ function common(problems: Problems, raw: RawCommonFlags): Omit<TransferCommon, '
   const batchMb = raw.batchMb ?? 16;
   if (!(batchMb > 0 && batchMb <= 1024)) problems.push('--batch-mb must be between 0 and 1024');
   if (raw.state !== undefined && raw.state.trim() === '') problems.push('--state needs a file name');
+  const map: MapRule[] = [];
+  for (const text of raw.map ?? []) {
+    const rule = attempt(problems, () => parseMapRule(text));
+    if (rule === undefined) continue;
+    if (map.some((r) => r.from === rule.from)) problems.push(`--map ${rule.from}=...: given twice`);
+    else map.push(rule);
+  }
   return {
+    map,
     include: raw.include ?? [],
     exclude: raw.exclude ?? [],
     layout: layout as MaildirLayout,

@@ -66,6 +66,11 @@ export interface StartOptions {
   /** TLS (default true). false: `ssl = no`, so STARTTLS/STLS are not advertised and there are no
    *  imaps/pop3s listeners; imapsPort and pop3sPort are then free ports nobody listens on. */
   ssl?: boolean;
+  /** Hierarchy separator of the inbox namespace (default "/"). */
+  separator?: string;
+  /** Mailbox name (with `separator`) -> RFC 6154 flag, e.g. { 'Sent Items': '\\Sent' }: each becomes a
+   *  `mailbox NAME { special_use = FLAG; auto = subscribe }` block of the inbox namespace, so it exists. */
+  specialUse?: Record<string, string>;
 }
 
 const INSTALL_HINT = 'apt-get install dovecot-imapd dovecot-pop3d';
@@ -223,7 +228,27 @@ interface Layout {
   stderr: string;
 }
 
-function configText(l: Layout, certs: Certs, ports: Ports, ids: Ids, ssl: boolean): string {
+/** The inbox namespace; the default (no options) is the one every other test relies on. */
+function namespaceText(separator: string | undefined, specialUse: Record<string, string> | undefined): string {
+  const sep = separator ?? '/';
+  if (!/^[^\s"\\{}#]$/.test(sep)) throw new Error(`dovecot harness: bad separator ${JSON.stringify(sep)}`);
+  const boxes = Object.entries(specialUse ?? {}).map(([name, flag]) => {
+    if (/["\\\r\n{}]/.test(name) || name === '') throw new Error(`dovecot harness: bad mailbox name ${JSON.stringify(name)}`);
+    if (!/^\\[A-Za-z]+$/.test(flag)) throw new Error(`dovecot harness: bad special_use ${JSON.stringify(flag)}`);
+    return `
+  mailbox "${name}" {
+    special_use = ${flag}
+    auto = subscribe
+  }`;
+  });
+  return `namespace inbox {
+  inbox = yes
+  separator = ${sep}
+  prefix =${boxes.join('')}
+}`;
+}
+
+function configText(l: Layout, certs: Certs, ports: Ports, ids: Ids, ssl: boolean, ns: string): string {
   const tls = ssl
     ? `ssl = yes
 ssl_cert = <${certs.cert}
@@ -268,11 +293,7 @@ userdb {
   args = username_format=%u ${l.users}
 }
 
-namespace inbox {
-  inbox = yes
-  separator = /
-  prefix =
-}
+${ns}
 
 service imap-login {
   inet_listener imap {
@@ -452,7 +473,7 @@ export async function startDovecot(opts: StartOptions): Promise<DovecotServer> {
     if (imap === undefined || imaps === undefined || pop3 === undefined || pop3s === undefined) throw new Error('no free ports');
     ports = { imap, imaps, pop3, pop3s };
     const ssl = opts.ssl !== false;
-    await fs.writeFile(l.conf, configText(l, certs, ports, ids, ssl));
+    await fs.writeFile(l.conf, configText(l, certs, ports, ids, ssl, namespaceText(opts.separator, opts.specialUse)));
     try {
       child = await launch(binary, l, ssl ? [imap, imaps, pop3, pop3s] : [imap, pop3]);
     } catch (e: unknown) {

@@ -283,7 +283,10 @@ export async function seedMailbox(server: Server, user: User, folders: SeedFolde
   try {
     for (const f of folders) {
       if (f.path.toUpperCase() === 'INBOX') continue;
-      await control.mailboxCreate(f.path);
+      // A folder the server creates itself (Dovecot `auto = subscribe`) already exists.
+      await control.mailboxCreate(f.path).catch((e: unknown) => {
+        if ((e as { serverResponseCode?: unknown }).serverResponseCode !== 'ALREADYEXISTS') throw e;
+      });
       if (f.subscribe === false) await control.mailboxUnsubscribe(f.path);
     }
   } finally {

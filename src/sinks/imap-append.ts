@@ -1,20 +1,23 @@
 import type { Readable } from 'node:stream';
 import { MailferryError } from '../domain/errors.js';
-import { pathComponents, type MailboxInfo, type MessageMeta } from '../domain/message.js';
+import type { MailboxInfo, MessageMeta } from '../domain/message.js';
 import type { RemoteEndpoint } from '../endpoints/url.js';
 import { lfToCrlf } from '../formats/encoder.js';
 import { fingerprintKey, toLf } from '../formats/fingerprint.js';
 import type { Logger } from '../log/logger.js';
 import { ImapPool, type Conn } from '../sources/imap-pool.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../state/checkpoint.js';
+import { mapFolder, targetRoles, type MapRule, type Mapped, type Role } from './folder-map.js';
 import type { Fingerprint, Match, Sink, SinkFolder, Tx } from './sink.js';
 
 /**
  * IMAP target (migrate, restore): each message is APPENDed to the target server with its flags
  * (without \Recent, which only the server sets; keywords kept) and its INTERNALDATE.
  *
- * - `open(mailbox)` maps the source path onto the target's hierarchy delimiter (a component that
- *   contains the target's delimiter cannot be represented: error `mailbox`), CREATEs and SUBSCRIBEs
+ * - `open(mailbox)` maps the source path to a target path (folder-map.ts: `--map` rules, then the
+ *   special-use role found in the target's LIST, then the source name with the target's hierarchy
+ *   delimiter; a component that contains that delimiter cannot be represented: error `mailbox`;
+ *   two source folders never share a target folder), CREATEs and SUBSCRIBEs
  *   the folder when missing; a \Noselect source mailbox creates nothing itself: CREATE of a child
  *   makes its parents exist (RFC 3501 6.3.3), and an empty container has no meaning on the target.
  * - The checkpoint (the caller decides where it lives) keeps, under the source path, the source
@@ -44,6 +47,8 @@ export interface ImapAppendSinkOptions {
   checkpoint: Checkpoint;
   log: Logger;
   debug: boolean;
+  /** `--map OLD=NEW` rules, applied before the role mapping. */
+  map?: readonly MapRule[];
 }
 
 /** Bound for a streamed body whose size the source did not give. */
@@ -62,6 +67,12 @@ export class ImapAppendSink implements Sink {
   private readonly pool: ImapPool;
   /** The target's hierarchy delimiter; null for a flat namespace. */
   private delimiter: string | null | undefined;
+  /** Role -> target path, from one LIST of the target. */
+  private roles: Promise<Map<Role, string>> | undefined;
+  /** Source path -> its mapping, decided (and reported) once. */
+  private readonly decided = new Map<string, Mapped>();
+  /** Target path -> the source path that writes into it. */
+  private readonly claimed = new Map<string, string>();
 
   constructor(private readonly opts: ImapAppendSinkOptions) {
     const e = opts.endpoint;
@@ -88,19 +99,56 @@ export class ImapAppendSink implements Sink {
     return this.opts.checkpoint;
   }
 
-  /** The target path of a source mailbox. */
-  async targetPath(mailbox: Pick<MailboxInfo, 'path' | 'delimiter'>): Promise<string> {
+  /** The target path of a source mailbox (decided once per source path, and reported). */
+  async targetPath(mailbox: Pick<MailboxInfo, 'path' | 'delimiter' | 'specialUse'>): Promise<string> {
+    const done = this.decided.get(mailbox.path);
+    if (done !== undefined) return done.path;
     if (this.delimiter === undefined) await this.withConn(async () => undefined);
-    const parts = pathComponents(mailbox);
-    const d = this.delimiter;
-    const bad = parts.find((p) => (d === null || d === undefined ? parts.length > 1 : p.includes(d)));
-    if (bad !== undefined) {
-      throw new MailferryError(
-        'mailbox',
-        `folder "${mailbox.path}" cannot be created on ${this.where}: "${bad}" contains its hierarchy delimiter "${d ?? ''}"`,
-      );
+    const rules = this.opts.map ?? [];
+    const roles = mailbox.specialUse === undefined ? new Map<Role, string>() : await this.targetRoles();
+    const ctx = { rules, delimiter: this.delimiter ?? null, roles, where: this.where };
+    const again = this.decided.get(mailbox.path);
+    if (again !== undefined) return again.path;
+    let m = mapFolder(mailbox, ctx);
+    const log = this.opts.log;
+    const owner = this.claimed.get(m.path);
+    if (owner !== undefined && owner !== mailbox.path && m.reason === 'role') {
+      log.warn(`folder "${mailbox.path}" (${m.role ?? ''}): target folder "${m.path}" already receives "${owner}"; keeping the source name`);
+      m = mapFolder({ path: mailbox.path, delimiter: mailbox.delimiter }, { ...ctx, rules: [] });
     }
-    return parts.join(d ?? '');
+    const other = this.claimed.get(m.path);
+    if (other !== undefined && other !== mailbox.path) {
+      throw new MailferryError('mailbox', `folder "${mailbox.path}" would go to target folder "${m.path}", which already receives "${other}"`);
+    }
+    this.claimed.set(m.path, mailbox.path);
+    this.decided.set(mailbox.path, m);
+    if (m.reason === 'map') log.info(`folder "${mailbox.path}" -> "${m.path}" (--map)`);
+    else if (m.reason === 'role') log.info(`folder "${mailbox.path}" -> "${m.path}" (${m.role ?? ''} on the target)`);
+    else if (m.role !== undefined) log.info(`folder "${mailbox.path}" -> "${m.path}" (the target has no ${m.role} folder; source name kept)`);
+    else if (m.path !== mailbox.path) log.debug(`folder "${mailbox.path}" -> "${m.path}"`);
+    return m.path;
+  }
+
+  /** The target's special-use folders (by flag, else by well-known name), listed once. */
+  private targetRoles(): Promise<Map<Role, string>> {
+    this.roles ??= this.withConn(async (c) => {
+      const listed = await c.client.list();
+      return targetRoles(
+        listed.map((l) => ({
+          path: l.path,
+          ...(l.specialUse === undefined ? {} : { specialUse: l.specialUse }),
+          noSelect: l.flags.has('\\Noselect') || l.flags.has('\\NonExistent'),
+        })),
+        this.delimiter ?? null,
+      );
+    }, 'cannot list folders');
+    return this.roles;
+  }
+
+  /** `--map` rules that named no source folder opened so far. */
+  unusedMapRules(): MapRule[] {
+    const used = new Set([...this.decided.values()].map((m) => m.rule));
+    return (this.opts.map ?? []).filter((r) => !used.has(r));
   }
 
   async open(mailbox: MailboxInfo): Promise<SinkFolder> {
@@ -117,6 +165,9 @@ export class ImapAppendSink implements Sink {
   }
 
   async close(): Promise<void> {
+    if (this.decided.size > 0) {
+      for (const r of this.unusedMapRules()) this.opts.log.warn(`--map ${r.from}=${r.to}: no such source folder`);
+    }
     await this.opts.checkpoint.save().catch(() => undefined);
     await this.pool.close();
   }

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { after, before } from 'node:test';
 import { ImapFlow } from 'imapflow';
-import { skipUnlessDovecot, startDovecot, type DovecotServer, type UserSpec } from '../../src/dev/dovecot.js';
+import { skipUnlessDovecot, startDovecot, type DovecotServer, type StartOptions, type UserSpec } from '../../src/dev/dovecot.js';
 import { seedMailbox, type SeedFolder } from '../../src/dev/seed.js';
 import { nastyMailbox } from '../fixtures/nasty.js';
 
@@ -33,6 +33,8 @@ export interface WithDovecotOptions {
   seed?: SeedFolder[];
   /** more users besides alice */
   users?: UserSpec[];
+  /** namespace options for the server (default: "/" separator, no special-use folders) */
+  dovecot?: Pick<StartOptions, 'separator' | 'specialUse'>;
 }
 
 /** Registers before/after hooks in the current file or suite that start and stop one Dovecot. */
@@ -41,7 +43,7 @@ export function withDovecot(opts: WithDovecotOptions = {}): DovecotHandle {
   let server: DovecotServer | undefined;
   before(async () => {
     if (skip !== false) return;
-    server = await startDovecot({ users: [{ ...alice }, ...(opts.users ?? [])] });
+    server = await startDovecot({ ...opts.dovecot, users: [{ ...alice }, ...(opts.users ?? [])] });
     const folders: SeedFolder[] = [];
     if (opts.nasty !== undefined && opts.nasty !== false) folders.push(...nastyMailbox(opts.nasty === true ? {} : opts.nasty));
     folders.push(...(opts.seed ?? []));

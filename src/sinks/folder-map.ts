@@ -1,0 +1,139 @@
+import { MailferryError } from '../domain/errors.js';
+import { pathComponents, type MailboxInfo } from '../domain/message.js';
+
+/**
+ * Where a source folder goes on an IMAP target (pure functions; ImapAppendSink uses them):
+ *
+ * 1. `--map OLD=NEW`: OLD is the exact source path and NEW the target path, both written with "/"
+ *    between components whatever the servers use; NEW is translated to the target's delimiter.
+ * 2. A source folder with a special-use role (\Sent, \Drafts, \Trash, \Junk, \Archive) goes to the
+ *    target folder with the same role: from the target's LIST (RFC 6154 SPECIAL-USE) or, when the
+ *    target announces none for that role, by a well-known name ("Sent Items", "Deleted Items",
+ *    "Junk E-mail", ...). Only when the target has no such folder is the source name kept.
+ * 3. Else the source path with its components joined by the target's delimiter.
+ */
+
+/** The roles that name a folder the user files mail in (\All and \Flagged are virtual views). */
+export const MAPPED_ROLES = ['\\Sent', '\\Drafts', '\\Trash', '\\Junk', '\\Archive'] as const;
+export type Role = (typeof MAPPED_ROLES)[number];
+
+/** Well-known names of each role, lower case (Outlook/Exchange, Apple, Gmail-style, Courier). */
+const ROLE_NAMES: Record<Role, readonly string[]> = {
+  '\\Sent': ['sent', 'sent items', 'sent messages', 'sent mail'],
+  '\\Drafts': ['drafts', 'draft'],
+  '\\Trash': ['trash', 'deleted items', 'deleted messages', 'bin'],
+  '\\Junk': ['junk', 'junk e-mail', 'junk email', 'spam', 'bulk mail'],
+  '\\Archive': ['archive', 'archives'],
+};
+
+export interface MapRule {
+  /** Source path, "/"-separated. */
+  from: string;
+  /** Target path, "/"-separated. */
+  to: string;
+}
+
+/** `OLD=NEW` (split at the first "="); a usage error when malformed. */
+export function parseMapRule(text: string): MapRule {
+  const i = text.indexOf('=');
+  const from = i < 0 ? '' : text.slice(0, i);
+  const to = i < 0 ? '' : text.slice(i + 1);
+  const bad = (p: string): boolean => p === '' || p.split('/').some((c) => c === '');
+  if (i < 0 || bad(from) || bad(to)) {
+    throw new MailferryError('usage', `--map ${text}: expected OLD=NEW, folder paths with "/" between non-empty components`);
+  }
+  return { from, to };
+}
+
+/** A role RFC 6154 names and we map, case-insensitively; else undefined. */
+export function normalRole(flag: string | undefined): Role | undefined {
+  if (flag === undefined) return undefined;
+  return MAPPED_ROLES.find((r) => r.toLowerCase() === flag.toLowerCase());
+}
+
+/** The role a folder's name suggests: a top-level folder (or a child of INBOX) with a well-known name. */
+export function roleByName(path: string, delimiter: string | null): Role | undefined {
+  const parts = delimiter === null || delimiter === '' ? [path] : path.split(delimiter);
+  const name = parts.length === 1 ? parts[0] : parts.length === 2 && parts[0]?.toUpperCase() === 'INBOX' ? parts[1] : undefined;
+  if (name === undefined) return undefined;
+  const lower = name.toLowerCase();
+  return MAPPED_ROLES.find((r) => ROLE_NAMES[r].includes(lower));
+}
+
+export interface ListedFolder {
+  path: string;
+  specialUse?: string;
+  noSelect?: boolean;
+}
+
+/**
+ * Role -> target path. A role the server flags wins over a name; among names, the order of
+ * ROLE_NAMES (so "Sent" before "Sent Items") then the path decide, so the choice is stable.
+ */
+export function targetRoles(listed: readonly ListedFolder[], delimiter: string | null): Map<Role, string> {
+  const out = new Map<Role, string>();
+  const selectable = listed.filter((l) => l.noSelect !== true);
+  for (const l of [...selectable].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
+    const role = normalRole(l.specialUse);
+    if (role !== undefined && !out.has(role)) out.set(role, l.path);
+  }
+  for (const role of MAPPED_ROLES) {
+    if (out.has(role)) continue;
+    const rank = (p: string): number => {
+      const parts = delimiter === null || delimiter === '' ? [p] : p.split(delimiter);
+      return ROLE_NAMES[role].indexOf((parts[parts.length - 1] ?? '').toLowerCase());
+    };
+    const named = selectable
+      .filter((l) => roleByName(l.path, delimiter) === role)
+      .sort((a, b) => rank(a.path) - rank(b.path) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    if (named[0] !== undefined) out.set(role, named[0].path);
+  }
+  return out;
+}
+
+/** Components joined by the target's delimiter; a component holding it cannot be represented. */
+export function joinForTarget(parts: readonly string[], delimiter: string | null, sourcePath: string, where: string): string {
+  const d = delimiter;
+  const bad = parts.find((p) => (d === null || d === '' ? parts.length > 1 : p.includes(d)));
+  if (bad !== undefined) {
+    throw new MailferryError(
+      'mailbox',
+      `folder "${sourcePath}" cannot be created on ${where}: "${bad}" contains its hierarchy delimiter "${d ?? ''}"`,
+    );
+  }
+  return parts.join(d ?? '');
+}
+
+export type MapReason = 'map' | 'role' | 'name';
+
+export interface Mapped {
+  path: string;
+  reason: MapReason;
+  /** The source folder's role when it had one (also when the target had no folder for it). */
+  role?: Role;
+  /** The `--map` rule that decided it. */
+  rule?: MapRule;
+}
+
+export interface MapContext {
+  rules: readonly MapRule[];
+  /** The target's hierarchy delimiter; null for a flat namespace. */
+  delimiter: string | null;
+  roles: ReadonlyMap<Role, string>;
+  where: string;
+}
+
+/** The target path of a source folder (see the module comment for the order). */
+export function mapFolder(mailbox: Pick<MailboxInfo, 'path' | 'delimiter' | 'specialUse'>, ctx: MapContext): Mapped {
+  const parts = pathComponents(mailbox);
+  const written = parts.join('/');
+  const rule = ctx.rules.find((r) => r.from === written);
+  if (rule !== undefined) return { path: joinForTarget(rule.to.split('/'), ctx.delimiter, mailbox.path, ctx.where), reason: 'map', rule };
+  const role = normalRole(mailbox.specialUse);
+  if (role !== undefined) {
+    const t = ctx.roles.get(role);
+    if (t !== undefined) return { path: t, reason: 'role', role };
+    return { path: joinForTarget(parts, ctx.delimiter, mailbox.path, ctx.where), reason: 'name', role };
+  }
+  return { path: joinForTarget(parts, ctx.delimiter, mailbox.path, ctx.where), reason: 'name' };
+}

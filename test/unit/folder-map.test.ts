@@ -1,0 +1,67 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MailferryError } from '../../src/domain/errors.js';
+import { mapFolder, parseMapRule, roleByName, targetRoles, type MapContext } from '../../src/sinks/folder-map.js';
+
+const ctx = (over: Partial<MapContext> = {}): MapContext => ({ rules: [], delimiter: '.', roles: new Map(), where: 'imap://t', ...over });
+
+describe('folder mapping', () => {
+  test('parseMapRule: OLD=NEW at the first "="; malformed is a usage error', () => {
+    assert.deepEqual(parseMapRule('Archive/2023=Old/2023'), { from: 'Archive/2023', to: 'Old/2023' });
+    assert.deepEqual(parseMapRule('a=b=c'), { from: 'a', to: 'b=c' });
+    for (const bad of ['noequals', '=x', 'x=', 'a//b=c', 'a=/b', 'a/=b']) {
+      assert.throws(() => parseMapRule(bad), (e: unknown) => e instanceof MailferryError && e.kind === 'usage', bad);
+    }
+  });
+
+  test('roleByName: top level or under INBOX, case-insensitive', () => {
+    assert.equal(roleByName('Sent Items', '.'), '\\Sent');
+    assert.equal(roleByName('INBOX.Junk E-mail', '.'), '\\Junk');
+    assert.equal(roleByName('deleted items', '/'), '\\Trash');
+    assert.equal(roleByName('Projects/Sent', '/'), undefined);
+    assert.equal(roleByName('Sent/Old', '/'), undefined);
+    assert.equal(roleByName('Sent', null), '\\Sent');
+  });
+
+  test('targetRoles: SPECIAL-USE wins over names; names ranked; \\Noselect ignored', () => {
+    const roles = targetRoles(
+      [
+        { path: 'Sent' },
+        { path: 'Sent Items', specialUse: '\\Sent' },
+        { path: 'Deleted Items' },
+        { path: 'Trash', noSelect: true },
+        { path: 'Junk E-mail' },
+        { path: 'Junk' },
+        { path: 'All', specialUse: '\\All' },
+      ],
+      '.',
+    );
+    assert.equal(roles.get('\\Sent'), 'Sent Items');
+    assert.equal(roles.get('\\Trash'), 'Deleted Items');
+    assert.equal(roles.get('\\Junk'), 'Junk');
+    assert.equal(roles.get('\\Drafts'), undefined);
+    assert.equal(roles.size, 3);
+  });
+
+  test('mapFolder: --map first, then the role, then the name with the target delimiter', () => {
+    const roles = new Map([['\\Sent', 'Sent Items'] as const]);
+    const rules = [{ from: 'Archive/2023', to: 'Old/2023' }, { from: 'Sent', to: 'Outbox/Kept' }];
+    assert.deepEqual(mapFolder({ path: 'Archive/2023', delimiter: '/' }, ctx({ rules })), { path: 'Old.2023', reason: 'map', rule: rules[0] });
+    assert.equal(mapFolder({ path: 'Sent', delimiter: '/', specialUse: '\\Sent' }, ctx({ rules, roles })).path, 'Outbox.Kept');
+    assert.deepEqual(mapFolder({ path: 'Sent', delimiter: '/', specialUse: '\\Sent' }, ctx({ roles })), { path: 'Sent Items', reason: 'role', role: '\\Sent' });
+    assert.deepEqual(mapFolder({ path: 'Drafts', delimiter: '/', specialUse: '\\drafts' }, ctx({ roles })), { path: 'Drafts', reason: 'name', role: '\\Drafts' });
+    assert.deepEqual(mapFolder({ path: 'All Mail', delimiter: '/', specialUse: '\\All' }, ctx({ roles })), { path: 'All Mail', reason: 'name' });
+    assert.equal(mapFolder({ path: 'Projects/Client A/Reports', delimiter: '/' }, ctx()).path, 'Projects.Client A.Reports');
+    assert.equal(mapFolder({ path: 'a.b.c', delimiter: '.' }, ctx({ delimiter: '/' })).path, 'a/b/c');
+    // a source written with "." is matched by the user's "/"
+    assert.equal(mapFolder({ path: 'Archive.2023', delimiter: '.' }, ctx({ rules, delimiter: '/' })).path, 'Old/2023');
+  });
+
+  test('mapFolder: a component holding the target delimiter is a mailbox error (also in NEW)', () => {
+    const isMailbox = (e: unknown): boolean => e instanceof MailferryError && e.kind === 'mailbox';
+    assert.throws(() => mapFolder({ path: 'Release v1.2', delimiter: '/' }, ctx()), isMailbox);
+    assert.throws(() => mapFolder({ path: 'x', delimiter: '/' }, ctx({ rules: [{ from: 'x', to: 'a.b' }] })), isMailbox);
+    assert.throws(() => mapFolder({ path: 'a/b', delimiter: '/' }, ctx({ delimiter: null })), isMailbox);
+    assert.equal(mapFolder({ path: 'a', delimiter: '/' }, ctx({ delimiter: null })).path, 'a');
+  });
+});
