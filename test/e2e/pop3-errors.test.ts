@@ -46,7 +46,7 @@ describe('POP3 errors', { skip: dc.skip }, () => {
     }
   });
 
-  test('a session kicked mid-RETR is retried; every message once', { timeout: 60_000 }, async () => {
+  test('a session kicked mid-run: exit 0, every message once', { timeout: 60_000 }, async () => {
     const doveadm = findDoveadm();
     assert.ok(doveadm !== undefined, 'doveadm comes with dovecot-core');
     const { seedMailbox } = await import('../../src/dev/seed.js');
@@ -66,7 +66,9 @@ describe('POP3 errors', { skip: dc.skip }, () => {
       const r = await running;
       assert.equal(r.status, 0, r.stderr);
       assert.ok(kicked, `no session was kicked (the run took ${r.ms} ms)`);
-      assert.match(r.stderr, /retrying/);
+      // A kick that lands between two commands is noticed only as a closed session, which the
+      // next fetch replaces without a retry; one that lands mid-RETR is retried (the contract
+      // suite cuts a RETR on purpose). Either way nothing may be missing or doubled:
       assert.equal(await countFiles(dir), messages.length);
       const again = await backup(dir, dave.password);
       assert.equal(again.status, 0, again.stderr);
