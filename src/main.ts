@@ -2,6 +2,7 @@ import { hideBin } from 'yargs/helpers';
 import { buildCli, type Parsed } from './cli.js';
 import { EXIT, MailferryError } from './domain/errors.js';
 import { createLogger, redact, type Logger } from './log/logger.js';
+import type { RunReport } from './report.js';
 
 /**
  * Entry point: parse, run one command, print the summary, map errors to exit codes.
@@ -69,10 +70,7 @@ export async function main(argv: string[]): Promise<number> {
       ...(progress === undefined ? {} : { onProgress: progress.update }),
     });
     progress?.done();
-    for (const s of report.skipped) log.warn(`skipped ${s.mailbox}${s.id === undefined ? '' : ` message ${s.id}`}: ${s.reason}`);
-    if (json) process.stdout.write(`${JSON.stringify({ type: 'summary', ...report.toJSON() })}\n`);
-    else if (!quiet) process.stdout.write(`${report.summary()}\n`);
-    return report.exitCode;
+    return printOutcome(report, { log, json, quiet });
   } catch (e: unknown) {
     if (e instanceof MailferryError) {
       process.stderr.write(`mailferry: ${redact(e.message)}\n`);
@@ -142,12 +140,17 @@ async function runTransfer(
   }
   progress?.done();
   const { report, plan } = result;
+  if (plan === undefined) return printOutcome(report, o, { state: result.statePath });
+  const { planText } = await import('./commands/transfer.js');
+  if (o.json) process.stdout.write(`${JSON.stringify({ type: 'plan', state: result.statePath, folders: plan })}\n`);
+  else if (!o.quiet) process.stdout.write(`${planText(plan)}\n`);
+  return report.exitCode;
+}
+
+/** Skipped items on stderr, the summary on stdout (a JSON object with --json); the exit code. */
+function printOutcome(report: RunReport, o: { log: Logger; json: boolean; quiet: boolean }, extra: Record<string, unknown> = {}): number {
   for (const s of report.skipped) o.log.warn(`skipped ${s.mailbox}${s.id === undefined ? '' : ` message ${s.id}`}: ${s.reason}`);
-  if (plan !== undefined) {
-    const { planText } = await import('./commands/transfer.js');
-    if (o.json) process.stdout.write(`${JSON.stringify({ type: 'plan', state: result.statePath, folders: plan })}\n`);
-    else if (!o.quiet) process.stdout.write(`${planText(plan)}\n`);
-  } else if (o.json) process.stdout.write(`${JSON.stringify({ type: 'summary', ...report.toJSON(), state: result.statePath })}\n`);
+  if (o.json) process.stdout.write(`${JSON.stringify({ type: 'summary', ...report.toJSON(), ...extra })}\n`);
   else if (!o.quiet) process.stdout.write(`${report.summary()}\n`);
   return report.exitCode;
 }
