@@ -1,4 +1,4 @@
-import yargs, { type Argv } from 'yargs';
+import yargs, { type Argv, type Options } from 'yargs';
 import { EXIT } from './domain/errors.js';
 
 /**
@@ -25,6 +25,46 @@ const TRANSFER_STATE =
   '(else ~/.local/state/mailferry/), one file per source and target account (no secret in it), with a .lock beside it; ' +
   '--state FILE puts it elsewhere. A rerun appends only what is new.';
 
+/** Flags several commands share; `who` prefixes the description ("source: "), `prefix` the name. */
+function passwordFlags(who = '', prefix = ''): Record<string, Options> {
+  return {
+    [`${prefix}password-env`]: { type: 'string', describe: `${who}read the password from this environment variable` },
+    [`${prefix}password-file`]: { type: 'string', describe: `${who}read the password from this file (must be mode 600)` },
+    [`${prefix}password-command`]: { type: 'string', describe: `${who}run this command (no shell) and use its output as the password` },
+  };
+}
+
+function tlsFlags(who = '', prefix = ''): Record<string, Options> {
+  return {
+    [`${prefix}tls-mode`]: {
+      type: 'string',
+      choices: ['tls', 'starttls', 'plain'],
+      describe: `${who}override the TLS mode of the address; plain sends the password unencrypted`,
+    },
+    [`${prefix}tls-insecure`]: { type: 'boolean', describe: `${who}accept any server certificate (not recommended)` },
+    [`${prefix}ca`]: { type: 'string', describe: `${who}trust the CA certificate(s) in this PEM file` },
+  };
+}
+
+const FOLDER_FLAGS: Record<string, Options> = {
+  include: { type: 'string', array: true, describe: 'only folders matching this pattern (* any, % one level, ? one char)' },
+  exclude: { type: 'string', array: true, describe: 'skip folders matching this pattern' },
+};
+
+/** restore and migrate: where the target's state lives, folder mapping, dry run. */
+const TARGET_FLAGS: Record<string, Options> = {
+  state: { type: 'string', describe: 'file that keeps what is already on the target (default: under $XDG_STATE_HOME/mailferry/)' },
+  map: {
+    type: 'string',
+    array: true,
+    requiresArg: true,
+    describe:
+      'OLD=NEW: put source folder OLD into target folder NEW (exact paths, "/" between levels whatever the servers use; repeatable). Applied before special-use folders (Sent, Drafts, Trash, Junk, Archive) are mapped to the target\'s own',
+  },
+  'dry-run': { type: 'boolean', describe: 'print the folders, messages and bytes that would be copied; change nothing' },
+};
+
+const IMAP_TARGET = 'target account: imaps://USER@HOST[:993] or imap://USER@HOST[:143] (STARTTLS)';
 
 export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
   return yargs(argv)
@@ -40,15 +80,10 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
             describe: 'source account: imaps://USER@HOST[:993], imap://USER@HOST[:143] (STARTTLS), pop3s://USER@HOST[:995], pop3://USER@HOST[:110] (STLS)',
           })
           .option('to', { type: 'string', array: true, describe: 'archive: maildir:DIR or mbox:DIR (repeatable)' })
-          .option('password-env', { type: 'string', describe: 'read the password from this environment variable' })
-          .option('password-file', { type: 'string', describe: 'read the password from this file (must be mode 600)' })
-          .option('password-command', { type: 'string', describe: 'run this command (no shell) and use its output as the password' })
-          .option('tls-mode', { type: 'string', choices: ['tls', 'starttls', 'plain'], describe: 'override the TLS mode of the address; plain sends the password unencrypted' })
-          .option('tls-insecure', { type: 'boolean', describe: 'accept any server certificate (not recommended)' })
-          .option('ca', { type: 'string', describe: 'trust the CA certificate(s) in this PEM file' })
+          .options(passwordFlags())
+          .options(tlsFlags())
           .option('connections', { type: 'number', describe: 'parallel IMAP connections (POP3 uses one)', default: 4 })
-          .option('include', { type: 'string', array: true, describe: 'only folders matching this pattern (* any, % one level, ? one char)' })
-          .option('exclude', { type: 'string', array: true, describe: 'skip folders matching this pattern' })
+          .options(FOLDER_FLAGS)
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'Maildir folder layout' })
           .option('delete', { type: 'boolean', describe: 'POP3: delete from the server what every archive holds durably (after the copy, never before)' })
           .option('delete-older-than', {
@@ -76,26 +111,13 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
       (y) =>
         y
           .option('from', { type: 'string', describe: 'the archive: maildir:DIR or mbox:DIR (as mailferry backup writes them)' })
-          .option('to', { type: 'string', describe: 'target account: imaps://USER@HOST[:993] or imap://USER@HOST[:143] (STARTTLS)' })
-          .option('password-env', { type: 'string', describe: "read the target's password from this environment variable" })
-          .option('password-file', { type: 'string', describe: "read the target's password from this file (must be mode 600)" })
-          .option('password-command', { type: 'string', describe: 'run this command (no shell) and use its output as the password' })
-          .option('tls-mode', { type: 'string', choices: ['tls', 'starttls', 'plain'], describe: 'override the TLS mode of the address; plain sends the password unencrypted' })
-          .option('tls-insecure', { type: 'boolean', describe: 'accept any server certificate (not recommended)' })
-          .option('ca', { type: 'string', describe: 'trust the CA certificate(s) in this PEM file' })
+          .option('to', { type: 'string', describe: IMAP_TARGET })
+          .options(passwordFlags('target: '))
+          .options(tlsFlags('target: '))
           .option('connections', { type: 'number', describe: 'parallel IMAP connections to the target', default: 4 })
-          .option('include', { type: 'string', array: true, describe: 'only folders matching this pattern (* any, % one level, ? one char)' })
-          .option('exclude', { type: 'string', array: true, describe: 'skip folders matching this pattern' })
+          .options(FOLDER_FLAGS)
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'layout of the Maildir archive' })
-          .option('state', { type: 'string', describe: "file that keeps what is already on the target (default: under $XDG_STATE_HOME/mailferry/)" })
-          .option('map', {
-            type: 'string',
-            array: true,
-            requiresArg: true,
-            describe:
-              'OLD=NEW: put source folder OLD into target folder NEW (exact paths, "/" between levels whatever the servers use; repeatable). Applied before special-use folders (Sent, Drafts, Trash, Junk, Archive) are mapped to the target\'s own',
-          })
-          .option('dry-run', { type: 'boolean', describe: 'print the folders, messages and bytes that would be copied; change nothing' })
+          .options(TARGET_FLAGS)
           .option('batch-mb', { type: 'number', default: 16, describe: 'bytes read per batch, in MiB (bounds memory)' })
           .example('PW=... $0 restore --from maildir:~/mail-backup --to imaps://me@imap.example.org --password-env PW', '')
           .epilogue(`${TRANSFER_STATE}\n\n${EXIT_CODES_HELP}`),
@@ -107,34 +129,17 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
       (y) =>
         y
           .option('from', { type: 'string', describe: 'source account: imaps://USER@HOST[:993] or imap://USER@HOST[:143] (STARTTLS)' })
-          .option('to', { type: 'string', describe: 'target account: imaps://USER@HOST[:993] or imap://USER@HOST[:143] (STARTTLS)' })
-          .option('password-env', { type: 'string', describe: "source: read the password from this environment variable" })
-          .option('password-file', { type: 'string', describe: 'source: read the password from this file (must be mode 600)' })
-          .option('password-command', { type: 'string', describe: 'source: run this command (no shell) and use its output as the password' })
-          .option('tls-mode', { type: 'string', choices: ['tls', 'starttls', 'plain'], describe: 'source: override the TLS mode of the address' })
-          .option('tls-insecure', { type: 'boolean', describe: 'source: accept any server certificate (not recommended)' })
-          .option('ca', { type: 'string', describe: 'source: trust the CA certificate(s) in this PEM file' })
+          .option('to', { type: 'string', describe: IMAP_TARGET })
+          .options(passwordFlags('source: '))
+          .options(tlsFlags('source: '))
           .option('connections', { type: 'number', describe: 'source: parallel IMAP connections', default: 4 })
-          .option('target-password-env', { type: 'string', describe: 'target: read the password from this environment variable' })
-          .option('target-password-file', { type: 'string', describe: 'target: read the password from this file (must be mode 600)' })
-          .option('target-password-command', { type: 'string', describe: 'target: run this command (no shell) and use its output as the password' })
-          .option('target-tls-mode', { type: 'string', choices: ['tls', 'starttls', 'plain'], describe: 'target: override the TLS mode of the address' })
-          .option('target-tls-insecure', { type: 'boolean', describe: 'target: accept any server certificate (not recommended)' })
-          .option('target-ca', { type: 'string', describe: 'target: trust the CA certificate(s) in this PEM file' })
+          .options(passwordFlags('target: ', 'target-'))
+          .options(tlsFlags('target: ', 'target-'))
           .option('target-connections', { type: 'number', describe: 'target: parallel IMAP connections', default: 4 })
           .option('archive', { type: 'string', array: true, describe: 'also keep a local copy: maildir:DIR or mbox:DIR (repeatable)' })
-          .option('include', { type: 'string', array: true, describe: 'only folders matching this pattern (* any, % one level, ? one char)' })
-          .option('exclude', { type: 'string', array: true, describe: 'skip folders matching this pattern' })
+          .options(FOLDER_FLAGS)
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'layout of --archive maildir: folders' })
-          .option('state', { type: 'string', describe: "file that keeps what is already on the target (default: under $XDG_STATE_HOME/mailferry/)" })
-          .option('map', {
-            type: 'string',
-            array: true,
-            requiresArg: true,
-            describe:
-              'OLD=NEW: put source folder OLD into target folder NEW (exact paths, "/" between levels whatever the servers use; repeatable). Applied before special-use folders (Sent, Drafts, Trash, Junk, Archive) are mapped to the target\'s own',
-          })
-          .option('dry-run', { type: 'boolean', describe: 'print the folders, messages and bytes that would be copied; change nothing' })
+          .options(TARGET_FLAGS)
           .option('batch-mb', { type: 'number', default: 16, describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
           .example('A=... B=... $0 migrate --from imaps://me@old.example.org --password-env A --to imaps://me@new.example.org --target-password-env B', '')
           .epilogue(`${TRANSFER_STATE}\n\n${EXIT_CODES_HELP}`),
