@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { ImapAccount } from '../config/transfer.js';
+import type { RemoteAccount } from '../config/account.js';
 import { readSecret } from '../config/secrets.js';
 import { destinationError } from '../domain/errors.js';
 import { describeEndpoint } from '../endpoints/url.js';
@@ -44,7 +44,7 @@ export interface OpenTarget {
 }
 
 export interface TargetOptions {
-  account: ImapAccount;
+  account: RemoteAccount;
   sourceIdentity: string;
   statePath?: string;
   dryRun: boolean;

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { MailferryError } from '../domain/errors.js';
-import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint, type TlsMode } from '../endpoints/url.js';
+import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpoints/url.js';
+import { account, attempt, localEndpoint, type Problems, type RawAccountFlags } from './account.js';
 import type { SecretRef } from './secrets.js';
 import type { MaildirLayout } from '../sinks/maildir.js';
 
@@ -32,16 +32,9 @@ export interface BackupConfig {
   noUidl: boolean;
 }
 
-export interface RawBackupFlags {
+export interface RawBackupFlags extends RawAccountFlags {
   from?: string;
   to?: string[];
-  passwordEnv?: string;
-  passwordFile?: string;
-  passwordCommand?: string;
-  tlsMode?: string;
-  tlsInsecure?: boolean;
-  ca?: string;
-  connections?: number;
   include?: string[];
   exclude?: string[];
   layout?: string;
@@ -53,20 +46,12 @@ export interface RawBackupFlags {
 }
 
 export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
-  const problems: string[] = [];
-  const attempt = <T>(fn: () => T): T | undefined => {
-    try {
-      return fn();
-    } catch (e: unknown) {
-      problems.push(e instanceof MailferryError ? e.message : String(e));
-      return undefined;
-    }
-  };
+  const problems: Problems = [];
 
   let from: RemoteEndpoint | undefined;
   if (raw.from === undefined) problems.push('--from is required (imaps://USER@HOST or pop3s://USER@HOST)');
   else {
-    const e = attempt(() => parseEndpoint(raw.from as string));
+    const e = attempt(problems, () => parseEndpoint(raw.from as string));
     if (e !== undefined) {
       if ('path' in e) problems.push('--from must be a mail account for backup (imaps://, imap://, pop3s:// or pop3://USER@HOST)');
       else from = e;
@@ -88,56 +73,28 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
   const to: LocalEndpoint[] = [];
   if (raw.to === undefined || raw.to.length === 0) problems.push('--to is required (maildir:DIR or mbox:DIR, may be given twice)');
   for (const t of raw.to ?? []) {
-    const e = attempt(() => parseEndpoint(t));
+    const e = localEndpoint(problems, t, '--to');
     if (e === undefined) continue;
-    if (!('path' in e)) problems.push(`--to ${t}: backup writes a local archive (maildir:DIR or mbox:DIR)`);
-    else if (to.some((x) => x.path === e.path)) problems.push(`--to ${t} is given twice`);
+    if (to.some((x) => x.path === e.path)) problems.push(`--to ${t} is given twice`);
     else to.push(e);
   }
 
-  const sources = [raw.passwordEnv, raw.passwordFile, raw.passwordCommand].filter((x) => x !== undefined);
-  let secret: SecretRef | undefined;
-  if (sources.length === 0) problems.push('a password source is required: --password-env VAR, --password-file FILE or --password-command CMD');
-  else if (sources.length > 1) problems.push('give only one of --password-env, --password-file, --password-command');
-  else if (raw.passwordEnv !== undefined) secret = { env: raw.passwordEnv };
-  else if (raw.passwordFile !== undefined) secret = { file: raw.passwordFile };
-  else if (raw.passwordCommand !== undefined) secret = { command: raw.passwordCommand };
-
-  if (raw.tlsMode !== undefined) {
-    const modes: TlsMode[] = ['tls', 'starttls', 'plain'];
-    if (!modes.includes(raw.tlsMode as TlsMode)) problems.push(`--tls-mode must be one of ${modes.join(', ')}`);
-    else if (from !== undefined) from = { ...from, tls: raw.tlsMode as TlsMode };
-  }
-
-  let ca: Buffer | undefined;
-  if (raw.ca !== undefined) {
-    const path = raw.ca;
-    ca = attempt(() => {
-      try {
-        return readFileSync(path);
-      } catch {
-        throw new MailferryError('usage', `cannot read --ca file ${path}`);
-      }
-    });
-  }
-
-  const connections = raw.connections ?? 4;
-  if (!Number.isInteger(connections) || connections < 1 || connections > 64) problems.push('--connections must be 1..64');
+  const acct = account(problems, from, raw, '');
   const layout = raw.layout ?? 'maildir++';
   if (layout !== 'maildir++' && layout !== 'fs') problems.push('--layout must be maildir++ or fs');
   const batchMb = raw.batchMb ?? 16;
   if (!(batchMb > 0 && batchMb <= 1024)) problems.push('--batch-mb must be between 0 and 1024');
 
-  if (problems.length > 0 || from === undefined || secret === undefined) {
+  if (problems.length > 0 || acct === undefined) {
     throw new MailferryError('usage', problems.join('; '));
   }
   return {
-    from,
+    from: acct.endpoint,
     to,
-    secret,
-    ...(ca === undefined ? {} : { ca }),
-    insecure: raw.tlsInsecure ?? false,
-    connections,
+    secret: acct.secret,
+    ...(acct.ca === undefined ? {} : { ca: acct.ca }),
+    insecure: acct.insecure,
+    connections: acct.connections,
     include: raw.include ?? [],
     exclude: raw.exclude ?? [],
     layout: layout as MaildirLayout,

@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { MailferryError } from '../domain/errors.js';
-import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint, type TlsMode } from '../endpoints/url.js';
-import type { SecretRef } from './secrets.js';
+import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpoints/url.js';
+import { account, attempt, localEndpoint, type Problems, type RawAccountFlags, type RemoteAccount } from './account.js';
 import { parseMapRule, type MapRule } from '../sinks/folder-map.js';
 import type { MaildirLayout } from '../sinks/maildir.js';
 
@@ -14,18 +13,9 @@ import type { MaildirLayout } from '../sinks/maildir.js';
  * network or file I/O (reading a --ca file aside: its absence is one of the problems).
  */
 
-/** An IMAP account to connect to, with how to authenticate and trust it. */
-export interface ImapAccount {
-  endpoint: RemoteEndpoint;
-  secret: SecretRef;
-  ca?: Buffer;
-  insecure: boolean;
-  connections: number;
-}
-
 export interface TransferCommon {
   /** The IMAP account that receives the messages (APPEND). */
-  target: ImapAccount;
+  target: RemoteAccount;
   include: string[];
   exclude: string[];
   batchBytes: number;
@@ -46,21 +36,11 @@ export interface RestoreConfig extends TransferCommon {
 }
 
 export interface MigrateConfig extends TransferCommon {
-  source: ImapAccount;
+  source: RemoteAccount;
   /** Local archives written in the same pass (`--archive`). */
   archives: LocalEndpoint[];
   /** Layout of the Maildir archives written. */
   layout: MaildirLayout;
-}
-
-interface RawAccountFlags {
-  passwordEnv?: string;
-  passwordFile?: string;
-  passwordCommand?: string;
-  tlsMode?: string;
-  tlsInsecure?: boolean;
-  ca?: string;
-  connections?: number;
 }
 
 interface RawCommonFlags {
@@ -91,17 +71,6 @@ export interface RawMigrateFlags extends RawAccountFlags, RawCommonFlags {
   archive?: string[];
 }
 
-type Problems = string[];
-
-function attempt<T>(problems: Problems, fn: () => T): T | undefined {
-  try {
-    return fn();
-  } catch (e: unknown) {
-    problems.push(e instanceof MailferryError ? e.message : String(e));
-    return undefined;
-  }
-}
-
 /** An imap:// or imaps:// address (POP3 can be neither written to nor migrated from here). */
 function imapEndpoint(problems: Problems, text: string | undefined, flag: string, role: string): RemoteEndpoint | undefined {
   if (text === undefined) {
@@ -115,51 +84,6 @@ function imapEndpoint(problems: Problems, text: string | undefined, flag: string
     return undefined;
   }
   return e;
-}
-
-function localEndpoint(problems: Problems, text: string, flag: string): LocalEndpoint | undefined {
-  const e = attempt(problems, () => parseEndpoint(text));
-  if (e === undefined) return undefined;
-  if (!('path' in e)) {
-    problems.push(`${flag} ${text}: must be a local archive (maildir:DIR or mbox:DIR)`);
-    return undefined;
-  }
-  return e;
-}
-
-/** `prefix` is '' for the plain flags and 'target-' for the target's. */
-function account(problems: Problems, endpoint: RemoteEndpoint | undefined, raw: RawAccountFlags, prefix: string): ImapAccount | undefined {
-  const f = (name: string): string => `--${prefix}${name}`;
-  const given = [raw.passwordEnv, raw.passwordFile, raw.passwordCommand].filter((x) => x !== undefined);
-  let secret: SecretRef | undefined;
-  if (given.length === 0) {
-    problems.push(`a password source is required: ${f('password-env')} VAR, ${f('password-file')} FILE or ${f('password-command')} CMD`);
-  } else if (given.length > 1) problems.push(`give only one of ${f('password-env')}, ${f('password-file')}, ${f('password-command')}`);
-  else if (raw.passwordEnv !== undefined) secret = { env: raw.passwordEnv };
-  else if (raw.passwordFile !== undefined) secret = { file: raw.passwordFile };
-  else if (raw.passwordCommand !== undefined) secret = { command: raw.passwordCommand };
-
-  let ep = endpoint;
-  if (raw.tlsMode !== undefined) {
-    const modes: TlsMode[] = ['tls', 'starttls', 'plain'];
-    if (!modes.includes(raw.tlsMode as TlsMode)) problems.push(`${f('tls-mode')} must be one of ${modes.join(', ')}`);
-    else if (ep !== undefined) ep = { ...ep, tls: raw.tlsMode as TlsMode };
-  }
-  let ca: Buffer | undefined;
-  if (raw.ca !== undefined) {
-    const path = raw.ca;
-    ca = attempt(problems, () => {
-      try {
-        return readFileSync(path);
-      } catch {
-        throw new MailferryError('usage', `cannot read ${f('ca')} file ${path}`);
-      }
-    });
-  }
-  const connections = raw.connections ?? 4;
-  if (!Number.isInteger(connections) || connections < 1 || connections > 64) problems.push(`${f('connections')} must be 1..64`);
-  if (ep === undefined || secret === undefined) return undefined;
-  return { endpoint: ep, secret, ...(ca === undefined ? {} : { ca }), insecure: raw.tlsInsecure ?? false, connections };
 }
 
 function common(problems: Problems, raw: RawCommonFlags): Omit<TransferCommon, 'target'> & { layout: MaildirLayout } {

@@ -427,7 +427,7 @@ describe('backup failures: exit code, one stderr line, consistent and rerunnable
     await assertMaildirComplete(viaCommand, dc.server, bob, '--password-command');
   });
 
-  test('10. sessions kicked mid-run: retried, exit 0, every message exactly once', { skip: dc.skip, timeout: 60_000 }, async () => {
+  test('10. sessions kicked mid-run: exit 0, every message exactly once', { skip: dc.skip, timeout: 60_000 }, async () => {
     const doveadm = findDoveadm();
     assert.ok(doveadm !== undefined, 'doveadm not found (it comes with dovecot-core)');
     const dir = path.join(root, 'kicked');
@@ -463,7 +463,8 @@ describe('backup failures: exit code, one stderr line, consistent and rerunnable
     const r = await running;
     assertOk(r);
     assert.ok(kicks >= 1, `no session was kicked (the run took ${r.ms} ms)`);
-    assert.match(r.stderr, /retrying/, `the kick did not cause a retry:\n${show(r)}`);
+    // A kick mid-FETCH is retried ("retrying" on stderr); one that lands between two commands only
+    // closes an idle connection, which the pool replaces silently. Either way the archive is exact:
     await assertMaildirComplete(dir, dc.server, carol, `after ${kicks} kick(s)`);
   });
 });
