@@ -60,6 +60,7 @@ export async function main(argv: string[]): Promise<number> {
       deleteOlderThan: args['deleteOlderThan'] as string | undefined,
       // yargs reads --no-uidl as the negation of a (hidden) --uidl.
       noUidl: args['uidl'] === false || args['noUidl'] === true,
+      ...filterFlags(args),
     });
     const { ttyProgress } = await import('./progress.js');
     const progress = process.stderr.isTTY && !quiet && !json ? ttyProgress(process.stderr) : undefined;
@@ -111,6 +112,7 @@ async function runTransfer(
     dryRun: args['dryRun'] as boolean | undefined,
     state: str('state'),
     map: args['map'] as string[] | undefined,
+    ...filterFlags(args),
   };
   const { ttyProgress } = await import('./progress.js');
   const progress = process.stderr.isTTY && !o.quiet && !o.json ? ttyProgress(process.stderr) : undefined;
@@ -153,6 +155,16 @@ function printOutcome(report: RunReport, o: { log: Logger; json: boolean; quiet:
   if (o.json) process.stdout.write(`${JSON.stringify({ type: 'summary', ...report.toJSON(), ...extra })}\n`);
   else if (!o.quiet) process.stdout.write(`${report.summary()}\n`);
   return report.exitCode;
+}
+
+/** --since, --before, --max-size, --unseen-only as typed (config/filter.ts checks them). */
+function filterFlags(args: Record<string, unknown>): import('./config/filter.js').RawFilterFlags {
+  return dropUndefined({
+    since: args['since'] as string | undefined,
+    before: args['before'] as string | undefined,
+    maxSize: args['maxSize'] as string | undefined,
+    unseenOnly: args['unseenOnly'] as boolean | undefined,
+  });
 }
 
 /** Flags not given are left out (exactOptionalPropertyTypes-friendly raw flags). */

@@ -83,6 +83,7 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
           const plan = await retry(`plan ${mailbox.path}`, () => planFolder(source, sinks, mailbox, opts));
           report.folders++;
           report.unchanged += plan.unchanged;
+          report.filtered += plan.filtered;
           const bytes = plan.batches.flat().reduce((n, m) => n + (m.size ?? 0), 0);
           const count = plan.batches.reduce((n, b) => n + b.length, 0);
           report.planned += count;
@@ -121,7 +122,7 @@ async function planFolder(
   sinks: readonly Sink[],
   mailbox: MailboxInfo,
   opts: PipelineOptions,
-): Promise<Plan & { unchanged: number }> {
+): Promise<Plan & { unchanged: number; filtered: number }> {
   const selected = await source.select(mailbox);
   const current = selected.mailbox;
   const folders = await Promise.all(sinks.map((s) => s.open(current)));
@@ -131,8 +132,9 @@ async function planFolder(
   let unchanged = 0;
   const metas: MessageMeta[] = [];
   for await (const meta of source.list(current, (id) => folders.some((f) => !f.known.has(id)))) metas.push(meta);
-  unchanged = Math.max(0, selected.count - metas.length);
-  return { mailbox: current, folders, batches: toBatches(metas, opts.batchBytes, opts.batchMessages), unchanged };
+  const filtered = source.filtered?.(current) ?? 0;
+  unchanged = Math.max(0, selected.count - metas.length - filtered);
+  return { mailbox: current, folders, batches: toBatches(metas, opts.batchBytes, opts.batchMessages), unchanged, filtered };
 }
 
 /**
