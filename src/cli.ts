@@ -67,7 +67,7 @@ const TARGET_FLAGS: Record<string, Options> = {
     array: true,
     requiresArg: true,
     describe:
-      'OLD=NEW: put source folder OLD into target folder NEW (exact paths, "/" between levels whatever the servers use; repeatable). Applied before special-use folders (Sent, Drafts, Trash, Junk, Archive) are mapped to the target\'s own',
+      'OLD=NEW: put source folder OLD into target folder NEW ("/" between levels whatever the servers use; repeatable); OLD/*=NEW/* moves a whole subtree. Applied before special-use folders (Sent, Drafts, Trash, Junk, Archive) are mapped to the target\'s own',
   },
   'dry-run': { type: 'boolean', describe: 'print the folders, messages and bytes that would be copied; change nothing' },
 };
