@@ -15,6 +15,8 @@ export class RunReport {
   unchanged = 0;
   /** Messages left out by --since/--before/--max-size/--unseen-only. */
   filtered = 0;
+  /** Messages already copied whose flag changes on the source were carried over. */
+  flagUpdates = 0;
   /** Messages removed from the server (POP3 --delete). */
   deleted = 0;
   planned = 0;
@@ -35,8 +37,9 @@ export class RunReport {
     const mb = (this.bytes / 1e6).toFixed(1);
     const skipped = this.skipped.length > 0 ? `, ${this.skipped.length} skipped` : '';
     const filtered = this.filtered > 0 ? `, ${this.filtered} filtered out` : '';
+    const flags = this.flagUpdates > 0 ? `, flags updated on ${this.flagUpdates}` : '';
     const deleted = this.deleted > 0 ? `, ${this.deleted} deleted from the server` : '';
-    return `${this.folders} folders, ${this.messages} messages copied (${mb} MB), ${this.unchanged} already archived${filtered}${deleted}${skipped}, ${this.seconds.toFixed(1)} s`;
+    return `${this.folders} folders, ${this.messages} messages copied (${mb} MB), ${this.unchanged} already archived${flags}${filtered}${deleted}${skipped}, ${this.seconds.toFixed(1)} s`;
   }
 
   toJSON(): Record<string, unknown> {
@@ -46,6 +49,7 @@ export class RunReport {
       bytes: this.bytes,
       unchanged: this.unchanged,
       filtered: this.filtered,
+      flagUpdates: this.flagUpdates,
       deleted: this.deleted,
       skipped: this.skipped,
       seconds: Number(this.seconds.toFixed(3)),

@@ -84,6 +84,7 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
           report.folders++;
           report.unchanged += plan.unchanged;
           report.filtered += plan.filtered;
+          report.flagUpdates += plan.flagUpdates;
           const bytes = plan.batches.flat().reduce((n, m) => n + (m.size ?? 0), 0);
           const count = plan.batches.reduce((n, b) => n + b.length, 0);
           report.planned += count;
@@ -122,19 +123,24 @@ async function planFolder(
   sinks: readonly Sink[],
   mailbox: MailboxInfo,
   opts: PipelineOptions,
-): Promise<Plan & { unchanged: number; filtered: number }> {
+): Promise<Plan & { unchanged: number; filtered: number; flagUpdates: number }> {
   const selected = await source.select(mailbox);
   const current = selected.mailbox;
   const folders = await Promise.all(sinks.map((s) => s.open(current)));
   for (const folder of folders) {
     if (folder.needsRematch) await rematch(source, folder, current, opts.log);
   }
-  let unchanged = 0;
+  const missing = (id: string): boolean => folders.some((f) => !f.known.has(id));
+  // A sink that keeps flags in step needs every message's current flags, not only the new ones.
+  const syncing = folders.filter((f) => f.syncFlags !== undefined);
   const metas: MessageMeta[] = [];
-  for await (const meta of source.list(current, (id) => folders.some((f) => !f.known.has(id)))) metas.push(meta);
+  const present: MessageMeta[] = [];
+  for await (const meta of source.list(current, syncing.length > 0 ? () => true : missing)) (missing(meta.id) ? metas : present).push(meta);
+  let flagUpdates = 0;
+  for (const f of syncing) flagUpdates += (await f.syncFlags?.(present.concat(metas).filter((m) => f.known.has(m.id)))) ?? 0;
   const filtered = source.filtered?.(current) ?? 0;
-  unchanged = Math.max(0, selected.count - metas.length - filtered);
-  return { mailbox: current, folders, batches: toBatches(metas, opts.batchBytes, opts.batchMessages), unchanged, filtered };
+  const unchanged = Math.max(0, selected.count - metas.length - filtered);
+  return { mailbox: current, folders, batches: toBatches(metas, opts.batchBytes, opts.batchMessages), unchanged, filtered, flagUpdates };
 }
 
 /**

@@ -7,7 +7,7 @@ import type { SeedMessage } from '../../src/dev/seed.js';
 import { maildirFolderDir } from '../../src/sinks/paths.js';
 import { rfc5322Date } from '../fixtures/nasty.js';
 import { readMaildirFolder } from '../helpers/archive.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, runCliJson as cli, type JsonResult as Out } from '../helpers/cli.js';
 import { fetchAll, withDovecot, type Account } from '../helpers/server.js';
 
 /**
@@ -34,14 +34,6 @@ const dc = withDovecot({ seed: [{ path: 'INBOX', messages: inbox }, { path: 'Wor
 
 const subjectOf = (raw: Buffer): string => /^Subject: (.*)$/m.exec(raw.toString('latin1'))?.[1]?.trim() ?? '?';
 const names = (raws: Buffer[]): string[] => raws.map(subjectOf).sort();
-
-type Out = { status: number | null; out: Record<string, unknown>; stderr: string };
-
-async function cli(args: string[], env: Record<string, string>): Promise<Out> {
-  const r = await runCli(args, env, { timeoutMs: 120_000 });
-  const line = r.stdout.trim().split('\n').pop() ?? '';
-  return { status: r.status, out: JSON.parse(line === '' ? '{}' : line) as Record<string, unknown>, stderr: r.stderr };
-}
 
 describe('message filters', { skip: dc.skip }, () => {
   let root = '';
