@@ -451,13 +451,16 @@ class ImapFolder implements SinkFolder {
   }
 }
 
-/** A NO to APPEND concerns this message (too big, refused content), except a full quota. */
+/**
+ * A NO to APPEND concerns this message (too big: Dovecot says [LIMIT], RFC 7889 [TOOBIG]; refused
+ * content), except a full account ([OVERQUOTA], RFC 5530), which stops the run (kind `quota`).
+ */
 function appendError(e: unknown, path: string, id: string): MailferryError {
   const cause = e instanceof MailferryError ? e.cause : e;
   const code = typeof cause === 'object' && cause !== null ? (cause as { serverResponseCode?: unknown }).serverResponseCode : undefined;
   const text = e instanceof Error ? e.message : String(e);
-  if (code === 'OVERQUOTA') return new MailferryError('destination', `target is over quota: ${text}`, { cause });
-  if (code === 'APPENDLIMIT' || code === 'TOOBIG' || (e instanceof MailferryError && e.kind === 'mailbox')) {
+  if (code === 'OVERQUOTA') return new MailferryError('quota', `target is over quota (at ${path} ${id}): ${text}`, { cause });
+  if (code === 'APPENDLIMIT' || code === 'TOOBIG' || code === 'LIMIT' || (e instanceof MailferryError && e.kind === 'mailbox')) {
     return new MailferryError('message', `${path} ${id}: target refused the message: ${text}`, { cause });
   }
   return e instanceof MailferryError ? e : mapImapErrorFallback(e);

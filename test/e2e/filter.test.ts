@@ -8,6 +8,7 @@ import { maildirFolderDir } from '../../src/sinks/paths.js';
 import { rfc5322Date } from '../fixtures/nasty.js';
 import { readMaildirFolder } from '../helpers/archive.js';
 import { runCli, runCliJson as cli, type JsonResult as Out } from '../helpers/cli.js';
+import { migrateJson } from '../helpers/migrate.js';
 import { fetchAll, withDovecot, type Account } from '../helpers/server.js';
 
 /**
@@ -54,18 +55,8 @@ describe('message filters', { skip: dc.skip }, () => {
   };
   const archived = async (dir: string, path: string): Promise<string[]> =>
     names((await readMaildirFolder(maildirFolderDir(dir, 'maildir++', { path, delimiter: '/' }))).map((m) => m.body));
-  const migrate = (user: Account, extra: string[]): Promise<Out> => {
-    const s = dc.server;
-    return cli(
-      [
-        'migrate', '--json',
-        '--from', `imaps://${dc.alice.name}@127.0.0.1:${s.imapsPort}`, '--ca', s.caFile, '--password-env', 'PW',
-        '--to', `imaps://${user.name}@127.0.0.1:${s.imapsPort}`, '--target-ca', s.caFile, '--target-password-env', 'TPW',
-        ...extra,
-      ],
-      { PW: dc.alice.password, TPW: user.password, XDG_STATE_HOME: join(root, 'state') },
-    );
-  };
+  const migrate = (user: Account, extra: string[]): Promise<Out> =>
+    migrateJson({ server: dc.server, user: dc.alice }, { server: dc.server, user }, root, extra);
   const onServer = async (user: Account, path: string): Promise<string[]> => names((await fetchAll(dc.server, user, path)).map((m) => m.raw));
 
   test('backup --since --before --max-size: exactly the messages inside; a rerun without filters copies the rest', async () => {

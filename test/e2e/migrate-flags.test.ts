@@ -4,7 +4,8 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SeedMessage } from '../../src/dev/seed.js';
-import { runCliJson, type JsonResult } from '../helpers/cli.js';
+import type { JsonResult } from '../helpers/cli.js';
+import { migrateJson } from '../helpers/migrate.js';
 import { sysFlags } from '../helpers/compare.js';
 import { connect, fetchAll, withDovecot, type Account } from '../helpers/server.js';
 
@@ -55,17 +56,7 @@ describe('migrate carries flag changes on a rerun', { skip: dc.skip }, () => {
     if (root !== '') await rm(root, { recursive: true, force: true });
   });
 
-  function migrate(): Promise<JsonResult> {
-    const s = dc.server;
-    return runCliJson(
-      [
-        'migrate', '--json',
-        '--from', `imaps://${dc.alice.name}@127.0.0.1:${s.imapsPort}`, '--ca', s.caFile, '--password-env', 'PW',
-        '--to', `imaps://${dave.name}@127.0.0.1:${s.imapsPort}`, '--target-ca', s.caFile, '--target-password-env', 'TPW',
-      ],
-      { PW: dc.alice.password, TPW: dave.password, XDG_STATE_HOME: join(root, 'state') },
-    );
-  }
+  const migrate = (): Promise<JsonResult> => migrateJson({ server: dc.server, user: dc.alice }, { server: dc.server, user: dave }, root);
 
   const assertFlagsEqual = async (path: string): Promise<void> =>
     assert.deepEqual(await flagsBySubject(dave, path), await flagsBySubject(dc.alice, path), `${path} flags`);
