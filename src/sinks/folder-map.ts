@@ -9,10 +9,11 @@ import { pathComponents, type MailboxInfo } from '../domain/message.js';
  *    A pattern `OLD/*=NEW/*` moves a subtree: OLD itself to NEW and OLD/x/y to NEW/x/y (`*` alone
  *    on the left is every folder, INBOX included; `*` alone on the right is the top level). An
  *    exact rule wins over a pattern, a longer pattern over a shorter one.
- * 2. A source folder with a special-use role (\Sent, \Drafts, \Trash, \Junk, \Archive) goes to the
- *    target folder with the same role: from the target's LIST (RFC 6154 SPECIAL-USE) or, when the
- *    target announces none for that role, by a well-known name ("Sent Items", "Deleted Items",
- *    "Junk E-mail", ...). Only when the target has no such folder is the source name kept.
+ * 2. A source folder with a special-use role (\Sent, \Drafts, \Trash, \Junk, \Archive: by its
+ *    SPECIAL-USE flag, else by a well-known name, see sourceRole) goes to the target folder with
+ *    the same role: from the target's LIST (RFC 6154 SPECIAL-USE) or, when the target announces
+ *    none for that role, by a well-known name ("Sent Items", "Deleted Items", "Junk E-mail", ...).
+ *    Only when the target has no such folder is the source name kept.
  * 3. Else the source path with its components joined by the target's delimiter.
  */
 
@@ -92,6 +93,14 @@ export function roleByName(path: string, delimiter: string | null): Role | undef
   return MAPPED_ROLES.find((r) => ROLE_NAMES[r].includes(lower));
 }
 
+/**
+ * The role of a source folder: its SPECIAL-USE flag, else its well-known name (an archive keeps no
+ * flags, and an old server announces none).
+ */
+export function sourceRole(mailbox: Pick<MailboxInfo, 'path' | 'delimiter' | 'specialUse'>): Role | undefined {
+  return normalRole(mailbox.specialUse) ?? roleByName(mailbox.path, mailbox.delimiter === '' ? null : mailbox.delimiter);
+}
+
 export interface ListedFolder {
   path: string;
   specialUse?: string;
@@ -161,7 +170,7 @@ export function mapFolder(mailbox: Pick<MailboxInfo, 'path' | 'delimiter' | 'spe
   const written = parts.join('/');
   const hit = ruleFor(ctx.rules, written);
   if (hit !== undefined) return { path: joinForTarget(hit.to.split('/'), ctx.delimiter, mailbox.path, ctx.where), reason: 'map', rule: hit.rule };
-  const role = normalRole(mailbox.specialUse);
+  const role = sourceRole(mailbox);
   if (role !== undefined) {
     const t = ctx.roles.get(role);
     if (t !== undefined) return { path: t, reason: 'role', role };

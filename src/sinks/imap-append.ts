@@ -9,7 +9,7 @@ import { ImapPool, type Conn } from '../sources/imap-pool.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../state/checkpoint.js';
 import { toRanges } from '../state/ids.js';
 import { flagKey, flagsOfKey } from '../state/synced.js';
-import { mapFolder, targetRoles, type MapRule, type Mapped, type Role } from './folder-map.js';
+import { mapFolder, sourceRole, targetRoles, type MapRule, type Mapped, type Role } from './folder-map.js';
 import type { Fingerprint, Match, Sink, SinkFolder, Tx } from './sink.js';
 
 /**
@@ -112,7 +112,7 @@ export class ImapAppendSink implements Sink {
     if (done !== undefined) return done.path;
     if (this.delimiter === undefined) await this.withConn(async () => undefined);
     const rules = this.opts.map ?? [];
-    const roles = mailbox.specialUse === undefined ? new Map<Role, string>() : await this.targetRoles();
+    const roles = sourceRole(mailbox) === undefined ? new Map<Role, string>() : await this.targetRoles();
     const ctx = { rules, delimiter: this.delimiter ?? null, roles, where: this.where };
     const again = this.decided.get(mailbox.path);
     if (again !== undefined) return again.path;
