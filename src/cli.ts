@@ -10,7 +10,7 @@ export const EXIT_CODES_HELP = [
   `  ${EXIT.ok}  ok`,
   `  ${EXIT.internal}  internal error (a bug: please report it)`,
   `  ${EXIT.usage}  usage or configuration error (nothing was done)`,
-  `  ${EXIT.partial}  partial: some messages or folders were skipped (listed); rerun to retry them`,
+  `  ${EXIT.partial}  partial: some messages or folders were skipped (listed), or the IMAP target is full; rerun to retry them`,
   `  ${EXIT.auth}  authentication failed`,
   `  ${EXIT.network}  network or TLS error (refused, unknown host, untrusted certificate, dropped)`,
   `  ${EXIT.destination}  archive not writable (permissions, disk full)`,
