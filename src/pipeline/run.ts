@@ -208,6 +208,8 @@ async function copyBatch(
   };
   let messages = 0;
   let bytes = 0;
+  /** Per message written: to how many sinks, and its size. */
+  const writes = new Map<string, { n: number; bytes: number }>();
   /** Folders that reported a full target in this batch: written no more; the batch ends with the error. */
   let full: MailferryError | undefined;
   const fullFolders = new Set<SinkFolder>();
@@ -237,16 +239,34 @@ async function copyBatch(
           }
         }),
       );
-      if (written.some((w) => w)) {
+      const n = written.filter((w) => w).length;
+      if (n > 0) {
         messages++;
         bytes += meta.size ?? (Buffer.isBuffer(body) ? body.length : 0);
+        writes.set(meta.id, { n, bytes: meta.size ?? 0 });
       }
     }
     // What was written before a refusal is kept: commit it, then report the refusal.
-    await Promise.all([...txs.values()].map((tx) => tx.commit()));
+    for (const r of await Promise.allSettled([...txs.values()].map((tx) => tx.commit()))) {
+      if (r.status === 'fulfilled') continue;
+      if (!(r.reason instanceof MailferryError && r.reason.kind === 'quota')) throw r.reason;
+      full ??= r.reason;
+    }
   } catch (e: unknown) {
     await Promise.all([...txs.values()].map((tx) => tx.abort()));
     throw e;
+  }
+  // Messages a sink refused only when it sent them (after their write): skipped, not copied there.
+  for (const tx of txs.values()) {
+    for (const r of tx.refused?.() ?? []) {
+      // Left out because the target is full: reported once, with the folder, by the guard.
+      if (r.full !== true) report.skipped.push({ mailbox: todo[0]?.mailbox.path ?? '', id: r.id, reason: r.reason });
+      const w = writes.get(r.id);
+      if (w !== undefined && --w.n === 0) {
+        messages--;
+        bytes -= w.bytes;
+      }
+    }
   }
   report.messages += messages;
   report.bytes += bytes;

@@ -9,6 +9,7 @@ import { ImapPool, type Conn } from '../sources/imap-pool.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../state/checkpoint.js';
 import { toRanges } from '../state/ids.js';
 import { flagKey, flagsOfKey } from '../state/synced.js';
+import { canMultiAppend, multiAppend } from './multi-append.js';
 import { mapFolder, sourceRole, targetRoles, type MapRule, type Mapped, type Role } from './folder-map.js';
 import type { Fingerprint, Match, Sink, SinkFolder, Tx } from './sink.js';
 
@@ -30,12 +31,19 @@ import type { Fingerprint, Match, Sink, SinkFolder, Tx } from './sink.js';
  *   UIDVALIDITY changed, the target was recreated, or a run died between an APPEND and its
  *   commit): the pipeline then matches `fingerprints()` (header block + RFC822.SIZE of every target
  *   message, ref = target UID) against the source, so nothing is appended twice.
- * - `tx.write` APPENDs at once: the server makes a message durable when it answers OK, and nothing
- *   appended can be taken back. A Readable body is collected first (imapflow sends a literal of
- *   known length), bounded by the message's size, so memory is one message per connection.
- *   `commit()` only records the ids in the checkpoint and saves it. `abort()` records nothing: such
- *   messages stay on the target, are skipped if written again through the same folder in this run,
- *   and are found by `fingerprints()` after a crash.
+ * - Writing: the server makes a message durable when it answers OK to its APPEND, and nothing
+ *   appended can be taken back. A Readable body is collected first (a literal has a known length),
+ *   bounded by the message's size. When the target offers MULTIAPPEND (RFC 3502, multi-append.ts),
+ *   `tx.write` gathers messages and sends them in groups of up to GROUP_BYTES / GROUP_MESSAGES,
+ *   one transaction each on the server (so memory is one group per transaction), the last group
+ *   at `commit()`; without it (or `multiAppend: false`) each `tx.write` APPENDs at once. A group
+ *   the server refuses (all or nothing) is sent again one message at a time, so only the message
+ *   at fault is refused: it is not recorded, and `tx.refused()` names it (the pipeline reports it
+ *   as skipped); a full target (OVERQUOTA) is a `quota` error, and what was appended before it is
+ *   still recorded at `commit()`. `commit()` records the ids in the checkpoint and saves it.
+ *   `abort()` records nothing: messages already appended stay on the target, are skipped if
+ *   written again through the same folder in this run, and are found by `fingerprints()` after a
+ *   crash.
  * - Connections: up to `connections` logged-in clients, each with an 'error' listener (imapflow
  *   #302), `doSTARTTLS: true` for STARTTLS mode, certificates verified unless `insecure`.
  * - Without UIDPLUS, commit records every UID the target folder holds (UID SEARCH ALL).
@@ -56,7 +64,13 @@ export interface ImapAppendSinkOptions {
   debug: boolean;
   /** `--map OLD=NEW` rules, applied before the role mapping. */
   map?: readonly MapRule[];
+  /** Use MULTIAPPEND when the target offers it (default true). */
+  multiAppend?: boolean;
 }
+
+/** Bounds of one MULTIAPPEND group. */
+const GROUP_BYTES = 8 << 20;
+const GROUP_MESSAGES = 500;
 
 /** Bound for a streamed body whose size the source did not give. */
 const UNSIZED_LIMIT = 256 * 1024 * 1024;
@@ -74,6 +88,8 @@ export class ImapAppendSink implements Sink {
   private readonly pool: ImapPool;
   /** The target's hierarchy delimiter; null for a flat namespace. */
   private delimiter: string | null | undefined;
+  /** The target takes MULTIAPPEND (and we may use it). */
+  multi = false;
   /** Role -> target path, from one LIST of the target. */
   private roles: Promise<Map<Role, string>> | undefined;
   /** Source path -> its mapping, decided (and reported) once. */
@@ -89,6 +105,7 @@ export class ImapAppendSink implements Sink {
       size: opts.connections,
       onConnect: (client) => {
         if (this.delimiter === undefined) this.delimiter = client.namespace?.delimiter ?? '/';
+        this.multi = opts.multiAppend !== false && canMultiAppend(client);
       },
     });
   }
@@ -190,6 +207,19 @@ class NoselectFolder implements SinkFolder {
   async begin(): Promise<Tx> {
     throw new MailferryError('mailbox', `folder "${this.mailbox.path}" is \\Noselect; it holds no messages`);
   }
+}
+
+interface Pending {
+  meta: MessageMeta;
+  raw: Buffer;
+}
+
+/** A message the target refused (not appended, not recorded). */
+export interface Refusal {
+  id: string;
+  reason: string;
+  /** Not sent: the target was full. */
+  full?: boolean;
 }
 
 interface Appended {
@@ -364,9 +394,17 @@ class ImapFolder implements SinkFolder {
     return stored.n;
   }
 
-  async begin(): Promise<Tx> {
+  async begin(): Promise<Tx & { refused(): Refusal[] }> {
     const staged: Appended[] = [];
+    const pending: Pending[] = [];
+    let pendingBytes = 0;
+    const refused: Refusal[] = [];
     const folder = this;
+    const flush = async (): Promise<void> => {
+      const group = pending.splice(0);
+      pendingBytes = 0;
+      await folder.appendGroup(group, staged, refused);
+    };
     return {
       async write(meta: MessageMeta, body: Buffer | Readable): Promise<void> {
         const earlier = folder.loose.get(meta.id);
@@ -378,11 +416,24 @@ class ImapFolder implements SinkFolder {
         const raw = await collect(body, meta, folder.mailbox.path);
         // Dovecot drops NUL bytes (even in a literal8): the copy is then not byte-exact.
         if (raw.includes(0)) folder.log.warn(`${folder.mailbox.path} ${meta.id}: message holds NUL bytes; the target may drop them`);
-        const a = await folder.append(meta, raw);
-        folder.loose.set(meta.id, a);
-        staged.push(a);
+        if (!folder.sink.multi) {
+          const a = await folder.append(meta, raw);
+          folder.loose.set(meta.id, a);
+          staged.push(a);
+          return;
+        }
+        pending.push({ meta, raw });
+        pendingBytes += raw.length;
+        if (pendingBytes >= GROUP_BYTES || pending.length >= GROUP_MESSAGES) await flush();
       },
       async commit(): Promise<void> {
+        try {
+          await flush();
+        } catch (e: unknown) {
+          // A full target: keep what went in before it.
+          if (e instanceof MailferryError && e.kind === 'quota') await folder.commit(staged.splice(0));
+          throw e;
+        }
         await folder.commit(staged.splice(0));
       },
       async abort(): Promise<void> {
@@ -390,8 +441,69 @@ class ImapFolder implements SinkFolder {
           folder.log.debug(`${folder.mailbox.path}: ${staged.length} appended messages not committed; they stay on the target`);
         }
         staged.length = 0;
+        pending.length = 0;
       },
+      refused: () => refused.splice(0),
     };
+  }
+
+  /**
+   * Append a group: one MULTIAPPEND, or, when there is one message or the server refuses the
+   * group, one APPEND each (a refused message goes to `refused`, a full target throws `quota`).
+   * Every appended message goes to `staged` (and `loose`) as soon as the server accepted it.
+   */
+  private async appendGroup(group: readonly Pending[], staged: Appended[], refused: Refusal[]): Promise<void> {
+    if (group.length > 1) {
+      try {
+        const appended = await this.appendMany(group);
+        for (const a of appended) this.loose.set(a.id, a);
+        staged.push(...appended);
+        return;
+      } catch (e: unknown) {
+        if (!(e instanceof MailferryError && (e.kind === 'message' || e.kind === 'quota'))) throw e;
+        this.log.debug(`${this.mailbox.path}: MULTIAPPEND of ${group.length} refused (${e.message}); one at a time`);
+      }
+    }
+    for (const [i, { meta, raw }] of group.entries()) {
+      try {
+        const a = await this.append(meta, raw);
+        this.loose.set(meta.id, a);
+        staged.push(a);
+      } catch (e: unknown) {
+        if (e instanceof MailferryError && e.kind === 'quota') {
+          for (const p of group.slice(i)) refused.push({ id: p.meta.id, reason: e.message, full: true });
+        }
+        if (!(e instanceof MailferryError && e.kind === 'message')) throw e;
+        this.log.warn(`${this.mailbox.path} ${meta.id}: ${e.message}; message skipped`);
+        refused.push({ id: meta.id, reason: e.message });
+      }
+    }
+  }
+
+  private async appendMany(group: readonly Pending[]): Promise<Appended[]> {
+    const items = group.map(({ meta, raw }) => ({
+      raw,
+      flags: [...meta.flags].filter((f) => f.toLowerCase() !== '\\recent'),
+      ...(meta.internalDate === undefined ? {} : { date: meta.internalDate }),
+    }));
+    const res = await this.sink
+      .withConn(async (c) => {
+        if (c.client.mailbox !== false) await c.client.mailboxClose();
+        return multiAppend(c.client, this.path, items);
+      })
+      .catch((e: unknown) => {
+        throw appendError(e, this.mailbox.path, `(${group.length} messages)`);
+      });
+    return group.map(({ meta }, i) => {
+      const uid = res.uids?.[i];
+      return {
+        id: meta.id,
+        flags: flagKey(items[i]?.flags ?? []),
+        dated: meta.internalDate !== undefined,
+        ...(uid === undefined ? {} : { uid }),
+        ...(res.uidValidity === undefined ? {} : { uidValidity: res.uidValidity }),
+      };
+    });
   }
 
   private async append(meta: MessageMeta, raw: Buffer): Promise<Appended> {

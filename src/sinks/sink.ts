@@ -21,7 +21,8 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  *   interrupted process leaves at worst staged garbage that the next `open` removes.
  *   A body Readable must be consumed fully by `write` before it resolves.
  * - Errors are MailferryError: `destination` when the archive cannot be written (permissions, disk
- *   full), which stops the run; a message the sink cannot represent is `message` (skipped, reported).
+ *   full), which stops the run; a message the sink cannot represent is `message` (skipped, reported),
+ *   thrown by `write` or listed by `tx.refused()`; a full IMAP target is `quota` (copying stops).
  * - `SinkFolder.syncFlags(metas)`, optional: the sink keeps flags in step with the source. The
  *   pipeline then lists every message (not only new ones) and hands it the metadata of messages
  *   already in this folder (`known`), with their current source flags; the sink writes the changes
@@ -57,6 +58,12 @@ export interface Tx {
   write(meta: MessageMeta, body: Buffer | Readable): Promise<void>;
   commit(): Promise<void>;
   abort(): Promise<void>;
+  /**
+   * Optional, read after `commit()`: messages the sink refused while sending them later than
+   * their `write` (an IMAP target sending groups); not recorded, reported as skipped. `full`: not
+   * sent because the target is full (`commit` or a later `write` threw `quota`).
+   */
+  refused?(): readonly { id: string; reason: string; full?: boolean }[];
 }
 
 export interface SinkFolder {

@@ -35,7 +35,7 @@ const messages = (m: MailboxInfo) => [
   msg(m, 4, 'Subject: 8bit \xe9\xff\r\n\r\nbare\nlf\r\n'),
 ];
 
-async function makeSink(stateDir: string, password = target.password, tls: 'plain' | 'starttls' = 'plain', ca?: Buffer): Promise<ImapAppendSink> {
+async function makeSink(stateDir: string, password = target.password, tls: 'plain' | 'starttls' = 'plain', ca?: Buffer, multiAppend = true): Promise<ImapAppendSink> {
   const s = dc.server;
   return new ImapAppendSink({
     endpoint: { kind: 'imap', user: target.name, host: s.host, port: s.imapPort, tls },
@@ -46,6 +46,7 @@ async function makeSink(stateDir: string, password = target.password, tls: 'plai
     checkpoint: await Checkpoint.load(join(stateDir, 'state.json'), SOURCE),
     log: silentLogger,
     debug: false,
+    multiAppend,
   });
 }
 
@@ -62,27 +63,31 @@ async function collectFps(it: AsyncIterable<Fingerprint>): Promise<Fingerprint[]
 const sourceKey = (body: Buffer): string => fingerprintKey(toLf(headerBlock(body)), lfToCrlf(body).length);
 
 describe('Sink contract: imap append', { skip: dc.skip }, () => {
-  test('commit makes messages appear byte-exact with flags, keywords and dates', async () => {
-    const state = await fresh();
-    const sink = await makeSink(state);
-    const m = box('Projects/Client A');
-    const folder = await sink.open(m);
-    assert.equal(folder.known.size, 0);
-    assert.equal(folder.needsRematch, false);
-    const tx = await folder.begin();
-    for (const x of messages(m)) await tx.write(x.meta, x.body);
-    await tx.commit();
-    assert.deepEqual([...folder.known].sort(), ['1', '2', '3', '4']);
-    await sink.close();
-    const back = await fetchAll(dc.server, target, 'Projects/Client A');
-    assert.equal(back.length, 4);
-    for (const x of messages(m)) {
-      const found = back.find((b) => b.raw.equals(lfToCrlf(x.body)));
-      assert.ok(found, `message ${x.meta.id} byte-exact`);
-      assert.deepEqual(noRecent(found.flags), noRecent(x.meta.flags), `flags of ${x.meta.id}`);
-      assert.equal(found.internalDate.getTime(), x.meta.internalDate?.getTime(), `date of ${x.meta.id}`);
-    }
-  });
+  for (const multi of [true, false]) {
+    test(`commit makes messages appear byte-exact with flags, keywords and dates (${multi ? 'MULTIAPPEND' : 'one APPEND each'})`, async () => {
+      const state = await fresh();
+      const sink = await makeSink(state, target.password, 'plain', undefined, multi);
+      assert.equal(sink.multi, false, 'decided at the first connection');
+      const m = box(multi ? 'Projects/Client A' : 'Projects/Client B');
+      const folder = await sink.open(m);
+      assert.equal(folder.known.size, 0);
+      assert.equal(folder.needsRematch, false);
+      const tx = await folder.begin();
+      for (const x of messages(m)) await tx.write(x.meta, x.body);
+      await tx.commit();
+      assert.deepEqual([...folder.known].sort(), ['1', '2', '3', '4']);
+      assert.equal(sink.multi, multi, 'Dovecot offers MULTIAPPEND');
+      await sink.close();
+      const back = await fetchAll(dc.server, target, multi ? 'Projects/Client A' : 'Projects/Client B');
+      assert.equal(back.length, 4);
+      for (const x of messages(m)) {
+        const found = back.find((b) => b.raw.equals(lfToCrlf(x.body)));
+        assert.ok(found, `message ${x.meta.id} byte-exact`);
+        assert.deepEqual(noRecent(found.flags), noRecent(x.meta.flags), `flags of ${x.meta.id}`);
+        assert.equal(found.internalDate.getTime(), x.meta.internalDate?.getTime(), `date of ${x.meta.id}`);
+      }
+    });
+  }
 
   test('a streamed body is appended like a buffered one', async () => {
     const sink = await makeSink(await fresh());
@@ -133,7 +138,8 @@ describe('Sink contract: imap append', { skip: dc.skip }, () => {
   test('a crash between APPEND and checkpoint asks for a re-match that finds the message', async () => {
     const state = await fresh();
     const m = box('Crash');
-    let sink = await makeSink(state);
+    // One APPEND per write, so that the write alone puts the message on the target.
+    let sink = await makeSink(state, target.password, 'plain', undefined, false);
     let folder = await sink.open(m);
     const [a, b] = messages(m);
     let tx = await folder.begin();
