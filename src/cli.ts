@@ -138,7 +138,10 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
       'Copy an IMAP account into another one (APPEND with flags and dates), optionally keeping local archives in the same pass',
       (y) =>
         y
-          .option('from', { type: 'string', describe: 'source account: imaps://USER@HOST[:993] or imap://USER@HOST[:143] (STARTTLS)' })
+          .option('from', {
+            type: 'string',
+            describe: 'source account: imaps://USER@HOST[:993], imap://USER@HOST[:143] (STARTTLS), or pop3s:// / pop3:// (its INBOX only)',
+          })
           .option('to', { type: 'string', describe: IMAP_TARGET })
           .options(passwordFlags('source: '))
           .options(tlsFlags('source: '))

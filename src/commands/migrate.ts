@@ -4,6 +4,8 @@ import { readSecret } from '../config/secrets.js';
 import { describeEndpoint } from '../endpoints/url.js';
 import type { Sink } from '../sinks/sink.js';
 import { ImapSource } from '../sources/imap.js';
+import { Pop3Source } from '../sources/pop3.js';
+import type { Source } from '../sources/source.js';
 import { Checkpoint } from '../state/checkpoint.js';
 import { STATE_FILE } from '../state/files.js';
 import { openArchive, type OpenArchive } from './archive.js';
@@ -22,16 +24,17 @@ export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<Tr
   // Both secrets first: a bad password source is a usage error before any connection.
   const password = await readSecret(cfg.source.secret);
   const s = cfg.source;
-  const source = new ImapSource({
+  const common = {
     endpoint: s.endpoint,
     password: () => Promise.resolve(password),
     ...(s.ca === undefined ? {} : { ca: s.ca }),
     insecure: s.insecure,
-    connections: s.connections,
     streamThreshold: cfg.streamThreshold,
     log: deps.log,
     debug: deps.debug ?? false,
-  });
+  };
+  // POP3: its one INBOX into the target's INBOX.
+  const source: Source = s.endpoint.kind === 'pop3' ? new Pop3Source(common) : new ImapSource({ ...common, connections: s.connections });
   let target: OpenTarget | undefined;
   const archives: OpenArchive[] = [];
   try {

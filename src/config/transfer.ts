@@ -75,16 +75,16 @@ export interface RawMigrateFlags extends RawAccountFlags, RawCommonFlags {
   archive?: string[];
 }
 
-/** An imap:// or imaps:// address (POP3 can be neither written to nor migrated from here). */
-function imapEndpoint(problems: Problems, text: string | undefined, flag: string, role: string): RemoteEndpoint | undefined {
+/** An imap:// or imaps:// address (or, with `pop3`, a pop3:// or pop3s:// one: a migrate source). */
+function imapEndpoint(problems: Problems, text: string | undefined, flag: string, role: string, pop3 = false): RemoteEndpoint | undefined {
   if (text === undefined) {
     problems.push(`${flag} is required (${role}: imaps://USER@HOST or imap://USER@HOST)`);
     return undefined;
   }
   const e = attempt(problems, () => parseEndpoint(text));
   if (e === undefined) return undefined;
-  if ('path' in e || e.kind !== 'imap') {
-    problems.push(`${flag} must be an IMAP account (${role}: imaps://USER@HOST or imap://USER@HOST)`);
+  if ('path' in e || (e.kind !== 'imap' && !(pop3 && e.kind === 'pop3'))) {
+    problems.push(`${flag} must be an IMAP account${pop3 ? ' or a POP3 one' : ''} (${role}: imaps://USER@HOST or imap://USER@HOST${pop3 ? ', pop3s:// or pop3://' : ''})`);
     return undefined;
   }
   return e;
@@ -134,7 +134,7 @@ export function loadRestoreConfig(raw: RawRestoreFlags): RestoreConfig {
 
 export function loadMigrateConfig(raw: RawMigrateFlags): MigrateConfig {
   const problems: Problems = [];
-  const source = account(problems, imapEndpoint(problems, raw.from, '--from', 'the account to copy'), raw, '');
+  const source = account(problems, imapEndpoint(problems, raw.from, '--from', 'the account to copy', true), raw, '');
   const target = account(
     problems,
     imapEndpoint(problems, raw.to, '--to', 'the account to copy into'),
@@ -166,6 +166,7 @@ export function loadMigrateConfig(raw: RawMigrateFlags): MigrateConfig {
     else archives.push(e);
   }
   const rest = common(problems, raw);
+  if (rest.filter.unseenOnly === true && source?.endpoint.kind === 'pop3') problems.push('--unseen-only is for IMAP sources only (POP3 has no flags)');
   if (problems.length > 0 || source === undefined || target === undefined) throw new MailferryError('usage', problems.join('; '));
   return { ...rest, source, target, archives };
 }

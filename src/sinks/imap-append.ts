@@ -3,7 +3,8 @@ import { MailferryError } from '../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../domain/message.js';
 import type { RemoteEndpoint } from '../endpoints/url.js';
 import { lfToCrlf } from '../formats/encoder.js';
-import { fingerprintKey, toLf } from '../formats/fingerprint.js';
+import { dateHeader } from '../formats/date-header.js';
+import { fingerprintKey, headerBlock, toLf } from '../formats/fingerprint.js';
 import type { Logger } from '../log/logger.js';
 import { ImapPool, type Conn } from '../sources/imap-pool.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../state/checkpoint.js';
@@ -484,7 +485,7 @@ class ImapFolder implements SinkFolder {
     const items = group.map(({ meta, raw }) => ({
       raw,
       flags: [...meta.flags].filter((f) => f.toLowerCase() !== '\\recent'),
-      ...(meta.internalDate === undefined ? {} : { date: meta.internalDate }),
+      ...dateOf(meta, raw),
     }));
     const res = await this.sink
       .withConn(async (c) => {
@@ -512,7 +513,7 @@ class ImapFolder implements SinkFolder {
       .withConn(async (c) => {
         // imapflow keeps only flags the *selected* mailbox's PERMANENTFLAGS allow: select nothing.
         if (c.client.mailbox !== false) await c.client.mailboxClose();
-        return c.client.append(this.path, raw, flags, meta.internalDate);
+        return c.client.append(this.path, raw, flags, appendDate(meta, raw));
       })
       .catch((e: unknown) => {
         throw appendError(e, this.mailbox.path, meta.id);
@@ -580,6 +581,19 @@ function appendError(e: unknown, path: string, id: string): MailferryError {
 
 function mapImapErrorFallback(e: unknown): MailferryError {
   return new MailferryError('protocol', e instanceof Error ? e.message : String(e), { cause: e });
+}
+
+/**
+ * The INTERNALDATE to append with: the source's, else (POP3 has none) the Date: header's, so a
+ * migrated mailbox does not look received today; else none (the server takes the time of APPEND).
+ */
+function appendDate(meta: MessageMeta, raw: Buffer): Date | undefined {
+  return meta.internalDate ?? dateHeader(headerBlock(raw));
+}
+
+function dateOf(meta: MessageMeta, raw: Buffer): { date?: Date } {
+  const date = appendDate(meta, raw);
+  return date === undefined ? {} : { date };
 }
 
 /**

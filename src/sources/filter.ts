@@ -1,4 +1,5 @@
 import type { MailboxInfo, MessageMeta } from '../domain/message.js';
+import { dateHeader } from '../formats/date-header.js';
 import type { Logger } from '../log/logger.js';
 import type { Source } from './source.js';
 
@@ -85,14 +86,4 @@ export function filterSource(source: Source, filter: MessageFilter, log: Logger)
     close: () => source.close(),
     filtered: (mailbox: MailboxInfo) => counts.get(mailbox.path) ?? 0,
   };
-}
-
-/** The Date: field of a header block (RFC 5322 3.6.1), unfolded; undefined when absent or unparseable. */
-export function dateHeader(header: Buffer): Date | undefined {
-  const text = header.toString('latin1').replace(/\r?\n[ \t]+/g, ' ');
-  const m = /^date:[ \t]*(.+?)[ \t]*$/im.exec(text);
-  if (m === null) return undefined;
-  // Drop a trailing comment such as "(CET)": Date.parse does not read RFC 5322 comments.
-  const d = new Date((m[1] as string).replace(/\s*\([^)]*\)\s*$/, ''));
-  return Number.isNaN(d.getTime()) ? undefined : d;
 }

@@ -4,11 +4,11 @@ import { runCliJson, type JsonResult } from './cli.js';
 import type { Account } from './server.js';
 
 /**
- * `mailferry migrate --json` from `source` to `target` over imaps:// (each server's CA trusted),
+ * `mailferry migrate --json` from `source` (imaps://, or pop3s://) to `target` over imaps:// (each server's CA trusted),
  * passwords in the environment, the target state under `stateHome`.
  */
 export function migrateJson(
-  from: { server: DovecotServer; user: Account },
+  from: { server: DovecotServer; user: Account; scheme?: 'imaps' | 'pop3s' },
   to: { server: DovecotServer; user: Account },
   stateHome: string,
   extra: string[] = [],
@@ -16,7 +16,7 @@ export function migrateJson(
   return runCliJson(
     [
       'migrate', '--json',
-      '--from', `imaps://${from.user.name}@127.0.0.1:${from.server.imapsPort}`, '--ca', from.server.caFile, '--password-env', 'PW',
+      '--from', `${from.scheme ?? 'imaps'}://${from.user.name}@127.0.0.1:${from.scheme === 'pop3s' ? from.server.pop3sPort : from.server.imapsPort}`, '--ca', from.server.caFile, '--password-env', 'PW',
       '--to', `imaps://${to.user.name}@127.0.0.1:${to.server.imapsPort}`, '--target-ca', to.server.caFile, '--target-password-env', 'TPW',
       ...extra,
     ],
