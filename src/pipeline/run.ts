@@ -1,13 +1,13 @@
-import { PassThrough, Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import { MailferryError } from '../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../domain/message.js';
 import { fingerprintKey, toLf } from '../formats/fingerprint.js';
 import type { Logger } from '../log/logger.js';
 import { RunReport } from '../report.js';
-import type { Match, Sink, SinkFolder, Tx } from '../sinks/sink.js';
+import type { Match, Sink, SinkFolder } from '../sinks/sink.js';
 import type { Source } from '../sources/source.js';
 import { toBatches } from './batches.js';
+import { copyBatch } from './copy.js';
 import { folderFilter, selectMailboxes, unmatchedIncludes } from './folders.js';
 import { withRetry } from './retry.js';
 
@@ -185,100 +185,4 @@ async function rematch(source: Source, folder: SinkFolder, mailbox: MailboxInfo,
   }
   await folder.rebase(mailbox.uidValidity, matched);
   log.info(`${mailbox.path}: ${matched.length} messages already in the archive`);
-}
-
-async function copyBatch(
-  source: Source,
-  folders: readonly SinkFolder[],
-  batch: readonly MessageMeta[],
-  report: RunReport,
-  signal: AbortSignal,
-  opts: PipelineOptions,
-): Promise<void> {
-  const todo = batch.filter((m) => folders.some((f) => !f.known.has(m.id)));
-  if (todo.length === 0) return;
-  const txs = new Map<SinkFolder, Tx>();
-  const txOf = async (f: SinkFolder): Promise<Tx> => {
-    let tx = txs.get(f);
-    if (tx === undefined) {
-      tx = await f.begin();
-      txs.set(f, tx);
-    }
-    return tx;
-  };
-  let messages = 0;
-  let bytes = 0;
-  /** Per message written: to how many sinks, and its size. */
-  const writes = new Map<string, { n: number; bytes: number }>();
-  /** Folders that reported a full target in this batch: written no more; the batch ends with the error. */
-  let full: MailferryError | undefined;
-  const fullFolders = new Set<SinkFolder>();
-  try {
-    for await (const { meta, body } of source.fetch(todo, signal)) {
-      const targets = folders.filter((f) => !f.known.has(meta.id) && !fullFolders.has(f));
-      const bodies = fanOut(body, targets.length);
-      if (targets.length === 0 && !Buffer.isBuffer(body)) body.resume();
-      const written = await Promise.all(
-        targets.map(async (f, i) => {
-          const b = bodies[i] as Buffer | Readable;
-          try {
-            await (await txOf(f)).write(meta, b);
-            return true;
-          } catch (e: unknown) {
-            // A message the sink refuses is skipped (the rest goes on); a full target takes no more.
-            if (!(e instanceof MailferryError) || (e.kind !== 'message' && e.kind !== 'quota')) throw e;
-            if (!Buffer.isBuffer(b)) b.resume();
-            if (e.kind === 'quota') {
-              full ??= e;
-              fullFolders.add(f);
-            } else {
-              opts.log.warn(`${meta.mailbox.path} ${meta.id}: ${e.message}; message skipped`);
-              report.skipped.push({ mailbox: meta.mailbox.path, id: meta.id, reason: e.message });
-            }
-            return false;
-          }
-        }),
-      );
-      const n = written.filter((w) => w).length;
-      if (n > 0) {
-        messages++;
-        bytes += meta.size ?? (Buffer.isBuffer(body) ? body.length : 0);
-        writes.set(meta.id, { n, bytes: meta.size ?? 0 });
-      }
-    }
-    // What was written before a refusal is kept: commit it, then report the refusal.
-    for (const r of await Promise.allSettled([...txs.values()].map((tx) => tx.commit()))) {
-      if (r.status === 'fulfilled') continue;
-      if (!(r.reason instanceof MailferryError && r.reason.kind === 'quota')) throw r.reason;
-      full ??= r.reason;
-    }
-  } catch (e: unknown) {
-    await Promise.all([...txs.values()].map((tx) => tx.abort()));
-    throw e;
-  }
-  // Messages a sink refused only when it sent them (after their write): skipped, not copied there.
-  for (const tx of txs.values()) {
-    for (const r of tx.refused?.() ?? []) {
-      // Left out because the target is full: reported once, with the folder, by the guard.
-      if (r.full !== true) report.skipped.push({ mailbox: todo[0]?.mailbox.path ?? '', id: r.id, reason: r.reason });
-      const w = writes.get(r.id);
-      if (w !== undefined && --w.n === 0) {
-        messages--;
-        bytes -= w.bytes;
-      }
-    }
-  }
-  report.messages += messages;
-  report.bytes += bytes;
-  opts.onProgress?.(report, { type: 'batch', mailbox: todo[0]?.mailbox.path ?? '', messages, bytes });
-  if (full !== undefined) throw full;
-}
-
-/** The same body for n writers: a Buffer is shared; a stream is teed with backpressure. */
-function fanOut(body: Buffer | Readable, n: number): (Buffer | Readable)[] {
-  if (Buffer.isBuffer(body) || n <= 1) return Array.from({ length: n }, () => body);
-  const outs = Array.from({ length: n }, () => new PassThrough({ highWaterMark: 1 << 20 }));
-  for (const o of outs) body.pipe(o);
-  body.on('error', (e) => outs.forEach((o) => o.destroy(e)));
-  return outs;
 }
