@@ -239,6 +239,10 @@ class ImapFolder implements SinkFolder {
   private readonly loose = new Map<string, Appended>();
   /** Target UIDs seen by the last fingerprints() pass, for rebase. */
   private seen: { uidValidity: bigint; uids: number[] } | undefined;
+  /** An APPEND was cut off unanswered (dropped connection): it may have been stored or not. */
+  private uncertain = false;
+  /** After one: target messages nothing accounts for, by fingerprint key, to claim before appending. */
+  private found: { uidValidity: bigint; uids: Map<string, number[]> } | undefined;
 
   constructor(
     private readonly sink: ImapAppendSink,
@@ -418,7 +422,7 @@ class ImapFolder implements SinkFolder {
         // Dovecot drops NUL bytes (even in a literal8): the copy is then not byte-exact.
         if (raw.includes(0)) folder.log.warn(`${folder.mailbox.path} ${meta.id}: message holds NUL bytes; the target may drop them`);
         if (!folder.sink.multi) {
-          const a = await folder.append(meta, raw);
+          const a = (await folder.claim(meta, raw)) ?? (await folder.append(meta, raw));
           folder.loose.set(meta.id, a);
           staged.push(a);
           return;
@@ -453,7 +457,16 @@ class ImapFolder implements SinkFolder {
    * group, one APPEND each (a refused message goes to `refused`, a full target throws `quota`).
    * Every appended message goes to `staged` (and `loose`) as soon as the server accepted it.
    */
-  private async appendGroup(group: readonly Pending[], staged: Appended[], refused: Refusal[]): Promise<void> {
+  private async appendGroup(all: readonly Pending[], staged: Appended[], refused: Refusal[]): Promise<void> {
+    const group: Pending[] = [];
+    for (const p of all) {
+      const a = await this.claim(p.meta, p.raw);
+      if (a === undefined) group.push(p);
+      else {
+        this.loose.set(a.id, a);
+        staged.push(a);
+      }
+    }
     if (group.length > 1) {
       try {
         const appended = await this.appendMany(group);
@@ -481,6 +494,38 @@ class ImapFolder implements SinkFolder {
     }
   }
 
+  /**
+   * After an APPEND was cut off unanswered, the target may hold its messages or not; appending
+   * them again on the retry could store them twice. So the target folder is matched first (header
+   * hash and size, as after a crash), and a message found there among the messages nothing
+   * accounts for is taken as appended (with that UID) instead of being sent again.
+   */
+  private async claim(meta: MessageMeta, raw: Buffer): Promise<Appended | undefined> {
+    if (this.uncertain) {
+      this.uncertain = false;
+      const accounted = new Set(this.checkpoint.folder(targetKey(this.mailbox.path))?.ids ?? []);
+      for (const a of this.loose.values()) if (a.uid !== undefined) accounted.add(String(a.uid));
+      const uids = new Map<string, number[]>();
+      for await (const fp of this.fingerprints()) {
+        if (!accounted.has(fp.ref)) uids.set(fp.key, [...(uids.get(fp.key) ?? []), Number(fp.ref)]);
+      }
+      this.found = this.seen === undefined ? undefined : { uidValidity: this.seen.uidValidity, uids };
+      this.log.warn(`${this.mailbox.path}: an APPEND was cut off unanswered; ${[...uids.values()].flat().length} target messages not yet accounted for are matched before appending again`);
+    }
+    const found = this.found;
+    const uid = found?.uids.get(fingerprintKey(toLf(headerBlock(raw)), raw.length))?.shift();
+    if (found === undefined || uid === undefined) return undefined;
+    this.log.info(`${this.mailbox.path} ${meta.id}: already on the target (an APPEND cut off earlier went through); not appended again`);
+    const flags = [...meta.flags].filter((f) => f.toLowerCase() !== '\\recent');
+    return { id: meta.id, flags: flagKey(flags), dated: meta.internalDate !== undefined, uid, uidValidity: found.uidValidity };
+  }
+
+  /** A dropped connection during an APPEND leaves its outcome unknown. */
+  private cutOff(e: unknown): never {
+    if (e instanceof MailferryError && e.retryable) this.uncertain = true;
+    throw e;
+  }
+
   private async appendMany(group: readonly Pending[]): Promise<Appended[]> {
     const items = group.map(({ meta, raw }) => ({
       raw,
@@ -492,9 +537,7 @@ class ImapFolder implements SinkFolder {
         if (c.client.mailbox !== false) await c.client.mailboxClose();
         return multiAppend(c.client, this.path, items);
       })
-      .catch((e: unknown) => {
-        throw appendError(e, this.mailbox.path, `(${group.length} messages)`);
-      });
+      .catch((e: unknown) => this.cutOff(appendError(e, this.mailbox.path, `(${group.length} messages)`)));
     return group.map(({ meta }, i) => {
       const uid = res.uids?.[i];
       return {
@@ -515,9 +558,7 @@ class ImapFolder implements SinkFolder {
         if (c.client.mailbox !== false) await c.client.mailboxClose();
         return c.client.append(this.path, raw, flags, appendDate(meta, raw));
       })
-      .catch((e: unknown) => {
-        throw appendError(e, this.mailbox.path, meta.id);
-      });
+      .catch((e: unknown) => this.cutOff(appendError(e, this.mailbox.path, meta.id)));
     if (res === false) throw new MailferryError('protocol', `${this.sink.where}: APPEND to "${this.path}" not possible now`, { retryable: true });
     return {
       id: meta.id,
