@@ -1,6 +1,7 @@
 import type { MailboxInfo } from '../domain/message.js';
 import type { Sink, SinkFolder, Tx } from '../sinks/sink.js';
 import type { Fetched, Source } from '../sources/source.js';
+import type { ImapAppendSink } from '../sinks/imap-append.js';
 import type { Checkpoint } from '../state/checkpoint.js';
 
 /**
@@ -17,15 +18,20 @@ import type { Checkpoint } from '../state/checkpoint.js';
  */
 export class DryRunSink implements Sink {
   readonly caps = { keepsFlags: true, keepsDate: true, serial: false };
+  /** Source path -> where it would go on an IMAP target, and whether that folder exists. */
+  readonly targets = new Map<string, TargetFolder>();
   constructor(
     readonly name: string,
     private readonly checkpoint: Checkpoint | undefined,
+    /** An IMAP target's mapping (ImapAppendSink.describeTarget): read-only, creates nothing. */
+    private readonly describe?: (mailbox: MailboxInfo) => Promise<TargetFolder>,
   ) {}
 
-  open(mailbox: MailboxInfo): Promise<SinkFolder> {
+  async open(mailbox: MailboxInfo): Promise<SinkFolder> {
+    if (this.describe !== undefined && mailbox.noSelect !== true) this.targets.set(mailbox.path, await this.describe(mailbox));
     const cp = this.checkpoint?.folder(mailbox.path);
     const valid = cp !== undefined && !cp.rematching && cp.uidValidity === mailbox.uidValidity?.toString();
-    return Promise.resolve(new DryRunFolder(mailbox, valid ? new Set(cp.ids) : new Set()));
+    return new DryRunFolder(mailbox, valid ? new Set(cp.ids) : new Set());
   }
 
   close(): Promise<void> {
@@ -46,6 +52,12 @@ class DryRunFolder implements SinkFolder {
   }
 }
 
+/** The dry-run stand-in of an IMAP target: logs in (and fails as a real run would), creates nothing. */
+export async function dryRunTarget(sink: ImapAppendSink, checkpoint: Checkpoint): Promise<DryRunSink> {
+  await sink.withConn(async () => undefined);
+  return new DryRunSink(sink.name, checkpoint, (m) => sink.describeTarget(m));
+}
+
 export function dryRunSource(source: Source): Source {
   return {
     caps: source.caps,
@@ -60,9 +72,17 @@ export function dryRunSource(source: Source): Source {
   };
 }
 
-/** One folder of a plan: what a real run would copy into it. */
+export interface TargetFolder {
+  path: string;
+  exists: boolean;
+}
+
+/** One folder of a plan: what a real run would copy into it and, for an IMAP target, where. */
 export interface PlannedFolder {
   mailbox: string;
   messages: number;
   bytes: number;
+  /** The target folder (the target's delimiter) and whether a real run would create it. */
+  target?: string;
+  create?: boolean;
 }

@@ -10,7 +10,7 @@ import { Checkpoint } from '../state/checkpoint.js';
 import { STATE_FILE } from '../state/files.js';
 import { openArchive, type OpenArchive } from './archive.js';
 import type { CommandDeps } from './backup.js';
-import { DryRunSink } from './dry-run.js';
+import { DryRunSink, dryRunTarget } from './dry-run.js';
 import { openTarget, type OpenTarget } from './target.js';
 import { transfer, type TransferResult } from './transfer.js';
 
@@ -49,8 +49,7 @@ export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<Tr
     });
     const sinks: Sink[] = [];
     if (cfg.dryRun) {
-      await target.sink.withConn(async () => undefined);
-      sinks.push(new DryRunSink(target.sink.name, target.checkpoint));
+      sinks.push(await dryRunTarget(target.sink, target.checkpoint));
       for (const a of cfg.archives) {
         sinks.push(new DryRunSink(describeEndpoint(a), await Checkpoint.load(join(a.path, STATE_FILE), source.identity)));
       }

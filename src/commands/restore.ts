@@ -5,7 +5,7 @@ import { MaildirSource } from '../sources/maildir.js';
 import { MboxSource } from '../sources/mbox.js';
 import type { Source } from '../sources/source.js';
 import type { CommandDeps } from './backup.js';
-import { DryRunSink } from './dry-run.js';
+import { dryRunTarget } from './dry-run.js';
 import { openTarget, type OpenTarget } from './target.js';
 import { transfer, type TransferResult } from './transfer.js';
 
@@ -38,9 +38,7 @@ export async function restore(cfg: RestoreConfig, deps: CommandDeps): Promise<Tr
       debug: deps.debug ?? false,
     });
     if (cfg.dryRun) {
-      // Log in (and fail as a real run would), but create nothing on the target.
-      await target.sink.withConn(async () => undefined);
-      return await transfer(source, [new DryRunSink(target.sink.name, target.checkpoint)], cfg, deps, target.statePath);
+      return await transfer(source, [await dryRunTarget(target.sink, target.checkpoint)], cfg, deps, target.statePath);
     }
     return await transfer(source, [target.sink], cfg, deps, target.statePath);
   } finally {

@@ -5,7 +5,7 @@ import type { Sink } from '../sinks/sink.js';
 import { filterSource } from '../sources/filter.js';
 import type { Source } from '../sources/source.js';
 import type { CommandDeps } from './backup.js';
-import { dryRunSource, type PlannedFolder } from './dry-run.js';
+import { DryRunSink, dryRunSource, type PlannedFolder } from './dry-run.js';
 
 /** What `restore` and `migrate` return: the run's report and, for `--dry-run`, the plan. */
 export interface TransferResult {
@@ -41,13 +41,19 @@ export async function transfer(
     },
   });
   if (!cfg.dryRun) return { report, statePath };
+  const targets = sinks.find((x): x is DryRunSink => x instanceof DryRunSink && x.targets.size > 0)?.targets;
+  for (const p of plan) {
+    const t = targets?.get(p.mailbox);
+    if (t !== undefined) Object.assign(p, { target: t.path, create: !t.exists });
+  }
   plan.sort((a, b) => (a.mailbox < b.mailbox ? -1 : a.mailbox > b.mailbox ? 1 : 0));
   return { report, plan, statePath };
 }
 
 /** The plan as text lines for a terminal. */
 export function planText(plan: readonly PlannedFolder[]): string {
-  const lines = plan.map((p) => `  ${p.mailbox}: ${p.messages} messages, ${(p.bytes / 1e6).toFixed(2)} MB`);
+  const to = (p: PlannedFolder): string => (p.target === undefined || p.target === p.mailbox ? '' : ` -> ${p.target}`);
+  const lines = plan.map((p) => `  ${p.mailbox}${to(p)}: ${p.messages} messages, ${(p.bytes / 1e6).toFixed(2)} MB${p.create === true ? ', new folder' : ''}`);
   const messages = plan.reduce((n, p) => n + p.messages, 0);
   const bytes = plan.reduce((n, p) => n + p.bytes, 0);
   return [`dry run: nothing was changed; a real run would copy ${messages} messages (${(bytes / 1e6).toFixed(2)} MB) in ${plan.length} folders:`, ...lines].join('\n');

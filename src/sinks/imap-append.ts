@@ -11,7 +11,7 @@ import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../
 import { toRanges } from '../state/ids.js';
 import { flagKey, flagsOfKey } from '../state/synced.js';
 import { canMultiAppend, multiAppend } from './multi-append.js';
-import { mapFolder, sourceRole, targetRoles, type MapRule, type Mapped, type Role } from './folder-map.js';
+import { mapFolder, sourceRole, targetRoles, type ListedFolder, type MapRule, type Mapped, type Role } from './folder-map.js';
 import type { Fingerprint, Match, Sink, SinkFolder, Tx } from './sink.js';
 
 /**
@@ -93,6 +93,7 @@ export class ImapAppendSink implements Sink {
   multi = false;
   /** Role -> target path, from one LIST of the target. */
   private roles: Promise<Map<Role, string>> | undefined;
+  private listing: Promise<ListedFolder[]> | undefined;
   /** Source path -> its mapping, decided (and reported) once. */
   private readonly decided = new Map<string, Mapped>();
   /** Target path -> the source path that writes into it. */
@@ -154,20 +155,30 @@ export class ImapAppendSink implements Sink {
     return m.path;
   }
 
-  /** The target's special-use folders (by flag, else by well-known name), listed once. */
-  private targetRoles(): Promise<Map<Role, string>> {
-    this.roles ??= this.withConn(async (c) => {
+  /** The target's folders as they were when first listed (before this run created any). */
+  private listed(): Promise<ListedFolder[]> {
+    this.listing ??= this.withConn(async (c) => {
       const listed = await c.client.list();
-      return targetRoles(
-        listed.map((l) => ({
-          path: l.path,
-          ...(l.specialUse === undefined ? {} : { specialUse: l.specialUse }),
-          noSelect: l.flags.has('\\Noselect') || l.flags.has('\\NonExistent'),
-        })),
-        this.delimiter ?? null,
-      );
+      return listed.map((l) => ({
+        path: l.path,
+        ...(l.specialUse === undefined ? {} : { specialUse: l.specialUse }),
+        noSelect: l.flags.has('\\Noselect') || l.flags.has('\\NonExistent'),
+      }));
     }, 'cannot list folders');
+    return this.listing;
+  }
+
+  /** The target's special-use folders (by flag, else by well-known name), listed once. */
+  private async targetRoles(): Promise<Map<Role, string>> {
+    const listed = await this.listed();
+    this.roles ??= Promise.resolve(targetRoles(listed, this.delimiter ?? null));
     return this.roles;
+  }
+
+  /** For a dry run: where a source folder would go, and whether that folder exists already. */
+  async describeTarget(mailbox: MailboxInfo): Promise<{ path: string; exists: boolean }> {
+    const path = await this.targetPath(mailbox);
+    return { path, exists: (await this.listed()).some((l) => l.path === path && l.noSelect !== true) };
   }
 
   /** `--map` rules that named no source folder opened so far. */

@@ -33,7 +33,7 @@ describe('migrate maps folders: special-use roles, --map, delimiters', { skip: d
     return tgt;
   };
 
-  async function migrate(): Promise<{ status: number | null; out: Record<string, unknown>; stderr: string }> {
+  async function migrate(extra: string[] = []): Promise<{ status: number | null; out: Record<string, unknown>; stderr: string }> {
     const s = dc.server;
     const t = server();
     const args = [
@@ -41,6 +41,7 @@ describe('migrate maps folders: special-use roles, --map, delimiters', { skip: d
       '--from', `imaps://${dc.alice.name}@127.0.0.1:${s.imapsPort}`, '--ca', s.caFile, '--password-env', 'ALICE_PW',
       '--to', `imaps://${target.name}@127.0.0.1:${t.imapsPort}`, '--target-ca', t.caFile, '--target-password-env', 'TARGET_PW',
       '--map', 'Archive/2023=Old/2023',
+      ...extra,
     ];
     const r = await runCli(args, { ALICE_PW: dc.alice.password, TARGET_PW: target.password, XDG_STATE_HOME: join(root, 'state') }, { timeoutMs: 120_000 });
     const line = r.stdout.trim().split('\n').pop() ?? '';
@@ -55,6 +56,17 @@ describe('migrate maps folders: special-use roles, --map, delimiters', { skip: d
   after(async () => {
     await tgt?.stop();
     if (root !== '') await rm(root, { recursive: true, force: true });
+  });
+
+  test('--dry-run names each target folder and which ones a real run would create; creates none', async () => {
+    const r = await migrate(['--dry-run']);
+    assert.equal(r.status, 0, r.stderr);
+    const plan = new Map((r.out['folders'] as { mailbox: string; target?: string; create?: boolean }[]).map((p) => [p.mailbox, p]));
+    assert.deepEqual(plan.get('Sent'), { ...plan.get('Sent'), target: 'Sent Items', create: false });
+    assert.deepEqual(plan.get('Archive/2023'), { ...plan.get('Archive/2023'), target: 'Old.2023', create: true });
+    assert.deepEqual(plan.get('Projects/Client A/Reports'), { ...plan.get('Projects/Client A/Reports'), target: 'Projects.Client A.Reports', create: true });
+    assert.equal(plan.get('INBOX')?.create, false);
+    assert.deepEqual(await selectableFolders(server(), target), ['Drafts', 'INBOX', 'Sent Items']);
   });
 
   test('Sent -> "Sent Items", nested folders with ".", --map; rerun appends nothing', async () => {

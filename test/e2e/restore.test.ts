@@ -77,7 +77,8 @@ describe('restore a backup archive into a fresh IMAP account', { skip: dc.skip }
     const t = await runCli(restoreArgs(`maildir:${join(root, 'md')}`, rmd, ['--dry-run']).filter((a) => a !== '--json'), { ...env(), TARGET_PW: rmd.password });
     assert.equal(t.status, 0, t.stderr);
     assert.match(t.stdout, /^dry run: nothing was changed/);
-    assert.match(t.stdout, /Archive\/2023: \d+ messages/);
+    assert.match(t.stdout, /\n {2}Archive\/2023: \d+ messages, [\d.]+ MB, new folder\n/);
+    assert.match(t.stdout, /\n {2}INBOX: \d+ messages, [\d.]+ MB\n/);
   });
 
   test('Maildir archive: same folders, bytes, flags and dates as alice; a rerun appends nothing', async () => {
