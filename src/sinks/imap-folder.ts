@@ -1,0 +1,492 @@
+import type { Readable } from 'node:stream';
+import { MailferryError } from '../domain/errors.js';
+import type { MailboxInfo, MessageMeta } from '../domain/message.js';
+import { lfToCrlf } from '../formats/encoder.js';
+import { dateHeader } from '../formats/date-header.js';
+import { fingerprintKey, headerBlock, toLf } from '../formats/fingerprint.js';
+import type { Logger } from '../log/logger.js';
+import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../state/checkpoint.js';
+import { toRanges } from '../state/ids.js';
+import { flagKey, flagsOfKey } from '../state/synced.js';
+import type { ImapAppendSink } from './imap-append.js';
+import { multiAppend } from './multi-append.js';
+import type { Fingerprint, Match, SinkFolder, Tx } from './sink.js';
+
+/**
+ * One folder of the IMAP target (see ImapAppendSink for the contract it keeps): what is recorded
+ * of it, APPEND and MULTIAPPEND, the re-match after a crash or a cut-off APPEND, flag updates.
+ */
+/** Bounds of one MULTIAPPEND group. */
+const GROUP_BYTES = 8 << 20;
+const GROUP_MESSAGES = 500;
+
+/** Bound for a streamed body whose size the source did not give. */
+const UNSIZED_LIMIT = 256 * 1024 * 1024;
+/** Slack over the announced size (POP3 LIST sizes are estimates). */
+const SIZE_SLACK = 64 * 1024;
+
+/** Checkpoint key of the target side of a folder; NUL cannot occur in a mailbox name. */
+export function targetKey(sourcePath: string): string {
+  return `\u0000target:${sourcePath}`;
+}
+
+/** A \Noselect container: nothing to write, nothing to match. */
+export class NoselectFolder implements SinkFolder {
+  readonly known = new Set<string>();
+  readonly needsRematch = false;
+  constructor(readonly mailbox: MailboxInfo) {}
+  async *fingerprints(): AsyncIterable<Fingerprint> {}
+  async rebase(): Promise<void> {}
+  async begin(): Promise<Tx> {
+    throw new MailferryError('mailbox', `folder "${this.mailbox.path}" is \\Noselect; it holds no messages`);
+  }
+}
+
+interface Pending {
+  meta: MessageMeta;
+  raw: Buffer;
+}
+
+/** A message the target refused (not appended, not recorded). */
+export interface Refusal {
+  id: string;
+  reason: string;
+  /** Not sent: the target was full. */
+  full?: boolean;
+}
+
+interface Appended {
+  id: string;
+  /** flagKey of the flags it was appended with. */
+  flags: string;
+  uid?: number;
+  uidValidity?: bigint;
+  dated: boolean;
+}
+
+export class ImapFolder implements SinkFolder {
+  known = new Set<string>();
+  needsRematch = false;
+  /** Appended but not committed in this run (an aborted Tx): not appended again. */
+  private readonly loose = new Map<string, Appended>();
+  /** Target UIDs seen by the last fingerprints() pass, for rebase. */
+  private seen: { uidValidity: bigint; uids: number[] } | undefined;
+  /** An APPEND was cut off unanswered (dropped connection): it may have been stored or not. */
+  private uncertain = false;
+  /** After one: target messages nothing accounts for, by fingerprint key, to claim before appending. */
+  private found: { uidValidity: bigint; uids: Map<string, number[]> } | undefined;
+
+  constructor(
+    private readonly sink: ImapAppendSink,
+    readonly mailbox: MailboxInfo,
+    private readonly path: string,
+    private readonly log: Logger,
+  ) {}
+
+  private get checkpoint(): Checkpoint {
+    return this.sink.checkpoint;
+  }
+
+  /** EXAMINE the target folder: its UIDVALIDITY and every UID in it. */
+  private async examine(): Promise<{ uidValidity: bigint; uids: number[] }> {
+    return this.sink.withConn(async (c) => {
+      const box = await c.client.mailboxOpen(this.path, { readOnly: true });
+      try {
+        const uids = box.exists === 0 ? [] : (await c.client.search({ all: true }, { uid: true })) || [];
+        return { uidValidity: box.uidValidity, uids };
+      } finally {
+        await c.client.mailboxClose();
+      }
+    }, `cannot open folder "${this.path}"`);
+  }
+
+  async init(): Promise<void> {
+    const target = await this.examine();
+    const cp = this.checkpoint.folder(this.mailbox.path);
+    const tcp = this.checkpoint.folder(targetKey(this.mailbox.path));
+    const sourceOk = cp !== undefined && !cp.rematching && cp.uidValidity === this.mailbox.uidValidity?.toString();
+    const targetOk =
+      tcp !== undefined && tcp.uidValidity === target.uidValidity.toString() && target.uids.every((u) => tcp.ids.has(String(u)));
+    if (sourceOk && targetOk) {
+      this.known = new Set(cp.ids);
+    } else if (target.uids.length > 0) {
+      this.needsRematch = true;
+    } else {
+      this.record(this.mailbox.uidValidity, [], target.uidValidity, []);
+      await this.checkpoint.save();
+    }
+  }
+
+  /** Replace both records of this folder (in memory). */
+  private record(
+    uidValidity: bigint | undefined,
+    ids: string[],
+    targetUidValidity: bigint,
+    uids: number[],
+    pairs: [string, number][] = [],
+  ): void {
+    this.checkpoint.update(this.mailbox.path, (f) => {
+      if (uidValidity === undefined) delete f.uidValidity;
+      else f.uidValidity = uidValidity.toString();
+      delete f.rematching;
+      f.ids = new Set(ids);
+      keepFirstSeen(f, f.ids);
+      f.flags = new Map();
+      f.targetUids = new Map(pairs);
+    });
+    this.checkpoint.update(targetKey(this.mailbox.path), (f) => {
+      f.uidValidity = targetUidValidity.toString();
+      f.ids = new Set(uids.map(String));
+    });
+  }
+
+  async *fingerprints(): AsyncIterable<Fingerprint> {
+    const out = await this.sink.withConn(async (c) => {
+      const box = await c.client.mailboxOpen(this.path, { readOnly: true });
+      const fps: Fingerprint[] = [];
+      const uids: number[] = [];
+      try {
+        if (box.exists > 0) {
+          for await (const m of c.client.fetch('1:*', { uid: true, size: true, headers: true })) {
+            uids.push(m.uid);
+            fps.push({ key: fingerprintKey(toLf(m.headers ?? Buffer.alloc(0)), m.size ?? 0), ref: String(m.uid) });
+          }
+        }
+      } finally {
+        await c.client.mailboxClose();
+      }
+      this.seen = { uidValidity: box.uidValidity, uids };
+      return fps;
+    }, `cannot open folder "${this.path}"`);
+    yield* out;
+  }
+
+  /**
+   * Record that the matched source ids are in the target, and that every target message seen by
+   * fingerprints() is accounted for (one checkpoint write, so a crash leaves the old state).
+   */
+  async rebase(uidValidity: bigint | undefined, matches: readonly Match[]): Promise<void> {
+    const target = this.seen ?? (await this.examine());
+    const ids = matches.map((m) => m.id);
+    const pairs = matches.map((m): [string, number] => [m.id, Number(m.ref)]);
+    this.record(uidValidity, ids, target.uidValidity, target.uids, pairs);
+    await this.checkpoint.save();
+    this.known = new Set(ids);
+    this.needsRematch = false;
+  }
+
+  async syncFlags(metas: readonly MessageMeta[]): Promise<number> {
+    const f = this.checkpoint.folder(this.mailbox.path);
+    const uidOf = f?.targetUids ?? new Map<string, number>();
+    const last = f?.flags ?? new Map<string, string>();
+    const changed = metas.filter((m) => uidOf.has(m.id) && last.get(m.id) !== flagKey(m.flags));
+    const unmapped = metas.filter((m) => !uidOf.has(m.id)).length;
+    if (unmapped > 0) this.log.debug(`${this.mailbox.path}: ${unmapped} messages without a known target UID; their flags are not carried`);
+    if (changed.length === 0) return 0;
+    const stored = await this.sink.withConn(async (c) => {
+      await c.client.mailboxOpen(this.path);
+      try {
+        // Messages without a record are compared with what the target holds now.
+        const unknown = changed.filter((m) => !last.has(m.id)).map((m) => uidOf.get(m.id) as number);
+        const now = new Map<number, string>();
+        if (unknown.length > 0) {
+          for await (const msg of c.client.fetch(toRanges(unknown), { uid: true, flags: true }, { uid: true })) now.set(msg.uid, flagKey(msg.flags ?? []));
+        }
+        // One STORE per distinct change, over all the UIDs it applies to.
+        const groups = new Map<string, { add: string[]; remove: string[]; uids: number[]; ids: string[] }>();
+        for (const m of changed) {
+          const uid = uidOf.get(m.id) as number;
+          const before = last.get(m.id) ?? now.get(uid);
+          if (before === undefined) continue; // gone from the target
+          const want = new Set(flagsOfKey(flagKey(m.flags)));
+          const had = new Set(flagsOfKey(before));
+          const add = [...want].filter((x) => !had.has(x));
+          const remove = [...had].filter((x) => !want.has(x));
+          const key = `${add.join(' ')}\u0000${remove.join(' ')}`;
+          const g = groups.get(key) ?? { add, remove, uids: [], ids: [] };
+          g.uids.push(uid);
+          g.ids.push(m.id);
+          groups.set(key, g);
+        }
+        const done: string[] = [];
+        let n = 0;
+        for (const g of groups.values()) {
+          const set = toRanges(g.uids);
+          if (g.add.length > 0) await c.client.messageFlagsAdd(set, g.add, { uid: true });
+          if (g.remove.length > 0) await c.client.messageFlagsRemove(set, g.remove, { uid: true });
+          if (g.add.length + g.remove.length > 0) n += g.ids.length;
+          done.push(...g.ids);
+        }
+        return { n, done };
+      } finally {
+        await c.client.mailboxClose();
+      }
+    }, `cannot store flags in folder "${this.path}"`);
+    const byId = new Map(changed.map((m) => [m.id, flagKey(m.flags)]));
+    this.checkpoint.update(this.mailbox.path, (g) => {
+      for (const id of stored.done) (g.flags ??= new Map()).set(id, byId.get(id) ?? '');
+    });
+    await this.checkpoint.save();
+    if (stored.n > 0) this.log.info(`${this.mailbox.path}: flags updated on ${stored.n} messages on the target`);
+    return stored.n;
+  }
+
+  async begin(): Promise<Tx & { refused(): Refusal[] }> {
+    const staged: Appended[] = [];
+    const pending: Pending[] = [];
+    let pendingBytes = 0;
+    const refused: Refusal[] = [];
+    const folder = this;
+    const flush = async (): Promise<void> => {
+      const group = pending.splice(0);
+      pendingBytes = 0;
+      await folder.appendGroup(group, staged, refused);
+    };
+    return {
+      async write(meta: MessageMeta, body: Buffer | Readable): Promise<void> {
+        const earlier = folder.loose.get(meta.id);
+        if (earlier !== undefined) {
+          if (!Buffer.isBuffer(body)) body.resume();
+          staged.push(earlier);
+          return;
+        }
+        const raw = await collect(body, meta, folder.mailbox.path);
+        // Dovecot drops NUL bytes (even in a literal8): the copy is then not byte-exact.
+        if (raw.includes(0)) folder.log.warn(`${folder.mailbox.path} ${meta.id}: message holds NUL bytes; the target may drop them`);
+        if (!folder.sink.multi) {
+          const a = (await folder.claim(meta, raw)) ?? (await folder.append(meta, raw));
+          folder.loose.set(meta.id, a);
+          staged.push(a);
+          return;
+        }
+        pending.push({ meta, raw });
+        pendingBytes += raw.length;
+        if (pendingBytes >= GROUP_BYTES || pending.length >= GROUP_MESSAGES) await flush();
+      },
+      async commit(): Promise<void> {
+        try {
+          await flush();
+        } catch (e: unknown) {
+          // A full target: keep what went in before it.
+          if (e instanceof MailferryError && e.kind === 'quota') await folder.commit(staged.splice(0));
+          throw e;
+        }
+        await folder.commit(staged.splice(0));
+      },
+      async abort(): Promise<void> {
+        if (staged.length > 0) {
+          folder.log.debug(`${folder.mailbox.path}: ${staged.length} appended messages not committed; they stay on the target`);
+        }
+        staged.length = 0;
+        pending.length = 0;
+      },
+      refused: () => refused.splice(0),
+    };
+  }
+
+  /**
+   * Append a group: one MULTIAPPEND, or, when there is one message or the server refuses the
+   * group, one APPEND each (a refused message goes to `refused`, a full target throws `quota`).
+   * Every appended message goes to `staged` (and `loose`) as soon as the server accepted it.
+   */
+  private async appendGroup(all: readonly Pending[], staged: Appended[], refused: Refusal[]): Promise<void> {
+    const group: Pending[] = [];
+    for (const p of all) {
+      const a = await this.claim(p.meta, p.raw);
+      if (a === undefined) group.push(p);
+      else {
+        this.loose.set(a.id, a);
+        staged.push(a);
+      }
+    }
+    if (group.length > 1) {
+      try {
+        const appended = await this.appendMany(group);
+        for (const a of appended) this.loose.set(a.id, a);
+        staged.push(...appended);
+        return;
+      } catch (e: unknown) {
+        if (!(e instanceof MailferryError && (e.kind === 'message' || e.kind === 'quota'))) throw e;
+        this.log.debug(`${this.mailbox.path}: MULTIAPPEND of ${group.length} refused (${e.message}); one at a time`);
+      }
+    }
+    for (const [i, { meta, raw }] of group.entries()) {
+      try {
+        const a = await this.append(meta, raw);
+        this.loose.set(meta.id, a);
+        staged.push(a);
+      } catch (e: unknown) {
+        if (e instanceof MailferryError && e.kind === 'quota') {
+          for (const p of group.slice(i)) refused.push({ id: p.meta.id, reason: e.message, full: true });
+        }
+        if (!(e instanceof MailferryError && e.kind === 'message')) throw e;
+        this.log.warn(`${this.mailbox.path} ${meta.id}: ${e.message}; message skipped`);
+        refused.push({ id: meta.id, reason: e.message });
+      }
+    }
+  }
+
+  /**
+   * After an APPEND was cut off unanswered, the target may hold its messages or not; appending
+   * them again on the retry could store them twice. So the target folder is matched first (header
+   * hash and size, as after a crash), and a message found there among the messages nothing
+   * accounts for is taken as appended (with that UID) instead of being sent again.
+   */
+  private async claim(meta: MessageMeta, raw: Buffer): Promise<Appended | undefined> {
+    if (this.uncertain) {
+      this.uncertain = false;
+      const accounted = new Set(this.checkpoint.folder(targetKey(this.mailbox.path))?.ids ?? []);
+      for (const a of this.loose.values()) if (a.uid !== undefined) accounted.add(String(a.uid));
+      const uids = new Map<string, number[]>();
+      for await (const fp of this.fingerprints()) {
+        if (!accounted.has(fp.ref)) uids.set(fp.key, [...(uids.get(fp.key) ?? []), Number(fp.ref)]);
+      }
+      this.found = this.seen === undefined ? undefined : { uidValidity: this.seen.uidValidity, uids };
+      this.log.warn(`${this.mailbox.path}: an APPEND was cut off unanswered; ${[...uids.values()].flat().length} target messages not yet accounted for are matched before appending again`);
+    }
+    const found = this.found;
+    const uid = found?.uids.get(fingerprintKey(toLf(headerBlock(raw)), raw.length))?.shift();
+    if (found === undefined || uid === undefined) return undefined;
+    this.log.info(`${this.mailbox.path} ${meta.id}: already on the target (an APPEND cut off earlier went through); not appended again`);
+    const flags = [...meta.flags].filter((f) => f.toLowerCase() !== '\\recent');
+    return { id: meta.id, flags: flagKey(flags), dated: meta.internalDate !== undefined, uid, uidValidity: found.uidValidity };
+  }
+
+  /** A dropped connection during an APPEND leaves its outcome unknown. */
+  private cutOff(e: unknown): never {
+    if (e instanceof MailferryError && e.retryable) this.uncertain = true;
+    throw e;
+  }
+
+  private async appendMany(group: readonly Pending[]): Promise<Appended[]> {
+    const items = group.map(({ meta, raw }) => ({
+      raw,
+      flags: [...meta.flags].filter((f) => f.toLowerCase() !== '\\recent'),
+      ...dateOf(meta, raw),
+    }));
+    const res = await this.sink
+      .withConn(async (c) => {
+        if (c.client.mailbox !== false) await c.client.mailboxClose();
+        return multiAppend(c.client, this.path, items);
+      })
+      .catch((e: unknown) => this.cutOff(appendError(e, this.mailbox.path, `(${group.length} messages)`)));
+    return group.map(({ meta }, i) => {
+      const uid = res.uids?.[i];
+      return {
+        id: meta.id,
+        flags: flagKey(items[i]?.flags ?? []),
+        dated: meta.internalDate !== undefined,
+        ...(uid === undefined ? {} : { uid }),
+        ...(res.uidValidity === undefined ? {} : { uidValidity: res.uidValidity }),
+      };
+    });
+  }
+
+  private async append(meta: MessageMeta, raw: Buffer): Promise<Appended> {
+    const flags = [...meta.flags].filter((f) => f.toLowerCase() !== '\\recent');
+    const res = await this.sink
+      .withConn(async (c) => {
+        // imapflow keeps only flags the *selected* mailbox's PERMANENTFLAGS allow: select nothing.
+        if (c.client.mailbox !== false) await c.client.mailboxClose();
+        return c.client.append(this.path, raw, flags, appendDate(meta, raw));
+      })
+      .catch((e: unknown) => this.cutOff(appendError(e, this.mailbox.path, meta.id)));
+    if (res === false) throw new MailferryError('protocol', `${this.sink.where}: APPEND to "${this.path}" not possible now`, { retryable: true });
+    return {
+      id: meta.id,
+      flags: flagKey(flags),
+      dated: meta.internalDate !== undefined,
+      ...(res.uid === undefined ? {} : { uid: res.uid }),
+      ...(res.uidValidity === undefined ? {} : { uidValidity: res.uidValidity }),
+    };
+  }
+
+  private async commit(done: Appended[]): Promise<void> {
+    if (done.length === 0) return;
+    const tKey = targetKey(this.mailbox.path);
+    const tcp = this.checkpoint.folder(tKey);
+    const withUid = done.every((a) => a.uid !== undefined && a.uidValidity?.toString() === tcp?.uidValidity);
+    const target = withUid ? undefined : await this.examine();
+    this.checkpoint.update(tKey, (f) => {
+      if (target !== undefined) {
+        // No APPENDUID (or the target was recreated): account for everything the folder holds.
+        f.uidValidity = target.uidValidity.toString();
+        f.ids = new Set(target.uids.map(String));
+      } else {
+        for (const a of done) f.ids.add(String(a.uid));
+      }
+    });
+    const ids = done.map((a) => a.id);
+    this.checkpoint.update(this.mailbox.path, (f) => {
+      for (const id of ids) f.ids.add(id);
+      for (const a of done) {
+        (f.flags ??= new Map()).set(a.id, a.flags);
+        if (withUid && a.uid !== undefined) (f.targetUids ??= new Map()).set(a.id, a.uid);
+      }
+      markFirstSeen(
+        f,
+        done.filter((a) => !a.dated).map((a) => a.id),
+        epochSeconds(),
+      );
+    });
+    await this.checkpoint.save();
+    for (const id of ids) {
+      this.known.add(id);
+      this.loose.delete(id);
+    }
+  }
+}
+
+/**
+ * A NO to APPEND concerns this message (too big: Dovecot says [LIMIT], RFC 7889 [TOOBIG]; refused
+ * content), except a full account ([OVERQUOTA], RFC 5530), which stops the run (kind `quota`).
+ */
+function appendError(e: unknown, path: string, id: string): MailferryError {
+  const cause = e instanceof MailferryError ? e.cause : e;
+  const code = typeof cause === 'object' && cause !== null ? (cause as { serverResponseCode?: unknown }).serverResponseCode : undefined;
+  const text = e instanceof Error ? e.message : String(e);
+  if (code === 'OVERQUOTA') return new MailferryError('quota', `target is over quota (at ${path} ${id}): ${text}`, { cause });
+  if (code === 'APPENDLIMIT' || code === 'TOOBIG' || code === 'LIMIT' || (e instanceof MailferryError && e.kind === 'mailbox')) {
+    return new MailferryError('message', `${path} ${id}: target refused the message: ${text}`, { cause });
+  }
+  return e instanceof MailferryError ? e : mapImapErrorFallback(e);
+}
+
+function mapImapErrorFallback(e: unknown): MailferryError {
+  return new MailferryError('protocol', e instanceof Error ? e.message : String(e), { cause: e });
+}
+
+/**
+ * The INTERNALDATE to append with: the source's, else (POP3 has none) the Date: header's, so a
+ * migrated mailbox does not look received today; else none (the server takes the time of APPEND).
+ */
+function appendDate(meta: MessageMeta, raw: Buffer): Date | undefined {
+  return meta.internalDate ?? dateHeader(headerBlock(raw));
+}
+
+function dateOf(meta: MessageMeta, raw: Buffer): { date?: Date } {
+  const date = appendDate(meta, raw);
+  return date === undefined ? {} : { date };
+}
+
+/**
+ * The whole message, CRLF. A Readable is read to its end, but never more than the size the source
+ * announced (plus slack) is held: a longer stream is a `message` error.
+ */
+async function collect(body: Buffer | Readable, meta: MessageMeta, path: string): Promise<Buffer> {
+  if (Buffer.isBuffer(body)) return lfToCrlf(body);
+  // `size` may be an estimate in LF form (a Maildir file): CRLF at most doubles it.
+  const limit = meta.size === undefined ? UNSIZED_LIMIT : 2 * meta.size + SIZE_SLACK;
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of body as AsyncIterable<Buffer | string>) {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
+    n += b.length;
+    if (n > limit) {
+      body.destroy();
+      throw new MailferryError('message', `${path} ${meta.id}: message longer than the ${limit} bytes announced`);
+    }
+    parts.push(b);
+  }
+  return lfToCrlf(Buffer.concat(parts, n));
+}
