@@ -20,6 +20,8 @@ import type { Fingerprint, Match, SinkFolder, Tx } from './sink.js';
 const GROUP_BYTES = 8 << 20;
 const GROUP_MESSAGES = 500;
 
+/** UIDs per UID STORE / UID FETCH of flags. */
+const STORE_UIDS = 2000;
 /** Bound for a streamed body whose size the source did not give. */
 const UNSIZED_LIMIT = 256 * 1024 * 1024;
 /** Slack over the announced size (POP3 LIST sizes are estimates). */
@@ -189,8 +191,9 @@ export class ImapFolder implements SinkFolder {
         // Messages without a record are compared with what the target holds now.
         const unknown = changed.filter((m) => !last.has(m.id)).map((m) => uidOf.get(m.id) as number);
         const now = new Map<number, string>();
-        if (unknown.length > 0) {
-          for await (const msg of c.client.fetch(toRanges(unknown), { uid: true, flags: true }, { uid: true })) now.set(msg.uid, flagKey(msg.flags ?? []));
+        for (let i = 0; i < unknown.length; i += STORE_UIDS) {
+          const set = toRanges(unknown.slice(i, i + STORE_UIDS));
+          for await (const msg of c.client.fetch(set, { uid: true, flags: true }, { uid: true })) now.set(msg.uid, flagKey(msg.flags ?? []));
         }
         // One STORE per distinct change, over all the UIDs it applies to.
         const groups = new Map<string, { add: string[]; remove: string[]; uids: number[]; ids: string[] }>();
@@ -211,9 +214,12 @@ export class ImapFolder implements SinkFolder {
         const done: string[] = [];
         let n = 0;
         for (const g of groups.values()) {
-          const set = toRanges(g.uids);
-          if (g.add.length > 0) await c.client.messageFlagsAdd(set, g.add, { uid: true });
-          if (g.remove.length > 0) await c.client.messageFlagsRemove(set, g.remove, { uid: true });
+          // At most STORE_UIDS UIDs per command keeps its line short (Dovecot: 64 KiB).
+          for (let i = 0; i < g.uids.length; i += STORE_UIDS) {
+            const set = toRanges(g.uids.slice(i, i + STORE_UIDS));
+            if (g.add.length > 0) await c.client.messageFlagsAdd(set, g.add, { uid: true });
+            if (g.remove.length > 0) await c.client.messageFlagsRemove(set, g.remove, { uid: true });
+          }
           if (g.add.length + g.remove.length > 0) n += g.ids.length;
           done.push(...g.ids);
         }
