@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { ImapFlow } from 'imapflow';
 import { MailferryError } from '../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../domain/message.js';
 import { lfToCrlf } from '../formats/encoder.js';
@@ -97,7 +98,7 @@ export class ImapFolder implements SinkFolder {
         const uids = box.exists === 0 ? [] : (await c.client.search({ all: true }, { uid: true })) || [];
         return { uidValidity: box.uidValidity, uids };
       } finally {
-        await c.client.mailboxClose();
+        await deselect(c.client);
       }
     }, `cannot open folder "${this.path}"`);
   }
@@ -155,7 +156,7 @@ export class ImapFolder implements SinkFolder {
           }
         }
       } finally {
-        await c.client.mailboxClose();
+        await deselect(c.client);
       }
       this.seen = { uidValidity: box.uidValidity, uids };
       return fps;
@@ -225,7 +226,7 @@ export class ImapFolder implements SinkFolder {
         }
         return { n, done };
       } finally {
-        await c.client.mailboxClose();
+        await deselect(c.client);
       }
     }, `cannot store flags in folder "${this.path}"`);
     const byId = new Map(changed.map((m) => [m.id, flagKey(m.flags)]));
@@ -372,7 +373,7 @@ export class ImapFolder implements SinkFolder {
     }));
     const res = await this.sink
       .withConn(async (c) => {
-        if (c.client.mailbox !== false) await c.client.mailboxClose();
+        await deselect(c.client);
         return multiAppend(c.client, this.path, items);
       })
       .catch((e: unknown) => this.cutOff(appendError(e, this.mailbox.path, `(${group.length} messages)`)));
@@ -393,7 +394,7 @@ export class ImapFolder implements SinkFolder {
     const res = await this.sink
       .withConn(async (c) => {
         // imapflow keeps only flags the *selected* mailbox's PERMANENTFLAGS allow: select nothing.
-        if (c.client.mailbox !== false) await c.client.mailboxClose();
+        await deselect(c.client);
         return c.client.append(this.path, raw, flags, appendDate(meta, raw));
       })
       .catch((e: unknown) => this.cutOff(appendError(e, this.mailbox.path, meta.id)));
@@ -441,6 +442,19 @@ export class ImapFolder implements SinkFolder {
       this.loose.delete(id);
     }
   }
+}
+
+/**
+ * Leave the selected mailbox without expunging: CLOSE on a mailbox opened read-write removes every
+ * message flagged \Deleted (RFC 3501 6.4.2), which on a target holding the source's \Deleted
+ * messages would lose them. EXAMINE first (selecting closes the previous mailbox without expunge,
+ * RFC 3501 6.3.1), then CLOSE the read-only mailbox.
+ */
+async function deselect(client: ImapFlow): Promise<void> {
+  const box = client.mailbox;
+  if (box === false) return;
+  if (box.readOnly !== true) await client.mailboxOpen(box.path, { readOnly: true });
+  await client.mailboxClose();
 }
 
 /**

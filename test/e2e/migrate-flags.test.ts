@@ -12,7 +12,7 @@ import { connect, fetchAll, withDovecot, type Account } from '../helpers/server.
 /** Flag changes on the source since the last run are carried to the target on a rerun (UID STORE), nothing appended. */
 const seed: SeedMessage[] = [
   ['m1', ['\\Seen']],
-  ['m2', ['\\Seen', '\\Answered']],
+  ['m2', ['\\Seen', '\\Answered', '\\Deleted']], // CLOSE after a read-write SELECT would expunge it
   ['m3', []],
   ['m4', ['\\Seen', '$Work']],
   ['m5', ['\\Seen']],

@@ -1,9 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Account } from '../helpers/server.js';
+import { toLf } from '../../src/formats/fingerprint.js';
 import { nastyMailbox } from '../fixtures/nasty.js';
 import { runCli } from '../helpers/cli.js';
 import { assertSameAccount, assertSameFolder, messageCount, selectableFolders } from '../helpers/compare.js';
@@ -109,6 +110,23 @@ describe('restore a backup archive into a fresh IMAP account', { skip: dc.skip }
     const dry = await restore(from, rmd, ['--dry-run']);
     assert.equal(dry.status, 0, dry.stderr);
     assert.ok((dry.out['folders'] as { messages: number }[]).every((p) => p.messages === 0), JSON.stringify(dry.out));
+  });
+
+  test('a flag changed in the Maildir archive (file renamed) is carried on the next restore; nothing appended', async () => {
+    const cur = join(root, 'md', 'cur');
+    const name = (await readdir(cur)).find((n) => /:2,[A-Z]*$/.test(n) && !n.split(':2,')[1]?.includes('F'));
+    assert.ok(name !== undefined, 'an INBOX message without F');
+    const [base, info] = name.split(':2,') as [string, string];
+    const body = await readFile(join(cur, name));
+    await rename(join(cur, name), join(cur, `${base}:2,${[...info, 'F'].sort().join('')}`));
+    const before = await countOf(rmd);
+    const r = await restore(`maildir:${join(root, 'md')}`, rmd);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.out['messages'], 0);
+    assert.equal(r.out['flagUpdates'], 1);
+    assert.equal(await countOf(rmd), before);
+    const onTarget = (await fetchAll(dc.server, rmd, 'INBOX')).find((m) => toLf(m.raw).equals(body));
+    assert.ok(onTarget?.flags.has('\\Flagged'), 'flagged on the target');
   });
 
   test('mbox archive: same folders, bytes, flags and dates as alice; a rerun appends nothing', async () => {
