@@ -15,10 +15,11 @@ export const EXIT_CODES_HELP = [
   `  ${EXIT.network}  network or TLS error (refused, unknown host, untrusted certificate, dropped)`,
   `  ${EXIT.destination}  archive not writable (permissions, disk full)`,
   `  ${EXIT.locked}  another run holds the archive lock`,
+  `  ${EXIT.budget}  daily download budget reached (the provider's or --max-bytes-per-day): what was fetched is archived, resume next run`,
   `  ${EXIT.interrupted}  interrupted (SIGINT/SIGTERM); the archive is consistent, rerun to resume`,
 ].join('\n');
 
-export type Parsed = { command: 'backup' | 'restore' | 'migrate'; args: Record<string, unknown> };
+export type Parsed = { command: 'backup' | 'restore' | 'migrate' | 'profiles'; args: Record<string, unknown> };
 
 const TRANSFER_STATE =
   'The target cannot hold mailferry\'s state, so it lives on this machine: $XDG_STATE_HOME/mailferry/target-<hash>.json ' +
@@ -64,6 +65,16 @@ const TARGET_FLAGS: Record<string, Options> = {
   'dry-run': { type: 'boolean', describe: 'print the folders, messages and bytes that would be copied; change nothing' },
 };
 
+/** backup: the account from a provider profile, and the limits (src/profiles/). */
+const PROFILE_FLAGS: Record<string, Options> = {
+  user: { type: 'string', describe: 'the account as an e-mail address, instead of --from: the server comes from its provider\'s profile (see mailferry profiles)' },
+  profile: { type: 'string', describe: 'provider profile by name (gmail, outlook, ...) or your own file (./my.json); default: from the domain of --user' },
+  protocol: { type: 'string', choices: ['imap', 'pop3'], describe: 'with --user: which server of the profile (default imap)' },
+  'all-folders': { type: 'boolean', describe: 'also back up the folders the profile skips because they repeat others (Gmail\'s All Mail, Important, Starred)' },
+  'max-bytes-per-day': { type: 'string', describe: 'stop cleanly after this much per UTC day for this account, e.g. 2500MB (default: the profile\'s limit; 0: none); the next run resumes' },
+  'max-bytes-per-second': { type: 'string', describe: 'download no faster than this, e.g. 2M or 500k' },
+};
+
 const IMAP_TARGET = 'target account: imaps://USER@HOST[:993] or imap://USER@HOST[:143] (STARTTLS)';
 
 export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
@@ -100,7 +111,9 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           // `--no-uidl` reaches yargs as the negation of this one.
           .option('uidl', { type: 'boolean', hidden: true })
           .option('batch-mb', { type: 'number', default: 16, describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
+          .options(PROFILE_FLAGS)
           .example('PW=... $0 backup --from imaps://me@imap.example.org --password-env PW --to maildir:~/mail-backup', '')
+          .example('$0 backup --user me@gmail.com --password-file ~/.gmail-app-pw --to maildir:~/mail-backup', '')
           .example('$0 backup --from imaps://me@imap.example.org --password-file ~/.imap-pw --to mbox:/srv/backup/me', '')
           .example('$0 backup --from pop3s://me@pop.example.org --password-file ~/.pop-pw --to maildir:~/mail-backup --delete-older-than 14', ''),
       (args) => onCommand({ command: 'backup', args }),
@@ -144,6 +157,12 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .example('A=... B=... $0 migrate --from imaps://me@old.example.org --password-env A --to imaps://me@new.example.org --target-password-env B', '')
           .epilogue(`${TRANSFER_STATE}\n\n${EXIT_CODES_HELP}`),
       (args) => onCommand({ command: 'migrate', args }),
+    )
+    .command(
+      'profiles',
+      'List the provider profiles (servers, folders skipped, limits) that --user and --profile use',
+      (y) => y,
+      (args) => onCommand({ command: 'profiles', args }),
     )
     .option('json', { type: 'boolean', describe: 'write the summary as JSON on stdout' })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'print nothing but errors' })

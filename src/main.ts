@@ -39,6 +39,7 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   try {
+    if (parsed.command === 'profiles') return (await import('./profiles/list.js')).printProfiles(json);
     if (parsed.command !== 'backup') return await runTransfer(parsed.command, args, { log, signal: controller.signal, debug, json, quiet });
     const { loadBackupConfig } = await import('./config/backup.js');
     const { backup } = await import('./commands/backup.js');
@@ -60,6 +61,12 @@ export async function main(argv: string[]): Promise<number> {
       deleteOlderThan: args['deleteOlderThan'] as string | undefined,
       // yargs reads --no-uidl as the negation of a (hidden) --uidl.
       noUidl: args['uidl'] === false || args['noUidl'] === true,
+      user: args['user'] as string | undefined,
+      profile: args['profile'] as string | undefined,
+      protocol: args['protocol'] as string | undefined,
+      allFolders: args['allFolders'] as boolean | undefined,
+      maxBytesPerDay: args['maxBytesPerDay'] as string | undefined,
+      maxBytesPerSecond: args['maxBytesPerSecond'] as string | undefined,
     });
     const { ttyProgress } = await import('./progress.js');
     const progress = process.stderr.isTTY && !quiet && !json ? ttyProgress(process.stderr) : undefined;

@@ -18,6 +18,8 @@ export class RunReport {
   planned = 0;
   plannedBytes = 0;
   readonly skipped: Skipped[] = [];
+  /** The daily download budget ran out: the run stopped early (exit 8); the next one resumes. */
+  budgetReached = false;
   readonly started = Date.now();
   finished?: number;
 
@@ -26,6 +28,7 @@ export class RunReport {
   }
 
   get exitCode(): number {
+    if (this.budgetReached) return EXIT.budget;
     return this.skipped.length > 0 ? EXIT.partial : EXIT.ok;
   }
 
@@ -33,7 +36,8 @@ export class RunReport {
     const mb = (this.bytes / 1e6).toFixed(1);
     const skipped = this.skipped.length > 0 ? `, ${this.skipped.length} skipped` : '';
     const deleted = this.deleted > 0 ? `, ${this.deleted} deleted from the server` : '';
-    return `${this.folders} folders, ${this.messages} messages copied (${mb} MB), ${this.unchanged} already archived${deleted}${skipped}, ${this.seconds.toFixed(1)} s`;
+    const budget = this.budgetReached ? '; daily budget reached, resume next run' : '';
+    return `${this.folders} folders, ${this.messages} messages copied (${mb} MB), ${this.unchanged} already archived${deleted}${skipped}, ${this.seconds.toFixed(1)} s${budget}`;
   }
 
   toJSON(): Record<string, unknown> {
@@ -44,6 +48,7 @@ export class RunReport {
       unchanged: this.unchanged,
       deleted: this.deleted,
       skipped: this.skipped,
+      budgetReached: this.budgetReached,
       seconds: Number(this.seconds.toFixed(3)),
       exitCode: this.exitCode,
     };

@@ -3,6 +3,7 @@ import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpo
 import { account, attempt, localEndpoint, type Problems, type RawAccountFlags } from './account.js';
 import type { SecretRef } from './secrets.js';
 import type { MaildirLayout } from '../sinks/maildir.js';
+import { resolveProfile, type RawProfileFlags } from '../profiles/resolve.js';
 
 /**
  * The one loader for `backup`: turns raw flags into a checked BackupConfig, reporting every problem
@@ -30,9 +31,18 @@ export interface BackupConfig {
   deleteOlderThanDays?: number;
   /** POP3 only: name messages by header hash and size instead of UIDL. */
   noUidl: boolean;
+  /** The provider profile in force, if any, and what it limits (see src/profiles/resolve.ts). */
+  profile?: string;
+  /** Download budget per UTC day for this account; the run stops cleanly when reached (exit 8). */
+  bytesPerDay?: number;
+  bytesPerSecond?: number;
+  /** Folder patterns the profile skips (added to `exclude`), for the log. */
+  profileSkip: string[];
+  /** Said in the log when the run starts. */
+  notes: string[];
 }
 
-export interface RawBackupFlags extends RawAccountFlags {
+export interface RawBackupFlags extends RawAccountFlags, RawProfileFlags {
   from?: string;
   to?: string[];
   include?: string[];
@@ -49,14 +59,17 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
   const problems: Problems = [];
 
   let from: RemoteEndpoint | undefined;
-  if (raw.from === undefined) problems.push('--from is required (imaps://USER@HOST or pop3s://USER@HOST)');
-  else {
+  if (raw.from === undefined) {
+    if (raw.user === undefined) problems.push('--from is required (imaps://USER@HOST or pop3s://USER@HOST), or --user ADDRESS to use a provider profile');
+  } else {
     const e = attempt(problems, () => parseEndpoint(raw.from as string));
     if (e !== undefined) {
       if ('path' in e) problems.push('--from must be a mail account for backup (imaps://, imap://, pop3s:// or pop3://USER@HOST)');
       else from = e;
     }
   }
+  const prof = resolveProfile(problems, raw, from);
+  from ??= prof.endpoint;
   const imap = from !== undefined && from.kind !== 'pop3';
   if (raw.delete === true && imap) problems.push('--delete is for POP3 sources only');
   let olderThanDays: number | undefined;
@@ -88,15 +101,20 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
   if (problems.length > 0 || acct === undefined) {
     throw new MailferryError('usage', problems.join('; '));
   }
+  let connections = acct.connections;
+  if (prof.connections !== undefined && connections > prof.connections) {
+    prof.notes.push(`--connections ${connections} is more than ${prof.profile?.name ?? 'the profile'} allows; using ${prof.connections}`);
+    connections = prof.connections;
+  }
   return {
     from: acct.endpoint,
     to,
     secret: acct.secret,
     ...(acct.ca === undefined ? {} : { ca: acct.ca }),
     insecure: acct.insecure,
-    connections: acct.connections,
+    connections,
     include: raw.include ?? [],
-    exclude: raw.exclude ?? [],
+    exclude: [...(raw.exclude ?? []), ...prof.skip],
     layout: layout as MaildirLayout,
     batchBytes: Math.round(batchMb * (1 << 20)),
     batchMessages: 2000,
@@ -104,5 +122,10 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
     delete: raw.delete === true || olderThanDays !== undefined,
     ...(olderThanDays === undefined ? {} : { deleteOlderThanDays: olderThanDays }),
     noUidl: raw.noUidl ?? false,
+    ...(prof.profile === undefined ? {} : { profile: prof.profile.name }),
+    ...(prof.bytesPerDay === undefined ? {} : { bytesPerDay: prof.bytesPerDay }),
+    ...(prof.bytesPerSecond === undefined ? {} : { bytesPerSecond: prof.bytesPerSecond }),
+    profileSkip: prof.skip,
+    notes: prof.notes,
   };
 }
