@@ -76,10 +76,14 @@ export function profileForDomain(profiles: readonly Profile[], domain: string): 
   return found;
 }
 
-/** The profile whose IMAP or POP3 server is `host` (for `--from imaps://me@imap.gmail.com`), if any. */
-export function profileForHost(profiles: readonly Profile[], host: string): Profile | undefined {
+/**
+ * The profile whose IMAP or POP3 server is `host`:`port` (for `--from imaps://me@imap.gmail.com`),
+ * if any. The port counts so that a server on localhost is not taken for Proton Bridge.
+ */
+export function profileForHost(profiles: readonly Profile[], host: string, port: number): Profile | undefined {
   const h = host.toLowerCase();
-  return profiles.find((p) => p.imap?.host.toLowerCase() === h || p.pop3?.host.toLowerCase() === h);
+  const is = (s: Profile['imap']): boolean => s !== undefined && s.host.toLowerCase() === h && s.port === port;
+  return profiles.find((p) => is(p.imap) || is(p.pop3));
 }
 
 /** The account to connect to: the profile's server for the protocol, `{domain}` filled in. */

@@ -59,7 +59,7 @@ export function resolveProfile(problems: Problems, raw: RawProfileFlags, from: R
       out.profile = guard(() => profileForDomain(loadProfiles(), domain));
       if (out.profile?.name === GENERIC) out.notes.push(`no profile knows ${domain}; trying the usual host names (imap.${domain}, pop.${domain}); --profile or --from if they are wrong`);
     }
-  } else if (from !== undefined) out.profile = guard(() => profileForHost(loadProfiles(), from.host));
+  } else if (from !== undefined) out.profile = guard(() => profileForHost(loadProfiles(), from.host, from.port));
 
   const p = out.profile;
   if (raw.from === undefined && raw.user !== undefined && p !== undefined && (protocol === 'imap' || protocol === 'pop3')) {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { SeedMessage } from '../../src/dev/seed.js';
+import { seedMailbox, type SeedMessage } from '../../src/dev/seed.js';
 import { toLf } from '../../src/formats/fingerprint.js';
 import { maildirFolderDir } from '../../src/sinks/paths.js';
 import { readMaildirFolder } from '../helpers/archive.js';
@@ -20,7 +20,8 @@ function sized(tag: string, n: number, size: number): SeedMessage[] {
   });
 }
 
-const dc = withDovecot({ seed: [{ path: 'Work', messages: sized('work', 12, 10_000) }, { path: 'Dupes', messages: sized('dupe', 2, 2_000) }] });
+const bob = { name: 'bob', password: 'bob-secret' };
+const dc = withDovecot({ seed: [{ path: 'Work', messages: sized('work', 12, 10_000) }, { path: 'Dupes', messages: sized('dupe', 2, 2_000) }], users: [bob] });
 let root: string;
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'mf-profiles-'));
@@ -30,13 +31,14 @@ after(async () => {
 });
 
 /** A profile file for the test Dovecot, as a user would write one for their own provider. */
-async function profileFile(dir: string, limits: Record<string, number>): Promise<string> {
+async function profileFile(dir: string, limits: Record<string, number>, pop3 = false): Promise<string> {
   const file = join(dir, 'test-dovecot.json');
   const profile = {
     name: 'test-dovecot',
     description: 'the throwaway Dovecot of this test',
     domains: [],
     imap: { host: '127.0.0.1', port: dc.server.imapsPort, tls: 'tls' },
+    ...(pop3 ? { pop3: { host: '127.0.0.1', port: dc.server.pop3sPort, tls: 'tls' } } : {}),
     folders: { roles: {}, skip: ['Dupes'] },
     limits,
     auth: { methods: ['password'] },
@@ -49,10 +51,10 @@ interface Run extends CliResult {
   summary: Record<string, unknown>;
 }
 
-async function backup(dir: string, args: string[]): Promise<Run> {
+async function backup(dir: string, args: string[], password = dc.alice.password): Promise<Run> {
   const r = await runCli(
-    ['backup', '--json', '--ca', dc.server.caFile, '--password-env', 'ALICE_PW', '--to', `maildir:${join(dir, 'md')}`, ...args],
-    { ALICE_PW: dc.alice.password, XDG_STATE_HOME: join(dir, 'state') },
+    ['backup', '--json', '--ca', dc.server.caFile, '--password-env', 'PW', '--to', `maildir:${join(dir, 'md')}`, ...args],
+    { PW: password, XDG_STATE_HOME: join(dir, 'state') },
     { cwd: dir },
   );
   const line = r.stdout.trim().split('\n').pop() ?? '';
@@ -157,6 +159,46 @@ test('a throttling server (NO [THROTTLED] with a Suggested Backoff Time) is wait
   } finally {
     await proxy.close();
   }
+});
+
+test('--max-bytes-per-second paces the download', { skip: dc.skip }, async () => {
+  const dir = await mkdtemp(join(root, 'rate-'));
+  const r = await backup(dir, ['--from', `imaps://alice@127.0.0.1:${dc.server.imapsPort}`, '--include', 'Work', '--max-bytes-per-second', '40k']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(await assertArchived(dir, 'Work', true), 12);
+  const bytes = r.summary['bytes'] as number;
+  assert.ok(bytes > 120_000, `${bytes} bytes`);
+  // A one-second burst, then 40 kB/s: at least (bytes - 40 kB) / 40 kB/s.
+  const least = ((bytes - 40_000) / 40_000) * 1000;
+  assert.ok(r.ms >= least, `${bytes} bytes at 40 kB/s in ${r.ms} ms, under ${least.toFixed(0)} ms`);
+});
+
+test('POP3 by profile (--protocol pop3) keeps the POP3 daily budget and resumes the next day', { skip: dc.skip }, async () => {
+  await seedMailbox(dc.server, bob, [{ path: 'INBOX', messages: sized('pop', 6, 10_000) }]);
+  const dir = await mkdtemp(join(root, 'pop3-'));
+  await profileFile(dir, { downloadBytesPerDay: 1_000_000_000, pop3BytesPerDay: 25_000 }, true);
+  const args = ['--profile', './test-dovecot.json', '--user', bob.name, '--protocol', 'pop3'];
+  const server = (await fetchAll(dc.server, bob, 'INBOX')).map((m) => toLf(m.raw).toString('latin1')).sort();
+  const archived = async (): Promise<string[]> =>
+    (await readMaildirFolder(maildirFolderDir(join(dir, 'md'), 'maildir++', { path: 'INBOX', delimiter: '/' }))).map((a) => a.body.toString('latin1')).sort();
+
+  const first = await backup(dir, args, bob.password);
+  assert.equal(first.status, 8, first.stderr);
+  assert.match(first.stderr, /daily download budget of 25 kB for pop3s:\/\/bob@127\.0\.0\.1/);
+  const got = await archived();
+  assert.ok(got.length >= 1 && got.length <= 2, `${got.length} messages of ~10 kB in 25 kB`);
+  for (const body of got) assert.ok(server.includes(body), 'an archived message is not the server\'s');
+
+  const [name] = (await readdir(join(dir, 'state', 'mailferry'))).filter((f) => f.startsWith('budget-'));
+  const statePath = join(dir, 'state', 'mailferry', name ?? 'missing');
+  let last = first;
+  for (let day = 0; last.status === 8 && day < 8; day++) {
+    const st = JSON.parse(await readFile(statePath, 'utf8')) as Record<string, unknown>;
+    await writeFile(statePath, JSON.stringify({ ...st, day: '2000-01-01' }));
+    last = await backup(dir, args, bob.password);
+  }
+  assert.equal(last.status, 0, last.stderr);
+  assert.deepEqual(await archived(), server);
 });
 
 test('mailferry profiles lists every profile (--json too); a broken --profile file is exit 2 with all its problems on one line', async () => {

@@ -130,8 +130,12 @@ test('domain lookup: exact and name.* entries, unknown domains get the generic p
   assert.deepEqual(endpointFor(generic, 'imap', 'me@example.org'), { kind: 'imap', user: 'me@example.org', host: 'imap.example.org', port: 993, tls: 'tls' });
   assert.equal(endpointFor(generic, 'pop3', 'me@example.org').host, 'pop.example.org');
   assert.throws(() => endpointFor(findProfile('icloud'), 'pop3', 'me@icloud.com'), /icloud has no pop3 server/);
-  assert.equal(profileForHost(all, 'IMAP.gmail.com')?.name, 'gmail');
-  assert.equal(profileForHost(all, 'imap.example.org'), undefined);
+  assert.equal(profileForHost(all, 'IMAP.gmail.com', 993)?.name, 'gmail');
+  assert.equal(profileForHost(all, 'pop.gmail.com', 995)?.name, 'gmail');
+  assert.equal(profileForHost(all, 'imap.example.org', 993), undefined);
+  assert.equal(profileForHost(all, '127.0.0.1', 1143)?.name, 'proton-bridge');
+  // A test server on localhost is not Proton Bridge.
+  assert.equal(profileForHost(all, '127.0.0.1', 10143), undefined);
 });
 
 const base = { to: ['maildir:/tmp/x'], passwordEnv: 'PW' };
@@ -157,6 +161,10 @@ test('backup config from --user: server, limits and skipped folders from the pro
   const byHost = loadBackupConfig({ ...base, from: 'imaps://me@gmail.com@imap.gmail.com' });
   assert.equal(byHost.profile, 'gmail');
   assert.equal(byHost.bytesPerDay, 2_500_000_000);
+
+  const local = loadBackupConfig({ ...base, from: 'imap://me@127.0.0.1:10143' });
+  assert.equal(local.profile, undefined);
+  assert.deepEqual(local.exclude, []);
 
   const plain = loadBackupConfig({ ...base, from: 'imaps://me@imap.example.org', maxBytesPerDay: '1.5G' });
   assert.equal(plain.profile, undefined);
