@@ -9,10 +9,7 @@ import type { Source } from '../sources/source.js';
 import { epochSeconds } from '../state/checkpoint.js';
 import { openArchive, type OpenArchive } from './archive.js';
 import { deletable } from './deletable.js';
-import { formatBytes } from '../profiles/bytes.js';
-import { DailyBudget, BudgetSource } from '../sources/daily-budget.js';
-import { RateLimitedSource, RateLimiter } from '../sources/rate-limit.js';
-import { stateDir } from './target.js';
+import { withLimits } from './limits.js';
 
 export interface CommandDeps {
   log: Logger;
@@ -41,7 +38,7 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
   };
   const pop3 = cfg.from.kind === 'pop3' ? new Pop3Source({ ...common, noUidl: cfg.noUidl }) : undefined;
   const server: Source = pop3 ?? new ImapSource({ ...common, connections: cfg.connections });
-  const { source, budget } = await limitedSource(server, cfg, deps.log);
+  const { source, finish } = await withLimits(server, cfg.limits, deps.log);
   // Read the secret first: a bad password source is a usage error before any connection.
   password = await readSecret(cfg.secret);
   const archives: OpenArchive[] = [];
@@ -62,10 +59,7 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
         ...(deps.onProgress === undefined ? {} : { onProgress: deps.onProgress }),
       },
     );
-    if (budget?.reached === true) {
-      report.budgetReached = true;
-      deps.log.warn(`daily download budget of ${formatBytes(budget.limit)} for ${source.identity} reached (${formatBytes(budget.used)} today); the rest follows on the next run after 00:00 UTC`);
-    }
+    finish(report);
     if (cfg.delete && pop3 !== undefined) {
       const onServer: string[] = [];
       for await (const m of pop3.list(pop3.inbox, () => true)) onServer.push(m.id);
@@ -82,19 +76,3 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
   }
 }
 
-/** The profile's limits as wrappers around the source: the daily budget, then the rate (src/profiles/resolve.ts). */
-async function limitedSource(server: Source, cfg: BackupConfig, log: Logger): Promise<{ source: Source; budget?: DailyBudget }> {
-  for (const note of cfg.notes) log.warn(note);
-  if (cfg.profileSkip.length > 0) {
-    log.info(`profile ${cfg.profile ?? ''}: not backing up ${cfg.profileSkip.join(', ')} (they repeat messages kept in other folders; --all-folders keeps them)`);
-  }
-  let source = server;
-  let budget: DailyBudget | undefined;
-  if (cfg.bytesPerDay !== undefined) {
-    budget = await DailyBudget.open(stateDir(), server.identity, cfg.bytesPerDay, log);
-    log.info(`daily download budget ${formatBytes(budget.limit)}, ${formatBytes(budget.used)} used today (${budget.path})`);
-    source = new BudgetSource(source, budget);
-  }
-  if (cfg.bytesPerSecond !== undefined) source = new RateLimitedSource(source, new RateLimiter(cfg.bytesPerSecond));
-  return budget === undefined ? { source } : { source, budget };
-}

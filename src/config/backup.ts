@@ -3,7 +3,7 @@ import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpo
 import { account, attempt, localEndpoint, type Problems, type RawAccountFlags } from './account.js';
 import type { SecretRef } from './secrets.js';
 import type { MaildirLayout } from '../sinks/maildir.js';
-import { resolveProfile, type RawProfileFlags } from '../profiles/resolve.js';
+import { capConnections, resolveProfile, runLimits, type RawProfileFlags, type RunLimits } from '../profiles/resolve.js';
 
 /**
  * The one loader for `backup`: turns raw flags into a checked BackupConfig, reporting every problem
@@ -31,15 +31,8 @@ export interface BackupConfig {
   deleteOlderThanDays?: number;
   /** POP3 only: name messages by header hash and size instead of UIDL. */
   noUidl: boolean;
-  /** The provider profile in force, if any, and what it limits (see src/profiles/resolve.ts). */
-  profile?: string;
-  /** Download budget per UTC day for this account; the run stops cleanly when reached (exit 8). */
-  bytesPerDay?: number;
-  bytesPerSecond?: number;
-  /** Folder patterns the profile skips (added to `exclude`), for the log. */
-  profileSkip: string[];
-  /** Said in the log when the run starts. */
-  notes: string[];
+  /** The provider profile's limits and the limit flags (src/profiles/resolve.ts). */
+  limits: RunLimits;
 }
 
 export interface RawBackupFlags extends RawAccountFlags, RawProfileFlags {
@@ -101,11 +94,7 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
   if (problems.length > 0 || acct === undefined) {
     throw new MailferryError('usage', problems.join('; '));
   }
-  let connections = acct.connections;
-  if (prof.connections !== undefined && connections > prof.connections) {
-    prof.notes.push(`--connections ${connections} is more than ${prof.profile?.name ?? 'the profile'} allows; using ${prof.connections}`);
-    connections = prof.connections;
-  }
+  const connections = capConnections(acct.connections, prof, '--connections');
   return {
     from: acct.endpoint,
     to,
@@ -122,10 +111,6 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
     delete: raw.delete === true || olderThanDays !== undefined,
     ...(olderThanDays === undefined ? {} : { deleteOlderThanDays: olderThanDays }),
     noUidl: raw.noUidl ?? false,
-    ...(prof.profile === undefined ? {} : { profile: prof.profile.name }),
-    ...(prof.bytesPerDay === undefined ? {} : { bytesPerDay: prof.bytesPerDay }),
-    ...(prof.bytesPerSecond === undefined ? {} : { bytesPerSecond: prof.bytesPerSecond }),
-    profileSkip: prof.skip,
-    notes: prof.notes,
+    limits: runLimits({ settings: prof, account: acct.endpoint }, undefined),
   };
 }

@@ -10,10 +10,13 @@ import type { Fetched, Source } from './source.js';
 import { SourceWrapper, sizeOf } from './wrapper.js';
 
 /**
- * A daily download budget per account (Gmail: 2500 MB a day by IMAP, 1250 MB by POP3): the bytes
- * fetched per UTC day are counted in a small state file, `budget-<16 hex>.json` in the state
- * directory (the hex from the account, user@host, as the target state names it; no secret; 0600),
- * so that several runs on one day share the budget.
+ * A daily transfer budget per account (Gmail: 2500 MB a day down by IMAP, 1250 MB by POP3, 500 MB
+ * up): the bytes per UTC day are counted in a small state file, `download-<16 hex>.json` or
+ * `upload-<16 hex>.json` in the state directory (the hex from the account, user@host, as the
+ * target state names it; no secret; 0600), so that several runs on one day share the budget.
+ * An upload budget (the target of restore or migrate) wraps the source too: what is fetched is
+ * what gets appended (a message fetched only for a local `--archive` counts as well: on the safe
+ * side).
  *
  * The wrapper never cuts a message or a batch in flight: `fetch` reserves the sizes of the
  * messages it is about to fetch, and fetches only the leading part of a batch that fits in what
@@ -32,9 +35,11 @@ export interface BudgetState {
   bytes: number;
 }
 
-export function budgetPath(dir: string, identity: string): string {
+export type BudgetKind = 'download' | 'upload';
+
+export function budgetPath(dir: string, identity: string, kind: BudgetKind): string {
   const hash = createHash('sha256').update(accountOf(identity)).digest('hex').slice(0, 16);
-  return join(dir, `budget-${hash}.json`);
+  return join(dir, `${kind}-${hash}.json`);
 }
 
 const utcDay = (d: Date): string => d.toISOString().slice(0, 10);
@@ -49,7 +54,8 @@ export class DailyBudget {
 
   private constructor(
     readonly path: string,
-    private readonly account: string,
+    readonly kind: BudgetKind,
+    readonly account: string,
     readonly limit: number,
     private readonly now: () => Date,
   ) {
@@ -57,8 +63,8 @@ export class DailyBudget {
   }
 
   /** Load the state of `identity` from `dir` (missing or unreadable: nothing used yet today). */
-  static async open(dir: string, identity: string, limit: number, log: Logger, now: () => Date = () => new Date()): Promise<DailyBudget> {
-    const b = new DailyBudget(budgetPath(dir, identity), accountOf(identity), limit, now);
+  static async open(dir: string, identity: string, kind: BudgetKind, limit: number, log: Logger, now: () => Date = () => new Date()): Promise<DailyBudget> {
+    const b = new DailyBudget(budgetPath(dir, identity, kind), kind, accountOf(identity), limit, now);
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
     } catch (e: unknown) {

@@ -106,7 +106,7 @@ test('the daily budget stops a backup cleanly (exit 8), the same day gets nothin
   assert.equal(await assertArchived(dir, 'Work', false), got);
 
   const stateDir = join(dir, 'state', 'mailferry');
-  const [name] = (await readdir(stateDir)).filter((f) => f.startsWith('budget-'));
+  const [name] = (await readdir(stateDir)).filter((f) => f.startsWith('download-'));
   assert.ok(name !== undefined, 'budget state file');
   const statePath = join(stateDir, name);
   assert.equal((await stat(statePath)).mode & 0o777, 0o600);
@@ -189,7 +189,7 @@ test('POP3 by profile (--protocol pop3) keeps the POP3 daily budget and resumes 
   assert.ok(got.length >= 1 && got.length <= 2, `${got.length} messages of ~10 kB in 25 kB`);
   for (const body of got) assert.ok(server.includes(body), 'an archived message is not the server\'s');
 
-  const [name] = (await readdir(join(dir, 'state', 'mailferry'))).filter((f) => f.startsWith('budget-'));
+  const [name] = (await readdir(join(dir, 'state', 'mailferry'))).filter((f) => f.startsWith('download-'));
   const statePath = join(dir, 'state', 'mailferry', name ?? 'missing');
   let last = first;
   for (let day = 0; last.status === 8 && day < 8; day++) {

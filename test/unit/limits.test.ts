@@ -82,7 +82,7 @@ test('DailyBudget: takes the leading messages that fit, then stops; counts what 
   try {
     let now = new Date('2026-03-01T23:00:00Z');
     const identity = 'imaps://me@imap.example.org:993';
-    const b = await DailyBudget.open(dir, identity, 1000, silentLogger, () => now);
+    const b = await DailyBudget.open(dir, identity, 'download', 1000, silentLogger, () => now);
     const first = b.reserve([msg(1, 300), msg(2, 300), msg(3, 300), msg(4, 300), msg(5, 10)]);
     assert.deepEqual(first.take.map((m) => m.id), ['1', '2', '3']);
     assert.equal(first.bytes, 900);
@@ -96,7 +96,7 @@ test('DailyBudget: takes the leading messages that fit, then stops; counts what 
     assert.equal((await stat(b.path)).mode & 0o777, 0o600);
 
     // A second run the same day shares the count.
-    const again = await DailyBudget.open(dir, 'imap://me@imap.example.org:143', 1000, silentLogger, () => now);
+    const again = await DailyBudget.open(dir, 'imap://me@imap.example.org:143', 'download', 1000, silentLogger, () => now);
     assert.equal(again.used, 900);
     assert.deepEqual(again.reserve([msg(6, 100), msg(7, 1)]).take.map((m) => m.id), ['6']);
 
@@ -104,7 +104,7 @@ test('DailyBudget: takes the leading messages that fit, then stops; counts what 
     now = new Date('2026-03-02T00:00:01Z');
     assert.equal(again.used, 0);
     assert.equal(again.reached, false);
-    const next = await DailyBudget.open(dir, identity, 1000, silentLogger, () => now);
+    const next = await DailyBudget.open(dir, identity, 'download', 1000, silentLogger, () => now);
     assert.equal(next.used, 0);
     assert.equal(next.reserve([msg(8, 1000)]).take.length, 1);
   } finally {

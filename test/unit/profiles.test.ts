@@ -143,37 +143,37 @@ const base = { to: ['maildir:/tmp/x'], passwordEnv: 'PW' };
 test('backup config from --user: server, limits and skipped folders from the profile; flags override', () => {
   const gmail = loadBackupConfig({ ...base, user: 'me@gmail.com', connections: 20 });
   assert.deepEqual(gmail.from, { kind: 'imap', user: 'me@gmail.com', host: 'imap.gmail.com', port: 993, tls: 'tls' });
-  assert.equal(gmail.profile, 'gmail');
+  assert.equal(gmail.limits.profiles[0], 'gmail');
   assert.equal(gmail.connections, 15);
-  assert.ok(gmail.notes.some((n) => /--connections 20 is more than gmail allows; using 15/.test(n)));
-  assert.equal(gmail.bytesPerDay, 2_500_000_000);
+  assert.ok(gmail.limits.notes.some((n) => /--connections 20 is more than gmail allows; using 15/.test(n)));
+  assert.equal(gmail.limits.budgets[0]?.bytes, 2_500_000_000);
   assert.ok(gmail.exclude.includes('[Gmail]/All Mail'));
 
   const pop = loadBackupConfig({ ...base, user: 'me@gmail.com', protocol: 'pop3', maxBytesPerSecond: '2M' });
   assert.equal(pop.from.host, 'pop.gmail.com');
-  assert.equal(pop.bytesPerDay, 1_250_000_000);
-  assert.equal(pop.bytesPerSecond, 2_000_000);
+  assert.equal(pop.limits.budgets[0]?.bytes, 1_250_000_000);
+  assert.equal(pop.limits.bytesPerSecond, 2_000_000);
 
   const all = loadBackupConfig({ ...base, user: 'me@gmail.com', allFolders: true, maxBytesPerDay: '0', exclude: ['Spam'] });
   assert.deepEqual(all.exclude, ['Spam']);
-  assert.equal(all.bytesPerDay, undefined);
+  assert.equal(all.limits.budgets[0]?.bytes, undefined);
 
   const byHost = loadBackupConfig({ ...base, from: 'imaps://me@gmail.com@imap.gmail.com' });
-  assert.equal(byHost.profile, 'gmail');
-  assert.equal(byHost.bytesPerDay, 2_500_000_000);
+  assert.equal(byHost.limits.profiles[0], 'gmail');
+  assert.equal(byHost.limits.budgets[0]?.bytes, 2_500_000_000);
 
   const local = loadBackupConfig({ ...base, from: 'imap://me@127.0.0.1:10143' });
-  assert.equal(local.profile, undefined);
+  assert.equal(local.limits.profiles[0], undefined);
   assert.deepEqual(local.exclude, []);
 
   const plain = loadBackupConfig({ ...base, from: 'imaps://me@imap.example.org', maxBytesPerDay: '1.5G' });
-  assert.equal(plain.profile, undefined);
-  assert.equal(plain.bytesPerDay, 1_500_000_000);
-  assert.deepEqual(plain.notes, []);
+  assert.equal(plain.limits.profiles[0], undefined);
+  assert.equal(plain.limits.budgets[0]?.bytes, 1_500_000_000);
+  assert.deepEqual(plain.limits.notes, []);
 
   const generic = loadBackupConfig({ ...base, user: 'me@example.org' });
   assert.equal(generic.from.host, 'imap.example.org');
-  assert.ok(generic.notes.some((n) => /no profile knows example\.org/.test(n)));
+  assert.ok(generic.limits.notes.some((n) => /no profile knows example\.org/.test(n)));
 });
 
 test('profile flag mistakes are reported together, before any I/O', () => {
@@ -181,7 +181,7 @@ test('profile flag mistakes are reported together, before any I/O', () => {
     () => loadBackupConfig({ ...base, from: 'imaps://me@h', user: 'me@gmail.com', protocol: 'smtp', maxBytesPerDay: 'lots', maxBytesPerSecond: '10' }),
     (e: unknown) => {
       assert.ok(e instanceof MailferryError && e.kind === 'usage');
-      for (const re of [/--protocol must be imap or pop3/, /give --from URL or --user ADDRESS, not both/, /--max-bytes-per-day needs a size/, /--max-bytes-per-second needs a size of at least 1KiB/]) {
+      for (const re of [/--protocol must be imap or pop3/, /give --from URL or --user ADDRESS, not both/, /--max-bytes-per-day needs a size/, /--max-bytes-per-second needs a size such as 500k or 2M \(at least 1KiB\), not "10"/]) {
         assert.match(e.message, re);
       }
       return true;
