@@ -15,7 +15,7 @@ export const EXIT_CODES_HELP = [
   `  ${EXIT.network}  network or TLS error (refused, unknown host, untrusted certificate, dropped)`,
   `  ${EXIT.destination}  archive not writable (permissions, disk full)`,
   `  ${EXIT.locked}  another run holds the archive lock`,
-  `  ${EXIT.budget}  daily download budget reached (the provider's or --max-bytes-per-day): what was fetched is archived, resume next run`,
+  `  ${EXIT.budget}  daily transfer budget reached (the provider's or --max-bytes-per-day): what was copied is kept, resume next run`,
   `  ${EXIT.interrupted}  interrupted (SIGINT/SIGTERM); the archive is consistent, rerun to resume`,
 ].join('\n');
 
@@ -75,6 +75,27 @@ const PROFILE_FLAGS: Record<string, Options> = {
   'max-bytes-per-second': { type: 'string', describe: 'download no faster than this, e.g. 2M or 500k' },
 };
 
+const RATE_FLAG: Record<string, Options> = { 'max-bytes-per-second': PROFILE_FLAGS['max-bytes-per-second'] as Options };
+
+/** restore: the target account by address and profile, and its daily upload budget. */
+const RESTORE_PROFILE_FLAGS: Record<string, Options> = {
+  user: { type: 'string', describe: 'the target account as an e-mail address, instead of --to: the server comes from its provider\'s profile' },
+  profile: { type: 'string', describe: 'the target\'s provider profile by name or file (./my.json); default: from the domain of --user' },
+  'max-bytes-per-day': { type: 'string', describe: 'upload at most this much per UTC day into the target, e.g. 500MB (default: the profile\'s limit; 0: none); the next run resumes' },
+  ...RATE_FLAG,
+};
+
+/** migrate: both accounts by address and profile; the source's download and the target's upload budgets. */
+const MIGRATE_PROFILE_FLAGS: Record<string, Options> = {
+  user: { type: 'string', describe: 'source: the account as an e-mail address, instead of --from (server from its provider\'s profile)' },
+  profile: { type: 'string', describe: 'source: provider profile by name or file (./my.json); default: from the domain of --user' },
+  'target-user': { type: 'string', describe: 'target: the account as an e-mail address, instead of --to' },
+  'target-profile': { type: 'string', describe: 'target: provider profile by name or file; default: from the domain of --target-user' },
+  'all-folders': PROFILE_FLAGS['all-folders'] as Options,
+  'max-bytes-per-day': { type: 'string', describe: 'source: download at most this much per UTC day (default: the profile\'s limit; 0: none); the target\'s upload limit comes from its profile' },
+  ...RATE_FLAG,
+};
+
 const IMAP_TARGET = 'target account: imaps://USER@HOST[:993] or imap://USER@HOST[:143] (STARTTLS)';
 
 export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
@@ -131,6 +152,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(FOLDER_FLAGS)
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'layout of the Maildir archive' })
           .options(TARGET_FLAGS)
+          .options(RESTORE_PROFILE_FLAGS)
           .option('batch-mb', { type: 'number', default: 16, describe: 'bytes read per batch, in MiB (bounds memory)' })
           .example('PW=... $0 restore --from maildir:~/mail-backup --to imaps://me@imap.example.org --password-env PW', '')
           .epilogue(`${TRANSFER_STATE}\n\n${EXIT_CODES_HELP}`),
@@ -153,6 +175,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(FOLDER_FLAGS)
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'layout of --archive maildir: folders' })
           .options(TARGET_FLAGS)
+          .options(MIGRATE_PROFILE_FLAGS)
           .option('batch-mb', { type: 'number', default: 16, describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
           .example('A=... B=... $0 migrate --from imaps://me@old.example.org --password-env A --to imaps://me@new.example.org --target-password-env B', '')
           .epilogue(`${TRANSFER_STATE}\n\n${EXIT_CODES_HELP}`),

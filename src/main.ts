@@ -118,6 +118,10 @@ async function runTransfer(
     dryRun: args['dryRun'] as boolean | undefined,
     state: str('state'),
     map: args['map'] as string[] | undefined,
+    user: str('user'),
+    profile: str('profile'),
+    maxBytesPerDay: str('maxBytesPerDay'),
+    maxBytesPerSecond: str('maxBytesPerSecond'),
   };
   const { ttyProgress } = await import('./progress.js');
   const progress = process.stderr.isTTY && !o.quiet && !o.json ? ttyProgress(process.stderr) : undefined;
@@ -141,6 +145,9 @@ async function runTransfer(
         targetCa: str('targetCa'),
         targetConnections: args['targetConnections'] as number | undefined,
         archive: args['archive'] as string[] | undefined,
+        targetUser: str('targetUser'),
+        targetProfile: str('targetProfile'),
+        allFolders: args['allFolders'] as boolean | undefined,
       }),
     );
     result = await migrate(cfg, deps);

@@ -5,6 +5,7 @@ import type { Sink } from '../sinks/sink.js';
 import type { Source } from '../sources/source.js';
 import type { CommandDeps } from './backup.js';
 import { dryRunSource, type PlannedFolder } from './dry-run.js';
+import { withLimits } from './limits.js';
 
 /** What `restore` and `migrate` return: the run's report and, for `--dry-run`, the plan. */
 export interface TransferResult {
@@ -24,7 +25,9 @@ export async function transfer(
   statePath: string,
 ): Promise<TransferResult> {
   const plan: PlannedFolder[] = [];
-  const report = await runPipeline(cfg.dryRun ? dryRunSource(source) : source, sinks, {
+  // A dry run fetches nothing, so it neither spends nor records a budget.
+  const limited = cfg.dryRun ? undefined : await withLimits(source, cfg.limits, deps.log);
+  const report = await runPipeline(limited?.source ?? dryRunSource(source), sinks, {
     include: cfg.include,
     exclude: cfg.exclude,
     batchBytes: cfg.batchBytes,
@@ -38,6 +41,7 @@ export async function transfer(
       if (!cfg.dryRun) deps.onProgress?.(r, event);
     },
   });
+  limited?.finish(report);
   if (!cfg.dryRun) return { report, statePath };
   plan.sort((a, b) => (a.mailbox < b.mailbox ? -1 : a.mailbox > b.mailbox ? 1 : 0));
   return { report, plan, statePath };

@@ -201,6 +201,40 @@ test('POP3 by profile (--protocol pop3) keeps the POP3 daily budget and resumes 
   assert.deepEqual(await archived(), server);
 });
 
+test('restore into an account by profile keeps its daily upload budget (exit 8) and finishes on later days', { skip: dc.skip }, async () => {
+  const dir = await mkdtemp(join(root, 'restore-'));
+  const archive = await backup(dir, ['--from', `imaps://alice@127.0.0.1:${dc.server.imapsPort}`, '--include', 'Work']);
+  assert.equal(archive.status, 0, archive.stderr);
+  const carol = { name: 'carol', password: 'carol-secret' };
+  await dc.server.addUser(carol);
+  await profileFile(dir, { uploadBytesPerDay: 45_000 });
+  const restore = (): Promise<CliResult> =>
+    runCli(
+      ['restore', '--json', '--from', `maildir:${join(dir, 'md')}`, '--profile', './test-dovecot.json', '--user', carol.name, '--ca', dc.server.caFile, '--password-env', 'PW'],
+      { PW: carol.password, XDG_STATE_HOME: join(dir, 'state') },
+      { cwd: dir },
+    );
+  const first = await restore();
+  assert.equal(first.status, 8, first.stderr);
+  assert.match(first.stderr, /daily upload budget of 45 kB for imaps:\/\/carol@127\.0\.0\.1:\d+ reached/);
+  const onTarget = async (): Promise<string[]> => (await fetchAll(dc.server, carol, 'Work')).map((m) => toLf(m.raw).toString('latin1')).sort();
+  const some = (await onTarget()).length;
+  assert.ok(some >= 1 && some <= 4, `${some} messages of ~10 kB appended in 45 kB`);
+
+  const stateDir = join(dir, 'state', 'mailferry');
+  const [name] = (await readdir(stateDir)).filter((f) => f.startsWith('upload-'));
+  const statePath = join(stateDir, name ?? 'missing');
+  let last = first;
+  for (let day = 0; last.status === 8 && day < 8; day++) {
+    const st = JSON.parse(await readFile(statePath, 'utf8')) as Record<string, unknown>;
+    await writeFile(statePath, JSON.stringify({ ...st, day: '2000-01-01' }));
+    last = await restore();
+  }
+  assert.equal(last.status, 0, last.stderr);
+  const source = (await fetchAll(dc.server, dc.alice, 'Work')).map((m) => toLf(m.raw).toString('latin1')).sort();
+  assert.deepEqual(await onTarget(), source);
+});
+
 test('mailferry profiles lists every profile (--json too); a broken --profile file is exit 2 with all its problems on one line', async () => {
   const list = await runCli(['profiles']);
   assert.equal(list.status, 0, list.stderr);

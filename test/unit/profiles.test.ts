@@ -4,6 +4,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { loadBackupConfig } from '../../src/config/backup.js';
+import { loadMigrateConfig, loadRestoreConfig } from '../../src/config/transfer.js';
 import { MailferryError } from '../../src/domain/errors.js';
 import { formatBytes, parseBytes } from '../../src/profiles/bytes.js';
 import { endpointFor, findProfile, loadProfileFile, loadProfiles, PROFILES_DIR, profileForDomain, profileForHost } from '../../src/profiles/load.js';
@@ -190,6 +191,31 @@ test('profile flag mistakes are reported together, before any I/O', () => {
   assert.throws(() => loadBackupConfig({ ...base, profile: 'gmail' }), /--profile needs --user ADDRESS/);
   assert.throws(() => loadBackupConfig({ ...base, user: 'alice' }), /an e-mail address is needed/);
   assert.throws(() => loadBackupConfig({ ...base }), /--from is required .* or --user ADDRESS/);
+});
+
+test('restore and migrate: accounts by address, connection caps, download and upload budgets per account', () => {
+  const restore = loadRestoreConfig({ from: 'maildir:/tmp/x', user: 'me@gmail.com', passwordEnv: 'PW' });
+  assert.equal(restore.target.endpoint.host, 'imap.gmail.com');
+  assert.deepEqual(restore.limits.budgets.map((b) => [b.kind, b.bytes, b.account.host]), [['upload', 500_000_000, 'imap.gmail.com']]);
+  assert.equal(loadRestoreConfig({ from: 'maildir:/tmp/x', user: 'me@gmail.com', passwordEnv: 'PW', maxBytesPerDay: '0' }).limits.budgets.length, 0);
+
+  const migrate = loadMigrateConfig({
+    user: 'me@gmail.com', passwordEnv: 'A', connections: 20,
+    targetUser: 'me@fastmail.com', targetPasswordEnv: 'B', targetConnections: 4,
+  });
+  assert.equal(migrate.source.endpoint.host, 'imap.gmail.com');
+  assert.equal(migrate.source.connections, 15);
+  assert.equal(migrate.target.endpoint.host, 'imap.fastmail.com');
+  assert.ok(migrate.exclude.includes('[Gmail]/All Mail'));
+  assert.deepEqual(migrate.limits.budgets.map((b) => [b.kind, b.bytes]), [['download', 2_500_000_000]]);
+  assert.ok(migrate.limits.notes.some((n) => /--connections 20 is more than gmail allows/.test(n)));
+
+  const intoGmail = loadMigrateConfig({
+    from: 'imaps://me@imap.example.org', passwordEnv: 'A', targetUser: 'me@googlemail.com', targetPasswordEnv: 'B', maxBytesPerSecond: '1M',
+  });
+  assert.deepEqual(intoGmail.limits.budgets.map((b) => [b.kind, b.bytes]), [['upload', 500_000_000]]);
+  assert.equal(intoGmail.limits.bytesPerSecond, 1_000_000);
+  assert.throws(() => loadMigrateConfig({ user: 'me@gmail.com', passwordEnv: 'A', targetProfile: 'gmail', targetPasswordEnv: 'B' }), /--target-profile needs --target-user ADDRESS \(or --to URL\)/);
 });
 
 test('parseBytes and formatBytes', () => {
