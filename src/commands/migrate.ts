@@ -4,6 +4,7 @@ import { readSecret } from '../config/secrets.js';
 import { describeEndpoint } from '../endpoints/url.js';
 import type { Sink } from '../sinks/sink.js';
 import { ImapSource } from '../sources/imap.js';
+import { ProfileRolesSource } from '../sources/profile-roles.js';
 import { Checkpoint } from '../state/checkpoint.js';
 import { STATE_FILE } from '../state/files.js';
 import { openArchive, type OpenArchive } from './archive.js';
@@ -22,7 +23,7 @@ export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<Tr
   // Both secrets first: a bad password source is a usage error before any connection.
   const password = await readSecret(cfg.source.secret);
   const s = cfg.source;
-  const source = new ImapSource({
+  const server = new ImapSource({
     endpoint: s.endpoint,
     password: () => Promise.resolve(password),
     ...(s.ca === undefined ? {} : { ca: s.ca }),
@@ -32,6 +33,7 @@ export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<Tr
     log: deps.log,
     debug: deps.debug ?? false,
   });
+  const source = new ProfileRolesSource(server, cfg.sourceRoles);
   let target: OpenTarget | undefined;
   const archives: OpenArchive[] = [];
   try {

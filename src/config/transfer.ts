@@ -6,6 +6,7 @@ import { account, attempt, localEndpoint, type Problems, type RawAccountFlags, t
 import { parseMapRule, type MapRule } from '../sinks/folder-map.js';
 import type { MaildirLayout } from '../sinks/maildir.js';
 import { capConnections, resolveProfile, resolveTarget, runLimits, type RunLimits } from '../profiles/resolve.js';
+import type { FolderRole } from '../profiles/schema.js';
 
 /**
  * The loaders for `restore` (a local archive into an IMAP account) and `migrate` (one IMAP account
@@ -40,6 +41,8 @@ export interface RestoreConfig extends TransferCommon {
 
 export interface MigrateConfig extends TransferCommon {
   source: RemoteAccount;
+  /** The source profile's folder roles (`folders.roles`), for folders the server gives no special-use flag. */
+  sourceRoles: Partial<Record<FolderRole, string>>;
   /** Local archives written in the same pass (`--archive`). */
   archives: LocalEndpoint[];
   /** Layout of the Maildir archives written. */
@@ -184,6 +187,7 @@ export function loadMigrateConfig(raw: RawMigrateFlags): MigrateConfig {
     ...rest,
     exclude: [...rest.exclude, ...sp.skip],
     source: { ...source, connections: capConnections(source.connections, sp, '--connections') },
+    sourceRoles: sp.profile?.folders.roles ?? {},
     target: { ...target, connections: capConnections(target.connections, tp, '--target-connections') },
     archives,
     limits: runLimits({ settings: sp, account: source.endpoint }, { settings: tp, account: target.endpoint }),

@@ -27,5 +27,6 @@ export function profileText(p: Profile): string {
     ...(p.folders.skip.length > 0 ? [`  skipped unless --all-folders: ${p.folders.skip.join(', ')}`] : []),
     ...(limits.length > 0 ? [`  limits: ${limits.join(', ')}`] : []),
     `  sign-in: ${p.auth.methods.join(', ')}`,
+    ...p.notes.map((n) => `  - ${n}`),
   ].join('\n');
 }

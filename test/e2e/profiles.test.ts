@@ -21,7 +21,11 @@ function sized(tag: string, n: number, size: number): SeedMessage[] {
 }
 
 const bob = { name: 'bob', password: 'bob-secret' };
-const dc = withDovecot({ seed: [{ path: 'Work', messages: sized('work', 12, 10_000) }, { path: 'Dupes', messages: sized('dupe', 2, 2_000) }], users: [bob] });
+const dc = withDovecot({
+  seed: [{ path: 'Work', messages: sized('work', 12, 10_000) }, { path: 'Dupes', messages: sized('dupe', 2, 2_000) }],
+  users: [bob],
+  dovecot: { specialUse: { Sent: '\\Sent' } },
+});
 let root: string;
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'mf-profiles-'));
@@ -31,7 +35,7 @@ after(async () => {
 });
 
 /** A profile file for the test Dovecot, as a user would write one for their own provider. */
-async function profileFile(dir: string, limits: Record<string, number>, pop3 = false): Promise<string> {
+async function profileFile(dir: string, limits: Record<string, number>, pop3 = false, roles: Record<string, string> = {}): Promise<string> {
   const file = join(dir, 'test-dovecot.json');
   const profile = {
     name: 'test-dovecot',
@@ -39,7 +43,7 @@ async function profileFile(dir: string, limits: Record<string, number>, pop3 = f
     domains: [],
     imap: { host: '127.0.0.1', port: dc.server.imapsPort, tls: 'tls' },
     ...(pop3 ? { pop3: { host: '127.0.0.1', port: dc.server.pop3sPort, tls: 'tls' } } : {}),
-    folders: { roles: {}, skip: ['Dupes'] },
+    folders: { roles, skip: ['Dupes'] },
     limits,
     auth: { methods: ['password'] },
   };
@@ -235,6 +239,34 @@ test('restore into an account by profile keeps its daily upload budget (exit 8) 
   assert.deepEqual(await onTarget(), source);
 });
 
+test('migrate from an account by profile: its folder roles send "Gesendet" (no special-use flag) to the target\'s \\Sent folder', { skip: dc.skip }, async () => {
+  await seedMailbox(dc.server, dc.alice, [{ path: 'Gesendet', messages: sized('sent', 3, 1_000) }]);
+  const dir = await mkdtemp(join(root, 'migrate-'));
+  await profileFile(dir, {}, false, { sent: 'Gesendet' });
+  const migrate = async (to: string, profile: boolean): Promise<CliResult> => {
+    await dc.server.addUser({ name: to, password: `${to}-pw` });
+    const from = profile ? ['--profile', './test-dovecot.json', '--user', dc.alice.name] : ['--from', `imaps://alice@127.0.0.1:${dc.server.imapsPort}`];
+    return runCli(
+      ['migrate', ...from, '--ca', dc.server.caFile, '--password-env', 'PW', '--include', 'Gesendet',
+        '--to', `imaps://${to}@127.0.0.1:${dc.server.imapsPort}`, '--target-ca', dc.server.caFile, '--target-password-env', 'PW2'],
+      { PW: dc.alice.password, PW2: `${to}-pw`, XDG_STATE_HOME: join(dir, 'state') },
+      { cwd: dir },
+    );
+  };
+  const sent = (await fetchAll(dc.server, dc.alice, 'Gesendet')).map((m) => m.raw.toString('latin1')).sort();
+  const withProfile = await migrate('dave', true);
+  assert.equal(withProfile.status, 0, withProfile.stderr);
+  const dave = { name: 'dave', password: 'dave-pw' };
+  assert.deepEqual((await fetchAll(dc.server, dave, 'Sent')).map((m) => m.raw.toString('latin1')).sort(), sent);
+  await assert.rejects(fetchAll(dc.server, dave, 'Gesendet'), 'no Gesendet folder on the target');
+  // Without the profile the folder keeps its name: the roles made the difference.
+  const without = await migrate('erin', false);
+  assert.equal(without.status, 0, without.stderr);
+  const erin = { name: 'erin', password: 'erin-pw' };
+  assert.equal((await fetchAll(dc.server, erin, 'Gesendet')).length, 3);
+  assert.equal((await fetchAll(dc.server, erin, 'Sent')).length, 0);
+});
+
 test('mailferry profiles lists every profile (--json too); a broken --profile file is exit 2 with all its problems on one line', async () => {
   const list = await runCli(['profiles']);
   assert.equal(list.status, 0, list.stderr);
@@ -243,6 +275,7 @@ test('mailferry profiles lists every profile (--json too); a broken --profile fi
   const json = await runCli(['profiles', '--json']);
   const names = (JSON.parse(json.stdout) as { name: string }[]).map((p) => p.name);
   for (const n of ['gmail', 'outlook', 'proton-bridge', 'generic']) assert.ok(names.includes(n), n);
+  assert.match(list.stdout, /^proton-bridge: [^]*?\n {2}- The Bridge's certificate is self-signed/m);
 
   const dir = await mkdtemp(join(root, 'broken-'));
   await writeFile(join(dir, 'bad.json'), JSON.stringify({ name: 'bad', description: 'x', domains: [], imap: { host: 'h', port: 0, tls: 'none' }, auth: { methods: [] } }));
