@@ -16,7 +16,8 @@ import { SourceWrapper, sizeOf } from './wrapper.js';
  * target state names it; no secret; 0600), so that several runs on one day share the budget.
  * An upload budget (the target of restore or migrate) wraps the source too: what is fetched is
  * what gets appended (a message fetched only for a local `--archive` counts as well: on the safe
- * side).
+ * side). A message larger than the whole budget is fetched alone at the start of a day (else it
+ * could never be), and the budget is spent for that day.
  *
  * The wrapper never cuts a message or a batch in flight: `fetch` reserves the sizes of the
  * messages it is about to fetch, and fetches only the leading part of a batch that fits in what
@@ -111,7 +112,9 @@ export class DailyBudget {
     if (this.reached) return { take, bytes };
     for (const m of batch) {
       const n = m.size ?? 0;
-      if (this.bytes + this.reserved + bytes + n > this.limit) {
+      // A message larger than a whole day's budget could never fit: it may start a fresh day alone.
+      const alone = n > this.limit && this.bytes + this.reserved + bytes === 0;
+      if (this.bytes + this.reserved + bytes + n > this.limit && !alone) {
         this.reached = true;
         break;
       }

@@ -107,6 +107,13 @@ test('DailyBudget: takes the leading messages that fit, then stops; counts what 
     const next = await DailyBudget.open(dir, identity, 'download', 1000, silentLogger, () => now);
     assert.equal(next.used, 0);
     assert.equal(next.reserve([msg(8, 1000)]).take.length, 1);
+
+    // A message larger than a whole day's budget goes alone at the start of a day, never after others.
+    const big = await DailyBudget.open(dir, 'imaps://big@imap.example.org:993', 'download', 1000, silentLogger, () => now);
+    assert.deepEqual(big.reserve([msg(9, 5000), msg(10, 1)]).take.map((m) => m.id), ['9']);
+    assert.equal(big.reached, true);
+    const later = await DailyBudget.open(dir, 'imaps://later@imap.example.org:993', 'download', 1000, silentLogger, () => now);
+    assert.deepEqual(later.reserve([msg(11, 1), msg(12, 5000)]).take.map((m) => m.id), ['11']);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
