@@ -2,6 +2,7 @@ import type { TransferCommon } from '../config/transfer.js';
 import { runPipeline } from '../pipeline/run.js';
 import type { RunReport } from '../report.js';
 import type { Sink } from '../sinks/sink.js';
+import { filterSource } from '../sources/filter.js';
 import type { Source } from '../sources/source.js';
 import type { CommandDeps } from './backup.js';
 import { dryRunSource, type PlannedFolder } from './dry-run.js';
@@ -25,9 +26,10 @@ export async function transfer(
   statePath: string,
 ): Promise<TransferResult> {
   const plan: PlannedFolder[] = [];
+  const filtered = filterSource(source, cfg.filter, deps.log);
   // A dry run fetches nothing, so it neither spends nor records a budget.
-  const limited = cfg.dryRun ? undefined : await withLimits(source, cfg.limits, deps.log);
-  const report = await runPipeline(limited?.source ?? dryRunSource(source), sinks, {
+  const limited = cfg.dryRun ? undefined : await withLimits(filtered, cfg.limits, deps.log);
+  const report = await runPipeline(limited?.source ?? dryRunSource(filtered), sinks, {
     include: cfg.include,
     exclude: cfg.exclude,
     batchBytes: cfg.batchBytes,

@@ -7,6 +7,8 @@ import { parseMapRule, type MapRule } from '../sinks/folder-map.js';
 import type { MaildirLayout } from '../sinks/maildir.js';
 import { capConnections, resolveProfile, resolveTarget, runLimits, type RunLimits } from '../profiles/resolve.js';
 import type { FolderRole } from '../profiles/schema.js';
+import type { MessageFilter } from '../sources/filter.js';
+import { parseFilter, type RawFilterFlags } from './filter.js';
 
 /**
  * The loaders for `restore` (a local archive into an IMAP account) and `migrate` (one IMAP account
@@ -27,6 +29,8 @@ export interface TransferCommon {
   dryRun: boolean;
   /** `--map OLD=NEW` rules ("/"-separated paths), applied before the special-use role mapping. */
   map: MapRule[];
+  /** --since/--before/--max-size/--unseen-only. */
+  filter: MessageFilter;
   /** `--state FILE`, absolute; else the default under the state directory (see commands/target.ts). */
   statePath?: string;
   /** Provider profiles' limits and the limit flags (src/profiles/resolve.ts). */
@@ -49,7 +53,7 @@ export interface MigrateConfig extends TransferCommon {
   layout: MaildirLayout;
 }
 
-interface RawCommonFlags {
+interface RawCommonFlags extends RawFilterFlags {
   /** restore: the target account by address/profile; migrate: the source's. */
   user?: string;
   profile?: string;
@@ -115,6 +119,7 @@ function common(problems: Problems, raw: RawCommonFlags): Omit<TransferCommon, '
   }
   return {
     map,
+    filter: parseFilter(problems, raw),
     include: raw.include ?? [],
     exclude: raw.exclude ?? [],
     layout: layout as MaildirLayout,
