@@ -26,10 +26,10 @@ export async function transfer(
   statePath: string,
 ): Promise<TransferResult> {
   const plan: PlannedFolder[] = [];
-  const filtered = filterSource(source, cfg.filter, deps.log);
   // A dry run fetches nothing, so it neither spends nor records a budget.
-  const limited = cfg.dryRun ? undefined : await withLimits(filtered, cfg.limits, deps.log);
-  const report = await runPipeline(limited?.source ?? dryRunSource(filtered), sinks, {
+  const limited = cfg.dryRun ? undefined : await withLimits(source, cfg.limits, deps.log);
+  const filtered = filterSource(limited?.source ?? source, cfg.filter, deps.log);
+  const report = await runPipeline(cfg.dryRun ? dryRunSource(filtered) : filtered, sinks, {
     include: cfg.include,
     exclude: cfg.exclude,
     batchBytes: cfg.batchBytes,

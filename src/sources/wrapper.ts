@@ -32,6 +32,9 @@ export class SourceWrapper implements Source {
   close(): Promise<void> {
     return this.inner.close();
   }
+  filtered(mailbox: MailboxInfo): number {
+    return this.inner.filtered?.(mailbox) ?? 0;
+  }
 }
 
 /** Bytes a fetched message counts for: its size on the wire, else its body's length if known. */

@@ -191,7 +191,7 @@ print(json.dumps(out))
       );
       assert.equal(r.status, 3, r.stderr);
       assert.match(r.stderr, /--include Nope: no such folder/);
-      const summary = JSON.parse(r.stdout.trim()) as { folders: number; messages: number };
+      const summary = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { folders: number; messages: number };
       assert.deepEqual([summary.folders, summary.messages], [1, 0], 'only Projects/Client A, which is empty');
       assert.ok((await stat(join(sub, '.Projects.Client A', 'cur'))).isDirectory());
       await assert.rejects(stat(join(sub, '.Projects.Client A.Reports')));
