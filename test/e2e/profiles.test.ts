@@ -7,7 +7,7 @@ import { seedMailbox, type SeedMessage } from '../../src/dev/seed.js';
 import { toLf } from '../../src/formats/fingerprint.js';
 import { maildirFolderDir } from '../../src/sinks/paths.js';
 import { readMaildirFolder } from '../helpers/archive.js';
-import { runCli, type CliResult } from '../helpers/cli.js';
+import { lastJson, runCli, type CliResult } from '../helpers/cli.js';
 import { fetchAll, withDovecot } from '../helpers/server.js';
 import { startThrottleProxy } from '../helpers/throttle-proxy.js';
 
@@ -61,8 +61,7 @@ async function backup(dir: string, args: string[], password = dc.alice.password)
     { PW: password, XDG_STATE_HOME: join(dir, 'state') },
     { cwd: dir },
   );
-  const line = r.stdout.trim().split('\n').pop() ?? '';
-  return { ...r, summary: line.startsWith('{') ? (JSON.parse(line) as Record<string, unknown>) : {} };
+  return { ...r, summary: r.stdout.trim().endsWith('}') ? lastJson(r.stdout) : {} };
 }
 
 /** Every archived message of `folder` is the server's, byte for byte, once; returns how many. */
