@@ -11,7 +11,7 @@ import { toLf } from '../../src/formats/fingerprint.js';
 import { maildirFolderDir, mboxFolderFile } from '../../src/sinks/paths.js';
 import { imapView, nastyMailbox, smallMessages } from '../fixtures/nasty.js';
 import { readMaildirFolder, readMboxFile, type ArchivedMessage } from '../helpers/archive.js';
-import { runCli, lastJson } from '../helpers/cli.js';
+import { lastJson, runCli } from '../helpers/cli.js';
 import { connect, fetchAll, withDovecot, type FetchedMessage } from '../helpers/server.js';
 
 const run = promisify(execFile);

@@ -7,7 +7,7 @@ import { STATE_FILE } from '../../src/commands/archive.js';
 import { seedMailbox } from '../../src/dev/seed.js';
 import { smallMessages } from '../fixtures/nasty.js';
 import { readMaildirFolder } from '../helpers/archive.js';
-import { runCli, lastJson } from '../helpers/cli.js';
+import { lastJson, runCli } from '../helpers/cli.js';
 import { fetchAll, withDovecot } from '../helpers/server.js';
 
 /**

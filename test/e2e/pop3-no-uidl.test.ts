@@ -8,7 +8,7 @@ import { seedMailbox } from '../../src/dev/seed.js';
 import { toLf } from '../../src/formats/fingerprint.js';
 import { nastyMailbox, pop3View, smallMessages } from '../fixtures/nasty.js';
 import { readMaildirFolder, readMboxFile } from '../helpers/archive.js';
-import { runCli, lastJson } from '../helpers/cli.js';
+import { lastJson, runCli } from '../helpers/cli.js';
 import { fetchAll, withDovecot } from '../helpers/server.js';
 
 /**

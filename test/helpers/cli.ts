@@ -73,14 +73,14 @@ export interface JsonResult {
   stderr: string;
 }
 
-/** The last line of `--json` output (after the progress lines: the summary or plan), parsed; {} when there is none. */
-export function lastJson(stdout: string): Record<string, unknown> {
-  const line = stdout.trim().split('\n').pop() ?? '';
-  return JSON.parse(line === '' ? '{}' : line) as Record<string, unknown>;
-}
-
 /** runCli for a command given `--json`: its summary object, exit status and stderr. */
 export async function runCliJson(args: string[], env: Record<string, string> = {}, opts: CliOptions = {}): Promise<JsonResult> {
   const r = await runCli(args, env, { timeoutMs: 120_000, ...opts });
   return { status: r.status, out: lastJson(r.stdout), stderr: r.stderr };
+}
+
+/** The last line of a `--json` run's stdout (its summary or plan; progress lines come before it); {} when empty. */
+export function lastJson(stdout: string): Record<string, unknown> {
+  const line = stdout.trim().split('\n').pop() ?? '';
+  return JSON.parse(line === '' ? '{}' : line) as Record<string, unknown>;
 }
