@@ -22,7 +22,7 @@ export class RunReport {
   planned = 0;
   plannedBytes = 0;
   readonly skipped: Skipped[] = [];
-  /** The daily download budget ran out: the run stopped early (exit 8); the next one resumes. */
+  /** A daily transfer budget ran out: the run stopped early (exit 8); the next one resumes. */
   budgetReached = false;
   readonly started = Date.now();
   finished?: number;

@@ -12,7 +12,7 @@ export const EXIT = {
   network: 5, // connection refused, unknown host, dropped and not recovered, TLS failure
   destination: 6, // archive not writable, disk full
   locked: 7, // another run holds the archive lock
-  budget: 8, // the daily download budget is spent: what was fetched is archived, the next run resumes
+  budget: 8, // a daily transfer budget (download or upload) is spent: what was copied is kept, the next run resumes
   interrupted: 130, // SIGINT / SIGTERM: state is consistent, rerun resumes
 } as const;
 
