@@ -39,7 +39,7 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
   };
   const pop3 = cfg.from.kind === 'pop3' ? new Pop3Source({ ...common, noUidl: cfg.noUidl }) : undefined;
   const server: Source = pop3 ?? new ImapSource({ ...common, connections: cfg.connections });
-  const { source, finish } = await withLimits(server, cfg.limits, deps.log);
+  const { source, finish, explain } = await withLimits(server, cfg.limits, deps.log);
   // Read the secret first: a bad password source is a usage error before any connection.
   password = await readSecret(cfg.secret);
   const archives: OpenArchive[] = [];
@@ -59,7 +59,9 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
         log: deps.log,
         ...(deps.onProgress === undefined ? {} : { onProgress: deps.onProgress }),
       },
-    );
+    ).catch((e: unknown) => {
+      throw explain(e);
+    });
     finish(report);
     if (cfg.delete && pop3 !== undefined) {
       const onServer: string[] = [];

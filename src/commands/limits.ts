@@ -1,3 +1,4 @@
+import { MailferryError } from '../domain/errors.js';
 import { describeEndpoint } from '../endpoints/url.js';
 import type { Logger } from '../log/logger.js';
 import { formatBytes } from '../profiles/bytes.js';
@@ -16,6 +17,8 @@ import { stateDir } from './target.js';
 export interface Limited {
   source: Source;
   finish(report: RunReport): void;
+  /** A refused login to a provider that takes no plain password says what it takes instead. */
+  explain(e: unknown): unknown;
 }
 
 export async function withLimits(source: Source, limits: RunLimits, log: Logger): Promise<Limited> {
@@ -35,6 +38,11 @@ export async function withLimits(source: Source, limits: RunLimits, log: Logger)
   if (limits.bytesPerSecond !== undefined) limited = new RateLimitedSource(limited, new RateLimiter(limits.bytesPerSecond));
   return {
     source: limited,
+    explain(e: unknown): unknown {
+      if (!(e instanceof MailferryError) || e.kind !== 'auth') return e;
+      const hint = limits.signIn.find((h) => e.message.includes(h.host));
+      return hint === undefined ? e : new MailferryError('auth', `${e.message} (${hint.hint})`, { cause: e.cause });
+    },
     finish(report: RunReport): void {
       for (const { budget: b, account } of budgets.filter((x) => x.budget.reached)) {
         report.budgetReached = true;

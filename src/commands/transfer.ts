@@ -42,6 +42,8 @@ export async function transfer(
       if (event.type === 'planned') plan.push({ mailbox: event.mailbox, messages: event.messages, bytes: event.bytes });
       if (!cfg.dryRun) deps.onProgress?.(r, event);
     },
+  }).catch((e: unknown) => {
+    throw limited === undefined ? e : limited.explain(e);
   });
   limited?.finish(report);
   if (!cfg.dryRun) return { report, statePath };

@@ -160,6 +160,16 @@ export interface RunLimits {
   /** Folders left out because a profile skips them (already in `exclude`), for the log. */
   skip: string[];
   notes: string[];
+  /** Per server host: how its provider wants to be signed in to, added to a refused login. */
+  signIn: { host: string; hint: string }[];
+}
+
+const METHOD: Record<string, string> = { 'app-password': 'an app password', oauth2: 'OAuth2', password: 'the account password' };
+
+/** For a provider that takes no plain password: what it takes instead. */
+function signInHint(p: Profile): string | undefined {
+  if (p.auth.methods.includes('password')) return undefined;
+  return `${p.name} takes ${p.auth.methods.map((m) => METHOD[m] ?? m).join(' or ')}, not the account's own password; see mailferry profiles`;
 }
 
 /** Combine the settings of the account read (`source`) and the one written (`target`), once endpoints are known. */
@@ -167,11 +177,15 @@ export function runLimits(
   source: { settings: ProfileSettings; account: RemoteEndpoint } | undefined,
   target: { settings: ProfileSettings; account: RemoteEndpoint } | undefined,
 ): RunLimits {
-  const out: RunLimits = { profiles: [], budgets: [], skip: [], notes: [] };
+  const out: RunLimits = { profiles: [], budgets: [], skip: [], notes: [], signIn: [] };
   for (const [side, kind] of [[source, 'download'], [target, 'upload']] as const) {
     if (side === undefined) continue;
     const s = side.settings;
-    if (s.profile !== undefined) out.profiles.push(s.profile.name);
+    if (s.profile !== undefined) {
+      out.profiles.push(s.profile.name);
+      const hint = signInHint(s.profile);
+      if (hint !== undefined) out.signIn.push({ host: side.account.host, hint });
+    }
     if (s.bytesPerDay !== undefined) out.budgets.push({ account: side.account, kind, bytes: s.bytesPerDay });
     if (s.bytesPerSecond !== undefined) out.bytesPerSecond = Math.min(out.bytesPerSecond ?? Infinity, s.bytesPerSecond);
     out.skip.push(...s.skip);

@@ -266,6 +266,16 @@ test('migrate from an account by profile: its folder roles send "Gesendet" (no s
   assert.equal((await fetchAll(dc.server, erin, 'Sent')).length, 0);
 });
 
+test('a refused login to a provider that takes no plain password says what it takes (exit 4)', { skip: dc.skip }, async () => {
+  const dir = await mkdtemp(join(root, 'auth-'));
+  const file = await profileFile(dir, {});
+  const p = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+  await writeFile(file, JSON.stringify({ ...p, auth: { methods: ['app-password'] } }));
+  const r = await backup(dir, ['--profile', './test-dovecot.json', '--user', dc.alice.name], 'not-the-password');
+  assert.equal(r.status, 4, r.stderr);
+  assert.match(r.stderr, /^mailferry: login refused by .*127\.0\.0\.1.* \(test-dovecot takes an app password, not the account's own password; see mailferry profiles\)$/m);
+});
+
 test('mailferry profiles lists every profile (--json too); a broken --profile file is exit 2 with all its problems on one line', async () => {
   const list = await runCli(['profiles']);
   assert.equal(list.status, 0, list.stderr);
