@@ -1,4 +1,5 @@
 import { hideBin } from 'yargs/helpers';
+import { rawOAuth2Flags } from './auth/flags.js';
 import { buildCli, type Parsed } from './cli.js';
 import { EXIT, MailferryError } from './domain/errors.js';
 import { createLogger, redact, type Logger } from './log/logger.js';
@@ -48,6 +49,7 @@ export async function main(argv: string[]): Promise<number> {
       passwordEnv: args['passwordEnv'] as string | undefined,
       passwordFile: args['passwordFile'] as string | undefined,
       passwordCommand: args['passwordCommand'] as string | undefined,
+      oauth2: rawOAuth2Flags(args),
       tlsMode: args['tlsMode'] as string | undefined,
       tlsInsecure: args['tlsInsecure'] as boolean | undefined,
       ca: args['ca'] as string | undefined,
@@ -100,6 +102,7 @@ async function runTransfer(
     passwordEnv: str('passwordEnv'),
     passwordFile: str('passwordFile'),
     passwordCommand: str('passwordCommand'),
+    oauth2: rawOAuth2Flags(args),
     tlsMode: str('tlsMode'),
     tlsInsecure: args['tlsInsecure'] as boolean | undefined,
     ca: str('ca'),
@@ -129,6 +132,7 @@ async function runTransfer(
         targetPasswordEnv: str('targetPasswordEnv'),
         targetPasswordFile: str('targetPasswordFile'),
         targetPasswordCommand: str('targetPasswordCommand'),
+        targetOauth2: rawOAuth2Flags(args, 'target'),
         targetTlsMode: str('targetTlsMode'),
         targetTlsInsecure: args['targetTlsInsecure'] as boolean | undefined,
         targetCa: str('targetCa'),
