@@ -19,14 +19,17 @@ import { readMaildirFolder } from '../helpers/archive.js';
 import { deadPort } from '../helpers/ports.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { startOAuthServer, type OAuthServer } from '../helpers/oauth-server.js';
-import type { Account } from '../helpers/server.js';
+import { fetchAll, type Account } from '../helpers/server.js';
 
 const exec = promisify(execFile);
 const skip = skipUnlessDovecot();
 const olivia: Account = { name: 'olivia', password: 'olivia-Pw-not-used-7' };
+/** A password user, the source of the migrate test. */
+const tom: Account = { name: 'tom', password: 'tom-Pa55-w0rd-3' };
 const CLIENT = { id: 'mailferry-test-client', secret: 'client-S3cret-4711', refresh: 'rt-initial-0b5e22' };
 const inbox = smallMessages(400, 7);
 const work = smallMessages(60, 8);
+const toms = smallMessages(25, 9);
 
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -45,10 +48,11 @@ describe('OAuth2 (XOAUTH2 / OAUTHBEARER) against Dovecot', { skip }, () => {
     oa = await startOAuthServer({ user: olivia.name, clientId: CLIENT.id, clientSecret: CLIENT.secret, refreshToken: CLIENT.refresh, lifetimeSeconds: 2 });
     const users = [{ ...olivia }];
     [dc, dcX] = await Promise.all([
-      startDovecot({ users, oauth2: { introspectionUrl: oa.introspectionUrl } }),
+      startDovecot({ users: [...users, { ...tom }], oauth2: { introspectionUrl: oa.introspectionUrl } }),
       startDovecot({ users, ssl: false, oauth2: { introspectionUrl: oa.introspectionUrl, mechanisms: ['xoauth2'] } }),
     ]);
     await seedMailbox(dc, olivia, [{ path: 'INBOX', messages: inbox }, { path: 'Work', messages: work }]);
+    await seedMailbox(dc, tom, [{ path: 'INBOX', messages: toms }]);
     await seedMailbox(dcX, olivia, [{ path: 'INBOX', messages: inbox.slice(0, 20) }]);
     secretFile = path.join(root, 'client-secret');
     await writeFile(secretFile, `${CLIENT.secret}\n`, { mode: 0o600 });
@@ -75,12 +79,15 @@ describe('OAuth2 (XOAUTH2 / OAUTHBEARER) against Dovecot', { skip }, () => {
     server.logTail(100_000).split('\n').filter((l) => l.includes(`Login: user=<olivia>, method=${method}`)).length;
 
   /** Every file under `dir` (state, archive) holds none of the secrets. */
-  async function assertNoSecretIn(dir: string): Promise<void> {
+  async function assertNoSecretIn(dir: string, only: (name: string) => boolean = () => true): Promise<void> {
+    let files = 0;
     for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
-      if (!e.isFile()) continue;
+      if (!e.isFile() || !only(e.name)) continue;
+      files++;
       const text = (await readFile(path.join(e.parentPath, e.name))).toString('latin1');
       for (const s of oa.secrets) assert.ok(!text.includes(s), `${path.join(e.parentPath, e.name)} holds a secret`);
     }
+    assert.ok(files > 0, `no file to check in ${dir}`);
   }
 
   async function assertArchived(dir: string, folder: string, want: Buffer[], view: (b: Buffer) => Buffer): Promise<void> {
@@ -97,7 +104,7 @@ describe('OAuth2 (XOAUTH2 / OAUTHBEARER) against Dovecot', { skip }, () => {
     assert.ok(doveadm !== undefined, 'doveadm not found');
     const from = `imap://olivia@127.0.0.1:${dc.imapPort}`;
     let child: import('node:child_process').ChildProcess | undefined;
-    const running = cli(['backup', '--from', from, '--tls-mode', 'plain', ...refreshFlags(), '--to', `maildir:${dir}`, '--connections', '1', '--batch-mb', '0.05'], {
+    const running = cli(['backup', '--debug', '--from', from, '--tls-mode', 'plain', ...refreshFlags(), '--to', `maildir:${dir}`, '--connections', '1', '--batch-mb', '0.05'], {
       RT: CLIENT.refresh,
       XDG_STATE_HOME: state,
     }, { timeoutMs: 80_000, onSpawn: (c) => (child = c) });
@@ -155,7 +162,7 @@ describe('OAuth2 (XOAUTH2 / OAUTHBEARER) against Dovecot', { skip }, () => {
     const dir = path.join(root, 'pop3');
     const mint = ['--oauth2-token-command', `node -e "fetch('${oa.mintUrl}').then((r)=>r.text()).then((t)=>process.stdout.write(t))"`];
     const m0 = oa.mints;
-    const a = await cli(['backup', '--from', `pop3s://olivia@127.0.0.1:${dc.pop3sPort}`, '--ca', dc.caFile, ...mint, '--to', `maildir:${dir}`], {});
+    const a = await cli(['backup', '--debug', '--from', `pop3s://olivia@127.0.0.1:${dc.pop3sPort}`, '--ca', dc.caFile, ...mint, '--to', `maildir:${dir}`], {});
     assert.equal(a.status, 0, show(a));
     assert.ok(oa.mints > m0, 'the token command ran');
     assert.ok(dc.logTail(100_000).includes('pop3-login: Info: Login: user=<olivia>, method=OAUTHBEARER'), 'POP3 login used OAUTHBEARER');
@@ -217,6 +224,25 @@ describe('OAuth2 (XOAUTH2 / OAUTHBEARER) against Dovecot', { skip }, () => {
       oa.rotate = false;
       oa.refreshToken = CLIENT.refresh;
     }
+  });
+
+  test('migrate into an OAuth2 target (--target-oauth2-*): every message byte-exact, no secret in the state file', async () => {
+    oa.lifetimeSeconds = 60;
+    const state = path.join(root, 'state-migrate');
+    const r = await cli(
+      ['migrate', '--from', `imaps://tom@127.0.0.1:${dc.imapsPort}`, '--ca', dc.caFile, '--password-env', 'PW', '--to', `imaps://olivia@127.0.0.1:${dc.imapsPort}`,
+        '--target-ca', dc.caFile, '--target-oauth2-token-url', oa.tokenUrl, '--target-oauth2-client-id', CLIENT.id, '--target-oauth2-client-secret-env', 'CS',
+        '--target-oauth2-refresh-token-env', 'RT', '--map', 'INBOX=FromTom'],
+      { PW: tom.password, CS: CLIENT.secret, RT: CLIENT.refresh, XDG_STATE_HOME: state },
+    );
+    oa.lifetimeSeconds = 2;
+    assert.equal(r.status, 0, show(r));
+    assert.ok(logins(dc, 'OAUTHBEARER') >= 1);
+    const got = await fetchAll(dc, olivia, 'FromTom');
+    assert.equal(got.length, toms.length, 'message count in the target');
+    for (const m of toms) assert.ok(got.some((g) => g.raw.equals(imapView(m.raw))), 'a message is missing or not byte-exact');
+    await assertNoSecretIn(path.join(state, 'mailferry'), (f) => f.startsWith('target-'));
+    assert.ok(!show(r).includes(tom.password));
   });
 
   test('invalid_grant: exit 4, one line saying to re-authorize; token endpoint down: exit 5', async () => {
