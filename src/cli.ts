@@ -127,7 +127,11 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .option('batch-mb', { type: 'number', default: 16, describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
           .example('PW=... $0 backup --from imaps://me@imap.example.org --password-env PW --to maildir:~/mail-backup', '')
           .example('$0 backup --from imaps://me@imap.example.org --password-file ~/.imap-pw --to mbox:/srv/backup/me', '')
-          .example('$0 backup --from pop3s://me@pop.example.org --password-file ~/.pop-pw --to maildir:~/mail-backup --delete-older-than 14', ''),
+          .example('$0 backup --from pop3s://me@pop.example.org --password-file ~/.pop-pw --to maildir:~/mail-backup --delete-older-than 14', '')
+          .example(
+            '$0 backup --from imaps://me@gmail.com@imap.gmail.com --oauth2-token-url google --oauth2-client-id ID --oauth2-client-secret-file ~/.gmail-cs --oauth2-refresh-token-file ~/.gmail-rt --to maildir:~/gmail',
+            '',
+          ),
       (args) => onCommand({ command: 'backup', args }),
     )
     .command(

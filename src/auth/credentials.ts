@@ -62,6 +62,13 @@ export function smtpAuth(user: string, c: Credential): { user: string; pass: str
   return c.kind === 'password' ? { user, pass: c.password } : { type: 'OAuth2', user, accessToken: c.accessToken };
 }
 
+/** The server offers neither OAUTHBEARER nor XOAUTH2: no fresh token helps (exit 4, no retry). */
+export class NoOAuth2Login extends MailferryError {
+  constructor(where: string, offered: string[]) {
+    super('auth', `${where} offers no OAuth2 login (it offers ${offered.join(' ') || 'no SASL mechanism'}; mailferry needs OAUTHBEARER or XOAUTH2); use a password instead`);
+  }
+}
+
 /**
  * Log in with a credential; when the server refuses a renewable one (a token that expired or was
  * revoked early), invalidate it and try once more with a fresh one. A second refusal is final.
@@ -72,7 +79,7 @@ export async function withCredential<T>(creds: Credentials, where: string, login
     try {
       return await login(c);
     } catch (e: unknown) {
-      if (!(e instanceof MailferryError) || e.kind !== 'auth' || c.kind !== 'oauth2') throw e;
+      if (!(e instanceof MailferryError) || e.kind !== 'auth' || c.kind !== 'oauth2' || e instanceof NoOAuth2Login) throw e;
       creds.invalidate(c);
       if (attempt === 0 && creds.renewable) continue;
       throw new MailferryError('auth', `login refused by ${where}: the OAuth2 access token was not accepted (expired, revoked, or for another user or scope)`, {

@@ -99,6 +99,6 @@ export function account(problems: Problems, endpoint: RemoteEndpoint | undefined
   }
   const connections = raw.connections ?? 4;
   if (!Number.isInteger(connections) || connections < 1 || connections > 64) problems.push(`${f('connections')} must be 1..64`);
- if (ep === undefined || auth === undefined) return undefined;
+  if (ep === undefined || auth === undefined) return undefined;
   return { endpoint: ep, auth, ...(ca === undefined ? {} : { ca }), insecure: raw.tlsInsecure ?? false, connections };
 }

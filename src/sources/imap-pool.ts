@@ -1,5 +1,5 @@
 import { ImapFlow, type ImapFlowOptions } from 'imapflow';
-import { imapAuth, withCredential, type Credential, type Credentials } from '../auth/credentials.js';
+import { imapAuth, NoOAuth2Login, withCredential, type Credential, type Credentials } from '../auth/credentials.js';
 import { MailferryError } from '../domain/errors.js';
 import type { RemoteEndpoint } from '../endpoints/url.js';
 import type { Logger } from '../log/logger.js';
@@ -80,6 +80,10 @@ export class ImapPool {
       await client.connect();
     } catch (err: unknown) {
       client.close();
+      const auth = [...client.capabilities.keys()].filter((k) => k.startsWith('AUTH=')).map((k) => k.slice(5));
+      if (cred.kind === 'oauth2' && client.capabilities.size > 0 && !auth.some((m) => ['OAUTHBEARER', 'XOAUTH2', 'XOAUTH'].includes(m))) {
+        throw new NoOAuth2Login(this.where, auth);
+      }
       throw mapImapError(err, this.where);
     }
     this.opts.onConnect?.(client);

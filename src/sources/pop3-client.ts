@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
+import { NoOAuth2Login } from '../auth/credentials.js';
 import { MailferryError } from '../domain/errors.js';
 import { mapImapError } from './imap-errors.js';
 import {
@@ -395,7 +396,7 @@ export class Pop3Client {
       const ir = `user=${this.o.user}\x01auth=Bearer ${token}\x01\x01`;
       return this.sasl('XOAUTH2', Buffer.from(ir, 'utf8').toString('base64'), '');
     }
-    throw new MailferryError('auth', `${this.where} offers no OAuth2 login (SASL: ${sasl.join(' ') || 'none'}; mailferry needs OAUTHBEARER or XOAUTH2)`);
+    throw new NoOAuth2Login(this.where, sasl);
   }
 
   /**

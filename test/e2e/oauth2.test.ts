@@ -245,6 +245,25 @@ describe('OAuth2 (XOAUTH2 / OAUTHBEARER) against Dovecot', { skip }, () => {
     assert.ok(!show(r).includes(tom.password));
   });
 
+  test('a server without OAUTHBEARER/XOAUTH2 (IMAP and POP3): exit 4 saying so, no second token', async () => {
+    const plain = await startDovecot({ users: [{ ...olivia }], ssl: false });
+    try {
+      for (const from of [`imap://olivia@127.0.0.1:${plain.imapPort}`, `pop3://olivia@127.0.0.1:${plain.pop3Port}`]) {
+        const m0 = oa.mints;
+        const r = await cli(
+          ['backup', '--from', from, '--tls-mode', 'plain', '--oauth2-token-command', `node -e "fetch('${oa.mintUrl}').then((r)=>r.text()).then((t)=>process.stdout.write(t))"`,
+            '--to', `maildir:${path.join(root, 'never')}`],
+          {},
+        );
+        assert.equal(r.status, 4, show(r));
+        assert.match(r.stderr, /^mailferry: 127\.0\.0\.1:\d+ offers no OAuth2 login \(it offers PLAIN LOGIN; mailferry needs OAUTHBEARER or XOAUTH2\); use a password instead\n$/);
+        assert.equal(oa.mints - m0, 1, 'no retry with a fresh token');
+      }
+    } finally {
+      await plain.stop();
+    }
+  });
+
   test('invalid_grant: exit 4, one line saying to re-authorize; token endpoint down: exit 5', async () => {
     const from = `imaps://olivia@127.0.0.1:${dc.imapsPort}`;
     const base = ['backup', '--from', from, '--ca', dc.caFile, '--to', `maildir:${path.join(root, 'never')}`];
