@@ -2,6 +2,7 @@ import type { TransferCommon } from '../config/transfer.js';
 import { runPipeline } from '../pipeline/run.js';
 import type { RunReport } from '../report.js';
 import type { Sink } from '../sinks/sink.js';
+import { filterSource } from '../sources/filter.js';
 import type { Source } from '../sources/source.js';
 import type { CommandDeps } from './backup.js';
 import { dryRunSource, type PlannedFolder } from './dry-run.js';
@@ -24,7 +25,8 @@ export async function transfer(
   statePath: string,
 ): Promise<TransferResult> {
   const plan: PlannedFolder[] = [];
-  const report = await runPipeline(cfg.dryRun ? dryRunSource(source) : source, sinks, {
+  const filtered = filterSource(source, cfg.filter, deps.log);
+  const report = await runPipeline(cfg.dryRun ? dryRunSource(filtered) : filtered, sinks, {
     include: cfg.include,
     exclude: cfg.exclude,
     batchBytes: cfg.batchBytes,

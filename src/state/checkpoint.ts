@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { MailferryError, errnoCode, destinationError } from '../domain/errors.js';
 import { writeFileAtomic } from './atomic.js';
 import { decodeIds, encodeIds, type EncodedIds } from './ids.js';
+import { decodeFlagSets, decodeUidRuns, encodeFlagSets, encodeUidRuns, type FlagSetsJson, type UidRunsJson } from './synced.js';
 
 /**
  * The checkpoint of one archive (one Sink): for each source mailbox, the UIDVALIDITY the ids belong
@@ -27,6 +28,10 @@ export interface FolderCheckpoint {
    * internal date (POP3 has none), written in the same commit as the ids.
    */
   firstSeen?: Map<string, number>;
+  /** IMAP target only (synced.ts): source id -> the flags last written to the target. */
+  flags?: Map<string, string>;
+  /** IMAP target only: source id -> its UID on the target (APPENDUID or re-match). */
+  targetUids?: Map<string, number>;
 }
 
 interface FolderJson extends EncodedIds {
@@ -35,6 +40,8 @@ interface FolderJson extends EncodedIds {
   end?: number;
   noEol?: number[];
   firstSeen?: Record<string, number>;
+  flags?: FlagSetsJson;
+  targetUids?: UidRunsJson;
 }
 
 /** Now, as the checkpoint counts time: whole seconds since the epoch. */
@@ -115,6 +122,8 @@ export class Checkpoint {
         ...(f.noEol === undefined ? {} : { noEol: f.noEol }),
         ids: decodeIds(f),
         ...(f.firstSeen === undefined ? {} : { firstSeen: decodeFirstSeen(f.firstSeen, path) }),
+        ...(f.flags === undefined ? {} : { flags: decodeFlagSets(f.flags) }),
+        ...(f.targetUids === undefined ? {} : { targetUids: decodeUidRuns(f.targetUids) }),
       });
     }
     return cp;
@@ -180,6 +189,8 @@ export class Checkpoint {
         ...(f.firstSeen === undefined || f.firstSeen.size === 0
           ? {}
           : { firstSeen: Object.fromEntries([...f.firstSeen].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) }),
+        ...(f.flags === undefined || f.flags.size === 0 ? {} : { flags: encodeFlagSets(f.flags) }),
+        ...(f.targetUids === undefined || f.targetUids.size === 0 ? {} : { targetUids: encodeUidRuns(f.targetUids) }),
       };
     }
     const json: StateJson = { version: 1, source: this.source, folders };
