@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadBackupConfig } from '../../src/config/backup.js';
+import { jobArgv } from '../../src/config/job-file.js';
 import { loadMigrateConfig } from '../../src/config/transfer.js';
 import { MailferryError } from '../../src/domain/errors.js';
 
@@ -72,4 +73,14 @@ test('migrate: the target\'s OAuth2 flags carry the target- prefix in messages',
   const cfg = loadMigrateConfig({ from, to: 'imaps://me@new.example.org', passwordEnv: 'A', targetOauth2: { tokenCommand: 'get-token' } });
   assert.equal(cfg.source.auth.kind, 'password');
   assert.equal(cfg.target.auth.kind, 'oauth2');
+});
+
+test('job files: OAuth2 flags by reference pass, a token or secret written in the file is refused', () => {
+  const ok = jobArgv({ command: 'backup', oauth2TokenUrl: 'google', 'oauth2-client-id': 'id', oauth2RefreshTokenFile: '/k/rt', oauth2ClientSecretEnv: 'CS' }, 'job.json');
+  assert.deepEqual(ok.argv, ['--oauth2-token-url', 'google', '--oauth2-client-id', 'id', '--oauth2-refresh-token-file', '/k/rt', '--oauth2-client-secret-env', 'CS']);
+  const text = problems(() => jobArgv({ oauth2RefreshToken: '1//0abc', 'oauth2-client-secret': 's3cr3t', 'target-oauth2-refresh-token': 'x' }, 'job.json'));
+  assert.match(text, /"oauth2RefreshToken": secrets are not written in a config file/);
+  assert.match(text, /"oauth2-client-secret": secrets are not written/);
+  assert.match(text, /"target-oauth2-refresh-token": secrets are not written/);
+  assert.ok(!text.includes('1//0abc') && !text.includes('s3cr3t'), 'the secret is not repeated');
 });
