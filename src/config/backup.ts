@@ -1,11 +1,11 @@
 import { MailferryError } from '../domain/errors.js';
 import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpoints/url.js';
 import { account, attempt, localEndpoint, type Problems, type RawAccountFlags } from './account.js';
+import type { AuthSpec } from '../auth/credentials.js';
 import { parseFilter, type RawFilterFlags } from './filter.js';
-import type { SecretRef } from './secrets.js';
 import type { MessageFilter } from '../sources/filter.js';
 import type { MaildirLayout } from '../sinks/maildir.js';
-import { capConnections, resolveProfile, runLimits, type RawProfileFlags, type RunLimits } from '../profiles/resolve.js';
+import { capConnections, profileOAuth2, resolveProfile, runLimits, type RawProfileFlags, type RunLimits } from '../profiles/resolve.js';
 
 /**
  * The one loader for `backup`: turns raw flags into a checked BackupConfig, reporting every problem
@@ -14,7 +14,7 @@ import { capConnections, resolveProfile, runLimits, type RawProfileFlags, type R
 export interface BackupConfig {
   from: RemoteEndpoint;
   to: LocalEndpoint[];
-  secret: SecretRef;
+  auth: AuthSpec;
   ca?: Buffer;
   insecure: boolean;
   connections: number;
@@ -91,7 +91,7 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
     else to.push(e);
   }
 
-  const acct = account(problems, from, raw, '');
+  const acct = account(problems, from, { ...raw, oauth2: profileOAuth2(raw.oauth2, prof) }, '');
   const layout = raw.layout ?? 'maildir++';
   if (layout !== 'maildir++' && layout !== 'fs') problems.push('--layout must be maildir++ or fs');
   const batchMb = raw.batchMb ?? 16;
@@ -104,7 +104,7 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
   return {
     from: acct.endpoint,
     to,
-    secret: acct.secret,
+    auth: acct.auth,
     ...(acct.ca === undefined ? {} : { ca: acct.ca }),
     insecure: acct.insecure,
     connections,

@@ -1,3 +1,4 @@
+import type { RawOAuth2Flags } from '../auth/flags.js';
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { MailferryError } from '../domain/errors.js';
@@ -5,7 +6,7 @@ import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpo
 import { account, attempt, localEndpoint, type Problems, type RawAccountFlags, type RemoteAccount } from './account.js';
 import { parseMapRule, type MapRule } from '../sinks/folder-map.js';
 import type { MaildirLayout } from '../sinks/maildir.js';
-import { capConnections, resolveProfile, resolveTarget, runLimits, type RunLimits } from '../profiles/resolve.js';
+import { capConnections, profileOAuth2, resolveProfile, resolveTarget, runLimits, type RunLimits } from '../profiles/resolve.js';
 import type { FolderRole } from '../profiles/schema.js';
 import type { MessageFilter } from '../sources/filter.js';
 import { parseFilter, type RawFilterFlags } from './filter.js';
@@ -79,6 +80,7 @@ export interface RawMigrateFlags extends RawAccountFlags, RawCommonFlags {
   targetPasswordEnv?: string;
   targetPasswordFile?: string;
   targetPasswordCommand?: string;
+  targetOauth2?: RawOAuth2Flags;
   targetTlsMode?: string;
   targetTlsInsecure?: boolean;
   targetCa?: string;
@@ -142,7 +144,7 @@ export function loadRestoreConfig(raw: RawRestoreFlags): RestoreConfig {
   else from = localEndpoint(problems, raw.from, '--from');
   const to = raw.to === undefined && raw.user !== undefined ? undefined : imapEndpoint(problems, raw.to, '--to', 'the account to restore into');
   const tp = resolveTarget(problems, raw, to, { user: '--user', profile: '--profile' });
-  const target = account(problems, to ?? tp.endpoint, raw, '');
+  const target = account(problems, to ?? tp.endpoint, { ...raw, oauth2: profileOAuth2(raw.oauth2, tp) }, '');
   const rest = common(problems, raw);
   if (problems.length > 0 || from === undefined || target === undefined) throw new MailferryError('usage', problems.join('; '));
   const connections = capConnections(target.connections, tp, '--connections');
@@ -153,7 +155,7 @@ export function loadMigrateConfig(raw: RawMigrateFlags): MigrateConfig {
   const problems: Problems = [];
   const from = raw.from === undefined && raw.user !== undefined ? undefined : imapEndpoint(problems, raw.from, '--from', 'the account to copy');
   const sp = resolveProfile(problems, raw, from);
-  const source = account(problems, from ?? sp.endpoint, raw, '');
+  const source = account(problems, from ?? sp.endpoint, { ...raw, oauth2: profileOAuth2(raw.oauth2, sp) }, '');
   const to = raw.to === undefined && raw.targetUser !== undefined ? undefined : imapEndpoint(problems, raw.to, '--to', 'the account to copy into');
   const tp = resolveTarget(problems, { to: raw.to, user: raw.targetUser, profile: raw.targetProfile }, to, { user: '--target-user', profile: '--target-profile' });
   const target = account(
@@ -163,6 +165,7 @@ export function loadMigrateConfig(raw: RawMigrateFlags): MigrateConfig {
       ...(raw.targetPasswordEnv === undefined ? {} : { passwordEnv: raw.targetPasswordEnv }),
       ...(raw.targetPasswordFile === undefined ? {} : { passwordFile: raw.targetPasswordFile }),
       ...(raw.targetPasswordCommand === undefined ? {} : { passwordCommand: raw.targetPasswordCommand }),
+      ...(raw.targetOauth2 === undefined ? {} : { oauth2: profileOAuth2(raw.targetOauth2, tp) }),
       ...(raw.targetTlsMode === undefined ? {} : { tlsMode: raw.targetTlsMode }),
       ...(raw.targetTlsInsecure === undefined ? {} : { tlsInsecure: raw.targetTlsInsecure }),
       ...(raw.targetCa === undefined ? {} : { ca: raw.targetCa }),

@@ -1,4 +1,5 @@
 import { attempt, type Problems } from '../config/account.js';
+import type { RawOAuth2Flags } from '../auth/flags.js';
 import type { RemoteEndpoint } from '../endpoints/url.js';
 import { parseBytes } from './bytes.js';
 import { domainOf, endpointFor, findProfile, GENERIC, loadProfiles, profileForDomain, profileForHost } from './load.js';
@@ -192,4 +193,14 @@ export function runLimits(
     out.notes.push(...s.notes);
   }
   return out;
+}
+
+/**
+ * The OAuth2 refresh flow's token endpoint from the account's profile (`auth.oauth2.tokenUrl`)
+ * when the flags start the flow (a client id, a refresh token) without `--oauth2-token-url`.
+ */
+export function profileOAuth2(raw: RawOAuth2Flags | undefined, s: ProfileSettings): RawOAuth2Flags | undefined {
+  const url = s.profile?.auth.oauth2?.tokenUrl;
+  if (raw === undefined || url === undefined || raw.tokenUrl !== undefined || raw.tokenCommand !== undefined) return raw;
+  return Object.values(raw).some((v) => v !== undefined) ? { ...raw, tokenUrl: url } : raw;
 }

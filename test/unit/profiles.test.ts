@@ -218,6 +218,20 @@ test('restore and migrate: accounts by address, connection caps, download and up
   assert.throws(() => loadMigrateConfig({ user: 'me@gmail.com', passwordEnv: 'A', targetProfile: 'gmail', targetPasswordEnv: 'B' }), /--target-profile needs --target-user ADDRESS \(or --to URL\)/);
 });
 
+test('the OAuth2 refresh flow takes its token endpoint from the profile when --oauth2-token-url is not given', () => {
+  const tokenUrl = (c: { auth: unknown }): unknown => (c.auth as { oauth2?: { tokenUrl?: string } }).oauth2?.tokenUrl;
+  const gmail = loadBackupConfig({ to: ['maildir:/tmp/x'], user: 'me@gmail.com', oauth2: { clientId: 'id', refreshTokenEnv: 'RT' } });
+  assert.equal(tokenUrl(gmail), 'https://oauth2.googleapis.com/token');
+  const ms = loadMigrateConfig({
+    user: 'me@gmail.com', passwordEnv: 'A', targetUser: 'me@outlook.com', targetOauth2: { clientId: 'id', refreshTokenFile: '/x' },
+  });
+  assert.equal(tokenUrl(ms.target), 'https://login.microsoftonline.com/common/oauth2/v2.0/token');
+  // An explicit one wins; a provider without OAuth2 in its profile still needs the flag.
+  const given = loadBackupConfig({ to: ['maildir:/tmp/x'], user: 'me@gmail.com', oauth2: { clientId: 'id', refreshTokenEnv: 'RT', tokenUrl: 'https://127.0.0.1/t' } });
+  assert.equal(tokenUrl(given), 'https://127.0.0.1/t');
+  assert.throws(() => loadBackupConfig({ to: ['maildir:/tmp/x'], user: 'me@aol.com', oauth2: { clientId: 'id', refreshTokenEnv: 'RT' } }), /--oauth2-token-url URL is required/);
+});
+
 test('parseBytes and formatBytes', () => {
   assert.equal(parseBytes('2500MB'), 2_500_000_000);
   assert.equal(parseBytes('1.5G'), 1_500_000_000);
