@@ -1,4 +1,5 @@
 import { hideBin } from 'yargs/helpers';
+import { rawOAuth2Flags } from './auth/flags.js';
 import { buildCli, type Parsed } from './cli.js';
 import { EXIT, MailferryError } from './domain/errors.js';
 import { configPath, readJobFile, withJobFile } from './config/job-file.js';
@@ -61,6 +62,7 @@ export async function main(cmdline: string[]): Promise<number> {
       log.info(`mailferry ${parsed.command} started`);
     }
     const out = { log, json, quiet, ...(logFile === undefined ? {} : { logFile }) };
+    if (parsed.command === 'profiles') return (await import('./profiles/list.js')).printProfiles(json);
     if (parsed.command !== 'backup') return await runTransfer(parsed.command, args, { ...out, signal: controller.signal, debug });
     const { loadBackupConfig } = await import('./config/backup.js');
     const { backup } = await import('./commands/backup.js');
@@ -70,6 +72,7 @@ export async function main(cmdline: string[]): Promise<number> {
       passwordEnv: args['passwordEnv'] as string | undefined,
       passwordFile: args['passwordFile'] as string | undefined,
       passwordCommand: args['passwordCommand'] as string | undefined,
+      oauth2: rawOAuth2Flags(args),
       tlsMode: args['tlsMode'] as string | undefined,
       tlsInsecure: args['tlsInsecure'] as boolean | undefined,
       ca: args['ca'] as string | undefined,
@@ -82,6 +85,12 @@ export async function main(cmdline: string[]): Promise<number> {
       deleteOlderThan: args['deleteOlderThan'] as string | undefined,
       // yargs reads --no-uidl as the negation of a (hidden) --uidl.
       noUidl: args['uidl'] === false || args['noUidl'] === true,
+      user: args['user'] as string | undefined,
+      profile: args['profile'] as string | undefined,
+      protocol: args['protocol'] as string | undefined,
+      allFolders: args['allFolders'] as boolean | undefined,
+      maxBytesPerDay: args['maxBytesPerDay'] as string | undefined,
+      maxBytesPerSecond: args['maxBytesPerSecond'] as string | undefined,
       ...filterFlags(args),
     });
     const progress = await progressOutput(out);
@@ -124,6 +133,7 @@ async function runTransfer(
     passwordEnv: str('passwordEnv'),
     passwordFile: str('passwordFile'),
     passwordCommand: str('passwordCommand'),
+    oauth2: rawOAuth2Flags(args),
     tlsMode: str('tlsMode'),
     tlsInsecure: args['tlsInsecure'] as boolean | undefined,
     ca: str('ca'),
@@ -135,6 +145,10 @@ async function runTransfer(
     dryRun: args['dryRun'] as boolean | undefined,
     state: str('state'),
     map: args['map'] as string[] | undefined,
+    user: str('user'),
+    profile: str('profile'),
+    maxBytesPerDay: str('maxBytesPerDay'),
+    maxBytesPerSecond: str('maxBytesPerSecond'),
     ...filterFlags(args),
   };
   const progress = await progressOutput(o);
@@ -153,11 +167,15 @@ async function runTransfer(
         targetPasswordEnv: str('targetPasswordEnv'),
         targetPasswordFile: str('targetPasswordFile'),
         targetPasswordCommand: str('targetPasswordCommand'),
+        targetOauth2: rawOAuth2Flags(args, 'target'),
         targetTlsMode: str('targetTlsMode'),
         targetTlsInsecure: args['targetTlsInsecure'] as boolean | undefined,
         targetCa: str('targetCa'),
         targetConnections: args['targetConnections'] as number | undefined,
         archive: args['archive'] as string[] | undefined,
+        targetUser: str('targetUser'),
+        targetProfile: str('targetProfile'),
+        allFolders: args['allFolders'] as boolean | undefined,
       }),
     );
     result = await migrate(cfg, deps);

@@ -1,5 +1,5 @@
 import type { BackupConfig } from '../config/backup.js';
-import { readSecret } from '../config/secrets.js';
+import { credentialsFor } from '../auth/credentials.js';
 import type { Logger } from '../log/logger.js';
 import { runPipeline, type ProgressEvent } from '../pipeline/run.js';
 import type { RunReport } from '../report.js';
@@ -10,6 +10,7 @@ import type { Source } from '../sources/source.js';
 import { epochSeconds } from '../state/checkpoint.js';
 import { openArchive, type OpenArchive } from './archive.js';
 import { deletable } from './deletable.js';
+import { withLimits } from './limits.js';
 
 export interface CommandDeps {
   log: Logger;
@@ -26,10 +27,10 @@ export interface CommandDeps {
  * (see deletable.ts).
  */
 export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunReport> {
-  let password: string | undefined;
+  const credentials = credentialsFor(cfg.auth, cfg.from);
   const common = {
     endpoint: cfg.from,
-    password: async () => (password ??= await readSecret(cfg.secret)),
+    credentials,
     ...(cfg.ca === undefined ? {} : { ca: cfg.ca }),
     insecure: cfg.insecure,
     streamThreshold: cfg.streamThreshold,
@@ -37,9 +38,11 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
     debug: deps.debug ?? false,
   };
   const pop3 = cfg.from.kind === 'pop3' ? new Pop3Source({ ...common, noUidl: cfg.noUidl }) : undefined;
-  const source: Source = pop3 ?? new ImapSource({ ...common, connections: cfg.connections });
-  // Read the secret first: a bad password source is a usage error before any connection.
-  password = await readSecret(cfg.secret);
+  const server: Source = pop3 ?? new ImapSource({ ...common, connections: cfg.connections });
+  const { source, finish, explain } = await withLimits(server, cfg.limits, deps.log);
+  // The credential first: a bad password source is a usage error before any connection, and a
+  // refused OAuth2 refresh token an auth error.
+  await credentials.get();
   const archives: OpenArchive[] = [];
   try {
     for (const to of cfg.to) archives.push(await openArchive(to, source.identity, cfg.layout, deps.log));
@@ -57,7 +60,10 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
         log: deps.log,
         ...(deps.onProgress === undefined ? {} : { onProgress: deps.onProgress }),
       },
-    );
+    ).catch((e: unknown) => {
+      throw explain(e);
+    });
+    finish(report);
     if (cfg.delete && pop3 !== undefined) {
       const onServer: string[] = [];
       for await (const m of pop3.list(pop3.inbox, () => true)) onServer.push(m.id);
@@ -73,3 +79,4 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
     }
   }
 }
+

@@ -1,10 +1,11 @@
 import { join } from 'node:path';
 import type { MigrateConfig } from '../config/transfer.js';
-import { readSecret } from '../config/secrets.js';
+import { credentialsFor } from '../auth/credentials.js';
 import { describeEndpoint } from '../endpoints/url.js';
 import type { Sink } from '../sinks/sink.js';
 import { ImapSource } from '../sources/imap.js';
 import { Pop3Source } from '../sources/pop3.js';
+import { ProfileRolesSource } from '../sources/profile-roles.js';
 import type { Source } from '../sources/source.js';
 import { Checkpoint } from '../state/checkpoint.js';
 import { STATE_FILE } from '../state/files.js';
@@ -22,11 +23,12 @@ import { transfer, type TransferResult } from './transfer.js';
  */
 export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<TransferResult> {
   // Both secrets first: a bad password source is a usage error before any connection.
-  const password = await readSecret(cfg.source.secret);
   const s = cfg.source;
+  const credentials = credentialsFor(s.auth, s.endpoint);
+  await credentials.get();
   const common = {
     endpoint: s.endpoint,
-    password: () => Promise.resolve(password),
+    credentials,
     ...(s.ca === undefined ? {} : { ca: s.ca }),
     insecure: s.insecure,
     streamThreshold: cfg.streamThreshold,
@@ -34,7 +36,8 @@ export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<Tr
     debug: deps.debug ?? false,
   };
   // POP3: its one INBOX into the target's INBOX.
-  const source: Source = s.endpoint.kind === 'pop3' ? new Pop3Source(common) : new ImapSource({ ...common, connections: s.connections });
+  const server: Source = s.endpoint.kind === 'pop3' ? new Pop3Source(common) : new ImapSource({ ...common, connections: s.connections });
+  const source = new ProfileRolesSource(server, cfg.sourceRoles);
   let target: OpenTarget | undefined;
   const archives: OpenArchive[] = [];
   try {

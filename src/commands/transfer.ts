@@ -6,6 +6,7 @@ import { filterSource } from '../sources/filter.js';
 import type { Source } from '../sources/source.js';
 import type { CommandDeps } from './backup.js';
 import { DryRunSink, dryRunSource, type PlannedFolder } from './dry-run.js';
+import { withLimits } from './limits.js';
 
 /** What `restore` and `migrate` return: the run's report and, for `--dry-run`, the plan. */
 export interface TransferResult {
@@ -25,7 +26,9 @@ export async function transfer(
   statePath: string,
 ): Promise<TransferResult> {
   const plan: PlannedFolder[] = [];
-  const filtered = filterSource(source, cfg.filter, deps.log);
+  // A dry run fetches nothing, so it neither spends nor records a budget.
+  const limited = cfg.dryRun ? undefined : await withLimits(source, cfg.limits, deps.log);
+  const filtered = filterSource(limited?.source ?? source, cfg.filter, deps.log);
   const report = await runPipeline(cfg.dryRun ? dryRunSource(filtered) : filtered, sinks, {
     include: cfg.include,
     exclude: cfg.exclude,
@@ -39,7 +42,10 @@ export async function transfer(
       if (event.type === 'planned') plan.push({ mailbox: event.mailbox, messages: event.messages, bytes: event.bytes });
       if (!cfg.dryRun) deps.onProgress?.(r, event);
     },
+  }).catch((e: unknown) => {
+    throw limited === undefined ? e : limited.explain(e);
   });
+  limited?.finish(report);
   if (!cfg.dryRun) return { report, statePath };
   const targets = sinks.find((x): x is DryRunSink => x instanceof DryRunSink && x.targets.size > 0)?.targets;
   for (const p of plan) {

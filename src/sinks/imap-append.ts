@@ -1,3 +1,4 @@
+import type { Credentials } from '../auth/credentials.js';
 import { MailferryError } from '../domain/errors.js';
 import type { MailboxInfo } from '../domain/message.js';
 import type { RemoteEndpoint } from '../endpoints/url.js';
@@ -53,7 +54,7 @@ export { targetKey };
  */
 export interface ImapAppendSinkOptions {
   endpoint: RemoteEndpoint;
-  password: () => Promise<string>;
+  credentials: Credentials;
   ca?: Buffer;
   insecure: boolean;
   connections: number;

@@ -32,7 +32,7 @@ interface Summary {
 async function backup(root: string, extra: string[]): Promise<Summary> {
   const r = await runCli(args(root, extra), { PW: dave.password });
   assert.equal(r.status, 0, r.stderr);
-  return lastJson(r.stdout) as Summary;
+  return lastJson(r.stdout) as unknown as Summary;
 }
 
 const idOf = (b: Buffer): string => /Message-ID: (<[^>]*>)/i.exec(b.toString('latin1'))?.[1] ?? '';

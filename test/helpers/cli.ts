@@ -73,17 +73,14 @@ export interface JsonResult {
   stderr: string;
 }
 
-/**
- * The summary of a `--json` run: its last stdout line (progress lines come before it); {} when
- * stdout is empty.
- */
-export function lastJson(stdout: string): unknown {
-  const line = stdout.trim().split('\n').pop() ?? '';
-  return JSON.parse(line === '' ? '{}' : line);
-}
-
 /** runCli for a command given `--json`: its summary object, exit status and stderr. */
 export async function runCliJson(args: string[], env: Record<string, string> = {}, opts: CliOptions = {}): Promise<JsonResult> {
   const r = await runCli(args, env, { timeoutMs: 120_000, ...opts });
-  return { status: r.status, out: lastJson(r.stdout) as Record<string, unknown>, stderr: r.stderr };
+  return { status: r.status, out: lastJson(r.stdout), stderr: r.stderr };
+}
+
+/** The last line of a `--json` run's stdout (its summary or plan; progress lines come before it); {} when empty. */
+export function lastJson(stdout: string): Record<string, unknown> {
+  const line = stdout.trim().split('\n').pop() ?? '';
+  return JSON.parse(line === '' ? '{}' : line) as Record<string, unknown>;
 }
