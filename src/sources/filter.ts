@@ -2,6 +2,7 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
 import { dateHeader } from '../formats/date-header.js';
 import type { Logger } from '../log/logger.js';
 import type { Source } from './source.js';
+import { SourceWrapper } from './wrapper.js';
 
 /**
  * `--since`, `--before`, `--max-size`, `--unseen-only` as one wrapper around any Source (DESIGN
@@ -50,40 +51,48 @@ export function rejects(f: MessageFilter, meta: MessageMeta, date = meta.interna
   return undefined;
 }
 
+/** The filter around `source`; `source` itself when the filter keeps everything. */
 export function filterSource(source: Source, filter: MessageFilter, log: Logger): Source {
-  if (isEmptyFilter(filter)) return source;
-  const dated = filter.since !== undefined || filter.before !== undefined;
-  const counts = new Map<string, number>();
-  /** Date: headers of a mailbox's messages without an internal date, read at most once per list(). */
-  const headerDates = async (mailbox: MailboxInfo): Promise<Map<string, Date | undefined>> => {
-    const out = new Map<string, Date | undefined>();
-    for await (const h of source.headers(mailbox)) out.set(h.id, dateHeader(h.header));
-    return out;
-  };
-  return {
-    caps: source.caps,
-    identity: source.identity,
-    mailboxes: () => source.mailboxes(),
-    select: (m) => source.select(m),
-    async *list(mailbox, wanted) {
-      let left = 0;
-      let dates: Map<string, Date | undefined> | undefined;
-      // Every message is listed (not only the wanted ones) so that what is left out can be counted.
-      for await (const meta of source.list(mailbox, () => true)) {
-        let date = meta.internalDate;
-        if (date === undefined && dated) {
-          dates ??= await headerDates(mailbox);
-          date = dates.get(meta.id);
-          if (date === undefined) log.info(`${mailbox.path} ${meta.id}: no date to filter by (no internal date, no Date: header); kept`);
-        }
-        if (rejects(filter, meta, date) !== undefined) left++;
-        else if (wanted(meta.id)) yield meta;
+  return isEmptyFilter(filter) ? source : new FilterSource(source, filter, log);
+}
+
+class FilterSource extends SourceWrapper {
+  private readonly counts = new Map<string, number>();
+
+  constructor(
+    inner: Source,
+    private readonly filter: MessageFilter,
+    private readonly log: Logger,
+  ) {
+    super(inner);
+  }
+
+  override async *list(mailbox: MailboxInfo, wanted: (id: string) => boolean): AsyncIterable<MessageMeta> {
+    const dated = this.filter.since !== undefined || this.filter.before !== undefined;
+    let left = 0;
+    let dates: Map<string, Date | undefined> | undefined;
+    // Every message is listed (not only the wanted ones) so that what is left out can be counted.
+    for await (const meta of this.inner.list(mailbox, () => true)) {
+      let date = meta.internalDate;
+      if (date === undefined && dated) {
+        dates ??= await this.headerDates(mailbox);
+        date = dates.get(meta.id);
+        if (date === undefined) this.log.info(`${mailbox.path} ${meta.id}: no date to filter by (no internal date, no Date: header); kept`);
       }
-      counts.set(mailbox.path, left);
-    },
-    headers: (m) => source.headers(m),
-    fetch: (batch, signal) => source.fetch(batch, signal),
-    close: () => source.close(),
-    filtered: (mailbox: MailboxInfo) => counts.get(mailbox.path) ?? 0,
-  };
+      if (rejects(this.filter, meta, date) !== undefined) left++;
+      else if (wanted(meta.id)) yield meta;
+    }
+    this.counts.set(mailbox.path, left);
+  }
+
+  override filtered(mailbox: MailboxInfo): number {
+    return (this.counts.get(mailbox.path) ?? 0) + super.filtered(mailbox);
+  }
+
+  /** Date: headers of a mailbox's messages (for those without an internal date), read once per list(). */
+  private async headerDates(mailbox: MailboxInfo): Promise<Map<string, Date | undefined>> {
+    const out = new Map<string, Date | undefined>();
+    for await (const h of this.inner.headers(mailbox)) out.set(h.id, dateHeader(h.header));
+    return out;
+  }
 }
