@@ -1,6 +1,7 @@
 import type { MailboxInfo } from '../domain/message.js';
 import type { Sink, SinkFolder, Tx } from '../sinks/sink.js';
 import type { Fetched, Source } from '../sources/source.js';
+import { SourceWrapper } from '../sources/wrapper.js';
 import type { ImapAppendSink } from '../sinks/imap-append.js';
 import type { Checkpoint } from '../state/checkpoint.js';
 
@@ -59,17 +60,11 @@ export async function dryRunTarget(sink: ImapAppendSink, checkpoint: Checkpoint)
 }
 
 export function dryRunSource(source: Source): Source {
-  return {
-    caps: source.caps,
-    identity: source.identity,
-    mailboxes: () => source.mailboxes(),
-    select: (m) => source.select(m),
-    list: (m, wanted) => source.list(m, wanted),
-    headers: (m) => source.headers(m),
-    fetch: async function* (): AsyncIterable<Fetched> {},
-    close: () => source.close(),
-    ...(source.filtered === undefined ? {} : { filtered: (m: MailboxInfo) => source.filtered?.(m) ?? 0 }),
-  };
+  return new DryRunSource(source);
+}
+
+class DryRunSource extends SourceWrapper {
+  override async *fetch(): AsyncIterable<Fetched> {}
 }
 
 export interface TargetFolder {
