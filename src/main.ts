@@ -39,6 +39,11 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   try {
+    if (parsed.command === 'forward') {
+      const { runForward } = await import('./commands/forward-cli.js');
+      const progress = process.stderr.isTTY && !quiet && !json;
+      return await runForward(args, { log, signal: controller.signal, debug, progress }, (report, extra) => printOutcome(report, { log, json, quiet }, extra));
+    }
     if (parsed.command !== 'backup') return await runTransfer(parsed.command, args, { log, signal: controller.signal, debug, json, quiet });
     const { loadBackupConfig } = await import('./config/backup.js');
     const { backup } = await import('./commands/backup.js');

@@ -1,7 +1,7 @@
 import type { BackupConfig } from '../config/backup.js';
 import { readSecret } from '../config/secrets.js';
 import type { Logger } from '../log/logger.js';
-import { runPipeline, type ProgressEvent } from '../pipeline/run.js';
+import { runPipeline, type PipelineOptions, type ProgressEvent } from '../pipeline/run.js';
 import type { RunReport } from '../report.js';
 import { ImapSource } from '../sources/imap.js';
 import { Pop3Source } from '../sources/pop3.js';
@@ -15,6 +15,24 @@ export interface CommandDeps {
   signal: AbortSignal;
   debug?: boolean;
   onProgress?: (report: RunReport, event: ProgressEvent) => void;
+}
+
+/** The pipeline's options every command uses: its folder filters and batch sizes, retries of dropped connections. */
+export function pipelineOptions(
+  cfg: { include: readonly string[]; exclude: readonly string[]; batchBytes: number; batchMessages: number },
+  deps: CommandDeps,
+): PipelineOptions {
+  return {
+    include: cfg.include,
+    exclude: cfg.exclude,
+    batchBytes: cfg.batchBytes,
+    batchMessages: cfg.batchMessages,
+    retries: 5,
+    retryBaseMs: 1000,
+    signal: deps.signal,
+    log: deps.log,
+    ...(deps.onProgress === undefined ? {} : { onProgress: deps.onProgress }),
+  };
 }
 
 /**
@@ -45,17 +63,7 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
     const report = await runPipeline(
       source,
       archives.map((a) => a.sink),
-      {
-        include: cfg.include,
-        exclude: cfg.exclude,
-        batchBytes: cfg.batchBytes,
-        batchMessages: cfg.batchMessages,
-        retries: 5,
-        retryBaseMs: 1000,
-        signal: deps.signal,
-        log: deps.log,
-        ...(deps.onProgress === undefined ? {} : { onProgress: deps.onProgress }),
-      },
+      pipelineOptions(cfg, deps),
     );
     if (cfg.delete && pop3 !== undefined) {
       const onServer: string[] = [];

@@ -3,7 +3,7 @@ import { runPipeline } from '../pipeline/run.js';
 import type { RunReport } from '../report.js';
 import type { Sink } from '../sinks/sink.js';
 import type { Source } from '../sources/source.js';
-import type { CommandDeps } from './backup.js';
+import { pipelineOptions, type CommandDeps } from './backup.js';
 import { dryRunSource, type PlannedFolder } from './dry-run.js';
 
 /** What `restore` and `migrate` return: the run's report and, for `--dry-run`, the plan. */
@@ -25,14 +25,7 @@ export async function transfer(
 ): Promise<TransferResult> {
   const plan: PlannedFolder[] = [];
   const report = await runPipeline(cfg.dryRun ? dryRunSource(source) : source, sinks, {
-    include: cfg.include,
-    exclude: cfg.exclude,
-    batchBytes: cfg.batchBytes,
-    batchMessages: cfg.batchMessages,
-    retries: 5,
-    retryBaseMs: 1000,
-    signal: deps.signal,
-    log: deps.log,
+    ...pipelineOptions(cfg, { log: deps.log, signal: deps.signal }),
     onProgress: (r, event) => {
       if (event.type === 'planned') plan.push({ mailbox: event.mailbox, messages: event.messages, bytes: event.bytes });
       if (!cfg.dryRun) deps.onProgress?.(r, event);

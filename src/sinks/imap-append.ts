@@ -2,13 +2,13 @@ import type { Readable } from 'node:stream';
 import { MailferryError } from '../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../domain/message.js';
 import type { RemoteEndpoint } from '../endpoints/url.js';
-import { lfToCrlf } from '../formats/encoder.js';
 import { fingerprintKey, toLf } from '../formats/fingerprint.js';
 import type { Logger } from '../log/logger.js';
 import { ImapPool, type Conn } from '../sources/imap-pool.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../state/checkpoint.js';
 import { mapFolder, targetRoles, type MapRule, type Mapped, type Role } from './folder-map.js';
 import type { Fingerprint, Match, Sink, SinkFolder, Tx } from './sink.js';
+import { collect } from './write-body.js';
 
 /**
  * IMAP target (migrate, restore): each message is APPENDed to the target server with its flags
@@ -50,11 +50,6 @@ export interface ImapAppendSinkOptions {
   /** `--map OLD=NEW` rules, applied before the role mapping. */
   map?: readonly MapRule[];
 }
-
-/** Bound for a streamed body whose size the source did not give. */
-const UNSIZED_LIMIT = 256 * 1024 * 1024;
-/** Slack over the announced size (POP3 LIST sizes are estimates). */
-const SIZE_SLACK = 64 * 1024;
 
 /** Checkpoint key of the target side of a folder; NUL cannot occur in a mailbox name. */
 export function targetKey(sourcePath: string): string {
@@ -386,26 +381,4 @@ function appendError(e: unknown, path: string, id: string): MailferryError {
 
 function mapImapErrorFallback(e: unknown): MailferryError {
   return new MailferryError('protocol', e instanceof Error ? e.message : String(e), { cause: e });
-}
-
-/**
- * The whole message, CRLF. A Readable is read to its end, but never more than the size the source
- * announced (plus slack) is held: a longer stream is a `message` error.
- */
-async function collect(body: Buffer | Readable, meta: MessageMeta, path: string): Promise<Buffer> {
-  if (Buffer.isBuffer(body)) return lfToCrlf(body);
-  // `size` may be an estimate in LF form (a Maildir file): CRLF at most doubles it.
-  const limit = meta.size === undefined ? UNSIZED_LIMIT : 2 * meta.size + SIZE_SLACK;
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of body as AsyncIterable<Buffer | string>) {
-    const b = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
-    n += b.length;
-    if (n > limit) {
-      body.destroy();
-      throw new MailferryError('message', `${path} ${meta.id}: message longer than the ${limit} bytes announced`);
-    }
-    parts.push(b);
-  }
-  return lfToCrlf(Buffer.concat(parts, n));
 }

@@ -27,6 +27,15 @@ export interface FolderCheckpoint {
    * internal date (POP3 has none), written in the same commit as the ids.
    */
   firstSeen?: Map<string, number>;
+  /** SMTP forward only: id -> what the relay answered when it accepted the message, and its fingerprint. */
+  sent?: Map<string, SentRecord>;
+}
+
+export interface SentRecord {
+  /** The relay's final reply to DATA, e.g. "250 2.0.0 Ok: queued as 4Xyz". */
+  reply: string;
+  /** fingerprintKey() of the message, so a changed UIDVALIDITY can be matched without resending. */
+  key: string;
 }
 
 interface FolderJson extends EncodedIds {
@@ -35,6 +44,7 @@ interface FolderJson extends EncodedIds {
   end?: number;
   noEol?: number[];
   firstSeen?: Record<string, number>;
+  sent?: Record<string, SentRecord>;
 }
 
 /** Now, as the checkpoint counts time: whole seconds since the epoch. */
@@ -115,6 +125,7 @@ export class Checkpoint {
         ...(f.noEol === undefined ? {} : { noEol: f.noEol }),
         ids: decodeIds(f),
         ...(f.firstSeen === undefined ? {} : { firstSeen: decodeFirstSeen(f.firstSeen, path) }),
+        ...(f.sent === undefined ? {} : { sent: decodeSent(f.sent, path) }),
       });
     }
     return cp;
@@ -180,6 +191,7 @@ export class Checkpoint {
         ...(f.firstSeen === undefined || f.firstSeen.size === 0
           ? {}
           : { firstSeen: Object.fromEntries([...f.firstSeen].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) }),
+        ...(f.sent === undefined || f.sent.size === 0 ? {} : { sent: Object.fromEntries(f.sent) }),
       };
     }
     const json: StateJson = { version: 1, source: this.source, folders };
@@ -197,6 +209,21 @@ function decodeFirstSeen(json: unknown, path: string): Map<string, number> {
       throw new MailferryError('destination', `state file ${path} has an unknown format (firstSeen of ${id})`);
     }
     out.set(id, t);
+  }
+  return out;
+}
+
+function decodeSent(json: unknown, path: string): Map<string, SentRecord> {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new MailferryError('destination', `state file ${path} has an unknown format (sent)`);
+  }
+  const out = new Map<string, SentRecord>();
+  for (const [id, r] of Object.entries(json as Record<string, unknown>)) {
+    const rec = r as Partial<SentRecord> | null;
+    if (typeof rec?.reply !== 'string' || typeof rec.key !== 'string') {
+      throw new MailferryError('destination', `state file ${path} has an unknown format (sent ${id})`);
+    }
+    out.set(id, { reply: rec.reply, key: rec.key });
   }
   return out;
 }

@@ -1,0 +1,30 @@
+import { loadForwardConfig, type RawForwardFlags } from '../config/forward.js';
+import type { Logger } from '../log/logger.js';
+import type { RunReport } from '../report.js';
+import { forward } from './forward.js';
+
+/** `forward` from parsed yargs arguments: load the config (every problem at once), run, print. */
+export async function runForward(
+  args: Record<string, unknown>,
+  o: { log: Logger; signal: AbortSignal; debug: boolean; progress: boolean },
+  print: (report: RunReport, extra: Record<string, unknown>) => number,
+): Promise<number> {
+  const keys: (keyof RawForwardFlags)[] = [
+    'from', 'passwordEnv', 'passwordFile', 'passwordCommand', 'tlsMode', 'tlsInsecure', 'ca', 'connections',
+    'smtp', 'smtpPasswordEnv', 'smtpPasswordFile', 'smtpPasswordCommand', 'smtpTlsMode', 'smtpTlsInsecure', 'smtpCa',
+    'rcpt', 'envelopeFrom', 'rate', 'archive', 'layout', 'include', 'exclude', 'batchMb', 'state',
+  ];
+  // yargs gives every declared flag (camelCased); those not given are undefined and left out.
+  const raw = Object.fromEntries(keys.filter((k) => args[k] !== undefined).map((k) => [k, args[k]])) as RawForwardFlags;
+  const cfg = loadForwardConfig(raw);
+  const { ttyProgress } = await import('../progress.js');
+  const progress = o.progress ? ttyProgress(process.stderr) : undefined;
+  const result = await forward(cfg, {
+    log: o.log,
+    signal: o.signal,
+    debug: o.debug,
+    ...(progress === undefined ? {} : { onProgress: progress.update }),
+  });
+  progress?.done();
+  return print(result.report, { forwarded: result.forwarded, state: result.statePath });
+}

@@ -1,0 +1,176 @@
+import { after, afterEach, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { toLf } from '../../src/formats/fingerprint.js';
+import { nastyMailbox, pop3View, smallMessages } from '../fixtures/nasty.js';
+import { readMaildirFolder } from '../helpers/archive.js';
+import { runCli, type CliResult } from '../helpers/cli.js';
+import { fetchAll, withDovecot } from '../helpers/server.js';
+import { smtpView, startSmtp, type SmtpOptions, type TestSmtp } from '../helpers/smtp.js';
+
+/**
+ * `mailferry forward` end to end: Dovecot (IMAP, POP3) as the source, smtp-server on loopback as
+ * the relay, the CLI as a child process. What the relay received is compared with what the source
+ * serves, byte for byte (after SMTP's own line-end rule, smtpView), with the envelope.
+ */
+const bulk = smallMessages(12, 7);
+const dc = withDovecot({ nasty: true, seed: [{ path: 'Bulk', messages: bulk }] });
+const nastyFolders = nastyMailbox().filter((f) => f.messages.length > 0);
+const inbox = nastyMailbox().find((f) => f.path === 'INBOX')?.messages ?? [];
+const RELAY_USER = 'me@new.example.org';
+const RELAY_PW = 'relay-secret';
+const caseOf = (b: Buffer): string => /X-Mailferry-Case: ([^\r\n]*)/.exec(b.toString('latin1'))?.[1] ?? '';
+
+describe('forward through SMTP', { skip: dc.skip }, () => {
+  let root = '';
+  let relay: TestSmtp | undefined;
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'mf-forward-'));
+  });
+  after(async () => {
+    if (root !== '') await rm(root, { recursive: true, force: true });
+  });
+  afterEach(async () => {
+    await relay?.stop();
+    relay = undefined;
+  });
+
+  async function start(opts: SmtpOptions): Promise<TestSmtp> {
+    relay = await startSmtp(opts);
+    return relay;
+  }
+
+  function imapFrom(): string[] {
+    return ['--from', `imaps://alice@127.0.0.1:${dc.server.imapsPort}`, '--ca', dc.server.caFile, '--password-env', 'PW'];
+  }
+
+  function relayArgs(r: TestSmtp, scheme: 'smtps' | 'smtp', user: string | undefined): string[] {
+    return ['--smtp', `${scheme}://${user === undefined ? '' : `${user}@`}127.0.0.1:${r.port}`, '--smtp-ca', r.caFile,
+      ...(user === undefined ? [] : ['--smtp-password-env', 'SMTP_PW'])];
+  }
+
+  async function forward(args: string[], state: string, extra: Record<string, string> = {}): Promise<CliResult & { out: Record<string, unknown> }> {
+    const r = await runCli(['forward', '--json', ...args], { PW: dc.alice.password, SMTP_PW: RELAY_PW, XDG_STATE_HOME: join(root, state), ...extra }, { timeoutMs: 180_000 });
+    const line = r.stdout.trim().split('\n').pop() ?? '';
+    return { ...r, out: JSON.parse(line === '' ? '{}' : line) as Record<string, unknown> };
+  }
+
+  test('IMAP -> smtps with AUTH: every message byte-exact, right envelope; rerun sends nothing; state 0600 without secrets', async () => {
+    const r = await start({ mode: 'tls', auth: { user: RELAY_USER, pass: RELAY_PW } });
+    const args = [...imapFrom(), ...relayArgs(r, 'smtps', RELAY_USER), '--rcpt', 'me@new.example.org', '--exclude', 'Bulk'];
+    const first = await forward(args, 'st1');
+    assert.equal(first.status, 0, first.stderr);
+    const want = (await Promise.all(nastyFolders.map((f) => fetchAll(dc.server, dc.alice, f.path)))).flat().map((m) => smtpView(m.raw));
+    assert.equal(first.out['forwarded'], want.length);
+    assert.equal(r.received.length, want.length, 'one delivery per message');
+    for (const w of want) assert.ok(r.received.some((g) => g.data.equals(w)), `${caseOf(w)} arrived byte-exact`);
+    for (const g of r.received) {
+      assert.equal(g.from, RELAY_USER, 'MAIL FROM defaults to the relay login');
+      assert.deepEqual(g.to, ['me@new.example.org']);
+      assert.equal(g.user, RELAY_USER, 'AUTH as the URL user');
+    }
+
+    const again = await forward(args, 'st1');
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(again.out['forwarded'], 0);
+    assert.equal(r.received.length, want.length, 'a rerun sends nothing');
+
+    const statePath = String(first.out['state']);
+    assert.ok(statePath.startsWith(join(root, 'st1', 'mailferry', 'forward-')), statePath);
+    assert.equal((await stat(statePath)).mode & 0o777, 0o600);
+    const text = await readFile(statePath, 'utf8');
+    assert.ok(!text.includes(RELAY_PW) && !text.includes(dc.alice.password), 'no secret in the state');
+    assert.match(text, /Ok: queued as T\d+/, 'the relay reply is kept');
+    assert.deepEqual((await readdir(join(root, 'st1', 'mailferry'))).filter((n) => n.endsWith('.lock')), [], 'lock released');
+  });
+
+  test('POP3 -> smtp:// STARTTLS without AUTH, null envelope sender, and a Maildir archive in the same pass', async () => {
+    const r = await start({ mode: 'starttls' });
+    const args = ['--from', `pop3s://alice@127.0.0.1:${dc.server.pop3sPort}`, '--ca', dc.server.caFile, '--password-env', 'PW',
+      ...relayArgs(r, 'smtp', undefined), '--rcpt', 'me@new.example.org', '--envelope-from', '<>', '--archive', `maildir:${join(root, 'pop-md')}`];
+    const first = await forward(args, 'st2');
+    assert.equal(first.status, 0, first.stderr);
+    assert.equal(r.received.length, inbox.length);
+    for (const m of inbox) assert.ok(r.received.some((g) => g.data.equals(smtpView(pop3View(m.raw)))), `${caseOf(m.raw)} byte-exact`);
+    assert.ok(r.received.every((g) => g.from === '' && g.user === undefined), 'MAIL FROM:<>, no AUTH');
+    const archived = await readMaildirFolder(join(root, 'pop-md'));
+    assert.equal(archived.length, inbox.length, 'archived in the same pass');
+    for (const m of inbox) assert.ok(archived.some((a) => a.body.equals(toLf(pop3View(m.raw)))), `${caseOf(m.raw)} archived`);
+    const again = await forward(args, 'st2');
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(r.received.length, inbox.length, 'a rerun sends nothing');
+  });
+
+  test('--rate 5/s holds: sends spaced, never more than 5 in any second (measured at the relay)', async () => {
+    const r = await start({ mode: 'tls' });
+    const res = await forward([...imapFrom(), ...relayArgs(r, 'smtps', undefined), '--rcpt', 'x@example.org', '--include', 'Bulk', '--rate', '5/s'], 'st3');
+    assert.equal(res.status, 0, res.stderr);
+    const at = r.received.map((g) => g.at).sort((a, b) => a - b);
+    assert.equal(at.length, bulk.length);
+    const span = (at.at(-1) ?? 0) - (at[0] ?? 0);
+    // 12 messages at 5/s: 11 intervals of 200 ms; allow for timer and network jitter.
+    assert.ok(span >= 11 * 200 * 0.85, `span ${span} ms`);
+    const most = Math.max(...at.map((t) => at.filter((u) => u >= t && u < t + 1000).length));
+    assert.ok(most <= 6, `${most} messages within one second`);
+  });
+
+  test('451 then 250: the message is retried and delivered once', async () => {
+    const r = await start({ mode: 'tls', onData: (n) => (n === 0 ? { code: 451, message: '4.3.0 try again later' } : undefined) });
+    const res = await forward([...imapFrom(), ...relayArgs(r, 'smtps', undefined), '--rcpt', 'x@example.org', '--include', 'Bulk'], 'st4');
+    assert.equal(res.status, 0, res.stderr);
+    assert.equal(r.attempts, bulk.length + 1, 'one more DATA than messages');
+    assert.equal(r.received.length, bulk.length);
+    const ids = r.received.map((g) => /Message-ID: (<[^>]+>)/.exec(g.data.toString('latin1'))?.[1]);
+    assert.equal(new Set(ids).size, bulk.length, 'each message once');
+  });
+
+  test('552 for one message: skipped with the reason (exit 3), the others delivered; a rerun tries only it again', async () => {
+    const big = (data: Buffer): boolean => data.toString('latin1').includes('Message-ID: <small-7-3@mailferry.test>');
+    const r = await start({ mode: 'tls', onData: (_, data) => (big(data) ? { code: 552, message: '5.3.4 message too big' } : undefined) });
+    const args = [...imapFrom(), ...relayArgs(r, 'smtps', undefined), '--rcpt', 'x@example.org', '--include', 'Bulk'];
+    const res = await forward(args, 'st5');
+    assert.equal(res.status, 3, res.stderr);
+    assert.equal(r.received.length, bulk.length - 1);
+    const skipped = res.out['skipped'] as { mailbox: string; id?: string; reason: string }[];
+    assert.equal(skipped.length, 1);
+    assert.equal(skipped[0]?.mailbox, 'Bulk');
+    assert.match(skipped[0]?.reason ?? '', /552 5\.3\.4 message too big/);
+    assert.match(res.stderr, /skipped Bulk message \d+: relay refused it: 552/);
+    const before = r.attempts;
+    const again = await forward(args, 'st5');
+    assert.equal(again.status, 3, again.stderr);
+    assert.equal(r.attempts, before + 1, 'only the refused message is tried again');
+    assert.equal(r.received.length, bulk.length - 1);
+  });
+
+  test('AUTH refused (535): exit 4, one line, nothing sent', async () => {
+    const r = await start({ mode: 'tls', auth: { user: RELAY_USER, pass: 'other' } });
+    const res = await forward([...imapFrom(), ...relayArgs(r, 'smtps', RELAY_USER), '--rcpt', 'x@example.org', '--include', 'Bulk'], 'st6');
+    assert.equal(res.status, 4, res.stderr);
+    assert.match(res.stderr, /^mailferry: smtps:\/\/127\.0\.0\.1:\d+: login refused: 535/m);
+    assert.ok(!res.stderr.includes(RELAY_PW));
+    assert.equal(r.attempts, 0);
+  });
+
+  test('smtp:// to a relay without STARTTLS: refused (exit 5) unless --smtp-tls-mode plain', async () => {
+    const r = await start({ mode: 'plain', auth: { user: RELAY_USER, pass: RELAY_PW } });
+    const args = [...imapFrom(), ...relayArgs(r, 'smtp', RELAY_USER), '--rcpt', 'x@example.org', '--include', 'Bulk'];
+    const refused = await forward(args, 'st7');
+    assert.equal(refused.status, 5, refused.stderr);
+    assert.match(refused.stderr, /STARTTLS/);
+    assert.equal(r.attempts, 0, 'no AUTH, nothing sent in clear');
+    const plain = await forward([...args, '--smtp-tls-mode', 'plain'], 'st7');
+    assert.equal(plain.status, 0, plain.stderr);
+    assert.equal(r.received.length, bulk.length);
+  });
+
+  test('configuration problems are reported together before any I/O (exit 2)', async () => {
+    const res = await forward(['--from', 'imaps://alice@127.0.0.1:1', '--password-env', 'PW', '--smtp', 'smtps://127.0.0.1:1', '--smtp-password-env', 'SMTP_PW', '--rate', 'fast'], 'st8');
+    assert.equal(res.status, 2, res.stderr);
+    assert.match(res.stderr, /--rcpt ADDRESS is required/);
+    assert.match(res.stderr, /needs a user in the --smtp address/);
+    assert.match(res.stderr, /--rate must be/);
+  });
+});
