@@ -1,7 +1,7 @@
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toLf } from '../../src/formats/fingerprint.js';
 import { nastyMailbox, pop3View, smallMessages } from '../fixtures/nasty.js';
@@ -86,7 +86,7 @@ describe('forward through SMTP', { skip: dc.skip }, () => {
     assert.deepEqual((await readdir(join(root, 'st1', 'mailferry'))).filter((n) => n.endsWith('.lock')), [], 'lock released');
   });
 
-  test('POP3 -> smtp:// STARTTLS without AUTH, null envelope sender, and a Maildir archive in the same pass', async () => {
+  test('POP3 -> smtp:// STARTTLS without AUTH, null envelope sender, a Maildir archive in the same pass; that archive as a source', async () => {
     const r = await start({ mode: 'starttls' });
     const args = ['--from', `pop3s://alice@127.0.0.1:${dc.server.pop3sPort}`, '--ca', dc.server.caFile, '--password-env', 'PW',
       ...relayArgs(r, 'smtp', undefined), '--rcpt', 'me@new.example.org', '--envelope-from', '<>', '--archive', `maildir:${join(root, 'pop-md')}`];
@@ -101,6 +101,14 @@ describe('forward through SMTP', { skip: dc.skip }, () => {
     const again = await forward(args, 'st2');
     assert.equal(again.status, 0, again.stderr);
     assert.equal(r.received.length, inbox.length, 'a rerun sends nothing');
+
+    // The archive as the source: the same bytes again (LF on disk, CRLF on the wire).
+    await r.stop();
+    const r2 = await start({ mode: 'tls' });
+    const fromArchive = await forward(['--from', `maildir:${join(root, 'pop-md')}`, ...relayArgs(r2, 'smtps', undefined), '--rcpt', 'me@new.example.org'], 'st2');
+    assert.equal(fromArchive.status, 0, fromArchive.stderr);
+    assert.equal(r2.received.length, inbox.length);
+    for (const m of inbox) assert.ok(r2.received.some((g) => g.data.equals(smtpView(pop3View(m.raw)))), `${caseOf(m.raw)} from the archive`);
   });
 
   test('--rate 5/s holds: sends spaced, never more than 5 in any second (measured at the relay)', async () => {
@@ -164,6 +172,15 @@ describe('forward through SMTP', { skip: dc.skip }, () => {
     const plain = await forward([...args, '--smtp-tls-mode', 'plain'], 'st7');
     assert.equal(plain.status, 0, plain.stderr);
     assert.equal(r.received.length, bulk.length);
+  });
+
+  test('a second run on the same state exits 7 (lock)', async () => {
+    const r = await start({ mode: 'tls' });
+    const state = join(root, 'locked.json');
+    await writeFile(`${state}.lock`, `${process.pid} ${hostname()} ${new Date().toISOString()}\n`);
+    const res = await forward([...imapFrom(), ...relayArgs(r, 'smtps', undefined), '--rcpt', 'x@example.org', '--state', state], 'st9');
+    assert.equal(res.status, 7, res.stderr);
+    assert.equal(r.attempts, 0);
   });
 
   test('configuration problems are reported together before any I/O (exit 2)', async () => {
