@@ -15,6 +15,8 @@ export class RunReport {
   unchanged = 0;
   /** Messages removed from the server (POP3 --delete). */
   deleted = 0;
+  /** `forward`: messages the SMTP relay accepted in this run (undefined for other commands). */
+  forwarded?: number;
   planned = 0;
   plannedBytes = 0;
   readonly skipped: Skipped[] = [];
@@ -33,7 +35,8 @@ export class RunReport {
     const mb = (this.bytes / 1e6).toFixed(1);
     const skipped = this.skipped.length > 0 ? `, ${this.skipped.length} skipped` : '';
     const deleted = this.deleted > 0 ? `, ${this.deleted} deleted from the server` : '';
-    return `${this.folders} folders, ${this.messages} messages copied (${mb} MB), ${this.unchanged} already archived${deleted}${skipped}, ${this.seconds.toFixed(1)} s`;
+    const forwarded = this.forwarded === undefined ? '' : `, ${this.forwarded} forwarded`;
+    return `${this.folders} folders, ${this.messages} messages copied (${mb} MB)${forwarded}, ${this.unchanged} already archived${deleted}${skipped}, ${this.seconds.toFixed(1)} s`;
   }
 
   toJSON(): Record<string, unknown> {
@@ -43,6 +46,7 @@ export class RunReport {
       bytes: this.bytes,
       unchanged: this.unchanged,
       deleted: this.deleted,
+      ...(this.forwarded === undefined ? {} : { forwarded: this.forwarded }),
       skipped: this.skipped,
       seconds: Number(this.seconds.toFixed(3)),
       exitCode: this.exitCode,

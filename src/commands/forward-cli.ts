@@ -26,5 +26,5 @@ export async function runForward(
     ...(progress === undefined ? {} : { onProgress: progress.update }),
   });
   progress?.done();
-  return print(result.report, { forwarded: result.forwarded, state: result.statePath });
+  return print(result.report, { state: result.statePath });
 }

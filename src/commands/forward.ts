@@ -32,8 +32,6 @@ import { stateDir } from './target.js';
 export interface ForwardResult {
   report: RunReport;
   statePath: string;
-  /** Messages the relay accepted in this run. */
-  forwarded: number;
 }
 
 export function forwardStatePath(sourceIdentity: string, relayIdentity: string, rcpt: string, env: NodeJS.ProcessEnv = process.env): string {
@@ -83,7 +81,8 @@ export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<Fo
     for (const a of cfg.archives) archives.push(await openArchive(a, source.identity, cfg.layout, deps.log));
     const report = await runPipeline(source, [sink, ...archives.map((a) => a.sink)], pipelineOptions(cfg, deps));
     report.skipped.push(...sink.skipped);
-    return { report, statePath, forwarded: sink.forwarded };
+    report.forwarded = sink.forwarded;
+    return { report, statePath };
   } finally {
     await source.close();
     await sink?.close();
