@@ -181,7 +181,12 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .epilogue(`${FORWARD_STATE}\n\n${EXIT_CODES_HELP}`),
       (args) => onCommand({ command: 'forward', args }),
     )
-    .option('json', { type: 'boolean', describe: 'write the summary as JSON on stdout' })
+    .option('config', {
+      type: 'string',
+      describe: 'read flags from this JSON file ({"command": "backup", "from": ..., "passwordFile": ...}); flags on the command line win',
+    })
+    .option('log-file', { type: 'string', describe: 'append a timestamped log of the run (info level, and the summary) to this file' })
+    .option('json', { type: 'boolean', describe: 'write JSON lines on stdout: progress events and a final summary object' })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'print nothing but errors' })
     .option('debug', { type: 'boolean', describe: 'log protocol traffic (secrets redacted) and stack traces' })
     .demandCommand(1, 'name a command, e.g. mailferry backup --help')

@@ -1,14 +1,27 @@
 import { hideBin } from 'yargs/helpers';
 import { buildCli, type Parsed } from './cli.js';
 import { EXIT, MailferryError } from './domain/errors.js';
+import { configPath, readJobFile, withJobFile } from './config/job-file.js';
+import { openLogFile, teeLogger, type LogFile } from './log/file.js';
 import { createLogger, redact, type Logger } from './log/logger.js';
+import type { ProgressEvent } from './pipeline/run.js';
 import type { RunReport } from './report.js';
 
 /**
  * Entry point: parse, run one command, print the summary, map errors to exit codes.
  * SIGINT/SIGTERM abort the run through an AbortController; the archive stays consistent.
  */
-export async function main(argv: string[]): Promise<number> {
+export async function main(cmdline: string[]): Promise<number> {
+  let argv = cmdline;
+  const jobPath = configPath(cmdline);
+  if (jobPath !== undefined) {
+    try {
+      argv = withJobFile(cmdline, readJobFile(jobPath, cmdline));
+    } catch (e: unknown) {
+      process.stderr.write(`mailferry: ${e instanceof Error ? e.message : String(e)}\n`);
+      return e instanceof MailferryError ? e.exitCode : EXIT.internal;
+    }
+  }
   let parsed: Parsed | undefined;
   let usageError: string | undefined;
   const cli = buildCli(argv, (p) => (parsed = p)).fail((msg, err) => {
@@ -25,7 +38,9 @@ export async function main(argv: string[]): Promise<number> {
   const json = args['json'] === true;
   const quiet = args['quiet'] === true;
   const debug = args['debug'] === true;
-  const log = createLogger({ level: debug ? 'debug' : quiet ? 'error' : 'warn', json });
+  const stderrLog = createLogger({ level: debug ? 'debug' : quiet ? 'error' : 'warn', json });
+  let logFile: LogFile | undefined;
+  let log = stderrLog;
 
   const controller = new AbortController();
   let interrupts = 0;
@@ -39,12 +54,20 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   try {
+    const logPath = args['logFile'] as string | undefined;
+    if (logPath !== undefined) {
+      logFile = openLogFile(logPath, debug ? 'debug' : 'info');
+      log = teeLogger(stderrLog, logFile.logger);
+      log.info(`mailferry ${parsed.command} started`);
+    }
+    const out = { log, json, quiet, ...(logFile === undefined ? {} : { logFile }) };
     if (parsed.command === 'forward') {
       const { runForward } = await import('./commands/forward-cli.js');
-      const progress = process.stderr.isTTY && !quiet && !json;
-      return await runForward(args, { log, signal: controller.signal, debug, progress }, (report, extra) => printOutcome(report, { log, json, quiet }, extra));
+      const progress = await progressOutput(out);
+      const deps = { log, signal: controller.signal, debug, ...(progress === undefined ? {} : { onProgress: progress.update }) };
+      return await runForward(args, deps, (report, extra) => (progress?.done(), printOutcome(report, out, extra)));
     }
-    if (parsed.command !== 'backup') return await runTransfer(parsed.command, args, { log, signal: controller.signal, debug, json, quiet });
+    if (parsed.command !== 'backup') return await runTransfer(parsed.command, args, { ...out, signal: controller.signal, debug });
     const { loadBackupConfig } = await import('./config/backup.js');
     const { backup } = await import('./commands/backup.js');
     const cfg = loadBackupConfig({
@@ -66,8 +89,7 @@ export async function main(argv: string[]): Promise<number> {
       // yargs reads --no-uidl as the negation of a (hidden) --uidl.
       noUidl: args['uidl'] === false || args['noUidl'] === true,
     });
-    const { ttyProgress } = await import('./progress.js');
-    const progress = process.stderr.isTTY && !quiet && !json ? ttyProgress(process.stderr) : undefined;
+    const progress = await progressOutput(out);
     const report = await backup(cfg, {
       log,
       signal: controller.signal,
@@ -75,8 +97,9 @@ export async function main(argv: string[]): Promise<number> {
       ...(progress === undefined ? {} : { onProgress: progress.update }),
     });
     progress?.done();
-    return printOutcome(report, { log, json, quiet });
+    return printOutcome(report, out);
   } catch (e: unknown) {
+    logFile?.logger.error(e instanceof Error ? e.message : String(e));
     if (e instanceof MailferryError) {
       process.stderr.write(`mailferry: ${redact(e.message)}\n`);
       if (debug && e.cause instanceof Error) process.stderr.write(`${redact(e.cause.stack ?? '')}\n`);
@@ -87,6 +110,7 @@ export async function main(argv: string[]): Promise<number> {
     if (debug) process.stderr.write(`${redact(err.stack ?? '')}\n`);
     return EXIT.internal;
   } finally {
+    logFile?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
@@ -96,7 +120,7 @@ export async function main(argv: string[]): Promise<number> {
 async function runTransfer(
   command: 'restore' | 'migrate',
   args: Record<string, unknown>,
-  o: { log: Logger; signal: AbortSignal; debug: boolean; json: boolean; quiet: boolean },
+  o: Output & { signal: AbortSignal; debug: boolean },
 ): Promise<number> {
   const str = (k: string): string | undefined => args[k] as string | undefined;
   const common = {
@@ -117,8 +141,7 @@ async function runTransfer(
     state: str('state'),
     map: args['map'] as string[] | undefined,
   };
-  const { ttyProgress } = await import('./progress.js');
-  const progress = process.stderr.isTTY && !o.quiet && !o.json ? ttyProgress(process.stderr) : undefined;
+  const progress = await progressOutput(o);
   const deps = { log: o.log, signal: o.signal, debug: o.debug, ...(progress === undefined ? {} : { onProgress: progress.update }) };
   let result: import('./commands/transfer.js').TransferResult;
   if (command === 'restore') {
@@ -152,11 +175,39 @@ async function runTransfer(
   return report.exitCode;
 }
 
-/** Skipped items on stderr, the summary on stdout (a JSON object with --json); the exit code. */
-function printOutcome(report: RunReport, o: { log: Logger; json: boolean; quiet: boolean }, extra: Record<string, unknown> = {}): number {
+/** Where results go: stdout (JSON lines with --json, nothing with --quiet), the --log-file. */
+interface Output {
+  log: Logger;
+  json: boolean;
+  quiet: boolean;
+  logFile?: LogFile;
+}
+
+/**
+ * Progress: JSON lines on stdout with --json (one per folder planned and per batch copied), a
+ * redrawn line on a TTY; nothing otherwise (cron).
+ */
+async function progressOutput(o: Output): Promise<{ update: (r: RunReport, e: ProgressEvent) => void; done: () => void } | undefined> {
+  if (o.json) {
+    return {
+      update: (r, e) =>
+        process.stdout.write(
+          `${JSON.stringify({ type: 'progress', event: e.type, mailbox: e.mailbox, messages: r.messages, bytes: r.bytes, planned: r.planned, plannedBytes: r.plannedBytes })}\n`,
+        ),
+      done: () => undefined,
+    };
+  }
+  if (!process.stderr.isTTY || o.quiet) return undefined;
+  const { ttyProgress } = await import('./progress.js');
+  return ttyProgress(process.stderr);
+}
+
+/** Skipped items on stderr, the summary on stdout (a JSON object with --json) and in the log file; the exit code. */
+function printOutcome(report: RunReport, o: Output, extra: Record<string, unknown> = {}): number {
   for (const s of report.skipped) o.log.warn(`skipped ${s.mailbox}${s.id === undefined ? '' : ` message ${s.id}`}: ${s.reason}`);
   if (o.json) process.stdout.write(`${JSON.stringify({ type: 'summary', ...report.toJSON(), ...extra })}\n`);
   else if (!o.quiet) process.stdout.write(`${report.summary()}\n`);
+  o.logFile?.line(`${report.summary()} (exit ${report.exitCode})`);
   return report.exitCode;
 }
 

@@ -1,12 +1,12 @@
 import { loadForwardConfig, type RawForwardFlags } from '../config/forward.js';
-import type { Logger } from '../log/logger.js';
 import type { RunReport } from '../report.js';
+import type { CommandDeps } from './backup.js';
 import { forward } from './forward.js';
 
 /** `forward` from parsed yargs arguments: load the config (every problem at once), run, print. */
 export async function runForward(
   args: Record<string, unknown>,
-  o: { log: Logger; signal: AbortSignal; debug: boolean; progress: boolean },
+  deps: CommandDeps,
   print: (report: RunReport, extra: Record<string, unknown>) => number,
 ): Promise<number> {
   const keys: (keyof RawForwardFlags)[] = [
@@ -16,15 +16,6 @@ export async function runForward(
   ];
   // yargs gives every declared flag (camelCased); those not given are undefined and left out.
   const raw = Object.fromEntries(keys.filter((k) => args[k] !== undefined).map((k) => [k, args[k]])) as RawForwardFlags;
-  const cfg = loadForwardConfig(raw);
-  const { ttyProgress } = await import('../progress.js');
-  const progress = o.progress ? ttyProgress(process.stderr) : undefined;
-  const result = await forward(cfg, {
-    log: o.log,
-    signal: o.signal,
-    debug: o.debug,
-    ...(progress === undefined ? {} : { onProgress: progress.update }),
-  });
-  progress?.done();
+  const result = await forward(loadForwardConfig(raw), deps);
   return print(result.report, { state: result.statePath });
 }

@@ -16,6 +16,8 @@ export interface Logger {
 export interface LoggerOptions {
   level: Level;
   json: boolean;
+  /** Every plain line starts with an ISO time and its level (a log file). */
+  stamp?: boolean;
   write?: (line: string) => void;
 }
 
@@ -38,6 +40,7 @@ export function createLogger(opts: LoggerOptions): Logger {
     if (ORDER[level] < ORDER[opts.level]) return;
     const text = redact(msg);
     if (opts.json) write(JSON.stringify({ time: new Date().toISOString(), level, msg: text }));
+    else if (opts.stamp === true) write(`${new Date().toISOString()} ${level}: ${text}`);
     else write(level === 'info' || level === 'debug' ? text : `${level}: ${text}`);
   };
   return {

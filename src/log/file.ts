@@ -1,0 +1,54 @@
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { MailferryError, errnoCode } from '../domain/errors.js';
+import { createLogger, type Level, type Logger } from './logger.js';
+
+/**
+ * `--log-file FILE`: a log for cron and systemd runs, appended to (created 0600), one line per
+ * event with an ISO time and level, at `info` (or `debug` with --debug) whatever --quiet says, and
+ * the run's summary at the end. Written synchronously, so a second Ctrl-C or a crash loses no line;
+ * it passes through the same redaction as every log line.
+ */
+export interface LogFile {
+  readonly logger: Logger;
+  /** A result line (the summary) that goes to stdout too. */
+  line(text: string): void;
+  close(): void;
+}
+
+export function openLogFile(path: string, level: Level): LogFile {
+  let fd: number;
+  try {
+    fd = openSync(path, 'a', 0o600);
+  } catch (e: unknown) {
+    throw new MailferryError('usage', `cannot open --log-file ${path}: ${errnoCode(e) ?? 'error'}`);
+  }
+  const write = (line: string): void => {
+    try {
+      writeSync(fd, `${line}\n`);
+    } catch {
+      // A full disk must not turn a finished backup into a failure; stderr still has the errors.
+    }
+  };
+  const logger = createLogger({ level, json: false, stamp: true, write });
+  return {
+    logger,
+    line: (text) => logger.info(text),
+    close: () => {
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
+      }
+    },
+  };
+}
+
+/** One logger writing to several. */
+export function teeLogger(...loggers: Logger[]): Logger {
+  return {
+    debug: (m) => loggers.forEach((l) => l.debug(m)),
+    info: (m) => loggers.forEach((l) => l.info(m)),
+    warn: (m) => loggers.forEach((l) => l.warn(m)),
+    error: (m) => loggers.forEach((l) => l.error(m)),
+  };
+}
