@@ -7,7 +7,7 @@ import { toLf } from '../../src/formats/fingerprint.js';
 import { nastyMailbox, pop3View, smallMessages } from '../fixtures/nasty.js';
 import { readMaildirFolder } from '../helpers/archive.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
-import { fetchAll, withDovecot } from '../helpers/server.js';
+import { connect, fetchAll, withDovecot } from '../helpers/server.js';
 import { smtpView, startSmtp, type SmtpOptions, type TestSmtp } from '../helpers/smtp.js';
 
 /**
@@ -172,6 +172,31 @@ describe('forward through SMTP', { skip: dc.skip }, () => {
     const plain = await forward([...args, '--smtp-tls-mode', 'plain'], 'st7');
     assert.equal(plain.status, 0, plain.stderr);
     assert.equal(r.received.length, bulk.length);
+  });
+
+  test('a folder recreated with a new UIDVALIDITY: matched by the recorded fingerprints, nothing sent again', async () => {
+    const r = await start({ mode: 'tls' });
+    const msgs = smallMessages(3, 99);
+    const fill = async (): Promise<void> => {
+      const c = await connect(dc.server, dc.alice);
+      try {
+        if ((await c.list()).some((l) => l.path === 'Renew')) await c.mailboxDelete('Renew');
+        await c.mailboxCreate('Renew');
+        for (const m of msgs) await c.append('Renew', m.raw, [], m.date);
+      } finally {
+        await c.logout();
+      }
+    };
+    await fill();
+    const args = [...imapFrom(), ...relayArgs(r, 'smtps', undefined), '--rcpt', 'x@example.org', '--include', 'Renew'];
+    const first = await forward(args, 'st10');
+    assert.equal(first.status, 0, first.stderr);
+    assert.equal(r.received.length, 3);
+    await fill();
+    const again = await forward(args, 'st10');
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stderr, /UIDVALIDITY changed/);
+    assert.equal(r.received.length, 3, 'nothing forwarded twice');
   });
 
   test('a second run on the same state exits 7 (lock)', async () => {
