@@ -173,7 +173,8 @@ class SmtpFolder implements SinkFolder {
     const reason = reply.permanent
       ? `relay refused it: ${reply.text}`
       : `relay deferred it ${o.retries} times (${reply.text}); a rerun tries again`;
-    o.log.warn(`${this.mailbox.path} message ${meta.id}: ${reason}`);
+    // Listed with the other skipped messages at the end of the run (and in the summary).
+    o.log.info(`${this.mailbox.path} message ${meta.id}: ${reason}`);
     this.sink.skipped.push({ mailbox: this.mailbox.path, id: meta.id, reason });
     return undefined;
   }
