@@ -57,6 +57,14 @@ const FOLDER_FLAGS: Record<string, Options> = {
   exclude: { type: 'string', array: true, describe: 'skip folders matching this pattern' },
 };
 
+/** backup, restore, migrate (and what else reads a Source): which messages to copy (sources/filter.ts). */
+export const FILTER_FLAGS: Record<string, Options> = {
+  since: { type: 'string', requiresArg: true, describe: 'only messages dated on or after DATE (YYYY-MM-DD, midnight UTC, or an ISO time with zone)' },
+  before: { type: 'string', requiresArg: true, describe: 'only messages dated before DATE' },
+  'max-size': { type: 'string', requiresArg: true, describe: 'only messages of at most BYTES (or NK, NM: 1024-based)' },
+  'unseen-only': { type: 'boolean', describe: 'only messages without \\Seen (not for POP3, which has no flags)' },
+};
+
 /** restore and migrate: where the target's state lives, folder mapping, dry run. */
 const TARGET_FLAGS: Record<string, Options> = {
   state: { type: 'string', describe: 'file that keeps what is already on the target (default: under $XDG_STATE_HOME/mailferry/)' },
@@ -65,7 +73,7 @@ const TARGET_FLAGS: Record<string, Options> = {
     array: true,
     requiresArg: true,
     describe:
-      'OLD=NEW: put source folder OLD into target folder NEW (exact paths, "/" between levels whatever the servers use; repeatable). Applied before special-use folders (Sent, Drafts, Trash, Junk, Archive) are mapped to the target\'s own',
+      'OLD=NEW: put source folder OLD into target folder NEW ("/" between levels whatever the servers use; repeatable); OLD/*=NEW/* moves a whole subtree. Applied before special-use folders (Sent, Drafts, Trash, Junk, Archive) are mapped to the target\'s own',
   },
   'dry-run': { type: 'boolean', describe: 'print the folders, messages and bytes that would be copied; change nothing' },
 };
@@ -90,6 +98,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(tlsFlags())
           .option('connections', { type: 'number', describe: 'parallel IMAP connections (POP3 uses one)', default: 4 })
           .options(FOLDER_FLAGS)
+          .options(FILTER_FLAGS)
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'Maildir folder layout' })
           .option('delete', { type: 'boolean', describe: 'POP3: delete from the server what every archive holds durably (after the copy, never before)' })
           .option('delete-older-than', {
@@ -122,6 +131,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(tlsFlags('target: '))
           .option('connections', { type: 'number', describe: 'parallel IMAP connections to the target', default: 4 })
           .options(FOLDER_FLAGS)
+          .options(FILTER_FLAGS)
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'layout of the Maildir archive' })
           .options(TARGET_FLAGS)
           .option('batch-mb', { type: 'number', default: 16, describe: 'bytes read per batch, in MiB (bounds memory)' })
@@ -144,6 +154,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .option('target-connections', { type: 'number', describe: 'target: parallel IMAP connections', default: 4 })
           .option('archive', { type: 'string', array: true, describe: 'also keep a local copy: maildir:DIR or mbox:DIR (repeatable)' })
           .options(FOLDER_FLAGS)
+          .options(FILTER_FLAGS)
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'layout of --archive maildir: folders' })
           .options(TARGET_FLAGS)
           .option('batch-mb', { type: 'number', default: 16, describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
@@ -174,6 +185,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .option('rate', { type: 'string', describe: 'at most N messages per second, minute or hour, spaced evenly: N/s, N/m, N/h' })
           .option('archive', { type: 'string', array: true, describe: 'also keep a local copy: maildir:DIR or mbox:DIR (repeatable)' })
           .options(FOLDER_FLAGS)
+          .options(FILTER_FLAGS)
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'layout of Maildir archives (read and written)' })
           .option('state', { type: 'string', describe: 'file that records what was forwarded (default: under $XDG_STATE_HOME/mailferry/)' })
           .option('batch-mb', { type: 'number', default: 16, describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })

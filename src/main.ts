@@ -88,6 +88,7 @@ export async function main(cmdline: string[]): Promise<number> {
       deleteOlderThan: args['deleteOlderThan'] as string | undefined,
       // yargs reads --no-uidl as the negation of a (hidden) --uidl.
       noUidl: args['uidl'] === false || args['noUidl'] === true,
+      ...filterFlags(args),
     });
     const progress = await progressOutput(out);
     const report = await backup(cfg, {
@@ -140,6 +141,7 @@ async function runTransfer(
     dryRun: args['dryRun'] as boolean | undefined,
     state: str('state'),
     map: args['map'] as string[] | undefined,
+    ...filterFlags(args),
   };
   const progress = await progressOutput(o);
   const deps = { log: o.log, signal: o.signal, debug: o.debug, ...(progress === undefined ? {} : { onProgress: progress.update }) };
@@ -209,6 +211,16 @@ function printOutcome(report: RunReport, o: Output, extra: Record<string, unknow
   else if (!o.quiet) process.stdout.write(`${report.summary()}\n`);
   o.logFile?.line(`${report.summary()} (exit ${report.exitCode})`);
   return report.exitCode;
+}
+
+/** --since, --before, --max-size, --unseen-only as typed (config/filter.ts checks them). */
+function filterFlags(args: Record<string, unknown>): import('./config/filter.js').RawFilterFlags {
+  return dropUndefined({
+    since: args['since'] as string | undefined,
+    before: args['before'] as string | undefined,
+    maxSize: args['maxSize'] as string | undefined,
+    unseenOnly: args['unseenOnly'] as boolean | undefined,
+  });
 }
 
 /** Flags not given are left out (exactOptionalPropertyTypes-friendly raw flags). */

@@ -13,6 +13,10 @@ export class RunReport {
   bytes = 0;
   /** Messages already in the archive, not fetched again. */
   unchanged = 0;
+  /** Messages left out by --since/--before/--max-size/--unseen-only. */
+  filtered = 0;
+  /** Messages already copied whose flag changes on the source were carried over. */
+  flagUpdates = 0;
   /** Messages removed from the server (POP3 --delete). */
   deleted = 0;
   /** `forward`: messages the SMTP relay accepted in this run (undefined for other commands). */
@@ -34,9 +38,11 @@ export class RunReport {
   summary(): string {
     const mb = (this.bytes / 1e6).toFixed(1);
     const skipped = this.skipped.length > 0 ? `, ${this.skipped.length} skipped` : '';
+    const filtered = this.filtered > 0 ? `, ${this.filtered} filtered out` : '';
+    const flags = this.flagUpdates > 0 ? `, flags updated on ${this.flagUpdates}` : '';
     const deleted = this.deleted > 0 ? `, ${this.deleted} deleted from the server` : '';
     const forwarded = this.forwarded === undefined ? '' : `, ${this.forwarded} forwarded`;
-    return `${this.folders} folders, ${this.messages} messages copied (${mb} MB)${forwarded}, ${this.unchanged} already archived${deleted}${skipped}, ${this.seconds.toFixed(1)} s`;
+    return `${this.folders} folders, ${this.messages} messages copied (${mb} MB)${forwarded}, ${this.unchanged} already archived${flags}${filtered}${deleted}${skipped}, ${this.seconds.toFixed(1)} s`;
   }
 
   toJSON(): Record<string, unknown> {
@@ -45,6 +51,8 @@ export class RunReport {
       messages: this.messages,
       bytes: this.bytes,
       unchanged: this.unchanged,
+      filtered: this.filtered,
+      flagUpdates: this.flagUpdates,
       deleted: this.deleted,
       ...(this.forwarded === undefined ? {} : { forwarded: this.forwarded }),
       skipped: this.skipped,

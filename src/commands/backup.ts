@@ -5,6 +5,7 @@ import { runPipeline, type PipelineOptions, type ProgressEvent } from '../pipeli
 import type { RunReport } from '../report.js';
 import { ImapSource } from '../sources/imap.js';
 import { Pop3Source } from '../sources/pop3.js';
+import { filterSource } from '../sources/filter.js';
 import type { Source } from '../sources/source.js';
 import { epochSeconds } from '../state/checkpoint.js';
 import { openArchive, type OpenArchive } from './archive.js';
@@ -61,7 +62,7 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
   try {
     for (const to of cfg.to) archives.push(await openArchive(to, source.identity, cfg.layout, deps.log));
     const report = await runPipeline(
-      source,
+      filterSource(source, cfg.filter, deps.log),
       archives.map((a) => a.sink),
       pipelineOptions(cfg, deps),
     );

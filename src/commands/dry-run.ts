@@ -56,6 +56,7 @@ export function dryRunSource(source: Source): Source {
     headers: (m) => source.headers(m),
     fetch: async function* (): AsyncIterable<Fetched> {},
     close: () => source.close(),
+    ...(source.filtered === undefined ? {} : { filtered: (m: MailboxInfo) => source.filtered?.(m) ?? 0 }),
   };
 }
 

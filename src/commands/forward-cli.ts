@@ -13,6 +13,7 @@ export async function runForward(
     'from', 'passwordEnv', 'passwordFile', 'passwordCommand', 'tlsMode', 'tlsInsecure', 'ca', 'connections',
     'smtp', 'smtpPasswordEnv', 'smtpPasswordFile', 'smtpPasswordCommand', 'smtpTlsMode', 'smtpTlsInsecure', 'smtpCa',
     'rcpt', 'envelopeFrom', 'rate', 'archive', 'layout', 'include', 'exclude', 'batchMb', 'state',
+    'since', 'before', 'maxSize', 'unseenOnly',
   ];
   // yargs gives every declared flag (camelCased); those not given are undefined and left out.
   const raw = Object.fromEntries(keys.filter((k) => args[k] !== undefined).map((k) => [k, args[k]])) as RawForwardFlags;

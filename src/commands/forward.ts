@@ -14,6 +14,7 @@ import { ImapSource } from '../sources/imap.js';
 import { MaildirSource } from '../sources/maildir.js';
 import { MboxSource } from '../sources/mbox.js';
 import { Pop3Source } from '../sources/pop3.js';
+import { filterSource } from '../sources/filter.js';
 import type { Source } from '../sources/source.js';
 import { accountOf, Checkpoint } from '../state/checkpoint.js';
 import { acquireLock, type Lock } from '../state/lock.js';
@@ -79,7 +80,7 @@ export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<Fo
       log: deps.log,
     });
     for (const a of cfg.archives) archives.push(await openArchive(a, source.identity, cfg.layout, deps.log));
-    const report = await runPipeline(source, [sink, ...archives.map((a) => a.sink)], pipelineOptions(cfg, deps));
+    const report = await runPipeline(filterSource(source, cfg.filter, deps.log), [sink, ...archives.map((a) => a.sink)], pipelineOptions(cfg, deps));
     report.skipped.push(...sink.skipped);
     report.forwarded = sink.forwarded;
     return { report, statePath };

@@ -2,6 +2,7 @@ import type { TransferCommon } from '../config/transfer.js';
 import { runPipeline } from '../pipeline/run.js';
 import type { RunReport } from '../report.js';
 import type { Sink } from '../sinks/sink.js';
+import { filterSource } from '../sources/filter.js';
 import type { Source } from '../sources/source.js';
 import { pipelineOptions, type CommandDeps } from './backup.js';
 import { dryRunSource, type PlannedFolder } from './dry-run.js';
@@ -24,7 +25,8 @@ export async function transfer(
   statePath: string,
 ): Promise<TransferResult> {
   const plan: PlannedFolder[] = [];
-  const report = await runPipeline(cfg.dryRun ? dryRunSource(source) : source, sinks, {
+  const filtered = filterSource(source, cfg.filter, deps.log);
+  const report = await runPipeline(cfg.dryRun ? dryRunSource(filtered) : filtered, sinks, {
     ...pipelineOptions(cfg, { log: deps.log, signal: deps.signal }),
     onProgress: (r, event) => {
       if (event.type === 'planned') plan.push({ mailbox: event.mailbox, messages: event.messages, bytes: event.bytes });

@@ -1,7 +1,9 @@
 import { MailferryError } from '../domain/errors.js';
 import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpoints/url.js';
 import { account, attempt, localEndpoint, type Problems, type RawAccountFlags } from './account.js';
+import { parseFilter, type RawFilterFlags } from './filter.js';
 import type { SecretRef } from './secrets.js';
+import type { MessageFilter } from '../sources/filter.js';
 import type { MaildirLayout } from '../sinks/maildir.js';
 
 /**
@@ -30,9 +32,11 @@ export interface BackupConfig {
   deleteOlderThanDays?: number;
   /** POP3 only: name messages by header hash and size instead of UIDL. */
   noUidl: boolean;
+  /** --since/--before/--max-size/--unseen-only. */
+  filter: MessageFilter;
 }
 
-export interface RawBackupFlags extends RawAccountFlags {
+export interface RawBackupFlags extends RawAccountFlags, RawFilterFlags {
   from?: string;
   to?: string[];
   include?: string[];
@@ -69,6 +73,8 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
     if (raw.delete === true) problems.push('give --delete or --delete-older-than, not both (--delete-older-than 0 is --delete)');
   }
   if (raw.noUidl === true && imap) problems.push('--no-uidl is for POP3 sources only');
+  const filter = parseFilter(problems, raw);
+  if (filter.unseenOnly === true && from?.kind === 'pop3') problems.push('--unseen-only is for IMAP sources only (POP3 has no flags)');
 
   const to: LocalEndpoint[] = [];
   if (raw.to === undefined || raw.to.length === 0) problems.push('--to is required (maildir:DIR or mbox:DIR, may be given twice)');
@@ -104,5 +110,6 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
     delete: raw.delete === true || olderThanDays !== undefined,
     ...(olderThanDays === undefined ? {} : { deleteOlderThanDays: olderThanDays }),
     noUidl: raw.noUidl ?? false,
+    filter,
   };
 }

@@ -4,6 +4,8 @@ import { parseEndpoint, parseSmtpEndpoint, type LocalEndpoint, type RemoteEndpoi
 import { parseRate, type Rate } from '../smtp/rate.js';
 import type { MaildirLayout } from '../sinks/maildir.js';
 import { account, attempt, localEndpoint, trust, type Problems, type RawAccountFlags, type RemoteAccount } from './account.js';
+import type { MessageFilter } from '../sources/filter.js';
+import { parseFilter, type RawFilterFlags } from './filter.js';
 import type { SecretRef } from './secrets.js';
 import { expandHome } from './transfer.js';
 
@@ -31,6 +33,8 @@ export interface ForwardConfig {
   layout: MaildirLayout;
   include: string[];
   exclude: string[];
+  /** --since/--before/--max-size/--unseen-only (sources/filter.ts). */
+  filter: MessageFilter;
   batchBytes: number;
   batchMessages: number;
   streamThreshold: number;
@@ -40,7 +44,7 @@ export interface ForwardConfig {
   retryBaseMs: number;
 }
 
-export interface RawForwardFlags extends RawAccountFlags {
+export interface RawForwardFlags extends RawAccountFlags, RawFilterFlags {
   from?: string;
   smtp?: string;
   rcpt?: string;
@@ -84,6 +88,10 @@ export function loadForwardConfig(raw: RawForwardFlags): ForwardConfig {
     // Bounces of the forward come back to the user: the relay's login when it is an address, else the recipient.
     envelopeFrom = ADDRESS.test(smtp.endpoint.user) ? smtp.endpoint.user : raw.rcpt;
   }
+  const filter = parseFilter(problems, raw);
+  if (filter.unseenOnly === true && source !== undefined && 'endpoint' in source && source.endpoint.kind === 'pop3') {
+    problems.push('--unseen-only is for IMAP sources only (POP3 has no flags)');
+  }
   const rate = raw.rate === undefined ? undefined : attempt(problems, () => parseRate(raw.rate as string));
 
   const archives: LocalEndpoint[] = [];
@@ -113,6 +121,7 @@ export function loadForwardConfig(raw: RawForwardFlags): ForwardConfig {
     layout: layout as MaildirLayout,
     include: raw.include ?? [],
     exclude: raw.exclude ?? [],
+    filter,
     batchBytes: Math.round(batchMb * (1 << 20)),
     batchMessages: 2000,
     streamThreshold: 8 << 20,

@@ -5,6 +5,8 @@ import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpo
 import { account, attempt, localEndpoint, type Problems, type RawAccountFlags, type RemoteAccount } from './account.js';
 import { parseMapRule, type MapRule } from '../sinks/folder-map.js';
 import type { MaildirLayout } from '../sinks/maildir.js';
+import type { MessageFilter } from '../sources/filter.js';
+import { parseFilter, type RawFilterFlags } from './filter.js';
 
 /**
  * The loaders for `restore` (a local archive into an IMAP account) and `migrate` (one IMAP account
@@ -25,6 +27,8 @@ export interface TransferCommon {
   dryRun: boolean;
   /** `--map OLD=NEW` rules ("/"-separated paths), applied before the special-use role mapping. */
   map: MapRule[];
+  /** --since/--before/--max-size/--unseen-only. */
+  filter: MessageFilter;
   /** `--state FILE`, absolute; else the default under the state directory (see commands/target.ts). */
   statePath?: string;
 }
@@ -43,7 +47,7 @@ export interface MigrateConfig extends TransferCommon {
   layout: MaildirLayout;
 }
 
-interface RawCommonFlags {
+interface RawCommonFlags extends RawFilterFlags {
   include?: string[];
   exclude?: string[];
   layout?: string;
@@ -101,6 +105,7 @@ function common(problems: Problems, raw: RawCommonFlags): Omit<TransferCommon, '
   }
   return {
     map,
+    filter: parseFilter(problems, raw),
     include: raw.include ?? [],
     exclude: raw.exclude ?? [],
     layout: layout as MaildirLayout,

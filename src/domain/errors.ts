@@ -15,7 +15,12 @@ export const EXIT = {
   interrupted: 130, // SIGINT / SIGTERM: state is consistent, rerun resumes
 } as const;
 
-export type ErrorKind = Exclude<keyof typeof EXIT, 'ok' | 'partial'> | 'tls' | 'protocol' | 'message' | 'mailbox';
+/**
+ * `message`: one message skipped (the rest goes on); `mailbox`: one folder skipped; `quota`: the
+ * target account is full, so the run stops copying (every further APPEND would fail too); all three
+ * leave a consistent state and exit 3 (partial): a rerun finishes what is left.
+ */
+export type ErrorKind = Exclude<keyof typeof EXIT, 'ok' | 'partial'> | 'tls' | 'protocol' | 'message' | 'mailbox' | 'quota';
 
 const exitOf: Record<ErrorKind, number> = {
   internal: EXIT.internal,
@@ -29,6 +34,7 @@ const exitOf: Record<ErrorKind, number> = {
   interrupted: EXIT.interrupted,
   message: EXIT.partial,
   mailbox: EXIT.partial,
+  quota: EXIT.partial,
 };
 
 /** `retryable`: a new connection may succeed (dropped connection, timeout), so the pipeline retries. */

@@ -16,7 +16,10 @@ import { withRetry } from './retry.js';
  * then run fetch batches through p-limit with as many in flight as the source has connections.
  * A batch's messages are written to every sink that lacks them, and acknowledged (checkpointed) by
  * each sink's commit only after they are durable. A dropped connection retries the batch; a bad
- * folder is skipped and reported; a destination, auth, TLS or usage error stops the run.
+ * folder is skipped and reported, and so is a message a sink refuses (kind `message`: the rest of
+ * the batch goes on); a full target (kind `quota`) ends the batch with what was written committed and
+ * stops copying (what is left is reported as not copied); a destination, auth, TLS or usage error
+ * stops the run.
  */
 export interface PipelineOptions {
   include: readonly string[];
@@ -48,15 +51,26 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
     withRetry(what, fn, { attempts: opts.retries, baseMs: opts.retryBaseMs, log: opts.log, signal });
   const limit = pLimit(source.caps.parallel);
 
-  /** Folder-scoped failures are reported and skipped; anything else stops the whole run. */
+  /** Why copying stopped for good (a full target): what is not done yet is reported, not tried. */
+  let stopped: string | undefined;
+  const skipFolder = (mailbox: string, reason: string): void => {
+    if (!report.skipped.some((x) => x.mailbox === mailbox && x.id === undefined)) report.skipped.push({ mailbox, reason });
+  };
+  /** Folder-scoped failures are reported and skipped; a full target stops copying; anything else stops the whole run. */
   const guard = async (mailbox: string, fn: () => Promise<void>): Promise<void> => {
     try {
       if (signal.aborted) return;
+      if (stopped !== undefined) return skipFolder(mailbox, `not copied: ${stopped}`);
       await fn();
     } catch (e: unknown) {
+      if (e instanceof MailferryError && e.kind === 'quota') {
+        if (stopped === undefined) opts.log.warn(`${e.message}; copying stopped, a rerun after freeing space finishes`);
+        stopped ??= e.message;
+        return skipFolder(mailbox, e.message);
+      }
       if (e instanceof MailferryError && (e.kind === 'mailbox' || e.kind === 'message' || (e.retryable && !signal.aborted))) {
         opts.log.warn(`${mailbox}: ${e.message}; folder skipped`);
-        report.skipped.push({ mailbox, reason: e.message });
+        skipFolder(mailbox, e.message);
         return;
       }
       internal.abort();
@@ -83,6 +97,8 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
           const plan = await retry(`plan ${mailbox.path}`, () => planFolder(source, sinks, mailbox, opts));
           report.folders++;
           report.unchanged += plan.unchanged;
+          report.filtered += plan.filtered;
+          report.flagUpdates += plan.flagUpdates;
           const bytes = plan.batches.flat().reduce((n, m) => n + (m.size ?? 0), 0);
           const count = plan.batches.reduce((n, b) => n + b.length, 0);
           report.planned += count;
@@ -121,18 +137,24 @@ async function planFolder(
   sinks: readonly Sink[],
   mailbox: MailboxInfo,
   opts: PipelineOptions,
-): Promise<Plan & { unchanged: number }> {
+): Promise<Plan & { unchanged: number; filtered: number; flagUpdates: number }> {
   const selected = await source.select(mailbox);
   const current = selected.mailbox;
   const folders = await Promise.all(sinks.map((s) => s.open(current)));
   for (const folder of folders) {
     if (folder.needsRematch) await rematch(source, folder, current, opts.log);
   }
-  let unchanged = 0;
+  const missing = (id: string): boolean => folders.some((f) => !f.known.has(id));
+  // A sink that keeps flags in step needs every message's current flags, not only the new ones.
+  const syncing = folders.filter((f) => f.syncFlags !== undefined);
   const metas: MessageMeta[] = [];
-  for await (const meta of source.list(current, (id) => folders.some((f) => !f.known.has(id)))) metas.push(meta);
-  unchanged = Math.max(0, selected.count - metas.length);
-  return { mailbox: current, folders, batches: toBatches(metas, opts.batchBytes, opts.batchMessages), unchanged };
+  const present: MessageMeta[] = [];
+  for await (const meta of source.list(current, syncing.length > 0 ? () => true : missing)) (missing(meta.id) ? metas : present).push(meta);
+  let flagUpdates = 0;
+  for (const f of syncing) flagUpdates += (await f.syncFlags?.(present.concat(metas).filter((m) => f.known.has(m.id)))) ?? 0;
+  const filtered = source.filtered?.(current) ?? 0;
+  const unchanged = Math.max(0, selected.count - metas.length - filtered);
+  return { mailbox: current, folders, batches: toBatches(metas, opts.batchBytes, opts.batchMessages), unchanged, filtered, flagUpdates };
 }
 
 /**
@@ -186,14 +208,41 @@ async function copyBatch(
   };
   let messages = 0;
   let bytes = 0;
+  /** Folders that reported a full target in this batch: written no more; the batch ends with the error. */
+  let full: MailferryError | undefined;
+  const fullFolders = new Set<SinkFolder>();
   try {
     for await (const { meta, body } of source.fetch(todo, signal)) {
-      const targets = folders.filter((f) => !f.known.has(meta.id));
+      const targets = folders.filter((f) => !f.known.has(meta.id) && !fullFolders.has(f));
       const bodies = fanOut(body, targets.length);
-      await Promise.all(targets.map(async (f, i) => (await txOf(f)).write(meta, bodies[i] as Buffer | Readable)));
-      messages++;
-      bytes += meta.size ?? (Buffer.isBuffer(body) ? body.length : 0);
+      if (targets.length === 0 && !Buffer.isBuffer(body)) body.resume();
+      const written = await Promise.all(
+        targets.map(async (f, i) => {
+          const b = bodies[i] as Buffer | Readable;
+          try {
+            await (await txOf(f)).write(meta, b);
+            return true;
+          } catch (e: unknown) {
+            // A message the sink refuses is skipped (the rest goes on); a full target takes no more.
+            if (!(e instanceof MailferryError) || (e.kind !== 'message' && e.kind !== 'quota')) throw e;
+            if (!Buffer.isBuffer(b)) b.resume();
+            if (e.kind === 'quota') {
+              full ??= e;
+              fullFolders.add(f);
+            } else {
+              opts.log.warn(`${meta.mailbox.path} ${meta.id}: ${e.message}; message skipped`);
+              report.skipped.push({ mailbox: meta.mailbox.path, id: meta.id, reason: e.message });
+            }
+            return false;
+          }
+        }),
+      );
+      if (written.some((w) => w)) {
+        messages++;
+        bytes += meta.size ?? (Buffer.isBuffer(body) ? body.length : 0);
+      }
     }
+    // What was written before a refusal is kept: commit it, then report the refusal.
     await Promise.all([...txs.values()].map((tx) => tx.commit()));
   } catch (e: unknown) {
     await Promise.all([...txs.values()].map((tx) => tx.abort()));
@@ -202,6 +251,7 @@ async function copyBatch(
   report.messages += messages;
   report.bytes += bytes;
   opts.onProgress?.(report, { type: 'batch', mailbox: todo[0]?.mailbox.path ?? '', messages, bytes });
+  if (full !== undefined) throw full;
 }
 
 /** The same body for n writers: a Buffer is shared; a stream is teed with backpressure. */

@@ -6,10 +6,14 @@ import { pathComponents, type MailboxInfo } from '../domain/message.js';
  *
  * 1. `--map OLD=NEW`: OLD is the exact source path and NEW the target path, both written with "/"
  *    between components whatever the servers use; NEW is translated to the target's delimiter.
- * 2. A source folder with a special-use role (\Sent, \Drafts, \Trash, \Junk, \Archive) goes to the
- *    target folder with the same role: from the target's LIST (RFC 6154 SPECIAL-USE) or, when the
- *    target announces none for that role, by a well-known name ("Sent Items", "Deleted Items",
- *    "Junk E-mail", ...). Only when the target has no such folder is the source name kept.
+ *    A pattern `OLD/*=NEW/*` moves a subtree: OLD itself to NEW and OLD/x/y to NEW/x/y (`*` alone
+ *    on the left is every folder, INBOX included; `*` alone on the right is the top level). An
+ *    exact rule wins over a pattern, a longer pattern over a shorter one.
+ * 2. A source folder with a special-use role (\Sent, \Drafts, \Trash, \Junk, \Archive: by its
+ *    SPECIAL-USE flag, else by a well-known name, see sourceRole) goes to the target folder with
+ *    the same role: from the target's LIST (RFC 6154 SPECIAL-USE) or, when the target announces
+ *    none for that role, by a well-known name ("Sent Items", "Deleted Items", "Junk E-mail", ...).
+ *    Only when the target has no such folder is the source name kept.
  * 3. Else the source path with its components joined by the target's delimiter.
  */
 
@@ -38,11 +42,40 @@ export function parseMapRule(text: string): MapRule {
   const i = text.indexOf('=');
   const from = i < 0 ? '' : text.slice(0, i);
   const to = i < 0 ? '' : text.slice(i + 1);
-  const bad = (p: string): boolean => p === '' || p.split('/').some((c) => c === '');
-  if (i < 0 || bad(from) || bad(to)) {
-    throw new MailferryError('usage', `--map ${text}: expected OLD=NEW, folder paths with "/" between non-empty components`);
+  const bad = (p: string): boolean => p === '' || p.split('/').some((c) => c === '' || (c.includes('*') && c !== '*'));
+  const starred = (p: string): boolean => p === '*' || p.endsWith('/*');
+  const stars = (p: string): number => p.split('/').filter((c) => c === '*').length;
+  if (i < 0 || bad(from) || bad(to) || starred(from) !== starred(to) || stars(from) > 1 || stars(to) > 1 || (stars(from) === 1 && !starred(from)) || (stars(to) === 1 && !starred(to))) {
+    throw new MailferryError(
+      'usage',
+      `--map ${text}: expected OLD=NEW (folder paths with "/" between non-empty components) or a subtree OLD/*=NEW/* ("*" last, on both sides)`,
+    );
   }
   return { from, to };
+}
+
+/** The target path ("/"-separated) a rule gives a source path ("/"-separated), or undefined. */
+function applyRule(rule: MapRule, written: string): string | undefined {
+  if (!rule.from.endsWith('*')) return rule.from === written ? rule.to : undefined;
+  const from = rule.from === '*' ? '' : rule.from.slice(0, -2);
+  const to = rule.to === '*' ? '' : rule.to.slice(0, -2);
+  let rest: string;
+  if (from === '') rest = written;
+  else if (written === from) rest = '';
+  else if (written.startsWith(`${from}/`)) rest = written.slice(from.length + 1);
+  else return undefined;
+  if (rest === '') return to === '' ? undefined : to;
+  return to === '' ? rest : `${to}/${rest}`;
+}
+
+/** The rule for a source path: an exact rule, else the pattern with the longest OLD. */
+function ruleFor(rules: readonly MapRule[], written: string): { rule: MapRule; to: string } | undefined {
+  const ranked = [...rules].sort((a, b) => Number(a.from.endsWith('*')) - Number(b.from.endsWith('*')) || b.from.length - a.from.length);
+  for (const rule of ranked) {
+    const to = applyRule(rule, written);
+    if (to !== undefined) return { rule, to };
+  }
+  return undefined;
 }
 
 /** A role RFC 6154 names and we map, case-insensitively; else undefined. */
@@ -58,6 +91,14 @@ export function roleByName(path: string, delimiter: string | null): Role | undef
   if (name === undefined) return undefined;
   const lower = name.toLowerCase();
   return MAPPED_ROLES.find((r) => ROLE_NAMES[r].includes(lower));
+}
+
+/**
+ * The role of a source folder: its SPECIAL-USE flag, else its well-known name (an archive keeps no
+ * flags, and an old server announces none).
+ */
+export function sourceRole(mailbox: Pick<MailboxInfo, 'path' | 'delimiter' | 'specialUse'>): Role | undefined {
+  return normalRole(mailbox.specialUse) ?? roleByName(mailbox.path, mailbox.delimiter === '' ? null : mailbox.delimiter);
 }
 
 export interface ListedFolder {
@@ -127,9 +168,9 @@ export interface MapContext {
 export function mapFolder(mailbox: Pick<MailboxInfo, 'path' | 'delimiter' | 'specialUse'>, ctx: MapContext): Mapped {
   const parts = pathComponents(mailbox);
   const written = parts.join('/');
-  const rule = ctx.rules.find((r) => r.from === written);
-  if (rule !== undefined) return { path: joinForTarget(rule.to.split('/'), ctx.delimiter, mailbox.path, ctx.where), reason: 'map', rule };
-  const role = normalRole(mailbox.specialUse);
+  const hit = ruleFor(ctx.rules, written);
+  if (hit !== undefined) return { path: joinForTarget(hit.to.split('/'), ctx.delimiter, mailbox.path, ctx.where), reason: 'map', rule: hit.rule };
+  const role = sourceRole(mailbox);
   if (role !== undefined) {
     const t = ctx.roles.get(role);
     if (t !== undefined) return { path: t, reason: 'role', role };

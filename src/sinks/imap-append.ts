@@ -6,7 +6,9 @@ import { fingerprintKey, toLf } from '../formats/fingerprint.js';
 import type { Logger } from '../log/logger.js';
 import { ImapPool, type Conn } from '../sources/imap-pool.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../state/checkpoint.js';
-import { mapFolder, targetRoles, type MapRule, type Mapped, type Role } from './folder-map.js';
+import { toRanges } from '../state/ids.js';
+import { flagKey, flagsOfKey } from '../state/synced.js';
+import { mapFolder, sourceRole, targetRoles, type MapRule, type Mapped, type Role } from './folder-map.js';
 import type { Fingerprint, Match, Sink, SinkFolder, Tx } from './sink.js';
 import { collect } from './write-body.js';
 
@@ -37,6 +39,11 @@ import { collect } from './write-body.js';
  * - Connections: up to `connections` logged-in clients, each with an 'error' listener (imapflow
  *   #302), `doSTARTTLS: true` for STARTTLS mode, certificates verified unless `insecure`.
  * - Without UIDPLUS, commit records every UID the target folder holds (UID SEARCH ALL).
+ * - Flags: the checkpoint also keeps, per source id, its target UID (APPENDUID, or the UID a
+ *   re-match found) and the flags last written (synced.ts). `syncFlags` STOREs on the target what
+ *   changed on the source since then (+FLAGS/-FLAGS, so a flag set only on the target stays); a
+ *   message without a record (re-matched after a crash or a lost state) is compared with the
+ *   target's current FLAGS instead. Without a known target UID (no UIDPLUS) flags are not carried.
  */
 export interface ImapAppendSinkOptions {
   endpoint: RemoteEndpoint;
@@ -100,7 +107,7 @@ export class ImapAppendSink implements Sink {
     if (done !== undefined) return done.path;
     if (this.delimiter === undefined) await this.withConn(async () => undefined);
     const rules = this.opts.map ?? [];
-    const roles = mailbox.specialUse === undefined ? new Map<Role, string>() : await this.targetRoles();
+    const roles = sourceRole(mailbox) === undefined ? new Map<Role, string>() : await this.targetRoles();
     const ctx = { rules, delimiter: this.delimiter ?? null, roles, where: this.where };
     const again = this.decided.get(mailbox.path);
     if (again !== undefined) return again.path;
@@ -182,6 +189,8 @@ class NoselectFolder implements SinkFolder {
 
 interface Appended {
   id: string;
+  /** flagKey of the flags it was appended with. */
+  flags: string;
   uid?: number;
   uidValidity?: bigint;
   dated: boolean;
@@ -237,13 +246,21 @@ class ImapFolder implements SinkFolder {
   }
 
   /** Replace both records of this folder (in memory). */
-  private record(uidValidity: bigint | undefined, ids: string[], targetUidValidity: bigint, uids: number[]): void {
+  private record(
+    uidValidity: bigint | undefined,
+    ids: string[],
+    targetUidValidity: bigint,
+    uids: number[],
+    pairs: [string, number][] = [],
+  ): void {
     this.checkpoint.update(this.mailbox.path, (f) => {
       if (uidValidity === undefined) delete f.uidValidity;
       else f.uidValidity = uidValidity.toString();
       delete f.rematching;
       f.ids = new Set(ids);
       keepFirstSeen(f, f.ids);
+      f.flags = new Map();
+      f.targetUids = new Map(pairs);
     });
     this.checkpoint.update(targetKey(this.mailbox.path), (f) => {
       f.uidValidity = targetUidValidity.toString();
@@ -279,10 +296,67 @@ class ImapFolder implements SinkFolder {
   async rebase(uidValidity: bigint | undefined, matches: readonly Match[]): Promise<void> {
     const target = this.seen ?? (await this.examine());
     const ids = matches.map((m) => m.id);
-    this.record(uidValidity, ids, target.uidValidity, target.uids);
+    const pairs = matches.map((m): [string, number] => [m.id, Number(m.ref)]);
+    this.record(uidValidity, ids, target.uidValidity, target.uids, pairs);
     await this.checkpoint.save();
     this.known = new Set(ids);
     this.needsRematch = false;
+  }
+
+  async syncFlags(metas: readonly MessageMeta[]): Promise<number> {
+    const f = this.checkpoint.folder(this.mailbox.path);
+    const uidOf = f?.targetUids ?? new Map<string, number>();
+    const last = f?.flags ?? new Map<string, string>();
+    const changed = metas.filter((m) => uidOf.has(m.id) && last.get(m.id) !== flagKey(m.flags));
+    const unmapped = metas.filter((m) => !uidOf.has(m.id)).length;
+    if (unmapped > 0) this.log.debug(`${this.mailbox.path}: ${unmapped} messages without a known target UID; their flags are not carried`);
+    if (changed.length === 0) return 0;
+    const stored = await this.sink.withConn(async (c) => {
+      await c.client.mailboxOpen(this.path);
+      try {
+        // Messages without a record are compared with what the target holds now.
+        const unknown = changed.filter((m) => !last.has(m.id)).map((m) => uidOf.get(m.id) as number);
+        const now = new Map<number, string>();
+        if (unknown.length > 0) {
+          for await (const msg of c.client.fetch(toRanges(unknown), { uid: true, flags: true }, { uid: true })) now.set(msg.uid, flagKey(msg.flags ?? []));
+        }
+        // One STORE per distinct change, over all the UIDs it applies to.
+        const groups = new Map<string, { add: string[]; remove: string[]; uids: number[]; ids: string[] }>();
+        for (const m of changed) {
+          const uid = uidOf.get(m.id) as number;
+          const before = last.get(m.id) ?? now.get(uid);
+          if (before === undefined) continue; // gone from the target
+          const want = new Set(flagsOfKey(flagKey(m.flags)));
+          const had = new Set(flagsOfKey(before));
+          const add = [...want].filter((x) => !had.has(x));
+          const remove = [...had].filter((x) => !want.has(x));
+          const key = `${add.join(' ')}\u0000${remove.join(' ')}`;
+          const g = groups.get(key) ?? { add, remove, uids: [], ids: [] };
+          g.uids.push(uid);
+          g.ids.push(m.id);
+          groups.set(key, g);
+        }
+        const done: string[] = [];
+        let n = 0;
+        for (const g of groups.values()) {
+          const set = toRanges(g.uids);
+          if (g.add.length > 0) await c.client.messageFlagsAdd(set, g.add, { uid: true });
+          if (g.remove.length > 0) await c.client.messageFlagsRemove(set, g.remove, { uid: true });
+          if (g.add.length + g.remove.length > 0) n += g.ids.length;
+          done.push(...g.ids);
+        }
+        return { n, done };
+      } finally {
+        await c.client.mailboxClose();
+      }
+    }, `cannot store flags in folder "${this.path}"`);
+    const byId = new Map(changed.map((m) => [m.id, flagKey(m.flags)]));
+    this.checkpoint.update(this.mailbox.path, (g) => {
+      for (const id of stored.done) (g.flags ??= new Map()).set(id, byId.get(id) ?? '');
+    });
+    await this.checkpoint.save();
+    if (stored.n > 0) this.log.info(`${this.mailbox.path}: flags updated on ${stored.n} messages on the target`);
+    return stored.n;
   }
 
   async begin(): Promise<Tx> {
@@ -329,6 +403,7 @@ class ImapFolder implements SinkFolder {
     if (res === false) throw new MailferryError('protocol', `${this.sink.where}: APPEND to "${this.path}" not possible now`, { retryable: true });
     return {
       id: meta.id,
+      flags: flagKey(flags),
       dated: meta.internalDate !== undefined,
       ...(res.uid === undefined ? {} : { uid: res.uid }),
       ...(res.uidValidity === undefined ? {} : { uidValidity: res.uidValidity }),
@@ -353,6 +428,10 @@ class ImapFolder implements SinkFolder {
     const ids = done.map((a) => a.id);
     this.checkpoint.update(this.mailbox.path, (f) => {
       for (const id of ids) f.ids.add(id);
+      for (const a of done) {
+        (f.flags ??= new Map()).set(a.id, a.flags);
+        if (withUid && a.uid !== undefined) (f.targetUids ??= new Map()).set(a.id, a.uid);
+      }
       markFirstSeen(
         f,
         done.filter((a) => !a.dated).map((a) => a.id),
@@ -367,13 +446,16 @@ class ImapFolder implements SinkFolder {
   }
 }
 
-/** A NO to APPEND concerns this message (too big, refused content), except a full quota. */
+/**
+ * A NO to APPEND concerns this message (too big: Dovecot says [LIMIT], RFC 7889 [TOOBIG]; refused
+ * content), except a full account ([OVERQUOTA], RFC 5530), which stops the run (kind `quota`).
+ */
 function appendError(e: unknown, path: string, id: string): MailferryError {
   const cause = e instanceof MailferryError ? e.cause : e;
   const code = typeof cause === 'object' && cause !== null ? (cause as { serverResponseCode?: unknown }).serverResponseCode : undefined;
   const text = e instanceof Error ? e.message : String(e);
-  if (code === 'OVERQUOTA') return new MailferryError('destination', `target is over quota: ${text}`, { cause });
-  if (code === 'APPENDLIMIT' || code === 'TOOBIG' || (e instanceof MailferryError && e.kind === 'mailbox')) {
+  if (code === 'OVERQUOTA') return new MailferryError('quota', `target is over quota (at ${path} ${id}): ${text}`, { cause });
+  if (code === 'APPENDLIMIT' || code === 'TOOBIG' || code === 'LIMIT' || (e instanceof MailferryError && e.kind === 'mailbox')) {
     return new MailferryError('message', `${path} ${id}: target refused the message: ${text}`, { cause });
   }
   return e instanceof MailferryError ? e : mapImapErrorFallback(e);

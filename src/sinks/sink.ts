@@ -22,6 +22,11 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  *   A body Readable must be consumed fully by `write` before it resolves.
  * - Errors are MailferryError: `destination` when the archive cannot be written (permissions, disk
  *   full), which stops the run; a message the sink cannot represent is `message` (skipped, reported).
+ * - `SinkFolder.syncFlags(metas)`, optional: the sink keeps flags in step with the source. The
+ *   pipeline then lists every message (not only new ones) and hands it the metadata of messages
+ *   already in this folder (`known`), with their current source flags; the sink writes the changes
+ *   since it last wrote each message's flags (IMAP target: UID STORE; a Maildir could rename to
+ *   `:2,<info>`), records them, and resolves with how many messages it changed.
  * - `close()` releases files and locks; it never throws.
  */
 export interface SinkCaps {
@@ -61,6 +66,7 @@ export interface SinkFolder {
   fingerprints(): AsyncIterable<Fingerprint>;
   rebase(uidValidity: bigint | undefined, matches: readonly Match[]): Promise<void>;
   begin(): Promise<Tx>;
+  syncFlags?(metas: readonly MessageMeta[]): Promise<number>;
 }
 
 export interface Sink {

@@ -21,6 +21,8 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  * - A lost connection surfaces as a MailferryError with `retryable: true`; the caller retries the
  *   batch, the Source opens a fresh connection. Authentication failures are `kind: 'auth'`.
  * - `close()` logs out every connection; it never throws.
+ * - `filtered(mailbox)`, optional (a filtering wrapper, filter.ts): how many messages of `mailbox`
+ *   the last `list()` left out on purpose; the pipeline counts them as filtered, not as present.
  */
 export interface SourceCaps {
   readonly flags: boolean;
@@ -63,4 +65,5 @@ export interface Source {
   headers(mailbox: MailboxInfo): AsyncIterable<HeaderSample>;
   fetch(batch: readonly MessageMeta[], signal: AbortSignal): AsyncIterable<Fetched>;
   close(): Promise<void>;
+  filtered?(mailbox: MailboxInfo): number;
 }

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { MailferryError, errnoCode, destinationError } from '../domain/errors.js';
 import { writeFileAtomic } from './atomic.js';
 import { decodeIds, encodeIds, type EncodedIds } from './ids.js';
+import { decodeFlagSets, decodeUidRuns, encodeFlagSets, encodeUidRuns, type FlagSetsJson, type UidRunsJson } from './synced.js';
 
 /**
  * The checkpoint of one archive (one Sink): for each source mailbox, the UIDVALIDITY the ids belong
@@ -27,6 +28,10 @@ export interface FolderCheckpoint {
    * internal date (POP3 has none), written in the same commit as the ids.
    */
   firstSeen?: Map<string, number>;
+  /** IMAP target only (synced.ts): source id -> the flags last written to the target. */
+  flags?: Map<string, string>;
+  /** IMAP target only: source id -> its UID on the target (APPENDUID or re-match). */
+  targetUids?: Map<string, number>;
   /** SMTP forward only: id -> what the relay answered when it accepted the message, and its fingerprint. */
   sent?: Map<string, SentRecord>;
 }
@@ -45,6 +50,8 @@ interface FolderJson extends EncodedIds {
   noEol?: number[];
   firstSeen?: Record<string, number>;
   sent?: Record<string, SentRecord>;
+  flags?: FlagSetsJson;
+  targetUids?: UidRunsJson;
 }
 
 /** Now, as the checkpoint counts time: whole seconds since the epoch. */
@@ -126,6 +133,8 @@ export class Checkpoint {
         ids: decodeIds(f),
         ...(f.firstSeen === undefined ? {} : { firstSeen: decodeFirstSeen(f.firstSeen, path) }),
         ...(f.sent === undefined ? {} : { sent: decodeSent(f.sent, path) }),
+        ...(f.flags === undefined ? {} : { flags: decodeFlagSets(f.flags) }),
+        ...(f.targetUids === undefined ? {} : { targetUids: decodeUidRuns(f.targetUids) }),
       });
     }
     return cp;
@@ -192,6 +201,8 @@ export class Checkpoint {
           ? {}
           : { firstSeen: Object.fromEntries([...f.firstSeen].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) }),
         ...(f.sent === undefined || f.sent.size === 0 ? {} : { sent: Object.fromEntries(f.sent) }),
+        ...(f.flags === undefined || f.flags.size === 0 ? {} : { flags: encodeFlagSets(f.flags) }),
+        ...(f.targetUids === undefined || f.targetUids.size === 0 ? {} : { targetUids: encodeUidRuns(f.targetUids) }),
       };
     }
     const json: StateJson = { version: 1, source: this.source, folders };

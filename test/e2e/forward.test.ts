@@ -199,6 +199,22 @@ describe('forward through SMTP', { skip: dc.skip }, () => {
     assert.equal(r.received.length, 3, 'nothing forwarded twice');
   });
 
+  test('--unseen-only forwards the unseen messages only; a run without it then forwards the rest, nothing twice', async () => {
+    const r = await start({ mode: 'tls' });
+    const args = [...imapFrom(), ...relayArgs(r, 'smtps', undefined), '--rcpt', 'x@example.org', '--include', 'Bulk'];
+    const unseen = bulk.filter((m) => !(m.flags ?? []).includes('\\Seen'));
+    assert.ok(unseen.length > 0 && unseen.length < bulk.length, 'the fixture has both');
+    const first = await forward([...args, '--unseen-only'], 'st11');
+    assert.equal(first.status, 0, first.stderr);
+    assert.equal(first.out['filtered'], bulk.length - unseen.length);
+    const ids = (rs: typeof r.received): string[] => rs.map((g) => /Message-ID: (<[^>]+>)/.exec(g.data.toString('latin1'))?.[1] ?? '').sort();
+    const idOfSeed = (m: { raw: Buffer }): string => /Message-ID: (<[^>]+>)/.exec(m.raw.toString('latin1'))?.[1] ?? '';
+    assert.deepEqual(ids(r.received), unseen.map(idOfSeed).sort());
+    const rest = await forward(args, 'st11');
+    assert.equal(rest.status, 0, rest.stderr);
+    assert.deepEqual(ids(r.received), bulk.map(idOfSeed).sort(), 'each message once');
+  });
+
   test('a second run on the same state exits 7 (lock)', async () => {
     const r = await start({ mode: 'tls' });
     const state = join(root, 'locked.json');
@@ -209,8 +225,9 @@ describe('forward through SMTP', { skip: dc.skip }, () => {
   });
 
   test('configuration problems are reported together before any I/O (exit 2)', async () => {
-    const res = await forward(['--from', 'imaps://alice@127.0.0.1:1', '--password-env', 'PW', '--smtp', 'smtps://127.0.0.1:1', '--smtp-password-env', 'SMTP_PW', '--rate', 'fast'], 'st8');
+    const res = await forward(['--from', 'pop3s://alice@127.0.0.1:1', '--password-env', 'PW', '--smtp', 'smtps://127.0.0.1:1', '--smtp-password-env', 'SMTP_PW', '--rate', 'fast', '--unseen-only'], 'st8');
     assert.equal(res.status, 2, res.stderr);
+    assert.match(res.stderr, /--unseen-only is for IMAP sources only/);
     assert.match(res.stderr, /--rcpt ADDRESS is required/);
     assert.match(res.stderr, /needs a user in the --smtp address/);
     assert.match(res.stderr, /--rate must be/);

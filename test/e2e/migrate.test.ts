@@ -1,19 +1,21 @@
 import { after, before, describe, test } from 'node:test';
+import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toLf } from '../../src/formats/fingerprint.js';
-import { maildirFolderDir } from '../../src/sinks/paths.js';
+import { maildirFolderDir, mboxFolderFile } from '../../src/sinks/paths.js';
 import { nastyMailbox } from '../fixtures/nasty.js';
-import { readMaildirFolder } from '../helpers/archive.js';
+import { readMaildirFolder, readMboxFile } from '../helpers/archive.js';
 import { runCli } from '../helpers/cli.js';
 import { assertSameAccount, messageCount, sec, selectableFolders, sysFlags } from '../helpers/compare.js';
 import { fetchAll, withDovecot, type Account } from '../helpers/server.js';
 
 const bob: Account = { name: 'migrate-bob', password: 'migrate-bob-pw' };
 const carol: Account = { name: 'migrate-carol', password: 'migrate-carol-pw' };
-const dc = withDovecot({ nasty: true, users: [bob, carol] });
+const dan: Account = { name: 'migrate-dan', password: 'migrate-dan-pw' };
+const dc = withDovecot({ nasty: true, users: [bob, carol, dan] });
 const selectable = nastyMailbox().map((f) => f.path);
 const total = nastyMailbox().reduce((n, f) => n + f.messages.length, 0);
 
@@ -98,6 +100,36 @@ describe('migrate one IMAP account into another', { skip: dc.skip }, () => {
     assert.equal(again.status, 0, again.stderr);
     assert.equal(again.out['messages'], 0);
     assert.equal(await countOf(carol), total);
+  });
+
+  test('--archive mbox:DIR writes the same mbox files as backup would (the same messages, flags and dates)', async () => {
+    const viaMigrate = join(root, 'mbox-migrate');
+    const viaBackup = join(root, 'mbox-backup');
+    const m = await migrate(dan, ['--archive', `mbox:${viaMigrate}`]);
+    assert.equal(m.status, 0, m.stderr);
+    const b = await runCli(
+      ['backup', '--from', `imaps://${dc.alice.name}@127.0.0.1:${dc.server.imapsPort}`, '--ca', dc.server.caFile, '--password-env', 'ALICE_PW', '--to', `mbox:${viaBackup}`],
+      { ALICE_PW: dc.alice.password },
+    );
+    assert.equal(b.status, 0, b.stderr);
+    const files = async (dir: string): Promise<string[]> =>
+      (await readdir(dir, { recursive: true, withFileTypes: true }))
+        .filter((e) => e.isFile() && !e.name.startsWith('.mailferry'))
+        .map((e) => join(e.parentPath, e.name).slice(dir.length + 1))
+        .sort();
+    const names = await files(viaBackup);
+    assert.deepEqual(await files(viaMigrate), names);
+    const source = `imaps://${dc.alice.name}@127.0.0.1:${dc.server.imapsPort}`;
+    // A folder fetched in several batches may be written in another order: compare as multisets.
+    const keys = async (dir: string, path: string): Promise<string[]> =>
+      (await readMboxFile(mboxFolderFile(dir, { path, delimiter: '/' }), dir, path, source))
+        .map((x) => `${sec(x.date)} ${[...x.flags].sort().join(' ')} ${createHash('sha256').update(x.body).digest('hex')}`)
+        .sort();
+    for (const path of selectable) {
+      const want = await keys(viaBackup, path);
+      assert.equal(want.length, (await fetchAll(dc.server, dc.alice, path)).length, path);
+      assert.deepEqual(await keys(viaMigrate, path), want, path);
+    }
   });
 
   test('a wrong target password exits 4 with one line; a missing one is a usage error (2)', async () => {

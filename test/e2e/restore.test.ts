@@ -1,17 +1,18 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Account } from '../helpers/server.js';
 import { nastyMailbox } from '../fixtures/nasty.js';
 import { runCli } from '../helpers/cli.js';
-import { assertSameAccount, messageCount, selectableFolders } from '../helpers/compare.js';
-import { withDovecot } from '../helpers/server.js';
+import { assertSameAccount, assertSameFolder, messageCount, selectableFolders } from '../helpers/compare.js';
+import { connect, fetchAll, withDovecot } from '../helpers/server.js';
 
 const rmd: Account = { name: 'restore-md', password: 'restore-md-pw' };
 const rmbox: Account = { name: 'restore-mbox', password: 'restore-mbox-pw' };
-const dc = withDovecot({ nasty: true, users: [rmd, rmbox] });
+const rnamed: Account = { name: 'restore-named', password: 'restore-named-pw' };
+const dc = withDovecot({ nasty: true, users: [rmd, rmbox, rnamed] });
 const selectable = nastyMailbox().map((f) => f.path);
 
 const sameAccount = (user: Account): Promise<void> => assertSameAccount(dc.server, dc.alice, user, selectable);
@@ -121,6 +122,33 @@ describe('restore a backup archive into a fresh IMAP account', { skip: dc.skip }
     assert.equal(again.status, 0, again.stderr);
     assert.equal(again.out['messages'], 0);
     assert.equal(await countOf(rmbox), total);
+  });
+
+  test('a target whose Sent folder is "Sent Items" without a SPECIAL-USE flag: found by name, no "Sent" created', async () => {
+    const c = await connect(dc.server, rnamed);
+    try {
+      await c.mailboxCreate('Sent Items');
+    } finally {
+      await c.logout();
+    }
+    const r = await restore(`maildir:${join(root, 'md')}`, rnamed, ['--include', 'Sent']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(await selectableFolders(dc.server, rnamed), ['INBOX', 'Sent Items']);
+    const sent = await fetchAll(dc.server, dc.alice, 'Sent');
+    assert.ok(sent.length > 0);
+    assertSameFolder('Sent -> Sent Items', sent, await fetchAll(dc.server, rnamed, 'Sent Items'));
+  });
+
+  test('a live lock on the target state exits 7 with one line and changes nothing', async () => {
+    const stateFile = join(root, 'locked-state.json');
+    await writeFile(`${stateFile}.lock`, `${process.pid} ${hostname()} ${new Date().toISOString()}\n`);
+    const before = await countOf(rmd);
+    const r = await restore(`maildir:${join(root, 'md')}`, rmd, ['--state', stateFile]);
+    assert.equal(r.status, 7, r.stderr);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /another mailferry run/);
+    await assert.rejects(stat(stateFile));
+    assert.equal(await countOf(rmd), before);
   });
 
   test('errors: wrong target password exits 4, missing archive 2, both in one line', async () => {

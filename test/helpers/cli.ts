@@ -65,3 +65,17 @@ export function runCli(args: string[], env: Record<string, string> = {}, opts: C
     opts.onSpawn?.(child);
   });
 }
+
+export interface JsonResult {
+  status: number | null;
+  /** The last stdout line parsed as JSON (the summary or plan of `--json`); {} when there is none. */
+  out: Record<string, unknown>;
+  stderr: string;
+}
+
+/** runCli for a command given `--json`: its summary object, exit status and stderr. */
+export async function runCliJson(args: string[], env: Record<string, string> = {}, opts: CliOptions = {}): Promise<JsonResult> {
+  const r = await runCli(args, env, { timeoutMs: 120_000, ...opts });
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  return { status: r.status, out: JSON.parse(line === '' ? '{}' : line) as Record<string, unknown>, stderr: r.stderr };
+}

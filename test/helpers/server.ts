@@ -34,7 +34,7 @@ export interface WithDovecotOptions {
   /** more users besides alice */
   users?: UserSpec[];
   /** namespace options for the server (default: "/" separator, no special-use folders) */
-  dovecot?: Pick<StartOptions, 'separator' | 'specialUse'>;
+  dovecot?: Pick<StartOptions, 'separator' | 'specialUse' | 'quota'>;
 }
 
 /** Registers before/after hooks in the current file or suite that start and stop one Dovecot. */

@@ -9,9 +9,25 @@ describe('folder mapping', () => {
   test('parseMapRule: OLD=NEW at the first "="; malformed is a usage error', () => {
     assert.deepEqual(parseMapRule('Archive/2023=Old/2023'), { from: 'Archive/2023', to: 'Old/2023' });
     assert.deepEqual(parseMapRule('a=b=c'), { from: 'a', to: 'b=c' });
-    for (const bad of ['noequals', '=x', 'x=', 'a//b=c', 'a=/b', 'a/=b']) {
+    assert.deepEqual(parseMapRule('Old/*=Archive/Old/*'), { from: 'Old/*', to: 'Archive/Old/*' });
+    for (const bad of ['noequals', '=x', 'x=', 'a//b=c', 'a=/b', 'a/=b', 'Old/*=New', 'Old=New/*', 'O*=N*', '*/x=*', 'a/*/*=b/*']) {
       assert.throws(() => parseMapRule(bad), (e: unknown) => e instanceof MailferryError && e.kind === 'usage', bad);
     }
+  });
+
+  test('--map patterns: a subtree moves whole; exact beats pattern, longer beats shorter', () => {
+    const rules = [parseMapRule('Old/*=Archive/Old/*'), parseMapRule('Old/2020=Y2020'), parseMapRule('Old/Keep/*=Kept/*'), parseMapRule('Top/*=*')];
+    const to = (path: string): string => mapFolder({ path, delimiter: '/' }, ctx({ rules })).path;
+    assert.equal(to('Old'), 'Archive.Old');
+    assert.equal(to('Old/x/y'), 'Archive.Old.x.y');
+    assert.equal(to('Old/2020'), 'Y2020');
+    assert.equal(to('Old/Keep/a'), 'Kept.a');
+    assert.equal(to('Older'), 'Older');
+    assert.equal(to('Top/a/b'), 'a.b');
+    assert.equal(to('Top'), 'Top');
+    const all = [parseMapRule('*=Imported/*')];
+    assert.equal(mapFolder({ path: 'INBOX', delimiter: '/' }, ctx({ rules: all })).path, 'Imported.INBOX');
+    assert.equal(mapFolder({ path: 'Sent', delimiter: '/', specialUse: '\\Sent' }, ctx({ rules: all, roles: new Map([['\\Sent', 'Sent']]) })).path, 'Imported.Sent');
   });
 
   test('roleByName: top level or under INBOX, case-insensitive', () => {
