@@ -4,9 +4,9 @@ import type { SmtpSender } from './transport.js';
 /**
  * `--rate N/s`, `N/m`, `N/h`: at most N messages handed to the relay per second, minute or hour, as
  * a wrapper around an SmtpSender (every attempt counts, retries of a 4xx too). Sends are spaced
- * evenly, one every period/N, rather than in bursts of N: any window of one period then holds at
- * most N sends (N+1 only when the window's two ends fall exactly on two sends), which is what a
- * relay's counter sees, whichever way it counts. The first message goes at once.
+ * evenly, each at least period/N after the one before, rather than in bursts of N: any window of
+ * one period then holds at most N sends, which is what a relay's counter sees, whichever way it
+ * counts. The first message goes at once.
  */
 export interface Rate {
   count: number;
@@ -28,13 +28,18 @@ export function parseRate(text: string): Rate {
 
 export function rateLimited(sender: SmtpSender, rate: Rate, signal: AbortSignal): SmtpSender {
   const interval = rate.perMs / rate.count;
-  let next = 0;
+  let last = -Infinity;
+  let turns: Promise<void> = Promise.resolve();
   return {
     async send(envelope, raw) {
-      // Reserve a slot before waiting, so concurrent callers queue in order.
-      const at = Math.max(Date.now(), next);
-      next = at + interval;
-      await sleepUntil(at, signal);
+      // One turn after another, each at least `interval` after the previous one really began (a
+      // late timer delays the rest, it never lets two sends come closer).
+      const turn = turns.then(async () => {
+        await sleepUntil(last + interval, signal);
+        last = Date.now();
+      });
+      turns = turn;
+      await turn;
       if (signal.aborted) throw new MailferryError('interrupted', 'interrupted; the state is consistent, rerun to resume');
       return sender.send(envelope, raw);
     },

@@ -32,7 +32,8 @@ test('rateLimited spaces sends evenly, concurrent callers included', async () =>
   assert.equal(at.length, 6);
   // 5 intervals of 50 ms; timers fire late, never early.
   assert.ok((at.at(-1) ?? 0) - t0 >= 5 * 50 - 5, `${(at.at(-1) ?? 0) - t0} ms`);
-  for (let i = 1; i < at.length; i++) assert.ok((at[i] ?? 0) - (at[i - 1] ?? 0) >= 45, `gap ${i}`);
+  // Each at least 50 ms after the one before (Date.now() is whole milliseconds).
+  for (let i = 1; i < at.length; i++) assert.ok((at[i] ?? 0) - (at[i - 1] ?? 0) >= 49, `gap ${i}: ${(at[i] ?? 0) - (at[i - 1] ?? 0)} ms`);
 });
 
 const base = { from: 'pop3s://me@pop.example.org', passwordEnv: 'PW', smtp: 'smtps://me@new.example.org@smtp.example.org', smtpPasswordEnv: 'SPW', rcpt: 'me@new.example.org' };
