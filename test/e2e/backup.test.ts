@@ -11,7 +11,7 @@ import { toLf } from '../../src/formats/fingerprint.js';
 import { maildirFolderDir, mboxFolderFile } from '../../src/sinks/paths.js';
 import { imapView, nastyMailbox, smallMessages } from '../fixtures/nasty.js';
 import { readMaildirFolder, readMboxFile, type ArchivedMessage } from '../helpers/archive.js';
-import { runCli } from '../helpers/cli.js';
+import { lastJson, runCli } from '../helpers/cli.js';
 import { connect, fetchAll, withDovecot, type FetchedMessage } from '../helpers/server.js';
 
 const run = promisify(execFile);
@@ -191,7 +191,7 @@ print(json.dumps(out))
       );
       assert.equal(r.status, 3, r.stderr);
       assert.match(r.stderr, /--include Nope: no such folder/);
-      const summary = JSON.parse(r.stdout.trim()) as { folders: number; messages: number };
+      const summary = lastJson(r.stdout) as { folders: number; messages: number };
       assert.deepEqual([summary.folders, summary.messages], [1, 0], 'only Projects/Client A, which is empty');
       assert.ok((await stat(join(sub, '.Projects.Client A', 'cur'))).isDirectory());
       await assert.rejects(stat(join(sub, '.Projects.Client A.Reports')));

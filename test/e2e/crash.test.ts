@@ -1,11 +1,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { toLf } from '../../src/formats/fingerprint.js';
 import { maildirFolderDir, mboxFolderFile } from '../../src/sinks/paths.js';
+import { LOCK_FILE } from '../../src/state/files.js';
 import { nastyMailbox, smallMessages, prng } from '../fixtures/nasty.js';
 import { readMaildirFolder, readMboxFile } from '../helpers/archive.js';
 import { fetchAll, withDovecot } from '../helpers/server.js';
@@ -49,7 +51,10 @@ describe('crash safety', { skip: dc.skip }, () => {
 
   test('SIGINT stops a run with exit 130 and a consistent archive', async () => {
     const run = start(root);
-    await new Promise((r) => setTimeout(r, 400));
+    // Once the archive lock exists the command runs, so the signal handlers are installed (a fixed
+    // delay raced Node's start-up on a loaded machine).
+    const lock = join(root, 'md', LOCK_FILE);
+    for (let i = 0; i < 2000 && !existsSync(lock); i++) await new Promise((r) => setTimeout(r, 10));
     run.kill('SIGINT');
     assert.equal(await run.done, 130);
   });

@@ -7,7 +7,7 @@ import { STATE_FILE } from '../../src/commands/archive.js';
 import { seedMailbox } from '../../src/dev/seed.js';
 import { smallMessages } from '../fixtures/nasty.js';
 import { readMaildirFolder } from '../helpers/archive.js';
-import { runCli } from '../helpers/cli.js';
+import { lastJson, runCli } from '../helpers/cli.js';
 import { fetchAll, withDovecot } from '../helpers/server.js';
 
 /**
@@ -32,7 +32,7 @@ interface Summary {
 async function backup(root: string, extra: string[]): Promise<Summary> {
   const r = await runCli(args(root, extra), { PW: dave.password });
   assert.equal(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout) as Summary;
+  return lastJson(r.stdout) as unknown as Summary;
 }
 
 const idOf = (b: Buffer): string => /Message-ID: (<[^>]*>)/i.exec(b.toString('latin1'))?.[1] ?? '';

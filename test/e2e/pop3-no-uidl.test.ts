@@ -8,7 +8,7 @@ import { seedMailbox } from '../../src/dev/seed.js';
 import { toLf } from '../../src/formats/fingerprint.js';
 import { nastyMailbox, pop3View, smallMessages } from '../fixtures/nasty.js';
 import { readMaildirFolder, readMboxFile } from '../helpers/archive.js';
-import { runCli } from '../helpers/cli.js';
+import { lastJson, runCli } from '../helpers/cli.js';
 import { fetchAll, withDovecot } from '../helpers/server.js';
 
 /**
@@ -35,7 +35,7 @@ interface Summary {
 async function backup(root: string, extra: string[] = []): Promise<Summary> {
   const r = await runCli(args(root, extra), { PW: carol.password });
   assert.equal(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout) as Summary;
+  return lastJson(r.stdout) as unknown as Summary;
 }
 
 const idOf = (b: Buffer): string => /Message-ID: (<[^>]*>)/i.exec(b.toString('latin1'))?.[1] ?? '';
@@ -103,12 +103,12 @@ describe('backup from POP3 with --no-uidl', { skip: dc.skip }, () => {
       const withUidl = args(other).filter((a) => a !== '--no-uidl');
       const r = await runCli(withUidl, { PW: carol.password });
       assert.equal(r.status, 0, r.stderr);
-      assert.equal((JSON.parse(r.stdout) as Summary).messages, inbox.length);
+      assert.equal((lastJson(r.stdout) as unknown as Summary).messages, inbox.length);
       const switched = await backup(other);
       assert.deepEqual([switched.messages, switched.unchanged], [0, inbox.length], 'UIDL -> header keys');
       const back = await runCli(withUidl, { PW: carol.password });
       assert.equal(back.status, 0, back.stderr);
-      assert.equal((JSON.parse(back.stdout) as Summary).messages, 0, 'header keys -> UIDL');
+      assert.equal((lastJson(back.stdout) as unknown as Summary).messages, 0, 'header keys -> UIDL');
       for (const got of [await readMaildirFolder(join(other, 'md')), await readMboxFile(join(other, 'mbox', 'INBOX'), join(other, 'mbox'), 'INBOX', `pop3s://carol@127.0.0.1:${dc.server.pop3sPort}`)]) {
         assert.equal(got.length, inbox.length);
       }

@@ -8,7 +8,7 @@ import { seedMailbox } from '../../src/dev/seed.js';
 import { toLf } from '../../src/formats/fingerprint.js';
 import { nastyMailbox, pop3View, prng, smallMessages } from '../fixtures/nasty.js';
 import { readMaildirFolder, readMboxFile } from '../helpers/archive.js';
-import { runCli } from '../helpers/cli.js';
+import { lastJson, runCli } from '../helpers/cli.js';
 import { connect, withDovecot } from '../helpers/server.js';
 
 /** `backup --from pop3s://` and `pop3://` (STLS) into Maildir and mbox, incremental, with --delete. */
@@ -44,7 +44,7 @@ describe('backup from POP3', { skip: dc.skip }, () => {
   test('every message byte-exact in Maildir new/ and in mbox; rerun copies nothing; one new copies one', async () => {
     const r = await runCli(args('alice', root), { PW: dc.alice.password });
     assert.equal(r.status, 0, r.stderr);
-    assert.equal((JSON.parse(r.stdout) as { messages: number }).messages, inbox.length);
+    assert.equal((lastJson(r.stdout) as unknown as { messages: number }).messages, inbox.length);
     const md = await readMaildirFolder(join(root, 'md'));
     const mbox = await readMboxFile(join(root, 'mbox', 'INBOX'), join(root, 'mbox'), 'INBOX', `pop3s://alice@127.0.0.1:${dc.server.pop3sPort}`);
     for (const [name, got] of [['maildir', md], ['mbox', mbox]] as const) {
@@ -59,18 +59,18 @@ describe('backup from POP3', { skip: dc.skip }, () => {
 
     const again = await runCli(args('alice', root, [], 'pop3'), { PW: dc.alice.password });
     assert.equal(again.status, 0, again.stderr);
-    assert.equal((JSON.parse(again.stdout) as { messages: number }).messages, 0, 'STLS run, same archive: nothing new');
+    assert.equal((lastJson(again.stdout) as unknown as { messages: number }).messages, 0, 'STLS run, same archive: nothing new');
 
     await seedMailbox(dc.server, dc.alice, [{ path: 'INBOX', messages: smallMessages(1, 31) }]);
     const one = await runCli(args('alice', root), { PW: dc.alice.password });
-    assert.equal((JSON.parse(one.stdout) as { messages: number }).messages, 1);
+    assert.equal((lastJson(one.stdout) as unknown as { messages: number }).messages, 1);
     assert.equal((await readMaildirFolder(join(root, 'md'))).length, inbox.length + 1);
   });
 
   test('--delete removes only what is archived, after the copy', async () => {
     const r = await runCli(args('alice', root, ['--delete']), { PW: dc.alice.password });
     assert.equal(r.status, 0, r.stderr);
-    const summary = JSON.parse(r.stdout) as { messages: number; deleted: number };
+    const summary = lastJson(r.stdout) as unknown as { messages: number; deleted: number };
     assert.deepEqual([summary.messages, summary.deleted], [0, inbox.length + 1]);
     assert.equal(await serverCount(dc.alice), 0);
     assert.equal((await readMaildirFolder(join(root, 'md'))).length, inbox.length + 1);

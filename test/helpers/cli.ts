@@ -76,6 +76,11 @@ export interface JsonResult {
 /** runCli for a command given `--json`: its summary object, exit status and stderr. */
 export async function runCliJson(args: string[], env: Record<string, string> = {}, opts: CliOptions = {}): Promise<JsonResult> {
   const r = await runCli(args, env, { timeoutMs: 120_000, ...opts });
-  const line = r.stdout.trim().split('\n').pop() ?? '';
-  return { status: r.status, out: JSON.parse(line === '' ? '{}' : line) as Record<string, unknown>, stderr: r.stderr };
+  return { status: r.status, out: lastJson(r.stdout), stderr: r.stderr };
+}
+
+/** The last line of a `--json` run's stdout (its summary or plan; progress lines come before it); {} when empty. */
+export function lastJson(stdout: string): Record<string, unknown> {
+  const line = stdout.trim().split('\n').pop() ?? '';
+  return JSON.parse(line === '' ? '{}' : line) as Record<string, unknown>;
 }
