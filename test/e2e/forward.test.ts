@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { toLf } from '../../src/formats/fingerprint.js';
 import { nastyMailbox, pop3View, smallMessages } from '../fixtures/nasty.js';
 import { readMaildirFolder } from '../helpers/archive.js';
-import { runCli, type CliResult } from '../helpers/cli.js';
+import { lastJson, runCli, type CliResult } from '../helpers/cli.js';
 import { connect, fetchAll, withDovecot } from '../helpers/server.js';
 import { smtpView, startSmtp, type SmtpOptions, type TestSmtp } from '../helpers/smtp.js';
 
@@ -53,8 +53,7 @@ describe('forward through SMTP', { skip: dc.skip }, () => {
 
   async function forward(args: string[], state: string, extra: Record<string, string> = {}): Promise<CliResult & { out: Record<string, unknown> }> {
     const r = await runCli(['forward', '--json', ...args], { PW: dc.alice.password, SMTP_PW: RELAY_PW, XDG_STATE_HOME: join(root, state), ...extra }, { timeoutMs: 180_000 });
-    const line = r.stdout.trim().split('\n').pop() ?? '';
-    return { ...r, out: JSON.parse(line === '' ? '{}' : line) as Record<string, unknown> };
+    return { ...r, out: lastJson(r.stdout) };
   }
 
   test('IMAP -> smtps with AUTH: every message byte-exact, right envelope; rerun sends nothing; state 0600 without secrets', async () => {
