@@ -26,6 +26,8 @@ import { collect } from './write-body.js';
  *   (one atomic rename) forwards that message again on the next run. That is at most one message
  *   per crash: the one in flight. A run killed before the 250 leaves the message unrecorded, and
  *   the relay has not accepted it (RFC 5321 §4.1.1.4: no 250, no responsibility). Nothing is lost.
+ *   SMTP's own window (RFC 1047) is the same message: a connection lost after the final "." and
+ *   before the reply leaves it unrecorded, and it is sent again although the relay may have kept it.
  * - Replies (transport.ts): 4xx is retried with backoff (`retries` attempts, `retryBaseMs` doubling);
  *   when it persists the message is left for the next run and listed in `skipped` (exit 3). 5xx
  *   skips the message with the relay's reason, listed in `skipped`, not recorded: a rerun tries it
