@@ -30,17 +30,21 @@ describe('forward crash safety', { skip: dc.skip }, () => {
     if (root !== '') await rm(root, { recursive: true, force: true });
   });
 
-  function start(r: TestSmtp): { done: Promise<number | null>; kill: () => void; stderr: () => string } {
+  function start(r: TestSmtp, extra: string[] = []): { done: Promise<number | null>; kill: (signal?: NodeJS.Signals) => void; stderr: () => string } {
     const s = dc.server;
     const child = spawn(
       process.execPath,
       [CLI_BIN, 'forward', '--from', `pop3s://alice@127.0.0.1:${s.pop3sPort}`, '--ca', s.caFile, '--password-env', 'PW',
-        '--smtp', `smtps://127.0.0.1:${r.port}`, '--smtp-ca', r.caFile, '--rcpt', 'me@example.org'],
+        '--smtp', `smtps://127.0.0.1:${r.port}`, '--smtp-ca', r.caFile, '--rcpt', 'me@example.org', ...extra],
       { env: { ...process.env, PW: dc.alice.password, XDG_STATE_HOME: join(root, 'state') }, stdio: ['ignore', 'ignore', 'pipe'] },
     );
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    return { done: new Promise((res) => child.on('exit', (code) => res(code))), kill: () => child.kill('SIGKILL'), stderr: () => err };
+    return {
+      done: new Promise((res) => child.on('exit', (code) => res(code))),
+      kill: (signal: NodeJS.Signals = 'SIGKILL') => child.kill(signal),
+      stderr: () => err,
+    };
   }
 
   test('kill -9 mid-run, then rerun: every message delivered, at most one duplicate per kill', { timeout: 180_000 }, async () => {
@@ -77,5 +81,25 @@ describe('forward crash safety', { skip: dc.skip }, () => {
     const before = r.received.length;
     assert.equal(await again.done, 0, again.stderr());
     assert.equal(r.received.length, before, 'a run after that sends nothing');
+  });
+
+  test('SIGINT while waiting for --rate: exit 130 at once, and the rerun sends the rest, each message exactly once', { timeout: 120_000 }, async () => {
+    const r = await startSmtp({ mode: 'tls' });
+    try {
+      const run = start(r, ['--rate', '2/s', '--state', join(root, 'int.json')]);
+      while (r.received.length < 2) await new Promise((res) => setTimeout(res, 20));
+      const t = Date.now();
+      run.kill('SIGINT');
+      assert.equal(await run.done, 130, run.stderr());
+      assert.ok(Date.now() - t < 3000, 'stopped without sending the rest');
+      assert.ok(r.received.length < messages.length);
+      const rest = start(r, ['--state', join(root, 'int.json')]);
+      assert.equal(await rest.done, 0, rest.stderr());
+      const ids = r.received.map((g) => idOf(g.data));
+      assert.equal(ids.length, messages.length, 'nothing twice');
+      assert.deepEqual([...new Set(ids)].sort(), messages.map((m) => idOf(m.raw)).sort());
+    } finally {
+      await r.stop();
+    }
   });
 });

@@ -85,10 +85,11 @@ describe('forward through SMTP', { skip: dc.skip }, () => {
     assert.deepEqual((await readdir(join(root, 'st1', 'mailferry'))).filter((n) => n.endsWith('.lock')), [], 'lock released');
   });
 
-  test('POP3 -> smtp:// STARTTLS without AUTH, null envelope sender, a Maildir archive in the same pass; that archive as a source', async () => {
+  test('POP3 -> smtp:// STARTTLS without AUTH, null envelope sender, Maildir and mbox archives in the same pass; those archives as sources', async () => {
     const r = await start({ mode: 'starttls' });
     const args = ['--from', `pop3s://alice@127.0.0.1:${dc.server.pop3sPort}`, '--ca', dc.server.caFile, '--password-env', 'PW',
-      ...relayArgs(r, 'smtp', undefined), '--rcpt', 'me@new.example.org', '--envelope-from', '<>', '--archive', `maildir:${join(root, 'pop-md')}`];
+      ...relayArgs(r, 'smtp', undefined), '--rcpt', 'me@new.example.org', '--envelope-from', '<>',
+      '--archive', `maildir:${join(root, 'pop-md')}`, '--archive', `mbox:${join(root, 'pop-mbox')}`];
     const first = await forward(args, 'st2');
     assert.equal(first.status, 0, first.stderr);
     assert.equal(r.received.length, inbox.length);
@@ -108,6 +109,11 @@ describe('forward through SMTP', { skip: dc.skip }, () => {
     assert.equal(fromArchive.status, 0, fromArchive.stderr);
     assert.equal(r2.received.length, inbox.length);
     for (const m of inbox) assert.ok(r2.received.some((g) => g.data.equals(smtpView(pop3View(m.raw)))), `${caseOf(m.raw)} from the archive`);
+    const fromMbox = await forward(['--from', `mbox:${join(root, 'pop-mbox')}`, ...relayArgs(r2, 'smtps', undefined), '--rcpt', 'me@new.example.org'], 'st2');
+    assert.equal(fromMbox.status, 0, fromMbox.stderr);
+    const mboxCopies = r2.received.slice(inbox.length);
+    assert.equal(mboxCopies.length, inbox.length);
+    for (const m of inbox) assert.ok(mboxCopies.some((g) => g.data.equals(smtpView(pop3View(m.raw)))), `${caseOf(m.raw)} from the mbox archive`);
   });
 
   test('--rate 5/s holds: sends spaced, never more than 5 in any second (measured at the relay)', async () => {
