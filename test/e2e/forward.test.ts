@@ -158,12 +158,16 @@ describe('forward through SMTP', { skip: dc.skip }, () => {
     assert.equal(r.received.length, bulk.length - 1);
   });
 
-  test('AUTH refused (535): exit 4, one line, nothing sent', async () => {
+  test('AUTH refused (535): exit 4, one line, nothing sent; the password not even in --debug output', async () => {
     const r = await start({ mode: 'tls', auth: { user: RELAY_USER, pass: 'other' } });
-    const res = await forward([...imapFrom(), ...relayArgs(r, 'smtps', RELAY_USER), '--rcpt', 'x@example.org', '--include', 'Bulk'], 'st6');
+    const res = await forward([...imapFrom(), ...relayArgs(r, 'smtps', RELAY_USER), '--rcpt', 'x@example.org', '--include', 'Bulk', '--debug'], 'st6');
     assert.equal(res.status, 4, res.stderr);
     assert.match(res.stderr, /^mailferry: smtps:\/\/127\.0\.0\.1:\d+: login refused: 535/m);
-    assert.ok(!res.stderr.includes(RELAY_PW));
+    assert.match(res.stderr, /AUTH PLAIN/, '--debug logs the protocol');
+    const plain = Buffer.from(`\0${RELAY_USER}\0${RELAY_PW}`).toString('base64');
+    for (const secret of [RELAY_PW, plain, Buffer.from(RELAY_PW).toString('base64')]) {
+      assert.ok(!res.stderr.includes(secret) && !res.stdout.includes(secret), 'the password, plain or base64, never shown');
+    }
     assert.equal(r.attempts, 0);
   });
 
