@@ -65,7 +65,9 @@ export async function main(cmdline: string[]): Promise<number> {
       const { runForward } = await import('./commands/forward-cli.js');
       const progress = await progressOutput(out);
       const deps = { log, signal: controller.signal, debug, ...(progress === undefined ? {} : { onProgress: progress.update }) };
-      return await runForward(args, deps, (report, extra) => (progress?.done(), printOutcome(report, out, extra)));
+      const result = await runForward(args, deps);
+      progress?.done();
+      return await printResult(result, out);
     }
     if (parsed.command !== 'backup') return await runTransfer(parsed.command, args, { ...out, signal: controller.signal, debug });
     const { loadBackupConfig } = await import('./config/backup.js');
@@ -169,6 +171,11 @@ async function runTransfer(
     result = await migrate(cfg, deps);
   }
   progress?.done();
+  return printResult(result, o);
+}
+
+/** The plan of a dry run, or the summary of a run; the exit code. */
+async function printResult(result: import('./commands/transfer.js').TransferResult, o: Output): Promise<number> {
   const { report, plan } = result;
   if (plan === undefined) return printOutcome(report, o, { state: result.statePath });
   const { planText } = await import('./commands/transfer.js');

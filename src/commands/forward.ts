@@ -5,8 +5,7 @@ import type { ForwardConfig } from '../config/forward.js';
 import { readSecret } from '../config/secrets.js';
 import { destinationError, MailferryError } from '../domain/errors.js';
 import { describeEndpoint } from '../endpoints/url.js';
-import { runPipeline } from '../pipeline/run.js';
-import type { RunReport } from '../report.js';
+import type { Sink } from '../sinks/sink.js';
 import { SmtpSink } from '../sinks/smtp.js';
 import { rateLimited } from '../smtp/rate.js';
 import { smtpSender } from '../smtp/transport.js';
@@ -14,13 +13,15 @@ import { ImapSource } from '../sources/imap.js';
 import { MaildirSource } from '../sources/maildir.js';
 import { MboxSource } from '../sources/mbox.js';
 import { Pop3Source } from '../sources/pop3.js';
-import { filterSource } from '../sources/filter.js';
 import type { Source } from '../sources/source.js';
 import { accountOf, Checkpoint } from '../state/checkpoint.js';
+import { STATE_FILE } from '../state/files.js';
 import { acquireLock, type Lock } from '../state/lock.js';
 import { openArchive, type OpenArchive } from './archive.js';
-import { pipelineOptions, type CommandDeps } from './backup.js';
+import type { CommandDeps } from './backup.js';
+import { DryRunSink } from './dry-run.js';
 import { stateDir } from './target.js';
+import { transfer, type TransferResult } from './transfer.js';
 
 /**
  * `mailferry forward`: new mail from an account (POP3, IMAP) or a local archive, sent through an
@@ -29,12 +30,8 @@ import { stateDir } from './target.js';
  * target state: `$XDG_STATE_HOME/mailferry/forward-<16 hex>.json` (else ~/.local/state/mailferry/),
  * the hex from the source account, the relay (user and host) and the recipient, so each such
  * triple has its own record; 0600 in a 0700 directory, no secret; `FILE.lock` beside it (exit 7).
+ * `--dry-run` plans from that state alone (the dry-run wrappers of migrate): no lock, no relay.
  */
-export interface ForwardResult {
-  report: RunReport;
-  statePath: string;
-}
-
 export function forwardStatePath(sourceIdentity: string, relayIdentity: string, rcpt: string, env: NodeJS.ProcessEnv = process.env): string {
   const hash = createHash('sha256')
     .update(`${accountOf(sourceIdentity)}\n${accountOf(relayIdentity)}\n${rcpt.toLowerCase()}`)
@@ -43,13 +40,26 @@ export function forwardStatePath(sourceIdentity: string, relayIdentity: string, 
   return join(stateDir(env), `forward-${hash}.json`);
 }
 
-export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<ForwardResult> {
+export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<TransferResult> {
   // Both secrets first: a bad password source is a usage error before any connection.
   const sourcePassword = 'path' in cfg.source ? undefined : await readSecret(cfg.source.secret);
   const smtpPassword = cfg.smtp.secret === undefined ? undefined : await readSecret(cfg.smtp.secret);
   const source = await openSource(cfg, sourcePassword, deps);
   const relayIdentity = describeEndpoint(cfg.smtp.endpoint);
+  const name = `${relayIdentity} -> ${cfg.rcpt}`;
   const statePath = cfg.statePath ?? forwardStatePath(source.identity, relayIdentity, cfg.rcpt);
+  if (cfg.dryRun) {
+    // What is already forwarded comes from the state alone; no lock, no relay, no archive touched.
+    try {
+      const sinks: Sink[] = [new DryRunSink(name, await Checkpoint.load(statePath, source.identity))];
+      for (const a of cfg.archives) {
+        sinks.push(new DryRunSink(describeEndpoint(a), await Checkpoint.load(join(a.path, STATE_FILE), source.identity)));
+      }
+      return await transfer(source, sinks, cfg, deps, statePath);
+    } finally {
+      await source.close();
+    }
+  }
   let lock: Lock | undefined;
   let sink: SmtpSink | undefined;
   const archives: OpenArchive[] = [];
@@ -73,17 +83,17 @@ export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<Fo
       sender: cfg.rate === undefined ? sender : rateLimited(sender, cfg.rate, deps.signal),
       envelope: { from: cfg.envelopeFrom, to: cfg.rcpt },
       checkpoint,
-      name: `${relayIdentity} -> ${cfg.rcpt}`,
+      name,
       retries: cfg.retries,
       retryBaseMs: cfg.retryBaseMs,
       signal: deps.signal,
       log: deps.log,
     });
     for (const a of cfg.archives) archives.push(await openArchive(a, source.identity, cfg.layout, deps.log));
-    const report = await runPipeline(filterSource(source, cfg.filter, deps.log), [sink, ...archives.map((a) => a.sink)], pipelineOptions(cfg, deps));
-    report.skipped.push(...sink.skipped);
-    report.forwarded = sink.forwarded;
-    return { report, statePath };
+    const result = await transfer(source, [sink, ...archives.map((a) => a.sink)], cfg, deps, statePath);
+    result.report.skipped.push(...sink.skipped);
+    result.report.forwarded = sink.forwarded;
+    return result;
   } finally {
     await source.close();
     await sink?.close();

@@ -7,7 +7,7 @@ import type { Source } from '../sources/source.js';
 import { pipelineOptions, type CommandDeps } from './backup.js';
 import { dryRunSource, type PlannedFolder } from './dry-run.js';
 
-/** What `restore` and `migrate` return: the run's report and, for `--dry-run`, the plan. */
+/** What `restore`, `migrate` and `forward` return: the run's report and, for `--dry-run`, the plan. */
 export interface TransferResult {
   report: RunReport;
   /** `--dry-run`: per folder, what a real run would copy (folders with nothing to copy included). */
@@ -20,7 +20,7 @@ export interface TransferResult {
 export async function transfer(
   source: Source,
   sinks: readonly Sink[],
-  cfg: TransferCommon,
+  cfg: Pick<TransferCommon, 'dryRun' | 'filter' | 'include' | 'exclude' | 'batchBytes' | 'batchMessages'>,
   deps: CommandDeps,
   statePath: string,
 ): Promise<TransferResult> {

@@ -39,6 +39,8 @@ export interface ForwardConfig {
   batchMessages: number;
   streamThreshold: number;
   statePath?: string;
+  /** Print what would be forwarded; send nothing, write nothing, contact no relay. */
+  dryRun: boolean;
   /** Attempts per message when the relay answers 4xx, and the first delay between them. */
   retries: number;
   retryBaseMs: number;
@@ -62,6 +64,7 @@ export interface RawForwardFlags extends RawAccountFlags, RawFilterFlags {
   exclude?: string[];
   batchMb?: number;
   state?: string;
+  dryRun?: boolean;
 }
 
 /** A plain `local@domain` address, as MAIL FROM / RCPT TO take it (no display name, no brackets). */
@@ -122,6 +125,7 @@ export function loadForwardConfig(raw: RawForwardFlags): ForwardConfig {
     include: raw.include ?? [],
     exclude: raw.exclude ?? [],
     filter,
+    dryRun: raw.dryRun ?? false,
     batchBytes: Math.round(batchMb * (1 << 20)),
     batchMessages: 2000,
     streamThreshold: 8 << 20,

@@ -224,6 +224,24 @@ describe('forward through SMTP', { skip: dc.skip }, () => {
     assert.deepEqual(ids(r.received), bulk.map(idOfSeed).sort(), 'each message once');
   });
 
+  test('--dry-run: what would be forwarded, from the state alone; nothing sent, nothing written', async () => {
+    const r = await start({ mode: 'tls' });
+    const args = [...imapFrom(), ...relayArgs(r, 'smtps', undefined), '--rcpt', 'x@example.org', '--include', 'Bulk'];
+    const planned = (out: Record<string, unknown>): number => (out['folders'] as { messages: number }[]).reduce((n, f) => n + f.messages, 0);
+    const dry = await forward([...args, '--dry-run', '--archive', `maildir:${join(root, 'dry-md')}`], 'st12');
+    assert.equal(dry.status, 0, dry.stderr);
+    assert.equal(dry.out['type'], 'plan');
+    assert.equal(planned(dry.out), bulk.length);
+    assert.equal(r.attempts, 0, 'the relay was not contacted');
+    await assert.rejects(stat(join(root, 'st12')), 'no state written');
+    await assert.rejects(stat(join(root, 'dry-md')), 'no archive created');
+    const real = await forward(args, 'st12');
+    assert.equal(real.status, 0, real.stderr);
+    const after = await forward([...args, '--dry-run'], 'st12');
+    assert.equal(planned(after.out), 0, 'nothing left to forward');
+    assert.equal(r.received.length, bulk.length);
+  });
+
   test('a second run on the same state exits 7 (lock)', async () => {
     const r = await start({ mode: 'tls' });
     const state = join(root, 'locked.json');
