@@ -139,6 +139,17 @@ describe('forward through SMTP', { skip: dc.skip }, () => {
     assert.equal(new Set(ids).size, bulk.length, 'each message once');
   });
 
+  test('the relay drops the connection during a message: retried on a new connection, delivered once', async () => {
+    const r = await start({ mode: 'tls', onData: (n) => (n === 2 ? 'drop' : undefined) });
+    const res = await forward([...imapFrom(), ...relayArgs(r, 'smtps', undefined), '--rcpt', 'x@example.org', '--include', 'Bulk'], 'st13');
+    assert.equal(res.status, 0, res.stderr);
+    assert.match(res.stderr, /retrying/);
+    assert.equal(r.attempts, bulk.length + 1);
+    const ids = r.received.map((g) => /Message-ID: (<[^>]+>)/.exec(g.data.toString('latin1'))?.[1]);
+    assert.equal(ids.length, bulk.length);
+    assert.equal(new Set(ids).size, bulk.length, 'each message once');
+  });
+
   test('552 for one message: skipped with the reason (exit 3), the others delivered; a rerun tries only it again', async () => {
     const big = (data: Buffer): boolean => data.toString('latin1').includes('Message-ID: <small-7-3@mailferry.test>');
     const r = await start({ mode: 'tls', onData: (_, data) => (big(data) ? { code: 552, message: '5.3.4 message too big' } : undefined) });

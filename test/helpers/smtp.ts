@@ -21,8 +21,11 @@ export interface Received {
   user?: string;
 }
 
-/** What the server answers to DATA for the n-th message (0-based, counting every attempt). */
-export type DataReply = { code: number; message: string } | undefined;
+/**
+ * What the server answers to DATA for the n-th message (0-based, counting every attempt); 'drop'
+ * closes the connection instead of answering (the message is then not kept).
+ */
+export type DataReply = { code: number; message: string } | 'drop' | undefined;
 
 export interface SmtpOptions {
   mode: 'tls' | 'starttls' | 'plain';
@@ -31,7 +34,7 @@ export interface SmtpOptions {
   /** called for each message after it was read: a reply other than 250, or undefined */
   onData?: (n: number, data: Buffer) => DataReply;
   /** called for each RCPT TO: a reply other than 250, or undefined */
-  onRcpt?: (address: string) => DataReply;
+  onRcpt?: (address: string) => { code: number; message: string } | undefined;
 }
 
 export interface TestSmtp {
@@ -76,6 +79,10 @@ export async function startSmtp(opts: SmtpOptions): Promise<TestSmtp> {
         const data = Buffer.concat(chunks);
         const n = state.attempts++;
         const r = opts.onData?.(n, data);
+        if (r === 'drop') {
+          for (const c of server.connections) c._socket.destroy();
+          return;
+        }
         if (r !== undefined) {
           cb(smtpError(r));
           return;
