@@ -94,7 +94,8 @@ class SmtpFolder implements SinkFolder {
     const valid = cp !== undefined && !cp.rematching && cp.uidValidity === mailbox.uidValidity?.toString();
     this.known = valid ? new Set(cp.ids) : new Set();
     this.needsRematch = cp !== undefined && !valid && (cp.ids.size > 0 || cp.rematching === true);
-    if (cp === undefined || (!valid && !this.needsRematch)) this.record(mailbox.uidValidity, new Map());
+    // A \Noselect container holds nothing to forward: no record for it.
+    if (!mailbox.noSelect && (cp === undefined || (!valid && !this.needsRematch))) this.record(mailbox.uidValidity, new Map());
   }
 
   private get checkpoint(): Checkpoint {
