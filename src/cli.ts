@@ -32,11 +32,35 @@ const FORWARD_STATE =
   'A message the relay refuses (5xx) or keeps deferring (4xx) is listed (exit 3) and tried again by the next run.';
 
 /** Flags several commands share; `who` prefixes the description ("source: "), `prefix` the name. */
-function passwordFlags(who = '', prefix = ''): Record<string, Options> {
+export function passwordFlags(who = '', prefix = ''): Record<string, Options> {
   return {
     [`${prefix}password-env`]: { type: 'string', describe: `${who}read the password from this environment variable` },
     [`${prefix}password-file`]: { type: 'string', describe: `${who}read the password from this file (must be mode 600)` },
     [`${prefix}password-command`]: { type: 'string', describe: `${who}run this command (no shell) and use its output as the password` },
+  };
+}
+
+/**
+ * OAuth2 instead of a password (src/auth/): a token command, or the built-in refresh flow. Secrets
+ * by reference only. With `prefix` 'target-' or 'smtp-' for another account of the same command.
+ */
+export function oauth2Flags(who = '', prefix = ''): Record<string, Options> {
+  const o = `${prefix}oauth2-`;
+  return {
+    [`${o}token-command`]: {
+      type: 'string',
+      describe: `${who}log in with OAuth2 (XOAUTH2/OAUTHBEARER): run this command (no shell) for an access token, again for every new connection`,
+    },
+    [`${o}token-url`]: {
+      type: 'string',
+      describe: `${who}OAuth2 refresh flow: the token endpoint (https://...), or "google" or "microsoft"`,
+    },
+    [`${o}client-id`]: { type: 'string', describe: `${who}OAuth2 refresh flow: the client id` },
+    [`${o}client-secret-env`]: { type: 'string', describe: `${who}OAuth2: read the client secret from this environment variable` },
+    [`${o}client-secret-file`]: { type: 'string', describe: `${who}OAuth2: read the client secret from this file (mode 600)` },
+    [`${o}refresh-token-env`]: { type: 'string', describe: `${who}OAuth2: read the refresh token from this environment variable` },
+    [`${o}refresh-token-file`]: { type: 'string', describe: `${who}OAuth2: read the refresh token from this file (mode 600)` },
+    [`${o}refresh-token-command`]: { type: 'string', describe: `${who}OAuth2: run this command (no shell) for the refresh token` },
   };
 }
 
@@ -95,6 +119,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           })
           .option('to', { type: 'string', array: true, describe: 'archive: maildir:DIR or mbox:DIR (repeatable)' })
           .options(passwordFlags())
+          .options(oauth2Flags())
           .options(tlsFlags())
           .option('connections', { type: 'number', describe: 'parallel IMAP connections (POP3 uses one)', default: 4 })
           .options(FOLDER_FLAGS)
@@ -117,7 +142,11 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .option('batch-mb', { type: 'number', default: 16, describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
           .example('PW=... $0 backup --from imaps://me@imap.example.org --password-env PW --to maildir:~/mail-backup', '')
           .example('$0 backup --from imaps://me@imap.example.org --password-file ~/.imap-pw --to mbox:/srv/backup/me', '')
-          .example('$0 backup --from pop3s://me@pop.example.org --password-file ~/.pop-pw --to maildir:~/mail-backup --delete-older-than 14', ''),
+          .example('$0 backup --from pop3s://me@pop.example.org --password-file ~/.pop-pw --to maildir:~/mail-backup --delete-older-than 14', '')
+          .example(
+            '$0 backup --from imaps://me@gmail.com@imap.gmail.com --oauth2-token-url google --oauth2-client-id ID --oauth2-client-secret-file ~/.gmail-cs --oauth2-refresh-token-file ~/.gmail-rt --to maildir:~/gmail',
+            '',
+          ),
       (args) => onCommand({ command: 'backup', args }),
     )
     .command(
@@ -128,6 +157,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .option('from', { type: 'string', describe: 'the archive: maildir:DIR or mbox:DIR (as mailferry backup writes them)' })
           .option('to', { type: 'string', describe: IMAP_TARGET })
           .options(passwordFlags('target: '))
+          .options(oauth2Flags('target: '))
           .options(tlsFlags('target: '))
           .option('connections', { type: 'number', describe: 'parallel IMAP connections to the target', default: 4 })
           .options(FOLDER_FLAGS)
@@ -147,9 +177,11 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .option('from', { type: 'string', describe: 'source account: imaps://USER@HOST[:993] or imap://USER@HOST[:143] (STARTTLS)' })
           .option('to', { type: 'string', describe: IMAP_TARGET })
           .options(passwordFlags('source: '))
+          .options(oauth2Flags('source: '))
           .options(tlsFlags('source: '))
           .option('connections', { type: 'number', describe: 'source: parallel IMAP connections', default: 4 })
           .options(passwordFlags('target: ', 'target-'))
+          .options(oauth2Flags('target: ', 'target-'))
           .options(tlsFlags('target: ', 'target-'))
           .option('target-connections', { type: 'number', describe: 'target: parallel IMAP connections', default: 4 })
           .option('archive', { type: 'string', array: true, describe: 'also keep a local copy: maildir:DIR or mbox:DIR (repeatable)' })
@@ -172,10 +204,12 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
             describe: 'source: pop3s://USER@HOST, pop3://USER@HOST (STLS), imaps://USER@HOST, imap://USER@HOST (STARTTLS), maildir:DIR or mbox:DIR',
           })
           .options(passwordFlags('source: '))
+          .options(oauth2Flags('source: '))
           .options(tlsFlags('source: '))
           .option('connections', { type: 'number', describe: 'source: parallel IMAP connections', default: 4 })
           .option('smtp', { type: 'string', describe: 'relay: smtps://[USER@]HOST[:465] (TLS) or smtp://[USER@]HOST[:587] (STARTTLS required); AUTH only with a USER' })
           .options(passwordFlags('relay: ', 'smtp-'))
+          .options(oauth2Flags('relay: ', 'smtp-'))
           .options(tlsFlags('relay: ', 'smtp-'))
           .option('rcpt', { type: 'string', describe: 'the address every message is sent to (RCPT TO)' })
           .option('envelope-from', {

@@ -1,4 +1,5 @@
 import { hideBin } from 'yargs/helpers';
+import { rawOAuth2Flags } from './auth/flags.js';
 import { buildCli, type Parsed } from './cli.js';
 import { EXIT, MailferryError } from './domain/errors.js';
 import { configPath, readJobFile, withJobFile } from './config/job-file.js';
@@ -78,6 +79,7 @@ export async function main(cmdline: string[]): Promise<number> {
       passwordEnv: args['passwordEnv'] as string | undefined,
       passwordFile: args['passwordFile'] as string | undefined,
       passwordCommand: args['passwordCommand'] as string | undefined,
+      oauth2: rawOAuth2Flags(args),
       tlsMode: args['tlsMode'] as string | undefined,
       tlsInsecure: args['tlsInsecure'] as boolean | undefined,
       ca: args['ca'] as string | undefined,
@@ -132,6 +134,7 @@ async function runTransfer(
     passwordEnv: str('passwordEnv'),
     passwordFile: str('passwordFile'),
     passwordCommand: str('passwordCommand'),
+    oauth2: rawOAuth2Flags(args),
     tlsMode: str('tlsMode'),
     tlsInsecure: args['tlsInsecure'] as boolean | undefined,
     ca: str('ca'),
@@ -161,6 +164,7 @@ async function runTransfer(
         targetPasswordEnv: str('targetPasswordEnv'),
         targetPasswordFile: str('targetPasswordFile'),
         targetPasswordCommand: str('targetPasswordCommand'),
+        targetOauth2: rawOAuth2Flags(args, 'target'),
         targetTlsMode: str('targetTlsMode'),
         targetTlsInsecure: args['targetTlsInsecure'] as boolean | undefined,
         targetCa: str('targetCa'),

@@ -1,5 +1,5 @@
 import type { BackupConfig } from '../config/backup.js';
-import { readSecret } from '../config/secrets.js';
+import { credentialsFor } from '../auth/credentials.js';
 import type { Logger } from '../log/logger.js';
 import { runPipeline, type PipelineOptions, type ProgressEvent } from '../pipeline/run.js';
 import type { RunReport } from '../report.js';
@@ -44,10 +44,10 @@ export function pipelineOptions(
  * (see deletable.ts).
  */
 export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunReport> {
-  let password: string | undefined;
+  const credentials = credentialsFor(cfg.auth, cfg.from);
   const common = {
     endpoint: cfg.from,
-    password: async () => (password ??= await readSecret(cfg.secret)),
+    credentials,
     ...(cfg.ca === undefined ? {} : { ca: cfg.ca }),
     insecure: cfg.insecure,
     streamThreshold: cfg.streamThreshold,
@@ -56,8 +56,9 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
   };
   const pop3 = cfg.from.kind === 'pop3' ? new Pop3Source({ ...common, noUidl: cfg.noUidl }) : undefined;
   const source: Source = pop3 ?? new ImapSource({ ...common, connections: cfg.connections });
-  // Read the secret first: a bad password source is a usage error before any connection.
-  password = await readSecret(cfg.secret);
+  // The credential first: a bad password source is a usage error before any connection, and a
+  // refused OAuth2 refresh token an auth error.
+  await credentials.get();
   const archives: OpenArchive[] = [];
   try {
     for (const to of cfg.to) archives.push(await openArchive(to, source.identity, cfg.layout, deps.log));

@@ -1,3 +1,4 @@
+import { rawOAuth2Flags } from '../auth/flags.js';
 import { loadForwardConfig, type RawForwardFlags } from '../config/forward.js';
 import type { CommandDeps } from './backup.js';
 import { forward } from './forward.js';
@@ -12,6 +13,10 @@ export function runForward(args: Record<string, unknown>, deps: CommandDeps): Pr
     'since', 'before', 'maxSize', 'unseenOnly', 'dryRun',
   ];
   // yargs gives every declared flag (camelCased); those not given are undefined and left out.
-  const raw = Object.fromEntries(keys.filter((k) => args[k] !== undefined).map((k) => [k, args[k]])) as RawForwardFlags;
+  const raw = {
+    ...(Object.fromEntries(keys.filter((k) => args[k] !== undefined).map((k) => [k, args[k]])) as RawForwardFlags),
+    oauth2: rawOAuth2Flags(args),
+    smtpOauth2: rawOAuth2Flags(args, 'smtp'),
+  };
   return forward(loadForwardConfig(raw), deps);
 }

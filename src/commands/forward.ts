@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { ForwardConfig } from '../config/forward.js';
-import { readSecret } from '../config/secrets.js';
+import { credentialsFor, type Credentials } from '../auth/credentials.js';
 import { destinationError, MailferryError } from '../domain/errors.js';
 import { describeEndpoint } from '../endpoints/url.js';
 import type { Sink } from '../sinks/sink.js';
@@ -41,10 +41,12 @@ export function forwardStatePath(sourceIdentity: string, relayIdentity: string, 
 }
 
 export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<TransferResult> {
-  // Both secrets first: a bad password source is a usage error before any connection.
-  const sourcePassword = 'path' in cfg.source ? undefined : await readSecret(cfg.source.secret);
-  const smtpPassword = cfg.smtp.secret === undefined ? undefined : await readSecret(cfg.smtp.secret);
-  const source = await openSource(cfg, sourcePassword, deps);
+  // Both credentials first: a bad password source is a usage error before any connection, a
+  // refused OAuth2 refresh token an auth error.
+  const credentials = 'path' in cfg.source ? undefined : credentialsFor(cfg.source.auth, cfg.source.endpoint);
+  await credentials?.get();
+  const relayCredential = cfg.smtp.auth === undefined ? undefined : await credentialsFor(cfg.smtp.auth, cfg.smtp.endpoint).get();
+  const source = await openSource(cfg, credentials, deps);
   const relayIdentity = describeEndpoint(cfg.smtp.endpoint);
   const name = `${relayIdentity} -> ${cfg.rcpt}`;
   const statePath = cfg.statePath ?? forwardStatePath(source.identity, relayIdentity, cfg.rcpt);
@@ -73,7 +75,7 @@ export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<Tr
     const checkpoint = await Checkpoint.load(statePath, source.identity);
     const sender = smtpSender({
       endpoint: cfg.smtp.endpoint,
-      ...(smtpPassword === undefined ? {} : { password: smtpPassword }),
+      ...(relayCredential === undefined ? {} : { credential: relayCredential }),
       ...(cfg.smtp.ca === undefined ? {} : { ca: cfg.smtp.ca }),
       insecure: cfg.smtp.insecure,
       log: deps.log,
@@ -106,7 +108,7 @@ export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<Tr
 }
 
 /** The source: an IMAP or POP3 account, or a local archive read back (as restore reads it). */
-async function openSource(cfg: ForwardConfig, password: string | undefined, deps: CommandDeps): Promise<Source> {
+async function openSource(cfg: ForwardConfig, credentials: Credentials | undefined, deps: CommandDeps): Promise<Source> {
   const s = cfg.source;
   if ('path' in s) {
     const isDir = await stat(s.path).then(
@@ -117,9 +119,10 @@ async function openSource(cfg: ForwardConfig, password: string | undefined, deps
     const local = { root: s.path, streamThreshold: cfg.streamThreshold, log: deps.log };
     return s.kind === 'maildir' ? new MaildirSource({ ...local, layout: cfg.layout }) : new MboxSource(local);
   }
+  if (credentials === undefined) throw new MailferryError('internal', 'a mail account without credentials');
   const common = {
     endpoint: s.endpoint,
-    password: () => Promise.resolve(password ?? ''),
+    credentials,
     ...(s.ca === undefined ? {} : { ca: s.ca }),
     insecure: s.insecure,
     streamThreshold: cfg.streamThreshold,

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { MigrateConfig } from '../config/transfer.js';
-import { readSecret } from '../config/secrets.js';
+import { credentialsFor } from '../auth/credentials.js';
 import { describeEndpoint } from '../endpoints/url.js';
 import type { Sink } from '../sinks/sink.js';
 import { ImapSource } from '../sources/imap.js';
@@ -20,11 +20,12 @@ import { transfer, type TransferResult } from './transfer.js';
  */
 export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<TransferResult> {
   // Both secrets first: a bad password source is a usage error before any connection.
-  const password = await readSecret(cfg.source.secret);
   const s = cfg.source;
+  const credentials = credentialsFor(s.auth, s.endpoint);
+  await credentials.get();
   const source = new ImapSource({
     endpoint: s.endpoint,
-    password: () => Promise.resolve(password),
+    credentials,
     ...(s.ca === undefined ? {} : { ca: s.ca }),
     insecure: s.insecure,
     connections: s.connections,

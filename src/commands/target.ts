@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { RemoteAccount } from '../config/account.js';
-import { readSecret } from '../config/secrets.js';
+import { credentialsFor } from '../auth/credentials.js';
 import { destinationError } from '../domain/errors.js';
 import { describeEndpoint } from '../endpoints/url.js';
 import type { Logger } from '../log/logger.js';
@@ -54,10 +54,11 @@ export interface TargetOptions {
   debug: boolean;
 }
 
-/** Read the target's password (a usage error before any connection), take the lock, load the state. */
+/** Get the target's credential (a bad password source is a usage error before any connection), take the lock, load the state. */
 export async function openTarget(opts: TargetOptions): Promise<OpenTarget> {
   const statePath = opts.statePath ?? defaultStatePath(opts.sourceIdentity, describeEndpoint(opts.account.endpoint));
-  const password = await readSecret(opts.account.secret);
+  const credentials = credentialsFor(opts.account.auth, opts.account.endpoint);
+  await credentials.get();
   let lock: Lock | undefined;
   if (!opts.dryRun) {
     try {
@@ -72,7 +73,7 @@ export async function openTarget(opts: TargetOptions): Promise<OpenTarget> {
     const a = opts.account;
     const sink = new ImapAppendSink({
       endpoint: a.endpoint,
-      password: () => Promise.resolve(password),
+      credentials,
       ...(a.ca === undefined ? {} : { ca: a.ca }),
       insecure: a.insecure,
       connections: a.connections,

@@ -1,13 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { MailferryError } from '../domain/errors.js';
 import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint, type TlsMode } from '../endpoints/url.js';
+import { oauth2Spec } from '../auth/config.js';
+import type { RawOAuth2Flags } from '../auth/flags.js';
+import type { AuthSpec } from '../auth/credentials.js';
+import { canPrompt } from '../auth/prompt.js';
 import type { SecretRef } from './secrets.js';
 
 /** What every config loader (backup, restore, migrate) checks the same way. */
 /** A remote account (IMAP or POP3) to connect to, with how to authenticate and trust it. */
 export interface RemoteAccount {
   endpoint: RemoteEndpoint;
-  secret: SecretRef;
+  /** A password source (or the TTY prompt), or OAuth2 (src/auth/). */
+  auth: AuthSpec;
   ca?: Buffer;
   insecure: boolean;
   connections: number;
@@ -17,6 +22,7 @@ export interface RawAccountFlags {
   passwordEnv?: string;
   passwordFile?: string;
   passwordCommand?: string;
+  oauth2?: RawOAuth2Flags;
   tlsMode?: string;
   tlsInsecure?: boolean;
   ca?: string;
@@ -47,25 +53,38 @@ export function localEndpoint(problems: Problems, text: string, flag: string): L
 }
 
 /**
- * Password source (exactly one), TLS mode, CA file and connection count of one account, checked.
+ * Credentials (exactly one kind: a password source, or OAuth2; neither: the TTY prompt when there
+ * is a terminal), TLS mode, CA file and connection count of one account, checked.
  * `prefix` is '' for the plain flags, 'target-' for the target's, 'smtp-' for the relay's.
  */
 export function account(problems: Problems, endpoint: RemoteEndpoint | undefined, raw: RawAccountFlags, prefix: string): RemoteAccount | undefined {
   const f = (name: string): string => `--${prefix}${name}`;
   const given = [raw.passwordEnv, raw.passwordFile, raw.passwordCommand].filter((x) => x !== undefined);
-  let secret: SecretRef | undefined;
-  if (given.length === 0) {
-    problems.push(`a password source is required: ${f('password-env')} VAR, ${f('password-file')} FILE or ${f('password-command')} CMD`);
+  const oauth2 = raw.oauth2 !== undefined && Object.values(raw.oauth2).some((v) => v !== undefined) ? raw.oauth2 : undefined;
+  let secret: SecretRef | 'prompt' | undefined;
+  let auth: AuthSpec | undefined;
+  if (oauth2 !== undefined) {
+    if (given.length > 0) problems.push(`give a password source or OAuth2 (${f('oauth2-...')}), not both`);
+    const spec = oauth2Spec(problems, oauth2, prefix);
+    if (spec !== undefined) auth = { kind: 'oauth2', oauth2: spec };
+  } else if (given.length === 0) {
+    if (canPrompt()) secret = 'prompt';
+    else {
+      problems.push(
+        `a password source is required: ${f('password-env')} VAR, ${f('password-file')} FILE or ${f('password-command')} CMD (or OAuth2: ${f('oauth2-token-command')} CMD or ${f('oauth2-token-url')})`,
+      );
+    }
   } else if (given.length > 1) problems.push(`give only one of ${f('password-env')}, ${f('password-file')}, ${f('password-command')}`);
   else if (raw.passwordEnv !== undefined) secret = { env: raw.passwordEnv };
   else if (raw.passwordFile !== undefined) secret = { file: raw.passwordFile };
   else if (raw.passwordCommand !== undefined) secret = { command: raw.passwordCommand };
+  if (secret !== undefined) auth = { kind: 'password', secret };
 
   const tls = trust(problems, endpoint, raw, prefix);
   const connections = raw.connections ?? 4;
   if (!Number.isInteger(connections) || connections < 1 || connections > 64) problems.push(`${f('connections')} must be 1..64`);
-  if (tls.endpoint === undefined || secret === undefined) return undefined;
-  return { endpoint: tls.endpoint, secret, ...(tls.ca === undefined ? {} : { ca: tls.ca }), insecure: tls.insecure, connections };
+  if (tls.endpoint === undefined || auth === undefined) return undefined;
+  return { endpoint: tls.endpoint, auth, ...(tls.ca === undefined ? {} : { ca: tls.ca }), insecure: tls.insecure, connections };
 }
 
 /** TLS mode override, CA file and --tls-insecure of one account, checked (also for an SMTP relay without AUTH). */

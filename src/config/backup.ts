@@ -1,8 +1,8 @@
 import { MailferryError } from '../domain/errors.js';
 import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpoints/url.js';
 import { account, attempt, localEndpoint, type Problems, type RawAccountFlags } from './account.js';
+import type { AuthSpec } from '../auth/credentials.js';
 import { parseFilter, type RawFilterFlags } from './filter.js';
-import type { SecretRef } from './secrets.js';
 import type { MessageFilter } from '../sources/filter.js';
 import type { MaildirLayout } from '../sinks/maildir.js';
 
@@ -13,7 +13,7 @@ import type { MaildirLayout } from '../sinks/maildir.js';
 export interface BackupConfig {
   from: RemoteEndpoint;
   to: LocalEndpoint[];
-  secret: SecretRef;
+  auth: AuthSpec;
   ca?: Buffer;
   insecure: boolean;
   connections: number;
@@ -97,7 +97,7 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
   return {
     from: acct.endpoint,
     to,
-    secret: acct.secret,
+    auth: acct.auth,
     ...(acct.ca === undefined ? {} : { ca: acct.ca }),
     insecure: acct.insecure,
     connections: acct.connections,

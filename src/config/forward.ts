@@ -4,9 +4,10 @@ import { parseEndpoint, parseSmtpEndpoint, type LocalEndpoint, type RemoteEndpoi
 import { parseRate, type Rate } from '../smtp/rate.js';
 import type { MaildirLayout } from '../sinks/maildir.js';
 import { account, attempt, localEndpoint, trust, type Problems, type RawAccountFlags, type RemoteAccount } from './account.js';
+import type { AuthSpec } from '../auth/credentials.js';
+import type { RawOAuth2Flags } from '../auth/flags.js';
 import type { MessageFilter } from '../sources/filter.js';
 import { parseFilter, type RawFilterFlags } from './filter.js';
-import type { SecretRef } from './secrets.js';
 import { expandHome } from './transfer.js';
 
 /**
@@ -16,7 +17,7 @@ import { expandHome } from './transfer.js';
 export interface SmtpRelay {
   endpoint: RemoteEndpoint;
   /** Undefined when the address names no user: then no AUTH. */
-  secret?: SecretRef;
+  auth?: AuthSpec;
   ca?: Buffer;
   insecure: boolean;
 }
@@ -58,6 +59,7 @@ export interface RawForwardFlags extends RawAccountFlags, RawFilterFlags {
   smtpTlsMode?: string;
   smtpTlsInsecure?: boolean;
   smtpCa?: string;
+  smtpOauth2?: RawOAuth2Flags;
   archive?: string[];
   layout?: string;
   include?: string[];
@@ -148,14 +150,16 @@ function relay(problems: Problems, raw: RawForwardFlags): SmtpRelay | undefined 
     ...(raw.smtpTlsMode === undefined ? {} : { tlsMode: raw.smtpTlsMode }),
     ...(raw.smtpTlsInsecure === undefined ? {} : { tlsInsecure: raw.smtpTlsInsecure }),
     ...(raw.smtpCa === undefined ? {} : { ca: raw.smtpCa }),
+    ...(raw.smtpOauth2 === undefined ? {} : { oauth2: raw.smtpOauth2 }),
   };
   if (endpoint !== undefined && endpoint.user === '') {
-    if (flags.passwordEnv !== undefined || flags.passwordFile !== undefined || flags.passwordCommand !== undefined) {
-      problems.push('an --smtp-password-* flag needs a user in the --smtp address (smtps://USER@HOST); without one, no AUTH is sent');
+    const oauth2 = flags.oauth2 !== undefined && Object.values(flags.oauth2).some((v) => v !== undefined);
+    if (flags.passwordEnv !== undefined || flags.passwordFile !== undefined || flags.passwordCommand !== undefined || oauth2) {
+      problems.push('an --smtp-password-* or --smtp-oauth2-* flag needs a user in the --smtp address (smtps://USER@HOST); without one, no AUTH is sent');
     }
     const t = trust(problems, endpoint, flags, 'smtp-');
     return t.endpoint === undefined ? undefined : { endpoint: t.endpoint, ...(t.ca === undefined ? {} : { ca: t.ca }), insecure: t.insecure };
   }
   const a = account(problems, endpoint, flags, 'smtp-');
-  return a === undefined ? undefined : { endpoint: a.endpoint, secret: a.secret, ...(a.ca === undefined ? {} : { ca: a.ca }), insecure: a.insecure };
+  return a === undefined ? undefined : { endpoint: a.endpoint, auth: a.auth, ...(a.ca === undefined ? {} : { ca: a.ca }), insecure: a.insecure };
 }

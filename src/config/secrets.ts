@@ -10,13 +10,14 @@ import { registerSecret } from '../log/logger.js';
  */
 export type SecretRef = { env: string } | { file: string } | { command: string };
 
-export function describeSecret(ref: SecretRef): string {
+/** `what` names the secret in messages ("password", "OAuth2 refresh token", ...). */
+export function describeSecret(ref: SecretRef, what = 'password'): string {
   if ('env' in ref) return `environment variable ${ref.env}`;
-  if ('file' in ref) return `password file ${ref.file}`;
-  return 'password command';
+  if ('file' in ref) return `${what} file ${ref.file}`;
+  return `${what} command`;
 }
 
-export async function readSecret(ref: SecretRef): Promise<string> {
+export async function readSecret(ref: SecretRef, what = 'password'): Promise<string> {
   let value: string;
   if ('env' in ref) {
     const v = process.env[ref.env];
@@ -26,17 +27,17 @@ export async function readSecret(ref: SecretRef): Promise<string> {
     try {
       const st = await stat(ref.file);
       if ((st.mode & 0o077) !== 0) {
-        throw new MailferryError('usage', `password file ${ref.file} is readable by others; run: chmod 600 ${ref.file}`);
+        throw new MailferryError('usage', `${what} file ${ref.file} is readable by others; run: chmod 600 ${ref.file}`);
       }
       value = (await readFile(ref.file, 'utf8')).replace(/\r?\n$/, '');
     } catch (e: unknown) {
       if (e instanceof MailferryError) throw e;
-      throw new MailferryError('usage', `cannot read password file ${ref.file}: ${errnoCode(e) ?? 'error'}`);
+      throw new MailferryError('usage', `cannot read ${what} file ${ref.file}: ${errnoCode(e) ?? 'error'}`);
     }
   } else {
-    value = await runCommand(ref.command);
+    value = await runCommand(ref.command, `${what} command`);
   }
-  if (value === '') throw new MailferryError('usage', `${describeSecret(ref)} gave an empty password`);
+  if (value === '') throw new MailferryError('usage', `${describeSecret(ref, what)} gave an empty ${what}`);
   registerSecret(value);
   return value;
 }
@@ -49,13 +50,14 @@ export function splitCommand(command: string): string[] {
   return words;
 }
 
-function runCommand(command: string): Promise<string> {
+/** Run a command line without a shell; its standard output, trimmed. Failure: a usage error naming `what`. */
+export function runCommand(command: string, what: string): Promise<string> {
   const [file, ...args] = splitCommand(command);
-  if (file === undefined) return Promise.reject(new MailferryError('usage', 'password command is empty'));
+  if (file === undefined) return Promise.reject(new MailferryError('usage', `${what} is empty`));
   return new Promise((resolve, reject) => {
     execFile(file, args, { timeout: 60_000, maxBuffer: 1 << 20 }, (err, stdout) => {
       if (err) {
-        reject(new MailferryError('usage', `password command ${file} failed (${errnoCode(err) ?? `exit ${String(err.code ?? '?')}`})`));
+        reject(new MailferryError('usage', `${what} ${file} failed (${errnoCode(err) ?? `exit ${String(err.code ?? '?')}`})`));
         return;
       }
       resolve(stdout.trim());

@@ -1,3 +1,4 @@
+import type { RawOAuth2Flags } from '../auth/flags.js';
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { MailferryError } from '../domain/errors.js';
@@ -68,6 +69,7 @@ export interface RawMigrateFlags extends RawAccountFlags, RawCommonFlags {
   targetPasswordEnv?: string;
   targetPasswordFile?: string;
   targetPasswordCommand?: string;
+  targetOauth2?: RawOAuth2Flags;
   targetTlsMode?: string;
   targetTlsInsecure?: boolean;
   targetCa?: string;
@@ -142,6 +144,7 @@ export function loadMigrateConfig(raw: RawMigrateFlags): MigrateConfig {
       ...(raw.targetPasswordEnv === undefined ? {} : { passwordEnv: raw.targetPasswordEnv }),
       ...(raw.targetPasswordFile === undefined ? {} : { passwordFile: raw.targetPasswordFile }),
       ...(raw.targetPasswordCommand === undefined ? {} : { passwordCommand: raw.targetPasswordCommand }),
+      ...(raw.targetOauth2 === undefined ? {} : { oauth2: raw.targetOauth2 }),
       ...(raw.targetTlsMode === undefined ? {} : { tlsMode: raw.targetTlsMode }),
       ...(raw.targetTlsInsecure === undefined ? {} : { tlsInsecure: raw.targetTlsInsecure }),
       ...(raw.targetCa === undefined ? {} : { ca: raw.targetCa }),

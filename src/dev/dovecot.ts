@@ -77,6 +77,10 @@ export interface StartOptions {
   /** Mailbox name (with `separator`) -> RFC 6154 flag, e.g. { 'Sent Items': '\\Sent' }: each becomes a
    *  `mailbox NAME { special_use = FLAG; auto = subscribe }` block of the inbox namespace, so it exists. */
   specialUse?: Record<string, string>;
+  /** Also accept OAuth2 bearer tokens (SASL XOAUTH2 and OAUTHBEARER, RFC 7628), checked by POSTing
+   *  them to `introspectionUrl` (RFC 7662 style: `{"active":true,"username":"alice"}`). Password
+   *  logins keep working: the passwd-file passdb serves PLAIN/LOGIN, the oauth2 passdb the rest. */
+  oauth2?: { introspectionUrl: string; mechanisms?: ('xoauth2' | 'oauthbearer')[] };
   /** Load the quota plugin (`quota = maildir`, no limit by default; UserSpec.quota sets limits). */
   quota?: boolean;
 }
@@ -269,7 +273,35 @@ function namespaceText(separator: string | undefined, specialUse: Record<string,
 }`;
 }
 
-function configText(l: Layout, certs: Certs, ports: Ports, ids: Ids, ssl: boolean, ns: string, quota: boolean): string {
+/**
+ * Dovecot 2.3.19's oauth2 passdb, measured: with no tokeninfo_url it POSTs `token=<token>` to the
+ * introspection URL and takes the user from `username`, refusing unless `active` is true. Each
+ * passdb is limited to its mechanisms, so a bearer token is never tried as a password.
+ */
+function oauth2Text(conf: string, oauth2: StartOptions['oauth2']): { mechanisms: string; passdb: string; args?: string } {
+  if (oauth2 === undefined) return { mechanisms: 'plain login', passdb: '' };
+  if (!/^http:\/\/127\.0\.0\.1:\d+\/\S*$/.test(oauth2.introspectionUrl)) throw new Error('dovecot harness: oauth2 introspection URL must be http://127.0.0.1:PORT/...');
+  const mechs = (oauth2.mechanisms ?? ['xoauth2', 'oauthbearer']).join(' ');
+  return {
+    mechanisms: `plain login ${mechs}`,
+    passdb: `
+passdb {
+  driver = oauth2
+  mechanisms = ${mechs}
+  args = ${conf}
+}`,
+    args: `introspection_mode = post
+introspection_url = ${oauth2.introspectionUrl}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+timeout_msecs = 5000
+`,
+  };
+}
+
+function configText(l: Layout, certs: Certs, ports: Ports, ids: Ids, ssl: boolean, ns: string, quota: boolean, oauth2: ReturnType<typeof oauth2Text>): string {
   const tls = ssl
     ? `ssl = yes
 ssl_cert = <${certs.cert}
@@ -296,7 +328,7 @@ login_greeting = mailferry test dovecot ready.
 
 ${tls}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = ${oauth2.mechanisms}
 
 mail_uid = ${ids.uid}
 mail_gid = ${ids.gid}
@@ -306,9 +338,9 @@ mail_max_userip_connections = 100
 pop3_uidl_format = %08Xu%08Xv
 
 passdb {
-  driver = passwd-file
+  driver = passwd-file${oauth2.passdb === '' ? '' : '\n  mechanisms = plain login'}
   args = scheme=PLAIN username_format=%u ${l.users}
-}
+}${oauth2.passdb}
 userdb {
   driver = passwd-file
   args = username_format=%u ${l.users}
@@ -500,7 +532,10 @@ export async function startDovecot(opts: StartOptions): Promise<DovecotServer> {
     if (imap === undefined || imaps === undefined || pop3 === undefined || pop3s === undefined) throw new Error('no free ports');
     ports = { imap, imaps, pop3, pop3s };
     const ssl = opts.ssl !== false;
-    await fs.writeFile(l.conf, configText(l, certs, ports, ids, ssl, namespaceText(opts.separator, opts.specialUse), opts.quota === true));
+    const oauth2 = oauth2Text(path.join(dir, 'dovecot-oauth2.conf.ext'), opts.oauth2);
+    if (oauth2.args !== undefined) await fs.writeFile(path.join(dir, 'dovecot-oauth2.conf.ext'), oauth2.args);
+    const ns = namespaceText(opts.separator, opts.specialUse);
+    await fs.writeFile(l.conf, configText(l, certs, ports, ids, ssl, ns, opts.quota === true, oauth2));
     try {
       child = await launch(binary, l, ssl ? [imap, imaps, pop3, pop3s] : [imap, pop3]);
     } catch (e: unknown) {

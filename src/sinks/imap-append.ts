@@ -1,3 +1,4 @@
+import type { Credentials } from '../auth/credentials.js';
 import type { Readable } from 'node:stream';
 import { MailferryError } from '../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../domain/message.js';
@@ -47,7 +48,7 @@ import { collect } from './write-body.js';
  */
 export interface ImapAppendSinkOptions {
   endpoint: RemoteEndpoint;
-  password: () => Promise<string>;
+  credentials: Credentials;
   ca?: Buffer;
   insecure: boolean;
   connections: number;

@@ -1,5 +1,6 @@
 import { format } from 'node:util';
 import { createTransport } from 'nodemailer';
+import { smtpAuth, type Credential } from '../auth/credentials.js';
 import { errnoCode, MailferryError } from '../domain/errors.js';
 import type { RemoteEndpoint } from '../endpoints/url.js';
 import type { Logger } from '../log/logger.js';
@@ -22,7 +23,8 @@ import type { Logger } from '../log/logger.js';
  * - TLS: `smtps://` is TLS from the first byte; `smtp://` requires STARTTLS (`requireTLS`) unless
  *   the TLS mode is `plain`, which never upgrades (and may send AUTH in clear: the user asked).
  *   Certificates are verified against the system CAs, or `ca`, unless `insecure`.
- * - AUTH with the endpoint's user and the password only when the address names a user.
+ * - AUTH with the endpoint's user and the credential (a password: PLAIN/LOGIN; an OAuth2 access
+ *   token: XOAUTH2) only when the address names a user.
  */
 export interface SmtpEnvelope {
   /** MAIL FROM; '' is the null reverse-path `<>`. */
@@ -39,8 +41,8 @@ export interface SmtpSender {
 
 export interface SmtpTransportOptions {
   endpoint: RemoteEndpoint;
-  /** Read only when the endpoint names a user. */
-  password?: string;
+  /** What to log in with (AUTH PLAIN/LOGIN or XOAUTH2), used only when the endpoint names a user. */
+  credential?: Credential;
   ca?: Buffer;
   insecure: boolean;
   log: Logger;
@@ -65,7 +67,7 @@ export function smtpSender(opts: SmtpTransportOptions): SmtpSender {
     requireTLS: e.tls === 'starttls',
     ignoreTLS: e.tls === 'plain',
     tls: { rejectUnauthorized: !opts.insecure, ...(opts.ca === undefined ? {} : { ca: opts.ca }) },
-    ...(e.user === '' ? {} : { auth: { user: e.user, pass: opts.password ?? '' } }),
+    ...(e.user === '' || opts.credential === undefined ? {} : { auth: smtpAuth(e.user, opts.credential) }),
     connectionTimeout: 60_000,
     greetingTimeout: 60_000,
     socketTimeout: 300_000,

@@ -1,4 +1,5 @@
 import { ImapFlow, type ImapFlowOptions } from 'imapflow';
+import { imapAuth, NoOAuth2Login, withCredential, type Credential, type Credentials } from '../auth/credentials.js';
 import { MailferryError } from '../domain/errors.js';
 import type { RemoteEndpoint } from '../endpoints/url.js';
 import type { Logger } from '../log/logger.js';
@@ -14,7 +15,8 @@ import { mapImapError } from './imap-errors.js';
  */
 export interface ImapPoolOptions {
   endpoint: RemoteEndpoint;
-  password: () => Promise<string>;
+  /** Asked for every new connection, so an expired OAuth2 token is replaced (auth/credentials.ts). */
+  credentials: Credentials;
   ca?: Buffer;
   insecure: boolean;
   size: number;
@@ -43,14 +45,18 @@ export class ImapPool {
     this.where = `${opts.endpoint.host}:${opts.endpoint.port}`;
   }
 
-  private async connect(): Promise<Conn> {
+  private connect(): Promise<Conn> {
+    return withCredential(this.opts.credentials, this.where, (cred) => this.login(cred));
+  }
+
+  private async login(cred: Credential): Promise<Conn> {
     const e = this.opts.endpoint;
     const options: ImapFlowOptions = {
       host: e.host,
       port: e.port,
       secure: e.tls === 'tls',
       doSTARTTLS: e.tls === 'starttls' ? true : e.tls === 'plain' ? false : undefined,
-      auth: { user: e.user, pass: await this.opts.password() },
+      auth: imapAuth(e.user, cred),
       tls: {
         rejectUnauthorized: !this.opts.insecure,
         ...(this.opts.ca === undefined ? {} : { ca: this.opts.ca }),
@@ -74,6 +80,10 @@ export class ImapPool {
       await client.connect();
     } catch (err: unknown) {
       client.close();
+      const auth = [...client.capabilities.keys()].filter((k) => k.startsWith('AUTH=')).map((k) => k.slice(5));
+      if (cred.kind === 'oauth2' && client.capabilities.size > 0 && !auth.some((m) => ['OAUTHBEARER', 'XOAUTH2', 'XOAUTH'].includes(m))) {
+        throw new NoOAuth2Login(this.where, auth);
+      }
       throw mapImapError(err, this.where);
     }
     this.opts.onConnect?.(client);

@@ -1,3 +1,4 @@
+import type { Credentials } from '../auth/credentials.js';
 import { MailferryError } from '../domain/errors.js';
 import { compareMailboxes, type MailboxInfo, type MessageMeta } from '../domain/message.js';
 import type { RemoteEndpoint } from '../endpoints/url.js';
@@ -18,7 +19,7 @@ import type { Fetched, HeaderSample, Selected, Source } from './source.js';
  */
 export interface ImapSourceOptions {
   endpoint: RemoteEndpoint;
-  password: () => Promise<string>;
+  credentials: Credentials;
   ca?: Buffer;
   insecure: boolean;
   connections: number;

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
+import { NoOAuth2Login } from '../auth/credentials.js';
 import { MailferryError } from '../domain/errors.js';
 import { mapImapError } from './imap-errors.js';
 import {
@@ -27,7 +28,8 @@ export type { Reply, RetrItem, Retrieved } from './pop3-reader.js';
  * A small POP3 client of our own (node-pop3 0.11 loses bytes and hangs; see docs/pop3.md).
  *
  * - RFC 1939 commands (USER/PASS, STAT, LIST, UIDL, TOP, RETR, DELE, RSET, QUIT), RFC 2449 CAPA,
- *   response codes and PIPELINING, RFC 2595 STLS, RFC 5034 AUTH with SASL PLAIN (RFC 4616).
+ *   response codes and PIPELINING, RFC 2595 STLS, RFC 5034 AUTH with SASL PLAIN (RFC 4616), and
+ *   with an OAuth2 access token SASL OAUTHBEARER (RFC 7628) or XOAUTH2, whichever CAPA offers.
  * - Bytes stay bytes: responses are parsed as Buffers; only status lines and listings (ASCII by
  *   protocol) become strings, message bodies never do.
  * - A multi-line body is read by `DotDecoder` (pop3-reader.ts), a byte-level state machine that finds the
@@ -47,7 +49,9 @@ export interface Pop3ClientOptions {
   /** 'tls': implicit TLS (pop3s, 995); 'starttls': STLS required; 'plain': no TLS at all. */
   tls: Pop3Tls;
   user: string;
-  password: string;
+  /** Exactly one of password and accessToken (OAuth2). */
+  password?: string;
+  accessToken?: string;
   ca?: Buffer;
   insecure?: boolean;
   /** Time allowed for connect, TLS, greeting and login together; default 30 s. */
@@ -115,7 +119,7 @@ export class Pop3Client {
 
   /** Connect, read the greeting, CAPA, STLS when asked, log in. */
   static async connect(o: Pop3ClientOptions): Promise<Pop3Client> {
-    if (/[\r\n\0]/.test(o.user) || /[\r\n\0]/.test(o.password)) {
+    if (/[\r\n\0]/.test(o.user) || /[\r\n\0]/.test(o.password ?? '') || /[\r\n\0\x01]/.test(o.accessToken ?? '')) {
       throw new MailferryError('usage', 'the POP3 user name and password may not contain line breaks or NUL');
     }
     const sock =
@@ -357,27 +361,54 @@ export class Pop3Client {
   private async login(): Promise<void> {
     const sasl = (this.capabilities.get('SASL') ?? []).map((m) => m.toUpperCase());
     let r: Reply;
-    if (sasl.includes('PLAIN')) {
+    const token = this.o.accessToken;
+    if (token !== undefined) {
+      r = await this.authOAuth2(sasl, token);
+    } else if (sasl.includes('PLAIN')) {
       r = await this.authPlain();
     } else if (!this.capaOk || this.capabilities.has('USER')) {
       r = await this.send(`USER ${this.o.user}`);
-      if (r.status === '+OK') r = await this.send(`PASS ${this.o.password}`, { secret: true });
+      if (r.status === '+OK') r = await this.send(`PASS ${this.o.password ?? ''}`, { secret: true });
     } else {
       throw new MailferryError('auth', `${this.where} offers no login method mailferry supports (SASL: ${sasl.join(' ') || 'none'}; no USER)`);
     }
     if (r.status !== '+OK') throw this.loginError(r);
   }
 
-  /** RFC 5034 §4 + RFC 4616: initial response inline unless that makes the line longer than 255 octets. */
-  private async authPlain(): Promise<Reply> {
-    const ir = Buffer.from(`\0${this.o.user}\0${this.o.password}`, 'utf8').toString('base64');
-    if (`AUTH PLAIN ${ir}`.length <= 255) {
-      const r = await this.send(`AUTH PLAIN ${ir}`, { secret: true, continuation: true });
-      return r.status === '+' ? this.send('*') : r; // a challenge PLAIN cannot answer: cancel
+  /** RFC 4616 PLAIN; a challenge PLAIN cannot answer is cancelled with "*" (RFC 5034 §4). */
+  private authPlain(): Promise<Reply> {
+    const ir = Buffer.from(`\0${this.o.user}\0${this.o.password ?? ''}`, 'utf8').toString('base64');
+    return this.sasl('PLAIN', ir, '*');
+  }
+
+  /**
+   * RFC 7628 OAUTHBEARER (GS2 header, `auth=Bearer`, ^A separators) where offered, else Google's
+   * XOAUTH2. A refused token gets a "+ <base64 JSON error>" challenge, answered with ^A (RFC 7628
+   * §3.2.3) or, for XOAUTH2, an empty line; then the server says -ERR.
+   */
+  private authOAuth2(sasl: string[], token: string): Promise<Reply> {
+    if (sasl.includes('OAUTHBEARER')) {
+      const gs2 = `n,a=${this.o.user.replace(/=/g, '=3D').replace(/,/g, '=2C')},`;
+      const ir = `${gs2}\x01host=${this.o.host}\x01port=${this.o.port}\x01auth=Bearer ${token}\x01\x01`;
+      return this.sasl('OAUTHBEARER', Buffer.from(ir, 'utf8').toString('base64'), Buffer.from('\x01').toString('base64'));
     }
-    const r = await this.send('AUTH PLAIN', { continuation: true });
+    if (sasl.includes('XOAUTH2')) {
+      const ir = `user=${this.o.user}\x01auth=Bearer ${token}\x01\x01`;
+      return this.sasl('XOAUTH2', Buffer.from(ir, 'utf8').toString('base64'), '');
+    }
+    throw new NoOAuth2Login(this.where, sasl);
+  }
+
+  /**
+   * RFC 5034 §4 AUTH with an initial response, inline unless that makes the line longer than 255
+   * octets; a further challenge is answered with `cancel`.
+   */
+  private async sasl(mech: string, ir: string, cancel: string): Promise<Reply> {
+    const answer = (x: Reply): Promise<Reply> | Reply => (x.status === '+' ? this.send(cancel, { secret: true }) : x);
+    if (`AUTH ${mech} ${ir}`.length <= 255) return answer(await this.send(`AUTH ${mech} ${ir}`, { secret: true, continuation: true }));
+    const r = await this.send(`AUTH ${mech}`, { continuation: true });
     if (r.status !== '+') return r;
-    return this.send(ir, { secret: true, continuation: true }).then((x) => (x.status === '+' ? this.send('*') : x));
+    return answer(await this.send(ir, { secret: true, continuation: true }));
   }
 
   private loginError(r: Reply): MailferryError {

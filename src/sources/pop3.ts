@@ -1,3 +1,4 @@
+import { withCredential, type Credentials } from '../auth/credentials.js';
 import { MailferryError } from '../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../domain/message.js';
 import type { RemoteEndpoint } from '../endpoints/url.js';
@@ -33,7 +34,7 @@ import type { Fetched, HeaderSample, Selected, Source } from './source.js';
  */
 export interface Pop3SourceOptions {
   endpoint: RemoteEndpoint;
-  password: () => Promise<string>;
+  credentials: Credentials;
   ca?: Buffer;
   insecure: boolean;
   streamThreshold: number;
@@ -98,17 +99,19 @@ export class Pop3Source implements Source {
   private async login(): Promise<Session> {
     const e = this.opts.endpoint;
     const log = this.opts.log;
-    const client = await Pop3Client.connect({
-      host: e.host,
-      port: e.port,
-      tls: e.tls,
-      user: e.user,
-      password: await this.opts.password(),
-      ...(this.opts.ca === undefined ? {} : { ca: this.opts.ca }),
-      insecure: this.opts.insecure,
-      ...(this.opts.timeoutMs === undefined ? {} : { idleTimeoutMs: this.opts.timeoutMs }),
-      ...(this.opts.debug ? { debug: (line: string) => log.debug(`pop3 ${line}`) } : {}),
-    });
+    const client = await withCredential(this.opts.credentials, this.where, (cred) =>
+      Pop3Client.connect({
+        host: e.host,
+        port: e.port,
+        tls: e.tls,
+        user: e.user,
+        ...(cred.kind === 'password' ? { password: cred.password } : { accessToken: cred.accessToken }),
+        ...(this.opts.ca === undefined ? {} : { ca: this.opts.ca }),
+        insecure: this.opts.insecure,
+        ...(this.opts.timeoutMs === undefined ? {} : { idleTimeoutMs: this.opts.timeoutMs }),
+        ...(this.opts.debug ? { debug: (line: string) => log.debug(`pop3 ${line}`) } : {}),
+      }),
+    );
     try {
       const sizes = await client.list();
       const uids = this.opts.noUidl === true ? await this.headerKeys(client, sizes) : await client.uidl();

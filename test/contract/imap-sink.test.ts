@@ -1,3 +1,4 @@
+import { passwordCredentials } from '../../src/auth/credentials.js';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile } from 'node:fs/promises';
@@ -39,7 +40,7 @@ async function makeSink(stateDir: string, password = target.password, tls: 'plai
   const s = dc.server;
   return new ImapAppendSink({
     endpoint: { kind: 'imap', user: target.name, host: s.host, port: s.imapPort, tls },
-    password: async () => password,
+    credentials: passwordCredentials(password),
     ...(ca === undefined ? {} : { ca }),
     insecure: false,
     connections: 3,

@@ -1,3 +1,4 @@
+import { passwordCredentials } from '../../src/auth/credentials.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -74,7 +75,7 @@ function options(server: DovecotServer, user: Account, mode: 'pop3s' | 'pop3', e
       port: mode === 'pop3s' ? server.pop3sPort : server.pop3Port,
       tls: mode === 'pop3s' ? 'tls' : 'starttls',
     },
-    password: async () => user.password,
+    credentials: passwordCredentials(user.password),
     insecure: false,
     streamThreshold: THRESHOLD,
     log: silentLogger,

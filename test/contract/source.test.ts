@@ -1,3 +1,4 @@
+import { passwordCredentials } from '../../src/auth/credentials.js';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -27,7 +28,7 @@ interface Kind {
 }
 
 const common = (password: string) => ({
-  password: async () => password,
+  credentials: passwordCredentials(password),
   insecure: false,
   streamThreshold: THRESHOLD,
   log: silentLogger,

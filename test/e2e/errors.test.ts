@@ -24,6 +24,7 @@ import { seedMailbox } from '../../src/dev/seed.js';
 import { maildirFolderDir, mboxFolderFile } from '../../src/sinks/paths.js';
 import { nastyMailbox, smallMessages } from '../fixtures/nasty.js';
 import { readMaildirFolder, readMboxFile } from '../helpers/archive.js';
+import { deadPort } from '../helpers/ports.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { connect, withDovecot, type Account } from '../helpers/server.js';
 
@@ -148,15 +149,6 @@ async function assertMboxComplete(dir: string, identity: string, server: Dovecot
   }
 }
 
-/** A port on 127.0.0.1 that nobody listens on (bound, then closed). */
-async function deadPort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const addr = srv.address();
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  if (addr === null || typeof addr === 'string') throw new Error('no port');
-  return addr.port;
-}
 
 /** A listener that counts connections: usage errors must not open any. */
 async function trapServer(): Promise<{ port: number; hits: () => number; close: () => Promise<void> }> {

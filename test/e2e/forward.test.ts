@@ -182,6 +182,16 @@ describe('forward through SMTP', { skip: dc.skip }, () => {
     assert.equal(r.attempts, 0);
   });
 
+  test('SMTP AUTH with an OAuth2 access token (XOAUTH2) from --smtp-oauth2-token-command', async () => {
+    const r = await start({ mode: 'tls', auth: { user: RELAY_USER, accessToken: 'relay-token-42' } });
+    const args = [...imapFrom(), '--smtp', `smtps://${RELAY_USER}@127.0.0.1:${r.port}`, '--smtp-ca', r.caFile,
+      '--smtp-oauth2-token-command', 'echo relay-token-42', '--rcpt', 'x@example.org', '--include', 'Bulk'];
+    const res = await forward(args, 'st14');
+    assert.equal(res.status, 0, res.stderr);
+    assert.equal(r.received.length, bulk.length);
+    assert.ok(r.received.every((g) => g.user === RELAY_USER));
+  });
+
   test('smtp:// to a relay without STARTTLS: refused (exit 5) unless --smtp-tls-mode plain', async () => {
     const r = await start({ mode: 'plain', auth: { user: RELAY_USER, pass: RELAY_PW } });
     const args = [...imapFrom(), ...relayArgs(r, 'smtp', RELAY_USER), '--rcpt', 'x@example.org', '--include', 'Bulk'];

@@ -29,8 +29,8 @@ export type DataReply = { code: number; message: string } | 'drop' | undefined;
 
 export interface SmtpOptions {
   mode: 'tls' | 'starttls' | 'plain';
-  /** require AUTH with this user and password */
-  auth?: { user: string; pass: string };
+  /** require AUTH with this user and password (PLAIN, LOGIN) or OAuth2 access token (XOAUTH2) */
+  auth?: { user: string; pass: string } | { user: string; accessToken: string };
   /** called for each message after it was read: a reply other than 250, or undefined */
   onData?: (n: number, data: Buffer) => DataReply;
   /** called for each RCPT TO: a reply other than 250, or undefined */
@@ -64,8 +64,14 @@ export async function startSmtp(opts: SmtpOptions): Promise<TestSmtp> {
     allowInsecureAuth: opts.mode === 'plain',
     logger: false,
     size: 64 << 20,
+    authMethods: opts.auth !== undefined && 'accessToken' in opts.auth ? ['XOAUTH2'] : ['PLAIN', 'LOGIN'],
     onAuth(auth, _session, cb) {
-      if (opts.auth !== undefined && auth.username === opts.auth.user && auth.password === opts.auth.pass) cb(null, { user: auth.username });
+      const want = opts.auth;
+      const ok =
+        want !== undefined &&
+        auth.username === want.user &&
+        ('accessToken' in want ? auth.method === 'XOAUTH2' && auth.accessToken === want.accessToken : auth.password === want.pass);
+      if (ok) cb(null, { user: auth.username });
       else cb(Object.assign(new Error('Authentication credentials invalid'), { responseCode: 535 }));
     },
     onRcptTo(address, _session, cb) {

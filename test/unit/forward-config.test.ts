@@ -40,10 +40,11 @@ const base = { from: 'pop3s://me@pop.example.org', passwordEnv: 'PW', smtp: 'smt
 
 test('forward config: envelope sender defaults to the relay login when it is an address, else --rcpt; <> is null', () => {
   assert.equal(loadForwardConfig(base).envelopeFrom, 'me@new.example.org');
+  assert.deepEqual(loadForwardConfig(base).smtp.auth, { kind: 'password', secret: { env: 'SPW' } });
   const noAddress = loadForwardConfig({ ...base, smtp: 'smtps://login@smtp.example.org', rcpt: 'x@example.net' });
   assert.equal(noAddress.envelopeFrom, 'x@example.net');
   const noAuth = loadForwardConfig({ from: base.from, passwordEnv: 'PW', smtp: 'smtp://relay', rcpt: 'x@example.net' });
-  assert.equal(noAuth.smtp.secret, undefined);
+  assert.equal(noAuth.smtp.auth, undefined);
   assert.equal(noAuth.envelopeFrom, 'x@example.net');
   assert.equal(loadForwardConfig({ ...base, envelopeFrom: '<>' }).envelopeFrom, '');
   assert.equal(loadForwardConfig({ ...base, envelopeFrom: 'bounce@example.org' }).envelopeFrom, 'bounce@example.org');

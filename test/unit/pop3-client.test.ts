@@ -1,3 +1,4 @@
+import { passwordCredentials } from '../../src/auth/credentials.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -252,7 +253,7 @@ test('Source: a server without UIDL is a usage error that mentions --no-uidl', a
     const fake = await fakeServer(standard({ ...box, messages: [Buffer.from('Subject: x\r\n\r\nhi\r\n')] }));
     const source = new Pop3Source({
       endpoint: { kind: 'pop3', user: 'alice', host: '127.0.0.1', port: fake.port, tls: 'plain' },
-      password: async () => 'pw',
+      credentials: passwordCredentials('pw'),
       insecure: false,
       streamThreshold: 1 << 20,
       log: silentLogger,
@@ -275,7 +276,7 @@ test('Source with noUidl on a server without UIDL: ids are header keys, duplicat
     const make = (): Pop3Source =>
       new Pop3Source({
         endpoint: { kind: 'pop3', user: 'alice', host: '127.0.0.1', port: fake.port, tls: 'plain' },
-        password: async () => 'pw',
+        credentials: passwordCredentials('pw'),
         insecure: false,
         streamThreshold: 1 << 20,
         log: silentLogger,
@@ -359,7 +360,7 @@ test('Source with noUidl on a server that refuses TOP: a usage error', async () 
   const fake = await fakeServer(standard({ capa: ['USER'], messages: [Buffer.from('Subject: x\r\n\r\nhi\r\n')] }));
   const source = new Pop3Source({
     endpoint: { kind: 'pop3', user: 'alice', host: '127.0.0.1', port: fake.port, tls: 'plain' },
-    password: async () => 'pw',
+    credentials: passwordCredentials('pw'),
     insecure: false,
     streamThreshold: 1 << 20,
     log: silentLogger,
@@ -505,7 +506,7 @@ test('Source.delete: DELE the session numbers of the given UIDLs, then QUIT; the
   const fake = await fakeServer(standard({ messages }));
   const source = new Pop3Source({
     endpoint: { kind: 'pop3', user: 'alice', host: '127.0.0.1', port: fake.port, tls: 'plain' },
-    password: async () => 'pw',
+    credentials: passwordCredentials('pw'),
     insecure: false,
     streamThreshold: 1 << 20,
     log: silentLogger,
@@ -533,7 +534,7 @@ test('Source.fetch: an abort mid-stream ends with "interrupted"; the next fetch 
   const fake = await fakeServer(standard({ messages: [big] }));
   const source = new Pop3Source({
     endpoint: { kind: 'pop3', user: 'alice', host: '127.0.0.1', port: fake.port, tls: 'plain' },
-    password: async () => 'pw',
+    credentials: passwordCredentials('pw'),
     insecure: false,
     streamThreshold: 1000,
     log: silentLogger,

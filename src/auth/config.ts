@@ -1,0 +1,62 @@
+import type { Problems } from '../config/account.js';
+import type { SecretRef } from '../config/secrets.js';
+import { stateDir } from '../commands/target.js';
+import type { RawOAuth2Flags } from './flags.js';
+import type { OAuth2Spec } from './oauth2.js';
+
+/** Token endpoints of the big providers; `--oauth2-token-url google` is short for Google's. */
+export const OAUTH2_TOKEN_URLS: Readonly<Record<string, string>> = {
+  google: 'https://oauth2.googleapis.com/token',
+  microsoft: 'https://login.microsoftonline.com/common/oauth2/v2.0/token',
+};
+
+/**
+ * Check the OAuth2 flags of one account: a token command, or the refresh flow (token URL, client
+ * id, one refresh-token source, at most one client-secret source). Secrets by reference only.
+ * Problems are added to `problems`; `prefix` is the flag prefix ('' or 'target-').
+ */
+export function oauth2Spec(problems: Problems, raw: RawOAuth2Flags, prefix: string, cacheDir = stateDir()): OAuth2Spec | undefined {
+  const f = (name: string): string => `--${prefix}oauth2-${name}`;
+  const flow = raw.tokenUrl ?? raw.clientId ?? raw.clientSecretEnv ?? raw.clientSecretFile ?? raw.refreshTokenEnv ?? raw.refreshTokenFile ?? raw.refreshTokenCommand;
+  if (raw.tokenCommand !== undefined) {
+    if (flow !== undefined) problems.push(`give ${f('token-command')} or the refresh flow (${f('token-url')}, ...), not both`);
+    else if (raw.tokenCommand.trim() === '') problems.push(`${f('token-command')} is empty`);
+    else return { kind: 'command', command: raw.tokenCommand };
+    return undefined;
+  }
+  const n = problems.length;
+  let tokenUrl: string | undefined;
+  if (raw.tokenUrl === undefined) problems.push(`${f('token-url')} URL is required for the refresh flow (or "google", "microsoft")`);
+  else {
+    const text = OAUTH2_TOKEN_URLS[raw.tokenUrl.toLowerCase()] ?? raw.tokenUrl;
+    let u: URL | undefined;
+    try {
+      u = new URL(text);
+    } catch {
+      problems.push(`${f('token-url')} ${raw.tokenUrl}: not a URL`);
+    }
+    const loopback = u !== undefined && (u.hostname === '127.0.0.1' || u.hostname === 'localhost' || u.hostname === '[::1]');
+    if (u !== undefined && !(u.protocol === 'https:' || (u.protocol === 'http:' && loopback))) {
+      problems.push(`${f('token-url')} must be https:// (http:// only on loopback)`);
+    } else if (u !== undefined && (u.username !== '' || u.password !== '')) problems.push(`${f('token-url')} may not hold credentials`);
+    else tokenUrl = text;
+  }
+  if (raw.clientId === undefined || raw.clientId.trim() === '') problems.push(`${f('client-id')} ID is required for the refresh flow`);
+  const refreshToken = oneRef(problems, f('refresh-token'), { env: raw.refreshTokenEnv, file: raw.refreshTokenFile, command: raw.refreshTokenCommand }, true);
+  const clientSecret = oneRef(problems, f('client-secret'), { env: raw.clientSecretEnv, file: raw.clientSecretFile }, false);
+  if (problems.length > n || tokenUrl === undefined || raw.clientId === undefined || refreshToken === undefined) return undefined;
+  return { kind: 'refresh', tokenUrl, clientId: raw.clientId, refreshToken, ...(clientSecret === undefined ? {} : { clientSecret }), cacheDir };
+}
+
+function oneRef(problems: Problems, flag: string, refs: { env?: string | undefined; file?: string | undefined; command?: string | undefined }, required: boolean): SecretRef | undefined {
+  const given = Object.entries(refs).filter((e): e is [string, string] => e[1] !== undefined);
+  const names = Object.keys(refs).map((k) => `${flag}-${k}`);
+  if (given.length > 1) problems.push(`give only one of ${names.join(', ')}`);
+  else if (given.length === 0) {
+    if (required) problems.push(`the refresh flow needs ${names.join(' or ')}`);
+  } else {
+    const [kind, value] = given[0] as [string, string];
+    return kind === 'env' ? { env: value } : kind === 'file' ? { file: value } : { command: value };
+  }
+  return undefined;
+}
