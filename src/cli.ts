@@ -15,10 +15,11 @@ export const EXIT_CODES_HELP = [
   `  ${EXIT.network}  network or TLS error (refused, unknown host, untrusted certificate, dropped)`,
   `  ${EXIT.destination}  archive not writable (permissions, disk full)`,
   `  ${EXIT.locked}  another run holds the archive lock`,
+  `  ${EXIT.budget}  daily transfer budget reached (the provider's or --max-bytes-per-day): what was copied is kept, resume next run`,
   `  ${EXIT.interrupted}  interrupted (SIGINT/SIGTERM); the archive is consistent, rerun to resume`,
 ].join('\n');
 
-export type Parsed = { command: 'backup' | 'restore' | 'migrate' | 'forward'; args: Record<string, unknown> };
+export type Parsed = { command: 'backup' | 'restore' | 'migrate' | 'forward' | 'profiles'; args: Record<string, unknown> };
 
 const TRANSFER_STATE =
   'The target cannot hold mailferry\'s state, so it lives on this machine: $XDG_STATE_HOME/mailferry/target-<hash>.json ' +
@@ -102,6 +103,37 @@ const TARGET_FLAGS: Record<string, Options> = {
   'dry-run': { type: 'boolean', describe: 'print the folders, messages and bytes that would be copied; change nothing' },
 };
 
+/** backup: the account from a provider profile, and the limits (src/profiles/). */
+const PROFILE_FLAGS: Record<string, Options> = {
+  user: { type: 'string', describe: 'the account as an e-mail address, instead of --from: the server comes from its provider\'s profile (see mailferry profiles)' },
+  profile: { type: 'string', describe: 'provider profile by name (gmail, outlook, ...) or your own file (./my.json); default: from the domain of --user' },
+  protocol: { type: 'string', choices: ['imap', 'pop3'], describe: 'with --user: which server of the profile (default imap)' },
+  'all-folders': { type: 'boolean', describe: 'also back up the folders the profile skips because they repeat others (Gmail\'s All Mail, Important, Starred)' },
+  'max-bytes-per-day': { type: 'string', describe: 'stop cleanly after this much per UTC day for this account, e.g. 2500MB (default: the profile\'s limit; 0: none); the next run resumes' },
+  'max-bytes-per-second': { type: 'string', describe: 'download no faster than this, e.g. 2M or 500k' },
+};
+
+const RATE_FLAG: Record<string, Options> = { 'max-bytes-per-second': PROFILE_FLAGS['max-bytes-per-second'] as Options };
+
+/** restore: the target account by address and profile, and its daily upload budget. */
+const RESTORE_PROFILE_FLAGS: Record<string, Options> = {
+  user: { type: 'string', describe: 'the target account as an e-mail address, instead of --to: the server comes from its provider\'s profile' },
+  profile: { type: 'string', describe: 'the target\'s provider profile by name or file (./my.json); default: from the domain of --user' },
+  'max-bytes-per-day': { type: 'string', describe: 'upload at most this much per UTC day into the target, e.g. 500MB (default: the profile\'s limit; 0: none); the next run resumes' },
+  ...RATE_FLAG,
+};
+
+/** migrate: both accounts by address and profile; the source's download and the target's upload budgets. */
+const MIGRATE_PROFILE_FLAGS: Record<string, Options> = {
+  user: { type: 'string', describe: 'source: the account as an e-mail address, instead of --from (server from its provider\'s profile)' },
+  profile: { type: 'string', describe: 'source: provider profile by name or file (./my.json); default: from the domain of --user' },
+  'target-user': { type: 'string', describe: 'target: the account as an e-mail address, instead of --to' },
+  'target-profile': { type: 'string', describe: 'target: provider profile by name or file; default: from the domain of --target-user' },
+  'all-folders': PROFILE_FLAGS['all-folders'] as Options,
+  'max-bytes-per-day': { type: 'string', describe: 'source: download at most this much per UTC day (default: the profile\'s limit; 0: none); the target\'s upload limit comes from its profile' },
+  ...RATE_FLAG,
+};
+
 const IMAP_TARGET = 'target account: imaps://USER@HOST[:993] or imap://USER@HOST[:143] (STARTTLS)';
 
 export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
@@ -140,7 +172,9 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           // `--no-uidl` reaches yargs as the negation of this one.
           .option('uidl', { type: 'boolean', hidden: true })
           .option('batch-mb', { type: 'number', default: 16, describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
+          .options(PROFILE_FLAGS)
           .example('PW=... $0 backup --from imaps://me@imap.example.org --password-env PW --to maildir:~/mail-backup', '')
+          .example('$0 backup --user me@gmail.com --password-file ~/.gmail-app-pw --to maildir:~/mail-backup', '')
           .example('$0 backup --from imaps://me@imap.example.org --password-file ~/.imap-pw --to mbox:/srv/backup/me', '')
           .example('$0 backup --from pop3s://me@pop.example.org --password-file ~/.pop-pw --to maildir:~/mail-backup --delete-older-than 14', '')
           .example(
@@ -164,6 +198,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(FILTER_FLAGS)
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'layout of the Maildir archive' })
           .options(TARGET_FLAGS)
+          .options(RESTORE_PROFILE_FLAGS)
           .option('batch-mb', { type: 'number', default: 16, describe: 'bytes read per batch, in MiB (bounds memory)' })
           .example('PW=... $0 restore --from maildir:~/mail-backup --to imaps://me@imap.example.org --password-env PW', '')
           .epilogue(`${TRANSFER_STATE}\n\n${EXIT_CODES_HELP}`),
@@ -189,6 +224,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(FILTER_FLAGS)
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'layout of --archive maildir: folders' })
           .options(TARGET_FLAGS)
+          .options(MIGRATE_PROFILE_FLAGS)
           .option('batch-mb', { type: 'number', default: 16, describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
           .example('A=... B=... $0 migrate --from imaps://me@old.example.org --password-env A --to imaps://me@new.example.org --target-password-env B', '')
           .epilogue(`${TRANSFER_STATE}\n\n${EXIT_CODES_HELP}`),
@@ -227,6 +263,12 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .example('PW=... SMTP_PW=... $0 forward --from pop3s://me@old.example.org --password-env PW --smtp smtps://me@new.example.org@smtp.new.example.org --smtp-password-env SMTP_PW --rcpt me@new.example.org --rate 30/m', '')
           .epilogue(`${FORWARD_STATE}\n\n${EXIT_CODES_HELP}`),
       (args) => onCommand({ command: 'forward', args }),
+    )
+    .command(
+      'profiles',
+      'List the provider profiles (servers, folders skipped, limits) that --user and --profile use',
+      (y) => y,
+      (args) => onCommand({ command: 'profiles', args }),
     )
     .option('config', {
       type: 'string',

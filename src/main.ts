@@ -70,6 +70,7 @@ export async function main(cmdline: string[]): Promise<number> {
       progress?.done();
       return await printResult(result, out);
     }
+    if (parsed.command === 'profiles') return (await import('./profiles/list.js')).printProfiles(json);
     if (parsed.command !== 'backup') return await runTransfer(parsed.command, args, { ...out, signal: controller.signal, debug });
     const { loadBackupConfig } = await import('./config/backup.js');
     const { backup } = await import('./commands/backup.js');
@@ -92,6 +93,12 @@ export async function main(cmdline: string[]): Promise<number> {
       deleteOlderThan: args['deleteOlderThan'] as string | undefined,
       // yargs reads --no-uidl as the negation of a (hidden) --uidl.
       noUidl: args['uidl'] === false || args['noUidl'] === true,
+      user: args['user'] as string | undefined,
+      profile: args['profile'] as string | undefined,
+      protocol: args['protocol'] as string | undefined,
+      allFolders: args['allFolders'] as boolean | undefined,
+      maxBytesPerDay: args['maxBytesPerDay'] as string | undefined,
+      maxBytesPerSecond: args['maxBytesPerSecond'] as string | undefined,
       ...filterFlags(args),
     });
     const progress = await progressOutput(out);
@@ -146,6 +153,10 @@ async function runTransfer(
     dryRun: args['dryRun'] as boolean | undefined,
     state: str('state'),
     map: args['map'] as string[] | undefined,
+    user: str('user'),
+    profile: str('profile'),
+    maxBytesPerDay: str('maxBytesPerDay'),
+    maxBytesPerSecond: str('maxBytesPerSecond'),
     ...filterFlags(args),
   };
   const progress = await progressOutput(o);
@@ -170,6 +181,9 @@ async function runTransfer(
         targetCa: str('targetCa'),
         targetConnections: args['targetConnections'] as number | undefined,
         archive: args['archive'] as string[] | undefined,
+        targetUser: str('targetUser'),
+        targetProfile: str('targetProfile'),
+        allFolders: args['allFolders'] as boolean | undefined,
       }),
     );
     result = await migrate(cfg, deps);

@@ -24,6 +24,8 @@ export class RunReport {
   planned = 0;
   plannedBytes = 0;
   readonly skipped: Skipped[] = [];
+  /** A daily transfer budget ran out: the run stopped early (exit 8); the next one resumes. */
+  budgetReached = false;
   readonly started = Date.now();
   finished?: number;
 
@@ -32,6 +34,7 @@ export class RunReport {
   }
 
   get exitCode(): number {
+    if (this.budgetReached) return EXIT.budget;
     return this.skipped.length > 0 ? EXIT.partial : EXIT.ok;
   }
 
@@ -42,7 +45,8 @@ export class RunReport {
     const flags = this.flagUpdates > 0 ? `, flags updated on ${this.flagUpdates}` : '';
     const deleted = this.deleted > 0 ? `, ${this.deleted} deleted from the server` : '';
     const forwarded = this.forwarded === undefined ? '' : `, ${this.forwarded} forwarded`;
-    return `${this.folders} folders, ${this.messages} messages copied (${mb} MB)${forwarded}, ${this.unchanged} already archived${flags}${filtered}${deleted}${skipped}, ${this.seconds.toFixed(1)} s`;
+    const budget = this.budgetReached ? '; daily budget reached, resume next run' : '';
+    return `${this.folders} folders, ${this.messages} messages copied (${mb} MB)${forwarded}, ${this.unchanged} already archived${flags}${filtered}${deleted}${skipped}, ${this.seconds.toFixed(1)} s${budget}`;
   }
 
   toJSON(): Record<string, unknown> {
@@ -56,6 +60,7 @@ export class RunReport {
       deleted: this.deleted,
       ...(this.forwarded === undefined ? {} : { forwarded: this.forwarded }),
       skipped: this.skipped,
+      budgetReached: this.budgetReached,
       seconds: Number(this.seconds.toFixed(3)),
       exitCode: this.exitCode,
     };

@@ -10,6 +10,7 @@ import type { Source } from '../sources/source.js';
 import { epochSeconds } from '../state/checkpoint.js';
 import { openArchive, type OpenArchive } from './archive.js';
 import { deletable } from './deletable.js';
+import { withLimits } from './limits.js';
 
 export interface CommandDeps {
   log: Logger;
@@ -55,7 +56,8 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
     debug: deps.debug ?? false,
   };
   const pop3 = cfg.from.kind === 'pop3' ? new Pop3Source({ ...common, noUidl: cfg.noUidl }) : undefined;
-  const source: Source = pop3 ?? new ImapSource({ ...common, connections: cfg.connections });
+  const server: Source = pop3 ?? new ImapSource({ ...common, connections: cfg.connections });
+  const { source, finish, explain } = await withLimits(server, cfg.limits, deps.log);
   // The credential first: a bad password source is a usage error before any connection, and a
   // refused OAuth2 refresh token an auth error.
   await credentials.get();
@@ -66,7 +68,10 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
       filterSource(source, cfg.filter, deps.log),
       archives.map((a) => a.sink),
       pipelineOptions(cfg, deps),
-    );
+    ).catch((e: unknown) => {
+      throw explain(e);
+    });
+    finish(report);
     if (cfg.delete && pop3 !== undefined) {
       const onServer: string[] = [];
       for await (const m of pop3.list(pop3.inbox, () => true)) onServer.push(m.id);
@@ -82,3 +87,4 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
     }
   }
 }
+

@@ -4,6 +4,7 @@ import { credentialsFor } from '../auth/credentials.js';
 import { describeEndpoint } from '../endpoints/url.js';
 import type { Sink } from '../sinks/sink.js';
 import { ImapSource } from '../sources/imap.js';
+import { ProfileRolesSource } from '../sources/profile-roles.js';
 import { Checkpoint } from '../state/checkpoint.js';
 import { STATE_FILE } from '../state/files.js';
 import { openArchive, type OpenArchive } from './archive.js';
@@ -23,7 +24,7 @@ export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<Tr
   const s = cfg.source;
   const credentials = credentialsFor(s.auth, s.endpoint);
   await credentials.get();
-  const source = new ImapSource({
+  const server = new ImapSource({
     endpoint: s.endpoint,
     credentials,
     ...(s.ca === undefined ? {} : { ca: s.ca }),
@@ -33,6 +34,7 @@ export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<Tr
     log: deps.log,
     debug: deps.debug ?? false,
   });
+  const source = new ProfileRolesSource(server, cfg.sourceRoles);
   let target: OpenTarget | undefined;
   const archives: OpenArchive[] = [];
   try {

@@ -6,6 +6,7 @@ import { filterSource } from '../sources/filter.js';
 import type { Source } from '../sources/source.js';
 import { pipelineOptions, type CommandDeps } from './backup.js';
 import { dryRunSource, type PlannedFolder } from './dry-run.js';
+import { withLimits } from './limits.js';
 
 /** What `restore`, `migrate` and `forward` return: the run's report and, for `--dry-run`, the plan. */
 export interface TransferResult {
@@ -20,19 +21,24 @@ export interface TransferResult {
 export async function transfer(
   source: Source,
   sinks: readonly Sink[],
-  cfg: Pick<TransferCommon, 'dryRun' | 'filter' | 'include' | 'exclude' | 'batchBytes' | 'batchMessages'>,
+  cfg: Pick<TransferCommon, 'dryRun' | 'filter' | 'limits' | 'include' | 'exclude' | 'batchBytes' | 'batchMessages'>,
   deps: CommandDeps,
   statePath: string,
 ): Promise<TransferResult> {
   const plan: PlannedFolder[] = [];
-  const filtered = filterSource(source, cfg.filter, deps.log);
+  // A dry run fetches nothing, so it neither spends nor records a budget.
+  const limited = cfg.dryRun ? undefined : await withLimits(source, cfg.limits, deps.log);
+  const filtered = filterSource(limited?.source ?? source, cfg.filter, deps.log);
   const report = await runPipeline(cfg.dryRun ? dryRunSource(filtered) : filtered, sinks, {
     ...pipelineOptions(cfg, { log: deps.log, signal: deps.signal }),
     onProgress: (r, event) => {
       if (event.type === 'planned') plan.push({ mailbox: event.mailbox, messages: event.messages, bytes: event.bytes });
       if (!cfg.dryRun) deps.onProgress?.(r, event);
     },
+  }).catch((e: unknown) => {
+    throw limited === undefined ? e : limited.explain(e);
   });
+  limited?.finish(report);
   if (!cfg.dryRun) return { report, statePath };
   plan.sort((a, b) => (a.mailbox < b.mailbox ? -1 : a.mailbox > b.mailbox ? 1 : 0));
   return { report, plan, statePath };

@@ -5,6 +5,7 @@ import type { AuthSpec } from '../auth/credentials.js';
 import { parseFilter, type RawFilterFlags } from './filter.js';
 import type { MessageFilter } from '../sources/filter.js';
 import type { MaildirLayout } from '../sinks/maildir.js';
+import { capConnections, profileOAuth2, resolveProfile, runLimits, type RawProfileFlags, type RunLimits } from '../profiles/resolve.js';
 
 /**
  * The one loader for `backup`: turns raw flags into a checked BackupConfig, reporting every problem
@@ -32,11 +33,13 @@ export interface BackupConfig {
   deleteOlderThanDays?: number;
   /** POP3 only: name messages by header hash and size instead of UIDL. */
   noUidl: boolean;
+  /** The provider profile's limits and the limit flags (src/profiles/resolve.ts). */
+  limits: RunLimits;
   /** --since/--before/--max-size/--unseen-only. */
   filter: MessageFilter;
 }
 
-export interface RawBackupFlags extends RawAccountFlags, RawFilterFlags {
+export interface RawBackupFlags extends RawAccountFlags, RawProfileFlags, RawFilterFlags {
   from?: string;
   to?: string[];
   include?: string[];
@@ -53,14 +56,17 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
   const problems: Problems = [];
 
   let from: RemoteEndpoint | undefined;
-  if (raw.from === undefined) problems.push('--from is required (imaps://USER@HOST or pop3s://USER@HOST)');
-  else {
+  if (raw.from === undefined) {
+    if (raw.user === undefined) problems.push('--from is required (imaps://USER@HOST or pop3s://USER@HOST), or --user ADDRESS to use a provider profile');
+  } else {
     const e = attempt(problems, () => parseEndpoint(raw.from as string));
     if (e !== undefined) {
       if ('path' in e) problems.push('--from must be a mail account for backup (imaps://, imap://, pop3s:// or pop3://USER@HOST)');
       else from = e;
     }
   }
+  const prof = resolveProfile(problems, raw, from);
+  from ??= prof.endpoint;
   const imap = from !== undefined && from.kind !== 'pop3';
   if (raw.delete === true && imap) problems.push('--delete is for POP3 sources only');
   let olderThanDays: number | undefined;
@@ -85,7 +91,7 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
     else to.push(e);
   }
 
-  const acct = account(problems, from, raw, '');
+  const acct = account(problems, from, { ...raw, oauth2: profileOAuth2(raw.oauth2, prof) }, '');
   const layout = raw.layout ?? 'maildir++';
   if (layout !== 'maildir++' && layout !== 'fs') problems.push('--layout must be maildir++ or fs');
   const batchMb = raw.batchMb ?? 16;
@@ -94,15 +100,16 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
   if (problems.length > 0 || acct === undefined) {
     throw new MailferryError('usage', problems.join('; '));
   }
+  const connections = capConnections(acct.connections, prof, '--connections');
   return {
     from: acct.endpoint,
     to,
     auth: acct.auth,
     ...(acct.ca === undefined ? {} : { ca: acct.ca }),
     insecure: acct.insecure,
-    connections: acct.connections,
+    connections,
     include: raw.include ?? [],
-    exclude: raw.exclude ?? [],
+    exclude: [...(raw.exclude ?? []), ...prof.skip],
     layout: layout as MaildirLayout,
     batchBytes: Math.round(batchMb * (1 << 20)),
     batchMessages: 2000,
@@ -110,6 +117,7 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
     delete: raw.delete === true || olderThanDays !== undefined,
     ...(olderThanDays === undefined ? {} : { deleteOlderThanDays: olderThanDays }),
     noUidl: raw.noUidl ?? false,
+    limits: runLimits({ settings: prof, account: acct.endpoint }, undefined),
     filter,
   };
 }

@@ -6,6 +6,7 @@ import type { MaildirLayout } from '../sinks/maildir.js';
 import { account, attempt, localEndpoint, trust, type Problems, type RawAccountFlags, type RemoteAccount } from './account.js';
 import type { AuthSpec } from '../auth/credentials.js';
 import type { RawOAuth2Flags } from '../auth/flags.js';
+import { runLimits, type RunLimits } from '../profiles/resolve.js';
 import type { MessageFilter } from '../sources/filter.js';
 import { parseFilter, type RawFilterFlags } from './filter.js';
 import { expandHome } from './transfer.js';
@@ -36,6 +37,8 @@ export interface ForwardConfig {
   exclude: string[];
   /** --since/--before/--max-size/--unseen-only (sources/filter.ts). */
   filter: MessageFilter;
+  /** Budgets and bandwidth from provider profiles: none yet for forward (no --user/--profile here). */
+  limits: RunLimits;
   batchBytes: number;
   batchMessages: number;
   streamThreshold: number;
@@ -127,6 +130,7 @@ export function loadForwardConfig(raw: RawForwardFlags): ForwardConfig {
     include: raw.include ?? [],
     exclude: raw.exclude ?? [],
     filter,
+    limits: runLimits(undefined, undefined),
     dryRun: raw.dryRun ?? false,
     batchBytes: Math.round(batchMb * (1 << 20)),
     batchMessages: 2000,

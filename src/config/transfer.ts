@@ -6,6 +6,8 @@ import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpo
 import { account, attempt, localEndpoint, type Problems, type RawAccountFlags, type RemoteAccount } from './account.js';
 import { parseMapRule, type MapRule } from '../sinks/folder-map.js';
 import type { MaildirLayout } from '../sinks/maildir.js';
+import { capConnections, profileOAuth2, resolveProfile, resolveTarget, runLimits, type RunLimits } from '../profiles/resolve.js';
+import type { FolderRole } from '../profiles/schema.js';
 import type { MessageFilter } from '../sources/filter.js';
 import { parseFilter, type RawFilterFlags } from './filter.js';
 
@@ -32,6 +34,8 @@ export interface TransferCommon {
   filter: MessageFilter;
   /** `--state FILE`, absolute; else the default under the state directory (see commands/target.ts). */
   statePath?: string;
+  /** Provider profiles' limits and the limit flags (src/profiles/resolve.ts). */
+  limits: RunLimits;
 }
 
 export interface RestoreConfig extends TransferCommon {
@@ -42,6 +46,8 @@ export interface RestoreConfig extends TransferCommon {
 
 export interface MigrateConfig extends TransferCommon {
   source: RemoteAccount;
+  /** The source profile's folder roles (`folders.roles`), for folders the server gives no special-use flag. */
+  sourceRoles: Partial<Record<FolderRole, string>>;
   /** Local archives written in the same pass (`--archive`). */
   archives: LocalEndpoint[];
   /** Layout of the Maildir archives written. */
@@ -49,6 +55,11 @@ export interface MigrateConfig extends TransferCommon {
 }
 
 interface RawCommonFlags extends RawFilterFlags {
+  /** restore: the target account by address/profile; migrate: the source's. */
+  user?: string;
+  profile?: string;
+  maxBytesPerDay?: string;
+  maxBytesPerSecond?: string;
   include?: string[];
   exclude?: string[];
   layout?: string;
@@ -74,6 +85,9 @@ export interface RawMigrateFlags extends RawAccountFlags, RawCommonFlags {
   targetTlsInsecure?: boolean;
   targetCa?: string;
   targetConnections?: number;
+  targetUser?: string;
+  targetProfile?: string;
+  allFolders?: boolean;
   archive?: string[];
 }
 
@@ -92,7 +106,7 @@ function imapEndpoint(problems: Problems, text: string | undefined, flag: string
   return e;
 }
 
-function common(problems: Problems, raw: RawCommonFlags): Omit<TransferCommon, 'target'> & { layout: MaildirLayout } {
+function common(problems: Problems, raw: RawCommonFlags): Omit<TransferCommon, 'target' | 'limits'> & { layout: MaildirLayout } {
   const layout = raw.layout ?? 'maildir++';
   if (layout !== 'maildir++' && layout !== 'fs') problems.push('--layout must be maildir++ or fs');
   const batchMb = raw.batchMb ?? 16;
@@ -128,23 +142,30 @@ export function loadRestoreConfig(raw: RawRestoreFlags): RestoreConfig {
   let from: LocalEndpoint | undefined;
   if (raw.from === undefined) problems.push('--from is required (the archive: maildir:DIR or mbox:DIR)');
   else from = localEndpoint(problems, raw.from, '--from');
-  const target = account(problems, imapEndpoint(problems, raw.to, '--to', 'the account to restore into'), raw, '');
+  const to = raw.to === undefined && raw.user !== undefined ? undefined : imapEndpoint(problems, raw.to, '--to', 'the account to restore into');
+  const tp = resolveTarget(problems, raw, to, { user: '--user', profile: '--profile' });
+  const target = account(problems, to ?? tp.endpoint, { ...raw, oauth2: profileOAuth2(raw.oauth2, tp) }, '');
   const rest = common(problems, raw);
   if (problems.length > 0 || from === undefined || target === undefined) throw new MailferryError('usage', problems.join('; '));
-  return { ...rest, from, target };
+  const connections = capConnections(target.connections, tp, '--connections');
+  return { ...rest, from, target: { ...target, connections }, limits: runLimits(undefined, { settings: tp, account: target.endpoint }) };
 }
 
 export function loadMigrateConfig(raw: RawMigrateFlags): MigrateConfig {
   const problems: Problems = [];
-  const source = account(problems, imapEndpoint(problems, raw.from, '--from', 'the account to copy'), raw, '');
+  const from = raw.from === undefined && raw.user !== undefined ? undefined : imapEndpoint(problems, raw.from, '--from', 'the account to copy');
+  const sp = resolveProfile(problems, raw, from);
+  const source = account(problems, from ?? sp.endpoint, { ...raw, oauth2: profileOAuth2(raw.oauth2, sp) }, '');
+  const to = raw.to === undefined && raw.targetUser !== undefined ? undefined : imapEndpoint(problems, raw.to, '--to', 'the account to copy into');
+  const tp = resolveTarget(problems, { to: raw.to, user: raw.targetUser, profile: raw.targetProfile }, to, { user: '--target-user', profile: '--target-profile' });
   const target = account(
     problems,
-    imapEndpoint(problems, raw.to, '--to', 'the account to copy into'),
+    to ?? tp.endpoint,
     {
       ...(raw.targetPasswordEnv === undefined ? {} : { passwordEnv: raw.targetPasswordEnv }),
       ...(raw.targetPasswordFile === undefined ? {} : { passwordFile: raw.targetPasswordFile }),
       ...(raw.targetPasswordCommand === undefined ? {} : { passwordCommand: raw.targetPasswordCommand }),
-      ...(raw.targetOauth2 === undefined ? {} : { oauth2: raw.targetOauth2 }),
+      ...(raw.targetOauth2 === undefined ? {} : { oauth2: profileOAuth2(raw.targetOauth2, tp) }),
       ...(raw.targetTlsMode === undefined ? {} : { tlsMode: raw.targetTlsMode }),
       ...(raw.targetTlsInsecure === undefined ? {} : { tlsInsecure: raw.targetTlsInsecure }),
       ...(raw.targetCa === undefined ? {} : { ca: raw.targetCa }),
@@ -170,5 +191,13 @@ export function loadMigrateConfig(raw: RawMigrateFlags): MigrateConfig {
   }
   const rest = common(problems, raw);
   if (problems.length > 0 || source === undefined || target === undefined) throw new MailferryError('usage', problems.join('; '));
-  return { ...rest, source, target, archives };
+  return {
+    ...rest,
+    exclude: [...rest.exclude, ...sp.skip],
+    source: { ...source, connections: capConnections(source.connections, sp, '--connections') },
+    sourceRoles: sp.profile?.folders.roles ?? {},
+    target: { ...target, connections: capConnections(target.connections, tp, '--target-connections') },
+    archives,
+    limits: runLimits({ settings: sp, account: source.endpoint }, { settings: tp, account: target.endpoint }),
+  };
 }

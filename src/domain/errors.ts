@@ -12,6 +12,7 @@ export const EXIT = {
   network: 5, // connection refused, unknown host, dropped and not recovered, TLS failure
   destination: 6, // archive not writable, disk full
   locked: 7, // another run holds the archive lock
+  budget: 8, // a daily transfer budget (download or upload) is spent: what was copied is kept, the next run resumes
   interrupted: 130, // SIGINT / SIGTERM: state is consistent, rerun resumes
 } as const;
 
@@ -31,21 +32,28 @@ const exitOf: Record<ErrorKind, number> = {
   protocol: EXIT.network,
   destination: EXIT.destination,
   locked: EXIT.locked,
+  budget: EXIT.budget,
   interrupted: EXIT.interrupted,
   message: EXIT.partial,
   mailbox: EXIT.partial,
   quota: EXIT.partial,
 };
 
-/** `retryable`: a new connection may succeed (dropped connection, timeout), so the pipeline retries. */
+/**
+ * `retryable`: a new connection may succeed (dropped connection, timeout), so the pipeline retries.
+ * `retryAfterMs`: the server is throttling us and says (or we assume) how long to wait before the
+ * retry; such retries are counted apart from failures (see pipeline/retry.ts).
+ */
 export class MailferryError extends Error {
   readonly kind: ErrorKind;
   readonly retryable: boolean;
-  constructor(kind: ErrorKind, message: string, opts: { cause?: unknown; retryable?: boolean } = {}) {
+  readonly retryAfterMs: number | undefined;
+  constructor(kind: ErrorKind, message: string, opts: { cause?: unknown; retryable?: boolean; retryAfterMs?: number } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'MailferryError';
     this.kind = kind;
-    this.retryable = opts.retryable ?? false;
+    this.retryable = opts.retryable ?? opts.retryAfterMs !== undefined;
+    this.retryAfterMs = opts.retryAfterMs;
   }
   get exitCode(): number {
     return exitOf[this.kind];

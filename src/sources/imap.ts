@@ -110,7 +110,9 @@ export class ImapSource implements Source {
     const metas = await this.withConn(async (c) => {
       const { exists } = await this.openOn(c, mailbox);
       if (exists === 0) return [];
-      const uids = (await c.client.search({ all: true }, { uid: true })) || [];
+      const found = await c.client.search({ all: true }, { uid: true });
+      if (found === false) throw this.lost();
+      const uids = found ?? [];
       const want = uids.filter((u) => wanted(String(u)));
       const out: MessageMeta[] = [];
       for (const set of rangeCommands(want)) {
@@ -124,6 +126,7 @@ export class ImapSource implements Source {
           });
         }
       }
+      this.stillOpen(c);
       return out;
     });
     metas.sort((a, b) => Number(a.id) - Number(b.id));
@@ -138,6 +141,7 @@ export class ImapSource implements Source {
       for await (const msg of c.client.fetch('1:*', { uid: true, size: true, headers: true }, { uid: true })) {
         out.push({ id: String(msg.uid), size: msg.size ?? 0, header: msg.headers ?? Buffer.alloc(0) });
       }
+      this.stillOpen(c);
       return out;
     });
     yield* samples;
@@ -170,6 +174,7 @@ export class ImapSource implements Source {
         if (dl.content === undefined) continue; // expunged meanwhile
         yield { meta, body: dl.content };
       }
+      this.stillOpen(c);
     } catch (err: unknown) {
       const mapped = signal.aborted ? new MailferryError('interrupted', 'interrupted') : mapImapError(err, this.where);
       if (mapped.retryable || mapped.kind === 'interrupted') c.broken = true;
@@ -182,6 +187,19 @@ export class ImapSource implements Source {
 
   async close(): Promise<void> {
     await this.pool.close();
+  }
+
+  /**
+   * imapflow ends a FETCH or SEARCH quietly, with fewer results or `false`, when the connection
+   * went away under it (a kicked session: no mailbox selected any more). That must not pass for
+   * "no more messages": it is a lost connection, retried.
+   */
+  private stillOpen(c: Conn): void {
+    if (c.client.mailbox === false || !c.client.usable) throw this.lost();
+  }
+
+  private lost(): MailferryError {
+    return new MailferryError('network', `connection to ${this.where} lost`, { retryable: true });
   }
 }
 

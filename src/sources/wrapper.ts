@@ -1,0 +1,43 @@
+import type { MailboxInfo, MessageMeta } from '../domain/message.js';
+import type { Fetched, HeaderSample, Selected, Source, SourceCaps } from './source.js';
+
+/**
+ * A Source around another one that changes one aspect (DESIGN habit 8: a daily budget, a rate
+ * limit, fault injection in tests) and hands everything else through. Subclasses override what
+ * they change, usually `fetch`.
+ */
+export class SourceWrapper implements Source {
+  constructor(protected readonly inner: Source) {}
+  get caps(): SourceCaps {
+    return this.inner.caps;
+  }
+  get identity(): string {
+    return this.inner.identity;
+  }
+  mailboxes(): Promise<MailboxInfo[]> {
+    return this.inner.mailboxes();
+  }
+  select(mailbox: MailboxInfo): Promise<Selected> {
+    return this.inner.select(mailbox);
+  }
+  list(mailbox: MailboxInfo, wanted: (id: string) => boolean): AsyncIterable<MessageMeta> {
+    return this.inner.list(mailbox, wanted);
+  }
+  headers(mailbox: MailboxInfo): AsyncIterable<HeaderSample> {
+    return this.inner.headers(mailbox);
+  }
+  fetch(batch: readonly MessageMeta[], signal: AbortSignal): AsyncIterable<Fetched> {
+    return this.inner.fetch(batch, signal);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+  filtered(mailbox: MailboxInfo): number {
+    return this.inner.filtered?.(mailbox) ?? 0;
+  }
+}
+
+/** Bytes a fetched message counts for: its size on the wire, else its body's length if known. */
+export function sizeOf(f: Fetched): number {
+  return f.meta.size ?? (Buffer.isBuffer(f.body) ? f.body.length : 0);
+}
