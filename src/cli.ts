@@ -19,12 +19,18 @@ export const EXIT_CODES_HELP = [
   `  ${EXIT.interrupted}  interrupted (SIGINT/SIGTERM); the archive is consistent, rerun to resume`,
 ].join('\n');
 
-export type Parsed = { command: 'backup' | 'restore' | 'migrate' | 'profiles'; args: Record<string, unknown> };
+export type Parsed = { command: 'backup' | 'restore' | 'migrate' | 'forward' | 'profiles'; args: Record<string, unknown> };
 
 const TRANSFER_STATE =
   'The target cannot hold mailferry\'s state, so it lives on this machine: $XDG_STATE_HOME/mailferry/target-<hash>.json ' +
   '(else ~/.local/state/mailferry/), one file per source and target account (no secret in it), with a .lock beside it; ' +
   '--state FILE puts it elsewhere. A rerun appends only what is new.';
+
+const FORWARD_STATE =
+  'What was forwarded is recorded on this machine, each message as soon as the relay accepted it (250), with the reply: ' +
+  '$XDG_STATE_HOME/mailferry/forward-<hash>.json (else ~/.local/state/mailferry/), one file per source, relay and recipient, ' +
+  'with a .lock beside it. A rerun sends only what is new; a run killed between a 250 and its record sends that one message again. ' +
+  'A message the relay refuses (5xx) or keeps deferring (4xx) is listed (exit 3) and tried again by the next run.';
 
 /** Flags several commands share; `who` prefixes the description ("source: "), `prefix` the name. */
 export function passwordFlags(who = '', prefix = ''): Record<string, Options> {
@@ -226,6 +232,40 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .example('A=... B=... $0 migrate --from imaps://me@old.example.org --password-env A --to imaps://me@new.example.org --target-password-env B', '')
           .epilogue(`${TRANSFER_STATE}\n\n${EXIT_CODES_HELP}`),
       (args) => onCommand({ command: 'migrate', args }),
+    )
+    .command(
+      'forward',
+      'Send new mail from a POP3 or IMAP account (or an archive) to an address through an SMTP relay, once each, e.g. from cron',
+      (y) =>
+        y
+          .option('from', {
+            type: 'string',
+            describe: 'source: pop3s://USER@HOST, pop3://USER@HOST (STLS), imaps://USER@HOST, imap://USER@HOST (STARTTLS), maildir:DIR or mbox:DIR',
+          })
+          .options(passwordFlags('source: '))
+          .options(oauth2Flags('source: '))
+          .options(tlsFlags('source: '))
+          .option('connections', { type: 'number', describe: 'source: parallel IMAP connections', default: 4 })
+          .option('smtp', { type: 'string', describe: 'relay: smtps://[USER@]HOST[:465] (TLS) or smtp://[USER@]HOST[:587] (STARTTLS required); AUTH only with a USER' })
+          .options(passwordFlags('relay: ', 'smtp-'))
+          .options(oauth2Flags('relay: ', 'smtp-'))
+          .options(tlsFlags('relay: ', 'smtp-'))
+          .option('rcpt', { type: 'string', describe: 'the address every message is sent to (RCPT TO)' })
+          .option('envelope-from', {
+            type: 'string',
+            describe: 'MAIL FROM (where bounces of the forward go): an address or "<>"; default the relay user when it is an address, else --rcpt',
+          })
+          .option('rate', { type: 'string', describe: 'at most N messages per second, minute or hour, spaced evenly: N/s, N/m, N/h' })
+          .option('archive', { type: 'string', array: true, describe: 'also keep a local copy: maildir:DIR or mbox:DIR (repeatable)' })
+          .options(FOLDER_FLAGS)
+          .options(FILTER_FLAGS)
+          .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'layout of Maildir archives (read and written)' })
+          .option('state', { type: 'string', describe: 'file that records what was forwarded (default: under $XDG_STATE_HOME/mailferry/)' })
+          .option('dry-run', { type: 'boolean', describe: 'print the folders, messages and bytes a real run would forward; send nothing, change nothing' })
+          .option('batch-mb', { type: 'number', default: 16, describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
+          .example('PW=... SMTP_PW=... $0 forward --from pop3s://me@old.example.org --password-env PW --smtp smtps://me@new.example.org@smtp.new.example.org --smtp-password-env SMTP_PW --rcpt me@new.example.org --rate 30/m', '')
+          .epilogue(`${FORWARD_STATE}\n\n${EXIT_CODES_HELP}`),
+      (args) => onCommand({ command: 'forward', args }),
     )
     .command(
       'profiles',

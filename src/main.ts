@@ -62,6 +62,14 @@ export async function main(cmdline: string[]): Promise<number> {
       log.info(`mailferry ${parsed.command} started`);
     }
     const out = { log, json, quiet, ...(logFile === undefined ? {} : { logFile }) };
+    if (parsed.command === 'forward') {
+      const { runForward } = await import('./commands/forward-cli.js');
+      const progress = await progressOutput(out);
+      const deps = { log, signal: controller.signal, debug, ...(progress === undefined ? {} : { onProgress: progress.update }) };
+      const result = await runForward(args, deps);
+      progress?.done();
+      return await printResult(result, out);
+    }
     if (parsed.command === 'profiles') return (await import('./profiles/list.js')).printProfiles(json);
     if (parsed.command !== 'backup') return await runTransfer(parsed.command, args, { ...out, signal: controller.signal, debug });
     const { loadBackupConfig } = await import('./config/backup.js');
@@ -181,6 +189,11 @@ async function runTransfer(
     result = await migrate(cfg, deps);
   }
   progress?.done();
+  return printResult(result, o);
+}
+
+/** The plan of a dry run, or the summary of a run; the exit code. */
+async function printResult(result: import('./commands/transfer.js').TransferResult, o: Output): Promise<number> {
   const { report, plan } = result;
   if (plan === undefined) return printOutcome(report, o, { state: result.statePath });
   const { planText } = await import('./commands/transfer.js');

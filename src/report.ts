@@ -19,6 +19,8 @@ export class RunReport {
   flagUpdates = 0;
   /** Messages removed from the server (POP3 --delete). */
   deleted = 0;
+  /** `forward`: messages the SMTP relay accepted in this run (undefined for other commands). */
+  forwarded?: number;
   planned = 0;
   plannedBytes = 0;
   readonly skipped: Skipped[] = [];
@@ -42,8 +44,9 @@ export class RunReport {
     const filtered = this.filtered > 0 ? `, ${this.filtered} filtered out` : '';
     const flags = this.flagUpdates > 0 ? `, flags updated on ${this.flagUpdates}` : '';
     const deleted = this.deleted > 0 ? `, ${this.deleted} deleted from the server` : '';
+    const forwarded = this.forwarded === undefined ? '' : `, ${this.forwarded} forwarded`;
     const budget = this.budgetReached ? '; daily budget reached, resume next run' : '';
-    return `${this.folders} folders, ${this.messages} messages copied (${mb} MB), ${this.unchanged} already archived${flags}${filtered}${deleted}${skipped}, ${this.seconds.toFixed(1)} s${budget}`;
+    return `${this.folders} folders, ${this.messages} messages copied (${mb} MB)${forwarded}, ${this.unchanged} already archived${flags}${filtered}${deleted}${skipped}, ${this.seconds.toFixed(1)} s${budget}`;
   }
 
   toJSON(): Record<string, unknown> {
@@ -55,6 +58,7 @@ export class RunReport {
       filtered: this.filtered,
       flagUpdates: this.flagUpdates,
       deleted: this.deleted,
+      ...(this.forwarded === undefined ? {} : { forwarded: this.forwarded }),
       skipped: this.skipped,
       budgetReached: this.budgetReached,
       seconds: Number(this.seconds.toFixed(3)),

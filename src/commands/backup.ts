@@ -1,7 +1,7 @@
 import type { BackupConfig } from '../config/backup.js';
 import { credentialsFor } from '../auth/credentials.js';
 import type { Logger } from '../log/logger.js';
-import { runPipeline, type ProgressEvent } from '../pipeline/run.js';
+import { runPipeline, type PipelineOptions, type ProgressEvent } from '../pipeline/run.js';
 import type { RunReport } from '../report.js';
 import { ImapSource } from '../sources/imap.js';
 import { Pop3Source } from '../sources/pop3.js';
@@ -17,6 +17,24 @@ export interface CommandDeps {
   signal: AbortSignal;
   debug?: boolean;
   onProgress?: (report: RunReport, event: ProgressEvent) => void;
+}
+
+/** The pipeline's options every command uses: its folder filters and batch sizes, retries of dropped connections. */
+export function pipelineOptions(
+  cfg: { include: readonly string[]; exclude: readonly string[]; batchBytes: number; batchMessages: number },
+  deps: CommandDeps,
+): PipelineOptions {
+  return {
+    include: cfg.include,
+    exclude: cfg.exclude,
+    batchBytes: cfg.batchBytes,
+    batchMessages: cfg.batchMessages,
+    retries: 5,
+    retryBaseMs: 1000,
+    signal: deps.signal,
+    log: deps.log,
+    ...(deps.onProgress === undefined ? {} : { onProgress: deps.onProgress }),
+  };
 }
 
 /**
@@ -49,17 +67,7 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
     const report = await runPipeline(
       filterSource(source, cfg.filter, deps.log),
       archives.map((a) => a.sink),
-      {
-        include: cfg.include,
-        exclude: cfg.exclude,
-        batchBytes: cfg.batchBytes,
-        batchMessages: cfg.batchMessages,
-        retries: 5,
-        retryBaseMs: 1000,
-        signal: deps.signal,
-        log: deps.log,
-        ...(deps.onProgress === undefined ? {} : { onProgress: deps.onProgress }),
-      },
+      pipelineOptions(cfg, deps),
     ).catch((e: unknown) => {
       throw explain(e);
     });

@@ -4,11 +4,11 @@ import type { RunReport } from '../report.js';
 import type { Sink } from '../sinks/sink.js';
 import { filterSource } from '../sources/filter.js';
 import type { Source } from '../sources/source.js';
-import type { CommandDeps } from './backup.js';
+import { pipelineOptions, type CommandDeps } from './backup.js';
 import { DryRunSink, dryRunSource, type PlannedFolder } from './dry-run.js';
 import { withLimits } from './limits.js';
 
-/** What `restore` and `migrate` return: the run's report and, for `--dry-run`, the plan. */
+/** What `restore`, `migrate` and `forward` return: the run's report and, for `--dry-run`, the plan. */
 export interface TransferResult {
   report: RunReport;
   /** `--dry-run`: per folder, what a real run would copy (folders with nothing to copy included). */
@@ -21,7 +21,7 @@ export interface TransferResult {
 export async function transfer(
   source: Source,
   sinks: readonly Sink[],
-  cfg: TransferCommon,
+  cfg: Pick<TransferCommon, 'dryRun' | 'filter' | 'limits' | 'include' | 'exclude' | 'batchBytes' | 'batchMessages'>,
   deps: CommandDeps,
   statePath: string,
 ): Promise<TransferResult> {
@@ -30,14 +30,7 @@ export async function transfer(
   const limited = cfg.dryRun ? undefined : await withLimits(source, cfg.limits, deps.log);
   const filtered = filterSource(limited?.source ?? source, cfg.filter, deps.log);
   const report = await runPipeline(cfg.dryRun ? dryRunSource(filtered) : filtered, sinks, {
-    include: cfg.include,
-    exclude: cfg.exclude,
-    batchBytes: cfg.batchBytes,
-    batchMessages: cfg.batchMessages,
-    retries: 5,
-    retryBaseMs: 1000,
-    signal: deps.signal,
-    log: deps.log,
+    ...pipelineOptions(cfg, { log: deps.log, signal: deps.signal }),
     onProgress: (r, event) => {
       if (event.type === 'planned') plan.push({ mailbox: event.mailbox, messages: event.messages, bytes: event.bytes });
       if (!cfg.dryRun) deps.onProgress?.(r, event);

@@ -55,7 +55,7 @@ export function localEndpoint(problems: Problems, text: string, flag: string): L
 /**
  * Credentials (exactly one kind: a password source, or OAuth2; neither: the TTY prompt when there
  * is a terminal), TLS mode, CA file and connection count of one account, checked.
- * `prefix` is '' for the plain flags and 'target-' for the target's.
+ * `prefix` is '' for the plain flags, 'target-' for the target's, 'smtp-' for the relay's.
  */
 export function account(problems: Problems, endpoint: RemoteEndpoint | undefined, raw: RawAccountFlags, prefix: string): RemoteAccount | undefined {
   const f = (name: string): string => `--${prefix}${name}`;
@@ -80,6 +80,21 @@ export function account(problems: Problems, endpoint: RemoteEndpoint | undefined
   else if (raw.passwordCommand !== undefined) secret = { command: raw.passwordCommand };
   if (secret !== undefined) auth = { kind: 'password', secret };
 
+  const tls = trust(problems, endpoint, raw, prefix);
+  const connections = raw.connections ?? 4;
+  if (!Number.isInteger(connections) || connections < 1 || connections > 64) problems.push(`${f('connections')} must be 1..64`);
+  if (tls.endpoint === undefined || auth === undefined) return undefined;
+  return { endpoint: tls.endpoint, auth, ...(tls.ca === undefined ? {} : { ca: tls.ca }), insecure: tls.insecure, connections };
+}
+
+/** TLS mode override, CA file and --tls-insecure of one account, checked (also for an SMTP relay without AUTH). */
+export function trust(
+  problems: Problems,
+  endpoint: RemoteEndpoint | undefined,
+  raw: Pick<RawAccountFlags, 'tlsMode' | 'tlsInsecure' | 'ca'>,
+  prefix: string,
+): { endpoint: RemoteEndpoint | undefined; ca?: Buffer; insecure: boolean } {
+  const f = (name: string): string => `--${prefix}${name}`;
   let ep = endpoint;
   if (raw.tlsMode !== undefined) {
     const modes: TlsMode[] = ['tls', 'starttls', 'plain'];
@@ -97,8 +112,5 @@ export function account(problems: Problems, endpoint: RemoteEndpoint | undefined
       }
     });
   }
-  const connections = raw.connections ?? 4;
-  if (!Number.isInteger(connections) || connections < 1 || connections > 64) problems.push(`${f('connections')} must be 1..64`);
-  if (ep === undefined || auth === undefined) return undefined;
-  return { endpoint: ep, auth, ...(ca === undefined ? {} : { ca }), insecure: raw.tlsInsecure ?? false, connections };
+  return { endpoint: ep, ...(ca === undefined ? {} : { ca }), insecure: raw.tlsInsecure ?? false };
 }

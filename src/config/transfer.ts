@@ -133,7 +133,7 @@ function common(problems: Problems, raw: RawCommonFlags): Omit<TransferCommon, '
   };
 }
 
-function expandHome(p: string): string {
+export function expandHome(p: string): string {
   return p === '~' || p.startsWith('~/') ? homedir() + p.slice(1) : p;
 }
 

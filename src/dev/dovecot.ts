@@ -214,13 +214,13 @@ subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 `;
 
-interface Certs {
+export interface Certs {
   ca: string;
   cert: string;
   key: string;
 }
 
-async function makeCerts(dir: string): Promise<Certs> {
+export async function makeCerts(dir: string): Promise<Certs> {
   await fs.mkdir(dir, { recursive: true });
   const f = (name: string): string => path.join(dir, name);
   await fs.writeFile(f('openssl.cnf'), OPENSSL_CNF);

@@ -2,7 +2,6 @@ import type { Readable } from 'node:stream';
 import type { ImapFlow } from 'imapflow';
 import { MailferryError } from '../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../domain/message.js';
-import { lfToCrlf } from '../formats/encoder.js';
 import { dateHeader } from '../formats/date-header.js';
 import { fingerprintKey, headerBlock, toLf } from '../formats/fingerprint.js';
 import type { Logger } from '../log/logger.js';
@@ -12,6 +11,7 @@ import { flagKey, flagsOfKey } from '../state/synced.js';
 import type { ImapAppendSink } from './imap-append.js';
 import { multiAppend } from './multi-append.js';
 import type { Fingerprint, Match, SinkFolder, Tx } from './sink.js';
+import { collect } from './write-body.js';
 
 /**
  * One folder of the IMAP target (see ImapAppendSink for the contract it keeps): what is recorded
@@ -23,10 +23,6 @@ const GROUP_MESSAGES = 500;
 
 /** UIDs per UID STORE / UID FETCH of flags. */
 const STORE_UIDS = 2000;
-/** Bound for a streamed body whose size the source did not give. */
-const UNSIZED_LIMIT = 256 * 1024 * 1024;
-/** Slack over the announced size (POP3 LIST sizes are estimates). */
-const SIZE_SLACK = 64 * 1024;
 
 /** Checkpoint key of the target side of a folder; NUL cannot occur in a mailbox name. */
 export function targetKey(sourcePath: string): string {
@@ -487,26 +483,4 @@ function appendDate(meta: MessageMeta, raw: Buffer): Date | undefined {
 function dateOf(meta: MessageMeta, raw: Buffer): { date?: Date } {
   const date = appendDate(meta, raw);
   return date === undefined ? {} : { date };
-}
-
-/**
- * The whole message, CRLF. A Readable is read to its end, but never more than the size the source
- * announced (plus slack) is held: a longer stream is a `message` error.
- */
-async function collect(body: Buffer | Readable, meta: MessageMeta, path: string): Promise<Buffer> {
-  if (Buffer.isBuffer(body)) return lfToCrlf(body);
-  // `size` may be an estimate in LF form (a Maildir file): CRLF at most doubles it.
-  const limit = meta.size === undefined ? UNSIZED_LIMIT : 2 * meta.size + SIZE_SLACK;
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of body as AsyncIterable<Buffer | string>) {
-    const b = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
-    n += b.length;
-    if (n > limit) {
-      body.destroy();
-      throw new MailferryError('message', `${path} ${meta.id}: message longer than the ${limit} bytes announced`);
-    }
-    parts.push(b);
-  }
-  return lfToCrlf(Buffer.concat(parts, n));
 }

@@ -1,5 +1,12 @@
 import type { Readable } from 'node:stream';
-import { ArchiveEncoder } from '../formats/encoder.js';
+import { MailferryError } from '../domain/errors.js';
+import type { MessageMeta } from '../domain/message.js';
+import { ArchiveEncoder, lfToCrlf } from '../formats/encoder.js';
+
+/** Bound for a streamed body whose size the source did not give. */
+const UNSIZED_LIMIT = 256 * 1024 * 1024;
+/** Slack over the announced size (POP3 LIST sizes are estimates). */
+const SIZE_SLACK = 64 * 1024;
 
 /** Where bytes go: a FileHandle, or a wrapper that writes at a tracked position. */
 export interface Writer {
@@ -40,4 +47,26 @@ export function dropWritten(parts: Buffer[], n: number): Buffer[] {
     skip = 0;
   }
   return rest;
+}
+
+/**
+ * The whole message, CRLF. A Readable is read to its end, but never more than the size the source
+ * announced (plus slack) is held: a longer stream is a `message` error.
+ */
+export async function collect(body: Buffer | Readable, meta: MessageMeta, path: string): Promise<Buffer> {
+  if (Buffer.isBuffer(body)) return lfToCrlf(body);
+  // `size` may be an estimate in LF form (a Maildir file): CRLF at most doubles it.
+  const limit = meta.size === undefined ? UNSIZED_LIMIT : 2 * meta.size + SIZE_SLACK;
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of body as AsyncIterable<Buffer | string>) {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
+    n += b.length;
+    if (n > limit) {
+      body.destroy();
+      throw new MailferryError('message', `${path} ${meta.id}: message longer than the ${limit} bytes announced`);
+    }
+    parts.push(b);
+  }
+  return lfToCrlf(Buffer.concat(parts, n));
 }

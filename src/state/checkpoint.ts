@@ -32,6 +32,15 @@ export interface FolderCheckpoint {
   flags?: Map<string, string>;
   /** IMAP target only: source id -> its UID on the target (APPENDUID or re-match). */
   targetUids?: Map<string, number>;
+  /** SMTP forward only: id -> what the relay answered when it accepted the message, and its fingerprint. */
+  sent?: Map<string, SentRecord>;
+}
+
+export interface SentRecord {
+  /** The relay's final reply to DATA, e.g. "250 2.0.0 Ok: queued as 4Xyz". */
+  reply: string;
+  /** fingerprintKey() of the message, so a changed UIDVALIDITY can be matched without resending. */
+  key: string;
 }
 
 interface FolderJson extends EncodedIds {
@@ -40,6 +49,7 @@ interface FolderJson extends EncodedIds {
   end?: number;
   noEol?: number[];
   firstSeen?: Record<string, number>;
+  sent?: Record<string, SentRecord>;
   flags?: FlagSetsJson;
   targetUids?: UidRunsJson;
 }
@@ -122,6 +132,7 @@ export class Checkpoint {
         ...(f.noEol === undefined ? {} : { noEol: f.noEol }),
         ids: decodeIds(f),
         ...(f.firstSeen === undefined ? {} : { firstSeen: decodeFirstSeen(f.firstSeen, path) }),
+        ...(f.sent === undefined ? {} : { sent: decodeSent(f.sent, path) }),
         ...(f.flags === undefined ? {} : { flags: decodeFlagSets(f.flags) }),
         ...(f.targetUids === undefined ? {} : { targetUids: decodeUidRuns(f.targetUids) }),
       });
@@ -189,6 +200,7 @@ export class Checkpoint {
         ...(f.firstSeen === undefined || f.firstSeen.size === 0
           ? {}
           : { firstSeen: Object.fromEntries([...f.firstSeen].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) }),
+        ...(f.sent === undefined || f.sent.size === 0 ? {} : { sent: Object.fromEntries(f.sent) }),
         ...(f.flags === undefined || f.flags.size === 0 ? {} : { flags: encodeFlagSets(f.flags) }),
         ...(f.targetUids === undefined || f.targetUids.size === 0 ? {} : { targetUids: encodeUidRuns(f.targetUids) }),
       };
@@ -208,6 +220,21 @@ function decodeFirstSeen(json: unknown, path: string): Map<string, number> {
       throw new MailferryError('destination', `state file ${path} has an unknown format (firstSeen of ${id})`);
     }
     out.set(id, t);
+  }
+  return out;
+}
+
+function decodeSent(json: unknown, path: string): Map<string, SentRecord> {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new MailferryError('destination', `state file ${path} has an unknown format (sent)`);
+  }
+  const out = new Map<string, SentRecord>();
+  for (const [id, r] of Object.entries(json as Record<string, unknown>)) {
+    const rec = r as Partial<SentRecord> | null;
+    if (typeof rec?.reply !== 'string' || typeof rec.key !== 'string') {
+      throw new MailferryError('destination', `state file ${path} has an unknown format (sent ${id})`);
+    }
+    out.set(id, { reply: rec.reply, key: rec.key });
   }
   return out;
 }

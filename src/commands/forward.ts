@@ -1,0 +1,133 @@
+import { createHash } from 'node:crypto';
+import { mkdir, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { ForwardConfig } from '../config/forward.js';
+import { credentialsFor, type Credentials } from '../auth/credentials.js';
+import { destinationError, MailferryError } from '../domain/errors.js';
+import { describeEndpoint } from '../endpoints/url.js';
+import type { Sink } from '../sinks/sink.js';
+import { SmtpSink } from '../sinks/smtp.js';
+import { rateLimited } from '../smtp/rate.js';
+import { smtpSender } from '../smtp/transport.js';
+import { ImapSource } from '../sources/imap.js';
+import { MaildirSource } from '../sources/maildir.js';
+import { MboxSource } from '../sources/mbox.js';
+import { Pop3Source } from '../sources/pop3.js';
+import type { Source } from '../sources/source.js';
+import { accountOf, Checkpoint } from '../state/checkpoint.js';
+import { STATE_FILE } from '../state/files.js';
+import { acquireLock, type Lock } from '../state/lock.js';
+import { openArchive, type OpenArchive } from './archive.js';
+import type { CommandDeps } from './backup.js';
+import { DryRunSink } from './dry-run.js';
+import { stateDir } from './target.js';
+import { transfer, type TransferResult } from './transfer.js';
+
+/**
+ * `mailferry forward`: new mail from an account (POP3, IMAP) or a local archive, sent through an
+ * SMTP relay to one address (the fetchmail job), optionally archived in the same pass (`--archive`,
+ * more sinks for the one pipeline). What was forwarded is kept on this machine, like migrate's
+ * target state: `$XDG_STATE_HOME/mailferry/forward-<16 hex>.json` (else ~/.local/state/mailferry/),
+ * the hex from the source account, the relay (user and host) and the recipient, so each such
+ * triple has its own record; 0600 in a 0700 directory, no secret; `FILE.lock` beside it (exit 7).
+ * `--dry-run` plans from that state alone (the dry-run wrappers of migrate): no lock, no relay.
+ */
+export function forwardStatePath(sourceIdentity: string, relayIdentity: string, rcpt: string, env: NodeJS.ProcessEnv = process.env): string {
+  const hash = createHash('sha256')
+    .update(`${accountOf(sourceIdentity)}\n${accountOf(relayIdentity)}\n${rcpt.toLowerCase()}`)
+    .digest('hex')
+    .slice(0, 16);
+  return join(stateDir(env), `forward-${hash}.json`);
+}
+
+export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<TransferResult> {
+  // Both credentials first: a bad password source is a usage error before any connection, a
+  // refused OAuth2 refresh token an auth error.
+  const credentials = 'path' in cfg.source ? undefined : credentialsFor(cfg.source.auth, cfg.source.endpoint);
+  await credentials?.get();
+  const relayCredential = cfg.smtp.auth === undefined ? undefined : await credentialsFor(cfg.smtp.auth, cfg.smtp.endpoint).get();
+  const source = await openSource(cfg, credentials, deps);
+  const relayIdentity = describeEndpoint(cfg.smtp.endpoint);
+  const name = `${relayIdentity} -> ${cfg.rcpt}`;
+  const statePath = cfg.statePath ?? forwardStatePath(source.identity, relayIdentity, cfg.rcpt);
+  if (cfg.dryRun) {
+    // What is already forwarded comes from the state alone; no lock, no relay, no archive touched.
+    try {
+      const sinks: Sink[] = [new DryRunSink(name, await Checkpoint.load(statePath, source.identity))];
+      for (const a of cfg.archives) {
+        sinks.push(new DryRunSink(describeEndpoint(a), await Checkpoint.load(join(a.path, STATE_FILE), source.identity)));
+      }
+      return await transfer(source, sinks, cfg, deps, statePath);
+    } finally {
+      await source.close();
+    }
+  }
+  let lock: Lock | undefined;
+  let sink: SmtpSink | undefined;
+  const archives: OpenArchive[] = [];
+  try {
+    try {
+      await mkdir(dirname(statePath), { recursive: true, mode: 0o700 });
+    } catch (e: unknown) {
+      throw destinationError(e, `state directory ${dirname(statePath)}`);
+    }
+    lock = await acquireLock(`${statePath}.lock`);
+    const checkpoint = await Checkpoint.load(statePath, source.identity);
+    const sender = smtpSender({
+      endpoint: cfg.smtp.endpoint,
+      ...(relayCredential === undefined ? {} : { credential: relayCredential }),
+      ...(cfg.smtp.ca === undefined ? {} : { ca: cfg.smtp.ca }),
+      insecure: cfg.smtp.insecure,
+      log: deps.log,
+      debug: deps.debug ?? false,
+    });
+    sink = new SmtpSink({
+      sender: cfg.rate === undefined ? sender : rateLimited(sender, cfg.rate, deps.signal),
+      envelope: { from: cfg.envelopeFrom, to: cfg.rcpt },
+      checkpoint,
+      name,
+      retries: cfg.retries,
+      retryBaseMs: cfg.retryBaseMs,
+      signal: deps.signal,
+      log: deps.log,
+    });
+    for (const a of cfg.archives) archives.push(await openArchive(a, source.identity, cfg.layout, deps.log));
+    const result = await transfer(source, [sink, ...archives.map((a) => a.sink)], cfg, deps, statePath);
+    result.report.skipped.push(...sink.skipped);
+    result.report.forwarded = sink.forwarded;
+    return result;
+  } finally {
+    await source.close();
+    await sink?.close();
+    for (const a of archives) {
+      await a.sink.close();
+      await a.lock.release();
+    }
+    await lock?.release();
+  }
+}
+
+/** The source: an IMAP or POP3 account, or a local archive read back (as restore reads it). */
+async function openSource(cfg: ForwardConfig, credentials: Credentials | undefined, deps: CommandDeps): Promise<Source> {
+  const s = cfg.source;
+  if ('path' in s) {
+    const isDir = await stat(s.path).then(
+      (st) => st.isDirectory(),
+      () => false,
+    );
+    if (!isDir) throw new MailferryError('usage', `no archive at ${s.path} (--from ${s.kind}:DIR must be a directory)`);
+    const local = { root: s.path, streamThreshold: cfg.streamThreshold, log: deps.log };
+    return s.kind === 'maildir' ? new MaildirSource({ ...local, layout: cfg.layout }) : new MboxSource(local);
+  }
+  if (credentials === undefined) throw new MailferryError('internal', 'a mail account without credentials');
+  const common = {
+    endpoint: s.endpoint,
+    credentials,
+    ...(s.ca === undefined ? {} : { ca: s.ca }),
+    insecure: s.insecure,
+    streamThreshold: cfg.streamThreshold,
+    log: deps.log,
+    debug: deps.debug ?? false,
+  };
+  return s.endpoint.kind === 'pop3' ? new Pop3Source({ ...common, noUidl: false }) : new ImapSource({ ...common, connections: s.connections });
+}

@@ -1,0 +1,169 @@
+import { resolve } from 'node:path';
+import { MailferryError } from '../domain/errors.js';
+import { parseEndpoint, parseSmtpEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpoints/url.js';
+import { parseRate, type Rate } from '../smtp/rate.js';
+import type { MaildirLayout } from '../sinks/maildir.js';
+import { account, attempt, localEndpoint, trust, type Problems, type RawAccountFlags, type RemoteAccount } from './account.js';
+import type { AuthSpec } from '../auth/credentials.js';
+import type { RawOAuth2Flags } from '../auth/flags.js';
+import { runLimits, type RunLimits } from '../profiles/resolve.js';
+import type { MessageFilter } from '../sources/filter.js';
+import { parseFilter, type RawFilterFlags } from './filter.js';
+import { expandHome } from './transfer.js';
+
+/**
+ * The loader for `forward`: a source (IMAP, POP3 or a local archive), an SMTP relay and one
+ * recipient. Every problem at once (exit 2), before any I/O (a --ca file aside).
+ */
+export interface SmtpRelay {
+  endpoint: RemoteEndpoint;
+  /** Undefined when the address names no user: then no AUTH. */
+  auth?: AuthSpec;
+  ca?: Buffer;
+  insecure: boolean;
+}
+
+export interface ForwardConfig {
+  /** A mail account, or a local archive (`maildir:DIR`, `mbox:DIR`). */
+  source: RemoteAccount | LocalEndpoint;
+  smtp: SmtpRelay;
+  rcpt: string;
+  /** MAIL FROM; '' is the null reverse-path. */
+  envelopeFrom: string;
+  rate?: Rate;
+  archives: LocalEndpoint[];
+  layout: MaildirLayout;
+  include: string[];
+  exclude: string[];
+  /** --since/--before/--max-size/--unseen-only (sources/filter.ts). */
+  filter: MessageFilter;
+  /** Budgets and bandwidth from provider profiles: none yet for forward (no --user/--profile here). */
+  limits: RunLimits;
+  batchBytes: number;
+  batchMessages: number;
+  streamThreshold: number;
+  statePath?: string;
+  /** Print what would be forwarded; send nothing, write nothing, contact no relay. */
+  dryRun: boolean;
+  /** Attempts per message when the relay answers 4xx, and the first delay between them. */
+  retries: number;
+  retryBaseMs: number;
+}
+
+export interface RawForwardFlags extends RawAccountFlags, RawFilterFlags {
+  from?: string;
+  smtp?: string;
+  rcpt?: string;
+  envelopeFrom?: string;
+  rate?: string;
+  smtpPasswordEnv?: string;
+  smtpPasswordFile?: string;
+  smtpPasswordCommand?: string;
+  smtpTlsMode?: string;
+  smtpTlsInsecure?: boolean;
+  smtpCa?: string;
+  smtpOauth2?: RawOAuth2Flags;
+  archive?: string[];
+  layout?: string;
+  include?: string[];
+  exclude?: string[];
+  batchMb?: number;
+  state?: string;
+  dryRun?: boolean;
+}
+
+/** A plain `local@domain` address, as MAIL FROM / RCPT TO take it (no display name, no brackets). */
+const ADDRESS = /^[^\s<>@"]+@[^\s<>@]+$/;
+
+export function loadForwardConfig(raw: RawForwardFlags): ForwardConfig {
+  const problems: Problems = [];
+  let source: RemoteAccount | LocalEndpoint | undefined;
+  if (raw.from === undefined) problems.push('--from is required (pop3s://USER@HOST, imaps://USER@HOST, maildir:DIR or mbox:DIR)');
+  else {
+    const e = attempt(problems, () => parseEndpoint(raw.from as string));
+    if (e !== undefined && 'path' in e) source = localEndpoint(problems, raw.from, '--from');
+    else if (e !== undefined) source = account(problems, e, raw, '');
+  }
+
+  const smtp = relay(problems, raw);
+  if (raw.rcpt === undefined) problems.push('--rcpt ADDRESS is required (where the messages go)');
+  else if (!ADDRESS.test(raw.rcpt)) problems.push(`--rcpt must be a plain address such as me@example.org, not "${raw.rcpt}"`);
+  let envelopeFrom: string | undefined;
+  if (raw.envelopeFrom !== undefined) {
+    envelopeFrom = raw.envelopeFrom === '<>' || raw.envelopeFrom === '' ? '' : raw.envelopeFrom;
+    if (envelopeFrom !== '' && !ADDRESS.test(envelopeFrom)) problems.push(`--envelope-from must be a plain address or <>, not "${raw.envelopeFrom}"`);
+  } else if (smtp !== undefined && raw.rcpt !== undefined) {
+    // Bounces of the forward come back to the user: the relay's login when it is an address, else the recipient.
+    envelopeFrom = ADDRESS.test(smtp.endpoint.user) ? smtp.endpoint.user : raw.rcpt;
+  }
+  const filter = parseFilter(problems, raw);
+  if (filter.unseenOnly === true && source !== undefined && 'endpoint' in source && source.endpoint.kind === 'pop3') {
+    problems.push('--unseen-only is for IMAP sources only (POP3 has no flags)');
+  }
+  const rate = raw.rate === undefined ? undefined : attempt(problems, () => parseRate(raw.rate as string));
+
+  const archives: LocalEndpoint[] = [];
+  for (const a of raw.archive ?? []) {
+    const e = localEndpoint(problems, a, '--archive');
+    if (e === undefined) continue;
+    if (archives.some((x) => x.path === e.path) || (source !== undefined && 'path' in source && source.path === e.path)) {
+      problems.push(`--archive ${a} is given twice (or is the source)`);
+    } else archives.push(e);
+  }
+  const layout = raw.layout ?? 'maildir++';
+  if (layout !== 'maildir++' && layout !== 'fs') problems.push('--layout must be maildir++ or fs');
+  const batchMb = raw.batchMb ?? 16;
+  if (!(batchMb > 0 && batchMb <= 1024)) problems.push('--batch-mb must be between 0 and 1024');
+  if (raw.state !== undefined && raw.state.trim() === '') problems.push('--state needs a file name');
+
+  if (problems.length > 0 || source === undefined || smtp === undefined || raw.rcpt === undefined || envelopeFrom === undefined) {
+    throw new MailferryError('usage', problems.join('; '));
+  }
+  return {
+    source,
+    smtp,
+    rcpt: raw.rcpt,
+    envelopeFrom,
+    ...(rate === undefined ? {} : { rate }),
+    archives,
+    layout: layout as MaildirLayout,
+    include: raw.include ?? [],
+    exclude: raw.exclude ?? [],
+    filter,
+    limits: runLimits(undefined, undefined),
+    dryRun: raw.dryRun ?? false,
+    batchBytes: Math.round(batchMb * (1 << 20)),
+    batchMessages: 2000,
+    streamThreshold: 8 << 20,
+    ...(raw.state === undefined || raw.state.trim() === '' ? {} : { statePath: resolve(expandHome(raw.state)) }),
+    // 4xx: tries after 2, 4 and 8 s, then the message waits for the next run.
+    retries: 4,
+    retryBaseMs: 2000,
+  };
+}
+
+/** `--smtp` with its password source (only with a user in the address) and TLS flags. */
+function relay(problems: Problems, raw: RawForwardFlags): SmtpRelay | undefined {
+  let endpoint: RemoteEndpoint | undefined;
+  if (raw.smtp === undefined) problems.push('--smtp is required (smtps://[USER@]HOST[:465] or smtp://[USER@]HOST[:587])');
+  else endpoint = attempt(problems, () => parseSmtpEndpoint(raw.smtp as string));
+  const flags = {
+    ...(raw.smtpPasswordEnv === undefined ? {} : { passwordEnv: raw.smtpPasswordEnv }),
+    ...(raw.smtpPasswordFile === undefined ? {} : { passwordFile: raw.smtpPasswordFile }),
+    ...(raw.smtpPasswordCommand === undefined ? {} : { passwordCommand: raw.smtpPasswordCommand }),
+    ...(raw.smtpTlsMode === undefined ? {} : { tlsMode: raw.smtpTlsMode }),
+    ...(raw.smtpTlsInsecure === undefined ? {} : { tlsInsecure: raw.smtpTlsInsecure }),
+    ...(raw.smtpCa === undefined ? {} : { ca: raw.smtpCa }),
+    ...(raw.smtpOauth2 === undefined ? {} : { oauth2: raw.smtpOauth2 }),
+  };
+  if (endpoint !== undefined && endpoint.user === '') {
+    const oauth2 = flags.oauth2 !== undefined && Object.values(flags.oauth2).some((v) => v !== undefined);
+    if (flags.passwordEnv !== undefined || flags.passwordFile !== undefined || flags.passwordCommand !== undefined || oauth2) {
+      problems.push('an --smtp-password-* or --smtp-oauth2-* flag needs a user in the --smtp address (smtps://USER@HOST); without one, no AUTH is sent');
+    }
+    const t = trust(problems, endpoint, flags, 'smtp-');
+    return t.endpoint === undefined ? undefined : { endpoint: t.endpoint, ...(t.ca === undefined ? {} : { ca: t.ca }), insecure: t.insecure };
+  }
+  const a = account(problems, endpoint, flags, 'smtp-');
+  return a === undefined ? undefined : { endpoint: a.endpoint, auth: a.auth, ...(a.ca === undefined ? {} : { ca: a.ca }), insecure: a.insecure };
+}

@@ -1,0 +1,166 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import type { MailboxInfo, MessageMeta } from '../../src/domain/message.js';
+import { fingerprintKey, headerBlock, toLf } from '../../src/formats/fingerprint.js';
+import { silentLogger } from '../../src/log/logger.js';
+import { SmtpSink } from '../../src/sinks/smtp.js';
+import { smtpSender } from '../../src/smtp/transport.js';
+import { Checkpoint } from '../../src/state/checkpoint.js';
+import { smtpView, startSmtp, type DataReply, type TestSmtp } from '../helpers/smtp.js';
+
+/**
+ * The parts of the Sink contract an SMTP sink can honour (it cannot be read back: what the relay
+ * received is the evidence), against smtp-server on loopback: acknowledged means recorded, a
+ * reopened sink knows what was sent, a stream body is sent whole, a changed UIDVALIDITY is matched
+ * by fingerprints instead of resending, a refused message is skipped and not recorded.
+ */
+const SOURCE = 'imaps://test@127.0.0.1:993';
+const box = (path: string, uidValidity = 7n): MailboxInfo => ({ path, delimiter: '/', uidValidity });
+const msg = (mailbox: MailboxInfo, id: number, body: string): { meta: MessageMeta; body: Buffer } => ({
+  meta: { mailbox, id: String(id), size: Buffer.byteLength(body, 'latin1'), flags: new Set() },
+  body: Buffer.from(body, 'latin1'),
+});
+const messages = (m: MailboxInfo) => [
+  msg(m, 1, 'Subject: one\r\nMessage-ID: <1@x>\r\n\r\n.leading dot\r\n..two\r\n.\r\n'),
+  msg(m, 2, 'Subject: two\r\n\r\nno final newline'),
+  msg(m, 3, 'Subject: 8bit \xe9\xff\r\n\r\nbare\nlf and lone\rcr\r\n'),
+];
+
+describe('SMTP sink', () => {
+  let dir = '';
+  let relay: TestSmtp;
+  let script: (n: number, data: Buffer) => DataReply = () => undefined;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mf-smtp-sink-'));
+    relay = await startSmtp({ mode: 'tls', onData: (n, d) => script(n, d) });
+  });
+  after(async () => {
+    await relay.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function make(state: string): Promise<SmtpSink> {
+    const sender = smtpSender({
+      endpoint: { kind: 'smtp', user: '', host: '127.0.0.1', port: relay.port, tls: 'tls' },
+      ca: await readFile(relay.caFile),
+      insecure: false,
+      log: silentLogger,
+      debug: false,
+    });
+    return new SmtpSink({
+      sender,
+      envelope: { from: 'me@example.org', to: 'you@example.org' },
+      checkpoint: await Checkpoint.load(join(dir, state), SOURCE),
+      name: 'test relay',
+      retries: 3,
+      retryBaseMs: 10,
+      signal: new AbortController().signal,
+      log: silentLogger,
+    });
+  }
+
+  test('a write is sent once, recorded with the reply; a reopened sink knows it', async () => {
+    const start = relay.received.length;
+    const sink = await make('a.json');
+    const m = box('INBOX');
+    const folder = await sink.open(m);
+    assert.equal(folder.known.size, 0);
+    const tx = await folder.begin();
+    for (const x of messages(m)) await tx.write(x.meta, x.body);
+    await tx.commit();
+    assert.deepEqual([...folder.known].sort(), ['1', '2', '3']);
+    await sink.close();
+    const got = relay.received.slice(start);
+    assert.equal(got.length, 3);
+    messages(m).forEach((x, i) => assert.ok(got[i]?.data.equals(smtpView(x.body)), `message ${x.meta.id} as sent`));
+    assert.ok(got.every((g) => g.from === 'me@example.org' && g.to.join() === 'you@example.org'));
+
+    const state = JSON.parse(await readFile(join(dir, 'a.json'), 'utf8')) as { folders: Record<string, { sent: Record<string, { reply: string }> }> };
+    assert.match(state.folders['INBOX']?.sent['2']?.reply ?? '', /^250 Ok: queued as T\d+$/);
+
+    const again = await make('a.json');
+    const f2 = await again.open(m);
+    assert.deepEqual([...f2.known].sort(), ['1', '2', '3']);
+    assert.equal(f2.needsRematch, false);
+    // Written again anyway (a retried batch): not sent twice.
+    const [one] = messages(m);
+    assert.ok(one !== undefined);
+    const tx2 = await f2.begin();
+    await tx2.write(one.meta, one.body);
+    await tx2.commit();
+    await again.close();
+    assert.equal(relay.received.length, start + 3);
+  });
+
+  test('a Readable body is sent whole', async () => {
+    const sink = await make('b.json');
+    const m = box('INBOX');
+    const folder = await sink.open(m);
+    const body = Buffer.from(`Subject: big\r\n\r\n${'x'.repeat(70)}\r\n`.repeat(3000), 'latin1');
+    const tx = await folder.begin();
+    await tx.write({ mailbox: m, id: '9', size: body.length, flags: new Set() }, Readable.from([body.subarray(0, 1000), body.subarray(1000)]));
+    await tx.commit();
+    await sink.close();
+    assert.ok(relay.received.at(-1)?.data.equals(body));
+  });
+
+  test('a changed UIDVALIDITY: the recorded fingerprints match the source, nothing is resent', async () => {
+    const sink = await make('c.json');
+    const old = box('INBOX', 7n);
+    const folder = await sink.open(old);
+    const tx = await folder.begin();
+    for (const x of messages(old)) await tx.write(x.meta, x.body);
+    await sink.close();
+
+    const again = await make('c.json');
+    const renewed = box('INBOX', 8n);
+    const f2 = await again.open(renewed);
+    assert.equal(f2.needsRematch, true);
+    assert.equal(f2.known.size, 0);
+    const fps = [];
+    for await (const fp of f2.fingerprints()) fps.push(fp);
+    const wire = (b: Buffer): Buffer => Buffer.from(toLf(b).toString('latin1').replace(/\n/g, '\r\n'), 'latin1');
+    for (const x of messages(old)) {
+      const crlf = wire(x.body);
+      assert.ok(fps.some((fp) => fp.ref === x.meta.id && fp.key === fingerprintKey(toLf(headerBlock(crlf)), crlf.length)), `fingerprint of ${x.meta.id}`);
+    }
+    // The source now numbers them 101..103.
+    await f2.rebase(8n, fps.map((fp) => ({ id: String(Number(fp.ref) + 100), ref: fp.ref })));
+    assert.deepEqual([...f2.known].sort(), ['101', '102', '103']);
+    await again.close();
+    const third = await make('c.json');
+    assert.deepEqual([...(await third.open(renewed)).known].sort(), ['101', '102', '103']);
+    await third.close();
+  });
+
+  test('4xx is retried; 5xx is skipped with the reason and not recorded', async () => {
+    const sink = await make('d.json');
+    const m = box('INBOX');
+    const folder = await sink.open(m);
+    const first = relay.attempts;
+    let deferred = 0;
+    script = (_, data) => {
+      const text = data.toString('latin1');
+      if (text.includes('Subject: one') && deferred++ < 2) return { code: 451, message: '4.7.1 slow down' };
+      if (text.includes('Subject: two')) return { code: 550, message: '5.7.1 not wanted' };
+      return undefined;
+    };
+    try {
+      const tx = await folder.begin();
+      for (const x of messages(m)) await tx.write(x.meta, x.body);
+      await tx.commit();
+    } finally {
+      script = () => undefined;
+    }
+    await sink.close();
+    assert.equal(relay.attempts - first, 5, 'one: 3 tries; two: 1; three: 1');
+    assert.deepEqual([...folder.known].sort(), ['1', '3']);
+    assert.equal(sink.forwarded, 2);
+    assert.deepEqual(sink.skipped.map((s) => [s.mailbox, s.id]), [['INBOX', '2']]);
+    assert.match(sink.skipped[0]?.reason ?? '', /550 5\.7\.1 not wanted/);
+  });
+});
