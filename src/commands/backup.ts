@@ -3,14 +3,13 @@ import { credentialsFor } from '../auth/credentials.js';
 import type { Logger } from '../log/logger.js';
 import { runPipeline, type PipelineOptions, type ProgressEvent } from '../pipeline/run.js';
 import type { RunReport } from '../report.js';
-import { ImapSource } from '../sources/imap.js';
 import { Pop3Source } from '../sources/pop3.js';
 import { filterSource } from '../sources/filter.js';
-import type { Source } from '../sources/source.js';
 import { epochSeconds } from '../state/checkpoint.js';
 import { openArchive, type OpenArchive } from './archive.js';
 import { deletable } from './deletable.js';
 import { withLimits } from './limits.js';
+import { accountSource } from './sources.js';
 
 export interface CommandDeps {
   log: Logger;
@@ -46,17 +45,11 @@ export function pipelineOptions(
  */
 export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunReport> {
   const credentials = credentialsFor(cfg.auth, cfg.from);
-  const common = {
-    endpoint: cfg.from,
-    credentials,
-    ...(cfg.ca === undefined ? {} : { ca: cfg.ca }),
-    insecure: cfg.insecure,
-    streamThreshold: cfg.streamThreshold,
-    log: deps.log,
-    debug: deps.debug ?? false,
-  };
-  const pop3 = cfg.from.kind === 'pop3' ? new Pop3Source({ ...common, noUidl: cfg.noUidl }) : undefined;
-  const server: Source = pop3 ?? new ImapSource({ ...common, connections: cfg.connections });
+  const server = accountSource(
+    { endpoint: cfg.from, credentials, ...(cfg.ca === undefined ? {} : { ca: cfg.ca }), insecure: cfg.insecure, connections: cfg.connections, noUidl: cfg.noUidl },
+    { streamThreshold: cfg.streamThreshold, log: deps.log, debug: deps.debug ?? false },
+  );
+  const pop3 = server instanceof Pop3Source ? server : undefined;
   const { source, finish, explain } = await withLimits(server, cfg.limits, deps.log);
   // The credential first: a bad password source is a usage error before any connection, and a
   // refused OAuth2 refresh token an auth error.

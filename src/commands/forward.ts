@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { ForwardConfig } from '../config/forward.js';
 import { credentialsFor, type Credentials } from '../auth/credentials.js';
@@ -9,10 +9,6 @@ import type { Sink } from '../sinks/sink.js';
 import { SmtpSink } from '../sinks/smtp.js';
 import { rateLimited } from '../smtp/rate.js';
 import { smtpSender } from '../smtp/transport.js';
-import { ImapSource } from '../sources/imap.js';
-import { MaildirSource } from '../sources/maildir.js';
-import { MboxSource } from '../sources/mbox.js';
-import { Pop3Source } from '../sources/pop3.js';
 import type { Source } from '../sources/source.js';
 import { accountOf, Checkpoint } from '../state/checkpoint.js';
 import { STATE_FILE } from '../state/files.js';
@@ -22,6 +18,7 @@ import type { CommandDeps } from './backup.js';
 import { DryRunSink } from './dry-run.js';
 import { stateDir } from './target.js';
 import { transfer, type TransferResult } from './transfer.js';
+import { accountSource, archiveSource } from './sources.js';
 
 /**
  * `mailferry forward`: new mail from an account (POP3, IMAP) or a local archive, sent through an
@@ -110,24 +107,8 @@ export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<Tr
 /** The source: an IMAP or POP3 account, or a local archive read back (as restore reads it). */
 async function openSource(cfg: ForwardConfig, credentials: Credentials | undefined, deps: CommandDeps): Promise<Source> {
   const s = cfg.source;
-  if ('path' in s) {
-    const isDir = await stat(s.path).then(
-      (st) => st.isDirectory(),
-      () => false,
-    );
-    if (!isDir) throw new MailferryError('usage', `no archive at ${s.path} (--from ${s.kind}:DIR must be a directory)`);
-    const local = { root: s.path, streamThreshold: cfg.streamThreshold, log: deps.log };
-    return s.kind === 'maildir' ? new MaildirSource({ ...local, layout: cfg.layout }) : new MboxSource(local);
-  }
+  const o = { streamThreshold: cfg.streamThreshold, log: deps.log, debug: deps.debug ?? false };
+  if ('path' in s) return archiveSource(s, cfg.layout, o);
   if (credentials === undefined) throw new MailferryError('internal', 'a mail account without credentials');
-  const common = {
-    endpoint: s.endpoint,
-    credentials,
-    ...(s.ca === undefined ? {} : { ca: s.ca }),
-    insecure: s.insecure,
-    streamThreshold: cfg.streamThreshold,
-    log: deps.log,
-    debug: deps.debug ?? false,
-  };
-  return s.endpoint.kind === 'pop3' ? new Pop3Source({ ...common, noUidl: false }) : new ImapSource({ ...common, connections: s.connections });
+  return accountSource({ ...s, credentials }, o);
 }

@@ -3,10 +3,7 @@ import type { MigrateConfig } from '../config/transfer.js';
 import { credentialsFor } from '../auth/credentials.js';
 import { describeEndpoint } from '../endpoints/url.js';
 import type { Sink } from '../sinks/sink.js';
-import { ImapSource } from '../sources/imap.js';
-import { Pop3Source } from '../sources/pop3.js';
 import { ProfileRolesSource } from '../sources/profile-roles.js';
-import type { Source } from '../sources/source.js';
 import { Checkpoint } from '../state/checkpoint.js';
 import { STATE_FILE } from '../state/files.js';
 import { openArchive, type OpenArchive } from './archive.js';
@@ -14,6 +11,7 @@ import type { CommandDeps } from './backup.js';
 import { DryRunSink, dryRunTarget } from './dry-run.js';
 import { openTarget, type OpenTarget } from './target.js';
 import { transfer, type TransferResult } from './transfer.js';
+import { accountSource } from './sources.js';
 
 /**
  * `mailferry migrate`: one IMAP account into another by APPEND (flags, keywords, INTERNALDATE),
@@ -26,17 +24,8 @@ export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<Tr
   const s = cfg.source;
   const credentials = credentialsFor(s.auth, s.endpoint);
   await credentials.get();
-  const common = {
-    endpoint: s.endpoint,
-    credentials,
-    ...(s.ca === undefined ? {} : { ca: s.ca }),
-    insecure: s.insecure,
-    streamThreshold: cfg.streamThreshold,
-    log: deps.log,
-    debug: deps.debug ?? false,
-  };
   // POP3: its one INBOX into the target's INBOX.
-  const server: Source = s.endpoint.kind === 'pop3' ? new Pop3Source(common) : new ImapSource({ ...common, connections: s.connections });
+  const server = accountSource({ ...s, credentials }, { streamThreshold: cfg.streamThreshold, log: deps.log, debug: deps.debug ?? false });
   const source = new ProfileRolesSource(server, cfg.sourceRoles);
   let target: OpenTarget | undefined;
   const archives: OpenArchive[] = [];

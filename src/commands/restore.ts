@@ -1,13 +1,9 @@
-import { stat } from 'node:fs/promises';
 import type { RestoreConfig } from '../config/transfer.js';
-import { MailferryError } from '../domain/errors.js';
-import { MaildirSource } from '../sources/maildir.js';
-import { MboxSource } from '../sources/mbox.js';
-import type { Source } from '../sources/source.js';
 import type { CommandDeps } from './backup.js';
 import { dryRunTarget } from './dry-run.js';
 import { openTarget, type OpenTarget } from './target.js';
 import { transfer, type TransferResult } from './transfer.js';
+import { archiveSource } from './sources.js';
 
 /**
  * `mailferry restore`: a local archive (Maildir or mbox, as backup writes them) into an IMAP
@@ -17,15 +13,7 @@ import { transfer, type TransferResult } from './transfer.js';
  * takes no lock: a backup may keep writing it (an mbox is read up to its committed length).
  */
 export async function restore(cfg: RestoreConfig, deps: CommandDeps): Promise<TransferResult> {
-  const isDir = await stat(cfg.from.path).then(
-    (s) => s.isDirectory(),
-    () => false,
-  );
-  if (!isDir) throw new MailferryError('usage', `no archive at ${cfg.from.path} (--from ${cfg.from.kind}:DIR must be a directory)`);
-  const source: Source =
-    cfg.from.kind === 'maildir'
-      ? new MaildirSource({ root: cfg.from.path, layout: cfg.layout, streamThreshold: cfg.streamThreshold, log: deps.log })
-      : new MboxSource({ root: cfg.from.path, streamThreshold: cfg.streamThreshold, log: deps.log });
+  const source = await archiveSource(cfg.from, cfg.layout, { streamThreshold: cfg.streamThreshold, log: deps.log, debug: deps.debug ?? false });
   let target: OpenTarget | undefined;
   try {
     target = await openTarget({

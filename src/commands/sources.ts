@@ -1,0 +1,54 @@
+import { stat } from 'node:fs/promises';
+import type { Credentials } from '../auth/credentials.js';
+import { MailferryError } from '../domain/errors.js';
+import type { LocalEndpoint, RemoteEndpoint } from '../endpoints/url.js';
+import type { Logger } from '../log/logger.js';
+import type { MaildirLayout } from '../sinks/maildir.js';
+import { ImapSource } from '../sources/imap.js';
+import { MaildirSource } from '../sources/maildir.js';
+import { MboxSource } from '../sources/mbox.js';
+import { Pop3Source } from '../sources/pop3.js';
+import type { Source } from '../sources/source.js';
+
+/** What every Source a command builds is given. */
+export interface SourceOptions {
+  streamThreshold: number;
+  log: Logger;
+  debug: boolean;
+}
+
+export interface AccountSpec {
+  endpoint: RemoteEndpoint;
+  credentials: Credentials;
+  ca?: Buffer;
+  insecure: boolean;
+  /** IMAP connections (a POP3 maildrop takes one). */
+  connections: number;
+  /** POP3 without UIDL (`--no-uidl`). */
+  noUidl?: boolean;
+}
+
+/** The Source for a mail account: IMAP or POP3, by the address's scheme. */
+export function accountSource(a: AccountSpec, o: SourceOptions): Source {
+  const common = {
+    endpoint: a.endpoint,
+    credentials: a.credentials,
+    ...(a.ca === undefined ? {} : { ca: a.ca }),
+    insecure: a.insecure,
+    streamThreshold: o.streamThreshold,
+    log: o.log,
+    debug: o.debug,
+  };
+  return a.endpoint.kind === 'pop3' ? new Pop3Source({ ...common, noUidl: a.noUidl ?? false }) : new ImapSource({ ...common, connections: a.connections });
+}
+
+/** The Source for an archive mailferry wrote (read back, never written): a usage error when it is not there. */
+export async function archiveSource(e: LocalEndpoint, layout: MaildirLayout, o: SourceOptions): Promise<Source> {
+  const isDir = await stat(e.path).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+  if (!isDir) throw new MailferryError('usage', `no archive at ${e.path} (--from ${e.kind}:DIR must be a directory)`);
+  const local = { root: e.path, streamThreshold: o.streamThreshold, log: o.log };
+  return e.kind === 'maildir' ? new MaildirSource({ ...local, layout }) : new MboxSource(local);
+}
