@@ -4,12 +4,15 @@
  * Issue 7's benchmark. Starts a throwaway Dovecot, seeds a reproducible mailbox into user `src`
  * (see scripts/bench/mailbox.ts), then times, on that same mailbox and each into a fresh directory:
  * mailferry IMAP->Maildir, IMAP->mbox, a Maildir rerun with nothing new, `--connections 1`, and
- * mbsync IMAP->Maildir (+ its rerun) as the reference. Every run is verified (messages per folder in
- * the archive = the server's) before its time counts. Also: `mailferry --help` startup (median of
+ * mbsync IMAP->Maildir (+ its rerun) as the reference; POP3->Maildir of the INBOX against a bare
+ * pipelined RETR loop (scripts/bench/retr-loop.ts); and `mailferry migrate` IMAP->IMAP into a new,
+ * empty user of the same server (one per round) against the IMAP->Maildir backup. Every run is
+ * verified (messages per folder in the archive, or on the migrate target, = the server's; the
+ * RETR loop's count = the INBOX's) before its time counts. Also: `mailferry --help` startup (median of
  * 5), peak RSS at two mailbox sizes, and with `--profile` a CPU profile of one Maildir run.
  * Prints a table and writes bench/results.json (one entry per preset) and bench/README.md.
  *
- * More scenarios (POP3, migrate) are added as entries of `scenarios` with a runner for their tool.
+ * More scenarios are added as entries of `scenarios` with a runner for their tool.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -24,14 +27,16 @@ import { generateFolder, planMailbox, type MailboxSpec } from './bench/mailbox.j
 import { aptInstall, ensureGnuTime, measure, type Measured } from './bench/measure.js';
 import { mbsyncVersion, writeMbsyncConfig } from './bench/mbsync.js';
 import { summarizeProfile } from './bench/profile.js';
-import { consoleTable, readme, type MailboxInfo, type ResultsFile, type RunResult, type ScenarioResult } from './bench/report.js';
-import { serverTruth, verifyArchive, type AccountTruth, type ArchiveFormat } from './bench/verify.js';
+import { consoleTable, readme, targetLines, type MailboxInfo, type ResultsFile, type RunResult, type ScenarioResult } from './bench/report.js';
+import { serverTruth, verifyArchive, verifyServer, type AccountTruth, type ArchiveFormat } from './bench/verify.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = path.join(ROOT, 'bin', 'mailferry.js');
+const RETR_LOOP = path.join(ROOT, 'dist', 'scripts', 'bench', 'retr-loop.js');
 const RESULTS = path.join(ROOT, 'bench', 'results.json');
 const README = path.join(ROOT, 'bench', 'README.md');
 const PASSWORD_ENV = 'MAILFERRY_BENCH_PASSWORD';
+const TARGET_PASSWORD_ENV = 'MAILFERRY_BENCH_TARGET_PASSWORD';
 
 const PRESETS: Record<string, number> = { small: 2_000, full: 20_000 };
 
@@ -140,25 +145,37 @@ async function seedAccount(server: DovecotServer, user: string, spec: MailboxSpe
   };
 }
 
+/** The account as POP3 sees it: its INBOX only. */
+function inboxOnly(a: Account): Account {
+  const inbox = a.truth.folders.filter((f) => f.path === 'INBOX');
+  const truth = { folders: inbox, messages: inbox.reduce((n, f) => n + f.messages, 0), bytes: inbox.reduce((n, f) => n + f.bytes, 0) };
+  if (truth.messages === 0) throw new Error(`${a.user} has no messages in INBOX: nothing for POP3 to fetch`);
+  return { ...a, truth };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-type Tool = 'mailferry' | 'mbsync';
+type Tool = 'mailferry' | 'mbsync' | 'mailferry-migrate' | 'retr-loop';
 
 interface Scenario {
   id: string;
   label: string;
   tool: Tool;
   account: Account;
-  format: ArchiveFormat;
+  /** null: no archive (the migrate and RETR loop runners check their own result) */
+  format: ArchiveFormat | null;
+  /** Back up over POP3 (pop3s) instead of IMAPS (mailferry only). */
+  pop3?: boolean;
   /** Output directory (under the work directory). A rerun names the directory of the run it repeats. */
   dir: string;
   /** The directory already holds a complete backup: the run must copy nothing. */
   rerun?: boolean;
   /** Extra mailferry flags. */
   args?: string[];
-  /** Scenario id the throughput ratio is taken against. */
+  /** Scenario id the throughput ratio is taken against, and the ratio the issue asks for at least. */
   baseline?: string;
+  ratioTarget?: number;
   /** Run under `node --cpu-prof` into this directory (mailferry only); not timed for the table. */
   cpuProfDir?: string;
 }
@@ -166,14 +183,17 @@ interface Scenario {
 interface Context {
   server: DovecotServer;
   work: string;
+  /** migrate targets created so far (each run copies into a new, empty user) */
+  targets: number;
 }
 
 function mailferryArgs(s: Scenario, ctx: Context): string[] {
+  if (s.format === null) throw new Error(`${s.label}: a backup needs an archive format`);
   return [
     ...(s.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', s.cpuProfDir]),
     BIN,
     'backup',
-    '--from', `imaps://${s.account.user}@${ctx.server.host}:${ctx.server.imapsPort}`,
+    '--from', s.pop3 === true ? `pop3s://${s.account.user}@${ctx.server.host}:${ctx.server.pop3sPort}` : imapsUrl(s.account.user, ctx),
     '--ca', ctx.server.caFile,
     '--password-env', PASSWORD_ENV,
     '--to', `${s.format}:${path.join(ctx.work, s.dir)}`,
@@ -182,20 +202,61 @@ function mailferryArgs(s: Scenario, ctx: Context): string[] {
   ];
 }
 
+const imapsUrl = (user: string, ctx: Context): string => `imaps://${user}@${ctx.server.host}:${ctx.server.imapsPort}`;
+
 interface Ran {
   measured: Measured;
   copied: number;
 }
 
-/** How each tool is run; a new kind of scenario (POP3, migrate) adds its runner here. */
+/** `messages` of the last JSON line a run printed (mailferry's --json summary, the RETR loop's counts), once it exited 0. */
+function messagesOf(s: Scenario, tool: string, measured: Measured): Ran {
+  if (measured.status !== 0) throw new Error(`${s.label}: ${tool} exited with ${measured.status}\n${measured.stderr}`);
+  const last = measured.stdout.trim().split('\n').pop() ?? '';
+  const { messages } = JSON.parse(last) as { messages?: unknown };
+  if (typeof messages !== 'number') throw new Error(`${s.label}: no message count on stdout: ${measured.stdout}`);
+  return { measured, copied: messages };
+}
+
+/** How each tool is run; a new kind of scenario adds its runner here. */
 const runners: Record<Tool, (s: Scenario, ctx: Context) => Promise<Ran>> = {
   async mailferry(s, ctx) {
     const measured = await measure([process.execPath, ...mailferryArgs(s, ctx)], { env: { [PASSWORD_ENV]: s.account.password } });
-    if (measured.status !== 0) throw new Error(`${s.label}: mailferry exited with ${measured.status}\n${measured.stderr}`);
-    const last = measured.stdout.trim().split('\n').pop() ?? '';
-    const summary = JSON.parse(last) as { messages?: unknown };
-    if (typeof summary.messages !== 'number') throw new Error(`${s.label}: no summary on stdout: ${measured.stdout}`);
-    return { measured, copied: summary.messages };
+    return messagesOf(s, 'mailferry', measured);
+  },
+  async 'retr-loop'(s, ctx) {
+    const measured = await measure([
+      process.execPath, RETR_LOOP,
+      '--host', ctx.server.host,
+      '--port', String(ctx.server.pop3sPort),
+      '--ca', ctx.server.caFile,
+      '--user', s.account.user,
+      '--password-env', PASSWORD_ENV,
+    ], { env: { [PASSWORD_ENV]: s.account.password } });
+    return messagesOf(s, 'the RETR loop', measured);
+  },
+  async 'mailferry-migrate'(s, ctx) {
+    const user = `dst${++ctx.targets}`;
+    const target = { host: ctx.server.host, imapPort: ctx.server.imapPort, user, password: `bench-${user}-password` };
+    await ctx.server.addUser({ name: target.user, password: target.password });
+    const measured = await measure([
+      process.execPath, BIN, 'migrate',
+      '--from', imapsUrl(s.account.user, ctx),
+      '--password-env', PASSWORD_ENV,
+      '--ca', ctx.server.caFile,
+      '--to', imapsUrl(target.user, ctx),
+      '--target-password-env', TARGET_PASSWORD_ENV,
+      '--target-ca', ctx.server.caFile,
+      '--json',
+    ], {
+      // The target's state file lives on this machine: in the work directory, not in ~.
+      env: { [PASSWORD_ENV]: s.account.password, [TARGET_PASSWORD_ENV]: target.password, XDG_STATE_HOME: path.join(ctx.work, s.dir, 'state') },
+    });
+    const ran = messagesOf(s, 'mailferry migrate', measured);
+    await verifyServer(s.label, target, s.account.truth);
+    // The copy is checked: free its disk (the user is never used again).
+    await rm(path.join(ctx.server.homeOf(target.user), 'Maildir'), { recursive: true, force: true });
+    return ran;
   },
   async mbsync(s, ctx) {
     const conf = path.join(ctx.work, `${s.dir}.conf`);
@@ -238,7 +299,7 @@ async function runScenario(s: Scenario, ctx: Context): Promise<ScenarioResult> {
   await sleep(300); // let Dovecot reap the session's imap and imap-login processes
   const serverAfter = master === undefined ? null : processTreeCpuS(master);
   const truth = s.account.truth;
-  await verifyArchive(s.label, s.format, out, truth);
+  if (s.format !== null) await verifyArchive(s.label, s.format, out, truth);
   const expected = s.rerun === true ? 0 : truth.messages;
   if (copied !== expected) throw new Error(`VERIFY FAILED for ${s.label}: copied ${copied} messages, expected ${expected}`);
   const r: ScenarioResult = {
@@ -259,6 +320,7 @@ async function runScenario(s: Scenario, ctx: Context): Promise<ScenarioResult> {
     serverCpuS: serverBefore === null || serverAfter === null ? null : round(serverAfter - serverBefore, 2),
     baseline: s.baseline ?? null,
     ratio: null,
+    ratioTarget: s.ratioTarget ?? null,
     load1Before: round(load1Before, 2),
     load1After: round(load1After, 2),
   };
@@ -328,13 +390,14 @@ async function main(): Promise<void> {
   await mkdir(work, { recursive: true });
   const server = await startDovecot({ users: [] });
   try {
-    const ctx: Context = { server, work };
+    const ctx: Context = { server, work, targets: 0 };
     const primary = await seedAccount(server, 'src', { messages: opts.messages, seed: opts.seed });
     // Peak RSS at two sizes: the main mailbox and one 2.5 times larger (or, for a big main
     // mailbox, the small preset), so that memory can be seen not to follow the message count.
     const small = PRESETS.small ?? 2_000;
     const otherCount = opts.messages >= 2.5 * small ? small : Math.round(opts.messages * 2.5);
     const other = await seedAccount(server, 'src2', { messages: otherCount, seed: opts.seed + 1 });
+    const inbox = inboxOnly(primary);
 
     const scenarios: Scenario[] = [
       { id: 'mailferry-maildir', label: 'mailferry IMAP->Maildir', tool: 'mailferry', account: primary, format: 'maildir', dir: 'mf-maildir', baseline: 'mbsync-maildir' },
@@ -347,6 +410,10 @@ async function main(): Promise<void> {
         { id: 'mbsync-rerun', label: 'mbsync rerun (nothing new)', tool: 'mbsync', account: primary, format: 'maildir', dir: 'mbsync-maildir', rerun: true } satisfies Scenario,
       ]),
       { id: 'mailferry-maildir-c1', label: 'mailferry IMAP->Maildir --connections 1', tool: 'mailferry', account: primary, format: 'maildir', dir: 'mf-maildir-c1', args: ['--connections', '1'], baseline: 'mbsync-maildir' },
+      // The issue's targets: POP3->Maildir at least 60% of a bare RETR loop, migrate at least 60% of the backup.
+      { id: 'retr-loop', label: 'bare pipelined RETR loop (POP3 INBOX)', tool: 'retr-loop', account: inbox, format: null, dir: 'retr-loop' },
+      { id: 'mailferry-pop3-maildir', label: 'mailferry POP3->Maildir (INBOX)', tool: 'mailferry', account: inbox, format: 'maildir', pop3: true, dir: 'mf-pop3-maildir', baseline: 'retr-loop', ratioTarget: 0.6 },
+      { id: 'mailferry-migrate', label: 'mailferry migrate IMAP->IMAP', tool: 'mailferry-migrate', account: primary, format: null, dir: 'mf-migrate', baseline: 'mailferry-maildir', ratioTarget: 0.6 },
       { id: 'mailferry-maildir-other', label: `mailferry IMAP->Maildir, ${other.truth.messages} messages`, tool: 'mailferry', account: other, format: 'maildir', dir: 'mf-maildir-other' },
     ];
 
@@ -409,13 +476,14 @@ async function main(): Promise<void> {
       measuredWith: gnuTime
         ? 'wall: the harness clock around the child; CPU (user+sys) and peak RSS: GNU time -v (/usr/bin/time) of the child'
         : 'wall: the harness clock around the child; CPU and RSS not measured (no GNU time)',
-      tls: 'IMAPS (TLS on connect) for both tools, certificate verified against the harness CA (mailferry --ca, mbsync CertificateFile)',
+      tls: 'IMAPS and POP3S (TLS on connect) for every tool, certificate verified against the harness CA (mailferry --ca/--target-ca, mbsync CertificateFile, the RETR loop\'s ca)',
       notes,
       loadAverageAtEnd: os.loadavg().map((l) => round(l, 2)),
       totalSeconds: round((performance.now() - started) / 1000, 1),
     };
 
     process.stdout.write(`\n${consoleTable(run)}\n\n`);
+    for (const t of targetLines(run)) process.stdout.write(`${t}\n`);
     process.stdout.write(`mailferry --help: median ${run.startup.medianMs.toFixed(0)} ms\n`);
     process.stdout.write(`peak RSS: ${memory.map((m) => `${m.messages} messages -> ${m.peakRssMB ?? '-'} MB`).join(', ')}\n`);
     if (profile !== null) {

@@ -1,7 +1,8 @@
 /**
  * What the server holds (per folder: message count and RFC822.SIZE sum, asked over IMAP) and what
  * an archive holds (per folder: files in cur/ + new/ of a Maildir folder, `From ` separator lines
- * of an mbox file). A benchmark run counts only when the two agree.
+ * of an mbox file) or what a migrate target holds (asked over IMAP too). A benchmark run counts
+ * only when the two agree.
  */
 import { createReadStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -121,11 +122,21 @@ export async function archiveCounts(format: ArchiveFormat, root: string, folders
   return counts;
 }
 
-/** Throws, naming every folder that differs, unless the archive holds exactly the server's messages. */
-export async function verifyArchive(what: string, format: ArchiveFormat, root: string, truth: AccountTruth): Promise<void> {
-  const counts = await archiveCounts(format, root, truth.folders);
+/** Throws, naming every folder that differs, unless `counts` (what `where` holds) has exactly the server's messages per folder. */
+function compareCounts(what: string, where: string, truth: AccountTruth, counts: ReadonlyMap<string, number>, side: string): void {
   const wrong = truth.folders
     .filter((f) => counts.get(f.path) !== f.messages)
-    .map((f) => `${f.path}: server ${f.messages}, archive ${counts.get(f.path) ?? 0}`);
-  if (wrong.length > 0) throw new Error(`VERIFY FAILED for ${what} (${root}):\n  ${wrong.join('\n  ')}`);
+    .map((f) => `${f.path}: server ${f.messages}, ${side} ${counts.get(f.path) ?? 0}`);
+  if (wrong.length > 0) throw new Error(`VERIFY FAILED for ${what} (${where}):\n  ${wrong.join('\n  ')}`);
+}
+
+/** Throws, naming every folder that differs, unless the archive holds exactly the server's messages. */
+export async function verifyArchive(what: string, format: ArchiveFormat, root: string, truth: AccountTruth): Promise<void> {
+  compareCounts(what, root, truth, await archiveCounts(format, root, truth.folders), 'archive');
+}
+
+/** The same for a copy on an IMAP server (a migrate target): messages per folder of `truth` there. */
+export async function verifyServer(what: string, target: ImapLogin, truth: AccountTruth): Promise<void> {
+  const got = await serverTruth(target);
+  compareCounts(what, `${target.user} on the server`, truth, new Map(got.folders.map((f) => [f.path, f.messages])), 'target');
 }
