@@ -19,11 +19,12 @@ import { collect } from './write-body.js';
  *   DATA and the message's fingerprint (`sent`). `known` is those ids while the UIDVALIDITY holds.
  * - Sending differs from the archive sinks' transactions: a relay that answered 250 has taken
  *   responsibility for the message (RFC 5321 §4.1.1.4 / §6.1) and nothing can take it back, so
- *   `tx.write` sends at once and records the id with the reply in the state, and writes the state,
- *   before it resolves; `commit` has nothing left to do, `abort` nothing to undo. Messages are sent
+ *   `tx.write` sends at once and records the id with the reply durably (one fdatasync'd line in the
+ *   state's journal, Checkpoint.recordSent: not a rewrite of the whole state) before it resolves;
+ *   `commit` folds the journal into the state file, `abort` has nothing to undo. Messages are sent
  *   one at a time, also when the pipeline fetches several batches at once.
- * - At-least-once window: a run killed after the relay's 250 and before the state write finished
- *   (one atomic rename) forwards that message again on the next run. That is at most one message
+ * - At-least-once window: a run killed after the relay's 250 and before its journal line was
+ *   written forwards that message again on the next run. That is at most one message
  *   per crash: the one in flight. A run killed before the 250 leaves the message unrecorded, and
  *   the relay has not accepted it (RFC 5321 §4.1.1.4: no 250, no responsibility). Nothing is lost.
  *   SMTP's own window (RFC 1047) is the same message: a connection lost after the final "." and
@@ -149,11 +150,8 @@ class SmtpFolder implements SinkFolder {
       const reply = await this.deliver(meta, raw);
       if (reply === undefined) return;
       const key = fingerprintKey(toLf(headerBlock(raw)), raw.length);
-      this.checkpoint.update(this.mailbox.path, (f) => {
-        f.ids.add(meta.id);
-        (f.sent ??= new Map()).set(meta.id, { reply, key });
-      });
-      await this.checkpoint.save();
+      // One journal line, not a rewrite of the whole state (which grows with every message).
+      await this.checkpoint.recordSent(this.mailbox.path, meta.id, { reply, key });
       this.known.add(meta.id);
       this.sink.forwarded++;
     });

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { MailferryError, errnoCode, destinationError } from '../domain/errors.js';
 import { writeFileAtomic } from './atomic.js';
+import { Journal } from './journal.js';
 import { decodeIds, encodeIds, type EncodedIds } from './ids.js';
 import { decodeFlagSets, decodeUidRuns, encodeFlagSets, encodeUidRuns, type FlagSetsJson, type UidRunsJson } from './synced.js';
 
@@ -12,7 +13,9 @@ import { decodeFlagSets, decodeUidRuns, encodeFlagSets, encodeUidRuns, type Flag
  * `scheme://user@host:port`, never a password.
  *
  * Writes are coalesced: `save()` resolves once a write that began after the call has finished, so
- * many folders committing at once cost one write, not one each.
+ * many folders committing at once cost one write, not one each. `recordSent()` makes one SMTP
+ * forward record durable at once through a journal beside the file (journal.ts), folded into the
+ * file and emptied by the next `save()`; `load` replays it.
  */
 export interface FolderCheckpoint {
   uidValidity?: string;
@@ -93,11 +96,14 @@ export class Checkpoint {
   private writing: Promise<void> = Promise.resolve();
   private dirty = false;
   private queued: Promise<void> | null = null;
+  private readonly journal: Journal;
 
   private constructor(
     readonly path: string,
     readonly source: string,
-  ) {}
+  ) {
+    this.journal = new Journal(`${path}.journal`);
+  }
 
   /** Load (or start) the state of an archive. A state made for another source account is refused. */
   static async load(path: string, source: string): Promise<Checkpoint> {
@@ -106,7 +112,7 @@ export class Checkpoint {
     try {
       text = await readFile(path, 'utf8');
     } catch (e: unknown) {
-      if (errnoCode(e) === 'ENOENT') return cp;
+      if (errnoCode(e) === 'ENOENT') return cp.replay();
       throw destinationError(e, `state file ${path}`);
     }
     let json: StateJson;
@@ -137,7 +143,50 @@ export class Checkpoint {
         ...(f.targetUids === undefined ? {} : { targetUids: decodeUidRuns(f.targetUids) }),
       });
     }
-    return cp;
+    return cp.replay();
+  }
+
+  /** Apply what the journal recorded after the state file was last written. */
+  private async replay(): Promise<Checkpoint> {
+    let entries: unknown[];
+    try {
+      entries = await this.journal.read();
+    } catch (e: unknown) {
+      throw destinationError(e, `state journal ${this.journal.path}`);
+    }
+    for (const e of entries) {
+      const r = e as Partial<{ folder: string; id: string; sent: SentRecord }> | null;
+      if (typeof r?.folder !== 'string' || typeof r.id !== 'string' || typeof r.sent?.reply !== 'string' || typeof r.sent.key !== 'string') {
+        throw new MailferryError('destination', `state journal ${this.journal.path} has an unknown format`);
+      }
+      this.applySent(r.folder, r.id, { reply: r.sent.reply, key: r.sent.key });
+    }
+    return this;
+  }
+
+  private applySent(folder: string, id: string, sent: SentRecord): void {
+    this.update(folder, (f) => {
+      f.ids.add(id);
+      (f.sent ??= new Map()).set(id, sent);
+    });
+  }
+
+  /**
+   * SMTP forward: `id` of `folder` was accepted by the relay with `sent.reply`. Durable when this
+   * resolves (one journal line), in memory at once; `save()` folds it into the state file.
+   */
+  recordSent(folder: string, id: string, sent: SentRecord): Promise<void> {
+    this.applySent(folder, id, sent);
+    const line = JSON.stringify({ folder, id, sent });
+    // On the same chain as save(): a save that empties the journal has serialized every record
+    // appended before it, and a record appended after it is replayed harmlessly.
+    const next = this.writing.then(() =>
+      this.journal.append(line).catch((e: unknown) => {
+        throw destinationError(e, `state journal ${this.journal.path}`);
+      }),
+    );
+    this.writing = next.catch(() => undefined);
+    return next;
   }
 
   folder(name: string): FolderCheckpoint | undefined {
@@ -181,6 +230,9 @@ export class Checkpoint {
       await writeFileAtomic(this.path, this.serialize()).catch((e: unknown) => {
         this.dirty = true;
         throw destinationError(e, `state file ${this.path}`);
+      });
+      await this.journal.clear().catch((e: unknown) => {
+        throw destinationError(e, `state journal ${this.journal.path}`);
       });
     });
     this.queued = next;

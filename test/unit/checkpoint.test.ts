@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deletable, olderThan } from '../../src/commands/deletable.js';
@@ -153,4 +153,32 @@ test('olderThan: strictly more than DAYS days before now', () => {
   ]);
   assert.deepEqual(olderThan(['a', 'b', 'c', 'unknown'], seen, 1, 1000), ['c']);
   assert.deepEqual(olderThan(['a', 'b', 'c'], seen, 0, 1001), ['a', 'b', 'c']);
+});
+
+test('recordSent is durable through the journal alone; save() folds it in and empties the journal; a torn line is ignored', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mf-journal-'));
+  const path = join(dir, 'forward.json');
+  const src = 'imaps://a@h:993';
+  const cp = await Checkpoint.load(path, src);
+  await cp.recordSent('INBOX', '1', { reply: '250 ok 1', key: 'k1:10' });
+  await cp.recordSent('INBOX', '2', { reply: '250 ok 2', key: 'k2:20' });
+  await assert.rejects(readFile(path), 'no state file written per message');
+  assert.equal((await readFile(`${path}.journal`, 'utf8')).split('\n').length, 3, 'two lines');
+  // A crash here: a fresh load replays the journal.
+  const again = await Checkpoint.load(path, src);
+  assert.deepEqual([...(again.folder('INBOX')?.ids ?? [])], ['1', '2']);
+  assert.equal(again.folder('INBOX')?.sent?.get('2')?.reply, '250 ok 2');
+  // save() writes the state file and empties the journal.
+  await again.save();
+  assert.equal(await readFile(`${path}.journal`, 'utf8'), '');
+  assert.ok((await readFile(path, 'utf8')).includes('250 ok 1'));
+  // A record after the save, then a torn line (a crash mid-append): the record counts, the torn line does not.
+  await again.recordSent('INBOX', '3', { reply: '250 ok 3', key: 'k3:30' });
+  await appendFile(`${path}.journal`, '{"folder":"INBOX","id":"4","se');
+  const third = await Checkpoint.load(path, src);
+  assert.deepEqual([...(third.folder('INBOX')?.ids ?? [])].sort(), ['1', '2', '3']);
+  assert.equal((await stat(`${path}.journal`)).mode & 0o777, 0o600);
+  // A line that is JSON but not a record is refused, not silently dropped.
+  await writeFile(`${path}.journal`, '{"folder":"INBOX"}\n');
+  await assert.rejects(Checkpoint.load(path, src), /state journal .* unknown format/);
 });
