@@ -2,13 +2,14 @@ import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { ForwardConfig } from '../config/forward.js';
-import { credentialsFor, type Credentials } from '../auth/credentials.js';
+import { credentialsFor, type Credential, type Credentials } from '../auth/credentials.js';
 import { destinationError, MailferryError } from '../domain/errors.js';
 import { describeEndpoint } from '../endpoints/url.js';
 import type { Sink } from '../sinks/sink.js';
 import { SmtpSink } from '../sinks/smtp.js';
 import { rateLimited } from '../smtp/rate.js';
-import { smtpSender } from '../smtp/transport.js';
+import { renewingSender } from '../smtp/renew.js';
+import { smtpSender, type SmtpSender } from '../smtp/transport.js';
 import type { Source } from '../sources/source.js';
 import { accountOf, Checkpoint } from '../state/checkpoint.js';
 import { STATE_FILE } from '../state/files.js';
@@ -42,7 +43,8 @@ export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<Tr
   // refused OAuth2 refresh token an auth error.
   const credentials = 'path' in cfg.source ? undefined : credentialsFor(cfg.source.auth, cfg.source.endpoint);
   await credentials?.get();
-  const relayCredential = cfg.smtp.auth === undefined ? undefined : await credentialsFor(cfg.smtp.auth, cfg.smtp.endpoint).get();
+  const relayCredentials = cfg.smtp.auth === undefined ? undefined : credentialsFor(cfg.smtp.auth, cfg.smtp.endpoint);
+  const relayCredential = await relayCredentials?.get();
   const source = await openSource(cfg, credentials, deps);
   const relayIdentity = describeEndpoint(cfg.smtp.endpoint);
   const name = `${relayIdentity} -> ${cfg.rcpt}`;
@@ -70,14 +72,18 @@ export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<Tr
     }
     lock = await acquireLock(`${statePath}.lock`);
     const checkpoint = await Checkpoint.load(statePath, source.identity);
-    const sender = smtpSender({
-      endpoint: cfg.smtp.endpoint,
-      ...(relayCredential === undefined ? {} : { credential: relayCredential }),
-      ...(cfg.smtp.ca === undefined ? {} : { ca: cfg.smtp.ca }),
-      insecure: cfg.smtp.insecure,
-      log: deps.log,
-      debug: deps.debug ?? false,
-    });
+    const relay = (credential?: Credential): SmtpSender =>
+      smtpSender({
+        endpoint: cfg.smtp.endpoint,
+        ...(credential === undefined ? {} : { credential }),
+        ...(cfg.smtp.ca === undefined ? {} : { ca: cfg.smtp.ca }),
+        insecure: cfg.smtp.insecure,
+        log: deps.log,
+        debug: deps.debug ?? false,
+      });
+    // An OAuth2 token that expires mid-run is replaced when the relay refuses it (renew.ts).
+    const sender =
+      relayCredentials === undefined || relayCredential === undefined ? relay() : renewingSender(relayCredentials, relayCredential, relay);
     sink = new SmtpSink({
       sender: cfg.rate === undefined ? sender : rateLimited(sender, cfg.rate, deps.signal),
       envelope: { from: cfg.envelopeFrom, to: cfg.rcpt },

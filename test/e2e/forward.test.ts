@@ -192,6 +192,34 @@ describe('forward through SMTP', { skip: dc.skip }, () => {
     assert.ok(r.received.every((g) => g.user === RELAY_USER));
   });
 
+  test('an OAuth2 token that expires mid-run: the relay refuses the old one on reconnect, a fresh one is fetched, every message delivered once', async () => {
+    const tokenFile = join(root, 'relay-token');
+    await writeFile(tokenFile, 'relay-token-old\n');
+    const auth = { user: RELAY_USER, accessToken: 'relay-token-old' };
+    // Message 5: the token "expires" (the relay takes only the new one from now on) and the
+    // connection drops, so the next login (nodemailer's pool reconnecting) offers the old token.
+    const r = await start({
+      mode: 'tls',
+      auth,
+      onData: (n) => {
+        if (n !== 5) return undefined;
+        auth.accessToken = 'relay-token-new';
+        void writeFile(tokenFile, 'relay-token-new\n');
+        return 'drop';
+      },
+    });
+    const args = [...imapFrom(), '--smtp', `smtps://${RELAY_USER}@127.0.0.1:${r.port}`, '--smtp-ca', r.caFile,
+      '--smtp-oauth2-token-command', `cat ${tokenFile}`, '--rcpt', 'x@example.org', '--include', 'Bulk'];
+    const res = await forward(args, 'st-renew');
+    assert.equal(res.status, 0, res.stderr);
+    assert.equal(res.out['forwarded'], bulk.length);
+    const subjects = r.received.map((g) => /^Subject: (.*)$/m.exec(g.data.toString('latin1'))?.[1]);
+    assert.equal(new Set(subjects).size, bulk.length, 'every message once');
+    assert.equal(r.received.length, bulk.length);
+    assert.ok(r.received.slice(5).length > 0, 'messages after the expiry were delivered');
+    assert.ok(!(res.stdout + res.stderr).includes('relay-token-'), 'no token in the output');
+  });
+
   test('smtp:// to a relay without STARTTLS: refused (exit 5) unless --smtp-tls-mode plain', async () => {
     const r = await start({ mode: 'plain', auth: { user: RELAY_USER, pass: RELAY_PW } });
     const args = [...imapFrom(), ...relayArgs(r, 'smtp', RELAY_USER), '--rcpt', 'x@example.org', '--include', 'Bulk'];
