@@ -1,13 +1,14 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { destinationError } from '../domain/errors.js';
-import type { LocalEndpoint } from '../endpoints/url.js';
+import { describeEndpoint, type LocalEndpoint } from '../endpoints/url.js';
 import type { Logger } from '../log/logger.js';
 import { MaildirSink, type MaildirLayout } from '../sinks/maildir.js';
 import { MboxSink } from '../sinks/mbox.js';
 import type { Sink } from '../sinks/sink.js';
 import { Checkpoint } from '../state/checkpoint.js';
 import { acquireLock, type Lock } from '../state/lock.js';
+import { DryRunSink } from './dry-run.js';
 
 import { LOCK_FILE, STATE_FILE } from '../state/files.js';
 
@@ -41,4 +42,36 @@ export async function openArchive(
     await lock.release();
     throw e;
   }
+}
+
+/**
+ * The local archives a transfer writes besides its target (`--archive`): opened as openArchive
+ * does, or in a dry run read-only planning sinks over their states (no lock, nothing written).
+ */
+export async function openArchives(
+  endpoints: readonly LocalEndpoint[],
+  sourceIdentity: string,
+  layout: MaildirLayout,
+  log: Logger,
+  dryRun: boolean,
+): Promise<{ sinks: Sink[]; close(): Promise<void> }> {
+  const opened: OpenArchive[] = [];
+  const close = async (): Promise<void> => {
+    for (const a of opened) {
+      await a.sink.close();
+      await a.lock.release();
+    }
+  };
+  if (dryRun) {
+    const sinks: Sink[] = [];
+    for (const a of endpoints) sinks.push(new DryRunSink(describeEndpoint(a), await Checkpoint.load(join(a.path, STATE_FILE), sourceIdentity)));
+    return { sinks, close };
+  }
+  try {
+    for (const a of endpoints) opened.push(await openArchive(a, sourceIdentity, layout, log));
+  } catch (e: unknown) {
+    await close();
+    throw e;
+  }
+  return { sinks: opened.map((a) => a.sink), close };
 }

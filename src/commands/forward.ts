@@ -1,23 +1,19 @@
 import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { ForwardConfig } from '../config/forward.js';
 import { credentialsFor, type Credential, type Credentials } from '../auth/credentials.js';
-import { destinationError, MailferryError } from '../domain/errors.js';
+import { MailferryError } from '../domain/errors.js';
 import { describeEndpoint } from '../endpoints/url.js';
-import type { Sink } from '../sinks/sink.js';
 import { SmtpSink } from '../sinks/smtp.js';
-import { rateLimited } from '../smtp/rate.js';
-import { renewingSender } from '../smtp/renew.js';
-import { smtpSender, type SmtpSender } from '../smtp/transport.js';
+import { rateLimited } from '../sinks/smtp-rate.js';
+import { renewingSender } from '../sinks/smtp-renew.js';
+import { smtpSender, type SmtpSender } from '../sinks/smtp-transport.js';
 import type { Source } from '../sources/source.js';
-import { accountOf, Checkpoint } from '../state/checkpoint.js';
-import { STATE_FILE } from '../state/files.js';
-import { acquireLock, type Lock } from '../state/lock.js';
-import { openArchive, type OpenArchive } from './archive.js';
+import { accountOf } from '../state/checkpoint.js';
+import { openArchives } from './archive.js';
 import type { CommandDeps } from './backup.js';
 import { DryRunSink } from './dry-run.js';
-import { stateDir } from './target.js';
+import { openState, stateDir } from './target.js';
 import { transfer, type TransferResult } from './transfer.js';
 import { accountSource, archiveSource } from './sources.js';
 
@@ -49,29 +45,16 @@ export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<Tr
   const relayIdentity = describeEndpoint(cfg.smtp.endpoint);
   const name = `${relayIdentity} -> ${cfg.rcpt}`;
   const statePath = cfg.statePath ?? forwardStatePath(source.identity, relayIdentity, cfg.rcpt);
-  if (cfg.dryRun) {
-    // What is already forwarded comes from the state alone; no lock, no relay, no archive touched.
-    try {
-      const sinks: Sink[] = [new DryRunSink(name, await Checkpoint.load(statePath, source.identity))];
-      for (const a of cfg.archives) {
-        sinks.push(new DryRunSink(describeEndpoint(a), await Checkpoint.load(join(a.path, STATE_FILE), source.identity)));
-      }
-      return await transfer(source, sinks, cfg, deps, statePath);
-    } finally {
-      await source.close();
-    }
-  }
-  let lock: Lock | undefined;
+  let state: Awaited<ReturnType<typeof openState>> | undefined;
+  let archives: Awaited<ReturnType<typeof openArchives>> | undefined;
   let sink: SmtpSink | undefined;
-  const archives: OpenArchive[] = [];
   try {
-    try {
-      await mkdir(dirname(statePath), { recursive: true, mode: 0o700 });
-    } catch (e: unknown) {
-      throw destinationError(e, `state directory ${dirname(statePath)}`);
+    state = await openState(statePath, source.identity, cfg.dryRun);
+    archives = await openArchives(cfg.archives, source.identity, cfg.layout, deps.log, cfg.dryRun);
+    if (cfg.dryRun) {
+      // What is already forwarded comes from the state alone; no lock, no relay, no archive touched.
+      return await transfer(source, [new DryRunSink(name, state.checkpoint), ...archives.sinks], cfg, deps, statePath);
     }
-    lock = await acquireLock(`${statePath}.lock`);
-    const checkpoint = await Checkpoint.load(statePath, source.identity);
     const relay = (credential?: Credential): SmtpSender =>
       smtpSender({
         endpoint: cfg.smtp.endpoint,
@@ -81,32 +64,28 @@ export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<Tr
         log: deps.log,
         debug: deps.debug ?? false,
       });
-    // An OAuth2 token that expires mid-run is replaced when the relay refuses it (renew.ts).
+    // An OAuth2 token that expires mid-run is replaced when the relay refuses it (smtp-renew.ts).
     const sender =
       relayCredentials === undefined || relayCredential === undefined ? relay() : renewingSender(relayCredentials, relayCredential, relay);
     sink = new SmtpSink({
       sender: cfg.rate === undefined ? sender : rateLimited(sender, cfg.rate, deps.signal),
       envelope: { from: cfg.envelopeFrom, to: cfg.rcpt },
-      checkpoint,
+      checkpoint: state.checkpoint,
       name,
       retries: cfg.retries,
       retryBaseMs: cfg.retryBaseMs,
       signal: deps.signal,
       log: deps.log,
     });
-    for (const a of cfg.archives) archives.push(await openArchive(a, source.identity, cfg.layout, deps.log));
-    const result = await transfer(source, [sink, ...archives.map((a) => a.sink)], cfg, deps, statePath);
+    const result = await transfer(source, [sink, ...archives.sinks], cfg, deps, statePath);
     result.report.skipped.push(...sink.skipped);
     result.report.forwarded = sink.forwarded;
     return result;
   } finally {
     await source.close();
     await sink?.close();
-    for (const a of archives) {
-      await a.sink.close();
-      await a.lock.release();
-    }
-    await lock?.release();
+    await archives?.close();
+    await state?.lock?.release();
   }
 }
 

@@ -1,14 +1,8 @@
-import { join } from 'node:path';
 import type { MigrateConfig } from '../config/transfer.js';
 import { credentialsFor } from '../auth/credentials.js';
-import { describeEndpoint } from '../endpoints/url.js';
-import type { Sink } from '../sinks/sink.js';
 import { ProfileRolesSource } from '../sources/profile-roles.js';
-import { Checkpoint } from '../state/checkpoint.js';
-import { STATE_FILE } from '../state/files.js';
-import { openArchive, type OpenArchive } from './archive.js';
+import { openArchives } from './archive.js';
 import type { CommandDeps } from './backup.js';
-import { DryRunSink, dryRunTarget } from './dry-run.js';
 import { openTarget, type OpenTarget } from './target.js';
 import { transfer, type TransferResult } from './transfer.js';
 import { accountSource } from './sources.js';
@@ -28,38 +22,14 @@ export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<Tr
   const server = accountSource({ ...s, credentials }, { streamThreshold: cfg.streamThreshold, log: deps.log, debug: deps.debug ?? false });
   const source = new ProfileRolesSource(server, cfg.sourceRoles);
   let target: OpenTarget | undefined;
-  const archives: OpenArchive[] = [];
+  let archives: Awaited<ReturnType<typeof openArchives>> | undefined;
   try {
-    target = await openTarget({
-      account: cfg.target,
-      sourceIdentity: source.identity,
-      ...(cfg.statePath === undefined ? {} : { statePath: cfg.statePath }),
-      dryRun: cfg.dryRun,
-      map: cfg.map,
-      log: deps.log,
-      debug: deps.debug ?? false,
-    });
-    const sinks: Sink[] = [];
-    if (cfg.dryRun) {
-      sinks.push(await dryRunTarget(target.sink, target.checkpoint));
-      for (const a of cfg.archives) {
-        sinks.push(new DryRunSink(describeEndpoint(a), await Checkpoint.load(join(a.path, STATE_FILE), source.identity)));
-      }
-    } else {
-      sinks.push(target.sink);
-      for (const a of cfg.archives) archives.push(await openArchive(a, source.identity, cfg.layout, deps.log));
-      sinks.push(...archives.map((a) => a.sink));
-    }
-    return await transfer(source, sinks, cfg, deps, target.statePath);
+    target = await openTarget(cfg, source.identity, deps);
+    archives = await openArchives(cfg.archives, source.identity, cfg.layout, deps.log, cfg.dryRun);
+    return await transfer(source, [await target.runSink(), ...archives.sinks], cfg, deps, target.statePath);
   } finally {
     await source.close();
-    if (target !== undefined) {
-      await target.sink.close();
-      await target.lock?.release();
-    }
-    for (const a of archives) {
-      await a.sink.close();
-      await a.lock.release();
-    }
+    await target?.close();
+    await archives?.close();
   }
 }

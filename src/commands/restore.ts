@@ -1,6 +1,5 @@
 import type { RestoreConfig } from '../config/transfer.js';
 import type { CommandDeps } from './backup.js';
-import { dryRunTarget } from './dry-run.js';
 import { openTarget, type OpenTarget } from './target.js';
 import { transfer, type TransferResult } from './transfer.js';
 import { archiveSource } from './sources.js';
@@ -16,24 +15,10 @@ export async function restore(cfg: RestoreConfig, deps: CommandDeps): Promise<Tr
   const source = await archiveSource(cfg.from, cfg.layout, { streamThreshold: cfg.streamThreshold, log: deps.log, debug: deps.debug ?? false });
   let target: OpenTarget | undefined;
   try {
-    target = await openTarget({
-      account: cfg.target,
-      sourceIdentity: source.identity,
-      ...(cfg.statePath === undefined ? {} : { statePath: cfg.statePath }),
-      dryRun: cfg.dryRun,
-      map: cfg.map,
-      log: deps.log,
-      debug: deps.debug ?? false,
-    });
-    if (cfg.dryRun) {
-      return await transfer(source, [await dryRunTarget(target.sink, target.checkpoint)], cfg, deps, target.statePath);
-    }
-    return await transfer(source, [target.sink], cfg, deps, target.statePath);
+    target = await openTarget(cfg, source.identity, deps);
+    return await transfer(source, [await target.runSink()], cfg, deps, target.statePath);
   } finally {
     await source.close();
-    if (target !== undefined) {
-      await target.sink.close();
-      await target.lock?.release();
-    }
+    await target?.close();
   }
 }

@@ -2,15 +2,16 @@ import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { RemoteAccount } from '../config/account.js';
+import type { TransferCommon } from '../config/transfer.js';
 import { credentialsFor } from '../auth/credentials.js';
 import { destinationError } from '../domain/errors.js';
 import { describeEndpoint } from '../endpoints/url.js';
 import type { Logger } from '../log/logger.js';
-import type { MapRule } from '../sinks/folder-map.js';
 import { ImapAppendSink } from '../sinks/imap-append.js';
+import type { Sink } from '../sinks/sink.js';
 import { accountOf, Checkpoint } from '../state/checkpoint.js';
 import { acquireLock, type Lock } from '../state/lock.js';
+import { dryRunTarget } from './dry-run.js';
 
 /**
  * The IMAP target of `restore` and `migrate`: an ImapAppendSink with its checkpoint and lock.
@@ -39,28 +40,22 @@ export interface OpenTarget {
   sink: ImapAppendSink;
   checkpoint: Checkpoint;
   statePath: string;
-  /** Undefined in a dry run, which takes no lock and writes no state. */
-  lock?: Lock;
+  /** The sink the pipeline writes to: the target itself, or in a dry run its planning wrapper. */
+  runSink(): Promise<Sink>;
+  /** Close the target's connections and release the lock; never throws. */
+  close(): Promise<void>;
 }
 
-export interface TargetOptions {
-  account: RemoteAccount;
-  sourceIdentity: string;
-  statePath?: string;
-  dryRun: boolean;
-  /** `--map` rules for the target sink. */
-  map?: readonly MapRule[];
-  log: Logger;
-  debug: boolean;
-}
+/** What openTarget reads of a restore or migrate config. */
+export type TargetConfig = Pick<TransferCommon, 'target' | 'statePath' | 'dryRun' | 'map'>;
 
-/** Get the target's credential (a bad password source is a usage error before any connection), take the lock, load the state. */
-export async function openTarget(opts: TargetOptions): Promise<OpenTarget> {
-  const statePath = opts.statePath ?? defaultStatePath(opts.sourceIdentity, describeEndpoint(opts.account.endpoint));
-  const credentials = credentialsFor(opts.account.auth, opts.account.endpoint);
-  await credentials.get();
+/**
+ * A state file on this machine (a target's or a forward's): its directory made (0700) and its lock
+ * taken (`FILE.lock`, exit 7 on contention), then loaded. A dry run takes no lock and writes nothing.
+ */
+export async function openState(statePath: string, sourceIdentity: string, dryRun: boolean): Promise<{ checkpoint: Checkpoint; lock?: Lock }> {
   let lock: Lock | undefined;
-  if (!opts.dryRun) {
+  if (!dryRun) {
     try {
       await mkdir(dirname(statePath), { recursive: true, mode: 0o700 });
     } catch (e: unknown) {
@@ -69,22 +64,39 @@ export async function openTarget(opts: TargetOptions): Promise<OpenTarget> {
     lock = await acquireLock(`${statePath}.lock`);
   }
   try {
-    const checkpoint = await Checkpoint.load(statePath, opts.sourceIdentity);
-    const a = opts.account;
-    const sink = new ImapAppendSink({
-      endpoint: a.endpoint,
-      credentials,
-      ...(a.ca === undefined ? {} : { ca: a.ca }),
-      insecure: a.insecure,
-      connections: a.connections,
-      checkpoint,
-      ...(opts.map === undefined ? {} : { map: opts.map }),
-      log: opts.log,
-      debug: opts.debug,
-    });
-    return { sink, checkpoint, statePath, ...(lock === undefined ? {} : { lock }) };
+    return { checkpoint: await Checkpoint.load(statePath, sourceIdentity), ...(lock === undefined ? {} : { lock }) };
   } catch (e: unknown) {
     await lock?.release();
     throw e;
   }
+}
+
+/** Get the target's credential (a bad password source is a usage error before any connection), take the lock, load the state. */
+export async function openTarget(cfg: TargetConfig, sourceIdentity: string, deps: { log: Logger; debug?: boolean }): Promise<OpenTarget> {
+  const a = cfg.target;
+  const statePath = cfg.statePath ?? defaultStatePath(sourceIdentity, describeEndpoint(a.endpoint));
+  const credentials = credentialsFor(a.auth, a.endpoint);
+  await credentials.get();
+  const { checkpoint, lock } = await openState(statePath, sourceIdentity, cfg.dryRun);
+  const sink = new ImapAppendSink({
+    endpoint: a.endpoint,
+    credentials,
+    ...(a.ca === undefined ? {} : { ca: a.ca }),
+    insecure: a.insecure,
+    connections: a.connections,
+    checkpoint,
+    map: cfg.map,
+    log: deps.log,
+    debug: deps.debug ?? false,
+  });
+  return {
+    sink,
+    checkpoint,
+    statePath,
+    runSink: () => (cfg.dryRun ? dryRunTarget(sink, checkpoint) : Promise.resolve(sink)),
+    close: async () => {
+      await sink.close();
+      await lock?.release();
+    },
+  };
 }

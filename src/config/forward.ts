@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { MailferryError } from '../domain/errors.js';
 import { parseEndpoint, parseSmtpEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpoints/url.js';
-import { parseRate, type Rate } from '../smtp/rate.js';
+import { parseRate, type Rate } from '../sinks/smtp-rate.js';
 import type { MaildirLayout } from '../sinks/maildir.js';
 import { account, attempt, localEndpoint, trust, type Problems, type RawAccountFlags, type RemoteAccount } from './account.js';
 import type { AuthSpec } from '../auth/credentials.js';

@@ -4,15 +4,15 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
 import { fingerprintKey, headerBlock, toLf } from '../formats/fingerprint.js';
 import type { Logger } from '../log/logger.js';
 import type { Skipped } from '../report.js';
-import { sleepUntil } from '../smtp/rate.js';
-import type { Reply, SmtpEnvelope, SmtpSender } from '../smtp/transport.js';
+import { sleepUntil } from './smtp-rate.js';
+import type { Reply, SmtpEnvelope, SmtpSender } from './smtp-transport.js';
 import type { Checkpoint, FolderCheckpoint, SentRecord } from '../state/checkpoint.js';
 import type { Fingerprint, Match, Sink, SinkFolder, Tx } from './sink.js';
 import { collect } from './write-body.js';
 
 /**
  * SMTP forward (`mailferry forward`): each message is sent to one recipient through a relay, its
- * bytes unchanged (transport.ts says what SMTP DATA itself changes), with an explicit envelope.
+ * bytes unchanged (smtp-transport.ts says what SMTP DATA itself changes), with an explicit envelope.
  *
  * - State: a Checkpoint on this machine (commands/forward.ts says where), under the source path as
  *   for every sink: the source UIDVALIDITY and the ids forwarded, and per id the relay's reply to
@@ -29,7 +29,7 @@ import { collect } from './write-body.js';
  *   the relay has not accepted it (RFC 5321 §4.1.1.4: no 250, no responsibility). Nothing is lost.
  *   SMTP's own window (RFC 1047) is the same message: a connection lost after the final "." and
  *   before the reply leaves it unrecorded, and it is sent again although the relay may have kept it.
- * - Replies (transport.ts): 4xx is retried with backoff (`retries` attempts, `retryBaseMs` doubling);
+ * - Replies (smtp-transport.ts): 4xx is retried with backoff (`retries` attempts, `retryBaseMs` doubling);
  *   when it persists the message is left for the next run and listed in `skipped` (exit 3). 5xx
  *   skips the message with the relay's reason, listed in `skipped`, not recorded: a rerun tries it
  *   again (a relay that refused every message, e.g. for a wrong --rcpt, must not lose them all).
@@ -40,7 +40,7 @@ import { collect } from './write-body.js';
  *   by header and size and nothing is forwarded twice; `rebase` moves the records to the new ids.
  */
 export interface SmtpSinkOptions {
-  /** Already rate limited (smtp/rate.ts), when asked. */
+  /** Already rate limited (smtp-rate.ts), when asked. */
   sender: SmtpSender;
   envelope: SmtpEnvelope;
   checkpoint: Checkpoint;

@@ -8,7 +8,7 @@ import type { MailboxInfo, MessageMeta } from '../../src/domain/message.js';
 import { fingerprintKey, headerBlock, toLf } from '../../src/formats/fingerprint.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { SmtpSink } from '../../src/sinks/smtp.js';
-import { smtpSender } from '../../src/smtp/transport.js';
+import { smtpSender } from '../../src/sinks/smtp-transport.js';
 import { Checkpoint } from '../../src/state/checkpoint.js';
 import { smtpView, startSmtp, type DataReply, type TestSmtp } from '../helpers/smtp.js';
 

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { loadForwardConfig } from '../../src/config/forward.js';
 import { MailferryError } from '../../src/domain/errors.js';
 import { describeEndpoint, parseSmtpEndpoint } from '../../src/endpoints/url.js';
-import { parseRate, rateLimited } from '../../src/smtp/rate.js';
-import type { SmtpSender } from '../../src/smtp/transport.js';
+import { parseRate, rateLimited } from '../../src/sinks/smtp-rate.js';
+import type { SmtpSender } from '../../src/sinks/smtp-transport.js';
 
 test('SMTP addresses: TLS on 465, STARTTLS on 587, the user optional, never a password', () => {
   assert.deepEqual(parseSmtpEndpoint('smtps://smtp.example.org'), { kind: 'smtp', user: '', host: 'smtp.example.org', port: 465, tls: 'tls' });

@@ -1,6 +1,6 @@
 import type { Credential, Credentials } from '../auth/credentials.js';
 import { MailferryError } from '../domain/errors.js';
-import type { SmtpSender } from './transport.js';
+import type { SmtpSender } from './smtp-transport.js';
 
 /**
  * A relay login that outlives its OAuth2 token. nodemailer logs in once per connection with the

@@ -1,5 +1,5 @@
 import { MailferryError } from '../domain/errors.js';
-import type { SmtpSender } from './transport.js';
+import type { SmtpSender } from './smtp-transport.js';
 
 /**
  * `--rate N/s`, `N/m`, `N/h`: at most N messages handed to the relay per second, minute or hour, as
