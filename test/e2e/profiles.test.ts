@@ -148,7 +148,7 @@ test('a throttling server (NO [THROTTLED] with a Suggested Backoff Time) is wait
   // Not Microsoft's exact "Request is throttled." wording: imapflow retries that one inside its
   // fetch (its ETHROTTLE, mapped too, see the unit test), and this test is about our own wait.
   const proxy = await startThrottleProxy(
-    { host: '127.0.0.1', port: dc.server.imapPort },
+    dc.server.imapPort,
     'NO [THROTTLED] Slow down. Suggested Backoff Time: 700 milliseconds',
     2,
   );

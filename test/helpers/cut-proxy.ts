@@ -1,10 +1,9 @@
-import net from 'node:net';
+import { tcpProxy } from './proxy.js';
 
 /**
- * A TCP proxy on 127.0.0.1 in front of a real server, for fault injection: it forwards both ways
- * and, the first time the server's bytes contain `cutAt`, closes both sides without passing those
- * bytes on, as a connection dropped after the server acted but before the client heard the answer.
- * Later connections are forwarded untouched.
+ * A proxy (proxy.ts) that, the first time the server's bytes contain `cutAt`, closes both sides
+ * without passing those bytes on, as a connection dropped after the server acted but before the
+ * client heard the answer. Later connections are forwarded untouched.
  */
 export interface CutProxy {
   port: number;
@@ -15,16 +14,7 @@ export interface CutProxy {
 
 export async function cutProxy(targetPort: number, cutAt: string): Promise<CutProxy> {
   let cuts = 0;
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    const upstream = net.connect({ host: '127.0.0.1', port: targetPort });
-    sockets.add(client).add(upstream);
-    const drop = (): void => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
+  const proxy = await tcpProxy(targetPort, (client, upstream, drop) => {
     client.on('data', (d: Buffer) => upstream.write(d));
     upstream.on('data', (d: Buffer) => {
       if (cuts === 0 && d.includes(cutAt)) {
@@ -35,18 +25,11 @@ export async function cutProxy(targetPort: number, cutAt: string): Promise<CutPr
       client.write(d);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('proxy: no port');
   return {
-    port: address.port,
+    port: proxy.port,
     get cuts() {
       return cuts;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close: () => proxy.close(),
   };
 }

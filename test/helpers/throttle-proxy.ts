@@ -1,10 +1,10 @@
 /**
- * A fault-injecting TCP proxy on 127.0.0.1 in front of a plain-text IMAP port (test-only): it
+ * A fault-injecting proxy (proxy.ts) in front of a plain-text IMAP port (test-only): it
  * relays both ways, and answers the first `times` body fetches (`UID FETCH ... BODY.PEEK[]`)
  * itself with `reply` (e.g. `NO [THROTTLED] ...`) instead of passing them on, as a throttling
  * provider would. Dovecot cannot be made to say that, so this is how the real IMAP path is tested.
  */
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { tcpProxy } from './proxy.js';
 
 export interface ThrottleProxy {
   port: number;
@@ -13,12 +13,9 @@ export interface ThrottleProxy {
   close(): Promise<void>;
 }
 
-export async function startThrottleProxy(target: { host: string; port: number }, reply: string, times = 1): Promise<ThrottleProxy> {
+export async function startThrottleProxy(targetPort: number, reply: string, times = 1): Promise<ThrottleProxy> {
   let injected = 0;
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = connect(target.port, target.host);
-    sockets.add(client).add(upstream);
+  const proxy = await tcpProxy(targetPort, (client, upstream) => {
     let pending = '';
     client.on('data', (chunk: Buffer) => {
       // Line by line (latin1 keeps bytes as they are); anything but a matched line goes through as
@@ -37,25 +34,12 @@ export async function startThrottleProxy(target: { host: string; port: number },
       }
     });
     upstream.on('data', (d: Buffer) => client.write(d));
-    const end = (): void => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('close', end).on('error', end);
-    upstream.on('close', end).on('error', end);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('proxy has no port');
   return {
-    port: address.port,
+    port: proxy.port,
     get injected() {
       return injected;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close: () => proxy.close(),
   };
 }
