@@ -103,6 +103,11 @@ describe('cron-ready operation', { skip: dc.skip }, () => {
     assert.equal(other.status, 2);
     assert.match(other.stderr, /command line says restore, the --config file says backup/);
 
+    const noLog = await runCli(['backup', '--from', account(), '--password-env', 'PW', '--to', `maildir:${join(root, 'nolog')}`, '--log-file', join(root, 'missing-dir', 'run.log')], { PW: dc.alice.password });
+    assert.equal(noLog.status, 2, noLog.stderr);
+    assert.match(noLog.stderr, /cannot open --log-file .*missing-dir.*ENOENT/);
+    await assert.rejects(readdir(join(root, 'nolog')), 'nothing written when the log file cannot be opened');
+
     const notJson = join(root, 'not.json');
     await writeFile(notJson, '{ from: x');
     const n = await runCli(['backup', '--config', notJson]);
