@@ -121,22 +121,31 @@ function nextLineStart(b: Buffer, from: number): number {
   return nl === -1 ? -1 : nl + 1;
 }
 
-/** LF -> CRLF for the wire (restore, APPEND). A CR already before the LF is left alone. */
-export function lfToCrlf(b: Buffer): Buffer {
-  const pieces: Buffer[] = [];
+/**
+ * LF -> CRLF for the wire (restore, APPEND). A CR already before the LF is left alone; `afterCr`:
+ * the byte before `b` (the end of the previous chunk of a stream) was a CR. Wire-form input (no
+ * bare LF, the usual case) is returned as it is, neither copied nor cut into pieces.
+ */
+export function lfToCrlf(b: Buffer, afterCr = false): Buffer {
+  const bare = (nl: number): boolean => (nl === 0 ? !afterCr : b[nl - 1] !== CR);
+  let nl = b.indexOf(LF);
+  while (nl !== -1 && !bare(nl)) nl = b.indexOf(LF, nl + 1);
+  if (nl === -1) return b;
+  // Count, then copy the lines into one buffer: no per-line objects for a large message.
+  let extra = 0;
+  for (let i = nl; i !== -1; i = b.indexOf(LF, i + 1)) if (bare(i)) extra++;
+  const out = Buffer.allocUnsafe(b.length + extra);
   let pos = 0;
-  for (;;) {
-    const nl = b.indexOf(LF, pos);
-    if (nl === -1) break;
-    if (nl > 0 && b[nl - 1] === CR) {
-      pieces.push(b.subarray(pos, nl + 1));
-    } else {
-      pieces.push(b.subarray(pos, nl), Buffer.from('\r\n'));
-    }
-    pos = nl + 1;
+  let at = 0;
+  for (let i = nl; i !== -1; i = b.indexOf(LF, i + 1)) {
+    if (!bare(i)) continue;
+    at += b.copy(out, at, pos, i);
+    out[at++] = CR;
+    out[at++] = LF;
+    pos = i + 1;
   }
-  pieces.push(b.subarray(pos));
-  return Buffer.concat(pieces);
+  b.copy(out, at, pos);
+  return out;
 }
 
 /** Undo mboxrd quoting of one LF message body: /^>+From / loses one ">". */

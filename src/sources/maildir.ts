@@ -66,7 +66,6 @@ interface Entry {
 
 const CR = 0x0d;
 const LF = 0x0a;
-const CRLF = Buffer.from('\r\n');
 
 export class MaildirSource implements Source {
   readonly caps = { flags: true, internalDate: true, mailboxes: true, parallel: 4 };
@@ -357,18 +356,8 @@ export class CrlfStream extends Transform {
       done();
       return;
     }
-    const pieces: Buffer[] = [];
-    let pos = 0;
-    for (;;) {
-      const nl = chunk.indexOf(LF, pos);
-      if (nl === -1) break;
-      const afterCr = nl === 0 ? this.prevCr : chunk[nl - 1] === CR;
-      if (afterCr) pieces.push(chunk.subarray(pos, nl + 1));
-      else pieces.push(chunk.subarray(pos, nl), CRLF);
-      pos = nl + 1;
-    }
-    pieces.push(chunk.subarray(pos));
+    const out = lfToCrlf(chunk, this.prevCr);
     this.prevCr = chunk[chunk.length - 1] === CR;
-    done(null, Buffer.concat(pieces));
+    done(null, out);
   }
 }

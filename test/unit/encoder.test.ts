@@ -64,3 +64,21 @@ test('NUL and 8-bit bytes pass unchanged', () => {
   const raw = Buffer.from([0x41, 0x00, 0xff, 0xe9, 0x0d, 0x0a, 0x00]);
   assert.deepEqual(Buffer.concat(ArchiveEncoder.encode(raw, true).parts), Buffer.from([0x41, 0x00, 0xff, 0xe9, 0x0a, 0x00]));
 });
+
+test('LF->CRLF: wire-form input comes back as the same buffer; cut anywhere, chunks give the whole conversion', () => {
+  const wire = Buffer.from('Subject: x\r\n\r\nline\r\n\rlone CR\r\n', 'latin1');
+  assert.equal(lfToCrlf(wire), wire, 'no bare LF: not copied');
+  const mixed = Buffer.from('a\nb\r\n\nc\r\rd\n\n\r\ne', 'latin1');
+  const whole = lfToCrlf(mixed);
+  assert.equal(whole.toString('latin1'), 'a\r\nb\r\n\r\nc\r\rd\r\n\r\n\r\ne');
+  for (let size = 1; size <= 7; size++) {
+    const out: Buffer[] = [];
+    let afterCr = false;
+    for (let i = 0; i < mixed.length; i += size) {
+      const chunk = mixed.subarray(i, i + size);
+      out.push(lfToCrlf(chunk, afterCr));
+      afterCr = chunk[chunk.length - 1] === 0x0d;
+    }
+    assert.deepEqual(Buffer.concat(out), whole, `chunks of ${size}`);
+  }
+});
