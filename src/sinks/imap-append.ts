@@ -31,8 +31,11 @@ export { targetKey };
  *   commit): the pipeline then matches `fingerprints()` (header block + RFC822.SIZE of every target
  *   message, ref = target UID) against the source, so nothing is appended twice.
  * - Writing: the server makes a message durable when it answers OK to its APPEND, and nothing
- *   appended can be taken back. A Readable body is collected first (a literal has a known length),
- *   bounded by the message's size. When the target offers MULTIAPPEND (RFC 3502, multi-append.ts),
+ *   appended can be taken back. A literal needs its exact length first: a Readable body (a message
+ *   over the source's stream threshold) is spooled to a temporary file (literal.ts), bounded by the
+ *   message's size, and APPENDed alone, after the group gathered so far; literals are streamed onto
+ *   the socket, never compiled into one command buffer (multi-append.ts). When the target offers
+ *   MULTIAPPEND (RFC 3502),
  *   `tx.write` gathers messages and sends them in groups of up to GROUP_BYTES / GROUP_MESSAGES,
  *   one transaction each on the server (so memory is one group per transaction), the last group
  *   at `commit()`; without it (or `multiAppend: false`) each `tx.write` APPENDs at once. A group

@@ -9,9 +9,11 @@ import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../
 import { toRanges } from '../state/ids.js';
 import { flagKey, flagsOfKey } from '../state/synced.js';
 import type { ImapAppendSink } from './imap-append.js';
+import { memoryLiteral, spoolLiteral, type Literal } from './literal.js';
 import { multiAppend } from './multi-append.js';
 import type { Fingerprint, Match, SinkFolder, Tx } from './sink.js';
-import { collect } from './write-body.js';
+import { bodyLimit } from './write-body.js';
+import { lfToCrlf } from '../formats/encoder.js';
 
 /**
  * One folder of the IMAP target (see ImapAppendSink for the contract it keeps): what is recorded
@@ -44,6 +46,12 @@ export class NoselectFolder implements SinkFolder {
 interface Pending {
   meta: MessageMeta;
   raw: Buffer;
+}
+
+/** What is sent of a message: its literal, and its first bytes (header block) for the date and the re-match. */
+interface Outgoing {
+  body: Literal;
+  head: Buffer;
 }
 
 /** A message the target refused (not appended, not recorded). */
@@ -253,15 +261,31 @@ export class ImapFolder implements SinkFolder {
           staged.push(earlier);
           return;
         }
-        const raw = await collect(body, meta, folder.mailbox.path);
-        // Dovecot drops NUL bytes (even in a literal8): the copy is then not byte-exact.
-        if (raw.includes(0)) folder.log.warn(`${folder.mailbox.path} ${meta.id}: message holds NUL bytes; the target may drop them`);
-        if (!folder.sink.multi) {
-          const a = (await folder.claim(meta, raw)) ?? (await folder.append(meta, raw));
+        const nul = (): void => {
+          // Dovecot drops NUL bytes (even in a literal8): the copy is then not byte-exact.
+          folder.log.warn(`${folder.mailbox.path} ${meta.id}: message holds NUL bytes; the target may drop them`);
+        };
+        const sendNow = async (out: Outgoing): Promise<void> => {
+          const a = (await folder.claim(meta, out.head, out.body.size)) ?? (await folder.append(meta, out));
           folder.loose.set(meta.id, a);
           staged.push(a);
+        };
+        if (!Buffer.isBuffer(body)) {
+          // A large message (streamed by the source) goes alone, from a spool file; the group
+          // gathered so far goes first, so the target keeps the source's order.
+          const spooled = await spoolLiteral(body, bodyLimit(meta), `${folder.mailbox.path} ${meta.id}`);
+          try {
+            if (spooled.nul) nul();
+            if (folder.sink.multi) await flush();
+            await sendNow({ body: spooled, head: spooled.head });
+          } finally {
+            await spooled.remove();
+          }
           return;
         }
+        const raw = lfToCrlf(body);
+        if (raw.includes(0)) nul();
+        if (!folder.sink.multi) return sendNow({ body: memoryLiteral(raw), head: raw });
         pending.push({ meta, raw });
         pendingBytes += raw.length;
         if (pendingBytes >= GROUP_BYTES || pending.length >= GROUP_MESSAGES) await flush();
@@ -295,7 +319,7 @@ export class ImapFolder implements SinkFolder {
   private async appendGroup(all: readonly Pending[], staged: Appended[], refused: Refusal[]): Promise<void> {
     const group: Pending[] = [];
     for (const p of all) {
-      const a = await this.claim(p.meta, p.raw);
+      const a = await this.claim(p.meta, p.raw, p.raw.length);
       if (a === undefined) group.push(p);
       else {
         this.loose.set(a.id, a);
@@ -315,7 +339,7 @@ export class ImapFolder implements SinkFolder {
     }
     for (const [i, { meta, raw }] of group.entries()) {
       try {
-        const a = await this.append(meta, raw);
+        const a = await this.append(meta, { body: memoryLiteral(raw), head: raw });
         this.loose.set(meta.id, a);
         staged.push(a);
       } catch (e: unknown) {
@@ -335,7 +359,7 @@ export class ImapFolder implements SinkFolder {
    * hash and size, as after a crash), and a message found there among the messages nothing
    * accounts for is taken as appended (with that UID) instead of being sent again.
    */
-  private async claim(meta: MessageMeta, raw: Buffer): Promise<Appended | undefined> {
+  private async claim(meta: MessageMeta, head: Buffer, size: number): Promise<Appended | undefined> {
     if (this.uncertain) {
       this.uncertain = false;
       const accounted = new Set(this.checkpoint.folder(targetKey(this.mailbox.path))?.ids ?? []);
@@ -348,7 +372,7 @@ export class ImapFolder implements SinkFolder {
       this.log.warn(`${this.mailbox.path}: an APPEND was cut off unanswered; ${[...uids.values()].flat().length} target messages not yet accounted for are matched before appending again`);
     }
     const found = this.found;
-    const uid = found?.uids.get(fingerprintKey(toLf(headerBlock(raw)), raw.length))?.shift();
+    const uid = found?.uids.get(fingerprintKey(toLf(headerBlock(head)), size))?.shift();
     if (found === undefined || uid === undefined) return undefined;
     this.log.info(`${this.mailbox.path} ${meta.id}: already on the target (an APPEND cut off earlier went through); not appended again`);
     const flags = [...meta.flags].filter((f) => f.toLowerCase() !== '\\recent');
@@ -363,7 +387,7 @@ export class ImapFolder implements SinkFolder {
 
   private async appendMany(group: readonly Pending[]): Promise<Appended[]> {
     const items = group.map(({ meta, raw }) => ({
-      raw,
+      body: memoryLiteral(raw),
       flags: [...meta.flags].filter((f) => f.toLowerCase() !== '\\recent'),
       ...dateOf(meta, raw),
     }));
@@ -385,21 +409,21 @@ export class ImapFolder implements SinkFolder {
     });
   }
 
-  private async append(meta: MessageMeta, raw: Buffer): Promise<Appended> {
+  private async append(meta: MessageMeta, out: Outgoing): Promise<Appended> {
     const flags = [...meta.flags].filter((f) => f.toLowerCase() !== '\\recent');
     const res = await this.sink
       .withConn(async (c) => {
         // imapflow keeps only flags the *selected* mailbox's PERMANENTFLAGS allow: select nothing.
         await deselect(c.client);
-        return c.client.append(this.path, raw, flags, appendDate(meta, raw));
+        return multiAppend(c.client, this.path, [{ body: out.body, flags, ...dateOf(meta, out.head) }]);
       })
       .catch((e: unknown) => this.cutOff(appendError(e, this.mailbox.path, meta.id)));
-    if (res === false) throw new MailferryError('protocol', `${this.sink.where}: APPEND to "${this.path}" not possible now`, { retryable: true });
+    const uid = res.uids?.[0];
     return {
       id: meta.id,
       flags: flagKey(flags),
       dated: meta.internalDate !== undefined,
-      ...(res.uid === undefined ? {} : { uid: res.uid }),
+      ...(uid === undefined ? {} : { uid }),
       ...(res.uidValidity === undefined ? {} : { uidValidity: res.uidValidity }),
     };
   }

@@ -49,14 +49,18 @@ export function dropWritten(parts: Buffer[], n: number): Buffer[] {
   return rest;
 }
 
+/** The most bytes a streamed body may have: `size` may be an estimate in LF form (a Maildir file), CRLF at most doubles it. */
+export function bodyLimit(meta: MessageMeta): number {
+  return meta.size === undefined ? UNSIZED_LIMIT : 2 * meta.size + SIZE_SLACK;
+}
+
 /**
  * The whole message, CRLF. A Readable is read to its end, but never more than the size the source
  * announced (plus slack) is held: a longer stream is a `message` error.
  */
 export async function collect(body: Buffer | Readable, meta: MessageMeta, path: string): Promise<Buffer> {
   if (Buffer.isBuffer(body)) return lfToCrlf(body);
-  // `size` may be an estimate in LF form (a Maildir file): CRLF at most doubles it.
-  const limit = meta.size === undefined ? UNSIZED_LIMIT : 2 * meta.size + SIZE_SLACK;
+  const limit = bodyLimit(meta);
   const parts: Buffer[] = [];
   let n = 0;
   for await (const chunk of body as AsyncIterable<Buffer | string>) {

@@ -1,7 +1,7 @@
 import { passwordCredentials } from '../../src/auth/credentials.js';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -104,6 +104,66 @@ describe('Sink contract: imap append', { skip: dc.skip }, () => {
     const back = await fetchAll(dc.server, target, 'Streamed');
     assert.equal(back.length, 1);
     assert.ok(back[0]?.raw.equals(big));
+  });
+
+  for (const multi of [true, false]) {
+    test(`a 20 MB streamed message goes from a spool file, byte-exact and in order between buffered ones; the spool is removed (${multi ? 'MULTIAPPEND' : 'one APPEND each'})`, async () => {
+      const spoolRoot = await fresh();
+      const savedTmp = process.env.TMPDIR;
+      process.env.TMPDIR = spoolRoot;
+      try {
+        const sink = await makeSink(await fresh(), target.password, 'plain', undefined, multi);
+        const m = box(multi ? 'Big/Multi' : 'Big/Single');
+        const folder = await sink.open(m);
+        // LF line ends (as a Maildir source streams them), cut at odd places: the literal is the CRLF form.
+        const line = 'x'.repeat(75) + '\n';
+        const lf = Buffer.from(`Subject: twenty megabytes\nMessage-ID: <big@x>\n\n${line.repeat(Math.ceil((20 << 20) / line.length))}`, 'latin1');
+        const chunks: Buffer[] = [];
+        for (let i = 0; i < lf.length; i += 65_537) chunks.push(lf.subarray(i, i + 65_537));
+        const small = messages(m);
+        const tx = await folder.begin();
+        const first = small[0] as (typeof small)[number];
+        const last = small[1] as (typeof small)[number];
+        await tx.write(first.meta, first.body);
+        await tx.write({ mailbox: m, id: '10', size: lf.length, flags: new Set(['\\Seen']), internalDate: new Date(Date.UTC(2021, 5, 6)) }, Readable.from(chunks));
+        await tx.write({ ...last.meta, id: '11' }, last.body);
+        await tx.commit();
+        assert.deepEqual([...folder.known].sort(), ['1', '10', '11']);
+        await sink.close();
+        const back = await fetchAll(dc.server, target, multi ? 'Big/Multi' : 'Big/Single');
+        assert.equal(back.length, 3);
+        const wire = lfToCrlf(lf);
+        assert.ok(wire.length > 20 << 20);
+        assert.ok(back[0]?.raw.equals(first.body), 'the buffered message before it is first');
+        assert.ok(back[1]?.raw.equals(wire), 'the streamed message, byte-exact in CRLF form');
+        assert.deepEqual(noRecent(back[1]?.flags ?? new Set()), new Set(['\\Seen']));
+        assert.equal(back[1]?.internalDate.getTime(), Date.UTC(2021, 5, 6));
+        assert.ok(back[2]?.raw.equals(last.body), 'the buffered message after it is last');
+        assert.deepEqual((await readdir(spoolRoot)).filter((f) => f.startsWith('mailferry-spool-')), [], 'no spool file left');
+        assert.ok((await readdir(spoolRoot)).length > 0, 'TMPDIR was used (the state directory is there)');
+      } finally {
+        if (savedTmp === undefined) delete process.env.TMPDIR;
+        else process.env.TMPDIR = savedTmp;
+      }
+    });
+  }
+
+  test('a streamed message goes through the spool: a temporary directory that cannot be written is a destination error', async () => {
+    const sink = await makeSink(await fresh());
+    const m = box('NoSpool');
+    const folder = await sink.open(m);
+    const savedTmp = process.env.TMPDIR;
+    process.env.TMPDIR = join(await fresh(), 'missing');
+    try {
+      const tx = await folder.begin();
+      const body = Readable.from([Buffer.from('Subject: s\r\n\r\nbody\r\n')]);
+      await assert.rejects(tx.write({ mailbox: m, id: '1', size: 21, flags: new Set() }, body), (e: unknown) => e instanceof MailferryError && e.kind === 'destination' && /TMPDIR/.test(e.message));
+      await tx.abort();
+    } finally {
+      if (savedTmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = savedTmp;
+      await sink.close();
+    }
   });
 
   test('a stream longer than announced is a message error', async () => {
