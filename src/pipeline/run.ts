@@ -12,8 +12,12 @@ import { folderFilter, selectMailboxes, unmatchedIncludes } from './folders.js';
 import { withRetry } from './retry.js';
 
 /**
- * The engine, written once against Source and Sink: plan every folder (what is new for any sink),
- * then run fetch batches through p-limit with as many in flight as the source has connections.
+ * The engine, written once against Source and Sink: plan each folder (what is new for any sink)
+ * and run its fetch batches through p-limit with as many in flight as the source has connections.
+ * Folders are planned in order, a few at a time, and a folder is planned only while fewer than
+ * PENDING_MESSAGES planned messages wait to be copied (or none do): the plans of a large account
+ * are never all in memory at once, so memory does not grow with the number of messages (a `planned`
+ * progress event comes as each folder is planned, before its batches).
  * A batch's messages are written to every sink that lacks them, and acknowledged (checkpointed) by
  * each sink's commit only after they are durable. A dropped connection retries the batch; a bad
  * folder is skipped and reported, and so is a message a sink refuses (kind `message`: the rest of
@@ -36,6 +40,9 @@ export interface PipelineOptions {
 export type ProgressEvent =
   | { type: 'planned'; mailbox: string; messages: number; bytes: number }
   | { type: 'batch'; mailbox: string; messages: number; bytes: number };
+
+/** Planned messages not yet copied above which no further folder is planned. */
+const PENDING_MESSAGES = 2_000;
 
 interface Plan {
   mailbox: MailboxInfo;
@@ -84,44 +91,65 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
     opts.log.warn(`--include ${pattern}: no such folder`);
     report.skipped.push({ mailbox: pattern, reason: 'no folder matches --include' });
   }
-  const plans: Plan[] = [];
-
-  const planned = await Promise.allSettled(
-    mailboxes.map((mailbox) =>
-      limit(() =>
-        guard(mailbox.path, async () => {
-          if (mailbox.noSelect) {
-            for (const sink of sinks) await sink.open(mailbox);
-            return;
-          }
-          const plan = await retry(`plan ${mailbox.path}`, () => planFolder(source, sinks, mailbox, opts));
-          report.folders++;
-          report.unchanged += plan.unchanged;
-          report.filtered += plan.filtered;
-          report.flagUpdates += plan.flagUpdates;
-          const bytes = plan.batches.flat().reduce((n, m) => n + (m.size ?? 0), 0);
-          const count = plan.batches.reduce((n, b) => n + b.length, 0);
-          report.planned += count;
-          report.plannedBytes += bytes;
-          opts.onProgress?.(report, { type: 'planned', mailbox: mailbox.path, messages: count, bytes });
-          plans.push(plan);
-        }),
-      ),
-    ),
-  );
-  rethrowFirst(planned);
-
-  const jobs = plans.flatMap((plan) => plan.batches.map((batch) => ({ plan, batch })));
-  const ran = await Promise.allSettled(
-    jobs.map(({ plan, batch }) =>
-      limit(() =>
-        guard(plan.mailbox.path, () =>
-          retry(`fetch from ${plan.mailbox.path}`, () => copyBatch(source, plan.folders, batch, report, signal, opts)),
-        ),
-      ),
-    ),
-  );
-  rethrowFirst(ran);
+  /** Planned messages not yet copied, and folders being planned; `changed` wakes the planner. */
+  let pending = 0;
+  let planning = 0;
+  let changed: () => void = () => undefined;
+  const roomToPlan = async (): Promise<void> => {
+    while (planning >= source.caps.parallel || pending > PENDING_MESSAGES) {
+      await new Promise<void>((resolve) => (changed = resolve));
+    }
+  };
+  const wake = (): void => changed();
+  const copies: Promise<PromiseSettledResult<void>[]>[] = [];
+  const planned: Promise<void>[] = [];
+  for (const mailbox of mailboxes) {
+    await roomToPlan();
+    planning++;
+    const plan = limit(() =>
+      guard(mailbox.path, async () => {
+        if (mailbox.noSelect) {
+          for (const sink of sinks) await sink.open(mailbox);
+          return;
+        }
+        const plan = await retry(`plan ${mailbox.path}`, () => planFolder(source, sinks, mailbox, opts));
+        report.folders++;
+        report.unchanged += plan.unchanged;
+        report.filtered += plan.filtered;
+        report.flagUpdates += plan.flagUpdates;
+        const bytes = plan.batches.flat().reduce((n, m) => n + (m.size ?? 0), 0);
+        const count = plan.batches.reduce((n, b) => n + b.length, 0);
+        report.planned += count;
+        report.plannedBytes += bytes;
+        opts.onProgress?.(report, { type: 'planned', mailbox: mailbox.path, messages: count, bytes });
+        pending += count;
+        copies.push(
+          Promise.allSettled(
+            plan.batches.map((batch) =>
+              limit(() =>
+                guard(plan.mailbox.path, () =>
+                  retry(`fetch from ${plan.mailbox.path}`, () => copyBatch(source, plan.folders, batch, report, signal, opts)),
+                ),
+              ).finally(() => {
+                pending -= batch.length;
+                wake();
+              }),
+            ),
+          ),
+        );
+      }),
+    ).finally(() => {
+      planning--;
+      wake();
+    });
+    plan.catch(() => undefined); // settled below; not an unhandled rejection meanwhile
+    planned.push(plan);
+  }
+  // Everything started has ended before the first failure is thrown (the caller then closes).
+  const plannedResults = await Promise.allSettled(planned);
+  const copied = (await Promise.all(copies)).flat();
+  rethrowFirst(plannedResults);
+  rethrowFirst(copied);
   if (opts.signal.aborted) throw new MailferryError('interrupted', 'interrupted; the archive is consistent, rerun to resume');
   report.finished = Date.now();
   return report;
