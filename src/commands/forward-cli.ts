@@ -10,7 +10,7 @@ export function runForward(args: Record<string, unknown>, deps: CommandDeps): Pr
     'from', 'passwordEnv', 'passwordFile', 'passwordCommand', 'tlsMode', 'tlsInsecure', 'ca', 'connections',
     'smtp', 'smtpPasswordEnv', 'smtpPasswordFile', 'smtpPasswordCommand', 'smtpTlsMode', 'smtpTlsInsecure', 'smtpCa',
     'rcpt', 'envelopeFrom', 'rate', 'archive', 'layout', 'include', 'exclude', 'batchMb', 'state',
-    'since', 'before', 'maxSize', 'unseenOnly', 'dryRun',
+    'since', 'before', 'maxSize', 'unseenOnly', 'dryRun', 'markSent',
   ];
   // yargs gives every declared flag (camelCased); those not given are undefined and left out.
   const raw = {

@@ -45,6 +45,8 @@ export interface ForwardConfig {
   statePath?: string;
   /** Print what would be forwarded; send nothing, write nothing, contact no relay. */
   dryRun: boolean;
+  /** Record every message this run would forward as already sent, without sending it (nor contacting the relay). */
+  markSent: boolean;
   /** Attempts per message when the relay answers 4xx, and the first delay between them. */
   retries: number;
   retryBaseMs: number;
@@ -70,6 +72,7 @@ export interface RawForwardFlags extends RawAccountFlags, RawFilterFlags {
   batchMb?: number;
   state?: string;
   dryRun?: boolean;
+  markSent?: boolean;
 }
 
 /** A plain `local@domain` address, as MAIL FROM / RCPT TO take it (no display name, no brackets). */
@@ -115,6 +118,7 @@ export function loadForwardConfig(raw: RawForwardFlags): ForwardConfig {
   const batchMb = raw.batchMb ?? 16;
   if (!(batchMb > 0 && batchMb <= 1024)) problems.push('--batch-mb must be between 0 and 1024');
   if (raw.state !== undefined && raw.state.trim() === '') problems.push('--state needs a file name');
+  if (raw.markSent === true && raw.dryRun === true) problems.push('--mark-sent and --dry-run do not go together (--dry-run shows what --mark-sent would record)');
 
   if (problems.length > 0 || source === undefined || smtp === undefined || raw.rcpt === undefined || envelopeFrom === undefined) {
     throw new MailferryError('usage', problems.join('; '));
@@ -132,6 +136,7 @@ export function loadForwardConfig(raw: RawForwardFlags): ForwardConfig {
     filter,
     limits: runLimits(undefined, undefined),
     dryRun: raw.dryRun ?? false,
+    markSent: raw.markSent ?? false,
     batchBytes: Math.round(batchMb * (1 << 20)),
     batchMessages: 2000,
     streamThreshold: 8 << 20,

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { loadForwardConfig } from '../../src/config/forward.js';
 import { MailferryError } from '../../src/domain/errors.js';
 import { describeEndpoint, parseSmtpEndpoint } from '../../src/endpoints/url.js';
+import { RunReport } from '../../src/report.js';
 import { parseRate, rateLimited } from '../../src/sinks/smtp-rate.js';
 import type { SmtpSender } from '../../src/sinks/smtp-transport.js';
 
@@ -61,4 +62,16 @@ test('forward config: every problem at once', () => {
       ['a password source is required', 'needs a user in the --smtp address', '--rcpt must be a plain address', '--rate must be', '--envelope-from must be'].every((p) => e.message.includes(p)),
   );
   assert.throws(() => loadForwardConfig({ from: base.from, passwordEnv: 'PW', rcpt: base.rcpt }), /--smtp is required/);
+});
+
+test('the run summary tells marked messages from forwarded ones', () => {
+  const marked = new RunReport();
+  marked.markedSent = 3;
+  assert.match(marked.summary(), /, 3 marked as sent \(not sent\),/);
+  assert.doesNotMatch(marked.summary(), /forwarded/);
+  assert.equal(marked.toJSON()['markedSent'], 3);
+  const sent = new RunReport();
+  sent.forwarded = 2;
+  assert.match(sent.summary(), /, 2 forwarded,/);
+  assert.equal(sent.toJSON()['markedSent'], undefined);
 });
