@@ -240,8 +240,9 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
         y
           .option('from', {
             type: 'string',
-            describe: 'source: pop3s://USER@HOST, pop3://USER@HOST (STLS), imaps://USER@HOST, imap://USER@HOST (STARTTLS), maildir:DIR or mbox:DIR',
+            describe: 'source: pop3s://USER@HOST, pop3://USER@HOST (STLS), imaps://USER@HOST, imap://USER@HOST (STARTTLS), maildir:DIR or mbox:DIR (or --user)',
           })
+          .options(PROFILE_FLAGS)
           .options(passwordFlags('source: '))
           .options(oauth2Flags('source: '))
           .options(tlsFlags('source: '))

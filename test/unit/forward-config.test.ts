@@ -62,6 +62,22 @@ test('forward config: every problem at once', () => {
       ['a password source is required', 'needs a user in the --smtp address', '--rcpt must be a plain address', '--rate must be', '--envelope-from must be'].every((p) => e.message.includes(p)),
   );
   assert.throws(() => loadForwardConfig({ from: base.from, passwordEnv: 'PW', rcpt: base.rcpt }), /--smtp is required/);
+  assert.throws(
+    () => loadForwardConfig({ from: 'maildir:/tmp/x', smtp: 'smtps://relay', rcpt: base.rcpt, user: 'me@gmail.com', markSent: true, dryRun: true }),
+    (e: unknown) =>
+      e instanceof MailferryError && e.message.includes('are for mail accounts, not archives') && e.message.includes('--mark-sent and --dry-run'),
+  );
+});
+
+test('forward config: --user takes the server, the connection cap, the skipped folders and the daily budget from the profile', () => {
+  const cfg = loadForwardConfig({ user: 'me@gmail.com', passwordEnv: 'PW', connections: 30, smtp: 'smtps://relay', rcpt: base.rcpt });
+  assert.ok('endpoint' in cfg.source);
+  assert.equal(cfg.source.endpoint.host, 'imap.gmail.com');
+  assert.ok(cfg.source.connections < 30, `capped: ${cfg.source.connections}`);
+  assert.ok(cfg.exclude.some((p) => p.includes('All Mail')), cfg.exclude.join(' '));
+  assert.equal(cfg.limits.budgets[0]?.kind, 'download');
+  const local = loadForwardConfig({ from: 'maildir:/tmp/x', smtp: 'smtps://relay', rcpt: base.rcpt });
+  assert.deepEqual(local.limits.budgets, []);
 });
 
 test('the run summary tells marked messages from forwarded ones', () => {
