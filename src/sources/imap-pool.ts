@@ -143,14 +143,6 @@ export class ImapPool {
     }
   }
 
-  /** Log out the connections nobody uses now (the IMAP source reads bodies on its own connections). */
-  closeIdle(): void {
-    for (const c of this.idle.splice(0)) {
-      this.all.delete(c);
-      void logoutQuietly(c);
-    }
-  }
-
   /** Log out every connection (2 s at most each); never throws. */
   async close(): Promise<void> {
     this.closed = true;
@@ -158,15 +150,15 @@ export class ImapPool {
     this.all.clear();
     this.idle.length = 0;
     for (const w of this.waiters.splice(0)) w.reject(new MailferryError('interrupted', 'connections closed'));
-    await Promise.all(conns.map(logoutQuietly));
+    await Promise.all(
+      conns.map(async (c) => {
+        if (!c.broken) {
+          await Promise.race([c.client.logout(), new Promise((r) => setTimeout(r, 2000).unref())]).catch(() => undefined);
+        }
+        c.client.close();
+      }),
+    );
   }
-}
-
-async function logoutQuietly(c: Conn): Promise<void> {
-  if (!c.broken) {
-    await Promise.race([c.client.logout(), new Promise((r) => setTimeout(r, 2000).unref())]).catch(() => undefined);
-  }
-  c.client.close();
 }
 
 function imapLogger(log: Logger): NonNullable<ImapFlowOptions['logger']> {

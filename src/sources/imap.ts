@@ -1,4 +1,4 @@
-import { withCredential, type Credentials } from '../auth/credentials.js';
+import type { Credentials } from '../auth/credentials.js';
 import { MailferryError } from '../domain/errors.js';
 import { compareMailboxes, type MailboxInfo, type MessageMeta } from '../domain/message.js';
 import type { RemoteEndpoint } from '../endpoints/url.js';
@@ -6,8 +6,6 @@ import type { Logger } from '../log/logger.js';
 import { toRanges } from '../state/ids.js';
 import { mapImapError } from './imap-errors.js';
 import { ImapPool, type Conn } from './imap-pool.js';
-import { ImapReader } from './imap-reader.js';
-import { WireError } from './imap-wire.js';
 import type { Fetched, HeaderSample, Selected, Source } from './source.js';
 
 /**
@@ -28,12 +26,6 @@ export interface ImapSourceOptions {
   streamThreshold: number;
   log: Logger;
   debug: boolean;
-  /**
-   * Read FETCH bodies on connections of our own (imap-reader.ts; default), or with imapflow
-   * (`false`, or MAILFERRY_IMAP_FETCH=imapflow in the environment). The reader falls back to
-   * imapflow by itself when a server sends what it does not understand.
-   */
-  ownFetch?: boolean;
 }
 
 
@@ -44,17 +36,12 @@ export class ImapSource implements Source {
   readonly caps;
   readonly identity: string;
   private readonly pool: ImapPool;
-  /** Idle body readers (fetch takes one per batch; at most caps.parallel exist). */
-  private readonly readers: ImapReader[] = [];
-  private readonly busyReaders = new Set<ImapReader>();
-  private ownFetch: boolean;
 
   constructor(private readonly opts: ImapSourceOptions) {
     const e = opts.endpoint;
     this.identity = `${e.tls === 'tls' ? 'imaps' : 'imap'}://${e.user}@${e.host}:${e.port}`;
     this.caps = { flags: true, internalDate: true, mailboxes: true, parallel: Math.max(1, opts.connections) };
     this.pool = new ImapPool({ ...opts, size: this.caps.parallel });
-    this.ownFetch = opts.ownFetch ?? process.env['MAILFERRY_IMAP_FETCH'] !== 'imapflow';
   }
 
   private get where(): string {
@@ -161,92 +148,6 @@ export class ImapSource implements Source {
   }
 
   async *fetch(batch: readonly MessageMeta[], signal: AbortSignal): AsyncIterable<Fetched> {
-    if (!this.ownFetch) {
-      yield* this.fetchWithImapflow(batch, signal);
-      return;
-    }
-    const done = new Set<string>();
-    try {
-      for await (const f of this.fetchWithReader(batch, signal)) {
-        done.add(f.meta.id);
-        yield f;
-      }
-    } catch (err: unknown) {
-      if (!(err instanceof MailferryError && err.kind === 'protocol' && err.cause instanceof WireError)) throw err;
-      this.ownFetch = false;
-      this.opts.log.warn(`${err.message}; reading message bodies with imapflow from now on`);
-      yield* this.fetchWithImapflow(batch.filter((m) => !done.has(m.id)), signal);
-    }
-  }
-
-  /**
-   * A batch on our own connection (imap-reader.ts): one UID FETCH per range set for the small
-   * messages, one streamed UID FETCH per large one.
-   */
-  private async *fetchWithReader(batch: readonly MessageMeta[], signal: AbortSignal): AsyncIterable<Fetched> {
-    const first = batch[0];
-    if (first === undefined) return;
-    const reader = await this.reader();
-    const onAbort = (): void => reader.close();
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      const uidValidity = await reader.examine(first.mailbox.path);
-      if (first.mailbox.uidValidity !== undefined && uidValidity !== first.mailbox.uidValidity) {
-        throw new MailferryError('mailbox', `folder "${first.mailbox.path}" changed UIDVALIDITY during the run; rerun to re-match it`);
-      }
-      const byId = new Map(batch.map((m) => [m.id, m]));
-      const small = batch.filter((m) => (m.size ?? 0) <= this.opts.streamThreshold).map((m) => Number(m.id));
-      const large = batch.filter((m) => (m.size ?? 0) > this.opts.streamThreshold);
-      for (const set of rangeCommands(small)) {
-        for await (const msg of reader.fetch(set)) {
-          const meta = byId.get(String(msg.uid));
-          if (meta === undefined) continue;
-          yield { meta: refresh(meta, msg.flags, msg.internalDate), body: msg.body };
-        }
-      }
-      for (const meta of large) {
-        const body = await reader.fetchLarge(Number(meta.id));
-        if (body === undefined) continue; // expunged meanwhile
-        yield { meta, body };
-        await reader.finish();
-      }
-    } catch (err: unknown) {
-      throw signal.aborted ? new MailferryError('interrupted', 'interrupted') : mapImapError(err, this.where);
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-      this.busyReaders.delete(reader);
-      if (reader.broken || reader.busy) reader.close();
-      else this.readers.push(reader);
-    }
-  }
-
-  /** An idle reader, or a new one (the first closes imapflow's idle connections: fetching needs none). */
-  private async reader(): Promise<ImapReader> {
-    for (;;) {
-      const r = this.readers.pop();
-      if (r === undefined) break;
-      if (r.broken) continue;
-      this.busyReaders.add(r);
-      return r;
-    }
-    this.pool.closeIdle();
-    const o = this.opts;
-    const r = await withCredential(o.credentials, this.where, (credential) =>
-      ImapReader.connect({
-        endpoint: o.endpoint,
-        credential,
-        insecure: o.insecure,
-        ...(o.ca === undefined ? {} : { ca: o.ca }),
-        maxLiteral: Math.max(o.streamThreshold, 1 << 20) * 2,
-        ...(o.debug ? { debug: (line: string) => o.log.debug(`imap reader ${line}`) } : {}),
-      }),
-    );
-    this.busyReaders.add(r);
-    return r;
-  }
-
-  /** The same with imapflow's fetch and download. */
-  private async *fetchWithImapflow(batch: readonly MessageMeta[], signal: AbortSignal): AsyncIterable<Fetched> {
     const first = batch[0];
     if (first === undefined) return;
     const c = await this.pool.acquire();
@@ -285,8 +186,7 @@ export class ImapSource implements Source {
   }
 
   async close(): Promise<void> {
-    for (const r of this.busyReaders) r.close();
-    await Promise.all([this.pool.close(), ...this.readers.splice(0).map((r) => r.logout())]);
+    await this.pool.close();
   }
 
   /**
@@ -303,7 +203,7 @@ export class ImapSource implements Source {
   }
 }
 
-function refresh(meta: MessageMeta, flags: Iterable<string> | undefined, date: Date | string | undefined): MessageMeta {
+function refresh(meta: MessageMeta, flags: Set<string> | undefined, date: Date | string | undefined): MessageMeta {
   return {
     ...meta,
     ...(flags === undefined ? {} : { flags: new Set(flags) }),
