@@ -47,36 +47,30 @@ export class ArchiveEncoder {
   }
 
   /**
-   * CRLF -> LF by compacting into one new buffer; a chunk without CR is returned as is. The text
-   * before the first CR is copied natively, the rest byte by byte: one Buffer.copy per line cost
-   * more than the bytes (lines are short), measured.
+   * CRLF -> LF by compacting into one new buffer (one copy per line, no per-line objects); a chunk
+   * without CR is returned as is.
    */
   private toLf(chunk: Buffer): Buffer {
-    const cr = chunk.indexOf(CR);
+    let cr = chunk.indexOf(CR);
     if (cr === -1 && !this.pendingCR) return chunk;
-    const n = chunk.length;
-    const out = Buffer.allocUnsafe(n + 1);
+    const out = Buffer.allocUnsafe(chunk.length + 1);
     let o = 0;
+    let pos = 0;
     if (this.pendingCR) {
       this.pendingCR = false;
-      if (n === 0 || chunk[0] !== LF) out[o++] = CR;
+      if (chunk.length === 0 || chunk[0] !== LF) out[o++] = CR;
     }
-    if (cr === -1) {
-      o += chunk.copy(out, o);
-      return out.subarray(0, o);
-    }
-    o += chunk.copy(out, o, 0, cr);
-    for (let i = cr; i < n; i++) {
-      const b = chunk[i] as number;
-      if (b === CR) {
-        if (i === n - 1) {
-          this.pendingCR = true;
-          break;
-        }
-        if (chunk[i + 1] === LF) continue; // a lone CR stays
+    while (cr !== -1) {
+      o += chunk.copy(out, o, pos, cr);
+      if (cr === chunk.length - 1) {
+        this.pendingCR = true;
+        return out.subarray(0, o);
       }
-      out[o++] = b;
+      if (chunk[cr + 1] !== LF) out[o++] = CR; // a lone CR stays
+      pos = cr + 1;
+      cr = chunk.indexOf(CR, pos);
     }
+    o += chunk.copy(out, o, pos);
     return out.subarray(0, o);
   }
 
