@@ -5,7 +5,8 @@
  * (see scripts/bench/mailbox.ts), then times, on that same mailbox and each into a fresh directory:
  * mailferry IMAP->Maildir, IMAP->mbox, a Maildir rerun with nothing new, `--connections 1`, and
  * mbsync IMAP->Maildir (+ its rerun) as the reference; POP3->Maildir of the INBOX against a bare
- * pipelined RETR loop (scripts/bench/retr-loop.ts); and `mailferry migrate` IMAP->IMAP into a new,
+ * pipelined RETR loop (scripts/bench/retr-loop.ts); a disk floor (the Maildir backup's files
+ * rewritten with an fsync each, no network: scripts/bench/disk-floor.ts); and `mailferry migrate` IMAP->IMAP into a new,
  * empty user of the same server (one per round) against the IMAP->Maildir backup. Every run is
  * verified (messages per folder in the archive, or on the migrate target, = the server's; the
  * RETR loop's count = the INBOX's) before its time counts. Also: `mailferry --help` startup (median of
@@ -27,12 +28,13 @@ import { generateFolder, planMailbox, type MailboxSpec } from './bench/mailbox.j
 import { aptInstall, ensureGnuTime, measure, type Measured } from './bench/measure.js';
 import { mbsyncVersion, writeMbsyncConfig } from './bench/mbsync.js';
 import { summarizeProfile } from './bench/profile.js';
-import { consoleTable, readme, targetLines, type MailboxInfo, type ResultsFile, type RunResult, type ScenarioResult } from './bench/report.js';
+import { consoleTable, floorLines, readme, targetLines, type MailboxInfo, type ResultsFile, type RunResult, type ScenarioResult } from './bench/report.js';
 import { serverTruth, verifyArchive, verifyServer, type AccountTruth, type ArchiveFormat } from './bench/verify.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = path.join(ROOT, 'bin', 'mailferry.js');
 const RETR_LOOP = path.join(ROOT, 'dist', 'scripts', 'bench', 'retr-loop.js');
+const DISK_FLOOR = path.join(ROOT, 'dist', 'scripts', 'bench', 'disk-floor.js');
 const RESULTS = path.join(ROOT, 'bench', 'results.json');
 const README = path.join(ROOT, 'bench', 'README.md');
 const PASSWORD_ENV = 'MAILFERRY_BENCH_PASSWORD';
@@ -156,7 +158,7 @@ function inboxOnly(a: Account): Account {
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-type Tool = 'mailferry' | 'mbsync' | 'mailferry-migrate' | 'retr-loop';
+type Tool = 'mailferry' | 'mbsync' | 'mailferry-migrate' | 'retr-loop' | 'disk-floor';
 
 interface Scenario {
   id: string;
@@ -176,6 +178,8 @@ interface Scenario {
   /** Scenario id the throughput ratio is taken against, and the ratio the issue asks for at least. */
   baseline?: string;
   ratioTarget?: number;
+  /** A finished Maildir backup (its directory) whose files the disk floor copies. */
+  like?: string;
   /** Run under `node --cpu-prof` into this directory (mailferry only); not timed for the table. */
   cpuProfDir?: string;
 }
@@ -234,6 +238,11 @@ const runners: Record<Tool, (s: Scenario, ctx: Context) => Promise<Ran>> = {
       '--password-env', PASSWORD_ENV,
     ], { env: { [PASSWORD_ENV]: s.account.password } });
     return messagesOf(s, 'the RETR loop', measured);
+  },
+  async 'disk-floor'(s, ctx) {
+    if (s.like === undefined) throw new Error(`${s.label}: the disk floor needs a finished backup to copy`);
+    const measured = await measure([process.execPath, DISK_FLOOR, '--from', path.join(ctx.work, s.like), '--to', path.join(ctx.work, s.dir)]);
+    return messagesOf(s, 'the disk floor', measured);
   },
   async 'mailferry-migrate'(s, ctx) {
     const user = `dst${++ctx.targets}`;
@@ -409,6 +418,8 @@ async function main(): Promise<void> {
       ...(mbsync === undefined ? [] : [
         { id: 'mbsync-rerun', label: 'mbsync rerun (nothing new)', tool: 'mbsync', account: primary, format: 'maildir', dir: 'mbsync-maildir', rerun: true } satisfies Scenario,
       ]),
+      // What this machine's disk allows at all: the same files written with the same durability, no network.
+      { id: 'disk-floor', label: 'disk floor: the Maildir rewritten, fsync per file', tool: 'disk-floor', account: primary, format: 'maildir', dir: 'disk-floor', like: 'mf-maildir' },
       { id: 'mailferry-maildir-c1', label: 'mailferry IMAP->Maildir --connections 1', tool: 'mailferry', account: primary, format: 'maildir', dir: 'mf-maildir-c1', args: ['--connections', '1'], baseline: 'mbsync-maildir' },
       // The issue's targets: POP3->Maildir at least 60% of a bare RETR loop, migrate at least 60% of the backup.
       { id: 'retr-loop', label: 'bare pipelined RETR loop (POP3 INBOX)', tool: 'retr-loop', account: inbox, format: null, dir: 'retr-loop' },
@@ -428,7 +439,7 @@ async function main(): Promise<void> {
       for (const [i, s] of scenarios.entries()) {
         rounds.set(s.id, [...(rounds.get(s.id) ?? []), await runScenario(s, ctx)]);
         // Free the disk as soon as no later scenario of the round reuses the directory.
-        if (!opts.keep && !scenarios.slice(i + 1).some((t) => t.dir === s.dir)) await rm(path.join(work, s.dir), { recursive: true, force: true });
+        if (!opts.keep && !scenarios.slice(i + 1).some((t) => t.dir === s.dir || t.like === s.dir)) await rm(path.join(work, s.dir), { recursive: true, force: true });
       }
     }
     const results = scenarios.map((s) => medianRound(rounds.get(s.id) ?? []));
@@ -483,7 +494,7 @@ async function main(): Promise<void> {
     };
 
     process.stdout.write(`\n${consoleTable(run)}\n\n`);
-    for (const t of targetLines(run)) process.stdout.write(`${t}\n`);
+    for (const t of [...targetLines(run), ...floorLines(run)]) process.stdout.write(`${t}\n`);
     process.stdout.write(`mailferry --help: median ${run.startup.medianMs.toFixed(0)} ms\n`);
     process.stdout.write(`peak RSS: ${memory.map((m) => `${m.messages} messages -> ${m.peakRssMB ?? '-'} MB`).join(', ')}\n`);
     if (profile !== null) {

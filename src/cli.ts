@@ -240,8 +240,9 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
         y
           .option('from', {
             type: 'string',
-            describe: 'source: pop3s://USER@HOST, pop3://USER@HOST (STLS), imaps://USER@HOST, imap://USER@HOST (STARTTLS), maildir:DIR or mbox:DIR',
+            describe: 'source: pop3s://USER@HOST, pop3://USER@HOST (STLS), imaps://USER@HOST, imap://USER@HOST (STARTTLS), maildir:DIR or mbox:DIR (or --user)',
           })
+          .options(PROFILE_FLAGS)
           .options(passwordFlags('source: '))
           .options(oauth2Flags('source: '))
           .options(tlsFlags('source: '))
@@ -262,6 +263,10 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'layout of Maildir archives (read and written)' })
           .option('state', { type: 'string', describe: 'file that records what was forwarded (default: under $XDG_STATE_HOME/mailferry/)' })
           .option('dry-run', { type: 'boolean', describe: 'print the folders, messages and bytes a real run would forward; send nothing, change nothing' })
+          .option('mark-sent', {
+            type: 'boolean',
+            describe: 'record the messages this run would forward as already sent, without sending them or contacting the relay (start forwarding from now on)',
+          })
           .option('batch-mb', { type: 'number', default: 16, describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
           .example('PW=... SMTP_PW=... $0 forward --from pop3s://me@old.example.org --password-env PW --smtp smtps://me@new.example.org@smtp.new.example.org --smtp-password-env SMTP_PW --rcpt me@new.example.org --rate 30/m', '')
           .epilogue(`${FORWARD_STATE}\n\n${EXIT_CODES_HELP}`),

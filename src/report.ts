@@ -21,6 +21,8 @@ export class RunReport {
   deleted = 0;
   /** `forward`: messages the SMTP relay accepted in this run (undefined for other commands). */
   forwarded?: number;
+  /** `forward --mark-sent`: messages recorded as sent without sending them. */
+  markedSent?: number;
   planned = 0;
   plannedBytes = 0;
   readonly skipped: Skipped[] = [];
@@ -44,7 +46,9 @@ export class RunReport {
     const filtered = this.filtered > 0 ? `, ${this.filtered} filtered out` : '';
     const flags = this.flagUpdates > 0 ? `, flags updated on ${this.flagUpdates}` : '';
     const deleted = this.deleted > 0 ? `, ${this.deleted} deleted from the server` : '';
-    const forwarded = this.forwarded === undefined ? '' : `, ${this.forwarded} forwarded`;
+    const forwarded =
+      (this.forwarded === undefined ? '' : `, ${this.forwarded} forwarded`) +
+      (this.markedSent === undefined ? '' : `, ${this.markedSent} marked as sent (not sent)`);
     const budget = this.budgetReached ? '; daily budget reached, resume next run' : '';
     return `${this.folders} folders, ${this.messages} messages copied (${mb} MB)${forwarded}, ${this.unchanged} already archived${flags}${filtered}${deleted}${skipped}, ${this.seconds.toFixed(1)} s${budget}`;
   }
@@ -59,6 +63,7 @@ export class RunReport {
       flagUpdates: this.flagUpdates,
       deleted: this.deleted,
       ...(this.forwarded === undefined ? {} : { forwarded: this.forwarded }),
+      ...(this.markedSent === undefined ? {} : { markedSent: this.markedSent }),
       skipped: this.skipped,
       budgetReached: this.budgetReached,
       seconds: Number(this.seconds.toFixed(3)),

@@ -95,6 +95,20 @@ export function targetLines(r: RunResult): string[] {
   });
 }
 
+/** How close the IMAP->Maildir runs come to the disk floor (the same files, fsync'd, without network). */
+export function floorLines(r: RunResult): string[] {
+  const floor = r.scenarios.find((s) => s.id === 'disk-floor');
+  if (floor === undefined) return [];
+  const of = (id: string): string[] => {
+    const s = r.scenarios.find((x) => x.id === id);
+    return s === undefined ? [] : [`${s.label} ${f2(s.wallS)} s (${((floor.wallS / s.wallS) * 100).toFixed(0)}% of the floor's speed)`];
+  };
+  return [
+    `Disk floor (the backup's ${floor.copied.toLocaleString('en')} files rewritten with an fsync each, no network): ${f2(floor.wallS)} s, ` +
+      `${f2(floor.cpuS)} s CPU of which ${f2(floor.sysS)} s sys; ` + [...of('mailferry-maildir'), ...of('mbsync-maildir')].join(', '),
+  ];
+}
+
 function rows(r: RunResult): string[][] {
   return r.scenarios.map((s) => [
     s.label,
@@ -148,6 +162,7 @@ function section(r: RunResult): string {
     `- \`mailferry --help\` startup: median ${r.startup.medianMs.toFixed(0)} ms of ${r.startup.runsMs.length} ` +
       `(${r.startup.runsMs.map((x) => x.toFixed(0)).join(', ')}).`,
     ...targetLines(r).map((t) => `- ${t}.`),
+    ...floorLines(r).map((t) => `- ${t}.`),
     `- Peak RSS against mailbox size (Maildir backup): ` +
       r.memory.map((p) => `${p.messages.toLocaleString('en')} messages / ${(p.bytes / 1e6).toFixed(0)} MB: ${f1(p.peakRssMB)} MB`).join('; ') +
       '.',

@@ -10,7 +10,8 @@ export function runForward(args: Record<string, unknown>, deps: CommandDeps): Pr
     'from', 'passwordEnv', 'passwordFile', 'passwordCommand', 'tlsMode', 'tlsInsecure', 'ca', 'connections',
     'smtp', 'smtpPasswordEnv', 'smtpPasswordFile', 'smtpPasswordCommand', 'smtpTlsMode', 'smtpTlsInsecure', 'smtpCa',
     'rcpt', 'envelopeFrom', 'rate', 'archive', 'layout', 'include', 'exclude', 'batchMb', 'state',
-    'since', 'before', 'maxSize', 'unseenOnly', 'dryRun',
+    'since', 'before', 'maxSize', 'unseenOnly', 'dryRun', 'markSent',
+    'user', 'profile', 'protocol', 'allFolders', 'maxBytesPerDay', 'maxBytesPerSecond',
   ];
   // yargs gives every declared flag (camelCased); those not given are undefined and left out.
   const raw = {

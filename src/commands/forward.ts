@@ -39,7 +39,8 @@ export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<Tr
   // refused OAuth2 refresh token an auth error.
   const credentials = 'path' in cfg.source ? undefined : credentialsFor(cfg.source.auth, cfg.source.endpoint);
   await credentials?.get();
-  const relayCredentials = cfg.smtp.auth === undefined ? undefined : credentialsFor(cfg.smtp.auth, cfg.smtp.endpoint);
+  // --mark-sent never talks to the relay: no relay credential is read.
+  const relayCredentials = cfg.smtp.auth === undefined || cfg.markSent ? undefined : credentialsFor(cfg.smtp.auth, cfg.smtp.endpoint);
   const relayCredential = await relayCredentials?.get();
   const source = await openSource(cfg, credentials, deps);
   const relayIdentity = describeEndpoint(cfg.smtp.endpoint);
@@ -65,10 +66,13 @@ export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<Tr
         debug: deps.debug ?? false,
       });
     // An OAuth2 token that expires mid-run is replaced when the relay refuses it (smtp-renew.ts).
-    const sender =
-      relayCredentials === undefined || relayCredential === undefined ? relay() : renewingSender(relayCredentials, relayCredential, relay);
+    const sender = cfg.markSent
+      ? markingSender()
+      : relayCredentials === undefined || relayCredential === undefined
+        ? relay()
+        : renewingSender(relayCredentials, relayCredential, relay);
     sink = new SmtpSink({
-      sender: cfg.rate === undefined ? sender : rateLimited(sender, cfg.rate, deps.signal),
+      sender: cfg.rate === undefined || cfg.markSent ? sender : rateLimited(sender, cfg.rate, deps.signal),
       envelope: { from: cfg.envelopeFrom, to: cfg.rcpt },
       checkpoint: state.checkpoint,
       name,
@@ -79,7 +83,8 @@ export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<Tr
     });
     const result = await transfer(source, [sink, ...archives.sinks], cfg, deps, statePath);
     result.report.skipped.push(...sink.skipped);
-    result.report.forwarded = sink.forwarded;
+    if (cfg.markSent) result.report.markedSent = sink.forwarded;
+    else result.report.forwarded = sink.forwarded;
     return result;
   } finally {
     await source.close();
@@ -87,6 +92,17 @@ export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<Tr
     await archives?.close();
     await state?.lock?.release();
   }
+}
+
+/**
+ * `--mark-sent`: a relay that accepts every message without sending it anywhere. The SMTP sink
+ * records each one as it records a real 250 (with this text as the reply), so later runs skip them.
+ */
+function markingSender(): SmtpSender {
+  return {
+    send: () => Promise.resolve({ accepted: true, text: 'not sent: recorded by --mark-sent' }),
+    close: () => undefined,
+  };
 }
 
 /** The source: an IMAP or POP3 account, or a local archive read back (as restore reads it). */

@@ -6,7 +6,7 @@ import type { MaildirLayout } from '../sinks/maildir.js';
 import { account, attempt, localEndpoint, trust, type Problems, type RawAccountFlags, type RemoteAccount } from './account.js';
 import type { AuthSpec } from '../auth/credentials.js';
 import type { RawOAuth2Flags } from '../auth/flags.js';
-import { runLimits, type RunLimits } from '../profiles/resolve.js';
+import { capConnections, profileOAuth2, resolveProfile, runLimits, type ProfileSettings, type RawProfileFlags, type RunLimits } from '../profiles/resolve.js';
 import type { MessageFilter } from '../sources/filter.js';
 import { parseFilter, type RawFilterFlags } from './filter.js';
 import { expandHome } from './transfer.js';
@@ -37,7 +37,7 @@ export interface ForwardConfig {
   exclude: string[];
   /** --since/--before/--max-size/--unseen-only (sources/filter.ts). */
   filter: MessageFilter;
-  /** Budgets and bandwidth from provider profiles: none yet for forward (no --user/--profile here). */
+  /** The source profile's daily budget and bandwidth, and the limit flags (src/profiles/resolve.ts). */
   limits: RunLimits;
   batchBytes: number;
   batchMessages: number;
@@ -45,12 +45,14 @@ export interface ForwardConfig {
   statePath?: string;
   /** Print what would be forwarded; send nothing, write nothing, contact no relay. */
   dryRun: boolean;
+  /** Record every message this run would forward as already sent, without sending it (nor contacting the relay). */
+  markSent: boolean;
   /** Attempts per message when the relay answers 4xx, and the first delay between them. */
   retries: number;
   retryBaseMs: number;
 }
 
-export interface RawForwardFlags extends RawAccountFlags, RawFilterFlags {
+export interface RawForwardFlags extends RawAccountFlags, RawFilterFlags, RawProfileFlags {
   from?: string;
   smtp?: string;
   rcpt?: string;
@@ -70,6 +72,7 @@ export interface RawForwardFlags extends RawAccountFlags, RawFilterFlags {
   batchMb?: number;
   state?: string;
   dryRun?: boolean;
+  markSent?: boolean;
 }
 
 /** A plain `local@domain` address, as MAIL FROM / RCPT TO take it (no display name, no brackets). */
@@ -77,13 +80,7 @@ const ADDRESS = /^[^\s<>@"]+@[^\s<>@]+$/;
 
 export function loadForwardConfig(raw: RawForwardFlags): ForwardConfig {
   const problems: Problems = [];
-  let source: RemoteAccount | LocalEndpoint | undefined;
-  if (raw.from === undefined) problems.push('--from is required (pop3s://USER@HOST, imaps://USER@HOST, maildir:DIR or mbox:DIR)');
-  else {
-    const e = attempt(problems, () => parseEndpoint(raw.from as string));
-    if (e !== undefined && 'path' in e) source = localEndpoint(problems, raw.from, '--from');
-    else if (e !== undefined) source = account(problems, e, raw, '');
-  }
+  const { source, prof } = forwardSource(problems, raw);
 
   const smtp = relay(problems, raw);
   if (raw.rcpt === undefined) problems.push('--rcpt ADDRESS is required (where the messages go)');
@@ -115,6 +112,7 @@ export function loadForwardConfig(raw: RawForwardFlags): ForwardConfig {
   const batchMb = raw.batchMb ?? 16;
   if (!(batchMb > 0 && batchMb <= 1024)) problems.push('--batch-mb must be between 0 and 1024');
   if (raw.state !== undefined && raw.state.trim() === '') problems.push('--state needs a file name');
+  if (raw.markSent === true && raw.dryRun === true) problems.push('--mark-sent and --dry-run do not go together (--dry-run shows what --mark-sent would record)');
 
   if (problems.length > 0 || source === undefined || smtp === undefined || raw.rcpt === undefined || envelopeFrom === undefined) {
     throw new MailferryError('usage', problems.join('; '));
@@ -128,10 +126,11 @@ export function loadForwardConfig(raw: RawForwardFlags): ForwardConfig {
     archives,
     layout: layout as MaildirLayout,
     include: raw.include ?? [],
-    exclude: raw.exclude ?? [],
+    exclude: [...(raw.exclude ?? []), ...(prof?.skip ?? [])],
     filter,
-    limits: runLimits(undefined, undefined),
+    limits: prof === undefined || 'path' in source ? runLimits(undefined, undefined) : runLimits({ settings: prof, account: source.endpoint }, undefined),
     dryRun: raw.dryRun ?? false,
+    markSent: raw.markSent ?? false,
     batchBytes: Math.round(batchMb * (1 << 20)),
     batchMessages: 2000,
     streamThreshold: 8 << 20,
@@ -140,6 +139,30 @@ export function loadForwardConfig(raw: RawForwardFlags): ForwardConfig {
     retries: 4,
     retryBaseMs: 2000,
   };
+}
+
+/**
+ * The source: a local archive, or a mail account by URL or by `--user ADDRESS` with its provider
+ * profile (as for backup: server, connection cap, skipped folders, daily budget, OAuth2 endpoint).
+ */
+function forwardSource(problems: Problems, raw: RawForwardFlags): { source?: RemoteAccount | LocalEndpoint; prof?: ProfileSettings } {
+  let url: RemoteEndpoint | undefined;
+  if (raw.from === undefined) {
+    if (raw.user === undefined) problems.push('--from is required (pop3s://USER@HOST, imaps://USER@HOST, maildir:DIR or mbox:DIR), or --user ADDRESS to use a provider profile');
+  } else {
+    const e = attempt(problems, () => parseEndpoint(raw.from as string));
+    if (e !== undefined && 'path' in e) {
+      const profileFlags = [raw.user, raw.profile, raw.protocol, raw.allFolders, raw.maxBytesPerDay].some((v) => v !== undefined);
+      if (profileFlags) problems.push('--user, --profile, --protocol, --all-folders and --max-bytes-per-day are for mail accounts, not archives');
+      const local = localEndpoint(problems, raw.from, '--from');
+      return local === undefined ? {} : { source: local };
+    }
+    url = e;
+  }
+  const prof = resolveProfile(problems, raw, url);
+  const acct = account(problems, url ?? prof.endpoint, { ...raw, oauth2: profileOAuth2(raw.oauth2, prof) }, '');
+  if (acct === undefined) return { prof };
+  return { source: { ...acct, connections: capConnections(acct.connections, prof, '--connections') }, prof };
 }
 
 /** `--smtp` with its password source (only with a user in the address) and TLS flags. */

@@ -8,8 +8,10 @@
  *   Status: "R" = \Seen, "O" = not new;  X-Status: A=\Answered F=\Flagged T=\Draft D=\Deleted;
  *   X-Keywords: keywords separated by spaces.
  * They are always written first, right after the From_ line, all three, in this order, so that our
- * reader strips exactly those lines and gives back the original bytes (a Status header the message
- * already carried is kept, after ours; readers take the first).
+ * reader strips exactly those lines and gives back the original bytes. A Status or X-Status header
+ * the message already carried is kept, after ours: Python's mailbox module takes ours (the first);
+ * mutt adds up the flags of every such line, so there the message also shows what its own say
+ * (test/e2e/backup.test.ts reads both archives with mutt).
  */
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];

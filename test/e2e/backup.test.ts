@@ -12,9 +12,11 @@ import { maildirFolderDir, mboxFolderFile } from '../../src/sinks/paths.js';
 import { imapView, nastyMailbox, smallMessages } from '../fixtures/nasty.js';
 import { readMaildirFolder, readMboxFile, type ArchivedMessage } from '../helpers/archive.js';
 import { lastJson, runCli } from '../helpers/cli.js';
+import { muttCases, skipUnlessMutt } from '../helpers/mutt.js';
 import { connect, fetchAll, withDovecot, type FetchedMessage } from '../helpers/server.js';
 
 const run = promisify(execFile);
+const muttSkip = skipUnlessMutt();
 const dc = withDovecot({ nasty: true });
 const folders = nastyMailbox();
 const selectable = folders.map((f) => f.path);
@@ -160,6 +162,38 @@ print(json.dumps(out))
       const want = (folders.find((f) => f.path === path)?.messages ?? []).map((m) => caseOf(m.raw)).sort();
       assert.deepEqual(got.mbox[file], want, file);
     }
+  });
+
+  test('mutt reads both archives as they are: every message, and which are read, flagged and replied', { skip: muttSkip }, async () => {
+    const caseOf = (raw: Buffer): string => /X-Mailferry-Case: ([^\r\n]*)/.exec(raw.toString('latin1'))?.[1] ?? '-';
+    const patterns = { all: '~A', read: '~R', flagged: '~F', replied: '~Q' };
+    const flagOf: Record<string, string> = { read: '\\Seen', flagged: '\\Flagged', replied: '\\Answered' };
+    // mutt adds up the flags of every Status/X-Status line of an mbox message, ours (first) and any
+    // the message brought along (the fixture's status-ro says "X-Status: A"): there, those count too.
+    const ownFlags = (raw: Buffer): string[] => {
+      const head = raw.toString('latin1').split(/\r?\n\r?\n/)[0] ?? '';
+      const status = [...head.matchAll(/^Status: *(.*)$/gim)].map((m) => m[1]).join('');
+      const x = [...head.matchAll(/^X-Status: *(.*)$/gim)].map((m) => m[1]).join('');
+      return [...(status.includes('R') ? ['\\Seen'] : []), ...(x.includes('A') ? ['\\Answered'] : []), ...(x.includes('F') ? ['\\Flagged'] : [])];
+    };
+    const expected = (messages: typeof folders[number]['messages'], mbox: boolean): Record<string, string[]> =>
+      Object.fromEntries(
+        Object.keys(patterns).map((k) => {
+          const flag = flagOf[k];
+          const has = (m: (typeof messages)[number]): boolean => flag === undefined || [...(m.flags ?? []), ...(mbox ? ownFlags(m.raw) : [])].includes(flag);
+          return [k, messages.filter(has).map((m) => caseOf(m.raw)).sort()];
+        }),
+      );
+    let checked = 0;
+    for (const f of folders.filter((x) => x.messages.length > 0)) {
+      const mailbox = { path: f.path, delimiter: '/' };
+      const md = maildirFolderDir(join(root, 'md'), 'maildir++', mailbox);
+      assert.deepEqual(await muttCases(md, patterns), expected(f.messages, false), `mutt -f ${md}`);
+      const mbox = mboxFolderFile(join(root, 'mbox'), mailbox);
+      assert.deepEqual(await muttCases(mbox, patterns), expected(f.messages, true), `mutt -f ${mbox}`);
+      checked += 2;
+    }
+    assert.ok(checked >= 10, `${checked} mailboxes read by mutt`);
   });
 
   test('Dovecot serves the Maildir++ archive as is: same folders, messages, flags, dates', async () => {

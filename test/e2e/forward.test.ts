@@ -291,6 +291,44 @@ describe('forward through SMTP', { skip: dc.skip }, () => {
     assert.equal(r.received.length, bulk.length);
   });
 
+  test('--mark-sent records what is there without sending it or asking for the relay password; later runs forward only newer mail', async () => {
+    const r = await start({ mode: 'tls', auth: { user: RELAY_USER, pass: RELAY_PW } });
+    const old = smallMessages(3, 41);
+    const newer = smallMessages(2, 42);
+    const append = async (msgs: typeof old): Promise<void> => {
+      const c = await connect(dc.server, dc.alice);
+      try {
+        if (!(await c.list()).some((l) => l.path === 'Marked')) await c.mailboxCreate('Marked');
+        for (const m of msgs) await c.append('Marked', m.raw, [], m.date);
+      } finally {
+        await c.logout();
+      }
+    };
+    await append(old);
+    const base = [...imapFrom(), '--smtp', `smtps://${RELAY_USER}@127.0.0.1:${r.port}`, '--smtp-ca', r.caFile, '--rcpt', 'me@new.example.org', '--include', 'Marked'];
+    // The relay password source points at a variable that is not set: reading it would be exit 2.
+    const marked = await forward([...base, '--smtp-password-env', 'MF_UNSET_RELAY_PW', '--mark-sent'], 'st13');
+    assert.equal(marked.status, 0, marked.stderr);
+    assert.equal(marked.out['markedSent'], old.length);
+    assert.equal(marked.out['forwarded'], undefined, 'nothing counted as forwarded');
+    assert.equal(r.attempts, 0, 'the relay was not contacted');
+
+    await append(newer);
+    const args = [...base, '--smtp-password-env', 'SMTP_PW'];
+    const next = await forward(args, 'st13');
+    assert.equal(next.status, 0, next.stderr);
+    assert.equal(next.out['forwarded'], newer.length);
+    const idOf = (b: Buffer): string => /Message-ID: (<[^>]+>)/.exec(b.toString('latin1'))?.[1] ?? '';
+    assert.deepEqual(r.received.map((g) => idOf(g.data)).sort(), newer.map((m) => idOf(m.raw)).sort(), 'only the newer mail went out');
+    const again = await forward(args, 'st13');
+    assert.equal(again.out['forwarded'], 0);
+    assert.equal(r.received.length, newer.length);
+
+    const both = await forward([...args, '--mark-sent', '--dry-run'], 'st13');
+    assert.equal(both.status, 2, both.stderr);
+    assert.match(both.stderr, /--mark-sent and --dry-run/);
+  });
+
   test('a second run on the same state exits 7 (lock)', async () => {
     const r = await start({ mode: 'tls' });
     const state = join(root, 'locked.json');

@@ -9,6 +9,7 @@ import { maildirFolderDir } from '../../src/sinks/paths.js';
 import { readMaildirFolder } from '../helpers/archive.js';
 import { lastJson, runCli, type CliResult } from '../helpers/cli.js';
 import { fetchAll, withDovecot } from '../helpers/server.js';
+import { startSmtp } from '../helpers/smtp.js';
 import { startThrottleProxy } from '../helpers/throttle-proxy.js';
 
 /** Messages of about `size` bytes each, told apart by `tag` and number. */
@@ -291,4 +292,44 @@ test('mailferry profiles lists every profile (--json too); a broken --profile fi
   const r = await runCli(['backup', '--profile', './bad.json', '--user', 'me@example.org', '--password-env', 'X', '--to', `maildir:${join(dir, 'md')}`], {}, { cwd: dir });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /^mailferry: profile .*bad\.json: imap\.port: .*; imap\.tls: .*; auth\.methods: must name at least one method\n$/);
+});
+
+test('forward from an account by profile: its skipped folders stay out and its daily budget stops the run (exit 8); later days finish, each message once', { skip: dc.skip }, async () => {
+  const dir = await mkdtemp(join(root, 'forward-'));
+  await profileFile(dir, { downloadBytesPerDay: 45_000 });
+  const relay = await startSmtp({ mode: 'tls' });
+  try {
+    const args = ['forward', '--json', '--profile', './test-dovecot.json', '--user', dc.alice.name, '--ca', dc.server.caFile, '--password-env', 'PW',
+      '--smtp', `smtps://127.0.0.1:${relay.port}`, '--smtp-ca', relay.caFile, '--rcpt', 'x@example.org'];
+    const run = async (): Promise<Run> => {
+      const r = await runCli(args, { PW: dc.alice.password, XDG_STATE_HOME: join(dir, 'state') }, { cwd: dir });
+      return { ...r, summary: r.stdout.trim().endsWith('}') ? lastJson(r.stdout) : {} };
+    };
+    const first = await run();
+    assert.equal(first.status, 8, first.stderr);
+    assert.match(first.stderr, /daily download budget of 45 kB for imaps:\/\/alice@127\.0\.0\.1:\d+ reached/);
+    // (Other tests of this file add folders to the account: only the budget's bytes are certain.)
+    const got = first.summary['forwarded'] as number;
+    const sent = relay.received.reduce((n, g) => n + g.data.length, 0);
+    assert.ok(got >= 1 && relay.received.length === got, `${got} forwarded, ${relay.received.length} received`);
+    assert.ok(sent <= 45_000, `${sent} bytes sent in a 45 kB budget`);
+
+    const stateDir = join(dir, 'state', 'mailferry');
+    const [budget] = (await readdir(stateDir)).filter((f) => f.startsWith('download-'));
+    assert.ok(budget !== undefined, 'budget state file');
+    let last = first;
+    for (let day = 0; last.status === 8 && day < 8; day++) {
+      const s = JSON.parse(await readFile(join(stateDir, budget), 'utf8')) as Record<string, unknown>;
+      await writeFile(join(stateDir, budget), JSON.stringify({ ...s, day: '2000-01-01' }));
+      last = await run();
+      assert.ok(last.status === 8 || last.status === 0, last.stderr);
+    }
+    assert.equal(last.status, 0, last.stderr);
+    const ids = relay.received.map((g) => /Message-ID: <([^>]+)>/.exec(g.data.toString('latin1'))?.[1] ?? '');
+    assert.equal(new Set(ids).size, ids.length, 'nothing forwarded twice');
+    assert.deepEqual(ids.filter((id) => id.startsWith('work-')).sort(), Array.from({ length: 12 }, (_, i) => `work-${i}@example.org`).sort(), 'every Work message');
+    assert.deepEqual(ids.filter((id) => id.startsWith('dupe-')), [], 'nothing from the skipped Dupes');
+  } finally {
+    await relay.stop();
+  }
 });

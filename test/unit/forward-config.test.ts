@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { loadForwardConfig } from '../../src/config/forward.js';
 import { MailferryError } from '../../src/domain/errors.js';
 import { describeEndpoint, parseSmtpEndpoint } from '../../src/endpoints/url.js';
+import { RunReport } from '../../src/report.js';
 import { parseRate, rateLimited } from '../../src/sinks/smtp-rate.js';
 import type { SmtpSender } from '../../src/sinks/smtp-transport.js';
 
@@ -61,4 +62,32 @@ test('forward config: every problem at once', () => {
       ['a password source is required', 'needs a user in the --smtp address', '--rcpt must be a plain address', '--rate must be', '--envelope-from must be'].every((p) => e.message.includes(p)),
   );
   assert.throws(() => loadForwardConfig({ from: base.from, passwordEnv: 'PW', rcpt: base.rcpt }), /--smtp is required/);
+  assert.throws(
+    () => loadForwardConfig({ from: 'maildir:/tmp/x', smtp: 'smtps://relay', rcpt: base.rcpt, user: 'me@gmail.com', markSent: true, dryRun: true }),
+    (e: unknown) =>
+      e instanceof MailferryError && e.message.includes('are for mail accounts, not archives') && e.message.includes('--mark-sent and --dry-run'),
+  );
+});
+
+test('forward config: --user takes the server, the connection cap, the skipped folders and the daily budget from the profile', () => {
+  const cfg = loadForwardConfig({ user: 'me@gmail.com', passwordEnv: 'PW', connections: 30, smtp: 'smtps://relay', rcpt: base.rcpt });
+  assert.ok('endpoint' in cfg.source);
+  assert.equal(cfg.source.endpoint.host, 'imap.gmail.com');
+  assert.ok(cfg.source.connections < 30, `capped: ${cfg.source.connections}`);
+  assert.ok(cfg.exclude.some((p) => p.includes('All Mail')), cfg.exclude.join(' '));
+  assert.equal(cfg.limits.budgets[0]?.kind, 'download');
+  const local = loadForwardConfig({ from: 'maildir:/tmp/x', smtp: 'smtps://relay', rcpt: base.rcpt });
+  assert.deepEqual(local.limits.budgets, []);
+});
+
+test('the run summary tells marked messages from forwarded ones', () => {
+  const marked = new RunReport();
+  marked.markedSent = 3;
+  assert.match(marked.summary(), /, 3 marked as sent \(not sent\),/);
+  assert.doesNotMatch(marked.summary(), /forwarded/);
+  assert.equal(marked.toJSON()['markedSent'], 3);
+  const sent = new RunReport();
+  sent.forwarded = 2;
+  assert.match(sent.summary(), /, 2 forwarded,/);
+  assert.equal(sent.toJSON()['markedSent'], undefined);
 });
