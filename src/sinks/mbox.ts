@@ -10,7 +10,7 @@ import { readMbox } from '../formats/mbox-reader.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../state/checkpoint.js';
 import { mboxFolderFile } from './paths.js';
 import type { Fingerprint, Match, Sink, SinkFolder, Tx } from './sink.js';
-import { writeAll, writeEncoded, type Writer } from './write-body.js';
+import { writeAll, writeAllSyncAt, writeEncoded, type Writer } from './write-body.js';
 
 /**
  * mbox archive: one mboxrd file per folder, laid out as Thunderbird does (see mboxFolderFile), so a
@@ -177,10 +177,20 @@ class MboxFolder implements SinkFolder {
         const at = pos;
         const enc = new ArchiveEncoder(true);
         try {
-          await writeAll(positioned, [Buffer.from(fromLine(meta.internalDate) + metadataHeaders(meta.flags), 'utf8')]);
-          await writeEncoded(positioned, body, enc);
-          const eol = enc.lastByte === 0x0a;
-          await writeAll(positioned, [Buffer.from(eol ? '\n' : '\n\n')]);
+          const head = Buffer.from(fromLine(meta.internalDate) + metadataHeaders(meta.flags), 'utf8');
+          let eol: boolean;
+          if (Buffer.isBuffer(body)) {
+            // In memory: one direct writev into the page cache (the fsync is the commit's).
+            const parts = [head, ...enc.push(body), ...enc.end()];
+            eol = enc.lastByte === 0x0a;
+            parts.push(Buffer.from(eol ? '\n' : '\n\n'));
+            pos = writeAllSyncAt(handle.fd, parts, pos);
+          } else {
+            await writeAll(positioned, [head]);
+            await writeEncoded(positioned, body, enc);
+            eol = enc.lastByte === 0x0a;
+            await writeAll(positioned, [Buffer.from(eol ? '\n' : '\n\n')]);
+          }
           if (!eol) noEol.push(at);
         } catch (e: unknown) {
           await finish();

@@ -11,6 +11,7 @@ import type { Sink } from '../../src/sinks/sink.js';
 import { Checkpoint } from '../../src/state/checkpoint.js';
 import { STATE_FILE } from '../../src/commands/archive.js';
 import { silentLogger } from '../../src/log/logger.js';
+import { MailferryError } from '../../src/domain/errors.js';
 import { toLf } from '../../src/formats/fingerprint.js';
 import { maildirFolderDir, mboxFolderFile } from '../../src/sinks/paths.js';
 import { readMaildirFolder, readMboxFile, type ArchivedMessage } from '../helpers/archive.js';
@@ -206,4 +207,24 @@ test('mbox: a file shortened behind our back is re-matched, not trusted', async 
   await truncate(sink.fileOf(m), 10);
   const again = new MboxSink(root, await Checkpoint.load(join(root, STATE_FILE), SOURCE));
   assert.equal((await again.open(m)).needsRematch, true);
+});
+
+test('maildir: a body the disk refuses (in memory or streamed) is a destination error and is not counted', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'mf-maildir-'));
+  try {
+    const sink = await kinds[0]!.make(root);
+    const m = box('INBOX');
+    const folder = await sink.open(m);
+    const tx = await folder.begin();
+    await rm(join(maildirFolderDir(root, 'maildir++', m), 'tmp'), { recursive: true });
+    const [one, two] = messages(m);
+    const isDestination = (e: unknown): boolean => e instanceof MailferryError && e.kind === 'destination';
+    await assert.rejects(tx.write(one!.meta, one!.body), isDestination);
+    await assert.rejects(tx.write(two!.meta, Readable.from([two!.body])), isDestination);
+    await tx.abort();
+    assert.equal(folder.known.size, 0);
+    await sink.close();
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
 });
