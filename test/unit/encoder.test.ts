@@ -82,3 +82,16 @@ test('LF->CRLF: wire-form input comes back as the same buffer; cut anywhere, chu
     assert.deepEqual(Buffer.concat(out), whole, `chunks of ${size}`);
   }
 });
+
+test('CRLF -> LF matches a byte-by-byte reference on random CR/LF-heavy input, in any chunking', () => {
+  let seed = 7;
+  const next = (): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
+  const alphabet = [0x0d, 0x0a, 0x0d, 0x41, 0x2e, 0x00];
+  for (let round = 0; round < 200; round++) {
+    const input = Buffer.from(Array.from({ length: 1 + (next() % 300) }, () => alphabet[next() % alphabet.length] as number));
+    const want: number[] = [];
+    for (let i = 0; i < input.length; i++) if (!(input[i] === 0x0d && input[i + 1] === 0x0a)) want.push(input[i] as number);
+    const size = 1 + (next() % 40);
+    assert.deepEqual(encodeInChunks(input, false, size), Buffer.from(want), `round ${round}, chunks of ${size}`);
+  }
+});
