@@ -248,14 +248,20 @@ export class Pop3Client {
     let current: InFlight | undefined;
     try {
       for (;;) {
-        while (next < items.length && (inflight.length === 0 || (inflight.length < depth && bytes < PIPELINE_BYTES))) {
-          const item = items[next++] as RetrItem;
-          const streaming = item.size === undefined || item.size > streamThreshold;
-          const target = streaming ? new StreamBody(this.flow) : new BufferBody(item.size, limit, `message ${item.n}`);
-          const reply = this.send(`RETR ${item.n}`, { multi: true, body: () => target });
-          const weight = Math.max(item.size ?? STREAM_HWM, 1024);
-          inflight.push({ item, reply, target, weight });
-          bytes += weight;
+        // Refilled once half the window is used up, the commands in one write (one TLS record,
+        // one system call) rather than one write per RETR.
+        if (inflight.length === 0 || (inflight.length <= depth / 2 && bytes <= PIPELINE_BYTES / 2)) {
+          this.sock.cork();
+          while (next < items.length && (inflight.length === 0 || (inflight.length < depth && bytes < PIPELINE_BYTES))) {
+            const item = items[next++] as RetrItem;
+            const streaming = item.size === undefined || item.size > streamThreshold;
+            const target = streaming ? new StreamBody(this.flow) : new BufferBody(item.size, limit, `message ${item.n}`);
+            const reply = this.send(`RETR ${item.n}`, { multi: true, body: () => target });
+            const weight = Math.max(item.size ?? STREAM_HWM, 1024);
+            inflight.push({ item, reply, target, weight });
+            bytes += weight;
+          }
+          this.sock.uncork();
         }
         current = inflight.shift();
         if (current === undefined) break;
