@@ -426,6 +426,7 @@ async function main(): Promise<void> {
       // The issue's targets: POP3->Maildir at least 60% of a bare RETR loop, migrate at least 60% of the backup.
       { id: 'retr-loop', label: 'bare pipelined RETR loop (POP3 INBOX)', tool: 'retr-loop', account: inbox, format: null, dir: 'retr-loop' },
       { id: 'mailferry-pop3-maildir', label: 'mailferry POP3->Maildir (INBOX)', tool: 'mailferry', account: inbox, format: 'maildir', pop3: true, dir: 'mf-pop3-maildir', baseline: 'retr-loop', ratioTarget: 0.6 },
+      { id: 'disk-floor-inbox', label: 'disk floor: the POP3 archive rewritten, fsync per file', tool: 'disk-floor', account: inbox, format: 'maildir', dir: 'disk-floor-inbox', like: 'mf-pop3-maildir' },
       { id: 'mailferry-migrate', label: 'mailferry migrate IMAP->IMAP', tool: 'mailferry-migrate', account: primary, format: null, dir: 'mf-migrate', baseline: 'mailferry-maildir', ratioTarget: 0.6 },
       { id: 'mailferry-maildir-other', label: `mailferry IMAP->Maildir, ${other.truth.messages} messages`, tool: 'mailferry', account: other, format: 'maildir', dir: 'mf-maildir-other' },
     ];

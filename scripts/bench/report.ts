@@ -95,18 +95,25 @@ export function targetLines(r: RunResult): string[] {
   });
 }
 
-/** How close the IMAP->Maildir runs come to the disk floor (the same files, fsync'd, without network). */
+/** Each disk floor (an archive's files rewritten, fsync'd, without network) and the runs that wrote those files. */
+const FLOORS: Record<string, string[]> = {
+  'disk-floor': ['mailferry-maildir', 'mbsync-maildir'],
+  'disk-floor-inbox': ['mailferry-pop3-maildir', 'retr-loop'],
+};
+
+/** How close the runs come to what the disk allows at all. */
 export function floorLines(r: RunResult): string[] {
-  const floor = r.scenarios.find((s) => s.id === 'disk-floor');
-  if (floor === undefined) return [];
-  const of = (id: string): string[] => {
-    const s = r.scenarios.find((x) => x.id === id);
-    return s === undefined ? [] : [`${s.label} ${f2(s.wallS)} s (${((floor.wallS / s.wallS) * 100).toFixed(0)}% of the floor's speed)`];
-  };
-  return [
-    `Disk floor (the backup's ${floor.copied.toLocaleString('en')} files rewritten with an fsync each, no network): ${f2(floor.wallS)} s, ` +
-      `${f2(floor.cpuS)} s CPU of which ${f2(floor.sysS)} s sys; ` + [...of('mailferry-maildir'), ...of('mbsync-maildir')].join(', '),
-  ];
+  return Object.entries(FLOORS).flatMap(([id, runs]) => {
+    const floor = r.scenarios.find((s) => s.id === id);
+    if (floor === undefined) return [];
+    const of = runs.flatMap((rid) => {
+      const s = r.scenarios.find((x) => x.id === rid);
+      return s === undefined ? [] : [`${s.label} ${f2(s.wallS)} s (${((floor.wallS / s.wallS) * 100).toFixed(0)}% of the floor's speed)`];
+    });
+    return [
+      `${floor.label}: ${floor.copied.toLocaleString('en')} files in ${f2(floor.wallS)} s, ${f2(floor.cpuS)} s CPU of which ${f2(floor.sysS)} s sys; ` + of.join(', '),
+    ];
+  });
 }
 
 function rows(r: RunResult): string[][] {
