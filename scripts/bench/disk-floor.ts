@@ -12,6 +12,7 @@
 import { mkdir, open, readdir, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { fsyncDir } from '../../src/state/atomic.js';
 
 const { values } = parseArgs({
   options: {
@@ -38,15 +39,6 @@ async function folders(root: string): Promise<string[]> {
   const out = [''];
   for (const e of await readdir(root, { withFileTypes: true })) if (e.isDirectory() && e.name.startsWith('.')) out.push(e.name);
   return out;
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 const jobs: Job[] = [];

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { MailferryError } from '../domain/errors.js';
 import { lfToCrlf } from '../formats/encoder.js';
+import { boundedChunks } from './write-body.js';
 
 /**
  * The bytes of one message as an IMAP literal (multi-append.ts): its exact size in wire form
@@ -52,20 +53,13 @@ export async function spoolLiteral(body: Readable, limit: number, what: string):
   try {
     const fh = await open(file, 'wx', 0o600).catch(spoolError);
     let size = 0;
-    let read = 0;
     let nul = false;
     let afterCr = false;
     const head: Buffer[] = [];
     let headLen = 0;
     try {
-      for await (const chunk of body as AsyncIterable<Buffer | string>) {
-        const b = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
+      for await (const b of boundedChunks(body, limit, what)) {
         if (b.length === 0) continue;
-        read += b.length;
-        if (read > limit) {
-          body.destroy();
-          throw new MailferryError('message', `${what}: message longer than the ${limit} bytes announced`);
-        }
         const wire = lfToCrlf(b, afterCr);
         afterCr = b[b.length - 1] === 0x0d;
         nul ||= wire.includes(0);

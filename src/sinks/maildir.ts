@@ -252,7 +252,7 @@ class MaildirFolder implements SinkFolder {
       throw destinationError(e, `folder ${this.dir}`);
     }
     try {
-      writeAllSyncAt(fd, [...enc.push(body), ...enc.end()]);
+      writeAllSyncAt(fd, [...enc.push(body), ...enc.end()], 0); // a new file: from its start
       const date = meta.internalDate;
       if (date !== undefined) futimesSync(fd, date, date);
     } catch (e: unknown) {

@@ -36,15 +36,15 @@ export async function writeAll(fh: Writer, parts: Buffer[]): Promise<void> {
 }
 
 /**
- * writev with direct calls until every byte is out, at `pos` (a file position) or, when it is
- * undefined, at the file's offset; returns the position after the last byte. For bodies already in
- * memory: a write into the page cache takes microseconds, less than a thread-pool round trip.
+ * writev with direct calls until every byte is out, at file position `pos`; returns the position
+ * after the last byte. For bodies already in memory: a write into the page cache takes
+ * microseconds, less than a thread-pool round trip.
  */
-export function writeAllSyncAt(fd: number, parts: Buffer[], pos?: number): number {
+export function writeAllSyncAt(fd: number, parts: Buffer[], pos: number): number {
   let pending = parts;
-  let at = pos ?? 0;
+  let at = pos;
   while (pending.length > 0) {
-    const n = pos === undefined ? writevSync(fd, pending) : writevSync(fd, pending, at);
+    const n = writevSync(fd, pending, at);
     at += n;
     pending = dropWritten(pending, n);
   }
@@ -77,17 +77,24 @@ export function bodyLimit(meta: MessageMeta): number {
  */
 export async function collect(body: Buffer | Readable, meta: MessageMeta, path: string): Promise<Buffer> {
   if (Buffer.isBuffer(body)) return lfToCrlf(body);
-  const limit = bodyLimit(meta);
   const parts: Buffer[] = [];
+  for await (const b of boundedChunks(body, bodyLimit(meta), `${path} ${meta.id}`)) parts.push(b);
+  return lfToCrlf(Buffer.concat(parts));
+}
+
+/**
+ * The chunks of a streamed body as Buffers. More than `limit` bytes in all is a `message` error
+ * (`what` names the message), and the stream is destroyed: never more than that is read.
+ */
+export async function* boundedChunks(body: Readable, limit: number, what: string): AsyncIterable<Buffer> {
   let n = 0;
   for await (const chunk of body as AsyncIterable<Buffer | string>) {
     const b = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
     n += b.length;
     if (n > limit) {
       body.destroy();
-      throw new MailferryError('message', `${path} ${meta.id}: message longer than the ${limit} bytes announced`);
+      throw new MailferryError('message', `${what}: message longer than the ${limit} bytes announced`);
     }
-    parts.push(b);
+    yield b;
   }
-  return lfToCrlf(Buffer.concat(parts, n));
 }
