@@ -411,7 +411,7 @@ async function main(): Promise<void> {
     const inbox = inboxOnly(primary);
 
     const scenarios: Scenario[] = [
-      { id: 'mailferry-maildir', label: 'mailferry IMAP->Maildir', tool: 'mailferry', account: primary, format: 'maildir', dir: 'mf-maildir', baseline: 'mbsync-maildir' },
+      { id: 'mailferry-maildir', label: 'mailferry IMAP->Maildir', tool: 'mailferry', account: primary, format: 'maildir', dir: 'mf-maildir', baseline: 'mbsync-maildir', ratioTarget: 2 },
       ...(mbsync === undefined ? [] : [
         { id: 'mbsync-maildir', label: 'mbsync IMAP->Maildir', tool: 'mbsync', account: primary, format: 'maildir', dir: 'mbsync-maildir' } satisfies Scenario,
       ]),

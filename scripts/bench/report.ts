@@ -101,7 +101,7 @@ const FLOORS: Record<string, string[]> = {
   'disk-floor-inbox': ['mailferry-pop3-maildir', 'retr-loop'],
 };
 
-/** How close the runs come to what the disk allows at all. */
+/** How close the runs come to what the disk allows at all, and the best any client could do here. */
 export function floorLines(r: RunResult): string[] {
   return Object.entries(FLOORS).flatMap(([id, runs]) => {
     const floor = r.scenarios.find((s) => s.id === id);
@@ -110,10 +110,37 @@ export function floorLines(r: RunResult): string[] {
       const s = r.scenarios.find((x) => x.id === rid);
       return s === undefined ? [] : [`${s.label} ${f2(s.wallS)} s (${((floor.wallS / s.wallS) * 100).toFixed(0)}% of the floor's speed)`];
     });
-    return [
-      `${floor.label}: ${floor.copied.toLocaleString('en')} files in ${f2(floor.wallS)} s, ${f2(floor.cpuS)} s CPU of which ${f2(floor.sysS)} s sys; ` + of.join(', '),
-    ];
+    const line =
+      `${floor.label}: ${floor.copied.toLocaleString('en')} files in ${f2(floor.wallS)} s, ${f2(floor.cpuS)} s CPU of which ${f2(floor.sysS)} s sys; ` + of.join(', ');
+    const bound = bestCase(r, floor, runs);
+    return bound === undefined ? [line] : [line, bound];
   });
+}
+
+/**
+ * The shortest wall time any client could reach for the runs a floor stands for, on this machine:
+ * it cannot write the files faster than the floor did (wall), and the kernel's work for those
+ * files (the floor's CPU) plus the server's (the least Dovecot CPU among those runs) must fit on
+ * the machine's cores, even if the client itself spent no CPU at all. Compared with the
+ * baseline's wall time, it is the best ratio the target could be met with.
+ */
+export function bestCase(r: RunResult, floor: ScenarioResult, runs: readonly string[]): string | undefined {
+  const measured = runs.map((id) => r.scenarios.find((s) => s.id === id)).filter((s): s is ScenarioResult => s !== undefined);
+  const server = Math.min(...measured.map((s) => s.serverCpuS ?? Infinity));
+  if (floor.cpuS === null || !Number.isFinite(server) || r.machine.cores < 1) return undefined;
+  const cpuBound = (floor.cpuS + server) / r.machine.cores;
+  const best = Math.max(floor.wallS, cpuBound);
+  const compared = measured.flatMap((s) => {
+    const base = s.baseline === null ? undefined : r.scenarios.find((b) => b.id === s.baseline);
+    if (base === undefined || base.bytes !== s.bytes) return [];
+    const target = s.ratioTarget ?? undefined;
+    const at = base.wallS / best;
+    return [`${s.label} against ${base.label} at best ${at.toFixed(2)}x${target === undefined ? '' : ` (target ${target}x: ${at >= target ? 'reachable in principle' : 'out of reach on this machine'})`}`];
+  });
+  return (
+    `best case for any client here: ${f2(best)} s (the floor's wall ${f2(floor.wallS)} s; its CPU plus the server's ${f2(server)} s over ` +
+    `${r.machine.cores} cores ${f2(cpuBound)} s)` + (compared.length > 0 ? `, so ${compared.join('; ')}` : '')
+  );
 }
 
 function rows(r: RunResult): string[][] {
