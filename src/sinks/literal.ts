@@ -1,5 +1,4 @@
-import { createReadStream } from 'node:fs';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -14,10 +13,12 @@ import { boundedChunks } from './write-body.js';
  *
  * - `memoryLiteral`: a Buffer already in wire form; chunks are views of it, never copies.
  * - `spoolLiteral`: a streamed body (a message over the source's stream threshold), converted to
- *   CRLF on the way into a file in a fresh private directory under the system's temporary
- *   directory (mode 0700, file 0600), so that neither the whole message nor a copy of it is ever
- *   in memory; `head` keeps its first bytes (the header block, for the date and the re-match
- *   fingerprint), `remove()` deletes the file. Longer than `limit` bytes is a `message` error.
+ *   CRLF on the way into a file under the system's temporary directory, so that neither the whole
+ *   message nor a copy of it is ever in memory. The file is created 0600 in a fresh 0700
+ *   directory and both are unlinked at once: only the open handle keeps it, so nothing of the
+ *   message is left on disk however the process ends (a crash or SIGKILL included); `remove()`
+ *   closes the handle. `head` keeps its first bytes (the header block, for the date and the
+ *   re-match fingerprint). Longer than `limit` bytes is a `message` error.
  */
 export interface Literal {
   readonly size: number;
@@ -47,47 +48,50 @@ export function memoryLiteral(raw: Buffer): Literal {
 }
 
 export async function spoolLiteral(body: Readable, limit: number, what: string): Promise<Spooled> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mailferry-spool-')).catch(spoolError);
-  const file = path.join(dir, 'message');
-  const remove = (): Promise<void> => rm(dir, { recursive: true, force: true });
+  const fh = await anonymousFile();
   try {
-    const fh = await open(file, 'wx', 0o600).catch(spoolError);
     let size = 0;
     let nul = false;
     let afterCr = false;
     const head: Buffer[] = [];
     let headLen = 0;
-    try {
-      for await (const b of boundedChunks(body, limit, what)) {
-        if (b.length === 0) continue;
-        const wire = lfToCrlf(b, afterCr);
-        afterCr = b[b.length - 1] === 0x0d;
-        nul ||= wire.includes(0);
-        if (headLen < HEAD_BYTES) {
-          const part = Buffer.from(wire.subarray(0, HEAD_BYTES - headLen));
-          head.push(part);
-          headLen += part.length;
-        }
-        for (let at = 0; at < wire.length; ) at += (await fh.write(wire, at, wire.length - at).catch(spoolError)).bytesWritten;
-        size += wire.length;
+    for await (const b of boundedChunks(body, limit, what)) {
+      if (b.length === 0) continue;
+      const wire = lfToCrlf(b, afterCr);
+      afterCr = b[b.length - 1] === 0x0d;
+      nul ||= wire.includes(0);
+      if (headLen < HEAD_BYTES) {
+        const part = Buffer.from(wire.subarray(0, HEAD_BYTES - headLen));
+        head.push(part);
+        headLen += part.length;
       }
-    } finally {
-      await fh.close();
+      for (let at = 0; at < wire.length; ) at += (await fh.write(wire, at, wire.length - at).catch(spoolError)).bytesWritten;
+      size += wire.length;
     }
     return {
       size,
       nul,
       head: Buffer.concat(head, headLen),
-      chunks: () => createReadStream(file, { highWaterMark: CHUNK }),
-      remove,
+      // Positional reads from the start, as often as asked; the handle stays open until remove().
+      chunks: () => fh.createReadStream({ start: 0, highWaterMark: CHUNK, autoClose: false, emitClose: false }),
+      remove: () => fh.close(),
     };
   } catch (e: unknown) {
-    await remove();
+    await fh.close();
     throw e;
   }
 }
 
-/** The temporary directory cannot take the message (full, read-only): the run cannot go on. */
+/** A new file open for reading and writing whose name is already gone (see spoolLiteral). */
+async function anonymousFile(): Promise<FileHandle> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mailferry-spool-')).catch(spoolError);
+  try {
+    return await open(path.join(dir, 'message'), 'wx+', 0o600).catch(spoolError);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 function spoolError(e: unknown): never {
   const code = typeof e === 'object' && e !== null ? String((e as { code?: unknown }).code ?? '') : '';
   throw new MailferryError('destination', `cannot spool a large message under ${os.tmpdir()} (${code || String(e)}); set TMPDIR to a directory with room`, { cause: e });
