@@ -29,7 +29,9 @@ export { targetKey };
  *   holds a message the checkpoint does not account for (the state was lost, the source
  *   UIDVALIDITY changed, the target was recreated, or a run died between an APPEND and its
  *   commit): the pipeline then matches `fingerprints()` (header block + RFC822.SIZE of every target
- *   message, ref = target UID) against the source, so nothing is appended twice.
+ *   message, ref = target UID) against the source, so nothing is appended twice. When only the
+ *   target holds more (both UIDVALIDITYs unchanged), the records whose target UID is still there
+ *   stay known and are not matched again.
  * - Writing: the server makes a message durable when it answers OK to its APPEND, and nothing
  *   appended can be taken back. A literal needs its exact length first: a Readable body (a message
  *   over the source's stream threshold) is spooled to a temporary file (literal.ts), bounded by the
