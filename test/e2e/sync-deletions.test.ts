@@ -9,6 +9,7 @@ import { targetKey } from '../../src/sinks/imap-append.js';
 import { maildirFolderDir } from '../../src/sinks/paths.js';
 import { decodeIds, type EncodedIds } from '../../src/state/ids.js';
 import { decodeFlagSets, decodeUidRuns, type FlagSetsJson, type UidRunsJson } from '../../src/state/synced.js';
+import { readMaildirFolder } from '../helpers/archive.js';
 import { runCli, type JsonResult } from '../helpers/cli.js';
 import { migrateJson } from '../helpers/migrate.js';
 import { connect, fetchAll, withDovecot, type Account, type FetchedMessage } from '../helpers/server.js';
@@ -74,8 +75,9 @@ describe('--sync-deletions', { skip: dc.skip }, () => {
     if (root !== '') await rm(root, { recursive: true, force: true });
   });
 
+  // With a local archive in the same pass, which keeps everything.
   const migrate = (extra: string[] = []): Promise<JsonResult> =>
-    migrateJson({ server: dc.server, user: dc.alice }, { server: dc.server, user: erin }, root, ['--include', 'Trips', ...extra]);
+    migrateJson({ server: dc.server, user: dc.alice }, { server: dc.server, user: erin }, root, ['--include', 'Trips', '--archive', `maildir:${join(root, 'archive')}`, ...extra]);
 
   test('migrate: only with the flag, exactly the messages deleted on the source leave the target; a message added on the target stays', async () => {
     const first = await migrate();
@@ -131,6 +133,9 @@ describe('--sync-deletions', { skip: dc.skip }, () => {
     const targetSide = state(targetKey('Trips')).ids;
     for (const uid of goneOnTarget) assert.equal(targetSide.has(uid), false, `target UID ${uid} dropped`);
     assert.equal(targetSide.size, 5);
+
+    const archived = await readMaildirFolder(maildirFolderDir(join(root, 'archive'), 'maildir++', { path: 'Trips', delimiter: '/' }));
+    assert.deepEqual(archived.map((m) => messageId(m.body)).sort(), ['m1', 'm2', 'm3', 'm4', 'm5', 'm6'].map((n) => `${n}@deletions.test`), 'the archive keeps everything');
 
     const third = await migrate(['--sync-deletions']);
     assert.equal(third.status, 0, third.stderr);
