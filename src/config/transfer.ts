@@ -154,6 +154,8 @@ export function loadRestoreConfig(raw: RawRestoreFlags): RestoreConfig {
   const tp = resolveTarget(problems, raw, to, { user: '--user', profile: '--profile' });
   const target = account(problems, to ?? tp.endpoint, { ...raw, oauth2: profileOAuth2(raw.oauth2, tp) }, '');
   const rest = common(problems, raw);
+  // An mbox message's id is its offset: removing one message from the file changes the ids of all after it.
+  if (rest.syncDeletions && from?.kind === 'mbox') problems.push('--sync-deletions needs a Maildir archive: in an mbox file a deleted message changes the ids of every later one');
   if (problems.length > 0 || from === undefined || target === undefined) throw new MailferryError('usage', problems.join('; '));
   const connections = capConnections(target.connections, tp, '--connections');
   return { ...rest, from, target: { ...target, connections }, limits: runLimits(undefined, { settings: tp, account: target.endpoint }) };

@@ -181,7 +181,7 @@ describe('--sync-deletions', { skip: dc.skip }, () => {
     assert.equal(left.some((m) => toLf(m.raw).equals(toLf(body))), false, 'the deleted message is gone from the target');
   });
 
-  test('with a message filter it is a usage error (exit 2, before any I/O), also from a --config file', async () => {
+  test('with a message filter, or from an mbox archive, it is a usage error (exit 2, before any I/O), also from a --config file', async () => {
     const stateHome = join(root, 'usage-state');
     const env = { XDG_STATE_HOME: stateHome, TPW: 'x', PW: 'x' };
     const r = await runCli(
@@ -195,6 +195,9 @@ describe('--sync-deletions', { skip: dc.skip }, () => {
     const j = await runCli(['--config', job], env);
     assert.equal(j.status, 2, j.stderr);
     assert.match(j.stderr, /--sync-deletions cannot be combined with --max-size.*--sync-deletions cannot be combined with --unseen-only/);
+    const mbox = await runCli(['restore', '--from', `mbox:${root}`, '--to', 'imaps://b@127.0.0.1:2', '--password-env', 'TPW', '--sync-deletions'], env);
+    assert.equal(mbox.status, 2, mbox.stderr);
+    assert.match(mbox.stderr, /--sync-deletions needs a Maildir archive/);
     await assert.rejects(stat(stateHome), 'nothing written');
   });
 });
