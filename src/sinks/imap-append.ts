@@ -7,7 +7,8 @@ import { ImapPool, type Conn } from '../sources/imap-pool.js';
 import type { Checkpoint } from '../state/checkpoint.js';
 import { canMultiAppend } from './multi-append.js';
 import { mapFolder, sourceRole, targetRoles, type ListedFolder, type MapRule, type Mapped, type Role } from './folder-map.js';
-import { ImapFolder, NoselectFolder, targetKey } from './imap-folder.js';
+import { ImapFolder, NoselectFolder } from './imap-folder.js';
+import { targetKey } from './imap-target.js';
 import type { Sink, SinkFolder } from './sink.js';
 
 export { targetKey };

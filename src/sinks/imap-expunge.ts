@@ -4,7 +4,7 @@ import type { MailboxInfo } from '../domain/message.js';
 import type { Logger } from '../log/logger.js';
 import { toRanges } from '../state/ids.js';
 import type { ImapAppendSink } from './imap-append.js';
-import { deselect, STORE_UIDS, targetKey } from './imap-folder.js';
+import { deselect, STORE_UIDS, targetKey } from './imap-target.js';
 
 /**
  * `--sync-deletions` on an IMAP target: the `removeGone` of the Sink contract for ImapFolder.

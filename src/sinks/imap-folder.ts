@@ -1,5 +1,4 @@
 import type { Readable } from 'node:stream';
-import type { ImapFlow } from 'imapflow';
 import { MailferryError } from '../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../domain/message.js';
 import { dateHeader } from '../formats/date-header.js';
@@ -11,6 +10,7 @@ import { flagKey, flagsOfKey } from '../state/synced.js';
 import type { ImapAppendSink } from './imap-append.js';
 import { memoryLiteral, spoolLiteral, type Literal } from './literal.js';
 import { removeGone } from './imap-expunge.js';
+import { deselect, STORE_UIDS, targetKey } from './imap-target.js';
 import { multiAppend } from './multi-append.js';
 import type { Fingerprint, Match, SinkFolder, Tx } from './sink.js';
 import { bodyLimit } from './write-body.js';
@@ -24,14 +24,6 @@ import { lfToCrlf } from '../formats/encoder.js';
 /** Bounds of one MULTIAPPEND group. */
 const GROUP_BYTES = 8 << 20;
 const GROUP_MESSAGES = 500;
-
-/** UIDs per UID STORE / UID FETCH of flags. */
-export const STORE_UIDS = 2000;
-
-/** Checkpoint key of the target side of a folder; NUL cannot occur in a mailbox name. */
-export function targetKey(sourcePath: string): string {
-  return `\u0000target:${sourcePath}`;
-}
 
 /** A \Noselect container: nothing to write, nothing to match. */
 export class NoselectFolder implements SinkFolder {
@@ -495,19 +487,6 @@ export class ImapFolder implements SinkFolder {
       this.loose.delete(id);
     }
   }
-}
-
-/**
- * Leave the selected mailbox without expunging: CLOSE on a mailbox opened read-write removes every
- * message flagged \Deleted (RFC 3501 6.4.2), which on a target holding the source's \Deleted
- * messages would lose them. EXAMINE first (selecting closes the previous mailbox without expunge,
- * RFC 3501 6.3.1), then CLOSE the read-only mailbox.
- */
-export async function deselect(client: ImapFlow): Promise<void> {
-  const box = client.mailbox;
-  if (box === false) return;
-  if (box.readOnly !== true) await client.mailboxOpen(box.path, { readOnly: true });
-  await client.mailboxClose();
 }
 
 /**
