@@ -101,6 +101,11 @@ const TARGET_FLAGS: Record<string, Options> = {
       'OLD=NEW: put source folder OLD into target folder NEW ("/" between levels whatever the servers use; repeatable); OLD/*=NEW/* moves a whole subtree. Applied before special-use folders (Sent, Drafts, Trash, Junk, Archive) are mapped to the target\'s own',
   },
   'dry-run': { type: 'boolean', describe: 'print the folders, messages and bytes that would be copied; change nothing' },
+  'sync-deletions': {
+    type: 'boolean',
+    describe:
+      'also remove from the target the messages mailferry copied there that the source no longer has (UID EXPUNGE of exactly those; needs UIDPLUS on the target; not with --since/--before/--max-size/--unseen-only)',
+  },
 };
 
 /** backup: the account from a provider profile, and the limits (src/profiles/). */

@@ -153,6 +153,7 @@ async function runTransfer(
     dryRun: args['dryRun'] as boolean | undefined,
     state: str('state'),
     map: args['map'] as string[] | undefined,
+    syncDeletions: args['syncDeletions'] as boolean | undefined,
     user: str('user'),
     profile: str('profile'),
     maxBytesPerDay: str('maxBytesPerDay'),

@@ -19,6 +19,8 @@ export class RunReport {
   flagUpdates = 0;
   /** Messages removed from the server (POP3 --delete). */
   deleted = 0;
+  /** `--sync-deletions`: messages removed from the IMAP target because they are gone from the source. */
+  removed = 0;
   /** `forward`: messages the SMTP relay accepted in this run (undefined for other commands). */
   forwarded?: number;
   /** `forward --mark-sent`: messages recorded as sent without sending them. */
@@ -45,7 +47,9 @@ export class RunReport {
     const skipped = this.skipped.length > 0 ? `, ${this.skipped.length} skipped` : '';
     const filtered = this.filtered > 0 ? `, ${this.filtered} filtered out` : '';
     const flags = this.flagUpdates > 0 ? `, flags updated on ${this.flagUpdates}` : '';
-    const deleted = this.deleted > 0 ? `, ${this.deleted} deleted from the server` : '';
+    const deleted =
+      (this.deleted > 0 ? `, ${this.deleted} deleted from the server` : '') +
+      (this.removed > 0 ? `, ${this.removed} removed from the target (deleted on the source)` : '');
     const forwarded =
       (this.forwarded === undefined ? '' : `, ${this.forwarded} forwarded`) +
       (this.markedSent === undefined ? '' : `, ${this.markedSent} marked as sent (not sent)`);
@@ -62,6 +66,7 @@ export class RunReport {
       filtered: this.filtered,
       flagUpdates: this.flagUpdates,
       deleted: this.deleted,
+      removed: this.removed,
       ...(this.forwarded === undefined ? {} : { forwarded: this.forwarded }),
       ...(this.markedSent === undefined ? {} : { markedSent: this.markedSent }),
       skipped: this.skipped,

@@ -13,7 +13,9 @@ import type { Checkpoint } from '../state/checkpoint.js';
  *   CREATE the folder, a local archive would repair files); what is already there is read from the
  *   sink's checkpoint alone: the recorded ids when the recorded UIDVALIDITY is the source's, else
  *   nothing (a real run would then match the target's messages by header and size first, so the
- *   plan is an upper bound). Its transactions write and record nothing.
+ *   plan is an upper bound). Its transactions write and record nothing. With `--sync-deletions`,
+ *   an IMAP target's folder counts what a real run would remove (recorded ids with a recorded
+ *   target UID that the source no longer lists) and removes nothing.
  * - DryRunSource passes everything through but `fetch`, which yields no message: no body is
  *   downloaded, and the pipeline counts no message as copied.
  */
@@ -32,7 +34,8 @@ export class DryRunSink implements Sink {
     if (this.describe !== undefined && mailbox.noSelect !== true) this.targets.set(mailbox.path, await this.describe(mailbox));
     const cp = this.checkpoint?.folder(mailbox.path);
     const valid = cp !== undefined && !cp.rematching && cp.uidValidity === mailbox.uidValidity?.toString();
-    return new DryRunFolder(mailbox, valid ? new Set(cp.ids) : new Set());
+    const known = valid ? new Set(cp.ids) : new Set<string>();
+    return new DryRunFolder(mailbox, known, this.describe === undefined ? undefined : (cp?.targetUids ?? new Map()));
   }
 
   close(): Promise<void> {
@@ -42,10 +45,15 @@ export class DryRunSink implements Sink {
 
 class DryRunFolder implements SinkFolder {
   readonly needsRematch = false;
+  /** An IMAP target's: how many a real run would remove. */
+  readonly removeGone?: (present: ReadonlySet<string>) => Promise<number>;
   constructor(
     readonly mailbox: MailboxInfo,
     readonly known: ReadonlySet<string>,
-  ) {}
+    targetUids?: ReadonlyMap<string, number>,
+  ) {
+    if (targetUids !== undefined) this.removeGone = (present) => Promise.resolve([...known].filter((id) => !present.has(id) && targetUids.has(id)).length);
+  }
   async *fingerprints(): AsyncIterable<never> {}
   async rebase(): Promise<void> {}
   begin(): Promise<Tx> {
@@ -80,4 +88,6 @@ export interface PlannedFolder {
   /** The target folder (the target's delimiter) and whether a real run would create it. */
   target?: string;
   create?: boolean;
+  /** `--sync-deletions`: messages a real run would remove from the target (deleted on the source). */
+  remove?: number;
 }

@@ -21,7 +21,7 @@ export interface TransferResult {
 export async function transfer(
   source: Source,
   sinks: readonly Sink[],
-  cfg: Pick<TransferCommon, 'dryRun' | 'filter' | 'limits' | 'include' | 'exclude' | 'batchBytes' | 'batchMessages'>,
+  cfg: Pick<TransferCommon, 'dryRun' | 'filter' | 'limits' | 'include' | 'exclude' | 'batchBytes' | 'batchMessages'> & { syncDeletions?: boolean },
   deps: CommandDeps,
   statePath: string,
 ): Promise<TransferResult> {
@@ -31,8 +31,11 @@ export async function transfer(
   const filtered = filterSource(limited?.source ?? source, cfg.filter, deps.log);
   const report = await runPipeline(cfg.dryRun ? dryRunSource(filtered) : filtered, sinks, {
     ...pipelineOptions(cfg, { log: deps.log, signal: deps.signal }),
+    ...(cfg.syncDeletions === true ? { syncDeletions: true } : {}),
     onProgress: (r, event) => {
-      if (event.type === 'planned') plan.push({ mailbox: event.mailbox, messages: event.messages, bytes: event.bytes });
+      if (event.type === 'planned') {
+        plan.push({ mailbox: event.mailbox, messages: event.messages, bytes: event.bytes, ...(event.removed === undefined ? {} : { remove: event.removed }) });
+      }
       if (!cfg.dryRun) deps.onProgress?.(r, event);
     },
   }).catch((e: unknown) => {
@@ -52,7 +55,8 @@ export async function transfer(
 /** The plan as text lines for a terminal. */
 export function planText(plan: readonly PlannedFolder[]): string {
   const to = (p: PlannedFolder): string => (p.target === undefined || p.target === p.mailbox ? '' : ` -> ${p.target}`);
-  const lines = plan.map((p) => `  ${p.mailbox}${to(p)}: ${p.messages} messages, ${(p.bytes / 1e6).toFixed(2)} MB${p.create === true ? ', new folder' : ''}`);
+  const remove = (p: PlannedFolder): string => (p.remove === undefined ? '' : `, ${p.remove} to remove (deleted on the source)`);
+  const lines = plan.map((p) => `  ${p.mailbox}${to(p)}: ${p.messages} messages, ${(p.bytes / 1e6).toFixed(2)} MB${p.create === true ? ', new folder' : ''}${remove(p)}`);
   const messages = plan.reduce((n, p) => n + p.messages, 0);
   const bytes = plan.reduce((n, p) => n + p.bytes, 0);
   return [`dry run: nothing was changed; a real run would copy ${messages} messages (${(bytes / 1e6).toFixed(2)} MB) in ${plan.length} folders:`, ...lines].join('\n');

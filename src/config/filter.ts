@@ -53,3 +53,13 @@ function parseSize(problems: Problems, text: string): number | undefined {
   }
   return n;
 }
+
+/** The filter flags given, by name (`--since`, ...), for options that cannot be combined with a filter. */
+export function filterFlagsGiven(raw: RawFilterFlags): string[] {
+  return [
+    ...(raw.since === undefined ? [] : ['--since']),
+    ...(raw.before === undefined ? [] : ['--before']),
+    ...(raw.maxSize === undefined ? [] : ['--max-size']),
+    ...(raw.unseenOnly === true ? ['--unseen-only'] : []),
+  ];
+}

@@ -9,7 +9,7 @@ import type { MaildirLayout } from '../sinks/maildir.js';
 import { capConnections, profileOAuth2, resolveProfile, resolveTarget, runLimits, type RunLimits } from '../profiles/resolve.js';
 import type { FolderRole } from '../profiles/schema.js';
 import type { MessageFilter } from '../sources/filter.js';
-import { parseFilter, type RawFilterFlags } from './filter.js';
+import { filterFlagsGiven, parseFilter, type RawFilterFlags } from './filter.js';
 
 /**
  * The loaders for `restore` (a local archive into an IMAP account) and `migrate` (one IMAP account
@@ -36,6 +36,8 @@ export interface TransferCommon {
   statePath?: string;
   /** Provider profiles' limits and the limit flags (src/profiles/resolve.ts). */
   limits: RunLimits;
+  /** `--sync-deletions`: remove from the target what mailferry put there and the source no longer has. */
+  syncDeletions: boolean;
 }
 
 export interface RestoreConfig extends TransferCommon {
@@ -67,6 +69,7 @@ interface RawCommonFlags extends RawFilterFlags {
   dryRun?: boolean;
   state?: string;
   map?: string[];
+  syncDeletions?: boolean;
 }
 
 export interface RawRestoreFlags extends RawAccountFlags, RawCommonFlags {
@@ -107,6 +110,10 @@ function imapEndpoint(problems: Problems, text: string | undefined, flag: string
 }
 
 function common(problems: Problems, raw: RawCommonFlags): Omit<TransferCommon, 'target' | 'limits'> & { layout: MaildirLayout } {
+  const filter = parseFilter(problems, raw);
+  const syncDeletions = raw.syncDeletions ?? false;
+  // A message a filter leaves out is not listed, so it would look deleted on the source.
+  if (syncDeletions) for (const flag of filterFlagsGiven(raw)) problems.push(`--sync-deletions cannot be combined with ${flag} (a message it leaves out would look deleted)`);
   const layout = raw.layout ?? 'maildir++';
   if (layout !== 'maildir++' && layout !== 'fs') problems.push('--layout must be maildir++ or fs');
   const batchMb = raw.batchMb ?? 16;
@@ -121,7 +128,8 @@ function common(problems: Problems, raw: RawCommonFlags): Omit<TransferCommon, '
   }
   return {
     map,
-    filter: parseFilter(problems, raw),
+    filter,
+    syncDeletions,
     include: raw.include ?? [],
     exclude: raw.exclude ?? [],
     layout: layout as MaildirLayout,
@@ -146,6 +154,8 @@ export function loadRestoreConfig(raw: RawRestoreFlags): RestoreConfig {
   const tp = resolveTarget(problems, raw, to, { user: '--user', profile: '--profile' });
   const target = account(problems, to ?? tp.endpoint, { ...raw, oauth2: profileOAuth2(raw.oauth2, tp) }, '');
   const rest = common(problems, raw);
+  // An mbox message's id is its offset: removing one message from the file changes the ids of all after it.
+  if (rest.syncDeletions && from?.kind === 'mbox') problems.push('--sync-deletions needs a Maildir archive: in an mbox file a deleted message changes the ids of every later one');
   if (problems.length > 0 || from === undefined || target === undefined) throw new MailferryError('usage', problems.join('; '));
   const connections = capConnections(target.connections, tp, '--connections');
   return { ...rest, from, target: { ...target, connections }, limits: runLimits(undefined, { settings: tp, account: target.endpoint }) };

@@ -24,6 +24,9 @@ import { withRetry } from './retry.js';
  * the batch goes on); a full target (kind `quota`) ends the batch with what was written committed and
  * stops copying (what is left is reported as not copied); a destination, auth, TLS or usage error
  * stops the run.
+ * With `syncDeletions`, a sink folder that can (`removeGone`, an IMAP target) is handed the ids of
+ * every message listed in the folder, after a complete listing only (as many listed as `select()`
+ * counted, nothing filtered out), and removes what it put there that is gone from the source.
  */
 export interface PipelineOptions {
   include: readonly string[];
@@ -35,10 +38,12 @@ export interface PipelineOptions {
   signal: AbortSignal;
   log: Logger;
   onProgress?: (report: RunReport, event: ProgressEvent) => void;
+  /** Let sink folders remove what they hold that the source no longer has (`removeGone`). */
+  syncDeletions?: boolean;
 }
 
 export type ProgressEvent =
-  | { type: 'planned'; mailbox: string; messages: number; bytes: number }
+  | { type: 'planned'; mailbox: string; messages: number; bytes: number; removed?: number }
   | { type: 'batch'; mailbox: string; messages: number; bytes: number };
 
 /** Planned messages not yet copied above which no further folder is planned. */
@@ -117,11 +122,12 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
         report.unchanged += plan.unchanged;
         report.filtered += plan.filtered;
         report.flagUpdates += plan.flagUpdates;
+        report.removed += plan.removed;
         const bytes = plan.batches.flat().reduce((n, m) => n + (m.size ?? 0), 0);
         const count = plan.batches.reduce((n, b) => n + b.length, 0);
         report.planned += count;
         report.plannedBytes += bytes;
-        opts.onProgress?.(report, { type: 'planned', mailbox: mailbox.path, messages: count, bytes });
+        opts.onProgress?.(report, { type: 'planned', mailbox: mailbox.path, messages: count, bytes, ...(plan.removed > 0 ? { removed: plan.removed } : {}) });
         pending += count;
         copies.push(
           Promise.allSettled(
@@ -165,7 +171,7 @@ async function planFolder(
   sinks: readonly Sink[],
   mailbox: MailboxInfo,
   opts: PipelineOptions,
-): Promise<Plan & { unchanged: number; filtered: number; flagUpdates: number }> {
+): Promise<Plan & { unchanged: number; filtered: number; flagUpdates: number; removed: number }> {
   const selected = await source.select(mailbox);
   const current = selected.mailbox;
   const folders = await Promise.all(sinks.map((s) => s.open(current)));
@@ -175,14 +181,28 @@ async function planFolder(
   const missing = (id: string): boolean => folders.some((f) => !f.known.has(id));
   // A sink that keeps flags in step needs every message's current flags, not only the new ones.
   const syncing = folders.filter((f) => f.syncFlags !== undefined);
+  // Deletions follow only for a complete listing, so every message is listed too.
+  const removing = opts.syncDeletions === true ? folders.filter((f) => f.removeGone !== undefined) : [];
   const metas: MessageMeta[] = [];
   const present: MessageMeta[] = [];
-  for await (const meta of source.list(current, syncing.length > 0 ? () => true : missing)) (missing(meta.id) ? metas : present).push(meta);
+  const all = syncing.length > 0 || removing.length > 0;
+  for await (const meta of source.list(current, all ? () => true : missing)) (missing(meta.id) ? metas : present).push(meta);
   let flagUpdates = 0;
   for (const f of syncing) flagUpdates += (await f.syncFlags?.(present.concat(metas).filter((m) => f.known.has(m.id)))) ?? 0;
   const filtered = source.filtered?.(current) ?? 0;
+  let removed = 0;
+  if (removing.length > 0) {
+    const listed = metas.length + present.length;
+    if (listed !== selected.count || filtered > 0) {
+      // The folder changed between SELECT and the listing: what looks gone may not be.
+      opts.log.info(`${current.path}: ${selected.count} messages selected, ${listed} listed (the folder changed meanwhile); deletions carried next run`);
+    } else {
+      const ids = new Set(present.concat(metas).map((m) => m.id));
+      for (const f of removing) removed += (await f.removeGone?.(ids)) ?? 0;
+    }
+  }
   const unchanged = Math.max(0, selected.count - metas.length - filtered);
-  return { mailbox: current, folders, batches: toBatches(metas, opts.batchBytes, opts.batchMessages), unchanged, filtered, flagUpdates };
+  return { mailbox: current, folders, batches: toBatches(metas, opts.batchBytes, opts.batchMessages), unchanged, filtered, flagUpdates, removed };
 }
 
 /**
@@ -203,6 +223,8 @@ async function rematch(source: Source, folder: SinkFolder, mailbox: MailboxInfo,
   const claimed = new Set<string>();
   const matched: Match[] = [];
   for await (const h of source.headers(mailbox)) {
+    // Already known (a sink may keep records it can still vouch for): not matched again.
+    if (folder.known.has(h.id)) continue;
     const header = toLf(h.header);
     const candidates = [h.size, ...(h.altSize === undefined ? [] : [h.altSize])].flatMap((size) => have.get(fingerprintKey(header, size)) ?? []);
     const free = candidates.find((c) => !claimed.has(c.ref));

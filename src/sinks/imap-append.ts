@@ -7,7 +7,8 @@ import { ImapPool, type Conn } from '../sources/imap-pool.js';
 import type { Checkpoint } from '../state/checkpoint.js';
 import { canMultiAppend } from './multi-append.js';
 import { mapFolder, sourceRole, targetRoles, type ListedFolder, type MapRule, type Mapped, type Role } from './folder-map.js';
-import { ImapFolder, NoselectFolder, targetKey } from './imap-folder.js';
+import { ImapFolder, NoselectFolder } from './imap-folder.js';
+import { targetKey } from './imap-target.js';
 import type { Sink, SinkFolder } from './sink.js';
 
 export { targetKey };
@@ -29,7 +30,9 @@ export { targetKey };
  *   holds a message the checkpoint does not account for (the state was lost, the source
  *   UIDVALIDITY changed, the target was recreated, or a run died between an APPEND and its
  *   commit): the pipeline then matches `fingerprints()` (header block + RFC822.SIZE of every target
- *   message, ref = target UID) against the source, so nothing is appended twice.
+ *   message, ref = target UID) against the source, so nothing is appended twice. When only the
+ *   target holds more (both UIDVALIDITYs unchanged), the records whose target UID is still there
+ *   stay known and are not matched again.
  * - Writing: the server makes a message durable when it answers OK to its APPEND, and nothing
  *   appended can be taken back. A literal needs its exact length first: a Readable body (a message
  *   over the source's stream threshold) is spooled to a temporary file (literal.ts), bounded by the

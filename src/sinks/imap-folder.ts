@@ -1,5 +1,4 @@
 import type { Readable } from 'node:stream';
-import type { ImapFlow } from 'imapflow';
 import { MailferryError } from '../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../domain/message.js';
 import { dateHeader } from '../formats/date-header.js';
@@ -10,6 +9,8 @@ import { toRanges } from '../state/ids.js';
 import { flagKey, flagsOfKey } from '../state/synced.js';
 import type { ImapAppendSink } from './imap-append.js';
 import { memoryLiteral, spoolLiteral, type Literal } from './literal.js';
+import { removeGone } from './imap-expunge.js';
+import { deselect, STORE_UIDS, targetKey } from './imap-target.js';
 import { multiAppend } from './multi-append.js';
 import type { Fingerprint, Match, SinkFolder, Tx } from './sink.js';
 import { bodyLimit } from './write-body.js';
@@ -17,19 +18,12 @@ import { lfToCrlf } from '../formats/encoder.js';
 
 /**
  * One folder of the IMAP target (see ImapAppendSink for the contract it keeps): what is recorded
- * of it, APPEND and MULTIAPPEND, the re-match after a crash or a cut-off APPEND, flag updates.
+ * of it, APPEND and MULTIAPPEND, the re-match after a crash or a cut-off APPEND, flag updates,
+ * and (imap-expunge.ts) removing what is gone from the source.
  */
 /** Bounds of one MULTIAPPEND group. */
 const GROUP_BYTES = 8 << 20;
 const GROUP_MESSAGES = 500;
-
-/** UIDs per UID STORE / UID FETCH of flags. */
-const STORE_UIDS = 2000;
-
-/** Checkpoint key of the target side of a folder; NUL cannot occur in a mailbox name. */
-export function targetKey(sourcePath: string): string {
-  return `\u0000target:${sourcePath}`;
-}
 
 /** A \Noselect container: nothing to write, nothing to match. */
 export class NoselectFolder implements SinkFolder {
@@ -82,6 +76,14 @@ export class ImapFolder implements SinkFolder {
   private uncertain = false;
   /** After one: target messages nothing accounts for, by fingerprint key, to claim before appending. */
   private found: { uidValidity: bigint; uids: Map<string, number[]> } | undefined;
+  /**
+   * A re-match only because the target holds messages the state does not account for (added there
+   * by someone else, or a run died before its commit): source id -> target UID of the records
+   * still true (both UIDVALIDITYs unchanged, that UID still in the folder). They stay known
+   * through the re-match (not matched again), so a message deleted on the source since is still
+   * known as ours (--sync-deletions) and one the headers cannot match is not appended twice.
+   */
+  private kept: Map<string, number> | undefined;
 
   constructor(
     private readonly sink: ImapAppendSink,
@@ -118,6 +120,11 @@ export class ImapFolder implements SinkFolder {
       this.known = new Set(cp.ids);
     } else if (target.uids.length > 0) {
       this.needsRematch = true;
+      if (sourceOk && tcp?.uidValidity === target.uidValidity.toString()) {
+        const there = new Set(target.uids);
+        this.kept = new Map([...(cp.targetUids ?? [])].filter(([id, uid]) => cp.ids.has(id) && there.has(uid)));
+        this.known = new Set(this.kept.keys());
+      }
     } else {
       this.record(this.mailbox.uidValidity, [], target.uidValidity, []);
       await this.checkpoint.save();
@@ -154,9 +161,10 @@ export class ImapFolder implements SinkFolder {
       const uids: number[] = [];
       try {
         if (box.exists > 0) {
+          const kept = new Set(this.kept?.values());
           for await (const m of c.client.fetch('1:*', { uid: true, size: true, headers: true })) {
             uids.push(m.uid);
-            fps.push({ key: fingerprintKey(toLf(m.headers ?? Buffer.alloc(0)), m.size ?? 0), ref: String(m.uid) });
+            if (!kept.has(m.uid)) fps.push({ key: fingerprintKey(toLf(m.headers ?? Buffer.alloc(0)), m.size ?? 0), ref: String(m.uid) });
           }
         }
       } finally {
@@ -169,17 +177,29 @@ export class ImapFolder implements SinkFolder {
   }
 
   /**
-   * Record that the matched source ids are in the target, and that every target message seen by
-   * fingerprints() is accounted for (one checkpoint write, so a crash leaves the old state).
+   * Record that the matched source ids (and the kept ones, with their flag records) are in the
+   * target, and that every target message seen by fingerprints() is accounted for (one checkpoint
+   * write, so a crash leaves the old state).
    */
   async rebase(uidValidity: bigint | undefined, matches: readonly Match[]): Promise<void> {
     const target = this.seen ?? (await this.examine());
-    const ids = matches.map((m) => m.id);
-    const pairs = matches.map((m): [string, number] => [m.id, Number(m.ref)]);
+    const kept = this.kept ?? new Map<string, number>();
+    const keptUids = new Set(kept.values());
+    const fresh = matches.filter((m) => !kept.has(m.id) && !keptUids.has(Number(m.ref)));
+    const pairs = [...kept, ...fresh.map((m): [string, number] => [m.id, Number(m.ref)])];
+    const ids = pairs.map(([id]) => id);
+    const flags = this.checkpoint.folder(this.mailbox.path)?.flags ?? new Map<string, string>();
     this.record(uidValidity, ids, target.uidValidity, target.uids, pairs);
+    this.checkpoint.update(this.mailbox.path, (f) => {
+      for (const id of kept.keys()) {
+        const had = flags.get(id);
+        if (had !== undefined) (f.flags ??= new Map()).set(id, had);
+      }
+    });
     await this.checkpoint.save();
     this.known = new Set(ids);
     this.needsRematch = false;
+    this.kept = undefined;
   }
 
   async syncFlags(metas: readonly MessageMeta[]): Promise<number> {
@@ -240,6 +260,11 @@ export class ImapFolder implements SinkFolder {
     await this.checkpoint.save();
     if (stored.n > 0) this.log.info(`${this.mailbox.path}: flags updated on ${stored.n} messages on the target`);
     return stored.n;
+  }
+
+  /** `--sync-deletions`: see imap-expunge.ts. */
+  removeGone(present: ReadonlySet<string>): Promise<number> {
+    return removeGone({ sink: this.sink, mailbox: this.mailbox, path: this.path, known: this.known, log: this.log }, present);
   }
 
   async begin(): Promise<Tx & { refused(): Refusal[] }> {
@@ -462,19 +487,6 @@ export class ImapFolder implements SinkFolder {
       this.loose.delete(id);
     }
   }
-}
-
-/**
- * Leave the selected mailbox without expunging: CLOSE on a mailbox opened read-write removes every
- * message flagged \Deleted (RFC 3501 6.4.2), which on a target holding the source's \Deleted
- * messages would lose them. EXAMINE first (selecting closes the previous mailbox without expunge,
- * RFC 3501 6.3.1), then CLOSE the read-only mailbox.
- */
-async function deselect(client: ImapFlow): Promise<void> {
-  const box = client.mailbox;
-  if (box === false) return;
-  if (box.readOnly !== true) await client.mailboxOpen(box.path, { readOnly: true });
-  await client.mailboxClose();
 }
 
 /**

@@ -12,6 +12,8 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  *   previous re-match was interrupted). The pipeline then matches the archive's `fingerprints()`
  *   against the source and calls `rebase(uidValidity, matches)`, which records atomically that
  *   those ids are already present (and relabels the archived messages); nothing is written twice.
+ *   `known` is empty then, or holds ids the sink can still vouch for (an IMAP target's records
+ *   whose target UID is still there); those are not matched again and stay known after `rebase`.
  * - Writing happens in transactions: `begin()` resolves with a Tx once the folder is free (a serial
  *   folder such as one mbox file has at most one open Tx). `tx.write(meta, body)` stages a message
  *   (it may already be on disk, but it does not count); `tx.commit()` makes every staged message
@@ -28,6 +30,14 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  *   already in this folder (`known`), with their current source flags; the sink writes the changes
  *   since it last wrote each message's flags (IMAP target: UID STORE; a Maildir could rename to
  *   `:2,<info>`), records them, and resolves with how many messages it changed.
+ * - `SinkFolder.removeGone(present)`, optional (`--sync-deletions`): the sink removes the messages it
+ *   put in this folder itself (in `known`, and where it knows exactly which stored message each is:
+ *   an IMAP target's recorded UID) whose id is not in `present`, the ids of every message the
+ *   source folder holds now (the pipeline calls it only after a complete listing, and after any
+ *   re-match). It removes nothing else, first removes and then records (a crash in between: the
+ *   next call finds them gone again and only cleans the record), drops the removed ids from
+ *   `known` and the checkpoint, and resolves with how many it removed. A sink that cannot remove
+ *   exactly those messages removes nothing and says why. Local archives do not implement it.
  * - `close()` releases files and locks; it never throws.
  */
 export interface SinkCaps {
@@ -74,6 +84,7 @@ export interface SinkFolder {
   rebase(uidValidity: bigint | undefined, matches: readonly Match[]): Promise<void>;
   begin(): Promise<Tx>;
   syncFlags?(metas: readonly MessageMeta[]): Promise<number>;
+  removeGone?(present: ReadonlySet<string>): Promise<number>;
 }
 
 export interface Sink {
