@@ -47,7 +47,7 @@ export interface OpenTarget {
 }
 
 /** What openTarget reads of a restore or migrate config. */
-export type TargetConfig = Pick<TransferCommon, 'target' | 'statePath' | 'dryRun' | 'map'>;
+export type TargetConfig = Pick<TransferCommon, 'target' | 'statePath' | 'dryRun' | 'map'> & { limits?: Pick<TransferCommon['limits'], 'maxAppendBytes'> };
 
 /**
  * A state file on this machine (a target's or a forward's): its directory made (0700) and its lock
@@ -86,6 +86,7 @@ export async function openTarget(cfg: TargetConfig, sourceIdentity: string, deps
     connections: a.connections,
     checkpoint,
     map: cfg.map,
+    ...(cfg.limits?.maxAppendBytes === undefined ? {} : { maxAppendBytes: cfg.limits.maxAppendBytes }),
     log: deps.log,
     debug: deps.debug ?? false,
   });

@@ -163,6 +163,8 @@ export interface RunLimits {
   notes: string[];
   /** Per server host: how its provider wants to be signed in to, added to a refused login. */
   signIn: { host: string; hint: string }[];
+  /** The largest message the target's provider accepts by APPEND (its profile's `limits.maxAppendBytes`). */
+  maxAppendBytes?: number;
 }
 
 const METHOD: Record<string, string> = { 'app-password': 'an app password', oauth2: 'OAuth2', password: 'the account password' };
@@ -188,6 +190,8 @@ export function runLimits(
       if (hint !== undefined) out.signIn.push({ host: side.account.host, hint });
     }
     if (s.bytesPerDay !== undefined) out.budgets.push({ account: side.account, kind, bytes: s.bytesPerDay });
+    const maxAppend = s.profile?.limits.maxAppendBytes;
+    if (kind === 'upload' && maxAppend !== undefined) out.maxAppendBytes = maxAppend;
     if (s.bytesPerSecond !== undefined) out.bytesPerSecond = Math.min(out.bytesPerSecond ?? Infinity, s.bytesPerSecond);
     out.skip.push(...s.skip);
     out.notes.push(...s.notes);

@@ -71,6 +71,12 @@ export interface ImapAppendSinkOptions {
   map?: readonly MapRule[];
   /** Use MULTIAPPEND when the target offers it (default true). */
   multiAppend?: boolean;
+  /**
+   * The largest message the target takes (its provider profile's `limits.maxAppendBytes`), for a
+   * server that does not announce APPENDLIMIT (RFC 7889): a larger one is refused (`message`)
+   * before it is sent, as one over the announced APPENDLIMIT is.
+   */
+  maxAppendBytes?: number;
 }
 
 export class ImapAppendSink implements Sink {
@@ -113,6 +119,11 @@ export class ImapAppendSink implements Sink {
 
   get checkpoint(): Checkpoint {
     return this.opts.checkpoint;
+  }
+
+  /** See ImapAppendSinkOptions.maxAppendBytes. */
+  get maxAppendBytes(): number | undefined {
+    return this.opts.maxAppendBytes;
   }
 
   /** The target path of a source mailbox (decided once per source path, and reported). */

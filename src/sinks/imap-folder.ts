@@ -296,10 +296,17 @@ export class ImapFolder implements SinkFolder {
           staged.push(a);
         };
         if (!Buffer.isBuffer(body)) {
+          // Known too large from its size alone: not spooled, not sent.
+          if (folder.overLimit(meta.size ?? 0) !== undefined) {
+            body.resume();
+            throw folder.overLimit(meta.size ?? 0);
+          }
           // A large message (streamed by the source) goes alone, from a spool file; the group
           // gathered so far goes first, so the target keeps the source's order.
           const spooled = await spoolLiteral(body, bodyLimit(meta), `${folder.mailbox.path} ${meta.id}`);
           try {
+            const over = folder.overLimit(spooled.size);
+            if (over !== undefined) throw over;
             if (spooled.nul) nul();
             if (folder.sink.multi) await flush();
             await sendNow({ body: spooled, head: spooled.head });
@@ -309,6 +316,8 @@ export class ImapFolder implements SinkFolder {
           return;
         }
         const raw = lfToCrlf(body);
+        const over = folder.overLimit(raw.length);
+        if (over !== undefined) throw over;
         if (raw.includes(0)) nul();
         if (!folder.sink.multi) return sendNow({ body: memoryLiteral(raw), head: raw });
         pending.push({ meta, raw });
@@ -408,6 +417,13 @@ export class ImapFolder implements SinkFolder {
   private cutOff(e: unknown): never {
     if (e instanceof MailferryError && e.retryable) this.uncertain = true;
     throw e;
+  }
+
+  /** A message of `size` wire bytes is larger than the target's provider takes (ImapAppendSinkOptions.maxAppendBytes). */
+  overLimit(size: number): MailferryError | undefined {
+    const max = this.sink.maxAppendBytes;
+    if (max === undefined || size <= max) return undefined;
+    return new MailferryError('message', `${size} bytes, larger than the ${max} bytes the target's provider takes (its profile's limits.maxAppendBytes); not sent`);
   }
 
   private async appendMany(group: readonly Pending[]): Promise<Appended[]> {

@@ -5,6 +5,7 @@ import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { MailferryError } from '../../src/domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../../src/domain/message.js';
 import { lfToCrlf } from '../../src/formats/encoder.js';
@@ -36,7 +37,7 @@ const messages = (m: MailboxInfo) => [
   msg(m, 4, 'Subject: 8bit \xe9\xff\r\n\r\nbare\nlf\r\n'),
 ];
 
-async function makeSink(stateDir: string, password = target.password, tls: 'plain' | 'starttls' = 'plain', ca?: Buffer, multiAppend = true): Promise<ImapAppendSink> {
+async function makeSink(stateDir: string, password = target.password, tls: 'plain' | 'starttls' = 'plain', ca?: Buffer, multiAppend = true, maxAppendBytes?: number): Promise<ImapAppendSink> {
   const s = dc.server;
   return new ImapAppendSink({
     endpoint: { kind: 'imap', user: target.name, host: s.host, port: s.imapPort, tls },
@@ -48,6 +49,7 @@ async function makeSink(stateDir: string, password = target.password, tls: 'plai
     log: silentLogger,
     debug: false,
     multiAppend,
+    ...(maxAppendBytes === undefined ? {} : { maxAppendBytes }),
   });
 }
 
@@ -141,6 +143,42 @@ describe('Sink contract: imap append', { skip: dc.skip }, () => {
         assert.ok(back[2]?.raw.equals(last.body), 'the buffered message after it is last');
         assert.deepEqual((await readdir(spoolRoot)).filter((f) => f.startsWith('mailferry-spool-')), [], 'no spool file left');
         assert.ok((await readdir(spoolRoot)).length > 0, 'TMPDIR was used (the state directory is there)');
+      } finally {
+        if (savedTmp === undefined) delete process.env.TMPDIR;
+        else process.env.TMPDIR = savedTmp;
+      }
+    });
+  }
+
+  for (const multi of [true, false]) {
+    test(`the provider's largest message (profile limits.maxAppendBytes): a larger one is refused as a message error before it is sent or spooled, the others go (${multi ? 'MULTIAPPEND' : 'one APPEND each'})`, async () => {
+      const spoolRoot = await fresh();
+      const savedTmp = process.env.TMPDIR;
+      process.env.TMPDIR = spoolRoot;
+      try {
+        const sink = await makeSink(await fresh(), target.password, 'plain', undefined, multi, 5_000);
+        const m = box(multi ? 'Limit/Multi' : 'Limit/Single');
+        const folder = await sink.open(m);
+        const small = Buffer.from('Subject: small\r\nMessage-ID: <small@x>\r\n\r\nfits\r\n');
+        const big = Buffer.from(`Subject: big\r\nMessage-ID: <big@x>\r\n\r\n${'z'.repeat(6_000)}\r\n`);
+        const tx = await folder.begin();
+        await tx.write({ mailbox: m, id: '1', size: small.length, flags: new Set() }, small);
+        const refused = (e: unknown): boolean => e instanceof MailferryError && e.kind === 'message' && /5000 bytes the target's provider takes/.test(e.message);
+        await assert.rejects(tx.write({ mailbox: m, id: '2', size: big.length, flags: new Set() }, big), refused);
+        // Streamed and announced too large: drained, never spooled.
+        const streamed = Readable.from([big]);
+        await assert.rejects(tx.write({ mailbox: m, id: '3', size: big.length, flags: new Set() }, streamed), refused);
+        await finished(streamed, { signal: AbortSignal.timeout(5_000) }); // the refused stream is drained
+        assert.equal(streamed.readableEnded, true);
+        // Streamed with a size that understates it: refused once spooled, before sending.
+        await assert.rejects(tx.write({ mailbox: m, id: '4', size: 100, flags: new Set() }, Readable.from([big])), refused);
+        await tx.write({ mailbox: m, id: '5', size: small.length, flags: new Set() }, Buffer.from(small.toString().replace('<small@x>', '<small2@x>')));
+        await tx.commit();
+        assert.deepEqual([...folder.known].sort(), ['1', '5']);
+        await sink.close();
+        const back = await fetchAll(dc.server, target, multi ? 'Limit/Multi' : 'Limit/Single');
+        assert.deepEqual(back.map((b) => /Message-ID: (<[^>]+>)/.exec(b.raw.toString())?.[1]), ['<small@x>', '<small2@x>']);
+        assert.deepEqual((await readdir(spoolRoot)).filter((f) => f.startsWith('mailferry-spool-')), []);
       } finally {
         if (savedTmp === undefined) delete process.env.TMPDIR;
         else process.env.TMPDIR = savedTmp;

@@ -215,6 +215,10 @@ test('restore and migrate: accounts by address, connection caps, download and up
   });
   assert.deepEqual(intoGmail.limits.budgets.map((b) => [b.kind, b.bytes]), [['upload', 500_000_000]]);
   assert.equal(intoGmail.limits.bytesPerSecond, 1_000_000);
+  // The largest message is the target's: gmail's into gmail, none out of gmail into fastmail (no limit listed).
+  assert.equal(intoGmail.limits.maxAppendBytes, 35_000_000);
+  assert.equal(migrate.limits.maxAppendBytes, undefined);
+  assert.equal(restore.limits.maxAppendBytes, 35_000_000, 'restore into gmail');
   assert.throws(() => loadMigrateConfig({ user: 'me@gmail.com', passwordEnv: 'A', targetProfile: 'gmail', targetPasswordEnv: 'B' }), /--target-profile needs --target-user ADDRESS \(or --to URL\)/);
 });
 
