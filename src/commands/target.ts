@@ -7,6 +7,7 @@ import { credentialsFor } from '../auth/credentials.js';
 import { destinationError } from '../domain/errors.js';
 import { describeEndpoint } from '../endpoints/url.js';
 import type { Logger } from '../log/logger.js';
+import { ROLE_FLAG, type FolderRole } from '../profiles/schema.js';
 import { ImapAppendSink } from '../sinks/imap-append.js';
 import type { Sink } from '../sinks/sink.js';
 import { accountOf, Checkpoint } from '../state/checkpoint.js';
@@ -47,7 +48,7 @@ export interface OpenTarget {
 }
 
 /** What openTarget reads of a restore or migrate config. */
-export type TargetConfig = Pick<TransferCommon, 'target' | 'statePath' | 'dryRun' | 'map'> & { limits?: Pick<TransferCommon['limits'], 'maxAppendBytes'> };
+export type TargetConfig = Pick<TransferCommon, 'target' | 'statePath' | 'dryRun' | 'map'> & Partial<Pick<TransferCommon, 'targetRoles'>> & { limits?: Pick<TransferCommon['limits'], 'maxAppendBytes'> };
 
 /**
  * A state file on this machine (a target's or a forward's): its directory made (0700) and its lock
@@ -87,6 +88,7 @@ export async function openTarget(cfg: TargetConfig, sourceIdentity: string, deps
     checkpoint,
     map: cfg.map,
     ...(cfg.limits?.maxAppendBytes === undefined ? {} : { maxAppendBytes: cfg.limits.maxAppendBytes }),
+    roles: new Map(Object.entries(cfg.targetRoles ?? {}).map(([role, path]) => [ROLE_FLAG[role as FolderRole], path])),
     log: deps.log,
     debug: deps.debug ?? false,
   });

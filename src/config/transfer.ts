@@ -38,6 +38,8 @@ export interface TransferCommon {
   limits: RunLimits;
   /** `--sync-deletions`: remove from the target what mailferry put there and the source no longer has. */
   syncDeletions: boolean;
+  /** The target's provider profile's folder roles (`folders.roles`), for a target that flags none. */
+  targetRoles: Partial<Record<FolderRole, string>>;
 }
 
 export interface RestoreConfig extends TransferCommon {
@@ -109,7 +111,7 @@ function imapEndpoint(problems: Problems, text: string | undefined, flag: string
   return e;
 }
 
-function common(problems: Problems, raw: RawCommonFlags): Omit<TransferCommon, 'target' | 'limits'> & { layout: MaildirLayout } {
+function common(problems: Problems, raw: RawCommonFlags): Omit<TransferCommon, 'target' | 'limits' | 'targetRoles'> & { layout: MaildirLayout } {
   const filter = parseFilter(problems, raw);
   const syncDeletions = raw.syncDeletions ?? false;
   // A message a filter leaves out is not listed, so it would look deleted on the source.
@@ -158,7 +160,7 @@ export function loadRestoreConfig(raw: RawRestoreFlags): RestoreConfig {
   if (rest.syncDeletions && from?.kind === 'mbox') problems.push('--sync-deletions needs a Maildir archive: in an mbox file a deleted message changes the ids of every later one');
   if (problems.length > 0 || from === undefined || target === undefined) throw new MailferryError('usage', problems.join('; '));
   const connections = capConnections(target.connections, tp, '--connections');
-  return { ...rest, from, target: { ...target, connections }, limits: runLimits(undefined, { settings: tp, account: target.endpoint }) };
+  return { ...rest, from, target: { ...target, connections }, targetRoles: tp.profile?.folders.roles ?? {}, limits: runLimits(undefined, { settings: tp, account: target.endpoint }) };
 }
 
 export function loadMigrateConfig(raw: RawMigrateFlags): MigrateConfig {
@@ -208,6 +210,7 @@ export function loadMigrateConfig(raw: RawMigrateFlags): MigrateConfig {
     source: { ...source, connections: capConnections(source.connections, sp, '--connections') },
     sourceRoles: sp.profile?.folders.roles ?? {},
     target: { ...target, connections: capConnections(target.connections, tp, '--target-connections') },
+    targetRoles: tp.profile?.folders.roles ?? {},
     archives,
     limits: runLimits({ settings: sp, account: source.endpoint }, { settings: tp, account: target.endpoint }),
   };

@@ -12,6 +12,15 @@ export type FolderRole = 'sent' | 'drafts' | 'trash' | 'junk' | 'archive' | 'all
 export type AuthMethod = 'password' | 'app-password' | 'oauth2';
 
 export const FOLDER_ROLES: readonly FolderRole[] = ['sent', 'drafts', 'trash', 'junk', 'archive', 'all'];
+/** The RFC 6154 SPECIAL-USE flag of each role. */
+export const ROLE_FLAG: Record<FolderRole, string> = {
+  sent: '\\Sent',
+  drafts: '\\Drafts',
+  trash: '\\Trash',
+  junk: '\\Junk',
+  archive: '\\Archive',
+  all: '\\All',
+};
 const AUTH_METHODS: readonly AuthMethod[] = ['password', 'app-password', 'oauth2'];
 const LIMITS = ['connections', 'downloadBytesPerDay', 'uploadBytesPerDay', 'pop3BytesPerDay', 'maxAppendBytes'] as const;
 

@@ -12,7 +12,8 @@ import { pathComponents, type MailboxInfo } from '../domain/message.js';
  * 2. A source folder with a special-use role (\Sent, \Drafts, \Trash, \Junk, \Archive: by its
  *    SPECIAL-USE flag, else by a well-known name, see sourceRole) goes to the target folder with
  *    the same role: from the target's LIST (RFC 6154 SPECIAL-USE) or, when the target announces
- *    none for that role, by a well-known name ("Sent Items", "Deleted Items", "Junk E-mail", ...).
+ *    none for that role, the folder its provider profile names for it, or a well-known name
+ *    ("Sent Items", "Deleted Items", "Junk E-mail", ...).
  *    Only when the target has no such folder is the source name kept.
  * 3. Else the source path with its components joined by the target's delimiter.
  */
@@ -108,15 +109,21 @@ export interface ListedFolder {
 }
 
 /**
- * Role -> target path. A role the server flags wins over a name; among names, the order of
- * ROLE_NAMES (so "Sent" before "Sent Items") then the path decide, so the choice is stable.
+ * Role -> target path. A role the server flags wins; then the folder the target's provider profile
+ * names for the role (`folders.roles`, by SPECIAL-USE flag: GMX's "Gesendet" is its \Sent), when
+ * the target lists it; then a well-known name, in the order of ROLE_NAMES (so "Sent" before "Sent
+ * Items") then the path, so the choice is stable.
  */
-export function targetRoles(listed: readonly ListedFolder[], delimiter: string | null): Map<Role, string> {
+export function targetRoles(listed: readonly ListedFolder[], delimiter: string | null, named: ReadonlyMap<string, string> = new Map()): Map<Role, string> {
   const out = new Map<Role, string>();
   const selectable = listed.filter((l) => l.noSelect !== true);
   for (const l of [...selectable].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
     const role = normalRole(l.specialUse);
     if (role !== undefined && !out.has(role)) out.set(role, l.path);
+  }
+  for (const [flag, path] of named) {
+    const role = normalRole(flag);
+    if (role !== undefined && !out.has(role) && selectable.some((l) => l.path === path)) out.set(role, path);
   }
   for (const role of MAPPED_ROLES) {
     if (out.has(role)) continue;

@@ -77,6 +77,8 @@ export interface ImapAppendSinkOptions {
    * before it is sent, as one over the announced APPENDLIMIT is.
    */
   maxAppendBytes?: number;
+  /** SPECIAL-USE flag -> target folder, from the target's provider profile (`folders.roles`), for a target that flags none. */
+  roles?: ReadonlyMap<string, string>;
 }
 
 export class ImapAppendSink implements Sink {
@@ -172,7 +174,7 @@ export class ImapAppendSink implements Sink {
   /** The target's special-use folders (by flag, else by well-known name), listed once. */
   private async targetRoles(): Promise<Map<Role, string>> {
     const listed = await this.listed();
-    this.roles ??= Promise.resolve(targetRoles(listed, this.delimiter ?? null));
+    this.roles ??= Promise.resolve(targetRoles(listed, this.delimiter ?? null, this.opts.roles));
     return this.roles;
   }
 

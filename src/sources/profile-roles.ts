@@ -1,5 +1,5 @@
 import type { MailboxInfo } from '../domain/message.js';
-import type { FolderRole } from '../profiles/schema.js';
+import { ROLE_FLAG, type FolderRole } from '../profiles/schema.js';
 import type { Source } from './source.js';
 import { SourceWrapper } from './wrapper.js';
 
@@ -10,21 +10,13 @@ import { SourceWrapper } from './wrapper.js';
  * folder for the role (sinks/folder-map.ts) as it does for a server that announces SPECIAL-USE.
  * A flag the server gives wins.
  */
-const FLAG: Record<FolderRole, string> = {
-  sent: '\\Sent',
-  drafts: '\\Drafts',
-  trash: '\\Trash',
-  junk: '\\Junk',
-  archive: '\\Archive',
-  all: '\\All',
-};
 
 export class ProfileRolesSource extends SourceWrapper {
   private readonly byPath: Map<string, string>;
 
   constructor(inner: Source, roles: Partial<Record<FolderRole, string>>) {
     super(inner);
-    this.byPath = new Map(Object.entries(roles).map(([role, path]) => [path, FLAG[role as FolderRole]]));
+    this.byPath = new Map(Object.entries(roles).map(([role, path]) => [path, ROLE_FLAG[role as FolderRole]]));
   }
 
   override async mailboxes(): Promise<MailboxInfo[]> {

@@ -8,7 +8,7 @@ import { toLf } from '../../src/formats/fingerprint.js';
 import { maildirFolderDir } from '../../src/sinks/paths.js';
 import { readMaildirFolder } from '../helpers/archive.js';
 import { lastJson, runCli, type CliResult } from '../helpers/cli.js';
-import { fetchAll, withDovecot } from '../helpers/server.js';
+import { connect, fetchAll, withDovecot } from '../helpers/server.js';
 import { startSmtp } from '../helpers/smtp.js';
 import { startThrottleProxy } from '../helpers/throttle-proxy.js';
 
@@ -265,6 +265,39 @@ test('migrate from an account by profile: its folder roles send "Gesendet" (no s
   const erin = { name: 'erin', password: 'erin-pw' };
   assert.equal((await fetchAll(dc.server, erin, 'Gesendet')).length, 3);
   assert.equal((await fetchAll(dc.server, erin, 'Sent')).length, 0);
+});
+
+test('migrate into an account by profile: its folder roles name the target\'s \\Junk folder ("Spamverdacht", no special-use flag)', { skip: dc.skip }, async () => {
+  await seedMailbox(dc.server, dc.alice, [{ path: 'Junk', messages: sized('junk', 2, 1_000) }]);
+  const dir = await mkdtemp(join(root, 'migrate-target-'));
+  await profileFile(dir, {}, false, { junk: 'Spamverdacht' });
+  const migrate = async (to: string, profile: boolean): Promise<CliResult> => {
+    const account = { name: to, password: `${to}-pw` };
+    await dc.server.addUser(account);
+    const c = await connect(dc.server, account);
+    await c.mailboxCreate('Spamverdacht');
+    await c.logout();
+    const target = profile ? ['--target-profile', './test-dovecot.json', '--target-user', to] : ['--to', `imaps://${to}@127.0.0.1:${dc.server.imapsPort}`];
+    return runCli(
+      ['migrate', '--from', `imaps://alice@127.0.0.1:${dc.server.imapsPort}`, '--ca', dc.server.caFile, '--password-env', 'PW', '--include', 'Junk',
+        ...target, '--target-ca', dc.server.caFile, '--target-password-env', 'PW2'],
+      { PW: dc.alice.password, PW2: `${to}-pw`, XDG_STATE_HOME: join(dir, 'state') },
+      { cwd: dir },
+    );
+  };
+  const junk = (await fetchAll(dc.server, dc.alice, 'Junk')).map((m) => m.raw.toString('latin1')).sort();
+  assert.equal(junk.length, 2);
+  const withProfile = await migrate('gina', true);
+  assert.equal(withProfile.status, 0, withProfile.stderr);
+  const gina = { name: 'gina', password: 'gina-pw' };
+  assert.deepEqual((await fetchAll(dc.server, gina, 'Spamverdacht')).map((m) => m.raw.toString('latin1')).sort(), junk);
+  await assert.rejects(fetchAll(dc.server, gina, 'Junk'), 'no Junk folder on the target');
+  // Without the profile the target has no \Junk folder it can tell: the source name is kept.
+  const without = await migrate('hank', false);
+  assert.equal(without.status, 0, without.stderr);
+  const hank = { name: 'hank', password: 'hank-pw' };
+  assert.equal((await fetchAll(dc.server, hank, 'Junk')).length, 2);
+  assert.equal((await fetchAll(dc.server, hank, 'Spamverdacht')).length, 0);
 });
 
 test('a refused login to a provider that takes no plain password says what it takes (exit 4)', { skip: dc.skip }, async () => {

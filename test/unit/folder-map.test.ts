@@ -59,6 +59,19 @@ describe('folder mapping', () => {
     assert.equal(roles.size, 3);
   });
 
+  test('targetRoles: the target profile names a role after SPECIAL-USE and before the well-known names, only when listed', () => {
+    const listed = [{ path: 'Gesendet' }, { path: 'Sent' }, { path: 'Papierkorb' }, { path: 'Trash', specialUse: '\\Trash' }, { path: 'Entwurf', noSelect: true }];
+    const named = new Map([['\\Sent', 'Gesendet'], ['\\Trash', 'Papierkorb'], ['\\Drafts', 'Entwurf'], ['\\Junk', 'Spamverdacht'], ['\\All', 'Gesendet']]);
+    const roles = targetRoles(listed, '.', named);
+    assert.equal(roles.get('\\Sent'), 'Gesendet', 'the profile name wins over the well-known "Sent"');
+    assert.equal(roles.get('\\Trash'), 'Trash', 'a SPECIAL-USE flag wins over the profile');
+    assert.equal(roles.get('\\Drafts'), undefined, 'a \\Noselect folder the profile names is not used');
+    assert.equal(roles.get('\\Junk'), undefined, 'a folder the target does not list is not used');
+    assert.equal(roles.size, 2, '\\All is never mapped');
+    // Without the profile the well-known name decides.
+    assert.equal(targetRoles(listed, '.').get('\\Sent'), 'Sent');
+  });
+
   test('mapFolder: --map first, then the role, then the name with the target delimiter', () => {
     const roles = new Map([['\\Sent', 'Sent Items'] as const]);
     const rules = [{ from: 'Archive/2023', to: 'Old/2023' }, { from: 'Sent', to: 'Outbox/Kept' }];

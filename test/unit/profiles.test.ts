@@ -219,6 +219,9 @@ test('restore and migrate: accounts by address, connection caps, download and up
   assert.equal(intoGmail.limits.maxAppendBytes, 35_000_000);
   assert.equal(migrate.limits.maxAppendBytes, undefined);
   assert.equal(restore.limits.maxAppendBytes, 35_000_000, 'restore into gmail');
+  assert.equal(restore.targetRoles.sent, '[Gmail]/Sent Mail', "the target profile's folder roles");
+  assert.equal(migrate.targetRoles.junk, 'Spam', "fastmail's");
+  assert.equal(migrate.sourceRoles.sent, '[Gmail]/Sent Mail');
   assert.throws(() => loadMigrateConfig({ user: 'me@gmail.com', passwordEnv: 'A', targetProfile: 'gmail', targetPasswordEnv: 'B' }), /--target-profile needs --target-user ADDRESS \(or --to URL\)/);
 });
 
