@@ -5,12 +5,12 @@ import { dateHeader } from '../formats/date-header.js';
 import { fingerprintKey, headerBlock, toLf } from '../formats/fingerprint.js';
 import type { Logger } from '../log/logger.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../state/checkpoint.js';
-import { toRanges } from '../state/ids.js';
-import { flagKey, flagsOfKey } from '../state/synced.js';
+import { flagKey } from '../state/synced.js';
 import type { ImapAppendSink } from './imap-append.js';
 import { memoryLiteral, spoolLiteral, type Literal } from './literal.js';
 import { removeGone } from './imap-expunge.js';
-import { deselect, STORE_UIDS, targetKey } from './imap-target.js';
+import { syncFlags } from './imap-flags.js';
+import { deselect, targetKey } from './imap-target.js';
 import { multiAppend } from './multi-append.js';
 import type { Fingerprint, Match, SinkFolder, Tx } from './sink.js';
 import { bodyLimit } from './write-body.js';
@@ -18,8 +18,8 @@ import { lfToCrlf } from '../formats/encoder.js';
 
 /**
  * One folder of the IMAP target (see ImapAppendSink for the contract it keeps): what is recorded
- * of it, APPEND and MULTIAPPEND, the re-match after a crash or a cut-off APPEND, flag updates,
- * and (imap-expunge.ts) removing what is gone from the source.
+ * of it, APPEND and MULTIAPPEND, the re-match after a crash or a cut-off APPEND; flag updates
+ * (imap-flags.ts) and removing what is gone from the source (imap-expunge.ts) are beside it.
  */
 /** Bounds of one MULTIAPPEND group. */
 const GROUP_BYTES = 8 << 20;
@@ -202,64 +202,9 @@ export class ImapFolder implements SinkFolder {
     this.kept = undefined;
   }
 
-  async syncFlags(metas: readonly MessageMeta[]): Promise<number> {
-    const f = this.checkpoint.folder(this.mailbox.path);
-    const uidOf = f?.targetUids ?? new Map<string, number>();
-    const last = f?.flags ?? new Map<string, string>();
-    const changed = metas.filter((m) => uidOf.has(m.id) && last.get(m.id) !== flagKey(m.flags));
-    const unmapped = metas.filter((m) => !uidOf.has(m.id)).length;
-    if (unmapped > 0) this.log.debug(`${this.mailbox.path}: ${unmapped} messages without a known target UID; their flags are not carried`);
-    if (changed.length === 0) return 0;
-    const stored = await this.sink.withConn(async (c) => {
-      await c.client.mailboxOpen(this.path);
-      try {
-        // Messages without a record are compared with what the target holds now.
-        const unknown = changed.filter((m) => !last.has(m.id)).map((m) => uidOf.get(m.id) as number);
-        const now = new Map<number, string>();
-        for (let i = 0; i < unknown.length; i += STORE_UIDS) {
-          const set = toRanges(unknown.slice(i, i + STORE_UIDS));
-          for await (const msg of c.client.fetch(set, { uid: true, flags: true }, { uid: true })) now.set(msg.uid, flagKey(msg.flags ?? []));
-        }
-        // One STORE per distinct change, over all the UIDs it applies to.
-        const groups = new Map<string, { add: string[]; remove: string[]; uids: number[]; ids: string[] }>();
-        for (const m of changed) {
-          const uid = uidOf.get(m.id) as number;
-          const before = last.get(m.id) ?? now.get(uid);
-          if (before === undefined) continue; // gone from the target
-          const want = new Set(flagsOfKey(flagKey(m.flags)));
-          const had = new Set(flagsOfKey(before));
-          const add = [...want].filter((x) => !had.has(x));
-          const remove = [...had].filter((x) => !want.has(x));
-          const key = `${add.join(' ')}\u0000${remove.join(' ')}`;
-          const g = groups.get(key) ?? { add, remove, uids: [], ids: [] };
-          g.uids.push(uid);
-          g.ids.push(m.id);
-          groups.set(key, g);
-        }
-        const done: string[] = [];
-        let n = 0;
-        for (const g of groups.values()) {
-          // At most STORE_UIDS UIDs per command keeps its line short (Dovecot: 64 KiB).
-          for (let i = 0; i < g.uids.length; i += STORE_UIDS) {
-            const set = toRanges(g.uids.slice(i, i + STORE_UIDS));
-            if (g.add.length > 0) await c.client.messageFlagsAdd(set, g.add, { uid: true });
-            if (g.remove.length > 0) await c.client.messageFlagsRemove(set, g.remove, { uid: true });
-          }
-          if (g.add.length + g.remove.length > 0) n += g.ids.length;
-          done.push(...g.ids);
-        }
-        return { n, done };
-      } finally {
-        await deselect(c.client);
-      }
-    }, `cannot store flags in folder "${this.path}"`);
-    const byId = new Map(changed.map((m) => [m.id, flagKey(m.flags)]));
-    this.checkpoint.update(this.mailbox.path, (g) => {
-      for (const id of stored.done) (g.flags ??= new Map()).set(id, byId.get(id) ?? '');
-    });
-    await this.checkpoint.save();
-    if (stored.n > 0) this.log.info(`${this.mailbox.path}: flags updated on ${stored.n} messages on the target`);
-    return stored.n;
+  /** Flag changes on the source carried to the target: see imap-flags.ts. */
+  syncFlags(metas: readonly MessageMeta[]): Promise<number> {
+    return syncFlags({ sink: this.sink, mailbox: this.mailbox, path: this.path, log: this.log }, metas);
   }
 
   /** `--sync-deletions`: see imap-expunge.ts. */
