@@ -22,7 +22,7 @@ import { lfToCrlf } from '../formats/encoder.js';
  * (imap-flags.ts) and removing what is gone from the source (imap-expunge.ts) are beside it.
  */
 /** Bounds of one MULTIAPPEND group. */
-const GROUP_BYTES = 4 << 20;
+const GROUP_BYTES = 2 << 20;
 const GROUP_MESSAGES = 500;
 
 /** A \Noselect container: nothing to write, nothing to match. */
