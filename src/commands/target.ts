@@ -48,7 +48,7 @@ export interface OpenTarget {
 }
 
 /** What openTarget reads of a restore or migrate config. */
-export type TargetConfig = Pick<TransferCommon, 'target' | 'statePath' | 'dryRun' | 'map'> & Partial<Pick<TransferCommon, 'targetRoles'>> & { limits?: Pick<TransferCommon['limits'], 'maxAppendBytes'> };
+export type TargetConfig = Pick<TransferCommon, 'target' | 'statePath' | 'dryRun' | 'map' | 'targetRoles' | 'limits'>;
 
 /**
  * A state file on this machine (a target's or a forward's): its directory made (0700) and its lock
@@ -87,8 +87,8 @@ export async function openTarget(cfg: TargetConfig, sourceIdentity: string, deps
     connections: a.connections,
     checkpoint,
     map: cfg.map,
-    ...(cfg.limits?.maxAppendBytes === undefined ? {} : { maxAppendBytes: cfg.limits.maxAppendBytes }),
-    roles: new Map(Object.entries(cfg.targetRoles ?? {}).map(([role, path]) => [ROLE_FLAG[role as FolderRole], path])),
+    ...(cfg.limits.maxAppendBytes === undefined ? {} : { maxAppendBytes: cfg.limits.maxAppendBytes }),
+    roles: new Map(Object.entries(cfg.targetRoles).map(([role, path]) => [ROLE_FLAG[role as FolderRole], path])),
     log: deps.log,
     debug: deps.debug ?? false,
   });

@@ -2,6 +2,7 @@ import type { MessageRangeOptions } from 'imapflow';
 import { MailferryError } from '../domain/errors.js';
 import type { MailboxInfo } from '../domain/message.js';
 import type { Logger } from '../log/logger.js';
+import { connectionLost } from '../sources/imap-errors.js';
 import { toRanges } from '../state/ids.js';
 import type { ImapAppendSink } from './imap-append.js';
 import { deselect, STORE_UIDS, targetKey } from './imap-target.js';
@@ -56,12 +57,12 @@ export async function removeGone(folder: GoneFolder, present: ReadonlySet<string
       let removed = 0;
       for (let i = 0; i < uids.length; i += STORE_UIDS) {
         const there = await c.client.search({ uid: toRanges(uids.slice(i, i + STORE_UIDS)) }, { uid: true });
-        if (there === false || there === undefined) throw lost(sink);
+        if (there === false || there === undefined) throw connectionLost(sink.where);
         if (there.length === 0) continue;
         // imapflow 2.1.2 (commands/expunge.js): UID STORE with these options (`silent`: +FLAGS.SILENT),
         // then UID EXPUNGE of the same set when UIDPLUS is on (checked above); false after a NO.
         if ((await c.client.messageDelete(toRanges(there), DELETE_OPTIONS)) !== true) {
-          if (!c.client.usable) throw lost(sink);
+          if (!c.client.usable) throw connectionLost(sink.where);
           throw new MailferryError('mailbox', `the target refused to remove ${there.length} messages (UID STORE \\Deleted / UID EXPUNGE)`);
         }
         removed += there.length;
@@ -95,8 +96,4 @@ export async function removeGone(folder: GoneFolder, present: ReadonlySet<string
   for (const id of drop) folder.known.delete(id);
   if (outcome.removed > 0) log.info(`${source}: ${outcome.removed} messages removed from the target (deleted on the source)`);
   return outcome.removed;
-}
-
-function lost(sink: ImapAppendSink): MailferryError {
-  return new MailferryError('network', `connection to ${sink.where} lost`, { retryable: true });
 }

@@ -241,17 +241,18 @@ export class ImapFolder implements SinkFolder {
           staged.push(a);
         };
         if (!Buffer.isBuffer(body)) {
-          // Known too large from its size alone: not spooled, not sent.
-          if (folder.overLimit(meta.size ?? 0) !== undefined) {
+          // Known too large from its size alone: drained, not spooled, not sent.
+          try {
+            folder.checkSize(meta.size ?? 0);
+          } catch (e: unknown) {
             body.resume();
-            throw folder.overLimit(meta.size ?? 0);
+            throw e;
           }
           // A large message (streamed by the source) goes alone, from a spool file; the group
           // gathered so far goes first, so the target keeps the source's order.
           const spooled = await spoolLiteral(body, bodyLimit(meta), `${folder.mailbox.path} ${meta.id}`);
           try {
-            const over = folder.overLimit(spooled.size);
-            if (over !== undefined) throw over;
+            folder.checkSize(spooled.size);
             if (spooled.nul) nul();
             if (folder.sink.multi) await flush();
             await sendNow({ body: spooled, head: spooled.head });
@@ -261,8 +262,7 @@ export class ImapFolder implements SinkFolder {
           return;
         }
         const raw = lfToCrlf(body);
-        const over = folder.overLimit(raw.length);
-        if (over !== undefined) throw over;
+        folder.checkSize(raw.length);
         if (raw.includes(0)) nul();
         if (!folder.sink.multi) return sendNow({ body: memoryLiteral(raw), head: raw });
         pending.push({ meta, raw });
@@ -364,11 +364,12 @@ export class ImapFolder implements SinkFolder {
     throw e;
   }
 
-  /** A message of `size` wire bytes is larger than the target's provider takes (ImapAppendSinkOptions.maxAppendBytes). */
-  overLimit(size: number): MailferryError | undefined {
+  /** Throws `message` when `size` wire bytes are more than the target's provider takes (ImapAppendSinkOptions.maxAppendBytes). */
+  checkSize(size: number): void {
     const max = this.sink.maxAppendBytes;
-    if (max === undefined || size <= max) return undefined;
-    return new MailferryError('message', `${size} bytes, larger than the ${max} bytes the target's provider takes (its profile's limits.maxAppendBytes); not sent`);
+    if (max !== undefined && size > max) {
+      throw new MailferryError('message', `${size} bytes, larger than the ${max} bytes the target's provider takes (its profile's limits.maxAppendBytes); not sent`);
+    }
   }
 
   private async appendMany(group: readonly Pending[]): Promise<Appended[]> {

@@ -71,6 +71,11 @@ function throttleOf(e: unknown): number | undefined {
   return undefined;
 }
 
+/** A connection that went away under a command (imapflow ended it quietly): retried. */
+export function connectionLost(where: string): MailferryError {
+  return new MailferryError('network', `connection to ${where} lost`, { retryable: true });
+}
+
 export function mapImapError(e: unknown, where: string): MailferryError {
   if (e instanceof MailferryError) return e;
   const code = errnoCode(e);

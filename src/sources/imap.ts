@@ -4,7 +4,7 @@ import { compareMailboxes, type MailboxInfo, type MessageMeta } from '../domain/
 import type { RemoteEndpoint } from '../endpoints/url.js';
 import type { Logger } from '../log/logger.js';
 import { toRanges } from '../state/ids.js';
-import { mapImapError } from './imap-errors.js';
+import { connectionLost, mapImapError } from './imap-errors.js';
 import { ImapPool, type Conn } from './imap-pool.js';
 import type { Fetched, HeaderSample, Selected, Source } from './source.js';
 
@@ -111,7 +111,7 @@ export class ImapSource implements Source {
       const { exists } = await this.openOn(c, mailbox);
       if (exists === 0) return [];
       const found = await c.client.search({ all: true }, { uid: true });
-      if (found === false) throw this.lost();
+      if (found === false) throw connectionLost(this.where);
       const uids = found ?? [];
       const want = uids.filter((u) => wanted(String(u)));
       const out: MessageMeta[] = [];
@@ -195,11 +195,7 @@ export class ImapSource implements Source {
    * "no more messages": it is a lost connection, retried.
    */
   private stillOpen(c: Conn): void {
-    if (c.client.mailbox === false || !c.client.usable) throw this.lost();
-  }
-
-  private lost(): MailferryError {
-    return new MailferryError('network', `connection to ${this.where} lost`, { retryable: true });
+    if (c.client.mailbox === false || !c.client.usable) throw connectionLost(this.where);
   }
 }
 

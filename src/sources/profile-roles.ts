@@ -10,7 +10,6 @@ import { SourceWrapper } from './wrapper.js';
  * folder for the role (sinks/folder-map.ts) as it does for a server that announces SPECIAL-USE.
  * A flag the server gives wins.
  */
-
 export class ProfileRolesSource extends SourceWrapper {
   private readonly byPath: Map<string, string>;
 

@@ -15,6 +15,7 @@ import { ImapAppendSink, targetKey } from '../../src/sinks/imap-append.js';
 import type { Fingerprint } from '../../src/sinks/sink.js';
 import { Checkpoint } from '../../src/state/checkpoint.js';
 import { connect, fetchAll, withDovecot, type Account } from '../helpers/server.js';
+import { withTmpdir } from '../helpers/tmpdir.js';
 
 /**
  * The Sink contract for the IMAP target, against a real Dovecot user `target`. The source is
@@ -111,9 +112,7 @@ describe('Sink contract: imap append', { skip: dc.skip }, () => {
   for (const multi of [true, false]) {
     test(`a 20 MB streamed message goes from a spool file, byte-exact and in order between buffered ones; the spool is removed (${multi ? 'MULTIAPPEND' : 'one APPEND each'})`, async () => {
       const spoolRoot = await fresh();
-      const savedTmp = process.env.TMPDIR;
-      process.env.TMPDIR = spoolRoot;
-      try {
+      await withTmpdir(spoolRoot, async () => {
         const sink = await makeSink(await fresh(), target.password, 'plain', undefined, multi);
         const m = box(multi ? 'Big/Multi' : 'Big/Single');
         const folder = await sink.open(m);
@@ -143,19 +142,14 @@ describe('Sink contract: imap append', { skip: dc.skip }, () => {
         assert.ok(back[2]?.raw.equals(last.body), 'the buffered message after it is last');
         assert.deepEqual((await readdir(spoolRoot)).filter((f) => f.startsWith('mailferry-spool-')), [], 'no spool file left');
         assert.ok((await readdir(spoolRoot)).length > 0, 'TMPDIR was used (the state directory is there)');
-      } finally {
-        if (savedTmp === undefined) delete process.env.TMPDIR;
-        else process.env.TMPDIR = savedTmp;
-      }
+      });
     });
   }
 
   for (const multi of [true, false]) {
     test(`the provider's largest message (profile limits.maxAppendBytes): a larger one is refused as a message error before it is sent or spooled, the others go (${multi ? 'MULTIAPPEND' : 'one APPEND each'})`, async () => {
       const spoolRoot = await fresh();
-      const savedTmp = process.env.TMPDIR;
-      process.env.TMPDIR = spoolRoot;
-      try {
+      await withTmpdir(spoolRoot, async () => {
         const sink = await makeSink(await fresh(), target.password, 'plain', undefined, multi, 5_000);
         const m = box(multi ? 'Limit/Multi' : 'Limit/Single');
         const folder = await sink.open(m);
@@ -179,10 +173,7 @@ describe('Sink contract: imap append', { skip: dc.skip }, () => {
         const back = await fetchAll(dc.server, target, multi ? 'Limit/Multi' : 'Limit/Single');
         assert.deepEqual(back.map((b) => /Message-ID: (<[^>]+>)/.exec(b.raw.toString())?.[1]), ['<small@x>', '<small2@x>']);
         assert.deepEqual((await readdir(spoolRoot)).filter((f) => f.startsWith('mailferry-spool-')), []);
-      } finally {
-        if (savedTmp === undefined) delete process.env.TMPDIR;
-        else process.env.TMPDIR = savedTmp;
-      }
+      });
     });
   }
 
@@ -190,16 +181,14 @@ describe('Sink contract: imap append', { skip: dc.skip }, () => {
     const sink = await makeSink(await fresh());
     const m = box('NoSpool');
     const folder = await sink.open(m);
-    const savedTmp = process.env.TMPDIR;
-    process.env.TMPDIR = join(await fresh(), 'missing');
     try {
-      const tx = await folder.begin();
-      const body = Readable.from([Buffer.from('Subject: s\r\n\r\nbody\r\n')]);
-      await assert.rejects(tx.write({ mailbox: m, id: '1', size: 21, flags: new Set() }, body), (e: unknown) => e instanceof MailferryError && e.kind === 'destination' && /TMPDIR/.test(e.message));
-      await tx.abort();
+      await withTmpdir(join(await fresh(), 'missing'), async () => {
+        const tx = await folder.begin();
+        const body = Readable.from([Buffer.from('Subject: s\r\n\r\nbody\r\n')]);
+        await assert.rejects(tx.write({ mailbox: m, id: '1', size: 21, flags: new Set() }, body), (e: unknown) => e instanceof MailferryError && e.kind === 'destination' && /TMPDIR/.test(e.message));
+        await tx.abort();
+      });
     } finally {
-      if (savedTmp === undefined) delete process.env.TMPDIR;
-      else process.env.TMPDIR = savedTmp;
       await sink.close();
     }
   });

@@ -239,19 +239,25 @@ test('restore into an account by profile keeps its daily upload budget (exit 8) 
   assert.deepEqual(await onTarget(), source);
 });
 
+/** `migrate` of one folder of alice's into the new account `to` (password `<to>-pw`); `from` and `target` name the two accounts. */
+function migrateFolder(dir: string, folder: string, to: string, from: string[], target: string[]): Promise<CliResult> {
+  return runCli(
+    ['migrate', ...from, '--ca', dc.server.caFile, '--password-env', 'PW', '--include', folder, ...target, '--target-ca', dc.server.caFile, '--target-password-env', 'PW2'],
+    { PW: dc.alice.password, PW2: `${to}-pw`, XDG_STATE_HOME: join(dir, 'state') },
+    { cwd: dir },
+  );
+}
+const sourceUrl = (): string[] => ['--from', `imaps://alice@127.0.0.1:${dc.server.imapsPort}`];
+const targetUrl = (to: string): string[] => ['--to', `imaps://${to}@127.0.0.1:${dc.server.imapsPort}`];
+
 test('migrate from an account by profile: its folder roles send "Gesendet" (no special-use flag) to the target\'s \\Sent folder', { skip: dc.skip }, async () => {
   await seedMailbox(dc.server, dc.alice, [{ path: 'Gesendet', messages: sized('sent', 3, 1_000) }]);
   const dir = await mkdtemp(join(root, 'migrate-'));
   await profileFile(dir, {}, false, { sent: 'Gesendet' });
   const migrate = async (to: string, profile: boolean): Promise<CliResult> => {
     await dc.server.addUser({ name: to, password: `${to}-pw` });
-    const from = profile ? ['--profile', './test-dovecot.json', '--user', dc.alice.name] : ['--from', `imaps://alice@127.0.0.1:${dc.server.imapsPort}`];
-    return runCli(
-      ['migrate', ...from, '--ca', dc.server.caFile, '--password-env', 'PW', '--include', 'Gesendet',
-        '--to', `imaps://${to}@127.0.0.1:${dc.server.imapsPort}`, '--target-ca', dc.server.caFile, '--target-password-env', 'PW2'],
-      { PW: dc.alice.password, PW2: `${to}-pw`, XDG_STATE_HOME: join(dir, 'state') },
-      { cwd: dir },
-    );
+    const from = profile ? ['--profile', './test-dovecot.json', '--user', dc.alice.name] : sourceUrl();
+    return migrateFolder(dir, 'Gesendet', to, from, targetUrl(to));
   };
   const sent = (await fetchAll(dc.server, dc.alice, 'Gesendet')).map((m) => m.raw.toString('latin1')).sort();
   const withProfile = await migrate('dave', true);
@@ -277,13 +283,8 @@ test('migrate into an account by profile: its folder roles name the target\'s \\
     const c = await connect(dc.server, account);
     await c.mailboxCreate('Spamverdacht');
     await c.logout();
-    const target = profile ? ['--target-profile', './test-dovecot.json', '--target-user', to] : ['--to', `imaps://${to}@127.0.0.1:${dc.server.imapsPort}`];
-    return runCli(
-      ['migrate', '--from', `imaps://alice@127.0.0.1:${dc.server.imapsPort}`, '--ca', dc.server.caFile, '--password-env', 'PW', '--include', 'Junk',
-        ...target, '--target-ca', dc.server.caFile, '--target-password-env', 'PW2'],
-      { PW: dc.alice.password, PW2: `${to}-pw`, XDG_STATE_HOME: join(dir, 'state') },
-      { cwd: dir },
-    );
+    const target = profile ? ['--target-profile', './test-dovecot.json', '--target-user', to] : targetUrl(to);
+    return migrateFolder(dir, 'Junk', to, sourceUrl(), target);
   };
   const junk = (await fetchAll(dc.server, dc.alice, 'Junk')).map((m) => m.raw.toString('latin1')).sort();
   assert.equal(junk.length, 2);
