@@ -7,7 +7,7 @@
 import { createReadStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { ImapFlow } from 'imapflow';
+import { ImapFlow } from '../../src/sources/imapflow-lib.js';
 import { maildirFolderDir, mboxFolderFile } from '../../src/sinks/paths.js';
 
 export interface FolderTruth {

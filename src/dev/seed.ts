@@ -27,7 +27,7 @@
  * - The internal date is the file mtime (seconds); APPEND's zone offset is not kept.
  */
 import net from 'node:net';
-import { ImapFlow } from 'imapflow';
+import { ImapFlow } from '../sources/imapflow-lib.js';
 
 export interface SeedMessage {
   raw: Buffer;

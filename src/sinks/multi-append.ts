@@ -1,7 +1,6 @@
 import type { Writable } from 'node:stream';
 import type { ImapFlow } from 'imapflow';
-import compiler from 'imapflow/lib/handler/imap-compiler.js';
-import { encodePath, enhanceCommandError, formatDateTime, formatFlag, normalizePath } from 'imapflow/lib/tools.js';
+import { compiler, encodePath, enhanceCommandError, formatDateTime, formatFlag, normalizePath } from '../sources/imapflow-lib.js';
 import type { Literal } from './literal.js';
 
 /**

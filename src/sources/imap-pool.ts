@@ -1,4 +1,5 @@
-import { ImapFlow, type ImapFlowOptions } from 'imapflow';
+import type { ImapFlowOptions } from 'imapflow';
+import { ImapFlow } from './imapflow-lib.js';
 import { imapAuth, NoOAuth2Login, withCredential, type Credential, type Credentials } from '../auth/credentials.js';
 import { MailferryError } from '../domain/errors.js';
 import type { RemoteEndpoint } from '../endpoints/url.js';

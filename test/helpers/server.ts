@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { after, before } from 'node:test';
-import { ImapFlow } from 'imapflow';
+import { ImapFlow } from '../../src/sources/imapflow-lib.js';
 import { skipUnlessDovecot, startDovecot, type DovecotServer, type StartOptions, type UserSpec } from '../../src/dev/dovecot.js';
 import { seedMailbox, type SeedFolder } from '../../src/dev/seed.js';
 import { nastyMailbox } from '../fixtures/nasty.js';
