@@ -13,7 +13,8 @@ import type { PipelineOptions } from './run.js';
  *   them in order), so a serial sink (one mbox file) takes a folder's batches in order and writes
  *   its messages in the source's order, although the batches are fetched in parallel.
  * - A message a sink refuses (`message`) is skipped and reported, the rest goes on; a full target
- *   (`quota`) takes no more, what was written is committed, and the batch ends with that error.
+ *   (`quota`) takes no more in this batch, what was written to it is committed, the other sink
+ *   folders go on, and `onFull` is told once the batch has ended (the caller stops that sink).
  * - A message a sink refuses only at commit (`tx.refused()`) is reported too, and not counted.
  */
 export async function copyBatch(
@@ -23,6 +24,7 @@ export async function copyBatch(
   report: RunReport,
   signal: AbortSignal,
   opts: PipelineOptions,
+  onFull: (folder: SinkFolder, e: MailferryError) => void,
 ): Promise<void> {
   const todo = batch.filter((m) => folders.some((f) => !f.known.has(m.id)));
   if (todo.length === 0) return;
@@ -38,9 +40,8 @@ export async function copyBatch(
   let bytes = 0;
   /** Per message written: to how many sinks, and its size. */
   const writes = new Map<string, { n: number; bytes: number }>();
-  /** Folders that reported a full target in this batch: written no more; the batch ends with the error. */
-  let full: MailferryError | undefined;
-  const fullFolders = new Set<SinkFolder>();
+  /** Folders that reported a full target in this batch, with the error: written no more. */
+  const fullFolders = new Map<SinkFolder, MailferryError>();
   const write = async (f: SinkFolder, meta: MessageMeta, b: Buffer | Readable): Promise<boolean> => {
     try {
       await (await (txs.get(f) as Promise<Tx>)).write(meta, b);
@@ -49,8 +50,7 @@ export async function copyBatch(
       if (!(e instanceof MailferryError) || (e.kind !== 'message' && e.kind !== 'quota')) throw e;
       if (!Buffer.isBuffer(b)) b.resume();
       if (e.kind === 'quota') {
-        full ??= e;
-        fullFolders.add(f);
+        if (!fullFolders.has(f)) fullFolders.set(f, e);
       } else {
         opts.log.warn(`${meta.mailbox.path} ${meta.id}: ${e.message}; message skipped`);
         report.skipped.push({ mailbox: meta.mailbox.path, id: meta.id, reason: e.message });
@@ -71,11 +71,13 @@ export async function copyBatch(
       }
     }
     // What was written before a refusal is kept: commit it, then report the refusal.
-    for (const r of await Promise.allSettled([...txs.values()].map(async (tx) => (await tx).commit()))) {
-      if (r.status === 'fulfilled') continue;
+    const committed = await Promise.allSettled([...txs.values()].map(async (tx) => (await tx).commit()));
+    [...txs.keys()].forEach((f, i) => {
+      const r = committed[i];
+      if (r === undefined || r.status === 'fulfilled') return;
       if (!(r.reason instanceof MailferryError && r.reason.kind === 'quota')) throw r.reason;
-      full ??= r.reason;
-    }
+      if (!fullFolders.has(f)) fullFolders.set(f, r.reason);
+    });
   } catch (e: unknown) {
     await Promise.all([...txs.values()].map((tx) => tx.then((t) => t.abort(), () => undefined)));
     throw e;
@@ -94,7 +96,7 @@ export async function copyBatch(
   report.messages += messages;
   report.bytes += bytes;
   opts.onProgress?.(report, { type: 'batch', mailbox, messages, bytes });
-  if (full !== undefined) throw full;
+  for (const [f, e] of fullFolders) onFull(f, e);
 }
 
 /** The same body for n writers: a Buffer is shared; a stream is teed with backpressure. */

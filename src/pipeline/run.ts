@@ -21,9 +21,10 @@ import { withRetry } from './retry.js';
  * A batch's messages are written to every sink that lacks them, and acknowledged (checkpointed) by
  * each sink's commit only after they are durable. A dropped connection retries the batch; a bad
  * folder is skipped and reported, and so is a message a sink refuses (kind `message`: the rest of
- * the batch goes on); a full target (kind `quota`) ends the batch with what was written committed and
- * stops copying (what is left is reported as not copied); a destination, auth, TLS or usage error
- * stops the run.
+ * the batch goes on); a full target (kind `quota`) ends that sink's part of the batch with what was
+ * written committed, and the sink is written no more in this run (what it lacks is reported as not
+ * copied to it) while the other sinks go on (`migrate --archive` keeps archiving); once every sink
+ * is full, copying stops; a destination, auth, TLS or usage error stops the run.
  * With `syncDeletions`, a sink folder that can (`removeGone`, an IMAP target) is handed the ids of
  * every message listed in the folder, after a complete listing only (as many listed as `select()`
  * counted, nothing filtered out), and removes what it put there that is gone from the source.
@@ -52,6 +53,8 @@ const PENDING_MESSAGES = 2_000;
 interface Plan {
   mailbox: MailboxInfo;
   folders: SinkFolder[];
+  /** The sink of each folder (same order). */
+  sinks: Sink[];
   batches: MessageMeta[][];
 }
 
@@ -63,10 +66,29 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
     withRetry(what, fn, { attempts: opts.retries, baseMs: opts.retryBaseMs, log: opts.log, signal });
   const limit = pLimit(source.caps.parallel);
 
-  /** Why copying stopped for good (a full target): what is not done yet is reported, not tried. */
+  /** Why copying stopped for good (every sink full): what is not done yet is reported, not tried. */
   let stopped: string | undefined;
   const skipFolder = (mailbox: string, reason: string): void => {
-    if (!report.skipped.some((x) => x.mailbox === mailbox && x.id === undefined)) report.skipped.push({ mailbox, reason });
+    if (!report.skipped.some((x) => x.mailbox === mailbox && x.id === undefined && x.reason === reason)) report.skipped.push({ mailbox, reason });
+  };
+  /** Sinks that reported a full target (kind `quota`), with the error: written no more in this run. */
+  const full = new Map<Sink, MailferryError>();
+  const notCopiedTo = (sink: Sink, mailbox: string): void => {
+    const e = full.get(sink);
+    if (e !== undefined) skipFolder(mailbox, sinks.length > 1 ? `not copied to ${sink.name}: ${e.message}` : `not copied: ${e.message}`);
+  };
+  const markFull = (sink: Sink, mailbox: string, e: MailferryError): void => {
+    if (!full.has(sink)) {
+      full.set(sink, e);
+      const others = sinks.length - full.size;
+      opts.log.warn(
+        others > 0
+          ? `${e.message}; copying to ${sink.name} stopped (the other ${others === 1 ? 'destination goes' : 'destinations go'} on), a rerun after freeing space finishes`
+          : `${e.message}; copying stopped, a rerun after freeing space finishes`,
+      );
+    }
+    if (full.size === sinks.length) stopped ??= e.message;
+    notCopiedTo(sink, mailbox);
   };
   /** Folder-scoped failures are reported and skipped; a full target stops copying; anything else stops the whole run. */
   const guard = async (mailbox: string, fn: () => Promise<void>): Promise<void> => {
@@ -117,7 +139,9 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
           for (const sink of sinks) await sink.open(mailbox);
           return;
         }
-        const plan = await retry(`plan ${mailbox.path}`, () => planFolder(source, sinks, mailbox, opts));
+        const live = sinks.filter((s) => !full.has(s));
+        for (const s of sinks) if (full.has(s)) notCopiedTo(s, mailbox.path);
+        const plan = await retry(`plan ${mailbox.path}`, () => planFolder(source, live, mailbox, opts));
         report.folders++;
         report.unchanged += plan.unchanged;
         report.filtered += plan.filtered;
@@ -133,9 +157,18 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
           Promise.allSettled(
             plan.batches.map((batch) =>
               limit(() =>
-                guard(plan.mailbox.path, () =>
-                  retry(`fetch from ${plan.mailbox.path}`, () => copyBatch(source, plan.folders, batch, report, signal, opts)),
-                ),
+                guard(plan.mailbox.path, () => {
+                  const path = plan.mailbox.path;
+                  const folders = plan.folders.filter((f, i) => {
+                    const sink = plan.sinks[i] as Sink;
+                    if (!full.has(sink)) return true;
+                    if (batch.some((m) => !f.known.has(m.id))) notCopiedTo(sink, path);
+                    return false;
+                  });
+                  const sinkOf = (f: SinkFolder): Sink => plan.sinks[plan.folders.indexOf(f)] as Sink;
+                  const onFull = (f: SinkFolder, e: MailferryError): void => markFull(sinkOf(f), path, e);
+                  return retry(`fetch from ${path}`, () => copyBatch(source, folders, batch, report, signal, opts, onFull));
+                }),
               ).finally(() => {
                 pending -= batch.length;
                 wake();
@@ -202,7 +235,7 @@ async function planFolder(
     }
   }
   const unchanged = Math.max(0, selected.count - metas.length - filtered);
-  return { mailbox: current, folders, batches: toBatches(metas, opts.batchBytes, opts.batchMessages), unchanged, filtered, flagUpdates, removed };
+  return { mailbox: current, folders, sinks: [...sinks], batches: toBatches(metas, opts.batchBytes, opts.batchMessages), unchanged, filtered, flagUpdates, removed };
 }
 
 /**

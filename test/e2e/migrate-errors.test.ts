@@ -7,6 +7,8 @@ import type { SeedMessage } from '../../src/dev/seed.js';
 import type { JsonResult } from '../helpers/cli.js';
 import { migrateJson } from '../helpers/migrate.js';
 import { assertSameFolder, selectableFolders } from '../helpers/compare.js';
+import { readMaildirFolder } from '../helpers/archive.js';
+import { maildirFolderDir } from '../../src/sinks/paths.js';
 import { fetchAll, withDovecot, type Account } from '../helpers/server.js';
 
 /**
@@ -27,9 +29,10 @@ const folders = ['INBOX', 'Refused', 'Work'];
 const total = inbox.length + work.length + refused.length;
 const erin: Account = { name: 'errors-erin', password: 'errors-erin-pw' };
 const frank: Account = { name: 'errors-frank', password: 'errors-frank-pw' };
+const gina: Account = { name: 'errors-gina', password: 'errors-gina-pw' };
 const dc = withDovecot({
   seed: [{ path: 'INBOX', messages: inbox }, { path: 'Work', messages: work }, { path: 'Refused', messages: refused }],
-  users: [{ ...erin, quota: { maxMailSize: '20k' } }, { ...frank, quota: { storage: '12k' } }],
+  users: [{ ...erin, quota: { maxMailSize: '20k' } }, { ...frank, quota: { storage: '12k' } }, { ...gina, quota: { storage: '12k' } }],
   dovecot: { quota: true },
 });
 type Skip = { mailbox: string; id?: string; reason: string };
@@ -93,5 +96,31 @@ describe('migrate: refused messages, a full target, a folder the target refuses'
     assert.equal(again.status, 0, again.stderr);
     assert.equal(again.out['messages'], total - copied);
     await assertSame(frank);
+  });
+
+  test('target over quota with --archive: the target stops, the archive gets every message, exit 3; a rerun finishes the target, the archive gets nothing twice', async () => {
+    const md = join(root, 'gina-archive');
+    const archived = async (): Promise<number> => {
+      let n = 0;
+      for (const path of folders) n += (await readMaildirFolder(maildirFolderDir(md, 'maildir++', { path, delimiter: '/' }))).length;
+      return n;
+    };
+    const r = await migrate(gina, ['--connections', '1', '--target-connections', '1', '--archive', `maildir:${md}`]);
+    assert.equal(r.status, 3, r.stderr);
+    assert.match(r.stderr, /over quota .*; copying to imaps:\/\/\S+ stopped \(the other destination goes on\)/);
+    const skipped = r.out['skipped'] as Skip[];
+    assert.ok(skipped.length >= 1 && skipped.every((x) => /^not copied to imaps:\/\/.*over quota/.test(x.reason)), JSON.stringify(skipped));
+    assert.equal(await archived(), total, 'every message archived although the target is full');
+    let onTarget = 0;
+    for (const path of await selectableFolders(dc.server, gina)) onTarget += await count(gina, path);
+    assert.ok(onTarget > 0 && onTarget < total, `on target ${onTarget}`);
+    assert.equal(r.out['messages'], total);
+
+    await dc.server.addUser({ ...gina, quota: { storage: '1M' } });
+    const again = await migrate(gina, ['--archive', `maildir:${md}`]);
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(again.out['messages'], total - onTarget);
+    assert.equal(await archived(), total, 'the archive got nothing twice');
+    await assertSame(gina);
   });
 });
