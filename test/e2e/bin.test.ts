@@ -32,6 +32,7 @@ test('run as a program (through a bin link), mailferry gets its memory flags; th
   assert.match(direct.stdout, /^\d+\.\d+\.\d+/);
   const seen = JSON.parse(await readFile(report, 'utf8')) as { execArgv: string[]; arena: string | null; mmap: string | null };
   assert.ok(seen.execArgv.includes('--max-semi-space-size=1'), `execArgv: ${seen.execArgv.join(' ')}`);
+  assert.ok(seen.execArgv.includes('--heap-growing-percent=30'), `execArgv: ${seen.execArgv.join(' ')}`);
   assert.equal(seen.arena, '2');
   assert.equal(seen.mmap, '262144');
 
