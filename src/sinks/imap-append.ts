@@ -73,8 +73,9 @@ export interface ImapAppendSinkOptions {
   multiAppend?: boolean;
   /**
    * The largest message the target takes (its provider profile's `limits.maxAppendBytes`), for a
-   * server that does not announce APPENDLIMIT (RFC 7889): a larger one is refused (`message`)
-   * before it is sent, as one over the announced APPENDLIMIT is.
+   * server that does not announce APPENDLIMIT (RFC 7889). A message over it, or over the announced
+   * APPENDLIMIT, whichever is smaller (`appendLimit`), is refused (`message`) before it is queued,
+   * spooled or sent, so it never fails a MULTIAPPEND group.
    */
   maxAppendBytes?: number;
   /** SPECIAL-USE flag -> target folder, from the target's provider profile (`folders.roles`), for a target that flags none. */
@@ -96,6 +97,8 @@ export class ImapAppendSink implements Sink {
   private readonly decided = new Map<string, Mapped>();
   /** Target path -> the source path that writes into it. */
   private readonly claimed = new Map<string, string>();
+  /** The smallest APPENDLIMIT (RFC 7889) a connection of the target announced. */
+  private announcedLimit: number | undefined;
 
   constructor(private readonly opts: ImapAppendSinkOptions) {
     const e = opts.endpoint;
@@ -106,6 +109,7 @@ export class ImapAppendSink implements Sink {
       onConnect: (client) => {
         if (this.delimiter === undefined) this.delimiter = client.namespace?.delimiter ?? '/';
         this.multi = opts.multiAppend !== false && canMultiAppend(client);
+        this.noteAppendLimit(client);
       },
     });
   }
@@ -116,16 +120,27 @@ export class ImapAppendSink implements Sink {
 
   /** Run `fn` on a pooled connection; errors become MailferryError (`what` names a NO). */
   withConn<T>(fn: (c: Conn) => Promise<T>, what?: string): Promise<T> {
-    return this.pool.withConn(fn, what);
+    return this.pool.withConn((c) => {
+      this.noteAppendLimit(c.client);
+      return fn(c);
+    }, what);
+  }
+
+  private noteAppendLimit(client: Conn['client']): void {
+    const announced = client.capabilities.get('APPENDLIMIT');
+    if (typeof announced === 'number' && announced > 0) this.announcedLimit = Math.min(announced, this.announcedLimit ?? announced);
   }
 
   get checkpoint(): Checkpoint {
     return this.opts.checkpoint;
   }
 
-  /** See ImapAppendSinkOptions.maxAppendBytes. */
-  get maxAppendBytes(): number | undefined {
-    return this.opts.maxAppendBytes;
+  /** The largest message to send, and who says so (see ImapAppendSinkOptions.maxAppendBytes); none when neither does. */
+  get appendLimit(): { bytes: number; by: 'server' | 'profile' } | undefined {
+    const profile = this.opts.maxAppendBytes;
+    const server = this.announcedLimit;
+    if (server !== undefined && (profile === undefined || server <= profile)) return { bytes: server, by: 'server' };
+    return profile === undefined ? undefined : { bytes: profile, by: 'profile' };
   }
 
   /** The target path of a source mailbox (decided once per source path, and reported). */

@@ -364,12 +364,12 @@ export class ImapFolder implements SinkFolder {
     throw e;
   }
 
-  /** Throws `message` when `size` wire bytes are more than the target's provider takes (ImapAppendSinkOptions.maxAppendBytes). */
+  /** Throws `message` when `size` wire bytes are more than the target takes (ImapAppendSink.appendLimit). */
   checkSize(size: number): void {
-    const max = this.sink.maxAppendBytes;
-    if (max !== undefined && size > max) {
-      throw new MailferryError('message', `${size} bytes, larger than the ${max} bytes the target's provider takes (its profile's limits.maxAppendBytes); not sent`);
-    }
+    const limit = this.sink.appendLimit;
+    if (limit === undefined || size <= limit.bytes) return;
+    const who = limit.by === 'server' ? 'the target announces (APPENDLIMIT)' : "the target's provider takes (its profile's limits.maxAppendBytes)";
+    throw new MailferryError('message', `${size} bytes, larger than the ${limit.bytes} bytes ${who}; not sent`);
   }
 
   private async appendMany(group: readonly Pending[]): Promise<Appended[]> {

@@ -146,18 +146,23 @@ describe('Sink contract: imap append', { skip: dc.skip }, () => {
     });
   }
 
-  for (const multi of [true, false]) {
-    test(`the provider's largest message (profile limits.maxAppendBytes): a larger one is refused as a message error before it is sent or spooled, the others go (${multi ? 'MULTIAPPEND' : 'one APPEND each'})`, async () => {
+  // The largest message, from the provider's profile or announced by the server (APPENDLIMIT,
+  // RFC 7889; Dovecot announces none, so its connection's capability is set as if it had).
+  for (const [multi, by] of [[true, 'profile'], [false, 'profile'], [true, 'server'], [false, 'server']] as const) {
+    test(`the largest message the target takes (${by === 'profile' ? "profile's limits.maxAppendBytes" : 'announced APPENDLIMIT'}): a larger one is refused as a message error before it is sent or spooled, the others go (${multi ? 'MULTIAPPEND' : 'one APPEND each'})`, async () => {
       const spoolRoot = await fresh();
       await withTmpdir(spoolRoot, async () => {
-        const sink = await makeSink(await fresh(), target.password, 'plain', undefined, multi, 5_000);
-        const m = box(multi ? 'Limit/Multi' : 'Limit/Single');
+        const sink = await makeSink(await fresh(), target.password, 'plain', undefined, multi, by === 'profile' ? 5_000 : 50_000);
+        if (by === 'server') await sink.withConn(async (c) => void c.client.capabilities.set('APPENDLIMIT', 5_000));
+        const name = `Limit/${by}-${multi ? 'Multi' : 'Single'}`;
+        const m = box(name);
         const folder = await sink.open(m);
         const small = Buffer.from('Subject: small\r\nMessage-ID: <small@x>\r\n\r\nfits\r\n');
         const big = Buffer.from(`Subject: big\r\nMessage-ID: <big@x>\r\n\r\n${'z'.repeat(6_000)}\r\n`);
         const tx = await folder.begin();
         await tx.write({ mailbox: m, id: '1', size: small.length, flags: new Set() }, small);
-        const refused = (e: unknown): boolean => e instanceof MailferryError && e.kind === 'message' && /5000 bytes the target's provider takes/.test(e.message);
+        const why = by === 'profile' ? /5000 bytes the target's provider takes/ : /5000 bytes the target announces \(APPENDLIMIT\)/;
+        const refused = (e: unknown): boolean => e instanceof MailferryError && e.kind === 'message' && why.test(e.message);
         await assert.rejects(tx.write({ mailbox: m, id: '2', size: big.length, flags: new Set() }, big), refused);
         // Streamed and announced too large: drained, never spooled.
         const streamed = Readable.from([big]);
@@ -170,7 +175,7 @@ describe('Sink contract: imap append', { skip: dc.skip }, () => {
         await tx.commit();
         assert.deepEqual([...folder.known].sort(), ['1', '5']);
         await sink.close();
-        const back = await fetchAll(dc.server, target, multi ? 'Limit/Multi' : 'Limit/Single');
+        const back = await fetchAll(dc.server, target, name);
         assert.deepEqual(back.map((b) => /Message-ID: (<[^>]+>)/.exec(b.raw.toString())?.[1]), ['<small@x>', '<small2@x>']);
         assert.deepEqual((await readdir(spoolRoot)).filter((f) => f.startsWith('mailferry-spool-')), []);
       });
