@@ -71,13 +71,14 @@ export async function copyBatch(
       }
     }
     // What was written before a refusal is kept: commit it, then report the refusal.
-    const committed = await Promise.allSettled([...txs.values()].map(async (tx) => (await tx).commit()));
-    [...txs.keys()].forEach((f, i) => {
-      const r = committed[i];
-      if (r === undefined || r.status === 'fulfilled') return;
+    const committing = [...txs.entries()];
+    const committed = await Promise.allSettled(committing.map(async ([, tx]) => (await tx).commit()));
+    for (const [i, r] of committed.entries()) {
+      if (r.status === 'fulfilled') continue;
       if (!(r.reason instanceof MailferryError && r.reason.kind === 'quota')) throw r.reason;
+      const f = (committing[i] as [SinkFolder, Promise<Tx>])[0];
       if (!fullFolders.has(f)) fullFolders.set(f, r.reason);
-    });
+    }
   } catch (e: unknown) {
     await Promise.all([...txs.values()].map((tx) => tx.then((t) => t.abort(), () => undefined)));
     throw e;
