@@ -133,9 +133,9 @@ export function bestCase(r: RunResult, floor: ScenarioResult, runs: readonly str
   const compared = measured.flatMap((s) => {
     const base = s.baseline === null ? undefined : r.scenarios.find((b) => b.id === s.baseline);
     if (base === undefined || base.bytes !== s.bytes) return [];
-    const target = s.ratioTarget ?? undefined;
+    const target = s.ratioTarget;
     const at = base.wallS / best;
-    return [`${s.label} against ${base.label} at best ${at.toFixed(2)}x${target === undefined ? '' : ` (target ${target}x: ${at >= target ? 'reachable in principle' : 'out of reach on this machine'})`}`];
+    return [`${s.label} against ${base.label} at best ${at.toFixed(2)}x${target === undefined || target === null ? '' : ` (target ${target}x: ${at >= target ? 'reachable in principle' : 'out of reach on this machine'})`}`];
   });
   return (
     `best case for any client here: ${f2(best)} s (the floor's wall ${f2(floor.wallS)} s; its CPU plus the server's ${f2(server)} s over ` +

@@ -109,7 +109,6 @@ export class ImapAppendSink implements Sink {
       onConnect: (client) => {
         if (this.delimiter === undefined) this.delimiter = client.namespace?.delimiter ?? '/';
         this.multi = opts.multiAppend !== false && canMultiAppend(client);
-        this.noteAppendLimit(client);
       },
     });
   }
@@ -126,6 +125,7 @@ export class ImapAppendSink implements Sink {
     }, what);
   }
 
+  /** Every use of a connection notes the APPENDLIMIT it announces (checkSize reads it as `appendLimit`). */
   private noteAppendLimit(client: Conn['client']): void {
     const announced = client.capabilities.get('APPENDLIMIT');
     if (typeof announced === 'number' && announced > 0) this.announcedLimit = Math.min(announced, this.announcedLimit ?? announced);

@@ -1,4 +1,4 @@
-/** What the IMAP target's folder code (imap-folder.ts) and its removal of deleted mail (imap-expunge.ts) share. */
+/** What the IMAP target's folder code (imap-folder.ts), its flag updates (imap-flags.ts) and its removal of deleted mail (imap-expunge.ts) share. */
 import type { ImapFlow } from 'imapflow';
 
 /** UIDs per UID STORE / UID FETCH of flags. */

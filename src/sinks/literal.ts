@@ -92,6 +92,7 @@ async function anonymousFile(): Promise<FileHandle> {
   }
 }
 
+/** The temporary directory cannot take the message (full, read-only): the run cannot go on. */
 function spoolError(e: unknown): never {
   const code = typeof e === 'object' && e !== null ? String((e as { code?: unknown }).code ?? '') : '';
   throw new MailferryError('destination', `cannot spool a large message under ${os.tmpdir()} (${code || String(e)}); set TMPDIR to a directory with room`, { cause: e });
