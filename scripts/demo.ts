@@ -6,8 +6,8 @@
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { rm } from 'node:fs/promises';
-import { findDovecot, startDovecot } from '../src/dev/dovecot.js';
-import { seedMailbox, type SeedFolder } from '../src/dev/seed.js';
+import { findDovecot, startDovecot } from './dev/dovecot.js';
+import { seedMailbox, type SeedFolder } from './dev/seed.js';
 import { nastyMailbox, smallMessages } from '../test/fixtures/nasty.js';
 
 const PACKAGES = ['dovecot-imapd', 'dovecot-pop3d'];

@@ -13,7 +13,7 @@
  * once) at seeded offsets, so generating 1 GB is cheap; Dovecot stores each copy separately.
  * Folders are generated one at a time (see `generateFolder`) so the whole mailbox is never in memory.
  */
-import type { SeedFolder, SeedMessage } from '../../src/dev/seed.js';
+import type { SeedFolder, SeedMessage } from '../dev/seed.js';
 import { prng, randomBytes } from '../../test/fixtures/nasty.js';
 
 export interface MailboxSpec {

@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import { parseArgs } from 'node:util';
-import { ResponseReader, type BodyTarget, type Reply } from '../../src/sources/pop3-reader.js';
+import { ResponseReader, type BodyTarget, type Reply } from '../../src/drivers/pop3/reader.js';
 
 const { values } = parseArgs({
   options: {

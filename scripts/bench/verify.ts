@@ -7,8 +7,8 @@
 import { createReadStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { ImapFlow } from '../../src/sources/imapflow-lib.js';
-import { maildirFolderDir, mboxFolderFile } from '../../src/sinks/paths.js';
+import { ImapFlow } from '../../src/drivers/imap/imapflow.js';
+import { maildirFolderDir, mboxFolderFile } from '../../src/drivers/archive-paths.js';
 
 export interface FolderTruth {
   path: string;

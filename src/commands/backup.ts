@@ -3,7 +3,7 @@ import { credentialsFor } from '../auth/credentials.js';
 import type { Logger } from '../log/logger.js';
 import { runPipeline, type PipelineOptions, type ProgressEvent } from '../pipeline/run.js';
 import type { RunReport } from '../report.js';
-import { Pop3Source } from '../sources/pop3.js';
+import { Pop3Source } from '../drivers/pop3/source.js';
 import { filterSource } from '../sources/filter.js';
 import { epochSeconds } from '../state/checkpoint.js';
 import { openArchive, type OpenArchive } from './archive.js';

@@ -2,7 +2,7 @@ import type { MailboxInfo } from '../domain/message.js';
 import type { Sink, SinkFolder, Tx } from '../sinks/sink.js';
 import type { Fetched, Source } from '../sources/source.js';
 import { SourceWrapper } from '../sources/wrapper.js';
-import type { ImapAppendSink } from '../sinks/imap-append.js';
+import type { ImapAppendSink } from '../drivers/imap/target.js';
 import type { Checkpoint } from '../state/checkpoint.js';
 
 /**

@@ -4,10 +4,10 @@ import type { ForwardConfig } from '../config/forward.js';
 import { credentialsFor, type Credential, type Credentials } from '../auth/credentials.js';
 import { MailferryError } from '../domain/errors.js';
 import { describeEndpoint } from '../endpoints/url.js';
-import { SmtpSink } from '../sinks/smtp.js';
-import { rateLimited } from '../sinks/smtp-rate.js';
-import { renewingSender } from '../sinks/smtp-renew.js';
-import { smtpSender, type SmtpSender } from '../sinks/smtp-transport.js';
+import { SmtpSink } from '../drivers/smtp/sink.js';
+import { rateLimited } from '../drivers/smtp/rate.js';
+import { renewingSender } from '../drivers/smtp/renew.js';
+import { smtpSender, type SmtpSender } from '../drivers/smtp/transport.js';
 import type { Source } from '../sources/source.js';
 import { accountOf } from '../state/checkpoint.js';
 import { openArchives } from './archive.js';
@@ -65,7 +65,7 @@ export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<Tr
         log: deps.log,
         debug: deps.debug ?? false,
       });
-    // An OAuth2 token that expires mid-run is replaced when the relay refuses it (smtp-renew.ts).
+    // An OAuth2 token that expires mid-run is replaced when the relay refuses it (renew.ts).
     const sender = cfg.markSent
       ? markingSender()
       : relayCredentials === undefined || relayCredential === undefined

@@ -3,11 +3,11 @@ import type { Credentials } from '../auth/credentials.js';
 import { MailferryError } from '../domain/errors.js';
 import type { LocalEndpoint, RemoteEndpoint } from '../endpoints/url.js';
 import type { Logger } from '../log/logger.js';
-import type { MaildirLayout } from '../sinks/maildir.js';
-import { ImapSource } from '../sources/imap.js';
-import { MaildirSource } from '../sources/maildir.js';
-import { MboxSource } from '../sources/mbox.js';
-import { Pop3Source } from '../sources/pop3.js';
+import type { MaildirLayout } from '../drivers/maildir/sink.js';
+import { ImapSource } from '../drivers/imap/source.js';
+import { MaildirSource } from '../drivers/maildir/source.js';
+import { MboxSource } from '../drivers/mbox/source.js';
+import { Pop3Source } from '../drivers/pop3/source.js';
 import type { Source } from '../sources/source.js';
 
 /** What every Source a command builds is given. */

@@ -8,7 +8,7 @@ import { destinationError } from '../domain/errors.js';
 import { describeEndpoint } from '../endpoints/url.js';
 import type { Logger } from '../log/logger.js';
 import { ROLE_FLAG, type FolderRole } from '../profiles/schema.js';
-import { ImapAppendSink } from '../sinks/imap-append.js';
+import { ImapAppendSink } from '../drivers/imap/target.js';
 import type { Sink } from '../sinks/sink.js';
 import { accountOf, Checkpoint } from '../state/checkpoint.js';
 import { acquireLock, type Lock } from '../state/lock.js';

@@ -4,7 +4,7 @@ import { account, attempt, localEndpoint, type Problems, type RawAccountFlags } 
 import type { AuthSpec } from '../auth/credentials.js';
 import { parseFilter, type RawFilterFlags } from './filter.js';
 import type { MessageFilter } from '../sources/filter.js';
-import type { MaildirLayout } from '../sinks/maildir.js';
+import type { MaildirLayout } from '../drivers/maildir/sink.js';
 import { capConnections, profileOAuth2, resolveProfile, runLimits, type RawProfileFlags, type RunLimits } from '../profiles/resolve.js';
 
 /**

@@ -1,8 +1,8 @@
 import { resolve } from 'node:path';
 import { MailferryError } from '../domain/errors.js';
 import { parseEndpoint, parseSmtpEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpoints/url.js';
-import { parseRate, type Rate } from '../sinks/smtp-rate.js';
-import type { MaildirLayout } from '../sinks/maildir.js';
+import { parseRate, type Rate } from '../drivers/smtp/rate.js';
+import type { MaildirLayout } from '../drivers/maildir/sink.js';
 import { account, attempt, localEndpoint, trust, type Problems, type RawAccountFlags, type RemoteAccount } from './account.js';
 import type { AuthSpec } from '../auth/credentials.js';
 import type { RawOAuth2Flags } from '../auth/flags.js';

@@ -42,7 +42,7 @@ const exitOf: Record<ErrorKind, number> = {
 /**
  * `retryable`: a new connection may succeed (dropped connection, timeout), so the pipeline retries.
  * `retryAfterMs`: the server is throttling us and says (or we assume) how long to wait before the
- * retry; such retries are counted apart from failures (see pipeline/retry.ts).
+ * retry; such retries are counted apart from failures (see domain/retry.ts).
  */
 export class MailferryError extends Error {
   readonly kind: ErrorKind;

@@ -9,7 +9,7 @@ import type { Source } from '../sources/source.js';
 import { toBatches } from './batches.js';
 import { copyBatch } from './copy.js';
 import { folderFilter, selectMailboxes, unmatchedIncludes } from './folders.js';
-import { withRetry } from './retry.js';
+import { withRetry } from '../domain/retry.js';
 
 /**
  * The engine, written once against Source and Sink: plan each folder (what is new for any sink)

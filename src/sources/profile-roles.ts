@@ -7,7 +7,7 @@ import { SourceWrapper } from './wrapper.js';
  * A source account's folder roles from its provider profile (GMX's "Gesendet" is its \Sent): a
  * folder the server lists without a special-use flag, whose path is the profile's name for a
  * role, is handed on with that role (RFC 6154 flag), so that migrate puts it in the target's
- * folder for the role (sinks/folder-map.ts) as it does for a server that announces SPECIAL-USE.
+ * folder for the role (drivers/imap/folder-map.ts) as it does for a server that announces SPECIAL-USE.
  * A flag the server gives wins.
  */
 export class ProfileRolesSource extends SourceWrapper {

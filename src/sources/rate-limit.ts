@@ -1,6 +1,6 @@
 import { Readable, Transform } from 'node:stream';
 import type { MessageMeta } from '../domain/message.js';
-import { sleep } from '../pipeline/retry.js';
+import { sleep } from '../domain/retry.js';
 import type { Fetched, Source } from './source.js';
 import { SourceWrapper } from './wrapper.js';
 

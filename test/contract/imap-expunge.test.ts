@@ -6,17 +6,17 @@ import { join } from 'node:path';
 import { passwordCredentials } from '../../src/auth/credentials.js';
 import type { MailboxInfo } from '../../src/domain/message.js';
 import { silentLogger, type Logger } from '../../src/log/logger.js';
-import { ImapAppendSink, targetKey } from '../../src/sinks/imap-append.js';
+import { ImapAppendSink, targetKey } from '../../src/drivers/imap/target.js';
 import type { SinkFolder } from '../../src/sinks/sink.js';
 import { Checkpoint } from '../../src/state/checkpoint.js';
 import { runPipeline } from '../../src/pipeline/run.js';
-import { ImapSource } from '../../src/sources/imap.js';
+import { ImapSource } from '../../src/drivers/imap/source.js';
 import type { Selected } from '../../src/sources/source.js';
 import { SourceWrapper } from '../../src/sources/wrapper.js';
 import { connect, fetchAll, withDovecot, type Account } from '../helpers/server.js';
 
 /**
- * `removeGone` of the IMAP target (imap-expunge.ts, `--sync-deletions`), called directly against a
+ * `removeGone` of the IMAP target (expunge.ts, `--sync-deletions`), called directly against a
  * real Dovecot user: what it removes, what it never touches, and when it removes nothing at all.
  */
 const gina: Account = { name: 'expunge-gina', password: 'expunge-gina-pw' };

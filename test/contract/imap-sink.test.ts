@@ -11,7 +11,7 @@ import type { MailboxInfo, MessageMeta } from '../../src/domain/message.js';
 import { lfToCrlf } from '../../src/formats/encoder.js';
 import { fingerprintKey, headerBlock, toLf } from '../../src/formats/fingerprint.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { ImapAppendSink, targetKey } from '../../src/sinks/imap-append.js';
+import { ImapAppendSink, targetKey } from '../../src/drivers/imap/target.js';
 import type { Fingerprint } from '../../src/sinks/sink.js';
 import { Checkpoint } from '../../src/state/checkpoint.js';
 import { connect, fetchAll, withDovecot, type Account } from '../helpers/server.js';

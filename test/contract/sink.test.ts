@@ -5,15 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { MailboxInfo, MessageMeta } from '../../src/domain/message.js';
-import { MaildirSink } from '../../src/sinks/maildir.js';
-import { MboxSink } from '../../src/sinks/mbox.js';
+import { MaildirSink } from '../../src/drivers/maildir/sink.js';
+import { MboxSink } from '../../src/drivers/mbox/sink.js';
 import type { Sink } from '../../src/sinks/sink.js';
 import { Checkpoint } from '../../src/state/checkpoint.js';
 import { STATE_FILE } from '../../src/commands/archive.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { MailferryError } from '../../src/domain/errors.js';
 import { toLf } from '../../src/formats/fingerprint.js';
-import { maildirFolderDir, mboxFolderFile } from '../../src/sinks/paths.js';
+import { maildirFolderDir, mboxFolderFile } from '../../src/drivers/archive-paths.js';
 import { readMaildirFolder, readMboxFile, type ArchivedMessage } from '../helpers/archive.js';
 
 /**

@@ -7,8 +7,8 @@ import { Readable } from 'node:stream';
 import type { MailboxInfo, MessageMeta } from '../../src/domain/message.js';
 import { fingerprintKey, headerBlock, toLf } from '../../src/formats/fingerprint.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { SmtpSink } from '../../src/sinks/smtp.js';
-import { smtpSender } from '../../src/sinks/smtp-transport.js';
+import { SmtpSink } from '../../src/drivers/smtp/sink.js';
+import { smtpSender } from '../../src/drivers/smtp/transport.js';
 import { Checkpoint } from '../../src/state/checkpoint.js';
 import { smtpView, startSmtp, type DataReply, type TestSmtp } from '../helpers/smtp.js';
 

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { toLf } from '../../src/formats/fingerprint.js';
-import { maildirFolderDir, mboxFolderFile } from '../../src/sinks/paths.js';
+import { maildirFolderDir, mboxFolderFile } from '../../src/drivers/archive-paths.js';
 import { LOCK_FILE } from '../../src/state/files.js';
 import { nastyMailbox, smallMessages, prng } from '../fixtures/nasty.js';
 import { readMaildirFolder, readMboxFile } from '../helpers/archive.js';

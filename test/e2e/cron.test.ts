@@ -11,7 +11,7 @@ import { smallMessages } from '../fixtures/nasty.js';
 import { readMaildirFolder } from '../helpers/archive.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { withDovecot } from '../helpers/server.js';
-import { maildirFolderDir } from '../../src/sinks/paths.js';
+import { maildirFolderDir } from '../../src/drivers/archive-paths.js';
 
 const inbox = smallMessages(30, 7);
 const work = smallMessages(12, 8);

@@ -8,8 +8,8 @@ import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { chownToMailUser, startDovecot, type DovecotServer } from '../../src/dev/dovecot.js';
-import { encodeMailboxName } from '../../src/dev/seed.js';
+import { chownToMailUser, startDovecot, type DovecotServer } from '../../scripts/dev/dovecot.js';
+import { encodeMailboxName } from '../../scripts/dev/seed.js';
 import { imapView, nastyMailbox } from '../fixtures/nasty.js';
 import { connect, fetchAll, withDovecot, type Account } from '../helpers/server.js';
 

@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { SeedMessage } from '../../src/dev/seed.js';
+import type { SeedMessage } from '../../scripts/dev/seed.js';
 import type { JsonResult } from '../helpers/cli.js';
 import { migrateJson } from '../helpers/migrate.js';
 import { assertSameFolder, selectableFolders } from '../helpers/compare.js';
 import { readMaildirFolder } from '../helpers/archive.js';
-import { maildirFolderDir } from '../../src/sinks/paths.js';
+import { maildirFolderDir } from '../../src/drivers/archive-paths.js';
 import { fetchAll, withDovecot, type Account } from '../helpers/server.js';
 
 /**

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { SeedMessage } from '../../src/dev/seed.js';
+import type { SeedMessage } from '../../scripts/dev/seed.js';
 import type { JsonResult } from '../helpers/cli.js';
 import { migrateJson } from '../helpers/migrate.js';
 import { sysFlags } from '../helpers/compare.js';

@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { findDoveadm } from '../../src/dev/dovecot.js';
+import { findDoveadm } from '../../scripts/dev/dovecot.js';
 import { randomBytes, smallMessages } from '../fixtures/nasty.js';
 import { fetchAll, withDovecot, type Account } from '../helpers/server.js';
 import { migrateJson } from '../helpers/migrate.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDovecot, type DovecotServer } from '../../src/dev/dovecot.js';
+import { startDovecot, type DovecotServer } from '../../scripts/dev/dovecot.js';
 import { nastyMailbox } from '../fixtures/nasty.js';
 import { runCli } from '../helpers/cli.js';
 import { assertSameFolder, messageCount, selectableFolders } from '../helpers/compare.js';

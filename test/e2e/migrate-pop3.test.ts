@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { SeedMessage } from '../../src/dev/seed.js';
+import type { SeedMessage } from '../../scripts/dev/seed.js';
 import { rfc5322Date } from '../fixtures/nasty.js';
 import { runCliJson, type JsonResult } from '../helpers/cli.js';
 import { migrateJson } from '../helpers/migrate.js';

@@ -4,7 +4,7 @@ import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toLf } from '../../src/formats/fingerprint.js';
-import { maildirFolderDir, mboxFolderFile } from '../../src/sinks/paths.js';
+import { maildirFolderDir, mboxFolderFile } from '../../src/drivers/archive-paths.js';
 import { nastyMailbox } from '../fixtures/nasty.js';
 import { readMaildirFolder, readMboxFile } from '../helpers/archive.js';
 import { runCli } from '../helpers/cli.js';

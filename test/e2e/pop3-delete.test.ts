@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { STATE_FILE } from '../../src/commands/archive.js';
-import { seedMailbox } from '../../src/dev/seed.js';
+import { seedMailbox } from '../../scripts/dev/seed.js';
 import { smallMessages } from '../fixtures/nasty.js';
 import { readMaildirFolder } from '../helpers/archive.js';
 import { lastJson, runCli } from '../helpers/cli.js';

@@ -5,7 +5,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { findDoveadm } from '../../src/dev/dovecot.js';
+import { findDoveadm } from '../../scripts/dev/dovecot.js';
 import { randomBytes, smallMessages } from '../fixtures/nasty.js';
 import { runCli } from '../helpers/cli.js';
 import { withDovecot } from '../helpers/server.js';
@@ -49,7 +49,7 @@ describe('POP3 errors', { skip: dc.skip }, () => {
   test('a session kicked mid-run: exit 0, every message once', { timeout: 60_000 }, async () => {
     const doveadm = findDoveadm();
     assert.ok(doveadm !== undefined, 'doveadm comes with dovecot-core');
-    const { seedMailbox } = await import('../../src/dev/seed.js');
+    const { seedMailbox } = await import('../../scripts/dev/seed.js');
     await seedMailbox(dc.server, dave, [{ path: 'INBOX', messages }]);
     const dir = await mkdtemp(join(tmpdir(), 'mf-pop3-kick-'));
     try {

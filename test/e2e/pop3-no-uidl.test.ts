@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { STATE_FILE } from '../../src/commands/archive.js';
-import { seedMailbox } from '../../src/dev/seed.js';
+import { seedMailbox } from '../../scripts/dev/seed.js';
 import { toLf } from '../../src/formats/fingerprint.js';
 import { nastyMailbox, pop3View, smallMessages } from '../fixtures/nasty.js';
 import { readMaildirFolder, readMboxFile } from '../helpers/archive.js';

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { seedMailbox } from '../../src/dev/seed.js';
+import { seedMailbox } from '../../scripts/dev/seed.js';
 import { toLf } from '../../src/formats/fingerprint.js';
 import { nastyMailbox, pop3View, prng, smallMessages } from '../fixtures/nasty.js';
 import { readMaildirFolder, readMboxFile } from '../helpers/archive.js';

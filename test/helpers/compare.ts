@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { DovecotServer } from '../../src/dev/dovecot.js';
+import type { DovecotServer } from '../../scripts/dev/dovecot.js';
 import { connect, fetchAll, type Account, type FetchedMessage } from './server.js';
 
 /** Comparing two IMAP accounts on the test Dovecot: folders, message bytes, flags, dates. */

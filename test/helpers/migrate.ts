@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { DovecotServer } from '../../src/dev/dovecot.js';
+import type { DovecotServer } from '../../scripts/dev/dovecot.js';
 import { runCliJson, type JsonResult } from './cli.js';
 import type { Account } from './server.js';
 

@@ -6,9 +6,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { after, before } from 'node:test';
-import { ImapFlow } from '../../src/sources/imapflow-lib.js';
-import { skipUnlessDovecot, startDovecot, type DovecotServer, type StartOptions, type UserSpec } from '../../src/dev/dovecot.js';
-import { seedMailbox, type SeedFolder } from '../../src/dev/seed.js';
+import { ImapFlow } from '../../src/drivers/imap/imapflow.js';
+import { skipUnlessDovecot, startDovecot, type DovecotServer, type StartOptions, type UserSpec } from '../../scripts/dev/dovecot.js';
+import { seedMailbox, type SeedFolder } from '../../scripts/dev/seed.js';
 import { nastyMailbox } from '../fixtures/nasty.js';
 
 export interface Account {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
-import { makeCerts } from '../../src/dev/dovecot.js';
+import { makeCerts } from '../../scripts/dev/dovecot.js';
 
 export interface Received {
   from: string;

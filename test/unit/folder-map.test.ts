@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MailferryError } from '../../src/domain/errors.js';
-import { mapFolder, parseMapRule, roleByName, targetRoles, type MapContext } from '../../src/sinks/folder-map.js';
+import { mapFolder, parseMapRule, roleByName, targetRoles, type MapContext } from '../../src/drivers/imap/folder-map.js';
 
 const ctx = (over: Partial<MapContext> = {}): MapContext => ({ rules: [], delimiter: '.', roles: new Map(), where: 'imap://t', ...over });
 

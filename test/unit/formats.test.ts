@@ -5,7 +5,7 @@ import { asctime, flagsFromMetadata, metadataHeaders } from '../../src/formats/m
 import { decodeIds, encodeIds, toRanges } from '../../src/state/ids.js';
 import { parseEndpoint, describeEndpoint } from '../../src/endpoints/url.js';
 import { folderFilter, selectMailboxes, unmatchedIncludes } from '../../src/pipeline/folders.js';
-import { escapeComponent, unescapeComponent } from '../../src/sinks/paths.js';
+import { escapeComponent, unescapeComponent } from '../../src/drivers/archive-paths.js';
 import { toBatches } from '../../src/pipeline/batches.js';
 import { fingerprintKey, headerBlock, toLf, wireSizeOfLf } from '../../src/formats/fingerprint.js';
 import type { MailboxInfo, MessageMeta } from '../../src/domain/message.js';

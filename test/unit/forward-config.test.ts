@@ -4,8 +4,8 @@ import { loadForwardConfig } from '../../src/config/forward.js';
 import { MailferryError } from '../../src/domain/errors.js';
 import { describeEndpoint, parseSmtpEndpoint } from '../../src/endpoints/url.js';
 import { RunReport } from '../../src/report.js';
-import { parseRate, rateLimited } from '../../src/sinks/smtp-rate.js';
-import type { SmtpSender } from '../../src/sinks/smtp-transport.js';
+import { parseRate, rateLimited } from '../../src/drivers/smtp/rate.js';
+import type { SmtpSender } from '../../src/drivers/smtp/transport.js';
 
 test('SMTP addresses: TLS on 465, STARTTLS on 587, the user optional, never a password', () => {
   assert.deepEqual(parseSmtpEndpoint('smtps://smtp.example.org'), { kind: 'smtp', user: '', host: 'smtp.example.org', port: 465, tls: 'tls' });

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { MailferryError } from '../../src/domain/errors.js';
 import type { MessageMeta } from '../../src/domain/message.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { withRetry } from '../../src/pipeline/retry.js';
+import { withRetry } from '../../src/domain/retry.js';
 import { DailyBudget } from '../../src/sources/daily-budget.js';
-import { DEFAULT_THROTTLE_MS, mapImapError } from '../../src/sources/imap-errors.js';
+import { DEFAULT_THROTTLE_MS, mapImapError } from '../../src/drivers/imap/errors.js';
 import { RateLimiter } from '../../src/sources/rate-limit.js';
 
 /** An error shaped as imapflow 2.1.2 rejects a command with a tagged NO/BAD (imap-flow.js, case 'NO'). */

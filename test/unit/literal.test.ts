@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
-import { spoolLiteral } from '../../src/sinks/literal.js';
+import { spoolLiteral } from '../../src/drivers/imap/literal.js';
 import { withTmpdir } from '../helpers/tmpdir.js';
 
 async function collect(chunks: AsyncIterable<Buffer>): Promise<Buffer> {

@@ -6,9 +6,9 @@ import type { Readable } from 'node:stream';
 import { MailferryError } from '../../src/domain/errors.js';
 import type { MessageMeta } from '../../src/domain/message.js';
 import { silentLogger } from '../../src/log/logger.js';
-import { Pop3Client, type Pop3ClientOptions, type Retrieved } from '../../src/sources/pop3-client.js';
+import { Pop3Client, type Pop3ClientOptions, type Retrieved } from '../../src/drivers/pop3/client.js';
 import { contentKey } from '../../src/formats/fingerprint.js';
-import { HEADER_KEYS, POP3_INBOX, Pop3Source } from '../../src/sources/pop3.js';
+import { HEADER_KEYS, POP3_INBOX, Pop3Source } from '../../src/drivers/pop3/source.js';
 
 /**
  * Pop3Client and Pop3Source against scripted fake servers on loopback: the cases a real Dovecot

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DotDecoder, ResponseReader, parseReply, type BodyTarget, type Reply } from '../../src/sources/pop3-reader.js';
+import { DotDecoder, ResponseReader, parseReply, type BodyTarget, type Reply } from '../../src/drivers/pop3/reader.js';
 import { prng } from '../fixtures/nasty.js';
 
 /**

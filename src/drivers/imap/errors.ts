@@ -1,0 +1,92 @@
+import { MailferryError, errnoCode } from '../../domain/errors.js';
+import { connectionLost as lost, mapNetError } from '../../domain/net-errors.js';
+
+/**
+ * Translate what imapflow (or the socket, TLS, DNS layers under it) throws into our typed errors.
+ * Branches on codes only, never on message text.
+ */
+/** imapflow's own codes for a connection that went away (the socket's are in domain/net-errors.ts). */
+const IMAPFLOW_LOST = new Set([
+  'CONNECT_TIMEOUT',
+  'GREETING_TIMEOUT',
+  'UPGRADE_TIMEOUT',
+  'EConnectionClosed',
+  'NoConnection',
+  'ClosedAfterConnectText',
+  'ClosedAfterConnectTLS',
+  'StateLogout',
+]);
+
+function prop(e: unknown, key: string): unknown {
+  return typeof e === 'object' && e !== null && key in e ? (e as Record<string, unknown>)[key] : undefined;
+}
+
+/** How long to wait when a server throttles without saying for how long. */
+export const DEFAULT_THROTTLE_MS = 15_000;
+
+/** The response code of a tagged NO/BAD (`NO [THROTTLED] ...` -> THROTTLED), as imapflow parsed it. */
+function responseCode(e: unknown): string | undefined {
+  const given = prop(e, 'serverResponseCode');
+  if (typeof given === 'string') return given.toUpperCase();
+  const attrs = prop(prop(e, 'response'), 'attributes');
+  const first = Array.isArray(attrs) ? (attrs[0] as unknown) : undefined;
+  const section = prop(first, 'section');
+  const value = Array.isArray(section) ? prop(section[0], 'value') : undefined;
+  return typeof value === 'string' ? value.toUpperCase().trim() : undefined;
+}
+
+/**
+ * A throttled server: how long it asks us to wait, or undefined when it is not throttling.
+ * RFC 5530 codes THROTTLED (Gmail, Yahoo) and UNAVAILABLE (a temporary failure), imapflow's
+ * ETHROTTLE (Microsoft's BAD "Request is throttled" after imapflow's own retries), and a NO or
+ * BYE carrying Microsoft's "Suggested Backoff Time: N milliseconds". Microsoft gives the time in
+ * the text only, so that one number is read from the text; nothing else here is.
+ */
+function throttleOf(e: unknown): number | undefined {
+  const text = [prop(e, 'responseText'), prop(e, 'reason')].filter((t): t is string => typeof t === 'string').join(' ');
+  const suggested = /Suggested Backoff Time:?\s*(\d+)\s*milli/i.exec(text);
+  if (suggested !== null) return Number(suggested[1]);
+  if (errnoCode(e) === 'ETHROTTLE') {
+    const reset = prop(e, 'throttleReset');
+    const waited = prop(e, 'throttleWaited');
+    return typeof reset === 'number' ? Math.max(0, reset - (typeof waited === 'number' ? waited : 0)) : DEFAULT_THROTTLE_MS;
+  }
+  const code = responseCode(e);
+  if (code === 'THROTTLED' || code === 'UNAVAILABLE') return DEFAULT_THROTTLE_MS;
+  return undefined;
+}
+
+/** A connection that went away under a command (imapflow ended it quietly): retried. */
+export function connectionLost(where: string): MailferryError {
+  return lost(where);
+}
+
+export function mapImapError(e: unknown, where: string): MailferryError {
+  if (e instanceof MailferryError) return e;
+  const code = errnoCode(e);
+  const throttle = throttleOf(e);
+  if (throttle !== undefined) {
+    const said = prop(e, 'responseText') ?? prop(e, 'reason') ?? code;
+    return new MailferryError('network', `${where} is throttling us (${String(said)})`, { cause: e, retryAfterMs: throttle });
+  }
+  if (prop(e, 'authenticationFailed') === true || prop(e, 'serverResponseCode') === 'AUTHENTICATIONFAILED') {
+    return new MailferryError('auth', `login refused by ${where}: wrong user name or password`, { cause: e });
+  }
+  const net = mapNetError(e, where, IMAPFLOW_LOST);
+  if (net !== undefined) return net;
+  if (code === 'STARTTLS_INJECTION') {
+    return new MailferryError('tls', `${where} sent data before the TLS handshake (STARTTLS injection); connection dropped`, { cause: e });
+  }
+  // imapflow 2.1.2 reports a server without STARTTLS as a plain Error with `tlsFailed` and no code.
+  if (code === 'MissingServerExtension' || (code === undefined && prop(e, 'tlsFailed') === true)) {
+    return new MailferryError('tls', `${where} does not offer STARTTLS; refusing to log in in plain text`, { cause: e });
+  }
+  if (prop(e, 'responseStatus') === 'NO' || prop(e, 'responseStatus') === 'BAD') {
+    const text = prop(e, 'responseText');
+    return new MailferryError('mailbox', `${where}: server said ${String(text ?? 'NO')}`, { cause: e });
+  }
+  if (code !== undefined) {
+    return new MailferryError('network', `${where}: ${code}`, { cause: e, retryable: true });
+  }
+  return new MailferryError('protocol', `${where}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+}

@@ -1,0 +1,217 @@
+import type { Credentials } from '../../auth/credentials.js';
+import { MailferryError } from '../../domain/errors.js';
+import { compareMailboxes, type MailboxInfo, type MessageMeta } from '../../domain/message.js';
+import type { RemoteEndpoint } from '../../endpoints/url.js';
+import type { Logger } from '../../log/logger.js';
+import { toRanges } from '../../state/ids.js';
+import { connectionLost, mapImapError } from './errors.js';
+import { ImapPool, type Conn } from './pool.js';
+import type { Fetched, HeaderSample, Selected, Source } from '../../sources/source.js';
+
+/**
+ * IMAP Source on imapflow. Holds up to `connections` logged-in clients; `fetch` takes one for the
+ * duration of a batch (imapflow allows one command at a time per connection). A batch is one
+ * `UID FETCH set (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])`; a message larger than
+ * `streamThreshold` is streamed on its own with partial fetches so it is never held whole.
+ *
+ * Connections come from ImapPool (pool.ts), which handles imapflow's traps (the 'error'
+ * listener, reconnection, mandatory STARTTLS).
+ */
+export interface ImapSourceOptions {
+  endpoint: RemoteEndpoint;
+  credentials: Credentials;
+  ca?: Buffer;
+  insecure: boolean;
+  connections: number;
+  streamThreshold: number;
+  log: Logger;
+  debug: boolean;
+}
+
+
+/** More UID ranges than this in one command make lines longer than servers accept (Dovecot: 64 KiB). */
+const RANGES_PER_COMMAND = 2000;
+
+export class ImapSource implements Source {
+  readonly caps;
+  readonly identity: string;
+  private readonly pool: ImapPool;
+
+  constructor(private readonly opts: ImapSourceOptions) {
+    const e = opts.endpoint;
+    this.identity = `${e.tls === 'tls' ? 'imaps' : 'imap'}://${e.user}@${e.host}:${e.port}`;
+    this.caps = { flags: true, internalDate: true, mailboxes: true, parallel: Math.max(1, opts.connections) };
+    this.pool = new ImapPool({ ...opts, size: this.caps.parallel });
+  }
+
+  private get where(): string {
+    return this.pool.where;
+  }
+
+  private withConn<T>(fn: (c: Conn) => Promise<T>): Promise<T> {
+    return this.pool.withConn(fn);
+  }
+
+  private async openOn(c: Conn, mailbox: MailboxInfo): Promise<{ uidValidity: bigint; exists: number }> {
+    if (c.open?.path !== mailbox.path || c.client.mailbox === false) {
+      try {
+        const box = await c.client.mailboxOpen(mailbox.path, { readOnly: true });
+        c.open = { path: mailbox.path, uidValidity: box.uidValidity, exists: box.exists };
+      } catch (err: unknown) {
+        c.open = undefined;
+        const mapped = mapImapError(err, this.where);
+        if (mapped.kind === 'mailbox') {
+          throw new MailferryError('mailbox', `cannot open folder "${mailbox.path}": ${mapped.message}`, { cause: err });
+        }
+        throw mapped;
+      }
+    }
+    const open = c.open as { uidValidity: bigint; exists: number };
+    if (mailbox.uidValidity !== undefined && open.uidValidity !== mailbox.uidValidity) {
+      throw new MailferryError('mailbox', `folder "${mailbox.path}" changed UIDVALIDITY during the run; rerun to re-match it`);
+    }
+    return open;
+  }
+
+  async mailboxes(): Promise<MailboxInfo[]> {
+    return this.withConn(async (c) => {
+      const listed = await c.client.list();
+      const byPath = new Map<string, MailboxInfo>();
+      for (const l of listed) {
+        const noSelect = l.flags.has('\\Noselect') || l.flags.has('\\NonExistent');
+        byPath.set(l.path, {
+          path: l.path,
+          delimiter: l.delimiter ?? '/',
+          ...(l.specialUse === undefined ? {} : { specialUse: l.specialUse }),
+          ...(noSelect ? { noSelect: true } : {}),
+        });
+      }
+      // Parents a server does not list still exist as containers.
+      for (const m of [...byPath.values()]) {
+        if (m.delimiter === '') continue;
+        const parts = m.path.split(m.delimiter);
+        for (let i = 1; i < parts.length; i++) {
+          const p = parts.slice(0, i).join(m.delimiter);
+          if (!byPath.has(p)) byPath.set(p, { path: p, delimiter: m.delimiter, noSelect: true });
+        }
+      }
+      return [...byPath.values()].sort((a, b) => compareMailboxes(a, b));
+    });
+  }
+
+  async select(mailbox: MailboxInfo): Promise<Selected> {
+    return this.withConn(async (c) => {
+      const { uidValidity, exists } = await this.openOn(c, { ...mailbox, uidValidity: undefined });
+      return { mailbox: { ...mailbox, uidValidity }, count: exists };
+    });
+  }
+
+  async *list(mailbox: MailboxInfo, wanted: (id: string) => boolean): AsyncIterable<MessageMeta> {
+    const metas = await this.withConn(async (c) => {
+      const { exists } = await this.openOn(c, mailbox);
+      if (exists === 0) return [];
+      const found = await c.client.search({ all: true }, { uid: true });
+      if (found === false) throw connectionLost(this.where);
+      const uids = found ?? [];
+      const want = uids.filter((u) => wanted(String(u)));
+      const out: MessageMeta[] = [];
+      for (const set of rangeCommands(want)) {
+        for await (const msg of c.client.fetch(set, { uid: true, flags: true, internalDate: true, size: true }, { uid: true })) {
+          out.push({
+            mailbox,
+            id: String(msg.uid),
+            size: msg.size ?? 0,
+            flags: new Set(msg.flags ?? []),
+            ...(msg.internalDate === undefined ? {} : { internalDate: new Date(msg.internalDate) }),
+          });
+        }
+      }
+      this.stillOpen(c);
+      return out;
+    });
+    metas.sort((a, b) => Number(a.id) - Number(b.id));
+    yield* metas;
+  }
+
+  async *headers(mailbox: MailboxInfo): AsyncIterable<HeaderSample> {
+    const samples = await this.withConn(async (c) => {
+      const { exists } = await this.openOn(c, mailbox);
+      const out: HeaderSample[] = [];
+      if (exists === 0) return out;
+      for await (const msg of c.client.fetch('1:*', { uid: true, size: true, headers: true }, { uid: true })) {
+        out.push({ id: String(msg.uid), size: msg.size ?? 0, header: msg.headers ?? Buffer.alloc(0) });
+      }
+      this.stillOpen(c);
+      return out;
+    });
+    yield* samples;
+  }
+
+  async *fetch(batch: readonly MessageMeta[], signal: AbortSignal): AsyncIterable<Fetched> {
+    const first = batch[0];
+    if (first === undefined) return;
+    const c = await this.pool.acquire();
+    const onAbort = (): void => {
+      c.broken = true;
+      c.client.close();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await this.openOn(c, first.mailbox);
+      const byId = new Map(batch.map((m) => [m.id, m]));
+      const small = batch.filter((m) => (m.size ?? 0) <= this.opts.streamThreshold).map((m) => Number(m.id));
+      const large = batch.filter((m) => (m.size ?? 0) > this.opts.streamThreshold);
+      for (const set of rangeCommands(small)) {
+        const query = { uid: true, flags: true, internalDate: true, size: true, source: true };
+        for await (const msg of c.client.fetch(set, query, { uid: true })) {
+          const meta = byId.get(String(msg.uid));
+          if (meta === undefined || msg.source === undefined) continue;
+          yield { meta: refresh(meta, msg.flags, msg.internalDate), body: msg.source };
+        }
+      }
+      for (const meta of large) {
+        const dl = await c.client.download(meta.id, undefined, { uid: true, chunkSize: 1 << 20 });
+        if (dl.content === undefined) continue; // expunged meanwhile
+        yield { meta, body: dl.content };
+      }
+      this.stillOpen(c);
+    } catch (err: unknown) {
+      const mapped = signal.aborted ? new MailferryError('interrupted', 'interrupted') : mapImapError(err, this.where);
+      if (mapped.retryable || mapped.kind === 'interrupted') c.broken = true;
+      throw mapped;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      this.pool.release(c);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+
+  /**
+   * imapflow ends a FETCH or SEARCH quietly, with fewer results or `false`, when the connection
+   * went away under it (a kicked session: no mailbox selected any more). That must not pass for
+   * "no more messages": it is a lost connection, retried.
+   */
+  private stillOpen(c: Conn): void {
+    if (c.client.mailbox === false || !c.client.usable) throw connectionLost(this.where);
+  }
+}
+
+function refresh(meta: MessageMeta, flags: Set<string> | undefined, date: Date | string | undefined): MessageMeta {
+  return {
+    ...meta,
+    ...(flags === undefined ? {} : { flags: new Set(flags) }),
+    ...(date === undefined ? {} : { internalDate: new Date(date) }),
+  };
+}
+
+/** UID sets, each short enough for one command line. */
+function rangeCommands(uids: number[]): string[] {
+  if (uids.length === 0) return [];
+  const ranges = toRanges(uids).split(',');
+  const out: string[] = [];
+  for (let i = 0; i < ranges.length; i += RANGES_PER_COMMAND) out.push(ranges.slice(i, i + RANGES_PER_COMMAND).join(','));
+  return out;
+}

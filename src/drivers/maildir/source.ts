@@ -1,0 +1,363 @@
+import { createReadStream } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { MailferryError, errnoCode } from '../../domain/errors.js';
+import type { MailboxInfo, MessageMeta } from '../../domain/message.js';
+import { lfToCrlf } from '../../formats/encoder.js';
+import { headerBlock, wireSizeOfLf } from '../../formats/fingerprint.js';
+import { flagsOfInfo, parseName } from '../../formats/maildir-name.js';
+import type { Logger } from '../../log/logger.js';
+import type { MaildirLayout } from './sink.js';
+import { KeywordTable } from './keywords.js';
+import { maildirFolderDir, unescapeComponent } from '../archive-paths.js';
+import { Checkpoint } from '../../state/checkpoint.js';
+import { loadArchiveState, type ArchiveState } from '../../state/archive-state.js';
+import { compareMailboxes as byPath } from '../../domain/message.js';
+import { DEFAULT_UID_VALIDITY, idOf, localError } from '../local.js';
+import type { Fetched, HeaderSample, Selected, Source } from '../../sources/source.js';
+
+/**
+ * A Maildir archive (as MaildirSink writes it, or as Dovecot keeps one) read back as a Source, for
+ * `restore --from maildir:DIR`.
+ *
+ * - Mailboxes: INBOX is the root (listed when it has cur/). Layout `maildir++`: `.A.B` is `A/B`;
+ *   a parent that has no directory of its own (the sink writes none for a \Noselect parent) or a
+ *   directory without cur/ is listed as \Noselect. Layout `fs`: every directory below the root
+ *   (except cur, new, tmp and dot-entries) is a folder, \Noselect when it has no cur/. Components
+ *   are unescaped (`\2e` -> `.`), so paths are Unicode with delimiter '/'.
+ * - uidValidity: the one the archive's state file records for the folder, else 1. Ids do not depend
+ *   on it (see below); it is passed on so a restore can tell archives of different epochs apart.
+ * - Ids: the file's unique base name (before the first ',' or ':'), which a rename that only changes
+ *   flags keeps. Ascending = string order (base names start with the delivery time in seconds).
+ *   Files in tmp/ and dot-files do not count. A base name found twice (cur/ and new/) counts once.
+ * - `size` in list(): the archive file's size (LF form, the S= field when present) — an estimate
+ *   for the byte budget that undercounts the wire size by one byte per line (typically 2-3%).
+ *   headers() reports the exact wire size (it reads the file anyway).
+ * - Flags from the info part and the folder's `dovecot-keywords`; internalDate = the file's mtime.
+ * - fetch(): the file in wire form (LF -> CRLF, a CR already before an LF is kept, see lfToCrlf).
+ *   A file larger than `streamThreshold` (LF size) comes as a Readable through CrlfStream, so it is
+ *   never held whole; a smaller one as a Buffer (at most twice the threshold after conversion).
+ *   A file that vanished since list() is not yielded.
+ * - Local files cannot drop a connection: errors are `kind: 'mailbox'` (unreadable folder) or
+ *   `'message'` (unreadable file), never retryable. `parallel` is 4: reads are independent.
+ */
+export interface MaildirSourceOptions {
+  root: string;
+  layout: MaildirLayout;
+  streamThreshold: number;
+  log: Logger;
+}
+
+/** uidValidity of a folder the state file does not know. */
+const UNKNOWN_UID_VALIDITY = DEFAULT_UID_VALIDITY;
+
+interface Folder {
+  info: MailboxInfo;
+  dir: string;
+}
+
+/** One message file of a folder: where it lies now (a flag change renames it). */
+interface Entry {
+  id: string;
+  sub: 'cur' | 'new';
+  name: string;
+}
+
+const CR = 0x0d;
+const LF = 0x0a;
+
+export class MaildirSource implements Source {
+  readonly caps = { flags: true, internalDate: true, mailboxes: true, parallel: 4 };
+  readonly identity: string;
+  private folders: Map<string, Folder> | undefined;
+  private state: Promise<ArchiveState> | undefined;
+
+  constructor(private readonly opts: MaildirSourceOptions) {
+    this.identity = `maildir:${opts.root}`;
+  }
+
+  async mailboxes(): Promise<MailboxInfo[]> {
+    const found = new Map<string, Folder>();
+    const { root, layout } = this.opts;
+    try {
+      if (await hasCur(root)) found.set('INBOX', { info: { path: 'INBOX', delimiter: '/' }, dir: root });
+      if (layout === 'maildir++') {
+        for (const e of await readdir(root, { withFileTypes: true })) {
+          if (!e.isDirectory() || !e.name.startsWith('.') || e.name.length < 2) continue;
+          const raw = e.name.slice(1).split('.');
+          if (raw.some((c) => c === '')) continue; // not a Maildir++ folder name
+          const parts = raw.map(unescapeComponent);
+          const path = parts.join('/');
+          const dir = join(root, e.name);
+          const noSelect = !(await hasCur(dir));
+          const prev = found.get(path);
+          if (prev !== undefined && prev.info.noSelect !== true) continue;
+          found.set(path, { info: { path, delimiter: '/', ...(noSelect ? { noSelect: true } : {}) }, dir });
+        }
+      } else {
+        const walk = async (dir: string, parts: string[]): Promise<void> => {
+          for (const e of await readdir(dir, { withFileTypes: true })) {
+            if (!e.isDirectory() || e.name.startsWith('.')) continue;
+            if (e.name === 'cur' || e.name === 'new' || e.name === 'tmp') continue;
+            const full = join(dir, e.name);
+            const p = [...parts, unescapeComponent(e.name)];
+            const path = p.join('/');
+            if (!found.has(path)) {
+              const noSelect = !(await hasCur(full));
+              found.set(path, { info: { path, delimiter: '/', ...(noSelect ? { noSelect: true } : {}) }, dir: full });
+            }
+            await walk(full, p);
+          }
+        };
+        await walk(root, []);
+      }
+    } catch (e: unknown) {
+      throw localError('mailbox', e, `maildir ${root}`);
+    }
+    // A parent without a directory of its own (the sink writes none for a \Noselect parent).
+    for (const path of [...found.keys()]) {
+      const parts = path.split('/');
+      for (let i = 1; i < parts.length; i++) {
+        const parent = parts.slice(0, i).join('/');
+        if (!found.has(parent)) {
+          const info: MailboxInfo = { path: parent, delimiter: '/', noSelect: true };
+          found.set(parent, { info, dir: maildirFolderDir(root, layout, info) });
+        }
+      }
+    }
+    this.folders = found;
+    return [...found.values()].map((f) => f.info).sort(byPath);
+  }
+
+  private dirOf(mailbox: MailboxInfo): string {
+    return this.folders?.get(mailbox.path)?.dir ?? maildirFolderDir(this.opts.root, this.opts.layout, mailbox);
+  }
+
+  /** uidValidity the archive's state file records for the folder in `dir`. */
+  private async uidValidityOf(dir: string): Promise<bigint> {
+    const state = await (this.state ??= loadArchiveState(this.opts.root));
+    const key = state.keyOf((path, delimiter) => maildirFolderDir(this.opts.root, this.opts.layout, { path, delimiter }), dir);
+    return recordedUidValidity(state.checkpoint, key);
+  }
+
+  /** The folder's message files, one per id, in ascending id order. */
+  private async entries(dir: string): Promise<Entry[]> {
+    const byId = new Map<string, Entry>();
+    for (const sub of ['cur', 'new'] as const) {
+      let names: string[];
+      try {
+        names = await readdir(join(dir, sub));
+      } catch (e: unknown) {
+        if (errnoCode(e) === 'ENOENT') continue;
+        throw localError('mailbox', e, `maildir folder ${dir}`);
+      }
+      for (const name of names) {
+        if (name.startsWith('.')) continue;
+        const id = idOf(name);
+        if (id === '' || byId.has(id)) continue; // cur/ first: a copy in new/ counts once
+        byId.set(id, { id, sub, name });
+      }
+    }
+    return [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  private async keywords(dir: string): Promise<KeywordTable> {
+    try {
+      return await KeywordTable.load(dir);
+    } catch (e: unknown) {
+      throw localError('mailbox', e, `maildir folder ${dir}`);
+    }
+  }
+
+  async select(mailbox: MailboxInfo): Promise<Selected> {
+    const dir = this.dirOf(mailbox);
+    const uidValidity = await this.uidValidityOf(dir);
+    const count = mailbox.noSelect === true ? 0 : (await this.entries(dir)).length;
+    return { mailbox: { ...mailbox, uidValidity }, count };
+  }
+
+  async *list(mailbox: MailboxInfo, wanted: (id: string) => boolean): AsyncIterable<MessageMeta> {
+    if (mailbox.noSelect === true) return;
+    const dir = this.dirOf(mailbox);
+    const entries = (await this.entries(dir)).filter((e) => wanted(e.id));
+    if (entries.length === 0) return;
+    const kw = await this.keywords(dir);
+    for (const e of entries) {
+      const found = await this.statEntry(dir, e);
+      if (found === undefined) continue; // vanished meanwhile
+      const parsed = parseName(found.entry.name);
+      const size = parsed.size !== undefined && Number.isSafeInteger(parsed.size) && parsed.size >= 0 ? parsed.size : found.size;
+      yield {
+        mailbox,
+        id: e.id,
+        size,
+        flags: flagsOfInfo(parsed.info, (l) => kw.keyword(l)),
+        internalDate: found.mtime,
+      };
+    }
+  }
+
+  async *headers(mailbox: MailboxInfo): AsyncIterable<HeaderSample> {
+    if (mailbox.noSelect === true) return;
+    const dir = this.dirOf(mailbox);
+    for (const e of await this.entries(dir)) {
+      const found = await this.statEntry(dir, e);
+      if (found === undefined) continue;
+      const file = join(dir, found.entry.sub, found.entry.name);
+      try {
+        if (found.size > this.opts.streamThreshold) {
+          yield { id: e.id, ...(await scanLarge(file)) };
+        } else {
+          const body = await readFile(file);
+          yield { id: e.id, size: wireSizeOfLf(body), header: lfToCrlf(headerBlock(body)) };
+        }
+      } catch (err: unknown) {
+        if (errnoCode(err) === 'ENOENT') continue;
+        throw localError('message', err, `message ${file}`);
+      }
+    }
+  }
+
+  async *fetch(batch: readonly MessageMeta[], signal: AbortSignal): AsyncIterable<Fetched> {
+    const first = batch[0];
+    if (first === undefined) return;
+    if (signal.aborted) throw new MailferryError('interrupted', 'interrupted');
+    const dir = this.dirOf(first.mailbox);
+    let index = new Map((await this.entries(dir)).map((e) => [e.id, e]));
+    let rescanned = false;
+    const sorted = [...batch].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    for (const meta of sorted) {
+      if (signal.aborted) throw new MailferryError('interrupted', 'interrupted');
+      let entry = index.get(meta.id);
+      let found = entry === undefined ? undefined : await this.statFile(dir, entry);
+      if (found === undefined && !rescanned) {
+        // Renamed (a flag change, new/ -> cur/) since the scan: look once more.
+        rescanned = true;
+        index = new Map((await this.entries(dir)).map((e) => [e.id, e]));
+        entry = index.get(meta.id);
+        found = entry === undefined ? undefined : await this.statFile(dir, entry);
+      }
+      if (entry === undefined || found === undefined) continue; // gone
+      const file = join(dir, entry.sub, entry.name);
+      if (found.size > this.opts.streamThreshold) {
+        const crlf = new CrlfStream();
+        const raw = createReadStream(file);
+        raw.on('error', (e: unknown) => crlf.destroy(localError('message', e, `message ${file}`)));
+        yield { meta, body: raw.pipe(crlf) };
+        continue;
+      }
+      let lf: Buffer;
+      try {
+        lf = await readFile(file);
+      } catch (e: unknown) {
+        if (errnoCode(e) === 'ENOENT') continue;
+        throw localError('message', e, `message ${file}`);
+      }
+      const bytes = lfToCrlf(lf);
+      // Over the threshold on the wire: a Readable, as the contract asks (it is in memory anyway).
+      yield { meta, body: bytes.length > this.opts.streamThreshold ? Readable.from([bytes], { objectMode: false }) : bytes };
+    }
+  }
+
+  async close(): Promise<void> {
+    // Nothing held open between calls.
+  }
+
+  /** Size and mtime of an entry's file, or undefined when it is gone. */
+  private async statFile(dir: string, e: Entry): Promise<{ size: number; mtime: Date } | undefined> {
+    const file = join(dir, e.sub, e.name);
+    try {
+      const st = await stat(file);
+      return { size: st.size, mtime: st.mtime };
+    } catch (err: unknown) {
+      if (errnoCode(err) === 'ENOENT') return undefined;
+      throw localError('message', err, `message ${file}`);
+    }
+  }
+
+  /** statFile, looking for the id once more when the file was renamed meanwhile. */
+  private async statEntry(dir: string, e: Entry): Promise<{ entry: Entry; size: number; mtime: Date } | undefined> {
+    const st = await this.statFile(dir, e);
+    if (st !== undefined) return { entry: e, ...st };
+    const again = (await this.entries(dir)).find((x) => x.id === e.id);
+    if (again === undefined || (again.sub === e.sub && again.name === e.name)) return undefined;
+    const st2 = await this.statFile(dir, again);
+    if (st2 === undefined) {
+      this.opts.log.debug(`maildir ${dir}: ${e.id} vanished while being read`);
+      return undefined;
+    }
+    return { entry: again, ...st2 };
+  }
+}
+
+function hasCur(dir: string): Promise<boolean> {
+  return stat(join(dir, 'cur')).then(
+    (st) => st.isDirectory(),
+    (e: unknown) => {
+      if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') return false;
+      throw e;
+    },
+  );
+}
+
+function recordedUidValidity(checkpoint: Checkpoint | undefined, key: string | undefined): bigint {
+  const recorded = key === undefined ? undefined : checkpoint?.folder(key)?.uidValidity;
+  if (recorded === undefined || !/^\d+$/.test(recorded)) return UNKNOWN_UID_VALIDITY;
+  return BigInt(recorded);
+}
+
+/**
+ * Wire size and header block (CRLF) of a large file, read as a stream so it is never held whole.
+ * Only the header is kept, up to the first blank line (the whole file when it has none).
+ */
+async function scanLarge(file: string): Promise<{ size: number; header: Buffer }> {
+  let size = 0;
+  let prevCr = false;
+  let head: Buffer[] = [];
+  let tail = Buffer.alloc(0);
+  let headLen = 0;
+  let header: Buffer | undefined;
+  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    let pos = 0;
+    for (;;) {
+      const nl = chunk.indexOf(LF, pos);
+      if (nl === -1) break;
+      if (nl === 0 ? !prevCr : chunk[nl - 1] !== CR) size++;
+      pos = nl + 1;
+    }
+    if (chunk.length > 0) prevCr = chunk[chunk.length - 1] === CR;
+    if (header === undefined) {
+      // A blank line may straddle chunks: search the new chunk with the last bytes before it.
+      const window = Buffer.concat([tail, chunk]);
+      head.push(chunk);
+      headLen += chunk.length;
+      if (window.indexOf('\n\n') !== -1 || window.indexOf('\r\n\r\n') !== -1) {
+        header = lfToCrlf(headerBlock(Buffer.concat(head, headLen)));
+        head = [];
+      } else {
+        tail = window.subarray(Math.max(0, window.length - 3));
+      }
+    }
+  }
+  return { size, header: header ?? lfToCrlf(Buffer.concat(head, headLen)) };
+}
+
+/**
+ * LF -> CRLF as a stream, equal to lfToCrlf of the whole input however it is cut into chunks: an
+ * LF is left alone when the byte before it (possibly the last one of the previous chunk) is a CR.
+ */
+export class CrlfStream extends Transform {
+  private prevCr = false;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    if (chunk.length === 0) {
+      done();
+      return;
+    }
+    const out = lfToCrlf(chunk, this.prevCr);
+    this.prevCr = chunk[chunk.length - 1] === CR;
+    done(null, out);
+  }
+}

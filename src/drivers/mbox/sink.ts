@@ -1,0 +1,229 @@
+import { mkdir, open, stat, truncate } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Readable } from 'node:stream';
+import { destinationError, errnoCode } from '../../domain/errors.js';
+import type { MailboxInfo, MessageMeta } from '../../domain/message.js';
+import { ArchiveEncoder } from '../../formats/encoder.js';
+import { fingerprintKey, headerBlock, wireSizeOfLf } from '../../formats/fingerprint.js';
+import { fromLine, metadataHeaders } from '../../formats/mbox.js';
+import { readMbox } from '../../formats/mbox-reader.js';
+import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../../state/checkpoint.js';
+import { mboxFolderFile } from '../archive-paths.js';
+import type { Fingerprint, Match, Sink, SinkFolder, Tx } from '../../sinks/sink.js';
+import { writeAll, writeAllSyncAt, writeEncoded, type Writer } from '../body.js';
+
+/**
+ * mbox archive: one mboxrd file per folder, laid out as Thunderbird does (see mboxFolderFile), so a
+ * folder can hold both messages and children (plain mbox cannot).
+ *
+ * Crash safety: one transaction at a time per file; it appends, fsyncs, then records the new file
+ * length in the checkpoint. On open, anything past the recorded length (a torn message, or messages
+ * written but not recorded) is cut off; those messages are fetched again.
+ */
+export class MboxSink implements Sink {
+  readonly caps = { keepsFlags: true, keepsDate: true, serial: true };
+  readonly name: string;
+
+  constructor(
+    readonly root: string,
+    private readonly checkpoint: Checkpoint,
+  ) {
+    this.name = `mbox:${root}`;
+  }
+
+  fileOf(mailbox: Pick<MailboxInfo, 'path' | 'delimiter'>): string {
+    return mboxFolderFile(this.root, mailbox);
+  }
+
+  async open(mailbox: MailboxInfo): Promise<SinkFolder> {
+    const file = this.fileOf(mailbox);
+    try {
+      await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+      if (!mailbox.noSelect) {
+        const fh = await open(file, 'a', 0o600);
+        await fh.close();
+      }
+    } catch (e: unknown) {
+      throw destinationError(e, `mbox ${file}`);
+    }
+    const folder = new MboxFolder(mailbox, file, this.checkpoint);
+    if (!mailbox.noSelect) await folder.init();
+    return folder;
+  }
+
+  async close(): Promise<void> {
+    await this.checkpoint.save().catch(() => undefined);
+  }
+}
+
+class MboxFolder implements SinkFolder {
+  known = new Set<string>();
+  needsRematch = false;
+  private queue: Promise<void> = Promise.resolve();
+  private readonly key: string;
+
+  constructor(
+    readonly mailbox: MailboxInfo,
+    private readonly file: string,
+    private readonly checkpoint: Checkpoint,
+  ) {
+    this.key = mailbox.path;
+  }
+
+  async init(): Promise<void> {
+    const size = (await stat(this.file)).size;
+    const cp = this.checkpoint.folder(this.key);
+    const uidValidity = this.mailbox.uidValidity?.toString();
+    const end = cp?.end ?? 0;
+    if (cp !== undefined && cp.uidValidity === uidValidity && !cp.rematching && size >= end) {
+      if (size > end) {
+        await truncate(this.file, end).catch((e: unknown) => {
+          throw destinationError(e, `mbox ${this.file}`);
+        });
+      }
+      this.known = new Set(cp.ids);
+    } else if (size > 0) {
+      // Filled under another UIDVALIDITY, or by someone else, or shortened behind our back.
+      this.needsRematch = true;
+    } else {
+      this.checkpoint.update(this.key, (f) => {
+        if (uidValidity === undefined) delete f.uidValidity;
+        else f.uidValidity = uidValidity;
+        delete f.rematching;
+        f.end = 0;
+        f.noEol = [];
+        f.ids = new Set();
+        delete f.firstSeen;
+      });
+      await this.checkpoint.save();
+    }
+  }
+
+  async *fingerprints(): AsyncIterable<Fingerprint> {
+    const cp = this.checkpoint.folder(this.key);
+    const noEol = new Set(cp?.noEol ?? []);
+    for await (const m of readMbox(this.file, noEol)) {
+      const header = headerBlock(m.body);
+      const key = fingerprintKey(header, wireSizeOfLf(m.body));
+      // Without our state we cannot tell whether the final LF was added to frame the message.
+      const unsure = cp === undefined && m.body.length > 0 && m.body[m.body.length - 1] === 0x0a;
+      const ref = String(m.offset);
+      yield unsure ? { key, ref, alt: fingerprintKey(header, wireSizeOfLf(m.body.subarray(0, m.body.length - 1))) } : { key, ref };
+    }
+  }
+
+  async rebase(uidValidity: bigint | undefined, matches: readonly Match[]): Promise<void> {
+    const size = (await stat(this.file)).size;
+    const matchedIds = matches.map((m) => m.id);
+    this.checkpoint.update(this.key, (f) => {
+      if (uidValidity === undefined) delete f.uidValidity;
+      else f.uidValidity = uidValidity.toString();
+      delete f.rematching;
+      f.end = size;
+      f.ids = new Set(matchedIds);
+      keepFirstSeen(f, f.ids);
+      // A message matched without its final LF had that LF added by us as framing.
+      const framed = matches.filter((m) => m.alt === true).map((m) => Number(m.ref));
+      if (framed.length > 0) f.noEol = [...new Set([...(f.noEol ?? []), ...framed])];
+    });
+    await this.checkpoint.save();
+    this.known = new Set(matchedIds);
+    this.needsRematch = false;
+  }
+
+  begin(): Promise<Tx> {
+    let release!: () => void;
+    const turn = this.queue;
+    this.queue = new Promise<void>((r) => (release = r));
+    return turn.then(() => this.openTx(release));
+  }
+
+  private async openTx(release: () => void): Promise<Tx> {
+    const folder = this;
+    const cp = this.checkpoint.folder(this.key);
+    const start = cp?.end ?? 0;
+    let fh;
+    try {
+      fh = await open(this.file, 'r+');
+      // A failed earlier transaction may have left bytes past the recorded end.
+      await fh.truncate(start);
+    } catch (e: unknown) {
+      release();
+      throw destinationError(e, `mbox ${this.file}`);
+    }
+    const handle = fh;
+    let pos = start;
+    const ids: string[] = [];
+    const undated: string[] = [];
+    const noEol: number[] = [];
+    let done = false;
+    const finish = async (): Promise<void> => {
+      if (done) return;
+      done = true;
+      await handle.close().catch(() => undefined);
+      release();
+    };
+    // Writes at an explicit, tracked position (the handle is opened r+, not in append mode, so that
+    // the transaction owns exactly the bytes from `start`).
+    const positioned: Writer = {
+      writev: async (parts: Buffer[]) => {
+        const r = await handle.writev(parts, pos);
+        pos += r.bytesWritten;
+        return r;
+      },
+    };
+    return {
+      async write(meta: MessageMeta, body: Buffer | Readable): Promise<void> {
+        const at = pos;
+        const enc = new ArchiveEncoder(true);
+        try {
+          const head = Buffer.from(fromLine(meta.internalDate) + metadataHeaders(meta.flags), 'utf8');
+          let eol: boolean;
+          if (Buffer.isBuffer(body)) {
+            // In memory: one direct writev into the page cache (the fsync is the commit's).
+            const parts = [head, ...enc.push(body), ...enc.end()];
+            eol = enc.lastByte === 0x0a;
+            parts.push(Buffer.from(eol ? '\n' : '\n\n'));
+            pos = writeAllSyncAt(handle.fd, parts, pos);
+          } else {
+            await writeAll(positioned, [head]);
+            await writeEncoded(positioned, body, enc);
+            eol = enc.lastByte === 0x0a;
+            await writeAll(positioned, [Buffer.from(eol ? '\n' : '\n\n')]);
+          }
+          if (!eol) noEol.push(at);
+        } catch (e: unknown) {
+          await finish();
+          if (errnoCode(e) !== undefined) throw destinationError(e, `mbox ${folder.file}`);
+          throw e;
+        }
+        ids.push(meta.id);
+        if (meta.internalDate === undefined) undated.push(meta.id);
+      },
+      async commit(): Promise<void> {
+        try {
+          await handle.sync();
+        } catch (e: unknown) {
+          await finish();
+          throw destinationError(e, `mbox ${folder.file}`);
+        }
+        folder.checkpoint.update(folder.key, (f) => {
+          f.end = pos;
+          f.noEol = [...(f.noEol ?? []), ...noEol];
+          for (const id of ids) f.ids.add(id);
+          markFirstSeen(f, undated, epochSeconds());
+        });
+        try {
+          await folder.checkpoint.save();
+        } finally {
+          await finish();
+        }
+        for (const id of ids) folder.known.add(id);
+      },
+      async abort(): Promise<void> {
+        await handle.truncate(start).catch(() => undefined);
+        await finish();
+      },
+    };
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * The layout rules of src/drivers/README.md, checked on the sources: a protocol library is imported
+ * only inside its driver folder, drivers never import each other, nothing below the commands
+ * imports a command, the config loader or the pipeline, and the shipped code never imports the
+ * dev tooling (scripts/) or the tests.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+// dist/test/unit/layout.test.js -> the repository root
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const src = join(root, 'src');
+
+function tsFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) return tsFiles(p);
+    return p.endsWith('.ts') ? [p] : [];
+  });
+}
+
+interface Edge { from: string; spec: string; to?: string }
+
+function imports(file: string): Edge[] {
+  const text = readFileSync(file, 'utf8');
+  const out: Edge[] = [];
+  for (const m of text.matchAll(/(?:from|import)\s*\(?\s*'([^']+)'/g)) {
+    const spec = m[1] as string;
+    const from = relative(root, file);
+    if (spec.startsWith('.')) out.push({ from, spec, to: relative(root, resolve(dirname(file), spec.replace(/\.js$/, '.ts'))) });
+    else out.push({ from, spec });
+  }
+  return out;
+}
+
+const edges = tsFiles(src).flatMap(imports);
+const LIBRARY_HOME: Record<string, string> = { imapflow: 'src/drivers/imap/', nodemailer: 'src/drivers/smtp/' };
+const posix = (p: string): string => p.split(sep).join('/');
+
+test('the source tree is where this test looks', () => {
+  assert.ok(edges.length > 100, `only ${edges.length} imports found under ${src}`);
+  assert.ok(edges.some((e) => e.spec === 'imapflow'), 'imapflow is imported somewhere');
+});
+
+test('a protocol library is imported only inside its driver folder', () => {
+  const bad = edges.filter((e) => {
+    const home = LIBRARY_HOME[e.spec.split('/')[0] as string];
+    return home !== undefined && !posix(e.from).startsWith(home);
+  });
+  assert.deepEqual(bad.map((e) => `${e.from} imports ${e.spec}`), []);
+});
+
+test('drivers never import each other', () => {
+  const driverOf = (p: string): string | undefined => /^src\/drivers\/([^/]+)\//.exec(posix(p))?.[1];
+  const bad = edges.filter((e) => {
+    if (e.to === undefined) return false;
+    const a = driverOf(e.from);
+    const b = driverOf(e.to);
+    return a !== undefined && b !== undefined && a !== b;
+  });
+  assert.deepEqual(bad.map((e) => `${e.from} -> ${e.to}`), []);
+});
+
+test('drivers, sources, sinks, formats, state and domain import no command, loader or pipeline', () => {
+  const low = /^src\/(drivers|sources|sinks|formats|state|domain)\//;
+  const high = /^src\/(commands|config|pipeline|main\.ts|cli\.ts)/;
+  const bad = edges.filter((e) => e.to !== undefined && low.test(posix(e.from)) && high.test(posix(e.to)));
+  assert.deepEqual(bad.map((e) => `${e.from} -> ${e.to}`), []);
+});
+
+test('the shipped code imports neither the dev tooling nor the tests', () => {
+  const bad = edges.filter((e) => e.to !== undefined && !posix(e.to).startsWith('src/'));
+  assert.deepEqual(bad.map((e) => `${e.from} -> ${e.to}`), []);
+});
