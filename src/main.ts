@@ -39,7 +39,9 @@ export async function main(cmdline: string[]): Promise<number> {
   const json = args['json'] === true;
   const quiet = args['quiet'] === true;
   const debug = args['debug'] === true;
-  const stderrLog = createLogger({ level: debug ? 'debug' : quiet ? 'error' : 'warn', json });
+  // stderrLine: while the progress line is on the terminal, a warning goes on a fresh line above it.
+  const { stderrLine } = await import('./progress.js');
+  const stderrLog = createLogger({ level: debug ? 'debug' : quiet ? 'error' : 'warn', json, write: stderrLine });
   let logFile: LogFile | undefined;
   let log = stderrLog;
 
@@ -111,6 +113,7 @@ export async function main(cmdline: string[]): Promise<number> {
     progress?.done();
     return printOutcome(report, out);
   } catch (e: unknown) {
+    (await import('./progress.js')).clearProgress();
     logFile?.logger.error(e instanceof Error ? e.message : String(e));
     if (e instanceof MailferryError) {
       process.stderr.write(`mailferry: ${redact(e.message)}\n`);

@@ -10,6 +10,8 @@ import type { RunReport } from './report.js';
  */
 export interface Progress {
   update(report: RunReport, event: ProgressEvent): void;
+  /** Print a whole line (a warning) above the progress line, which is redrawn under it. */
+  above(line: string): void;
   done(): void;
 }
 
@@ -26,10 +28,68 @@ export function progressLine(report: RunReport, folder: string, count: FolderCou
   const mb = (n: number): string => (n / 1e6).toFixed(1);
   const all = `all ${report.messages}/${report.planned} msgs, ${mb(report.bytes)}/${mb(report.plannedBytes)} MB, ${rate.toFixed(1)} MB/s${eta}`;
   const mine = count === undefined ? '' : ` ${count.done}/${count.planned}`;
-  // The folder name gives way first when the terminal is narrow.
-  const room = Math.max(8, width - all.length - mine.length - 4);
-  const name = folder.length > room ? `…${folder.slice(folder.length - room + 1)}` : folder;
-  return `${name}${mine} · ${all}`.slice(0, Math.max(20, width - 1));
+  // The folder name gives way first when the terminal is narrow. Widths are terminal columns (a
+  // CJK character takes two), and the line stays under the width: a line that wraps cannot be
+  // redrawn in place, and leaves stale copies above the summary.
+  const room = Math.max(8, width - displayWidth(all) - mine.length - 4);
+  const name = keepEnd(printable(folder), room);
+  return keepStart(`${name}${mine} · ${all}`, Math.max(20, width - 1));
+}
+
+/** A folder name from the server as terminal text: control characters (ESC, CR, ...) shown as '?'. */
+function printable(s: string): string {
+  return s.replace(/\p{Cc}/gu, '?');
+}
+
+/** Columns a code point takes in a terminal: 0 for combining marks, 2 for East Asian wide ones. */
+function columns(cp: number, ch: string): number {
+  if (/\p{Mn}|\p{Me}|\u200B|\u200D/u.test(ch)) return 0;
+  const wide =
+    (cp >= 0x1100 && cp <= 0x115f) ||
+    (cp >= 0x2e80 && cp <= 0xa4cf && cp !== 0x303f) ||
+    (cp >= 0xac00 && cp <= 0xd7a3) ||
+    (cp >= 0xf900 && cp <= 0xfaff) ||
+    (cp >= 0xfe30 && cp <= 0xfe4f) ||
+    (cp >= 0xff00 && cp <= 0xff60) ||
+    (cp >= 0xffe0 && cp <= 0xffe6) ||
+    (cp >= 0x1f300 && cp <= 0x1f64f) ||
+    (cp >= 0x1f900 && cp <= 0x1f9ff) ||
+    (cp >= 0x20000 && cp <= 0x3fffd);
+  return wide ? 2 : 1;
+}
+
+export function displayWidth(s: string): number {
+  let w = 0;
+  for (const ch of s) w += columns(ch.codePointAt(0) ?? 0, ch);
+  return w;
+}
+
+/** The start of `s` that fits in `width` columns. */
+function keepStart(s: string, width: number): string {
+  let w = 0;
+  let out = '';
+  for (const ch of s) {
+    w += columns(ch.codePointAt(0) ?? 0, ch);
+    if (w > width) break;
+    out += ch;
+  }
+  return out;
+}
+
+/** `s`, or '…' and its end, in at most `width` columns. */
+function keepEnd(s: string, width: number): string {
+  if (displayWidth(s) <= width) return s;
+  const chars = [...s];
+  let w = 1;
+  let i = chars.length;
+  while (i > 0) {
+    const ch = chars[i - 1] as string;
+    const c = columns(ch.codePointAt(0) ?? 0, ch);
+    if (w + c > width) break;
+    w += c;
+    i--;
+  }
+  return `…${chars.slice(i).join('')}`;
 }
 
 function formatSeconds(s: number): string {
@@ -38,11 +98,28 @@ function formatSeconds(s: number): string {
   return `${(s / 3600).toFixed(1)} h`;
 }
 
+/** The progress line on the terminal now, if any: stderr's log lines go above it (stderrLine). */
+let active: Progress | undefined;
+
+/** Write one diagnostic line to stderr; while a progress line is shown, on a fresh line above it. */
+export function stderrLine(line: string): void {
+  if (active === undefined) process.stderr.write(`${line}\n`);
+  else active.above(line);
+}
+
+/** Take the progress line off the terminal (before a fatal error is printed). */
+export function clearProgress(): void {
+  active?.done();
+}
+
 export function ttyProgress(stream: NodeJS.WriteStream, now: () => number = Date.now): Progress {
   let last = 0;
-  let shown = false;
+  let shown = '';
   const folders = new Map<string, FolderCount>();
-  return {
+  const progress: Progress = {
+    above(line) {
+      stream.write(shown === '' ? `${line}\n` : `\r\x1b[K${line}\n${shown}`);
+    },
     update(r, e) {
       const f = folders.get(e.mailbox) ?? { planned: 0, done: 0 };
       if (e.type === 'planned') f.planned = e.messages;
@@ -51,11 +128,15 @@ export function ttyProgress(stream: NodeJS.WriteStream, now: () => number = Date
       const t = now();
       if (t - last < 200) return;
       last = t;
-      stream.write(`\r\x1b[K${progressLine(r, e.mailbox, f, stream.columns ?? 100)}`);
-      shown = true;
+      shown = progressLine(r, e.mailbox, f, stream.columns ?? 100);
+      stream.write(`\r\x1b[K${shown}`);
     },
     done() {
-      if (shown) stream.write('\r\x1b[K');
+      if (shown !== '') stream.write('\r\x1b[K');
+      shown = '';
+      if (active === progress) active = undefined;
     },
   };
+  active = progress;
+  return progress;
 }

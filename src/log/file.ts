@@ -1,9 +1,11 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { MailferryError, errnoCode } from '../domain/errors.js';
 import { createLogger, type Level, type Logger } from './logger.js';
 
 /**
- * `--log-file FILE`: a log for cron and systemd runs, appended to (created 0600), one line per
+ * `--log-file FILE`: a log for cron and systemd runs, appended to (created 0600, its folder 0700
+ * if missing), one line per
  * event with an ISO time and level, at `info` (or `debug` with --debug) whatever --quiet says, and
  * the run's summary at the end. Written synchronously, so a second Ctrl-C or a crash loses no line;
  * it passes through the same redaction as every log line.
@@ -18,6 +20,8 @@ export interface LogFile {
 export function openLogFile(path: string, level: Level): LogFile {
   let fd: number;
   try {
+    // A first cron run on a fresh account: the log's folder (~/.local/state/mailferry, say) is made.
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     fd = openSync(path, 'a', 0o600);
   } catch (e: unknown) {
     throw new MailferryError('usage', `cannot open --log-file ${path}: ${errnoCode(e) ?? 'error'}`);

@@ -103,9 +103,19 @@ describe('cron-ready operation', { skip: dc.skip }, () => {
     assert.equal(other.status, 2);
     assert.match(other.stderr, /command line says restore, the --config file says backup/);
 
-    const noLog = await runCli(['backup', '--from', account(), '--password-env', 'PW', '--to', `maildir:${join(root, 'nolog')}`, '--log-file', join(root, 'missing-dir', 'run.log')], { PW: dc.alice.password });
+    // The README's crontab line on a fresh account: the log's folder does not exist yet; it is made (0700).
+    const freshLog = join(root, 'missing-dir', 'state', 'run.log');
+    const fresh = await runCli(['backup', '--from', account(), '--ca', dc.server.caFile, '--password-env', 'PW', '--to', `maildir:${join(root, 'fresh')}`, '--log-file', freshLog], { PW: dc.alice.password });
+    assert.equal(fresh.status, 0, fresh.stderr);
+    assert.equal((await stat(freshLog)).mode & 0o777, 0o600);
+    assert.equal((await stat(join(root, 'missing-dir', 'state'))).mode & 0o777, 0o700);
+    assert.match(await readFile(freshLog, 'utf8'), /backup started/);
+
+    // A log path that cannot be a file (its folder is a file): exit 2 before anything is written.
+    await writeFile(join(root, 'a-file'), 'x');
+    const noLog = await runCli(['backup', '--from', account(), '--password-env', 'PW', '--to', `maildir:${join(root, 'nolog')}`, '--log-file', join(root, 'a-file', 'run.log')], { PW: dc.alice.password });
     assert.equal(noLog.status, 2, noLog.stderr);
-    assert.match(noLog.stderr, /cannot open --log-file .*missing-dir.*ENOENT/);
+    assert.match(noLog.stderr, /cannot open --log-file .*a-file.*(ENOTDIR|EEXIST)/);
     await assert.rejects(readdir(join(root, 'nolog')), 'nothing written when the log file cannot be opened');
 
     const notJson = join(root, 'not.json');

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { progressLine, ttyProgress } from '../../src/progress.js';
+import { displayWidth, progressLine, ttyProgress } from '../../src/progress.js';
+import { Screen } from '../helpers/screen.js';
 import { RunReport } from '../../src/report.js';
 
 function fakeStream(columns: number): { stream: NodeJS.WriteStream; written: string[] } {
@@ -44,4 +45,54 @@ test('a narrow terminal shortens the folder name, never the counts', () => {
   const line = progressLine(r, 'Projects/Client A/Reports/Quarterly/2024', { planned: 10, done: 3 }, 70);
   assert.ok(line.length < 70, line);
   assert.match(line, /^….* 3\/10 · all 0\/10 msgs/);
+});
+
+test('at 80 columns a CJK folder name never wraps the line: the screen keeps one progress row, no stale copies', () => {
+  const r = new RunReport();
+  r.planned = 3553;
+  r.plannedBytes = 812e6;
+  let clock = 0;
+  const screen = new Screen(80);
+  const stream = { columns: 80, write: (s: string) => (screen.write(s), true) } as unknown as NodeJS.WriteStream;
+  const p = ttyProgress(stream, () => clock);
+  const cjk = '工作/项目/二〇二四年第三季度的客户报告与会议纪要以及其他所有相关的文件资料汇编归档目录';
+  for (let i = 1; i <= 20; i++) {
+    clock += 250;
+    r.messages = i * 10;
+    r.bytes = i * 2e6;
+    p.update(r, { type: i === 1 ? 'planned' : 'batch', mailbox: i % 2 === 0 ? cjk : 'INBOX', messages: 10, bytes: 2e6 });
+  }
+  assert.equal(screen.text().length, 1, `rows: ${JSON.stringify(screen.text())}`);
+  assert.ok(displayWidth(screen.text()[0] ?? '') < 80);
+  assert.match(screen.text()[0] ?? '', /^…[^ ]*归档目录 \d+\/\d+ · all 200\/3553 msgs/);
+  p.done();
+  assert.deepEqual(screen.text(), ['']);
+});
+
+test('a warning during progress lands on a fresh line above the progress line, which is redrawn under it', () => {
+  const r = new RunReport();
+  r.planned = 10;
+  let clock = 0;
+  const screen = new Screen(80);
+  const stream = { columns: 80, write: (s: string) => (screen.write(s), true) } as unknown as NodeJS.WriteStream;
+  const p = ttyProgress(stream, () => clock);
+  p.update(r, { type: 'planned', mailbox: 'INBOX', messages: 10, bytes: 0 });
+  p.above('warning: skipped INBOX message 7: bad date');
+  clock += 500;
+  r.messages = 5;
+  p.update(r, { type: 'batch', mailbox: 'INBOX', messages: 5, bytes: 0 });
+  p.above('warning: second');
+  const rows = screen.text();
+  assert.deepEqual(rows.slice(0, 2), ['warning: skipped INBOX message 7: bad date', 'warning: second']);
+  assert.match(rows[2] ?? '', /^INBOX 5\/10 · all 5\/10 msgs/);
+  assert.equal(rows.length, 3);
+  p.done();
+  assert.deepEqual(screen.text(), ['warning: skipped INBOX message 7: bad date', 'warning: second', '']);
+});
+
+test('a folder name with control characters cannot drive the terminal', () => {
+  const r = new RunReport();
+  const line = progressLine(r, 'evil\x1b]0;owned\x07\r\nname', { planned: 1, done: 0 }, 100);
+  assert.doesNotMatch(line, /\p{Cc}/u);
+  assert.match(line, /^evil\?\]0;owned\?\?\?name 0\/1/);
 });
