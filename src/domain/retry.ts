@@ -44,13 +44,20 @@ export async function withRetry<T>(
   }
 }
 
-/** Wait `ms`, or less when `signal` aborts (never rejects). */
+/**
+ * Wait `ms`, or less when `signal` aborts (never rejects). The abort listener is removed when the
+ * time is up: a rate limiter sleeps once per chunk on the run's one signal, and listeners left
+ * behind pile up (Node's MaxListenersExceededWarning on the progress line, and a leak).
+ */
 export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
+    const t = setTimeout(done, ms);
+    function done(): void {
       clearTimeout(t);
+      signal.removeEventListener('abort', done);
       resolve();
-    }, { once: true });
+    }
+    signal.addEventListener('abort', done, { once: true });
   });
 }

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { getEventListeners } from 'node:events';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -129,4 +130,22 @@ test('RateLimiter: a burst of one second, then the rate', async () => {
   await limiter.take(50_000, signal); // and another half
   const took = Date.now() - started;
   assert.ok(took >= 950 && took < 3000, `took ${took} ms for 2 s of data with a 1 s burst`);
+});
+
+test('RateLimiter: a long paced run leaves no abort listener behind on the run signal (no MaxListenersExceededWarning)', async () => {
+  const warnings: Error[] = [];
+  const onWarning = (w: Error): void => void warnings.push(w);
+  process.on('warning', onWarning);
+  try {
+    const limiter = new RateLimiter(1_000_000);
+    const signal = new AbortController().signal;
+    // A second's burst, then 40 chunks of 1 kB at 1 MB/s: each take sleeps about 1 ms on the same signal.
+    await limiter.take(1_000_000, signal);
+    for (let i = 0; i < 40; i++) await limiter.take(1_000, signal);
+    assert.equal(getEventListeners(signal, 'abort').length, 0);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(warnings.map((w) => w.name), []);
+  } finally {
+    process.off('warning', onWarning);
+  }
 });
