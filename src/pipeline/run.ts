@@ -8,7 +8,7 @@ import type { Match, Sink, SinkFolder } from '../sinks/sink.js';
 import type { Source } from '../sources/source.js';
 import { toBatches } from './batches.js';
 import { copyBatch } from './copy.js';
-import { folderFilter, selectMailboxes, unmatchedIncludes } from './folders.js';
+import { chooseFolders, includeHint } from './folders.js';
 import { withRetry } from '../domain/retry.js';
 
 /**
@@ -113,10 +113,11 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
   };
 
   const all = await retry('list folders', () => source.mailboxes());
-  const mailboxes = selectMailboxes(all, folderFilter(opts.include, opts.exclude));
-  for (const pattern of unmatchedIncludes(all, opts.include)) {
-    opts.log.warn(`--include ${pattern}: no such folder`);
-    report.skipped.push({ mailbox: pattern, reason: 'no folder matches --include' });
+  const { mailboxes, unmatched } = chooseFolders(all, opts.include, opts.exclude);
+  for (const pattern of unmatched) {
+    const hint = includeHint(all, pattern);
+    opts.log.warn(`--include ${pattern}: no such folder${hint}`);
+    report.skipped.push({ mailbox: pattern, reason: `no folder matches --include${hint}` });
   }
   /** Planned messages not yet copied, and folders being planned; `changed` wakes the planner. */
   let pending = 0;

@@ -4,7 +4,7 @@ import { fileName, flagsOfInfo, infoOf, parseName, uniqueBase, withoutUid } from
 import { asctime, flagsFromMetadata, metadataHeaders } from '../../src/formats/mbox.js';
 import { decodeIds, encodeIds, toRanges } from '../../src/state/ids.js';
 import { parseEndpoint, describeEndpoint } from '../../src/endpoints/url.js';
-import { folderFilter, selectMailboxes, unmatchedIncludes } from '../../src/pipeline/folders.js';
+import { chooseFolders, folderFilter, includeHint, selectMailboxes, unmatchedIncludes } from '../../src/pipeline/folders.js';
 import { escapeComponent, unescapeComponent } from '../../src/drivers/archive-paths.js';
 import { toBatches } from '../../src/pipeline/batches.js';
 import { fingerprintKey, headerBlock, toLf, wireSizeOfLf } from '../../src/formats/fingerprint.js';
@@ -80,7 +80,22 @@ test('folder patterns: * % ? include and exclude, parents kept as containers', (
   const drop = folderFilter([], ['Trash', 'Archive*']);
   assert.deepEqual(selectMailboxes(all, drop).map((m) => m.path), ['INBOX', 'Deep', 'Deep/Child']);
   assert.deepEqual(selectMailboxes(all, folderFilter(['inbox'.toUpperCase()], [])).map((m) => m.path), ['INBOX']);
-  assert.deepEqual(unmatchedIncludes(all, ['Trash', 'Nope', 'Deep']), ['Nope', 'Deep']);
+  assert.deepEqual(unmatchedIncludes(all, ['Trash', 'Nope', 'Deep']), ['Nope'], 'Deep holds no mail: it takes Deep/Child');
+});
+
+test('--include of a parent takes its subtree; an unmatched one gets a "did you mean" or the top-level folders', () => {
+  const all = [mb('INBOX'), mb('Archiv', true), mb('Archiv/2023'), mb('Archiv/2023/Q1'), mb('Archive-old'), mb('Sent'), mb('Trash')];
+  const chosen = (inc: string[], exc: string[] = []): string[] => chooseFolders(all, inc, exc).mailboxes.map((m) => `${m.path}${m.noSelect ? '!' : ''}`);
+  assert.deepEqual(chosen(['Archiv']), ['Archiv!', 'Archiv/2023', 'Archiv/2023/Q1'], 'a container takes its subtree');
+  assert.deepEqual(chosen(['Archiv/2023']), ['Archiv!', 'Archiv/2023'], 'a folder with mail means that folder only');
+  assert.deepEqual(chosen(['Archiv'], ['Archiv/2023/Q1']), ['Archiv!', 'Archiv/2023']);
+  assert.deepEqual(chooseFolders(all, ['Archiv', 'Nope'], []).unmatched, ['Nope']);
+  const courier = [mb('INBOX'), mb('INBOX/Sent'), mb('INBOX/Drafts')];
+  assert.deepEqual(chooseFolders(courier, ['INBOX'], []).mailboxes.map((m) => m.path), ['INBOX'], '--include INBOX is the inbox alone');
+  assert.equal(includeHint(all, 'sent'), ' (did you mean "Sent"?)');
+  assert.equal(includeHint(all, 'Trahs'), ' (did you mean "Trash"?)');
+  assert.equal(includeHint(all, '2023'), ' (did you mean "Archiv/2023"?)');
+  assert.equal(includeHint(all, 'Projects'), ' (top-level folders: INBOX, Archiv, Archive-old, Sent, Trash)');
 });
 
 test('folder name escaping is reversible (listescape style)', () => {
