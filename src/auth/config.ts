@@ -1,6 +1,6 @@
-import type { Problems } from '../config/account.js';
-import type { SecretRef } from '../config/secrets.js';
-import { stateDir } from '../commands/target.js';
+import type { Problems } from '../config/problems.js';
+import type { SecretRef } from './secrets.js';
+import { stateDir } from '../state/dir.js';
 import type { RawOAuth2Flags } from './flags.js';
 import type { OAuth2Spec } from './oauth2.js';
 

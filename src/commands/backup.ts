@@ -1,5 +1,5 @@
 import type { BackupConfig } from '../config/backup.js';
-import { credentialsFor } from '../auth/credentials.js';
+import { credentialsFor } from '../auth/login.js';
 import type { Logger } from '../log/logger.js';
 import { runPipeline, type PipelineOptions, type ProgressEvent } from '../pipeline/run.js';
 import type { RunReport } from '../report.js';

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { ForwardConfig } from '../config/forward.js';
-import { credentialsFor, type Credential, type Credentials } from '../auth/credentials.js';
+import type { Credential, Credentials } from '../auth/credentials.js';
+import { credentialsFor } from '../auth/login.js';
 import { MailferryError } from '../domain/errors.js';
 import { describeEndpoint } from '../endpoints/url.js';
 import { SmtpSink } from '../drivers/smtp/sink.js';
@@ -13,7 +14,8 @@ import { accountOf } from '../state/checkpoint.js';
 import { openArchives } from './archive.js';
 import type { CommandDeps } from './backup.js';
 import { DryRunSink } from './dry-run.js';
-import { openState, stateDir } from './target.js';
+import { stateDir } from '../state/dir.js';
+import { openState } from './target.js';
 import { transfer, type TransferResult } from './transfer.js';
 import { accountSource, archiveSource } from './sources.js';
 

@@ -1,5 +1,5 @@
 import type { MigrateConfig } from '../config/transfer.js';
-import { credentialsFor } from '../auth/credentials.js';
+import { credentialsFor } from '../auth/login.js';
 import { ProfileRolesSource } from '../sources/profile-roles.js';
 import { openArchives } from './archive.js';
 import type { CommandDeps } from './backup.js';

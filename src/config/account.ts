@@ -3,9 +3,10 @@ import { MailferryError } from '../domain/errors.js';
 import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint, type TlsMode } from '../endpoints/url.js';
 import { oauth2Spec } from '../auth/config.js';
 import type { RawOAuth2Flags } from '../auth/flags.js';
-import type { AuthSpec } from '../auth/credentials.js';
+import type { AuthSpec } from '../auth/login.js';
 import { canPrompt } from '../auth/prompt.js';
-import type { SecretRef } from './secrets.js';
+import type { SecretRef } from '../auth/secrets.js';
+import { attempt, type Problems } from './problems.js';
 
 /** What every config loader (backup, restore, migrate) checks the same way. */
 /** A remote account (IMAP or POP3) to connect to, with how to authenticate and trust it. */
@@ -27,19 +28,6 @@ export interface RawAccountFlags {
   tlsInsecure?: boolean;
   ca?: string;
   connections?: number;
-}
-
-/** Every problem found, reported together (exit 2) before any I/O. */
-export type Problems = string[];
-
-/** Run a check that throws; its MailferryError message becomes one more problem. */
-export function attempt<T>(problems: Problems, fn: () => T): T | undefined {
-  try {
-    return fn();
-  } catch (e: unknown) {
-    problems.push(e instanceof MailferryError ? e.message : String(e));
-    return undefined;
-  }
 }
 
 export function localEndpoint(problems: Problems, text: string, flag: string): LocalEndpoint | undefined {

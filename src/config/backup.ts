@@ -1,7 +1,8 @@
 import { MailferryError } from '../domain/errors.js';
 import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpoints/url.js';
-import { account, attempt, localEndpoint, type Problems, type RawAccountFlags } from './account.js';
-import type { AuthSpec } from '../auth/credentials.js';
+import { account, localEndpoint, type RawAccountFlags } from './account.js';
+import { attempt, type Problems } from './problems.js';
+import type { AuthSpec } from '../auth/login.js';
 import { parseFilter, type RawFilterFlags } from './filter.js';
 import type { MessageFilter } from '../sources/filter.js';
 import type { MaildirLayout } from '../drivers/maildir/sink.js';

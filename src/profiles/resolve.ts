@@ -1,4 +1,4 @@
-import { attempt, type Problems } from '../config/account.js';
+import { attempt, type Problems } from '../config/problems.js';
 import type { RawOAuth2Flags } from '../auth/flags.js';
 import type { RemoteEndpoint } from '../endpoints/url.js';
 import { parseBytes } from './bytes.js';
