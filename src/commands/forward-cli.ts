@@ -1,6 +1,6 @@
 import { rawOAuth2Flags } from '../auth/flags.js';
 import { loadForwardConfig, type RawForwardFlags } from '../config/forward.js';
-import type { CommandDeps } from './backup.js';
+import type { CommandDeps } from './deps.js';
 import { forward } from './forward.js';
 import type { TransferResult } from './transfer.js';
 

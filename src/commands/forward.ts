@@ -12,7 +12,7 @@ import { smtpSender, type SmtpSender } from '../drivers/smtp/transport.js';
 import type { Source } from '../sources/source.js';
 import { accountOf } from '../state/checkpoint.js';
 import { openArchives } from './archive.js';
-import type { CommandDeps } from './backup.js';
+import type { CommandDeps } from './deps.js';
 import { DryRunSink } from './dry-run.js';
 import { stateDir } from '../state/dir.js';
 import { openState } from './target.js';

@@ -2,7 +2,7 @@ import type { MigrateConfig } from '../config/transfer.js';
 import { credentialsFor } from '../auth/login.js';
 import { ProfileRolesSource } from '../sources/profile-roles.js';
 import { openArchives } from './archive.js';
-import type { CommandDeps } from './backup.js';
+import type { CommandDeps } from './deps.js';
 import { openTarget, type OpenTarget } from './target.js';
 import { transfer, type TransferResult } from './transfer.js';
 import { accountSource } from './sources.js';

@@ -1,5 +1,5 @@
 import type { RestoreConfig } from '../config/transfer.js';
-import type { CommandDeps } from './backup.js';
+import type { CommandDeps } from './deps.js';
 import { openTarget, type OpenTarget } from './target.js';
 import { transfer, type TransferResult } from './transfer.js';
 import { archiveSource } from './sources.js';

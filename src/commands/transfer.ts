@@ -4,7 +4,7 @@ import type { RunReport } from '../report.js';
 import type { Sink } from '../sinks/sink.js';
 import { filterSource } from '../sources/filter.js';
 import type { Source } from '../sources/source.js';
-import { pipelineOptions, type CommandDeps } from './backup.js';
+import { pipelineOptions, type CommandDeps } from './deps.js';
 import { DryRunSink, dryRunSource, type PlannedFolder } from './dry-run.js';
 import { withLimits } from './limits.js';
 
@@ -13,17 +13,21 @@ export interface TransferResult {
   report: RunReport;
   /** `--dry-run`: per folder, what a real run would copy (folders with nothing to copy included). */
   plan?: PlannedFolder[];
-  /** Where the target's state lives (read, and written unless a dry run). */
-  statePath: string;
+  /** Where the target's state lives (read, and written unless a dry run); backup keeps its state in each archive. */
+  statePath?: string;
 }
 
-/** Run the one pipeline from `source` to `sinks`; in a dry run, collect the plan and fetch nothing. */
+/**
+ * Run the one pipeline from `source` to `sinks`, for every command (backup too): the limits of
+ * the config (daily budgets, rate) wrapped around the source, then its message filter; in a dry
+ * run, collect the plan and fetch nothing.
+ */
 export async function transfer(
   source: Source,
   sinks: readonly Sink[],
   cfg: Pick<TransferCommon, 'dryRun' | 'filter' | 'limits' | 'include' | 'exclude' | 'batchBytes' | 'batchMessages'> & { syncDeletions?: boolean },
   deps: CommandDeps,
-  statePath: string,
+  statePath?: string,
 ): Promise<TransferResult> {
   const plan: PlannedFolder[] = [];
   // A dry run fetches nothing, so it neither spends nor records a budget.
@@ -42,14 +46,14 @@ export async function transfer(
     throw limited === undefined ? e : limited.explain(e);
   });
   limited?.finish(report);
-  if (!cfg.dryRun) return { report, statePath };
+  if (!cfg.dryRun) return { report, ...(statePath === undefined ? {} : { statePath }) };
   const targets = sinks.find((x): x is DryRunSink => x instanceof DryRunSink && x.targets.size > 0)?.targets;
   for (const p of plan) {
     const t = targets?.get(p.mailbox);
     if (t !== undefined) Object.assign(p, { target: t.path, create: !t.exists });
   }
   plan.sort((a, b) => (a.mailbox < b.mailbox ? -1 : a.mailbox > b.mailbox ? 1 : 0));
-  return { report, plan, statePath };
+  return { report, plan, ...(statePath === undefined ? {} : { statePath }) };
 }
 
 /** The plan as text lines for a terminal. */

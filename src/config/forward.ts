@@ -11,6 +11,7 @@ import { capConnections, profileOAuth2, resolveProfile, runLimits, type ProfileS
 import type { MessageFilter } from '../sources/filter.js';
 import { parseFilter, type RawFilterFlags } from './filter.js';
 import { expandHome } from './transfer.js';
+import { RELAY_RETRY } from '../domain/retry.js';
 
 /**
  * The loader for `forward`: a source (IMAP, POP3 or a local archive), an SMTP relay and one
@@ -136,9 +137,8 @@ export function loadForwardConfig(raw: RawForwardFlags): ForwardConfig {
     batchMessages: 2000,
     streamThreshold: 8 << 20,
     ...(raw.state === undefined || raw.state.trim() === '' ? {} : { statePath: resolve(expandHome(raw.state)) }),
-    // 4xx: tries after 2, 4 and 8 s, then the message waits for the next run.
-    retries: 4,
-    retryBaseMs: 2000,
+    retries: RELAY_RETRY.attempts,
+    retryBaseMs: RELAY_RETRY.baseMs,
   };
 }
 
