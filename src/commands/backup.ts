@@ -1,11 +1,13 @@
 import { credentialsFor } from '../auth/login.js';
-import type { BackupConfig } from '../config/backup.js';
+import { loadBackupConfig, type BackupConfig } from '../config/backup.js';
+import { rawFlags } from '../config/flags.js';
 import { Pop3Source } from '../drivers/pop3/source.js';
 import type { RunReport } from '../report.js';
 import { epochSeconds } from '../state/checkpoint.js';
 import { openArchive, type OpenArchive } from './archive.js';
 import { deletable } from './deletable.js';
-import type { CommandDeps } from './deps.js';
+import type { Command, CommandDeps } from './deps.js';
+import { printOutcome } from './output.js';
 import { accountSource } from './sources.js';
 import { transfer } from './transfer.js';
 
@@ -45,3 +47,9 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
     }
   }
 }
+
+export const BACKUP: Command<BackupConfig, RunReport> = {
+  load: (args) => loadBackupConfig(rawFlags(args)),
+  run: backup,
+  print: (report, out) => printOutcome(report, out),
+};

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import type { ForwardConfig } from '../config/forward.js';
+import { rawFlags } from '../config/flags.js';
+import { loadForwardConfig, type ForwardConfig } from '../config/forward.js';
 import type { Credential, Credentials } from '../auth/credentials.js';
 import { credentialsFor } from '../auth/login.js';
 import { MailferryError } from '../domain/errors.js';
@@ -12,10 +13,11 @@ import { smtpSender, type SmtpSender } from '../drivers/smtp/transport.js';
 import type { Source } from '../sources/source.js';
 import { accountOf } from '../state/checkpoint.js';
 import { openArchives } from './archive.js';
-import type { CommandDeps } from './deps.js';
+import type { Command, CommandDeps } from './deps.js';
 import { DryRunSink } from './dry-run.js';
 import { stateDir } from '../state/dir.js';
 import { openState } from './target.js';
+import { printResult } from './output.js';
 import { transfer, type TransferResult } from './transfer.js';
 import { accountSource, archiveSource } from './sources.js';
 
@@ -115,3 +117,9 @@ async function openSource(cfg: ForwardConfig, credentials: Credentials | undefin
   if (credentials === undefined) throw new MailferryError('internal', 'a mail account without credentials');
   return accountSource({ ...s, credentials }, o);
 }
+
+export const FORWARD: Command<ForwardConfig, TransferResult> = {
+  load: (args) => loadForwardConfig(rawFlags(args)),
+  run: forward,
+  print: printResult,
+};

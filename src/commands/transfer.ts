@@ -55,13 +55,3 @@ export async function transfer(
   plan.sort((a, b) => (a.mailbox < b.mailbox ? -1 : a.mailbox > b.mailbox ? 1 : 0));
   return { report, plan, ...(statePath === undefined ? {} : { statePath }) };
 }
-
-/** The plan as text lines for a terminal. */
-export function planText(plan: readonly PlannedFolder[]): string {
-  const to = (p: PlannedFolder): string => (p.target === undefined || p.target === p.mailbox ? '' : ` -> ${p.target}`);
-  const remove = (p: PlannedFolder): string => (p.remove === undefined ? '' : `, ${p.remove} to remove (deleted on the source)`);
-  const lines = plan.map((p) => `  ${p.mailbox}${to(p)}: ${p.messages} messages, ${(p.bytes / 1e6).toFixed(2)} MB${p.create === true ? ', new folder' : ''}${remove(p)}`);
-  const messages = plan.reduce((n, p) => n + p.messages, 0);
-  const bytes = plan.reduce((n, p) => n + p.bytes, 0);
-  return [`dry run: nothing was changed; a real run would copy ${messages} messages (${(bytes / 1e6).toFixed(2)} MB) in ${plan.length} folders:`, ...lines].join('\n');
-}
