@@ -1,8 +1,8 @@
 /**
  * The layout rules of src/drivers/README.md, checked on the sources: a protocol library is imported
  * only inside its driver folder, drivers never import each other, nothing below the commands
- * imports a command, the config loader or the pipeline, and the shipped code never imports the
- * dev tooling (scripts/) or the tests.
+ * imports a command, the config loader or the pipeline, the shipped code never imports the
+ * dev tooling (scripts/) or the tests, and no module imports one that imports it back.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
