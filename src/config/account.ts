@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { MailferryError } from '../domain/errors.js';
-import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint, type TlsMode } from '../endpoints/url.js';
-import { oauth2Spec } from '../auth/config.js';
-import type { RawOAuth2Flags } from '../auth/flags.js';
-import type { AuthSpec } from '../auth/credentials.js';
+import type { RemoteEndpoint, TlsMode } from '../endpoints/url.js';
+import { oauth2Spec, type RawOAuth2Flags } from '../auth/config.js';
+import type { AuthSpec } from '../auth/login.js';
 import { canPrompt } from '../auth/prompt.js';
-import type { SecretRef } from './secrets.js';
+import type { SecretRef } from '../auth/secrets.js';
+import { DEFAULTS } from './defaults.js';
+import { attempt, type Problems } from './problems.js';
 
-/** What every config loader (backup, restore, migrate) checks the same way. */
 /** A remote account (IMAP or POP3) to connect to, with how to authenticate and trust it. */
 export interface RemoteAccount {
   endpoint: RemoteEndpoint;
@@ -29,27 +29,30 @@ export interface RawAccountFlags {
   connections?: number;
 }
 
-/** Every problem found, reported together (exit 2) before any I/O. */
-export type Problems = string[];
+/** The same flags for another account of the command, named with a prefix: `targetPasswordEnv` (`--target-password-env`), `smtpOauth2`. */
+export type PrefixedAccountFlags<P extends string> = { [K in keyof RawAccountFlags as `${P}${Capitalize<K>}`]?: RawAccountFlags[K] };
 
-/** Run a check that throws; its MailferryError message becomes one more problem. */
-export function attempt<T>(problems: Problems, fn: () => T): T | undefined {
-  try {
-    return fn();
-  } catch (e: unknown) {
-    problems.push(e instanceof MailferryError ? e.message : String(e));
-    return undefined;
-  }
-}
+/** Every key of RawAccountFlags, checked complete by the compiler. */
+const ACCOUNT_KEYS = Object.keys({
+  passwordEnv: true,
+  passwordFile: true,
+  passwordCommand: true,
+  oauth2: true,
+  tlsMode: true,
+  tlsInsecure: true,
+  ca: true,
+  connections: true,
+} satisfies Record<keyof RawAccountFlags, true>) as (keyof RawAccountFlags)[];
 
-export function localEndpoint(problems: Problems, text: string, flag: string): LocalEndpoint | undefined {
-  const e = attempt(problems, () => parseEndpoint(text));
-  if (e === undefined) return undefined;
-  if (!('path' in e)) {
-    problems.push(`${flag} ${text}: must be a local archive (maildir:DIR or mbox:DIR)`);
-    return undefined;
+/** Another account's flags (`prefix` 'target' or 'smtp') as the plain ones, for account() and trust(); those not given left out. */
+export function prefixedAccount<P extends string>(raw: PrefixedAccountFlags<P>, prefix: P): RawAccountFlags {
+  const given: Record<string, unknown> = raw;
+  const out: Record<string, unknown> = {};
+  for (const k of ACCOUNT_KEYS) {
+    const v = given[`${prefix}${k[0]?.toUpperCase() ?? ''}${k.slice(1)}`];
+    if (v !== undefined) out[k] = v;
   }
-  return e;
+  return out as RawAccountFlags;
 }
 
 /**
@@ -81,7 +84,7 @@ export function account(problems: Problems, endpoint: RemoteEndpoint | undefined
   if (secret !== undefined) auth = { kind: 'password', secret };
 
   const tls = trust(problems, endpoint, raw, prefix);
-  const connections = raw.connections ?? 4;
+  const connections = raw.connections ?? DEFAULTS.connections;
   if (!Number.isInteger(connections) || connections < 1 || connections > 64) problems.push(`${f('connections')} must be 1..64`);
   if (tls.endpoint === undefined || auth === undefined) return undefined;
   return { endpoint: tls.endpoint, auth, ...(tls.ca === undefined ? {} : { ca: tls.ca }), insecure: tls.insecure, connections };
