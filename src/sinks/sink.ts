@@ -2,7 +2,10 @@ import type { Readable } from 'node:stream';
 import type { MailboxInfo, MessageMeta } from '../domain/message.js';
 
 /**
- * The Sink contract. Maildir, mbox (and later IMAP APPEND, SMTP) implement it.
+ * The Sink contract. Maildir, mbox, the IMAP target (APPEND) and SMTP forward implement it; the
+ * contract suite (test/contract/sink.test.ts) runs the same cases on each. A sink declares no
+ * capabilities: what differs is behaviour behind the same calls (an mbox folder's `begin()` waits
+ * for the open Tx, an SMTP `write` is final once the relay said 250).
  *
  * - `open(mailbox)` creates or maps the folder for a source mailbox (a \Noselect mailbox only makes
  *   the hierarchy exist), repairs what a crash left behind (a torn mbox tail, files in tmp/), and
@@ -40,13 +43,6 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  *   exactly those messages removes nothing and says why. Local archives do not implement it.
  * - `close()` releases files and locks; it never throws.
  */
-export interface SinkCaps {
-  readonly keepsFlags: boolean;
-  readonly keepsDate: boolean;
-  /** True when a folder accepts one transaction at a time (mbox). */
-  readonly serial: boolean;
-}
-
 export interface Fingerprint {
   /** sha256 (hex) of the header block with LF line endings, plus the CRLF size: "hash:size". */
   readonly key: string;
@@ -88,7 +84,6 @@ export interface SinkFolder {
 }
 
 export interface Sink {
-  readonly caps: SinkCaps;
   /** e.g. `maildir:/home/me/mail` — used in messages and the summary. */
   readonly name: string;
   open(mailbox: MailboxInfo): Promise<SinkFolder>;

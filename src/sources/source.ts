@@ -18,6 +18,9 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  *   server sent (CRLF). A small body is a Buffer; a large one (over `streamThreshold`) a Readable that
  *   the consumer must drain before asking for the next message.
  *   `fetch` may run `caps.parallel` times at once (an IMAP source holds that many connections).
+ *   A source without flags or internal dates (POP3) hands out an empty flag set and no
+ *   `internalDate`; nothing else is declared, since nothing decides on it (a sink keeps what it
+ *   is given, and `--unseen-only` on POP3 is refused by the config loader).
  * - A lost connection surfaces as a MailferryError with `retryable: true`; the caller retries the
  *   batch, the Source opens a fresh connection. Authentication failures are `kind: 'auth'`.
  * - `close()` logs out every connection; it never throws.
@@ -25,10 +28,7 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  *   the last `list()` left out on purpose; the pipeline counts them as filtered, not as present.
  */
 export interface SourceCaps {
-  readonly flags: boolean;
-  readonly internalDate: boolean;
-  readonly mailboxes: boolean;
-  /** How many `fetch` calls may run at once. */
+  /** How many `fetch` calls may run at once; the pipeline runs that many batches in parallel. */
   readonly parallel: number;
 }
 

@@ -53,7 +53,6 @@ export interface SmtpSinkOptions {
 }
 
 export class SmtpSink implements Sink {
-  readonly caps = { keepsFlags: false, keepsDate: false, serial: false };
   /** Messages not forwarded in this run, with the relay's reason. */
   readonly skipped: Skipped[] = [];
   forwarded = 0;
