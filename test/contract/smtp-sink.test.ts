@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { MailferryError } from '../../src/domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../../src/domain/message.js';
 import { fingerprintKey, headerBlock, toLf } from '../../src/formats/fingerprint.js';
 import { silentLogger } from '../../src/log/logger.js';
@@ -11,6 +12,7 @@ import { SmtpSink } from '../../src/drivers/smtp/sink.js';
 import { smtpSender } from '../../src/drivers/smtp/transport.js';
 import { Checkpoint } from '../../src/state/checkpoint.js';
 import { smtpView, startSmtp, type DataReply, type TestSmtp } from '../helpers/smtp.js';
+import { deadPort } from '../helpers/ports.js';
 
 /**
  * The parts of the Sink contract an SMTP sink can honour (it cannot be read back: what the relay
@@ -149,8 +151,8 @@ describe('SMTP sink', () => {
       if (text.includes('Subject: two')) return { code: 550, message: '5.7.1 not wanted' };
       return undefined;
     };
+    const tx = await folder.begin();
     try {
-      const tx = await folder.begin();
       for (const x of messages(m)) await tx.write(x.meta, x.body);
       await tx.commit();
     } finally {
@@ -160,7 +162,32 @@ describe('SMTP sink', () => {
     assert.equal(relay.attempts - first, 5, 'one: 3 tries; two: 1; three: 1');
     assert.deepEqual([...folder.known].sort(), ['1', '3']);
     assert.equal(sink.forwarded, 2);
-    assert.deepEqual(sink.skipped.map((s) => [s.mailbox, s.id]), [['INBOX', '2']]);
-    assert.match(sink.skipped[0]?.reason ?? '', /550 5\.7\.1 not wanted/);
+    // Reported the one way every sink reports a refusal: tx.refused(), read by the pipeline.
+    const refused = tx.refused?.() ?? [];
+    assert.deepEqual(refused.map((r) => r.id), ['2']);
+    assert.match(refused[0]?.reason ?? '', /relay refused it: 550 5\.7\.1 not wanted/);
+  });
+
+  test('session failures are typed by the one net-error mapper: refused and untrusted stop, a dropped session is retryable', async () => {
+    const sender = (port: number, ca?: Buffer) =>
+      smtpSender({ endpoint: { kind: 'smtp', user: '', host: '127.0.0.1', port, tls: 'tls' }, ...(ca === undefined ? {} : { ca }), insecure: false, log: silentLogger, debug: false });
+    const env = { from: 'me@example.org', to: 'you@example.org' };
+    const raw = Buffer.from('Subject: s\r\n\r\nbody\r\n');
+    const is = (kind: string, retryable: boolean, text: RegExp) => (e: unknown): boolean =>
+      e instanceof MailferryError && e.kind === kind && e.retryable === retryable && text.test(e.message);
+    const closed = sender(await deadPort());
+    await assert.rejects(closed.send(env, raw), is('network', false, /connection refused by smtps:\/\/127\.0\.0\.1:\d+/));
+    closed.close();
+    const untrusted = sender(relay.port);
+    await assert.rejects(untrusted.send(env, raw), is('tls', false, /not trusted \(\w+\); use --smtp-ca FILE/));
+    untrusted.close();
+    const dropping = sender(relay.port, await readFile(relay.caFile));
+    script = () => 'drop';
+    try {
+      await assert.rejects(dropping.send(env, raw), is('network', true, /lost/));
+    } finally {
+      script = () => undefined;
+      dropping.close();
+    }
   });
 });
