@@ -125,10 +125,10 @@ describe('SMTP sink', () => {
     assert.equal(f2.known.size, 0);
     const fps = [];
     for await (const fp of f2.fingerprints()) fps.push(fp);
-    const wire = (b: Buffer): Buffer => Buffer.from(toLf(b).toString('latin1').replace(/\n/g, '\r\n'), 'latin1');
+    // The key the pipeline computes from the source's headers(): header block in LF form and the
+    // size of the bytes the source hands over (a bare LF counted as the source counts it, once).
     for (const x of messages(old)) {
-      const crlf = wire(x.body);
-      assert.ok(fps.some((fp) => fp.ref === x.meta.id && fp.key === fingerprintKey(toLf(headerBlock(crlf)), crlf.length)), `fingerprint of ${x.meta.id}`);
+      assert.ok(fps.some((fp) => fp.ref === x.meta.id && fp.key === fingerprintKey(toLf(headerBlock(x.body)), x.body.length)), `fingerprint of ${x.meta.id}`);
     }
     // The source now numbers them 101..103.
     await f2.rebase(8n, fps.map((fp) => ({ id: String(Number(fp.ref) + 100), ref: fp.ref })));
