@@ -60,16 +60,24 @@ export interface Match {
   readonly alt?: boolean;
 }
 
+export interface Refusal {
+  id: string;
+  reason: string;
+  /** Not sent because the target is full (`commit` or a later `write` threw `quota`). */
+  full?: boolean;
+}
+
 export interface Tx {
   write(meta: MessageMeta, body: Buffer | Readable): Promise<void>;
   commit(): Promise<void>;
   abort(): Promise<void>;
   /**
-   * Optional, read after `commit()`: messages the sink refused while sending them later than
-   * their `write` (an IMAP target sending groups); not recorded, reported as skipped. `full`: not
-   * sent because the target is full (`commit` or a later `write` threw `quota`).
+   * Optional, read after `commit()`: messages the sink refused after their `write` resolved (an
+   * IMAP target sending groups, an SMTP relay's 5xx or a 4xx that persisted); not recorded,
+   * reported as skipped. The pipeline reads refusals here and from `message` errors of `write`,
+   * nowhere else.
    */
-  refused?(): readonly { id: string; reason: string; full?: boolean }[];
+  refused?(): readonly Refusal[];
 }
 
 export interface SinkFolder {

@@ -18,7 +18,8 @@ import { Checkpoint } from '../../src/state/checkpoint.js';
 import { randomBytes } from '../fixtures/nasty.js';
 
 /**
- * The Source contract for the local archives: an archive is written with the real sinks, then read
+ * What only the local archive Sources do (the contract every Source keeps is source.test.ts): an
+ * archive with many folders is written with the real sinks, then read
  * back through MaildirSource (both layouts) and MboxSource. What comes back must be what was
  * written: the folders (Unicode, '/'), and for each message its wire bytes (CRLF), flags and date.
  */
@@ -139,7 +140,7 @@ const kinds: Kind[] = [
 ];
 
 for (const kind of kinds) {
-  describe(`Source contract: ${kind.name} archive`, () => {
+  describe(`archive source: ${kind.name}`, () => {
     let root = '';
     let src: Source;
     before(async () => {

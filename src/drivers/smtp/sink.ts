@@ -6,7 +6,7 @@ import { withRetry } from '../../domain/retry.js';
 import type { Logger } from '../../log/logger.js';
 import type { SmtpEnvelope, SmtpSender } from './transport.js';
 import type { Checkpoint, FolderCheckpoint, SentRecord } from '../../state/checkpoint.js';
-import type { Fingerprint, Match, Sink, SinkFolder, Tx } from '../../sinks/sink.js';
+import type { Fingerprint, Match, Refusal, Sink, SinkFolder, Tx } from '../../sinks/sink.js';
 import { collect } from '../body.js';
 
 /**
@@ -58,8 +58,6 @@ class Deferred extends MailferryError {
     super('network', `relay said "${reply}"`, { retryable: true });
   }
 }
-
-type Refusal = { id: string; reason: string };
 
 export class SmtpSink implements Sink {
   forwarded = 0;
