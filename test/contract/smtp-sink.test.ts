@@ -12,6 +12,8 @@ import { smtpSender } from '../../src/drivers/smtp/transport.js';
 import { Checkpoint } from '../../src/state/checkpoint.js';
 import { smtpView, startSmtp, type DataReply, type TestSmtp } from '../helpers/smtp.js';
 import { deadPort } from '../helpers/ports.js';
+import { archiveSourceKind } from '../helpers/sources.js';
+import { runPipeline } from '../../src/pipeline/run.js';
 
 /**
  * What only the SMTP sink does (the contract every Sink keeps is sink.test.ts), against
@@ -175,6 +177,42 @@ describe('SMTP sink', () => {
     } finally {
       script = () => undefined;
       dropping.close();
+    }
+  });
+
+  test('through the pipeline: a refusal reaches the run report once, also when the batch is retried after a dropped connection', async () => {
+    const raw = (n: number): Buffer => Buffer.from(`Subject: p${n}\r\nMessage-ID: <p${n}@x>\r\n\r\nbody ${n}\r\n`);
+    const archive = archiveSourceKind('maildir', [1, 2, 3].map((n) => ({ raw: raw(n), flags: [], date: new Date(Date.UTC(2020, 0, n)) })), 1 << 20);
+    await archive.prepare?.();
+    const sink = await make('p.json');
+    let dropped = false;
+    script = (_, data) => {
+      if (data.includes('Subject: p1')) return { code: 550, message: '5.7.1 not wanted' };
+      if (data.includes('Subject: p2') && !dropped) {
+        dropped = true;
+        return 'drop';
+      }
+      return undefined;
+    };
+    try {
+      const report = await runPipeline(archive.make(), [sink], {
+        include: [],
+        exclude: [],
+        batchBytes: 1 << 20,
+        batchMessages: 100,
+        retries: 3,
+        retryBaseMs: 10,
+        signal: new AbortController().signal,
+        log: silentLogger,
+      });
+      assert.ok(dropped, 'the connection was dropped once');
+      assert.equal(sink.forwarded, 2);
+      for (const n of [2, 3]) assert.equal(relay.received.filter((r) => r.data.includes(`Subject: p${n}`)).length, 1, `p${n} delivered once`);
+      assert.deepEqual(report.skipped.map((x) => [x.mailbox, x.reason.replace(/:.*/, '')]), [['INBOX', 'relay refused it']]);
+    } finally {
+      script = () => undefined;
+      await sink.close();
+      await archive.cleanup?.();
     }
   });
 });
