@@ -3,7 +3,8 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
 
 /**
  * The Source contract. The pipeline is written once against it; IMAP, POP3, Maildir and mbox
- * implement it and keep their libraries to themselves.
+ * implement it and keep their libraries to themselves, and all four pass the same contract suite
+ * (test/contract/source.test.ts).
  *
  * - `mailboxes()` lists every mailbox, parents before children, \Noselect containers included
  *   (flagged `noSelect`) so that a Sink can reproduce the hierarchy. Names are Unicode.
@@ -15,8 +16,10 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  *   archive after a UIDVALIDITY change (a rare, slow path).
  * - `fetch(batch, signal)` yields bodies for a batch of one mailbox's messages, in any order, each at
  *   most once. A message that vanished on the server is simply not yielded. Bodies are the bytes the
- *   server sent (CRLF). A small body is a Buffer; a large one (over `streamThreshold`) a Readable that
- *   the consumer must drain before asking for the next message.
+ *   server sent, in wire form (CRLF): an archive source converts its LF files back (lfToCrlf,
+ *   CrlfStream in formats/encoder.ts), so a Sink need not convert again (the SMTP sink sends the
+ *   bytes as given). A small body is a Buffer; a large one (over `streamThreshold`) a Readable
+ *   that the consumer must drain before asking for the next message.
  *   `fetch` may run `caps.parallel` times at once (an IMAP source holds that many connections).
  *   A source without flags or internal dates (POP3) hands out an empty flag set and no
  *   `internalDate`; nothing else is declared, since nothing decides on it (a sink keeps what it
