@@ -20,7 +20,6 @@ import type { Checkpoint } from '../state/checkpoint.js';
  *   downloaded, and the pipeline counts no message as copied.
  */
 export class DryRunSink implements Sink {
-  readonly caps = { keepsFlags: true, keepsDate: true, serial: false };
   /** Source path -> where it would go on an IMAP target, and whether that folder exists. */
   readonly targets = new Map<string, TargetFolder>();
   constructor(

@@ -86,7 +86,6 @@ export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<Tr
       log: deps.log,
     });
     const result = await transfer(source, [sink, ...archives.sinks], cfg, deps, statePath);
-    result.report.skipped.push(...sink.skipped);
     if (cfg.markSent) result.report.markedSent = sink.forwarded;
     else result.report.forwarded = sink.forwarded;
     return result;

@@ -1,11 +1,13 @@
 import { MailferryError, errnoCode } from './errors.js';
 
 /**
- * What the socket, TLS and DNS layers under every driver throw, as our typed errors. Each driver
- * maps its library's own codes first (drivers/imap/errors.ts, drivers/smtp/transport.ts) and hands
- * the rest here, so "is this a lost connection" has one answer for the codes all protocols share.
+ * What the socket, TLS and DNS layers under every driver throw, as our typed errors. Each driver's
+ * one error mapper (drivers/imap/errors.ts, drivers/pop3/client.ts, drivers/smtp/transport.ts)
+ * hands its errors here with its library's own codes for a lost connection, so "is this a lost
+ * connection" has one answer per driver, and the same one for the codes all protocols share.
  * Branches on codes only, never on message text.
  */
+/** The certificate verdicts Node reports (OpenSSL's X509_V_ERR names, as crypto_common.cc spells them). */
 const TLS_CODES = new Set([
   'DEPTH_ZERO_SELF_SIGNED_CERT',
   'SELF_SIGNED_CERT_IN_CHAIN',
@@ -16,6 +18,17 @@ const TLS_CODES = new Set([
   'CERT_NOT_YET_VALID',
   'CERT_UNTRUSTED',
   'CERT_REJECTED',
+  'CERT_REVOKED',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_CHAIN_TOO_LONG',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'INVALID_CA',
+  'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE',
+  'HOSTNAME_MISMATCH',
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
@@ -32,22 +45,32 @@ export function connectionLost(where: string, code?: string, cause?: unknown): M
   return new MailferryError('network', `connection to ${where} lost${why}`, { retryable: true, cause });
 }
 
+export interface NetErrorOptions {
+  /** The socket's code when the library moved it (nodemailer keeps it in `originalCode`). */
+  code?: string;
+  /** What to tell the user about an untrusted certificate (default: --ca FILE or --tls-insecure). */
+  tlsHint?: string;
+}
+
 /**
  * The error of a socket, TLS or DNS layer, or undefined when `e` carries none of their codes.
- * `extraLost`: the driver's own codes for a lost connection (imapflow's NoConnection, ...).
+ * `extraLost`: the driver's own codes for a lost connection (imapflow's NoConnection, nodemailer's
+ * ESOCKET, ...).
  */
-export function mapNetError(e: unknown, where: string, extraLost: ReadonlySet<string> = new Set()): MailferryError | undefined {
+export function mapNetError(
+  e: unknown,
+  where: string,
+  extraLost: ReadonlySet<string> = new Set(),
+  opts: NetErrorOptions = {},
+): MailferryError | undefined {
   if (e instanceof MailferryError) return e;
-  const code = errnoCode(e);
+  const code = opts.code ?? errnoCode(e);
   if (code === undefined) return undefined;
   if (code === 'ECONNREFUSED') return new MailferryError('network', `connection refused by ${where}`, { cause: e });
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new MailferryError('network', `unknown host in ${where}`, { cause: e });
   if (isTlsCode(code)) {
-    return new MailferryError(
-      'tls',
-      `TLS certificate of ${where} is not trusted (${code}); pass --ca FILE to trust it, or --tls-insecure`,
-      { cause: e },
-    );
+    const hint = opts.tlsHint ?? 'pass --ca FILE to trust it, or --tls-insecure';
+    return new MailferryError('tls', `TLS certificate of ${where} is not trusted (${code}); ${hint}`, { cause: e });
   }
   if (LOST.has(code) || extraLost.has(code)) return connectionLost(where, code, e);
   return undefined;

@@ -14,18 +14,26 @@ import type { Logger } from '../log/logger.js';
 export const MAX_THROTTLES = 10;
 export const MAX_THROTTLE_WAIT_MS = 10 * 60_000;
 
-export async function withRetry<T>(
-  what: string,
-  fn: () => Promise<T>,
-  opts: { attempts: number; baseMs: number; log: Logger; signal: AbortSignal },
-): Promise<T> {
+export interface RetryOptions {
+  attempts: number;
+  baseMs: number;
+  log: Logger;
+  signal: AbortSignal;
+  /**
+   * Which retryable errors this caller retries (default: all). The SMTP sink retries a relay's
+   * 4xx here and leaves a dropped connection to the pipeline, which retries the whole batch.
+   */
+  retryOn?: (e: MailferryError) => boolean;
+}
+
+export async function withRetry<T>(what: string, fn: () => Promise<T>, opts: RetryOptions): Promise<T> {
   let failures = 0;
   let throttles = 0;
   for (;;) {
     try {
       return await fn();
     } catch (e: unknown) {
-      if (!(e instanceof MailferryError) || !e.retryable || opts.signal.aborted) throw e;
+      if (!(e instanceof MailferryError) || !e.retryable || opts.retryOn?.(e) === false || opts.signal.aborted) throw e;
       let delay: number;
       let note: string;
       if (e.retryAfterMs !== undefined && throttles < MAX_THROTTLES) {

@@ -2,7 +2,7 @@ import { writevSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { MailferryError } from '../domain/errors.js';
 import type { MessageMeta } from '../domain/message.js';
-import { ArchiveEncoder, lfToCrlf } from '../formats/encoder.js';
+import type { ArchiveEncoder } from '../formats/encoder.js';
 
 /** Bound for a streamed body whose size the source did not give. */
 const UNSIZED_LIMIT = 256 * 1024 * 1024;
@@ -72,14 +72,16 @@ export function bodyLimit(meta: MessageMeta): number {
 }
 
 /**
- * The whole message, CRLF. A Readable is read to its end, but never more than the size the source
- * announced (plus slack) is held: a longer stream is a `message` error.
+ * The whole message, as the source handed it (the wire form, CRLF: no conversion here, so its
+ * length is the size the source's `headers()` reports for it). A Readable is read to its end, but
+ * never more than the size the source announced (plus slack) is held: a longer stream is a
+ * `message` error.
  */
 export async function collect(body: Buffer | Readable, meta: MessageMeta, path: string): Promise<Buffer> {
-  if (Buffer.isBuffer(body)) return lfToCrlf(body);
+  if (Buffer.isBuffer(body)) return body;
   const parts: Buffer[] = [];
   for await (const b of boundedChunks(body, bodyLimit(meta), `${path} ${meta.id}`)) parts.push(b);
-  return lfToCrlf(Buffer.concat(parts));
+  return Buffer.concat(parts);
 }
 
 /**

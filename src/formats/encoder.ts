@@ -1,4 +1,11 @@
+import { Transform, type TransformCallback } from 'node:stream';
+
 /**
+ * Line endings, both directions, in this one file: the archive sinks write through ArchiveEncoder
+ * (CRLF -> LF), the archive sources read through lfToCrlf / CrlfStream (LF -> CRLF), so every
+ * Source hands out the wire form and no Sink converts it again (`toLf` in fingerprint.ts is
+ * ArchiveEncoder too).
+ *
  * Streaming conversion of a message from the wire form (CRLF) to the archive form (LF), with
  * optional mboxrd quoting (RFC 4155 "mboxrd": every line matching /^>*From / gets one more ">").
  *
@@ -154,6 +161,24 @@ export function lfToCrlf(b: Buffer, afterCr = false): Buffer {
   }
   b.copy(out, at, pos);
   return out;
+}
+
+/**
+ * LF -> CRLF as a stream, equal to lfToCrlf of the whole input however it is cut into chunks: an
+ * LF is left alone when the byte before it (possibly the last one of the previous chunk) is a CR.
+ */
+export class CrlfStream extends Transform {
+  private prevCr = false;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    if (chunk.length === 0) {
+      done();
+      return;
+    }
+    const out = lfToCrlf(chunk, this.prevCr);
+    this.prevCr = chunk[chunk.length - 1] === CR;
+    done(null, out);
+  }
 }
 
 /** Undo mboxrd quoting of one LF message body: /^>+From / loses one ">". */

@@ -21,7 +21,8 @@ interface CopyOptions {
  * - A message a sink refuses (`message`) is skipped and reported, the rest goes on; a full target
  *   (`quota`) takes no more in this batch, what was written to it is committed, the other sink
  *   folders go on, and `onFull` is told once the batch has ended (the caller stops that sink).
- * - A message a sink refuses only at commit (`tx.refused()`) is reported too, and not counted.
+ * - A message a sink refuses after its `write` resolved (`tx.refused()`: an IMAP target's groups,
+ *   an SMTP relay's reply) is reported too, and not counted. Those are the only two ways.
  */
 export async function copyBatch(
   source: Source,

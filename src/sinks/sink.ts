@@ -2,7 +2,10 @@ import type { Readable } from 'node:stream';
 import type { MailboxInfo, MessageMeta } from '../domain/message.js';
 
 /**
- * The Sink contract. Maildir, mbox (and later IMAP APPEND, SMTP) implement it.
+ * The Sink contract. Maildir, mbox, the IMAP target (APPEND) and SMTP forward implement it; the
+ * contract suite (test/contract/sink.test.ts) runs the same cases on each. A sink declares no
+ * capabilities: what differs is behaviour behind the same calls (an mbox folder's `begin()` waits
+ * for the open Tx, an SMTP `write` is final once the relay said 250).
  *
  * - `open(mailbox)` creates or maps the folder for a source mailbox (a \Noselect mailbox only makes
  *   the hierarchy exist), repairs what a crash left behind (a torn mbox tail, files in tmp/), and
@@ -40,13 +43,6 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  *   exactly those messages removes nothing and says why. Local archives do not implement it.
  * - `close()` releases files and locks; it never throws.
  */
-export interface SinkCaps {
-  readonly keepsFlags: boolean;
-  readonly keepsDate: boolean;
-  /** True when a folder accepts one transaction at a time (mbox). */
-  readonly serial: boolean;
-}
-
 export interface Fingerprint {
   /** sha256 (hex) of the header block with LF line endings, plus the CRLF size: "hash:size". */
   readonly key: string;
@@ -64,16 +60,24 @@ export interface Match {
   readonly alt?: boolean;
 }
 
+export interface Refusal {
+  id: string;
+  reason: string;
+  /** Not sent because the target is full (`commit` or a later `write` threw `quota`). */
+  full?: boolean;
+}
+
 export interface Tx {
   write(meta: MessageMeta, body: Buffer | Readable): Promise<void>;
   commit(): Promise<void>;
   abort(): Promise<void>;
   /**
-   * Optional, read after `commit()`: messages the sink refused while sending them later than
-   * their `write` (an IMAP target sending groups); not recorded, reported as skipped. `full`: not
-   * sent because the target is full (`commit` or a later `write` threw `quota`).
+   * Optional, read after `commit()`: messages the sink refused after their `write` resolved (an
+   * IMAP target sending groups, an SMTP relay's 5xx or a 4xx that persisted); not recorded,
+   * reported as skipped. The pipeline reads refusals here and from `message` errors of `write`,
+   * nowhere else.
    */
-  refused?(): readonly { id: string; reason: string; full?: boolean }[];
+  refused?(): readonly Refusal[];
 }
 
 export interface SinkFolder {
@@ -88,7 +92,6 @@ export interface SinkFolder {
 }
 
 export interface Sink {
-  readonly caps: SinkCaps;
   /** e.g. `maildir:/home/me/mail` — used in messages and the summary. */
   readonly name: string;
   open(mailbox: MailboxInfo): Promise<SinkFolder>;

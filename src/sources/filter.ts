@@ -17,8 +17,8 @@ import { SourceWrapper } from './wrapper.js';
  *   set; a message with neither is kept (a filter never drops what it cannot judge) and logged.
  * - `maxSize` compares `meta.size` (IMAP RFC822.SIZE, POP3 LIST, a Maildir file's S= or LF size);
  *   a message of unknown size is kept.
- * - `unseenOnly` keeps messages without \Seen (sources without flags, `caps.flags` false, are
- *   refused by the config loaders).
+ * - `unseenOnly` keeps messages without \Seen (a source without flags, POP3, is refused by the
+ *   config loaders).
  *
  * The metadata is filtered here, on the client, for every source alike; nothing is pushed down
  * into an IMAP SEARCH: SEARCH SINCE/BEFORE compare dates without time or zone (RFC 3501 6.4.4), so

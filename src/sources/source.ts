@@ -3,7 +3,8 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
 
 /**
  * The Source contract. The pipeline is written once against it; IMAP, POP3, Maildir and mbox
- * implement it and keep their libraries to themselves.
+ * implement it and keep their libraries to themselves, and all four pass the same contract suite
+ * (test/contract/source.test.ts).
  *
  * - `mailboxes()` lists every mailbox, parents before children, \Noselect containers included
  *   (flagged `noSelect`) so that a Sink can reproduce the hierarchy. Names are Unicode.
@@ -15,9 +16,14 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  *   archive after a UIDVALIDITY change (a rare, slow path).
  * - `fetch(batch, signal)` yields bodies for a batch of one mailbox's messages, in any order, each at
  *   most once. A message that vanished on the server is simply not yielded. Bodies are the bytes the
- *   server sent (CRLF). A small body is a Buffer; a large one (over `streamThreshold`) a Readable that
- *   the consumer must drain before asking for the next message.
+ *   server sent, in wire form (CRLF): an archive source converts its LF files back (lfToCrlf,
+ *   CrlfStream in formats/encoder.ts), so a Sink need not convert again (the SMTP sink sends the
+ *   bytes as given). A small body is a Buffer; a large one (over `streamThreshold`) a Readable
+ *   that the consumer must drain before asking for the next message.
  *   `fetch` may run `caps.parallel` times at once (an IMAP source holds that many connections).
+ *   A source without flags or internal dates (POP3) hands out an empty flag set and no
+ *   `internalDate`; nothing else is declared, since nothing decides on it (a sink keeps what it
+ *   is given, and `--unseen-only` on POP3 is refused by the config loader).
  * - A lost connection surfaces as a MailferryError with `retryable: true`; the caller retries the
  *   batch, the Source opens a fresh connection. Authentication failures are `kind: 'auth'`.
  * - `close()` logs out every connection; it never throws.
@@ -25,10 +31,7 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  *   the last `list()` left out on purpose; the pipeline counts them as filtered, not as present.
  */
 export interface SourceCaps {
-  readonly flags: boolean;
-  readonly internalDate: boolean;
-  readonly mailboxes: boolean;
-  /** How many `fetch` calls may run at once. */
+  /** How many `fetch` calls may run at once; the pipeline runs that many batches in parallel. */
   readonly parallel: number;
 }
 

@@ -67,47 +67,21 @@ async function collectFps(it: AsyncIterable<Fingerprint>): Promise<Fingerprint[]
 const sourceKey = (body: Buffer): string => fingerprintKey(toLf(headerBlock(body)), lfToCrlf(body).length);
 
 describe('Sink contract: imap append', { skip: dc.skip }, () => {
+  // Byte-exact commits with flags and dates, in both modes, are sink.test.ts's first case.
   for (const multi of [true, false]) {
-    test(`commit makes messages appear byte-exact with flags, keywords and dates (${multi ? 'MULTIAPPEND' : 'one APPEND each'})`, async () => {
-      const state = await fresh();
-      const sink = await makeSink(state, target.password, 'plain', undefined, multi);
-      assert.equal(sink.multi, false, 'decided at the first connection');
+    test(`MULTIAPPEND is decided at the first connection: used when the target offers it, unless turned off (${multi ? 'on' : 'off'})`, async () => {
+      const sink = await makeSink(await fresh(), target.password, 'plain', undefined, multi);
+      assert.equal(sink.multi, false, 'not known before a connection');
       const m = box(multi ? 'Projects/Client A' : 'Projects/Client B');
       const folder = await sink.open(m);
-      assert.equal(folder.known.size, 0);
-      assert.equal(folder.needsRematch, false);
       const tx = await folder.begin();
       for (const x of messages(m)) await tx.write(x.meta, x.body);
       await tx.commit();
-      assert.deepEqual([...folder.known].sort(), ['1', '2', '3', '4']);
       assert.equal(sink.multi, multi, 'Dovecot offers MULTIAPPEND');
       await sink.close();
-      const back = await fetchAll(dc.server, target, multi ? 'Projects/Client A' : 'Projects/Client B');
-      assert.equal(back.length, 4);
-      for (const x of messages(m)) {
-        const found = back.find((b) => b.raw.equals(lfToCrlf(x.body)));
-        assert.ok(found, `message ${x.meta.id} byte-exact`);
-        assert.deepEqual(noRecent(found.flags), noRecent(x.meta.flags), `flags of ${x.meta.id}`);
-        assert.equal(found.internalDate.getTime(), x.meta.internalDate?.getTime(), `date of ${x.meta.id}`);
-      }
+      assert.equal((await fetchAll(dc.server, target, m.path)).length, 4);
     });
   }
-
-  test('a streamed body is appended like a buffered one', async () => {
-    const sink = await makeSink(await fresh());
-    const m = box('Streamed');
-    const folder = await sink.open(m);
-    const big = Buffer.from(`Subject: big\r\n\r\n${'From line\r\nabc\r\n'.repeat(50000)}`);
-    const chunks: Buffer[] = [];
-    for (let i = 0; i < big.length; i += 777) chunks.push(big.subarray(i, i + 777));
-    const tx = await folder.begin();
-    await tx.write({ mailbox: m, id: '9', size: big.length, flags: new Set(), internalDate: new Date(0) }, Readable.from(chunks));
-    await tx.commit();
-    await sink.close();
-    const back = await fetchAll(dc.server, target, 'Streamed');
-    assert.equal(back.length, 1);
-    assert.ok(back[0]?.raw.equals(big));
-  });
 
   for (const multi of [true, false]) {
     test(`a 20 MB streamed message goes from a spool file, byte-exact and in order between buffered ones; the spool is removed (${multi ? 'MULTIAPPEND' : 'one APPEND each'})`, async () => {

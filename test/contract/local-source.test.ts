@@ -6,19 +6,20 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { STATE_FILE } from '../../src/commands/archive.js';
 import type { MailboxInfo, MessageMeta } from '../../src/domain/message.js';
-import { lfToCrlf } from '../../src/formats/encoder.js';
+import { CrlfStream, lfToCrlf } from '../../src/formats/encoder.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { MaildirSink } from '../../src/drivers/maildir/sink.js';
 import { MboxSink } from '../../src/drivers/mbox/sink.js';
 import type { Sink } from '../../src/sinks/sink.js';
-import { CrlfStream, MaildirSource } from '../../src/drivers/maildir/source.js';
+import { MaildirSource } from '../../src/drivers/maildir/source.js';
 import { MboxSource } from '../../src/drivers/mbox/source.js';
 import type { Source } from '../../src/sources/source.js';
 import { Checkpoint } from '../../src/state/checkpoint.js';
 import { randomBytes } from '../fixtures/nasty.js';
 
 /**
- * The Source contract for the local archives: an archive is written with the real sinks, then read
+ * What only the local archive Sources do (the contract every Source keeps is source.test.ts): an
+ * archive with many folders is written with the real sinks, then read
  * back through MaildirSource (both layouts) and MboxSource. What comes back must be what was
  * written: the folders (Unicode, '/'), and for each message its wire bytes (CRLF), flags and date.
  */
@@ -139,7 +140,7 @@ const kinds: Kind[] = [
 ];
 
 for (const kind of kinds) {
-  describe(`Source contract: ${kind.name} archive`, () => {
+  describe(`archive source: ${kind.name}`, () => {
     let root = '';
     let src: Source;
     before(async () => {

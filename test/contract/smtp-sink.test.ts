@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { MailferryError } from '../../src/domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../../src/domain/message.js';
 import { fingerprintKey, headerBlock, toLf } from '../../src/formats/fingerprint.js';
 import { silentLogger } from '../../src/log/logger.js';
@@ -11,12 +11,15 @@ import { SmtpSink } from '../../src/drivers/smtp/sink.js';
 import { smtpSender } from '../../src/drivers/smtp/transport.js';
 import { Checkpoint } from '../../src/state/checkpoint.js';
 import { smtpView, startSmtp, type DataReply, type TestSmtp } from '../helpers/smtp.js';
+import { deadPort } from '../helpers/ports.js';
+import { archiveSourceKind } from '../helpers/sources.js';
+import { runPipeline } from '../../src/pipeline/run.js';
 
 /**
- * The parts of the Sink contract an SMTP sink can honour (it cannot be read back: what the relay
- * received is the evidence), against smtp-server on loopback: acknowledged means recorded, a
- * reopened sink knows what was sent, a stream body is sent whole, a changed UIDVALIDITY is matched
- * by fingerprints instead of resending, a refused message is skipped and not recorded.
+ * What only the SMTP sink does (the contract every Sink keeps is sink.test.ts), against
+ * smtp-server on loopback: the envelope and the relay's reply recorded, a message written again
+ * not sent twice, fingerprints of a message with a bare LF, 4xx retried and 5xx refused, session
+ * failures typed.
  */
 const SOURCE = 'imaps://test@127.0.0.1:993';
 const box = (path: string, uidValidity = 7n): MailboxInfo => ({ path, delimiter: '/', uidValidity });
@@ -96,18 +99,6 @@ describe('SMTP sink', () => {
     assert.equal(relay.received.length, start + 3);
   });
 
-  test('a Readable body is sent whole', async () => {
-    const sink = await make('b.json');
-    const m = box('INBOX');
-    const folder = await sink.open(m);
-    const body = Buffer.from(`Subject: big\r\n\r\n${'x'.repeat(70)}\r\n`.repeat(3000), 'latin1');
-    const tx = await folder.begin();
-    await tx.write({ mailbox: m, id: '9', size: body.length, flags: new Set() }, Readable.from([body.subarray(0, 1000), body.subarray(1000)]));
-    await tx.commit();
-    await sink.close();
-    assert.ok(relay.received.at(-1)?.data.equals(body));
-  });
-
   test('a changed UIDVALIDITY: the recorded fingerprints match the source, nothing is resent', async () => {
     const sink = await make('c.json');
     const old = box('INBOX', 7n);
@@ -123,10 +114,10 @@ describe('SMTP sink', () => {
     assert.equal(f2.known.size, 0);
     const fps = [];
     for await (const fp of f2.fingerprints()) fps.push(fp);
-    const wire = (b: Buffer): Buffer => Buffer.from(toLf(b).toString('latin1').replace(/\n/g, '\r\n'), 'latin1');
+    // The key the pipeline computes from the source's headers(): header block in LF form and the
+    // size of the bytes the source hands over (a bare LF counted as the source counts it, once).
     for (const x of messages(old)) {
-      const crlf = wire(x.body);
-      assert.ok(fps.some((fp) => fp.ref === x.meta.id && fp.key === fingerprintKey(toLf(headerBlock(crlf)), crlf.length)), `fingerprint of ${x.meta.id}`);
+      assert.ok(fps.some((fp) => fp.ref === x.meta.id && fp.key === fingerprintKey(toLf(headerBlock(x.body)), x.body.length)), `fingerprint of ${x.meta.id}`);
     }
     // The source now numbers them 101..103.
     await f2.rebase(8n, fps.map((fp) => ({ id: String(Number(fp.ref) + 100), ref: fp.ref })));
@@ -149,8 +140,8 @@ describe('SMTP sink', () => {
       if (text.includes('Subject: two')) return { code: 550, message: '5.7.1 not wanted' };
       return undefined;
     };
+    const tx = await folder.begin();
     try {
-      const tx = await folder.begin();
       for (const x of messages(m)) await tx.write(x.meta, x.body);
       await tx.commit();
     } finally {
@@ -160,7 +151,68 @@ describe('SMTP sink', () => {
     assert.equal(relay.attempts - first, 5, 'one: 3 tries; two: 1; three: 1');
     assert.deepEqual([...folder.known].sort(), ['1', '3']);
     assert.equal(sink.forwarded, 2);
-    assert.deepEqual(sink.skipped.map((s) => [s.mailbox, s.id]), [['INBOX', '2']]);
-    assert.match(sink.skipped[0]?.reason ?? '', /550 5\.7\.1 not wanted/);
+    // Reported the one way every sink reports a refusal: tx.refused(), read by the pipeline.
+    const refused = tx.refused?.() ?? [];
+    assert.deepEqual(refused.map((r) => r.id), ['2']);
+    assert.match(refused[0]?.reason ?? '', /relay refused it: 550 5\.7\.1 not wanted/);
+  });
+
+  test('session failures are typed by the one net-error mapper: refused and untrusted stop, a dropped session is retryable', async () => {
+    const sender = (port: number, ca?: Buffer) =>
+      smtpSender({ endpoint: { kind: 'smtp', user: '', host: '127.0.0.1', port, tls: 'tls' }, ...(ca === undefined ? {} : { ca }), insecure: false, log: silentLogger, debug: false });
+    const env = { from: 'me@example.org', to: 'you@example.org' };
+    const raw = Buffer.from('Subject: s\r\n\r\nbody\r\n');
+    const is = (kind: string, retryable: boolean, text: RegExp) => (e: unknown): boolean =>
+      e instanceof MailferryError && e.kind === kind && e.retryable === retryable && text.test(e.message);
+    const closed = sender(await deadPort());
+    await assert.rejects(closed.send(env, raw), is('network', false, /connection refused by smtps:\/\/127\.0\.0\.1:\d+/));
+    closed.close();
+    const untrusted = sender(relay.port);
+    await assert.rejects(untrusted.send(env, raw), is('tls', false, /not trusted \(\w+\); use --smtp-ca FILE/));
+    untrusted.close();
+    const dropping = sender(relay.port, await readFile(relay.caFile));
+    script = () => 'drop';
+    try {
+      await assert.rejects(dropping.send(env, raw), is('network', true, /lost/));
+    } finally {
+      script = () => undefined;
+      dropping.close();
+    }
+  });
+
+  test('through the pipeline: a refusal reaches the run report once, also when the batch is retried after a dropped connection', async () => {
+    const raw = (n: number): Buffer => Buffer.from(`Subject: p${n}\r\nMessage-ID: <p${n}@x>\r\n\r\nbody ${n}\r\n`);
+    const archive = archiveSourceKind('maildir', [1, 2, 3].map((n) => ({ raw: raw(n), flags: [], date: new Date(Date.UTC(2020, 0, n)) })), 1 << 20);
+    await archive.prepare?.();
+    const sink = await make('p.json');
+    let dropped = false;
+    script = (_, data) => {
+      if (data.includes('Subject: p1')) return { code: 550, message: '5.7.1 not wanted' };
+      if (data.includes('Subject: p2') && !dropped) {
+        dropped = true;
+        return 'drop';
+      }
+      return undefined;
+    };
+    try {
+      const report = await runPipeline(archive.make(), [sink], {
+        include: [],
+        exclude: [],
+        batchBytes: 1 << 20,
+        batchMessages: 100,
+        retries: 3,
+        retryBaseMs: 10,
+        signal: new AbortController().signal,
+        log: silentLogger,
+      });
+      assert.ok(dropped, 'the connection was dropped once');
+      assert.equal(sink.forwarded, 2);
+      for (const n of [2, 3]) assert.equal(relay.received.filter((r) => r.data.includes(`Subject: p${n}`)).length, 1, `p${n} delivered once`);
+      assert.deepEqual(report.skipped.map((x) => [x.mailbox, x.reason.replace(/:.*/, '')]), [['INBOX', 'relay refused it']]);
+    } finally {
+      script = () => undefined;
+      await sink.close();
+      await archive.cleanup?.();
+    }
   });
 });

@@ -40,7 +40,7 @@ export class ImapSource implements Source {
   constructor(private readonly opts: ImapSourceOptions) {
     const e = opts.endpoint;
     this.identity = `${e.tls === 'tls' ? 'imaps' : 'imap'}://${e.user}@${e.host}:${e.port}`;
-    this.caps = { flags: true, internalDate: true, mailboxes: true, parallel: Math.max(1, opts.connections) };
+    this.caps = { parallel: Math.max(1, opts.connections) };
     this.pool = new ImapPool({ ...opts, size: this.caps.parallel });
   }
 

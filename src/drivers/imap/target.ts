@@ -83,7 +83,6 @@ export interface ImapAppendSinkOptions {
 }
 
 export class ImapAppendSink implements Sink {
-  readonly caps = { keepsFlags: true, keepsDate: true, serial: false };
   readonly name: string;
   private readonly pool: ImapPool;
   /** The target's hierarchy delimiter; null for a flat namespace. */

@@ -27,7 +27,6 @@ export type MaildirLayout = 'maildir++' | 'fs';
 const MAX_PENDING_SYNCS = 64;
 
 export class MaildirSink implements Sink {
-  readonly caps = { keepsFlags: true, keepsDate: true, serial: false };
   readonly name: string;
 
   constructor(

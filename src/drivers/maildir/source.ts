@@ -1,10 +1,10 @@
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import { MailferryError, errnoCode } from '../../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../../domain/message.js';
-import { lfToCrlf } from '../../formats/encoder.js';
+import { CrlfStream, lfToCrlf } from '../../formats/encoder.js';
 import { headerBlock, wireSizeOfLf } from '../../formats/fingerprint.js';
 import { flagsOfInfo, parseName } from '../../formats/maildir-name.js';
 import type { Logger } from '../../log/logger.js';
@@ -68,7 +68,7 @@ const CR = 0x0d;
 const LF = 0x0a;
 
 export class MaildirSource implements Source {
-  readonly caps = { flags: true, internalDate: true, mailboxes: true, parallel: 4 };
+  readonly caps = { parallel: 4 };
   readonly identity: string;
   private folders: Map<string, Folder> | undefined;
   private state: Promise<ArchiveState> | undefined;
@@ -342,22 +342,4 @@ async function scanLarge(file: string): Promise<{ size: number; header: Buffer }
     }
   }
   return { size, header: header ?? lfToCrlf(Buffer.concat(head, headLen)) };
-}
-
-/**
- * LF -> CRLF as a stream, equal to lfToCrlf of the whole input however it is cut into chunks: an
- * LF is left alone when the byte before it (possibly the last one of the previous chunk) is a CR.
- */
-export class CrlfStream extends Transform {
-  private prevCr = false;
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    if (chunk.length === 0) {
-      done();
-      return;
-    }
-    const out = lfToCrlf(chunk, this.prevCr);
-    this.prevCr = chunk[chunk.length - 1] === CR;
-    done(null, out);
-  }
 }

@@ -21,7 +21,6 @@ import { writeAll, writeAllSyncAt, writeEncoded, type Writer } from '../body.js'
  * written but not recorded) is cut off; those messages are fetched again.
  */
 export class MboxSink implements Sink {
-  readonly caps = { keepsFlags: true, keepsDate: true, serial: true };
   readonly name: string;
 
   constructor(

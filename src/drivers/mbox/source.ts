@@ -45,7 +45,7 @@ interface Folder {
 }
 
 export class MboxSource implements Source {
-  readonly caps = { flags: true, internalDate: true, mailboxes: true, parallel: 2 };
+  readonly caps = { parallel: 2 };
   readonly identity: string;
   private folders: Map<string, Folder> | undefined;
   private state: Promise<ArchiveState> | undefined;

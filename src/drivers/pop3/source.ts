@@ -9,8 +9,9 @@ import type { Fetched, HeaderSample, Selected, Source } from '../../sources/sour
 
 /**
  * POP3 Source on our own client (src/drivers/pop3/client.ts). POP3 has one mailbox, no flags and
- * no internal dates, so `caps` are all false and the single mailbox is INBOX with delimiter ''
- * and no uidValidity: ids are UIDLs (RFC 1939 §7), stable across sessions on their own.
+ * no internal dates (every MessageMeta has an empty flag set and no internalDate), so the single
+ * mailbox is INBOX with delimiter '' and no uidValidity: ids are UIDLs (RFC 1939 §7), stable
+ * across sessions on their own.
  *
  * One session at a time (`parallel: 1`): a POP3 server may lock the maildrop for the session
  * (Dovecot with `pop3_lock_session = yes`, RFC 1939 §8), so a second connection would wait or
@@ -65,7 +66,7 @@ interface Session {
 }
 
 export class Pop3Source implements Source {
-  readonly caps = { flags: false, internalDate: false, mailboxes: false, parallel: 1 };
+  readonly caps = { parallel: 1 };
   readonly identity: string;
   /** The one mailbox, as `select` returns it (with HEADER_KEYS as uidValidity under `noUidl`). */
   readonly inbox: MailboxInfo;

@@ -2,12 +2,11 @@ import type { Readable } from 'node:stream';
 import { MailferryError } from '../../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../../domain/message.js';
 import { fingerprintKey, headerBlock, toLf } from '../../formats/fingerprint.js';
+import { withRetry } from '../../domain/retry.js';
 import type { Logger } from '../../log/logger.js';
-import type { Skipped } from '../../report.js';
-import { sleepUntil } from './rate.js';
-import type { Reply, SmtpEnvelope, SmtpSender } from './transport.js';
+import type { SmtpEnvelope, SmtpSender } from './transport.js';
 import type { Checkpoint, FolderCheckpoint, SentRecord } from '../../state/checkpoint.js';
-import type { Fingerprint, Match, Sink, SinkFolder, Tx } from '../../sinks/sink.js';
+import type { Fingerprint, Match, Refusal, Sink, SinkFolder, Tx } from '../../sinks/sink.js';
 import { collect } from '../body.js';
 
 /**
@@ -29,12 +28,13 @@ import { collect } from '../body.js';
  *   the relay has not accepted it (RFC 5321 §4.1.1.4: no 250, no responsibility). Nothing is lost.
  *   SMTP's own window (RFC 1047) is the same message: a connection lost after the final "." and
  *   before the reply leaves it unrecorded, and it is sent again although the relay may have kept it.
- * - Replies (transport.ts): 4xx is retried with backoff (`retries` attempts, `retryBaseMs` doubling);
- *   when it persists the message is left for the next run and listed in `skipped` (exit 3). 5xx
- *   skips the message with the relay's reason, listed in `skipped`, not recorded: a rerun tries it
- *   again (a relay that refused every message, e.g. for a wrong --rcpt, must not lose them all).
- *   AUTH refused, TLS and connection failures throw (auth: exit 4; network/TLS: exit 5, a dropped
- *   connection is retried by the pipeline).
+ * - Replies (transport.ts): 4xx is retried with backoff by the one retry policy (domain/retry.ts:
+ *   `retries` attempts, `retryBaseMs` doubling); when it persists the message is left for the next
+ *   run and reported through `tx.refused()` (skipped, exit 3), as the IMAP target reports what it
+ *   refuses. 5xx skips the message with the relay's reason, also through `tx.refused()`, not
+ *   recorded: a rerun tries it again (a relay that refused every message, e.g. for a wrong --rcpt,
+ *   must not lose them all). AUTH refused, TLS and connection failures throw (auth: exit 4;
+ *   network/TLS: exit 5; a dropped connection is retried by the pipeline, batch and all).
  * - After a UIDVALIDITY change (or a re-match interrupted), `needsRematch` is true and
  *   `fingerprints()` gives the recorded fingerprints, so the pipeline matches the source's messages
  *   by header and size and nothing is forwarded twice; `rebase` moves the records to the new ids.
@@ -52,10 +52,14 @@ export interface SmtpSinkOptions {
   log: Logger;
 }
 
+/** A relay's 4xx for one message: retried here, then left for the next run. */
+class Deferred extends MailferryError {
+  constructor(readonly reply: string) {
+    super('network', `relay said "${reply}"`, { retryable: true });
+  }
+}
+
 export class SmtpSink implements Sink {
-  readonly caps = { keepsFlags: false, keepsDate: false, serial: false };
-  /** Messages not forwarded in this run, with the relay's reason. */
-  readonly skipped: Skipped[] = [];
   forwarded = 0;
   /** One message at a time: the at-least-once window stays at one message. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -135,48 +139,59 @@ class SmtpFolder implements SinkFolder {
 
   begin(): Promise<Tx> {
     if (this.mailbox.noSelect) return Promise.reject(new MailferryError('mailbox', `folder "${this.mailbox.path}" is \\Noselect; it holds no messages`));
+    const refused: Refusal[] = [];
     return Promise.resolve({
-      write: (meta: MessageMeta, body: Buffer | Readable) => this.forward(meta, body),
+      write: (meta: MessageMeta, body: Buffer | Readable) => this.forward(meta, body, refused),
       commit: () => this.checkpoint.save(),
       abort: () => Promise.resolve(),
+      refused: () => refused,
     });
   }
 
-  private async forward(meta: MessageMeta, body: Buffer | Readable): Promise<void> {
+  private async forward(meta: MessageMeta, body: Buffer | Readable, refused: Refusal[]): Promise<void> {
     const raw = await collect(body, meta, this.mailbox.path);
     await this.sink.serial(async () => {
       // A batch retried after a dropped connection may bring a message already accepted.
       if (this.known.has(meta.id)) return;
       const reply = await this.deliver(meta, raw);
-      if (reply === undefined) return;
+      if (!reply.accepted) {
+        refused.push({ id: meta.id, reason: reply.reason });
+        return;
+      }
       const key = fingerprintKey(toLf(headerBlock(raw)), raw.length);
       // One journal line, not a rewrite of the whole state (which grows with every message).
-      await this.checkpoint.recordSent(this.mailbox.path, meta.id, { reply, key });
+      await this.checkpoint.recordSent(this.mailbox.path, meta.id, { reply: reply.text, key });
       this.known.add(meta.id);
       this.sink.forwarded++;
     });
   }
 
-  /** Send with retries of 4xx; the relay's 250 text, or undefined when the message was skipped. */
-  private async deliver(meta: MessageMeta, raw: Buffer): Promise<string | undefined> {
+  /** Send, with retries of 4xx: the relay's 250 text, or why the message was not forwarded. */
+  private async deliver(meta: MessageMeta, raw: Buffer): Promise<{ accepted: true; text: string } | { accepted: false; reason: string }> {
     const o = this.sink.opts;
-    let reply: Reply | undefined;
-    for (let attempt = 1; attempt <= o.retries; attempt++) {
-      if (o.signal.aborted) throw new MailferryError('interrupted', 'interrupted; the state is consistent, rerun to resume');
-      reply = await o.sender.send(o.envelope, raw);
-      if (reply.accepted) return reply.text;
-      if (reply.permanent || attempt === o.retries) break;
-      const delay = o.retryBaseMs * 2 ** (attempt - 1);
-      o.log.warn(`${this.mailbox.path} message ${meta.id}: relay said "${reply.text}"; retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt + 1}/${o.retries})`);
-      await sleepUntil(Date.now() + delay, o.signal);
+    const interrupted = (): MailferryError => new MailferryError('interrupted', 'interrupted; the state is consistent, rerun to resume');
+    let reason: string;
+    try {
+      const reply = await withRetry(
+        `${this.mailbox.path} message ${meta.id}`,
+        async () => {
+          if (o.signal.aborted) throw interrupted();
+          const r = await o.sender.send(o.envelope, raw);
+          if (!r.accepted && !r.permanent) throw new Deferred(r.text);
+          return r;
+        },
+        // Only the relay's 4xx: a dropped connection goes up to the pipeline's retry of the batch.
+        { attempts: o.retries, baseMs: o.retryBaseMs, log: o.log, signal: o.signal, retryOn: (e) => e instanceof Deferred },
+      );
+      if (reply.accepted) return reply;
+      reason = `relay refused it: ${reply.text}`;
+    } catch (e: unknown) {
+      if (!(e instanceof Deferred)) throw e;
+      if (o.signal.aborted) throw interrupted();
+      reason = `relay deferred it ${o.retries} times (${e.reply}); a rerun tries again`;
     }
-    if (reply === undefined || reply.accepted) return undefined;
-    const reason = reply.permanent
-      ? `relay refused it: ${reply.text}`
-      : `relay deferred it ${o.retries} times (${reply.text}); a rerun tries again`;
-    // Listed with the other skipped messages at the end of the run (and in the summary).
+    // Reported with the other skipped messages at the end of the run (and in the summary).
     o.log.info(`${this.mailbox.path} message ${meta.id}: ${reason}`);
-    this.sink.skipped.push({ mailbox: this.mailbox.path, id: meta.id, reason });
-    return undefined;
+    return { accepted: false, reason };
   }
 }

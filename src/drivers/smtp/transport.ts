@@ -1,7 +1,8 @@
 import { format } from 'node:util';
 import { createTransport } from 'nodemailer';
 import { smtpAuth, type Credential } from '../../auth/credentials.js';
-import { errnoCode, MailferryError } from '../../domain/errors.js';
+import { MailferryError } from '../../domain/errors.js';
+import { mapNetError } from '../../domain/net-errors.js';
 import type { RemoteEndpoint } from '../../endpoints/url.js';
 import type { Logger } from '../../log/logger.js';
 
@@ -19,7 +20,9 @@ import type { Logger } from '../../log/logger.js';
  *   reply code (4xx: try again later; 5xx: this message will not go; RFC 5321 §4.2.1).
  * - Whatever concerns the session rather than the message throws a MailferryError: AUTH refused
  *   (`auth`, exit 4), TLS or certificate failure, no STARTTLS on smtp:// (`tls`, exit 5),
- *   connection refused, unknown host, dropped connection or time-out (`network`, retryable).
+ *   connection refused or unknown host (`network`), a dropped connection, time-out or garbled
+ *   session (`network`, retryable). Socket, TLS and DNS codes are judged by domain/net-errors.ts,
+ *   with nodemailer's own codes for a lost session (SMTP_LOST) added here.
  * - TLS: `smtps://` is TLS from the first byte; `smtp://` requires STARTTLS (`requireTLS`) unless
  *   the TLS mode is `plain`, which never upgrades (and may send AUTH in clear: the user asked).
  *   Certificates are verified against the system CAs, or `ca`, unless `insecure`.
@@ -49,8 +52,8 @@ export interface SmtpTransportOptions {
   debug: boolean;
 }
 
-/** Certificate problems Node reports on a TLS socket (tls.ts in Node's sources). */
-const CERT_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL|HOSTNAME|ALTNAME/;
+/** nodemailer's codes for a session that went away under us (its ERROR_CODES): retried. */
+const SMTP_LOST = new Set(['ECONNECTION', 'ETIMEDOUT', 'ESOCKET']);
 
 export function smtpSender(opts: SmtpTransportOptions): SmtpSender {
   const e = opts.endpoint;
@@ -103,10 +106,6 @@ function replyOf(err: unknown, where: string): Reply {
     const hint = o.command === 'STARTTLS' ? '; the relay offers no STARTTLS (--smtp-tls-mode plain sends in clear)' : '';
     throw new MailferryError('tls', `${where}: TLS failed: ${text}${hint}`, { cause: err });
   }
-  const sys = typeof o.originalCode === 'string' ? o.originalCode : errnoCode(err);
-  if (sys !== undefined && CERT_CODES.test(sys)) {
-    throw new MailferryError('tls', `${where}: TLS failed (${sys}); use --smtp-ca FILE for a private CA`, { cause: err });
-  }
   if (responseCode !== undefined && responseCode >= 400 && responseCode < 600 && (code === 'EENVELOPE' || code === 'EMESSAGE' || code === 'EPROTOCOL' || code === 'ECONNECTION')) {
     // 421 closes the session but is a reply like any 4xx: the pool reconnects for the next try.
     return { accepted: false, code: responseCode, text, permanent: responseCode >= 500 && responseCode !== 503 };
@@ -115,8 +114,12 @@ function replyOf(err: unknown, where: string): Reply {
     // Refused before it was sent (larger than the relay's SIZE, an address nodemailer cannot send).
     return { accepted: false, code: 554, text, permanent: true };
   }
-  const reason = sys === 'ECONNREFUSED' ? 'connection refused' : sys === 'ENOTFOUND' || code === 'EDNS' ? 'unknown host' : text;
-  throw new MailferryError('network', `${where}: ${reason}`, { cause: err, retryable: sys !== 'ECONNREFUSED' && sys !== 'ENOTFOUND' && code !== 'EDNS' });
+  // The socket's code, which nodemailer moves to `originalCode` (its own EDNS is a DNS failure).
+  const sys = typeof o.originalCode === 'string' ? o.originalCode : code === 'EDNS' ? 'ENOTFOUND' : code;
+  const net = mapNetError(err, where, SMTP_LOST, { ...(sys === undefined ? {} : { code: sys }), tlsHint: 'use --smtp-ca FILE for a private CA' });
+  if (net !== undefined) throw net;
+  // Anything else about the session (a garbled reply): a new connection may do better.
+  throw new MailferryError('network', `${where}: ${text}`, { cause: err, retryable: true });
 }
 
 function oneLine(text: string): string {
