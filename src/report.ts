@@ -27,6 +27,14 @@ export class RunReport {
   markedSent?: number;
   planned = 0;
   plannedBytes = 0;
+  /** Planned messages gone from the source before they could be fetched (expunged meanwhile). */
+  vanished = 0;
+  /** Planned messages a wrapper held back on purpose (a spent daily budget, a dry run). */
+  held = 0;
+  /** Planned messages not copied because the target lacking them is full (copying stopped). */
+  notCopied = 0;
+  /** Planned messages not copied because they were skipped (a refusal, a skipped folder), reported in `skipped`. */
+  skippedMessages = 0;
   readonly skipped: Skipped[] = [];
   /** A daily transfer budget ran out: the run stopped early (exit 8); the next one resumes. */
   budgetReached = false;
@@ -45,6 +53,7 @@ export class RunReport {
   summary(): string {
     const mb = (this.bytes / 1e6).toFixed(1);
     const skipped = this.skipped.length > 0 ? `, ${this.skipped.length} skipped` : '';
+    const vanished = this.vanished > 0 ? `, ${this.vanished} vanished from the source meanwhile` : '';
     const filtered = this.filtered > 0 ? `, ${this.filtered} filtered out` : '';
     const flags = this.flagUpdates > 0 ? `, flags updated on ${this.flagUpdates}` : '';
     const deleted =
@@ -54,7 +63,7 @@ export class RunReport {
       (this.forwarded === undefined ? '' : `, ${this.forwarded} forwarded`) +
       (this.markedSent === undefined ? '' : `, ${this.markedSent} marked as sent (not sent)`);
     const budget = this.budgetReached ? '; daily budget reached, resume next run' : '';
-    return `${this.folders} folders, ${this.messages} messages copied (${mb} MB)${forwarded}, ${this.unchanged} already archived${flags}${filtered}${deleted}${skipped}, ${this.seconds.toFixed(1)} s${budget}`;
+    return `${this.folders} folders, ${this.messages} messages copied (${mb} MB)${forwarded}, ${this.unchanged} already archived${flags}${filtered}${deleted}${vanished}${skipped}, ${this.seconds.toFixed(1)} s${budget}`;
   }
 
   toJSON(): Record<string, unknown> {
@@ -67,6 +76,7 @@ export class RunReport {
       flagUpdates: this.flagUpdates,
       deleted: this.deleted,
       removed: this.removed,
+      vanished: this.vanished,
       ...(this.forwarded === undefined ? {} : { forwarded: this.forwarded }),
       ...(this.markedSent === undefined ? {} : { markedSent: this.markedSent }),
       skipped: this.skipped,

@@ -1,6 +1,6 @@
 import type { MailboxInfo } from '../domain/message.js';
 import type { Sink, SinkFolder, Tx } from '../sinks/sink.js';
-import type { Fetched, Source } from '../sources/source.js';
+import type { Fetched, Missing, Source } from '../sources/source.js';
 import { SourceWrapper } from '../sources/wrapper.js';
 import type { ImapAppendSink } from '../drivers/imap/target.js';
 import type { Checkpoint } from '../state/checkpoint.js';
@@ -17,7 +17,7 @@ import type { Checkpoint } from '../state/checkpoint.js';
  *   an IMAP target's folder counts what a real run would remove (recorded ids with a recorded
  *   target UID that the source no longer lists) and removes nothing.
  * - DryRunSource passes everything through but `fetch`, which yields no message: no body is
- *   downloaded, and the pipeline counts no message as copied.
+ *   downloaded, and the pipeline counts no message as copied (`missing()` says each was held back).
  */
 export class DryRunSink implements Sink {
   /** Source path -> where it would go on an IMAP target, and whether that folder exists. */
@@ -72,6 +72,9 @@ export function dryRunSource(source: Source): Source {
 
 class DryRunSource extends SourceWrapper {
   override async *fetch(): AsyncIterable<Fetched> {}
+  override missing(_mailbox: MailboxInfo, ids: readonly string[]): Promise<Missing> {
+    return Promise.resolve({ gone: new Set(), held: new Set(ids) });
+  }
 }
 
 export interface TargetFolder {

@@ -1,7 +1,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { MailferryError } from '../domain/errors.js';
-import type { MessageMeta } from '../domain/message.js';
-import type { RunReport } from '../report.js';
+import type { MailboxInfo, MessageMeta } from '../domain/message.js';
+import type { RunReport, Skipped } from '../report.js';
 import type { SinkFolder, Tx } from '../sinks/sink.js';
 import type { Source } from '../sources/source.js';
 import type { Logger } from '../log/logger.js';
@@ -22,7 +22,15 @@ interface CopyOptions {
  *   (`quota`) takes no more in this batch, what was written to it is committed, the other sink
  *   folders go on, and `onFull` is told once the batch has ended (the caller stops that sink).
  * - A message a sink refuses after its `write` resolved (`tx.refused()`: an IMAP target's groups,
- *   an SMTP relay's reply) is reported too, and not counted. Those are the only two ways.
+ *   an SMTP relay's reply) is reported too, with the commit, and not counted. Those are the only two ways.
+ * - Reconciled once committed: the messages asked for, minus those that arrived, must be none. The
+ *   rest is put to `source.missing()`: gone ones count as vanished, refused ones are skipped with
+ *   the source's reason, held-back ones are counted as such; any other makes the batch fail as
+ *   retryable ("the source returned 372 of 400 messages"), after what arrived is committed.
+ * - Every message of `batch` whose outcome is settled (copied, skipped, vanished, held, not copied
+ *   to a full target) is counted once in `report` and added to `settled`, so a retry of the batch
+ *   asks only for the rest. Refusals are reported only with the commit, so a batch that fails
+ *   before it reports nothing twice.
  */
 export async function copyBatch(
   source: Source,
@@ -32,8 +40,17 @@ export async function copyBatch(
   signal: AbortSignal,
   opts: CopyOptions,
   onFull: (folder: SinkFolder, e: MailferryError) => void,
+  settled: Set<string>,
 ): Promise<void> {
   const todo = batch.filter((m) => folders.some((f) => !f.known.has(m.id)));
+  const asked = new Set(todo.map((m) => m.id));
+  // Lacking only from sinks that are full (left out of `folders`): not copied, reported by the caller.
+  for (const m of batch) {
+    if (!asked.has(m.id)) {
+      report.notCopied++;
+      settled.add(m.id);
+    }
+  }
   if (todo.length === 0) return;
   const txs = new Map<SinkFolder, Promise<Tx>>();
   for (const f of folders) {
@@ -42,11 +59,15 @@ export async function copyBatch(
     tx.catch(() => undefined); // awaited later; not an unhandled rejection meanwhile
     txs.set(f, tx);
   }
-  const mailbox = todo[0]?.mailbox.path ?? '';
+  const first = todo[0] as MessageMeta;
+  const mailbox = first.mailbox.path;
   let messages = 0;
   let bytes = 0;
   /** Per message written: to how many sinks, and its size. */
   const writes = new Map<string, { n: number; bytes: number }>();
+  const arrived = new Set<string>();
+  /** Refusals by a sink, reported once the batch is committed. */
+  const refusals: Skipped[] = [];
   /** Folders that reported a full target in this batch, with the error: written no more. */
   const fullFolders = new Map<SinkFolder, MailferryError>();
   const write = async (f: SinkFolder, meta: MessageMeta, b: Buffer | Readable): Promise<boolean> => {
@@ -59,14 +80,19 @@ export async function copyBatch(
       if (e.kind === 'quota') {
         if (!fullFolders.has(f)) fullFolders.set(f, e);
       } else {
-        opts.log.warn(`${meta.mailbox.path} ${meta.id}: ${e.message}; message skipped`);
-        report.skipped.push({ mailbox: meta.mailbox.path, id: meta.id, reason: e.message });
+        refusals.push({ mailbox: meta.mailbox.path, id: meta.id, reason: e.message });
       }
       return false;
     }
   };
   try {
     for await (const { meta, body } of source.fetch(todo, signal)) {
+      if (!asked.has(meta.id) || arrived.has(meta.id)) {
+        // Not asked for, or twice: not ours to write (the contract says each once).
+        if (!Buffer.isBuffer(body)) body.resume();
+        continue;
+      }
+      arrived.add(meta.id);
       const targets = folders.filter((f) => !f.known.has(meta.id) && !fullFolders.has(f));
       const bodies = fanOut(body, targets.length);
       if (targets.length === 0 && !Buffer.isBuffer(body)) body.resume();
@@ -93,7 +119,7 @@ export async function copyBatch(
   for (const tx of txs.values()) {
     for (const r of (await tx).refused?.() ?? []) {
       // Left out because the target is full: reported once, with the folder, by the guard.
-      if (r.full !== true) report.skipped.push({ mailbox, id: r.id, reason: r.reason });
+      if (r.full !== true) refusals.push({ mailbox, id: r.id, reason: r.reason });
       const w = writes.get(r.id);
       if (w !== undefined && --w.n === 0) {
         messages--;
@@ -101,10 +127,79 @@ export async function copyBatch(
       }
     }
   }
+  const skipped = new Set<string>();
+  for (const r of refusals) {
+    opts.log.warn(`${r.mailbox} ${r.id ?? ''}: ${r.reason}; message skipped`);
+    report.skipped.push(r);
+    if (r.id !== undefined) skipped.add(r.id);
+  }
+  for (const id of arrived) {
+    settled.add(id);
+    if ((writes.get(id)?.n ?? 0) > 0) continue; // copied: counted in `messages`
+    if (skipped.has(id)) report.skippedMessages++;
+    else report.notCopied++; // every target that lacked it is full
+  }
   report.messages += messages;
   report.bytes += bytes;
   opts.onProgress?.(report, { type: 'batch', mailbox, messages, bytes });
   for (const [f, e] of fullFolders) onFull(f, e);
+  const left = todo.filter((m) => !arrived.has(m.id)).map((m) => m.id);
+  if (left.length > 0) await reconcile(source, first.mailbox, left, todo.length, report, signal, opts, settled);
+}
+
+/**
+ * The ids a fetch did not yield, put to the source: what it accounts for is counted and settled;
+ * anything still there fails the batch as retryable.
+ */
+async function reconcile(
+  source: Source,
+  mailbox: MailboxInfo,
+  left: readonly string[],
+  asked: number,
+  report: RunReport,
+  signal: AbortSignal,
+  opts: CopyOptions,
+  settled: Set<string>,
+): Promise<void> {
+  const found = await source.missing(mailbox, left, signal);
+  const still: string[] = [];
+  const gone: string[] = [];
+  for (const id of left) {
+    const refused = found.refused?.get(id);
+    if (found.gone.has(id)) {
+      report.vanished++;
+      gone.push(id);
+    } else if (refused !== undefined) {
+      opts.log.warn(`${mailbox.path} ${id}: ${refused}; message skipped`);
+      report.skipped.push({ mailbox: mailbox.path, id, reason: refused });
+      report.skippedMessages++;
+    } else if (found.held?.has(id) === true) {
+      report.held++;
+    } else {
+      still.push(id);
+      continue;
+    }
+    settled.add(id);
+  }
+  if (gone.length > 0) opts.log.debug(`${mailbox.path}: vanished from the source meanwhile: ${gone.join(' ')}`);
+  if (still.length > 0) {
+    throw new ShortBatch(`the source returned ${asked - left.length} of ${asked} messages (still there, not sent: ${someIds(still)})`, still);
+  }
+}
+
+/** A fetch that fell short of messages still there: retryable; `ids` are those messages. */
+export class ShortBatch extends MailferryError {
+  constructor(
+    message: string,
+    readonly ids: readonly string[],
+  ) {
+    super('protocol', message, { retryable: true });
+  }
+}
+
+/** A few ids for a one-line message: the first five, and how many more. */
+export function someIds(ids: readonly string[]): string {
+  return ids.slice(0, 5).join(', ') + (ids.length > 5 ? `, and ${ids.length - 5} more` : '');
 }
 
 /** The same body for n writers: a Buffer is shared; a stream is teed with backpressure. */

@@ -5,9 +5,10 @@ import { fingerprintKey, toLf } from '../formats/fingerprint.js';
 import type { Logger } from '../log/logger.js';
 import { RunReport } from '../report.js';
 import type { Match, Sink, SinkFolder } from '../sinks/sink.js';
-import type { Source } from '../sources/source.js';
+import type { Source, Unlisted } from '../sources/source.js';
 import { toBatches } from './batches.js';
-import { copyBatch } from './copy.js';
+import { closeBooks } from './books.js';
+import { copyBatch, ShortBatch, someIds } from './copy.js';
 import { chooseFolders, includeHint } from './folders.js';
 import { withRetry } from '../domain/retry.js';
 
@@ -25,6 +26,12 @@ import { withRetry } from '../domain/retry.js';
  * written committed, and the sink is written no more in this run (what it lacks is reported as not
  * copied to it) while the other sinks go on (`migrate --archive` keeps archiving); once every sink
  * is full, copying stops; a destination, auth, TLS or usage error stops the run.
+ * Exit 0 means complete: a folder's plan counts what the listing skipped as already copied only
+ * when `wanted` said so, and an id it accepted but the listing left out is asked of the source
+ * (`missing`): gone, or retried and at last reported as skipped. Every batch is reconciled the same
+ * way (copy.ts); a batch that keeps coming back short ends with its missing messages reported one
+ * by one. At the end the books must balance (books.ts): planned = copied + skipped + vanished +
+ * not copied to a full target + held back, else the difference is reported and the run is partial.
  * With `syncDeletions`, a sink folder that can (`removeGone`, an IMAP target) is handed the ids of
  * every message listed in the folder, after a complete listing only (as many listed as `select()`
  * counted, nothing filtered out), and removes what it put there that is gone from the source.
@@ -90,22 +97,30 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
     if (full.size === sinks.length) stopped ??= e.message;
     notCopiedTo(sink, mailbox);
   };
-  /** Folder-scoped failures are reported and skipped; a full target stops copying; anything else stops the whole run. */
-  const guard = async (mailbox: string, fn: () => Promise<void>): Promise<void> => {
+  /**
+   * Folder-scoped failures are reported and skipped; a full target stops copying; anything else
+   * stops the whole run. Says how `fn` ended, so that a batch's unsettled messages are counted.
+   */
+  const guard = async (mailbox: string, fn: () => Promise<void>): Promise<'done' | 'skipped' | 'stopped' | 'aborted'> => {
     try {
-      if (signal.aborted) return;
-      if (stopped !== undefined) return skipFolder(mailbox, `not copied: ${stopped}`);
+      if (signal.aborted) return 'aborted';
+      if (stopped !== undefined) {
+        skipFolder(mailbox, `not copied: ${stopped}`);
+        return 'stopped';
+      }
       await fn();
+      return 'done';
     } catch (e: unknown) {
       if (e instanceof MailferryError && e.kind === 'quota') {
         if (stopped === undefined) opts.log.warn(`${e.message}; copying stopped, a rerun after freeing space finishes`);
         stopped ??= e.message;
-        return skipFolder(mailbox, e.message);
+        skipFolder(mailbox, e.message);
+        return 'stopped';
       }
       if (e instanceof MailferryError && (e.kind === 'mailbox' || e.kind === 'message' || (e.retryable && !signal.aborted))) {
         opts.log.warn(`${mailbox}: ${e.message}; folder skipped`);
         skipFolder(mailbox, e.message);
-        return;
+        return 'skipped';
       }
       internal.abort();
       throw e;
@@ -142,7 +157,23 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
         }
         const live = sinks.filter((s) => !full.has(s));
         for (const s of sinks) if (full.has(s)) notCopiedTo(s, mailbox.path);
-        const plan = await retry(`plan ${mailbox.path}`, () => planFolder(source, live, mailbox, opts));
+        // A listing that keeps leaving messages out is retried; the last one is taken as it is,
+        // and what it left out is reported as skipped (never counted as already archived).
+        let attempts = 0;
+        const plan = await retry(`plan ${mailbox.path}`, async () => {
+          const p = await planFolder(source, live, mailbox, opts);
+          if (p.leftOut.length > 0 && ++attempts < opts.retries) {
+            throw new MailferryError('protocol', `the source listed ${p.listed} of ${p.listed + p.leftOut.length} messages (left out: ${someIds(p.leftOut)})`, {
+              retryable: true,
+            });
+          }
+          return p;
+        });
+        for (const id of plan.leftOut) report.skipped.push({ mailbox: mailbox.path, id, reason: `left out of every listing the server sent (${attempts} tried)` });
+        for (const u of plan.unlisted) {
+          opts.log.warn(`${mailbox.path}${u.id === undefined ? '' : ` ${u.id}`}: ${u.reason}`);
+          report.skipped.push({ mailbox: mailbox.path, ...u });
+        }
         report.folders++;
         report.unchanged += plan.unchanged;
         report.filtered += plan.filtered;
@@ -156,8 +187,11 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
         pending += count;
         copies.push(
           Promise.allSettled(
-            plan.batches.map((batch) =>
-              limit(() =>
+            plan.batches.map((batch) => {
+              /** Ids of this batch whose outcome is counted: a retry asks only for the rest. */
+              const settled = new Set<string>();
+              const rest = (): MessageMeta[] => batch.filter((m) => !settled.has(m.id));
+              return limit(() =>
                 guard(plan.mailbox.path, () => {
                   const path = plan.mailbox.path;
                   const folders = plan.folders.filter((f, i) => {
@@ -168,17 +202,37 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
                   });
                   const sinkOf = (f: SinkFolder): Sink => plan.sinks[plan.folders.indexOf(f)] as Sink;
                   const onFull = (f: SinkFolder, e: MailferryError): void => markFull(sinkOf(f), path, e);
-                  return retry(`fetch from ${path}`, () => copyBatch(source, folders, batch, report, signal, opts, onFull));
+                  // A source that keeps leaving the same messages out: once the retries are
+                  // spent, those are reported one by one and the rest of the folder goes on.
+                  let short = 0;
+                  return retry(`fetch from ${path}`, async () => {
+                    try {
+                      await copyBatch(source, folders, rest(), report, signal, opts, onFull, settled);
+                    } catch (e: unknown) {
+                      if (!(e instanceof ShortBatch) || ++short < opts.retries) throw e;
+                      for (const id of e.ids) {
+                        report.skipped.push({ mailbox: path, id, reason: `the source did not send it (asked ${short} times), although it is still there` });
+                        report.skippedMessages++;
+                        settled.add(id);
+                      }
+                    }
+                  });
                 }),
-              ).finally(() => {
-                pending -= batch.length;
-                wake();
-              }),
-            ),
+              )
+                .then((ended) => {
+                  // Given up on (skipped folder, copying stopped): what is left is counted as such.
+                  if (ended === 'skipped') report.skippedMessages += rest().length;
+                  if (ended === 'stopped') report.notCopied += rest().length;
+                })
+                .finally(() => {
+                  pending -= batch.length;
+                  wake();
+                });
+            }),
           ),
         );
       }),
-    ).finally(() => {
+    ).then(() => undefined).finally(() => {
       planning--;
       wake();
     });
@@ -191,6 +245,8 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
   rethrowFirst(plannedResults);
   rethrowFirst(copied);
   if (opts.signal.aborted) throw new MailferryError('interrupted', 'interrupted; the archive is consistent, rerun to resume');
+  const gap = closeBooks(report);
+  if (gap !== 0) opts.log.warn(`the run's books do not balance: ${report.skipped.at(-1)?.reason ?? ''}`);
   report.finished = Date.now();
   return report;
 }
@@ -205,7 +261,7 @@ async function planFolder(
   sinks: readonly Sink[],
   mailbox: MailboxInfo,
   opts: PipelineOptions,
-): Promise<Plan & { unchanged: number; filtered: number; flagUpdates: number; removed: number }> {
+): Promise<Plan & { unchanged: number; filtered: number; flagUpdates: number; removed: number; unlisted: readonly Unlisted[]; leftOut: string[]; listed: number }> {
   const selected = await source.select(mailbox);
   const current = selected.mailbox;
   const folders = await Promise.all(sinks.map((s) => s.open(current)));
@@ -220,14 +276,28 @@ async function planFolder(
   const metas: MessageMeta[] = [];
   const present: MessageMeta[] = [];
   const all = syncing.length > 0 || removing.length > 0;
-  for await (const meta of source.list(current, all ? () => true : missing)) (missing(meta.id) ? metas : present).push(meta);
+  // What the source was asked for: every id `wanted` accepted must be yielded. Counted, not
+  // derived from SELECT's count, so a message a short reply left out is never "already archived".
+  const asked = new Set<string>();
+  let known = 0;
+  const wanted = (id: string): boolean => {
+    const take = all || missing(id);
+    if (take) asked.add(id);
+    else known++;
+    return take;
+  };
+  for await (const meta of source.list(current, wanted)) {
+    if (!asked.delete(meta.id)) continue; // not asked for, or twice
+    (missing(meta.id) ? metas : present).push(meta);
+  }
+  const leftOut = asked.size > 0 ? await stillThere(source, current, [...asked], opts) : [];
   let flagUpdates = 0;
   for (const f of syncing) flagUpdates += (await f.syncFlags?.(present.concat(metas).filter((m) => f.known.has(m.id)))) ?? 0;
   const filtered = source.filtered?.(current) ?? 0;
   let removed = 0;
   if (removing.length > 0) {
     const listed = metas.length + present.length;
-    if (listed !== selected.count || filtered > 0) {
+    if (listed !== selected.count || filtered > 0 || leftOut.length > 0) {
       // The folder changed between SELECT and the listing: what looks gone may not be.
       opts.log.info(`${current.path}: ${selected.count} messages selected, ${listed} listed (the folder changed meanwhile); deletions carried next run`);
     } else {
@@ -235,8 +305,21 @@ async function planFolder(
       for (const f of removing) removed += (await f.removeGone?.(ids)) ?? 0;
     }
   }
-  const unchanged = Math.max(0, selected.count - metas.length - filtered);
-  return { mailbox: current, folders, sinks: [...sinks], batches: toBatches(metas, opts.batchBytes, opts.batchMessages), unchanged, filtered, flagUpdates, removed };
+  const unchanged = known + present.length;
+  const unlisted = source.unlisted?.(current) ?? [];
+  const batches = toBatches(metas, opts.batchBytes, opts.batchMessages);
+  return { mailbox: current, folders, sinks: [...sinks], batches, unchanged, filtered, flagUpdates, removed, unlisted, leftOut, listed: metas.length + present.length };
+}
+
+/**
+ * `list()` accepted ids it did not yield (a short metadata FETCH): the source says which are gone
+ * (then they are simply not there); the rest are still there and must not pass for already archived.
+ */
+async function stillThere(source: Source, mailbox: MailboxInfo, left: readonly string[], opts: PipelineOptions): Promise<string[]> {
+  const found = await source.missing(mailbox, left, opts.signal);
+  const gone = left.filter((id) => found.gone.has(id));
+  if (gone.length > 0) opts.log.debug(`${mailbox.path}: gone from the source while it was listed: ${gone.join(' ')}`);
+  return left.filter((id) => !found.gone.has(id));
 }
 
 /**

@@ -2,12 +2,12 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { destinationError } from '../domain/errors.js';
-import type { MessageMeta } from '../domain/message.js';
+import type { MailboxInfo, MessageMeta } from '../domain/message.js';
 import type { Logger } from '../log/logger.js';
 import { writeFileAtomic } from '../state/atomic.js';
 import { accountOf } from '../state/checkpoint.js';
-import type { Fetched, Source } from './source.js';
-import { SourceWrapper, sizeOf } from './wrapper.js';
+import type { Fetched, Missing, Source } from './source.js';
+import { SourceWrapper, sizeOf, withHeld } from './wrapper.js';
 
 /**
  * A daily transfer budget per account (Gmail: 2500 MB a day down by IMAP, 1250 MB by POP3, 500 MB
@@ -23,7 +23,8 @@ import { SourceWrapper, sizeOf } from './wrapper.js';
  * messages it is about to fetch, and fetches only the leading part of a batch that fits in what
  * is left; from the first message that does not fit, the budget is `reached` and every later
  * `fetch` yields nothing. The pipeline sees fewer messages, commits what it has (durable, acknowledged
- * as always), and finishes; the command then reports "budget reached" (exit 8), and the next run,
+ * as always), hears from `missing()` that the rest was held back (not lost, not an error), and
+ * finishes; the command then reports "budget reached" (exit 8), and the next run,
  * on a new UTC day, fetches what is missing. Counted is what the server sent (a batch retried
  * after a dropped connection counts twice, as the provider counts it).
  */
@@ -148,12 +149,16 @@ export class DailyBudget {
 }
 
 export class BudgetSource extends SourceWrapper {
+  /** Ids (mailbox path, NUL, id) held back by `fetch` and not yet asked about by `missing`. */
+  private readonly held = new Set<string>();
+
   constructor(inner: Source, readonly budget: DailyBudget) {
     super(inner);
   }
 
   override async *fetch(batch: readonly MessageMeta[], signal: AbortSignal): AsyncIterable<Fetched> {
     const { take, bytes } = this.budget.reserve(batch);
+    for (const m of batch.slice(take.length)) this.held.add(`${m.mailbox.path}\0${m.id}`);
     if (take.length === 0) return;
     let fetched = 0;
     try {
@@ -164,5 +169,11 @@ export class BudgetSource extends SourceWrapper {
     } finally {
       await this.budget.settle(bytes, fetched);
     }
+  }
+
+  override missing(mailbox: MailboxInfo, ids: readonly string[], signal: AbortSignal): Promise<Missing> {
+    const key = (id: string): string => `${mailbox.path}\0${id}`;
+    const held = new Set(ids.filter((id) => this.held.delete(key(id))));
+    return withHeld(this.inner, mailbox, ids, held, signal);
   }
 }

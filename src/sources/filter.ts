@@ -72,7 +72,14 @@ class FilterSource extends SourceWrapper {
     let left = 0;
     let dates: Map<string, Date | undefined> | undefined;
     // Every message is listed (not only the wanted ones) so that what is left out can be counted.
-    for await (const meta of this.inner.list(mailbox, () => true)) {
+    // Ids the inner source accepted but did not yield (a short reply) are passed on to `wanted`
+    // at the end, unjudged, so the pipeline sees the gap (a filter never drops what it cannot judge).
+    const promised = new Set<string>();
+    for await (const meta of this.inner.list(mailbox, (id) => {
+      promised.add(id);
+      return true;
+    })) {
+      promised.delete(meta.id);
       let date = meta.internalDate;
       if (date === undefined && dated) {
         dates ??= await this.headerDates(mailbox);
@@ -82,6 +89,7 @@ class FilterSource extends SourceWrapper {
       if (rejects(this.filter, meta, date) !== undefined) left++;
       else if (wanted(meta.id)) yield meta;
     }
+    for (const id of promised) wanted(id);
     this.counts.set(mailbox.path, left);
   }
 

@@ -15,11 +15,12 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  * - `headers(mailbox)` yields the header block and size of every message; used to re-match an
  *   archive after a UIDVALIDITY change (a rare, slow path).
  * - `fetch(batch, signal)` yields bodies for a batch of one mailbox's messages, in any order, each at
- *   most once. A message that vanished on the server is simply not yielded. Bodies are the bytes the
- *   server sent, in wire form (CRLF): an archive source converts its LF files back (lfToCrlf,
- *   CrlfStream in formats/encoder.ts), so a Sink need not convert again (the SMTP sink sends the
- *   bytes as given). A small body is a Buffer; a large one (over `streamThreshold`) a Readable
- *   that the consumer must drain before asking for the next message.
+ *   most once. A message that vanished on the server is simply not yielded, and neither is one the
+ *   server refuses (POP3 `RETR` answered -ERR): `missing()` says which is which. Bodies are the
+ *   bytes the server sent, in wire form (CRLF): an archive source converts its LF files back
+ *   (lfToCrlf, CrlfStream in formats/encoder.ts), so a Sink need not convert again (the SMTP sink
+ *   sends the bytes as given). A small body is a Buffer; a large one (over `streamThreshold`) a
+ *   Readable that the consumer must drain before asking for the next message.
  *   `fetch` may run `caps.parallel` times at once (an IMAP source holds that many connections).
  *   A source without flags or internal dates (POP3) hands out an empty flag set and no
  *   `internalDate`; nothing else is declared, since nothing decides on it (a sink keeps what it
@@ -27,6 +28,22 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  * - A lost connection surfaces as a MailferryError with `retryable: true`; the caller retries the
  *   batch, the Source opens a fresh connection. Authentication failures are `kind: 'auth'`.
  * - `close()` logs out every connection; it never throws.
+ * - `missing(mailbox, ids, signal)`: the pipeline reconciles every batch (asked for, minus arrived,
+ *   minus refused by a sink, must be empty) and asks about what is left: which of `ids` are
+ *   `gone` from the mailbox, asked anew and never from a cache (IMAP: the same UIDVALIDITY and
+ *   `UID SEARCH UID <set>` on a connection logged in for the question does not return it; POP3:
+ *   not in a new session's UIDL; an archive: the file or offset is gone), counted as vanished;
+ *   which the source cannot give (`refused`, with the server's reason: POP3 `RETR` -ERR),
+ *   reported as skipped; which a wrapper `held` back on purpose (a spent daily budget, a dry
+ *   run), not copied in this run and not an error. Every other id is still there: the fetch fell
+ *   short, and the pipeline fails the batch as retryable. A source that cannot tell throws (a
+ *   lost connection is retryable as everywhere); it never guesses "gone".
+ * - `list()` calls `wanted(id)` once for each message it sees and yields every message `wanted`
+ *   accepted (the pipeline counts the rest as already copied, and the ones accepted but not
+ *   yielded as a gap, checked with `missing()`). A message the source sees but cannot hand out
+ *   (POP3: a UIDL two messages share, a header `TOP` refuses under `--no-uidl`) goes to
+ *   `unlisted(mailbox)`, optional: what the last `list()` of `mailbox` passed over, with a reason;
+ *   the pipeline reports each as skipped.
  * - `filtered(mailbox)`, optional (a filtering wrapper, filter.ts): how many messages of `mailbox`
  *   the last `list()` left out on purpose; the pipeline counts them as filtered, not as present.
  */
@@ -58,6 +75,22 @@ export interface Fetched {
   readonly body: Buffer | Readable;
 }
 
+/** What `missing()` found out about ids a fetch did not yield; an id in none of these is still there. */
+export interface Missing {
+  /** No longer in the mailbox (expunged, deleted, the file gone): counted as vanished. */
+  readonly gone: ReadonlySet<string>;
+  /** The source cannot give these (id -> the server's reason): reported as skipped. */
+  readonly refused?: ReadonlyMap<string, string>;
+  /** Held back on purpose by a wrapper (daily budget, dry run): not copied now, not an error. */
+  readonly held?: ReadonlySet<string>;
+}
+
+/** A message `list()` saw but could not hand out, and why. */
+export interface Unlisted {
+  readonly id?: string;
+  readonly reason: string;
+}
+
 export interface Source {
   readonly caps: SourceCaps;
   /** Human-readable identity without secrets, e.g. `imaps://alice@mail.example.org:993`. */
@@ -67,6 +100,8 @@ export interface Source {
   list(mailbox: MailboxInfo, wanted: (id: string) => boolean): AsyncIterable<MessageMeta>;
   headers(mailbox: MailboxInfo): AsyncIterable<HeaderSample>;
   fetch(batch: readonly MessageMeta[], signal: AbortSignal): AsyncIterable<Fetched>;
+  missing(mailbox: MailboxInfo, ids: readonly string[], signal: AbortSignal): Promise<Missing>;
   close(): Promise<void>;
   filtered?(mailbox: MailboxInfo): number;
+  unlisted?(mailbox: MailboxInfo): readonly Unlisted[];
 }

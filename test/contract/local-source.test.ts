@@ -234,6 +234,15 @@ for (const kind of kinds) {
       assert.deepEqual(got.map((g) => g.meta.id), [metas[1]!.id]);
     });
 
+    test('missing(): an id that is not there is gone, one that is there is not', async () => {
+      const box = await selectByPath('INBOX');
+      const metas = await collect(src.list(box, () => true));
+      const found = await src.missing(box, ['999999', metas[1]!.id], new AbortController().signal);
+      assert.deepEqual([...found.gone], ['999999']);
+      assert.equal(found.refused?.size ?? 0, 0);
+      assert.equal(found.held?.size ?? 0, 0);
+    });
+
     test('fetch stops on abort', async () => {
       const box = await selectByPath('INBOX');
       const metas = await collect(src.list(box, () => true));

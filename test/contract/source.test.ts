@@ -123,6 +123,26 @@ for (const { kind, skip } of kinds) {
       }
     });
 
+    test('missing(): an id the server does not have is gone, ones it has are not', async () => {
+      const src = kind.make();
+      try {
+        const box = await inboxOf(src);
+        const metas: MessageMeta[] = [];
+        for await (const m of src.list(box, () => true)) metas.push(m);
+        const there = metas.map((m) => m.id);
+        const ghost = kind.name === 'imap' ? '999999' : 'no-such-uidl';
+        const found = await src.missing(box, [...there.slice(0, 3), ghost], new AbortController().signal);
+        assert.deepEqual([...found.gone], [ghost]);
+        assert.equal(found.refused?.size ?? 0, 0);
+        // Asked anew each time, and the source goes on working afterwards.
+        let n = 0;
+        for await (const _f of src.fetch(metas.slice(0, 2), new AbortController().signal)) n++;
+        assert.equal(n, 2);
+      } finally {
+        await src.close();
+      }
+    });
+
     test('fetch may run caps.parallel times at once', async () => {
       const src = kind.make();
       try {

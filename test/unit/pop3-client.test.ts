@@ -1,7 +1,6 @@
 import { passwordCredentials } from '../../src/auth/credentials.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import type { Readable } from 'node:stream';
 import { MailferryError } from '../../src/domain/errors.js';
 import type { MessageMeta } from '../../src/domain/message.js';
@@ -9,114 +8,13 @@ import { silentLogger } from '../../src/log/logger.js';
 import { Pop3Client, type Pop3ClientOptions, type Retrieved } from '../../src/drivers/pop3/client.js';
 import { contentKey } from '../../src/formats/fingerprint.js';
 import { HEADER_KEYS, POP3_INBOX, Pop3Source } from '../../src/drivers/pop3/source.js';
+import type net from 'node:net';
+import { fakeServer, standard, stuff, type Fake, type Mailbox } from '../helpers/pop3-peer.js';
 
 /**
  * Pop3Client and Pop3Source against scripted fake servers on loopback: the cases a real Dovecot
  * cannot show (no STLS, injection, [IN-USE] without a lock, no UIDL, dropped connections).
  */
-interface Fake {
-  port: number;
-  /** Every command line received, across connections. */
-  received: string[];
-  connections: number;
-  close(): Promise<void>;
-}
-
-type Handler = (line: string, sock: net.Socket) => void;
-
-async function fakeServer(handler: Handler, greeting = '+OK fake ready'): Promise<Fake> {
-  const sockets = new Set<net.Socket>();
-  const fake: Fake = { port: 0, received: [], connections: 0, close: async () => undefined };
-  const server = net.createServer((sock) => {
-    fake.connections++;
-    sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
-    sock.on('error', () => undefined);
-    sock.write(`${greeting}\r\n`);
-    let buf = '';
-    sock.on('data', (d: Buffer) => {
-      buf += d.toString('latin1');
-      for (let i = buf.indexOf('\r\n'); i >= 0; i = buf.indexOf('\r\n')) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        fake.received.push(line);
-        handler(line, sock);
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const addr = server.address();
-  if (addr === null || typeof addr === 'string') throw new Error('no port');
-  fake.port = addr.port;
-  fake.close = async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  };
-  return fake;
-}
-
-function stuff(body: Buffer): Buffer {
-  const text = body.toString('latin1');
-  const lines = text.split('\r\n');
-  if (text.endsWith('\r\n')) lines.pop();
-  return Buffer.from(lines.map((l) => (l.startsWith('.') ? '.' + l : l) + '\r\n').join('') + '.\r\n', 'latin1');
-}
-
-interface Mailbox {
-  capa?: string[] | null;
-  password?: string;
-  messages?: Buffer[];
-  uidl?: boolean;
-}
-
-/** A small, correct POP3 server over `messages`, with per-test overrides first. */
-function standard(box: Mailbox, override?: (line: string, sock: net.Socket) => boolean): Handler {
-  const messages = box.messages ?? [];
-  return (line, sock) => {
-    if (override?.(line, sock) === true) return;
-    const [verb = '', arg] = line.split(' ');
-    const n = Number(arg);
-    const msg = messages[n - 1];
-    switch (verb.toUpperCase()) {
-      case 'CAPA':
-        if (box.capa === null) sock.write('-ERR unknown command\r\n');
-        else sock.write(`+OK\r\n${(box.capa ?? ['USER', 'UIDL', 'TOP']).map((c) => c + '\r\n').join('')}.\r\n`);
-        return;
-      case 'USER':
-        sock.write('+OK\r\n');
-        return;
-      case 'PASS':
-        sock.write(arg === (box.password ?? 'pw') ? '+OK Logged in.\r\n' : '-ERR [AUTH] Authentication failed.\r\n');
-        return;
-      case 'LIST':
-        sock.write(`+OK\r\n${messages.map((m, i) => `${i + 1} ${m.length}\r\n`).join('')}.\r\n`);
-        return;
-      case 'UIDL':
-        if (box.uidl === false) sock.write('-ERR unknown command\r\n');
-        else sock.write(`+OK\r\n${messages.map((_, i) => `${i + 1} u${i + 1}\r\n`).join('')}.\r\n`);
-        return;
-      case 'TOP': {
-        const head = msg === undefined ? -1 : msg.indexOf('\r\n\r\n');
-        if (msg === undefined) sock.write('-ERR no such message\r\n');
-        else sock.write(Buffer.concat([Buffer.from('+OK\r\n'), stuff(head < 0 ? msg : msg.subarray(0, head + 4))]));
-        return;
-      }
-      case 'RETR':
-        if (msg === undefined) sock.write('-ERR no such message\r\n');
-        else sock.write(Buffer.concat([Buffer.from(`+OK ${msg.length} octets\r\n`), stuff(msg)]));
-        return;
-      case 'DELE':
-        sock.write(msg === undefined ? '-ERR no such message\r\n' : '+OK deleted\r\n');
-        return;
-      case 'QUIT':
-        sock.end('+OK bye\r\n');
-        return;
-      default:
-        sock.write('-ERR unknown command\r\n');
-    }
-  };
-}
-
 const opts = (fake: Fake, extra: Partial<Pop3ClientOptions> = {}): Pop3ClientOptions => ({
   host: '127.0.0.1',
   port: fake.port,

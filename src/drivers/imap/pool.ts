@@ -127,6 +127,30 @@ export class ImapPool {
     else this.idle.push(c);
   }
 
+  /**
+   * A connection logged in just now, for a question no older session may answer (the Source's
+   * `missing`: a session that fell short must not vouch for itself): a pooled connection is taken
+   * and replaced by a new login in its place, so there are never more than `size`. Release it as usual.
+   */
+  async acquireFresh(): Promise<Conn> {
+    const old = await this.acquire();
+    this.all.delete(old);
+    old.client.close();
+    this.creating++;
+    let c: Conn;
+    try {
+      c = await this.connect();
+    } catch (e: unknown) {
+      this.creating--;
+      const w = this.waiters.shift();
+      if (w) this.acquire().then(w.resolve, w.reject);
+      throw e;
+    }
+    this.creating--;
+    this.all.add(c);
+    return c;
+  }
+
   /** Run `fn` on a pooled connection; errors become MailferryError (`what` prefixes a NO). */
   async withConn<T>(fn: (c: Conn) => Promise<T>, what?: string): Promise<T> {
     const c = await this.acquire();

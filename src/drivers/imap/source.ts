@@ -6,7 +6,7 @@ import type { Logger } from '../../log/logger.js';
 import { toRanges } from '../../state/ids.js';
 import { connectionLost, mapImapError } from './errors.js';
 import { ImapPool, type Conn } from './pool.js';
-import type { Fetched, HeaderSample, Selected, Source } from '../../sources/source.js';
+import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sources/source.js';
 
 /**
  * IMAP Source on imapflow. Holds up to `connections` logged-in clients; `fetch` takes one for the
@@ -181,6 +181,33 @@ export class ImapSource implements Source {
       throw mapped;
     } finally {
       signal.removeEventListener('abort', onAbort);
+      this.pool.release(c);
+    }
+  }
+
+  /**
+   * Which of `ids` are gone: on a connection logged in for the question, the mailbox opened with
+   * the UIDVALIDITY it was listed under (else a `mailbox` error), `UID SEARCH UID <set>` (RFC 3501
+   * 6.4.4, 6.4.8); a UID it does not return is gone.
+   */
+  async missing(mailbox: MailboxInfo, ids: readonly string[], signal: AbortSignal): Promise<Missing> {
+    if (signal.aborted) throw new MailferryError('interrupted', 'interrupted');
+    const c = await this.pool.acquireFresh();
+    try {
+      await this.openOn(c, mailbox);
+      const present = new Set<string>();
+      for (const set of rangeCommands(ids.map(Number).filter((u) => Number.isSafeInteger(u) && u > 0))) {
+        const found = await c.client.search({ uid: set }, { uid: true });
+        if (found === false || found === undefined) throw connectionLost(this.where); // never read as "none there"
+        for (const u of found) present.add(String(u));
+      }
+      this.stillOpen(c);
+      return { gone: new Set(ids.filter((id) => !present.has(id))) };
+    } catch (err: unknown) {
+      const mapped = mapImapError(err, this.where);
+      if (mapped.retryable) c.broken = true;
+      throw mapped;
+    } finally {
       this.pool.release(c);
     }
   }

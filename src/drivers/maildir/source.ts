@@ -15,7 +15,7 @@ import { Checkpoint } from '../../state/checkpoint.js';
 import { loadArchiveState, type ArchiveState } from '../../state/archive-state.js';
 import { compareMailboxes as byPath } from '../../domain/message.js';
 import { DEFAULT_UID_VALIDITY, idOf, localError } from '../local.js';
-import type { Fetched, HeaderSample, Selected, Source } from '../../sources/source.js';
+import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sources/source.js';
 
 /**
  * A Maildir archive (as MaildirSink writes it, or as Dovecot keeps one) read back as a Source, for
@@ -38,7 +38,7 @@ import type { Fetched, HeaderSample, Selected, Source } from '../../sources/sour
  * - fetch(): the file in wire form (LF -> CRLF, a CR already before an LF is kept, see lfToCrlf).
  *   A file larger than `streamThreshold` (LF size) comes as a Readable through CrlfStream, so it is
  *   never held whole; a smaller one as a Buffer (at most twice the threshold after conversion).
- *   A file that vanished since list() is not yielded.
+ *   A file that vanished since list() is not yielded; `missing()` then finds no file with its id.
  * - Local files cannot drop a connection: errors are `kind: 'mailbox'` (unreadable folder) or
  *   `'message'` (unreadable file), never retryable. `parallel` is 4: reads are independent.
  */
@@ -258,6 +258,12 @@ export class MaildirSource implements Source {
       // Over the threshold on the wire: a Readable, as the contract asks (it is in memory anyway).
       yield { meta, body: bytes.length > this.opts.streamThreshold ? Readable.from([bytes], { objectMode: false }) : bytes };
     }
+  }
+
+  /** Ids with no file in cur/ or new/ any more are gone (the folder read anew). */
+  async missing(mailbox: MailboxInfo, ids: readonly string[]): Promise<Missing> {
+    const present = new Set(mailbox.noSelect === true ? [] : (await this.entries(this.dirOf(mailbox))).map((e) => e.id));
+    return { gone: new Set(ids.filter((id) => !present.has(id))) };
   }
 
   async close(): Promise<void> {

@@ -11,7 +11,7 @@ import { mboxFolderFile, unescapeComponent } from '../archive-paths.js';
 import { compareMailboxes as byPath } from '../../domain/message.js';
 import { loadArchiveState, type ArchiveState } from '../../state/archive-state.js';
 import { DEFAULT_UID_VALIDITY, localError } from '../local.js';
-import type { Fetched, HeaderSample, Selected, Source } from '../../sources/source.js';
+import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sources/source.js';
 
 /**
  * An mbox archive (as MboxSink writes it: mboxrd, Thunderbird layout) read back as a Source, for
@@ -167,6 +167,13 @@ export class MboxSource implements Source {
       const bytes = lfToCrlf(entry.body);
       yield { meta, body: bytes.length > this.opts.streamThreshold ? chunked(bytes) : bytes };
     }
+  }
+
+  /** Offsets where no message starts any more (the file read anew) are gone. */
+  async missing(mailbox: MailboxInfo, ids: readonly string[]): Promise<Missing> {
+    const present = new Set<string>();
+    if (mailbox.noSelect !== true) for await (const e of this.entries(this.fileOf(mailbox))) present.add(String(e.offset));
+    return { gone: new Set(ids.filter((id) => !present.has(id))) };
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,7 @@ import type { RemoteEndpoint } from '../../endpoints/url.js';
 import { contentKey, numberDuplicates } from '../../formats/fingerprint.js';
 import type { Logger } from '../../log/logger.js';
 import { Pop3Client, type RetrItem } from './client.js';
-import type { Fetched, HeaderSample, Selected, Source } from '../../sources/source.js';
+import type { Fetched, HeaderSample, Missing, Selected, Source, Unlisted } from '../../sources/source.js';
 
 /**
  * POP3 Source on our own client (src/drivers/pop3/client.ts). POP3 has one mailbox, no flags and
@@ -21,6 +21,11 @@ import type { Fetched, HeaderSample, Selected, Source } from '../../sources/sour
  *
  * `list` yields messages in maildrop order (oldest first), which is what "ascending" means for
  * UIDLs: they are opaque strings. A server without UIDL is refused unless `noUidl` is set.
+ * A UIDL that a second message repeats (RFC 1939 §7 wants it unique) names the first one only;
+ * the second is `unlisted` (reported as skipped, exit 3), and so is a message whose `TOP` is
+ * refused under `noUidl` (it cannot be named). A `RETR` answered -ERR is not yielded, and
+ * `missing()` reports it as refused with the server's words; `missing()` asks a new session's
+ * UIDL (the current session is ended with QUIT first) which of the other ids are gone.
  *
  * `noUidl` (`--no-uidl`): ids are content keys instead, `h:<hash of the header block>:<LIST size>`
  * from `TOP n 0` (see contentKey), with `#2`, `#3` added to exact duplicates in maildrop order.
@@ -63,6 +68,8 @@ interface Session {
   /** In maildrop order. */
   messages: Drop[];
   byId: Map<string, Drop>;
+  /** Messages seen at login that cannot be handed out (a repeated UIDL, a refused TOP). */
+  unlisted: Unlisted[];
 }
 
 export class Pop3Source implements Source {
@@ -73,6 +80,10 @@ export class Pop3Source implements Source {
   private session: Session | undefined;
   private opening: Promise<Session> | undefined;
   private closed = false;
+  /** What the last `list()` passed over. */
+  private passedOver: readonly Unlisted[] = [];
+  /** Ids whose RETR the server refused (-ERR), with its words, until `missing()` reports them. */
+  private readonly refused = new Map<string, string>();
 
   constructor(private readonly opts: Pop3SourceOptions) {
     const e = opts.endpoint;
@@ -115,7 +126,8 @@ export class Pop3Source implements Source {
     );
     try {
       const sizes = await client.list();
-      const uids = this.opts.noUidl === true ? await this.headerKeys(client, sizes) : await client.uidl();
+      const unlisted: Unlisted[] = [];
+      const uids = this.opts.noUidl === true ? await this.headerKeys(client, sizes, unlisted) : await client.uidl();
       if (uids === undefined) {
         throw new MailferryError(
           'usage',
@@ -127,14 +139,14 @@ export class Pop3Source implements Source {
       const byId = new Map<string, Drop>();
       for (const [n, id] of [...uids].sort((a, b) => a[0] - b[0])) {
         if (byId.has(id)) {
-          log.warn(`${this.identity}: messages ${byId.get(id)?.n ?? '?'} and ${n} share the UIDL ${id}; only the first is copied`);
+          unlisted.push({ id, reason: `messages ${byId.get(id)?.n ?? '?'} and ${n} share the UIDL ${id} (it should be unique); message ${n} not copied` });
           continue;
         }
         const drop = { id, n, size: sizes.get(n) ?? 0 };
         messages.push(drop);
         byId.set(id, drop);
       }
-      return { client, messages, byId };
+      return { client, messages, byId, unlisted };
     } catch (err: unknown) {
       client.destroy();
       throw err;
@@ -142,7 +154,7 @@ export class Pop3Source implements Source {
   }
 
   /** `--no-uidl`: message number -> content key, from `TOP n 0` and the LIST size, in maildrop order. */
-  private async headerKeys(client: Pop3Client, sizes: ReadonlyMap<number, number>): Promise<Map<number, string>> {
+  private async headerKeys(client: Pop3Client, sizes: ReadonlyMap<number, number>, unlisted: Unlisted[]): Promise<Map<number, string>> {
     const numbers = [...sizes.keys()].sort((a, b) => a - b);
     const refusedAll = (): MailferryError =>
       new MailferryError('usage', `POP3 server ${this.where} refuses TOP, which --no-uidl needs to name messages by their headers`);
@@ -151,7 +163,7 @@ export class Pop3Source implements Source {
     const keys: string[] = [];
     for await (const { n, header } of client.headers(numbers)) {
       if (header === undefined) {
-        this.opts.log.warn(`${this.identity}: server refused TOP for message ${n}; it cannot be named without UIDL and is left alone`);
+        unlisted.push({ reason: `the server refused TOP for message ${n}, so without UIDL it cannot be named; not copied` });
         continue;
       }
       named.push(n);
@@ -181,9 +193,14 @@ export class Pop3Source implements Source {
   async *list(mailbox: MailboxInfo, wanted: (id: string) => boolean): AsyncIterable<MessageMeta> {
     this.check(mailbox);
     const s = await this.open();
+    this.passedOver = s.unlisted;
     for (const d of s.messages) {
       if (wanted(d.id)) yield { mailbox, id: d.id, size: d.size, flags: new Set<string>() };
     }
+  }
+
+  unlisted(): readonly Unlisted[] {
+    return this.passedOver;
   }
 
   /** The header block of every message, by `TOP n 0` (for re-matching an archive without state). */
@@ -219,7 +236,7 @@ export class Pop3Source implements Source {
         const meta = metaOf.get(r.n);
         if (meta === undefined) continue;
         if ('refused' in r) {
-          this.opts.log.warn(`${this.identity}: message ${meta.id} not retrieved: server said ${r.refused}`);
+          this.refused.set(meta.id, `the server refused RETR: ${r.refused}`);
           continue;
         }
         yield { meta, body: r.body };
@@ -230,6 +247,23 @@ export class Pop3Source implements Source {
     } finally {
       signal.removeEventListener('abort', onAbort);
     }
+  }
+
+  /** Refused RETRs as the server said; the rest checked against a new session's listing. */
+  async missing(mailbox: MailboxInfo, ids: readonly string[], signal: AbortSignal): Promise<Missing> {
+    this.check(mailbox);
+    if (signal.aborted) throw new MailferryError('interrupted', 'interrupted');
+    await this.quit().catch(() => undefined); // a server that fails QUIT deletes nothing: nothing to lose
+    const s = await this.open();
+    const gone = new Set<string>();
+    const refused = new Map<string, string>();
+    for (const id of ids) {
+      const why = this.refused.get(id);
+      this.refused.delete(id);
+      if (!s.byId.has(id)) gone.add(id);
+      else if (why !== undefined) refused.set(id, why);
+    }
+    return { gone, refused };
   }
 
   /**

@@ -1,0 +1,106 @@
+import type net from 'node:net';
+import { lineServer, type LineServer } from './line-server.js';
+
+/**
+ * A small scripted IMAP4rev1 server on 127.0.0.1 (RFC 3501), for what Dovecot cannot be made to
+ * do: one read-only INBOX of `messages` (UIDs 1..n, UIDVALIDITY 1), LOGIN with any password,
+ * LIST, EXAMINE/SELECT, UID SEARCH (ALL, UID <set>), UID FETCH of UID FLAGS INTERNALDATE
+ * RFC822.SIZE and BODY.PEEK[], LOGOUT. Its one fault is the point: `leaveOut` UIDs are left out of
+ * the UID FETCH replies that ask for bodies (`body`) or for metadata only (`meta`), while SEARCH
+ * still finds them, as a faulty server or proxy does; with `expungeLeftOut` they were expunged
+ * meanwhile instead (SEARCH no longer finds them: the honest case). Everything else is answered as
+ * the RFC says.
+ */
+export interface ImapPeerOptions {
+  messages: readonly Buffer[];
+  /** UIDs left out of UID FETCH replies: of body fetches, of metadata-only fetches. */
+  leaveOut?: { body?: readonly number[]; meta?: readonly number[] };
+  /** The UIDs left out of a body fetch were expunged meanwhile: SEARCH no longer finds them. */
+  expungeLeftOut?: boolean;
+}
+
+export type ImapPeer = LineServer;
+
+const DATE = '01-Jan-2024 10:00:00 +0000';
+
+/** The UIDs of a sequence set (RFC 3501 §9 sequence-set) among 1..max; `*` is max. */
+export function uidsOf(set: string, max: number): number[] {
+  const out = new Set<number>();
+  for (const part of set.split(',')) {
+    const [a = '', b] = part.split(':');
+    const lo = a === '*' ? max : Number(a);
+    const hi = b === undefined ? lo : b === '*' ? max : Number(b);
+    for (let u = Math.min(lo, hi); u <= Math.max(lo, hi) && u <= max; u++) if (u >= 1) out.add(u);
+  }
+  return [...out].sort((x, y) => x - y);
+}
+
+export async function imapPeer(opts: ImapPeerOptions): Promise<ImapPeer> {
+  const { messages } = opts;
+  const n = messages.length;
+  const expunged = new Set<number>();
+  const answer = (sock: net.Socket, tag: string, command: string): void => {
+    const verb = (command.split(' ')[0] ?? '').toUpperCase();
+    const ok = (text: string): void => void sock.write(`${tag} OK ${text}\r\n`);
+    switch (verb) {
+      case 'CAPABILITY':
+        sock.write('* CAPABILITY IMAP4rev1\r\n');
+        return ok('CAPABILITY completed');
+      case 'NOOP':
+        return ok('NOOP completed');
+      case 'LOGIN':
+        return ok('[CAPABILITY IMAP4rev1] LOGIN completed');
+      case 'LIST':
+        if (/""\s*$/.test(command)) sock.write('* LIST (\\Noselect) "/" ""\r\n');
+        else sock.write('* LIST (\\HasNoChildren) "/" INBOX\r\n');
+        return ok('LIST completed');
+      case 'SELECT':
+      case 'EXAMINE':
+        sock.write(`* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n* ${n} EXISTS\r\n* 0 RECENT\r\n`);
+        sock.write(`* OK [UIDVALIDITY 1] UIDs valid\r\n* OK [UIDNEXT ${n + 1}] next UID\r\n`);
+        return ok(`[READ-ONLY] ${verb} completed`);
+      case 'UID':
+        return uid(sock, tag, command.slice(4));
+      case 'LOGOUT':
+        sock.write('* BYE logging out\r\n');
+        ok('LOGOUT completed');
+        sock.end();
+        return;
+      default:
+        sock.write(`${tag} BAD unknown command\r\n`);
+    }
+  };
+  const uid = (sock: net.Socket, tag: string, command: string): void => {
+    const [verb = '', ...args] = command.split(' ');
+    if (verb.toUpperCase() === 'SEARCH') {
+      // ALL, or UID <set> (RFC 3501 6.4.4); nothing else is asked of this peer.
+      const i = args.findIndex((a) => a.toUpperCase() === 'UID');
+      const found = (i >= 0 ? uidsOf(args[i + 1] ?? '', n) : uidsOf('1:*', n)).filter((u) => !expunged.has(u));
+      sock.write(`* SEARCH${found.map((u) => ` ${u}`).join('')}\r\n${tag} OK SEARCH completed\r\n`);
+      return;
+    }
+    if (verb.toUpperCase() !== 'FETCH') {
+      sock.write(`${tag} BAD unknown UID command\r\n`);
+      return;
+    }
+    const items = args.slice(1).join(' ').toUpperCase();
+    const body = items.includes('BODY.PEEK[]') || items.includes('BODY[]');
+    const leave = new Set((body ? opts.leaveOut?.body : opts.leaveOut?.meta) ?? []);
+    for (const u of uidsOf(args[0] ?? '', n)) {
+      if (expunged.has(u)) continue;
+      if (leave.has(u)) {
+        if (body && opts.expungeLeftOut === true) expunged.add(u);
+        continue;
+      }
+      const raw = messages[u - 1] as Buffer;
+      const head = `* ${u} FETCH (UID ${u} FLAGS () INTERNALDATE "${DATE}" RFC822.SIZE ${raw.length}`;
+      if (body) sock.write(Buffer.concat([Buffer.from(`${head} BODY[] {${raw.length}}\r\n`), raw, Buffer.from(')\r\n')]));
+      else sock.write(`${head})\r\n`);
+    }
+    sock.write(`${tag} OK FETCH completed\r\n`);
+  };
+  return lineServer((line, sock) => {
+    const [tag = '*', ...rest] = line.split(' ');
+    answer(sock, tag, rest.join(' '));
+  }, '* OK [CAPABILITY IMAP4rev1] scripted peer ready');
+}
