@@ -113,6 +113,7 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
   };
 
   const all = await retry('list folders', () => source.mailboxes());
+  for (const sink of sinks) await sink.plan?.(all);
   const mailboxes = selectMailboxes(all, folderFilter(opts.include, opts.exclude));
   for (const pattern of unmatchedIncludes(all, opts.include)) {
     opts.log.warn(`--include ${pattern}: no such folder`);

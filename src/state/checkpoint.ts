@@ -19,6 +19,10 @@ import { decodeFlagSets, decodeUidRuns, encodeFlagSets, encodeUidRuns, type Flag
  */
 export interface FolderCheckpoint {
   uidValidity?: string;
+  /** Local archives: the source folder's hierarchy delimiter, so its name can be given back. */
+  delimiter?: string;
+  /** Local archives: the folder's on-disk forms when not the plain ones (drivers/archive-names.ts). */
+  place?: string[];
   /** A UIDVALIDITY re-match was started and not finished: ids are not trustworthy. */
   rematching?: boolean;
   /** mbox only: the file length that holds exactly the recorded messages. */
@@ -48,6 +52,8 @@ export interface SentRecord {
 
 interface FolderJson extends EncodedIds {
   uidValidity?: string;
+  delimiter?: string;
+  place?: string[];
   rematching?: boolean;
   end?: number;
   noEol?: number[];
@@ -133,6 +139,8 @@ export class Checkpoint {
     for (const [name, f] of Object.entries(json.folders)) {
       cp.folders.set(name, {
         ...(f.uidValidity === undefined ? {} : { uidValidity: f.uidValidity }),
+        ...(typeof f.delimiter === 'string' ? { delimiter: f.delimiter } : {}),
+        ...(decodePlace(f.place, path, name)),
         ...(f.rematching ? { rematching: true } : {}),
         ...(f.end === undefined ? {} : { end: f.end }),
         ...(f.noEol === undefined ? {} : { noEol: f.noEol }),
@@ -193,6 +201,16 @@ export class Checkpoint {
     return this.folders.get(name);
   }
 
+  /** The names of every folder recorded. */
+  names(): string[] {
+    return [...this.folders.keys()];
+  }
+
+  /** Drop a folder's record (in memory; `save()` makes it durable). */
+  forget(name: string): void {
+    if (this.folders.delete(name)) this.dirty = true;
+  }
+
   /**
    * When each of `ids` was first made durable in `folder` (epoch seconds). An id without a record
    * (archived before these times were kept, or found again by a re-match after the state was
@@ -245,6 +263,8 @@ export class Checkpoint {
     for (const [name, f] of [...this.folders.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
       folders[name] = {
         ...(f.uidValidity === undefined ? {} : { uidValidity: f.uidValidity }),
+        ...(f.delimiter === undefined ? {} : { delimiter: f.delimiter }),
+        ...(f.place === undefined ? {} : { place: f.place }),
         ...(f.rematching ? { rematching: true } : {}),
         ...(f.end === undefined ? {} : { end: f.end }),
         ...(f.noEol === undefined || f.noEol.length === 0 ? {} : { noEol: f.noEol }),
@@ -260,6 +280,14 @@ export class Checkpoint {
     const json: StateJson = { version: 1, source: this.source, folders };
     return `${JSON.stringify(json, null, 1)}\n`;
   }
+}
+
+function decodePlace(json: unknown, path: string, folder: string): { place?: string[] } {
+  if (json === undefined) return {};
+  if (!Array.isArray(json) || !json.every((p): p is string => typeof p === 'string' && p !== '')) {
+    throw new MailferryError('destination', `state file ${path} has an unknown format (place of ${folder})`);
+  }
+  return { place: json };
 }
 
 function decodeFirstSeen(json: unknown, path: string): Map<string, number> {
