@@ -1,9 +1,12 @@
 import yargs, { type Argv, type Options } from 'yargs';
+import { DEFAULTS } from './config/defaults.js';
 import { EXIT } from './domain/errors.js';
 
 /**
  * Command and flag declarations only; no I/O here. Handlers are imported lazily in main.ts so that
- * `--help` does not load the IMAP stack.
+ * `--help` does not load the IMAP stack. These declarations are the one list of each command's
+ * flags: config/flags.ts hands what yargs parsed to the command's loader by name. Defaults are
+ * the loaders' (config/defaults.ts): yargs only shows them in --help, it does not fill them in.
  */
 export const EXIT_CODES_HELP = [
   'Exit codes:',
@@ -31,6 +34,11 @@ const FORWARD_STATE =
   '$XDG_STATE_HOME/mailferry/forward-<hash>.json (else ~/.local/state/mailferry/), one file per source, relay and recipient, ' +
   'with a .lock beside it. A rerun sends only what is new; a run killed between a 250 and its record sends that one message again. ' +
   'A message the relay refuses (5xx) or keeps deferring (4xx) is listed (exit 3) and tried again by the next run.';
+
+/** A default for --help (as yargs would print it), filled in by the loader, not by yargs. */
+function shown(value: string | number): Pick<Options, 'defaultDescription'> {
+  return { defaultDescription: typeof value === 'string' ? `"${value}"` : String(value) };
+}
 
 /** Flags several commands share; `who` prefixes the description ("source: "), `prefix` the name. */
 export function passwordFlags(who = '', prefix = ''): Record<string, Options> {
@@ -158,10 +166,10 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(passwordFlags())
           .options(oauth2Flags())
           .options(tlsFlags())
-          .option('connections', { type: 'number', describe: 'parallel IMAP connections (POP3 uses one)', default: 4 })
+          .option('connections', { type: 'number', describe: 'parallel IMAP connections (POP3 uses one)', ...shown(DEFAULTS.connections) })
           .options(FOLDER_FLAGS)
           .options(FILTER_FLAGS)
-          .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'Maildir folder layout' })
+          .option('layout', { type: 'string', choices: ['maildir++', 'fs'], ...shown(DEFAULTS.layout), describe: 'Maildir folder layout' })
           .option('delete', { type: 'boolean', describe: 'POP3: delete from the server what every archive holds durably (after the copy, never before)' })
           .option('delete-older-than', {
             type: 'string',
@@ -176,7 +184,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           })
           // `--no-uidl` reaches yargs as the negation of this one.
           .option('uidl', { type: 'boolean', hidden: true })
-          .option('batch-mb', { type: 'number', default: 16, describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
+          .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
           .options(PROFILE_FLAGS)
           .example('PW=... $0 backup --from imaps://me@imap.example.org --password-env PW --to maildir:~/mail-backup', '')
           .example('$0 backup --user me@gmail.com --password-file ~/.gmail-app-pw --to maildir:~/mail-backup', '')
@@ -198,13 +206,13 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(passwordFlags('target: '))
           .options(oauth2Flags('target: '))
           .options(tlsFlags('target: '))
-          .option('connections', { type: 'number', describe: 'parallel IMAP connections to the target', default: 4 })
+          .option('connections', { type: 'number', describe: 'parallel IMAP connections to the target', ...shown(DEFAULTS.connections) })
           .options(FOLDER_FLAGS)
           .options(FILTER_FLAGS)
-          .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'layout of the Maildir archive' })
+          .option('layout', { type: 'string', choices: ['maildir++', 'fs'], ...shown(DEFAULTS.layout), describe: 'layout of the Maildir archive' })
           .options(TARGET_FLAGS)
           .options(RESTORE_PROFILE_FLAGS)
-          .option('batch-mb', { type: 'number', default: 16, describe: 'bytes read per batch, in MiB (bounds memory)' })
+          .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes read per batch, in MiB (bounds memory)' })
           .example('PW=... $0 restore --from maildir:~/mail-backup --to imaps://me@imap.example.org --password-env PW', '')
           .epilogue(`${TRANSFER_STATE}\n\n${EXIT_CODES_HELP}`),
       (args) => onCommand({ command: 'restore', args }),
@@ -222,18 +230,18 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(passwordFlags('source: '))
           .options(oauth2Flags('source: '))
           .options(tlsFlags('source: '))
-          .option('connections', { type: 'number', describe: 'source: parallel IMAP connections', default: 4 })
+          .option('connections', { type: 'number', describe: 'source: parallel IMAP connections', ...shown(DEFAULTS.connections) })
           .options(passwordFlags('target: ', 'target-'))
           .options(oauth2Flags('target: ', 'target-'))
           .options(tlsFlags('target: ', 'target-'))
-          .option('target-connections', { type: 'number', describe: 'target: parallel IMAP connections', default: 4 })
+          .option('target-connections', { type: 'number', describe: 'target: parallel IMAP connections', ...shown(DEFAULTS.connections) })
           .option('archive', { type: 'string', array: true, describe: 'also keep a local copy: maildir:DIR or mbox:DIR (repeatable)' })
           .options(FOLDER_FLAGS)
           .options(FILTER_FLAGS)
-          .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'layout of --archive maildir: folders' })
+          .option('layout', { type: 'string', choices: ['maildir++', 'fs'], ...shown(DEFAULTS.layout), describe: 'layout of --archive maildir: folders' })
           .options(TARGET_FLAGS)
           .options(MIGRATE_PROFILE_FLAGS)
-          .option('batch-mb', { type: 'number', default: 16, describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
+          .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
           .example('A=... B=... $0 migrate --from imaps://me@old.example.org --password-env A --to imaps://me@new.example.org --target-password-env B', '')
           .epilogue(`${TRANSFER_STATE}\n\n${EXIT_CODES_HELP}`),
       (args) => onCommand({ command: 'migrate', args }),
@@ -251,7 +259,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(passwordFlags('source: '))
           .options(oauth2Flags('source: '))
           .options(tlsFlags('source: '))
-          .option('connections', { type: 'number', describe: 'source: parallel IMAP connections', default: 4 })
+          .option('connections', { type: 'number', describe: 'source: parallel IMAP connections', ...shown(DEFAULTS.connections) })
           .option('smtp', { type: 'string', describe: 'relay: smtps://[USER@]HOST[:465] (TLS) or smtp://[USER@]HOST[:587] (STARTTLS required); AUTH only with a USER' })
           .options(passwordFlags('relay: ', 'smtp-'))
           .options(oauth2Flags('relay: ', 'smtp-'))
@@ -265,14 +273,14 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .option('archive', { type: 'string', array: true, describe: 'also keep a local copy: maildir:DIR or mbox:DIR (repeatable)' })
           .options(FOLDER_FLAGS)
           .options(FILTER_FLAGS)
-          .option('layout', { type: 'string', choices: ['maildir++', 'fs'], default: 'maildir++', describe: 'layout of Maildir archives (read and written)' })
+          .option('layout', { type: 'string', choices: ['maildir++', 'fs'], ...shown(DEFAULTS.layout), describe: 'layout of Maildir archives (read and written)' })
           .option('state', { type: 'string', describe: 'file that records what was forwarded (default: under $XDG_STATE_HOME/mailferry/)' })
           .option('dry-run', { type: 'boolean', describe: 'print the folders, messages and bytes a real run would forward; send nothing, change nothing' })
           .option('mark-sent', {
             type: 'boolean',
             describe: 'record the messages this run would forward as already sent, without sending them or contacting the relay (start forwarding from now on)',
           })
-          .option('batch-mb', { type: 'number', default: 16, describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
+          .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
           .example('PW=... SMTP_PW=... $0 forward --from pop3s://me@old.example.org --password-env PW --smtp smtps://me@new.example.org@smtp.new.example.org --smtp-password-env SMTP_PW --rcpt me@new.example.org --rate 30/m', '')
           .epilogue(`${FORWARD_STATE}\n\n${EXIT_CODES_HELP}`),
       (args) => onCommand({ command: 'forward', args }),

@@ -1,12 +1,10 @@
 import { hideBin } from 'yargs/helpers';
-import { rawOAuth2Flags } from './auth/flags.js';
 import { buildCli, type Parsed } from './cli.js';
 import { EXIT, MailferryError } from './domain/errors.js';
 import { configPath, readJobFile, withJobFile } from './config/job-file.js';
 import { openLogFile, teeLogger, type LogFile } from './log/file.js';
-import { createLogger, redact, type Logger } from './log/logger.js';
-import type { ProgressEvent } from './pipeline/run.js';
-import type { RunReport } from './report.js';
+import { createLogger, redact } from './log/logger.js';
+import type { Command, Output } from './commands/deps.js';
 
 /**
  * Entry point: parse, run one command, print the summary, map errors to exit codes.
@@ -61,55 +59,14 @@ export async function main(cmdline: string[]): Promise<number> {
       log = teeLogger(stderrLog, logFile.logger);
       log.info(`mailferry ${parsed.command} started`);
     }
-    const out = { log, json, quiet, ...(logFile === undefined ? {} : { logFile }) };
-    if (parsed.command === 'forward') {
-      const { runForward } = await import('./commands/forward-cli.js');
-      const progress = await progressOutput(out);
-      const deps = { log, signal: controller.signal, debug, ...(progress === undefined ? {} : { onProgress: progress.update }) };
-      const result = await runForward(args, deps);
-      progress?.done();
-      return await printResult(result, out);
-    }
-    if (parsed.command === 'profiles') return (await import('./profiles/list.js')).printProfiles(json);
-    if (parsed.command !== 'backup') return await runTransfer(parsed.command, args, { ...out, signal: controller.signal, debug });
-    const { loadBackupConfig } = await import('./config/backup.js');
-    const { backup } = await import('./commands/backup.js');
-    const cfg = loadBackupConfig({
-      from: args['from'] as string | undefined,
-      to: args['to'] as string[] | undefined,
-      passwordEnv: args['passwordEnv'] as string | undefined,
-      passwordFile: args['passwordFile'] as string | undefined,
-      passwordCommand: args['passwordCommand'] as string | undefined,
-      oauth2: rawOAuth2Flags(args),
-      tlsMode: args['tlsMode'] as string | undefined,
-      tlsInsecure: args['tlsInsecure'] as boolean | undefined,
-      ca: args['ca'] as string | undefined,
-      connections: args['connections'] as number | undefined,
-      include: args['include'] as string[] | undefined,
-      exclude: args['exclude'] as string[] | undefined,
-      layout: args['layout'] as string | undefined,
-      batchMb: args['batchMb'] as number | undefined,
-      delete: args['delete'] as boolean | undefined,
-      deleteOlderThan: args['deleteOlderThan'] as string | undefined,
-      // yargs reads --no-uidl as the negation of a (hidden) --uidl.
-      noUidl: args['uidl'] === false || args['noUidl'] === true,
-      user: args['user'] as string | undefined,
-      profile: args['profile'] as string | undefined,
-      protocol: args['protocol'] as string | undefined,
-      allFolders: args['allFolders'] as boolean | undefined,
-      maxBytesPerDay: args['maxBytesPerDay'] as string | undefined,
-      maxBytesPerSecond: args['maxBytesPerSecond'] as string | undefined,
-      ...filterFlags(args),
-    });
+    const out: Output = { log, json, quiet, ...(logFile === undefined ? {} : { logFile }) };
+    const command = await COMMANDS[parsed.command]();
+    const cfg = command.load(args);
+    const { progressOutput } = await import('./commands/output.js');
     const progress = await progressOutput(out);
-    const report = await backup(cfg, {
-      log,
-      signal: controller.signal,
-      debug,
-      ...(progress === undefined ? {} : { onProgress: progress.update }),
-    });
+    const result = await command.run(cfg, { log, signal: controller.signal, debug, ...(progress === undefined ? {} : { onProgress: progress.update }) });
     progress?.done();
-    return printOutcome(report, out);
+    return await command.print(result, out);
   } catch (e: unknown) {
     logFile?.logger.error(e instanceof Error ? e.message : String(e));
     if (e instanceof MailferryError) {
@@ -128,131 +85,21 @@ export async function main(cmdline: string[]): Promise<number> {
   }
 }
 
-/** `restore` and `migrate`: load the config (all problems at once), run, print the plan or summary. */
-async function runTransfer(
-  command: 'restore' | 'migrate',
-  args: Record<string, unknown>,
-  o: Output & { signal: AbortSignal; debug: boolean },
-): Promise<number> {
-  const str = (k: string): string | undefined => args[k] as string | undefined;
-  const common = {
-    from: str('from'),
-    to: str('to'),
-    passwordEnv: str('passwordEnv'),
-    passwordFile: str('passwordFile'),
-    passwordCommand: str('passwordCommand'),
-    oauth2: rawOAuth2Flags(args),
-    tlsMode: str('tlsMode'),
-    tlsInsecure: args['tlsInsecure'] as boolean | undefined,
-    ca: str('ca'),
-    connections: args['connections'] as number | undefined,
-    include: args['include'] as string[] | undefined,
-    exclude: args['exclude'] as string[] | undefined,
-    layout: str('layout'),
-    batchMb: args['batchMb'] as number | undefined,
-    dryRun: args['dryRun'] as boolean | undefined,
-    state: str('state'),
-    map: args['map'] as string[] | undefined,
-    syncDeletions: args['syncDeletions'] as boolean | undefined,
-    user: str('user'),
-    profile: str('profile'),
-    maxBytesPerDay: str('maxBytesPerDay'),
-    maxBytesPerSecond: str('maxBytesPerSecond'),
-    ...filterFlags(args),
-  };
-  const progress = await progressOutput(o);
-  const deps = { log: o.log, signal: o.signal, debug: o.debug, ...(progress === undefined ? {} : { onProgress: progress.update }) };
-  let result: import('./commands/transfer.js').TransferResult;
-  if (command === 'restore') {
-    const { loadRestoreConfig } = await import('./config/transfer.js');
-    const { restore } = await import('./commands/restore.js');
-    result = await restore(loadRestoreConfig(dropUndefined(common)), deps);
-  } else {
-    const { loadMigrateConfig } = await import('./config/transfer.js');
-    const { migrate } = await import('./commands/migrate.js');
-    const cfg = loadMigrateConfig(
-      dropUndefined({
-        ...common,
-        targetPasswordEnv: str('targetPasswordEnv'),
-        targetPasswordFile: str('targetPasswordFile'),
-        targetPasswordCommand: str('targetPasswordCommand'),
-        targetOauth2: rawOAuth2Flags(args, 'target'),
-        targetTlsMode: str('targetTlsMode'),
-        targetTlsInsecure: args['targetTlsInsecure'] as boolean | undefined,
-        targetCa: str('targetCa'),
-        targetConnections: args['targetConnections'] as number | undefined,
-        archive: args['archive'] as string[] | undefined,
-        targetUser: str('targetUser'),
-        targetProfile: str('targetProfile'),
-        allFolders: args['allFolders'] as boolean | undefined,
-      }),
-    );
-    result = await migrate(cfg, deps);
-  }
-  progress?.done();
-  return printResult(result, o);
-}
-
-/** The plan of a dry run, or the summary of a run; the exit code. */
-async function printResult(result: import('./commands/transfer.js').TransferResult, o: Output): Promise<number> {
-  const { report, plan } = result;
-  if (plan === undefined) return printOutcome(report, o, { state: result.statePath });
-  const { planText } = await import('./commands/transfer.js');
-  if (o.json) process.stdout.write(`${JSON.stringify({ type: 'plan', state: result.statePath, folders: plan })}\n`);
-  else if (!o.quiet) process.stdout.write(`${planText(plan)}\n`);
-  return report.exitCode;
-}
-
-/** Where results go: stdout (JSON lines with --json, nothing with --quiet), the --log-file. */
-interface Output {
-  log: Logger;
-  json: boolean;
-  quiet: boolean;
-  logFile?: LogFile;
-}
-
 /**
- * Progress: JSON lines on stdout with --json (one per folder planned and per batch copied), a
- * redrawn line on a TTY; nothing otherwise (cron).
+ * Every command, run the same way: load its config from the parsed flags (config/flags.ts, every
+ * problem at once), run it, print its result. Imported when named, so that --help and a command
+ * load only what they need.
  */
-async function progressOutput(o: Output): Promise<{ update: (r: RunReport, e: ProgressEvent) => void; done: () => void } | undefined> {
-  if (o.json) {
-    return {
-      update: (r, e) =>
-        process.stdout.write(
-          `${JSON.stringify({ type: 'progress', event: e.type, mailbox: e.mailbox, messages: r.messages, bytes: r.bytes, planned: r.planned, plannedBytes: r.plannedBytes })}\n`,
-        ),
-      done: () => undefined,
-    };
-  }
-  if (!process.stderr.isTTY || o.quiet) return undefined;
-  const { ttyProgress } = await import('./progress.js');
-  return ttyProgress(process.stderr);
-}
-
-/** Skipped items on stderr, the summary on stdout (a JSON object with --json) and in the log file; the exit code. */
-function printOutcome(report: RunReport, o: Output, extra: Record<string, unknown> = {}): number {
-  for (const s of report.skipped) o.log.warn(`skipped ${s.mailbox}${s.id === undefined ? '' : ` message ${s.id}`}: ${s.reason}`);
-  if (o.json) process.stdout.write(`${JSON.stringify({ type: 'summary', ...report.toJSON(), ...extra })}\n`);
-  else if (!o.quiet) process.stdout.write(`${report.summary()}\n`);
-  o.logFile?.line(`${report.summary()} (exit ${report.exitCode})`);
-  return report.exitCode;
-}
-
-/** --since, --before, --max-size, --unseen-only as typed (config/filter.ts checks them). */
-function filterFlags(args: Record<string, unknown>): import('./config/filter.js').RawFilterFlags {
-  return dropUndefined({
-    since: args['since'] as string | undefined,
-    before: args['before'] as string | undefined,
-    maxSize: args['maxSize'] as string | undefined,
-    unseenOnly: args['unseenOnly'] as boolean | undefined,
-  });
-}
-
-/** Flags not given are left out (exactOptionalPropertyTypes-friendly raw flags). */
-function dropUndefined<T extends Record<string, unknown>>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
-}
+const COMMANDS: Record<Parsed['command'], () => Promise<Command<unknown, unknown>>> = {
+  backup: async () => (await import('./commands/backup.js')).BACKUP,
+  restore: async () => (await import('./commands/restore.js')).RESTORE,
+  migrate: async () => (await import('./commands/migrate.js')).MIGRATE,
+  forward: async () => (await import('./commands/forward.js')).FORWARD,
+  profiles: async () => {
+    const { printProfiles } = await import('./profiles/list.js');
+    return { load: () => undefined, run: () => Promise.resolve(undefined), print: (_none, out) => printProfiles(out.json) };
+  },
+};
 
 export function run(): void {
   main(hideBin(process.argv)).then(

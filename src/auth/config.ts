@@ -1,8 +1,19 @@
-import type { Problems } from '../config/account.js';
-import type { SecretRef } from '../config/secrets.js';
-import { stateDir } from '../commands/target.js';
-import type { RawOAuth2Flags } from './flags.js';
+import type { Problems } from '../config/problems.js';
+import type { SecretRef } from './secrets.js';
+import { stateDir } from '../state/dir.js';
 import type { OAuth2Spec } from './oauth2.js';
+
+/** The OAuth2 flags of one account as parsed (`--oauth2-*`, `--target-oauth2-*`, `--smtp-oauth2-*`). */
+export interface RawOAuth2Flags {
+  tokenCommand?: string;
+  tokenUrl?: string;
+  clientId?: string;
+  clientSecretEnv?: string;
+  clientSecretFile?: string;
+  refreshTokenEnv?: string;
+  refreshTokenFile?: string;
+  refreshTokenCommand?: string;
+}
 
 /** Token endpoints of the big providers; `--oauth2-token-url google` is short for Google's. */
 export const OAUTH2_TOKEN_URLS: Readonly<Record<string, string>> = {

@@ -1,9 +1,5 @@
 import { MailferryError } from '../domain/errors.js';
-import { readSecret, type SecretRef } from '../config/secrets.js';
-import type { RemoteEndpoint } from '../endpoints/url.js';
 import { registerSecret } from '../log/logger.js';
-import { commandTokens, refreshTokens, type OAuth2Spec } from './oauth2.js';
-import { promptPassword } from './prompt.js';
 
 /**
  * How mailferry logs in to one account: a password, or an OAuth2 access token (SASL XOAUTH2 or
@@ -24,32 +20,6 @@ export interface Credentials {
   readonly renewable: boolean;
   get(): Promise<Credential>;
   invalidate(rejected: Credential): void;
-}
-
-/** Checked config: a password source (or the TTY prompt), or an OAuth2 token source. */
-export type AuthSpec = { kind: 'password'; secret: SecretRef | 'prompt' } | { kind: 'oauth2'; oauth2: OAuth2Spec };
-
-export function credentialsFor(spec: AuthSpec, endpoint: RemoteEndpoint): Credentials {
-  if (spec.kind === 'oauth2') {
-    return spec.oauth2.kind === 'command' ? commandTokens(spec.oauth2.command) : refreshTokens(spec.oauth2, endpoint);
-  }
-  let password: Promise<string> | undefined;
-  const read = async (): Promise<string> => {
-    if (spec.secret !== 'prompt') return readSecret(spec.secret);
-    const pw = await promptPassword(`Password for ${endpoint.user}@${endpoint.host}: `);
-    registerSecret(pw);
-    return pw;
-  };
-  return {
-    kind: 'password',
-    renewable: false,
-    get: async () => {
-      password ??= read();
-      password.catch(() => (password = undefined));
-      return { kind: 'password', password: await password };
-    },
-    invalidate: () => undefined,
-  };
 }
 
 /** imapflow's `auth` option for a credential. */

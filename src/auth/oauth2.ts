@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { readSecret, runCommand, type SecretRef } from '../config/secrets.js';
+import { readSecret, runCommand, type SecretRef } from './secrets.js';
 import { destinationError, errnoCode, MailferryError } from '../domain/errors.js';
 import type { RemoteEndpoint } from '../endpoints/url.js';
 import { registerSecret } from '../log/logger.js';

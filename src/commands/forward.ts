@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import type { ForwardConfig } from '../config/forward.js';
-import { credentialsFor, type Credential, type Credentials } from '../auth/credentials.js';
+import { rawFlags } from '../config/flags.js';
+import { loadForwardConfig, type ForwardConfig } from '../config/forward.js';
+import type { Credential, Credentials } from '../auth/credentials.js';
+import { credentialsFor } from '../auth/login.js';
 import { MailferryError } from '../domain/errors.js';
 import { describeEndpoint } from '../endpoints/url.js';
 import { SmtpSink } from '../drivers/smtp/sink.js';
@@ -11,9 +13,11 @@ import { smtpSender, type SmtpSender } from '../drivers/smtp/transport.js';
 import type { Source } from '../sources/source.js';
 import { accountOf } from '../state/checkpoint.js';
 import { openArchives } from './archive.js';
-import type { CommandDeps } from './backup.js';
+import type { Command, CommandDeps } from './deps.js';
 import { DryRunSink } from './dry-run.js';
-import { openState, stateDir } from './target.js';
+import { stateDir } from '../state/dir.js';
+import { openState } from './target.js';
+import { printResult } from './output.js';
 import { transfer, type TransferResult } from './transfer.js';
 import { accountSource, archiveSource } from './sources.js';
 
@@ -113,3 +117,9 @@ async function openSource(cfg: ForwardConfig, credentials: Credentials | undefin
   if (credentials === undefined) throw new MailferryError('internal', 'a mail account without credentials');
   return accountSource({ ...s, credentials }, o);
 }
+
+export const FORWARD: Command<ForwardConfig, TransferResult> = {
+  load: (args) => loadForwardConfig(rawFlags(args)),
+  run: forward,
+  print: printResult,
+};

@@ -7,7 +7,7 @@ import type { RunReport } from '../report.js';
 import { BudgetSource, DailyBudget } from '../sources/daily-budget.js';
 import { RateLimitedSource, RateLimiter } from '../sources/rate-limit.js';
 import type { Source } from '../sources/source.js';
-import { stateDir } from './target.js';
+import { stateDir } from '../state/dir.js';
 
 /**
  * A command's limits (from provider profiles and flags) as wrappers around its source: one daily

@@ -1,9 +1,11 @@
-import type { MigrateConfig } from '../config/transfer.js';
-import { credentialsFor } from '../auth/credentials.js';
+import { rawFlags } from '../config/flags.js';
+import { loadMigrateConfig, type MigrateConfig } from '../config/transfer.js';
+import { credentialsFor } from '../auth/login.js';
 import { ProfileRolesSource } from '../sources/profile-roles.js';
 import { openArchives } from './archive.js';
-import type { CommandDeps } from './backup.js';
+import type { Command, CommandDeps } from './deps.js';
 import { openTarget, type OpenTarget } from './target.js';
+import { printResult } from './output.js';
 import { transfer, type TransferResult } from './transfer.js';
 import { accountSource } from './sources.js';
 
@@ -33,3 +35,9 @@ export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<Tr
     await archives?.close();
   }
 }
+
+export const MIGRATE: Command<MigrateConfig, TransferResult> = {
+  load: (args) => loadMigrateConfig(rawFlags(args)),
+  run: migrate,
+  print: printResult,
+};

@@ -1,6 +1,8 @@
-import type { RestoreConfig } from '../config/transfer.js';
-import type { CommandDeps } from './backup.js';
+import { rawFlags } from '../config/flags.js';
+import { loadRestoreConfig, type RestoreConfig } from '../config/transfer.js';
+import type { Command, CommandDeps } from './deps.js';
 import { openTarget, type OpenTarget } from './target.js';
+import { printResult } from './output.js';
 import { transfer, type TransferResult } from './transfer.js';
 import { archiveSource } from './sources.js';
 
@@ -22,3 +24,9 @@ export async function restore(cfg: RestoreConfig, deps: CommandDeps): Promise<Tr
     await target?.close();
   }
 }
+
+export const RESTORE: Command<RestoreConfig, TransferResult> = {
+  load: (args) => loadRestoreConfig(rawFlags(args)),
+  run: restore,
+  print: printResult,
+};

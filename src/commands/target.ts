@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { TransferCommon } from '../config/transfer.js';
-import { credentialsFor } from '../auth/credentials.js';
+import { credentialsFor } from '../auth/login.js';
 import { destinationError } from '../domain/errors.js';
 import { describeEndpoint } from '../endpoints/url.js';
 import type { Logger } from '../log/logger.js';
@@ -11,6 +10,7 @@ import { ROLE_FLAG, type FolderRole } from '../profiles/schema.js';
 import { ImapAppendSink } from '../drivers/imap/target.js';
 import type { Sink } from '../sinks/sink.js';
 import { accountOf, Checkpoint } from '../state/checkpoint.js';
+import { stateDir } from '../state/dir.js';
 import { acquireLock, type Lock } from '../state/lock.js';
 import { dryRunTarget } from './dry-run.js';
 
@@ -25,13 +25,6 @@ import { dryRunTarget } from './dry-run.js';
  * created 0700, the file written 0600 (writeFileAtomic), and `FILE.lock` beside it stops a second
  * run for the same pair (exit 7).
  */
-export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
-  const xdg = env['XDG_STATE_HOME'];
-  // The XDG spec: a relative path is invalid and must be ignored.
-  const base = xdg !== undefined && xdg.startsWith('/') ? xdg : join(homedir(), '.local', 'state');
-  return join(base, 'mailferry');
-}
-
 export function defaultStatePath(sourceIdentity: string, targetIdentity: string, env: NodeJS.ProcessEnv = process.env): string {
   const hash = createHash('sha256').update(`${accountOf(sourceIdentity)}\n${accountOf(targetIdentity)}`).digest('hex').slice(0, 16);
   return join(stateDir(env), `target-${hash}.json`);

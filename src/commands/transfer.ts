@@ -4,7 +4,7 @@ import type { RunReport } from '../report.js';
 import type { Sink } from '../sinks/sink.js';
 import { filterSource } from '../sources/filter.js';
 import type { Source } from '../sources/source.js';
-import { pipelineOptions, type CommandDeps } from './backup.js';
+import { pipelineOptions, type CommandDeps } from './deps.js';
 import { DryRunSink, dryRunSource, type PlannedFolder } from './dry-run.js';
 import { withLimits } from './limits.js';
 
@@ -13,17 +13,21 @@ export interface TransferResult {
   report: RunReport;
   /** `--dry-run`: per folder, what a real run would copy (folders with nothing to copy included). */
   plan?: PlannedFolder[];
-  /** Where the target's state lives (read, and written unless a dry run). */
-  statePath: string;
+  /** Where the target's state lives (read, and written unless a dry run); backup keeps its state in each archive. */
+  statePath?: string;
 }
 
-/** Run the one pipeline from `source` to `sinks`; in a dry run, collect the plan and fetch nothing. */
+/**
+ * Run the one pipeline from `source` to `sinks`, for every command (backup too): the limits of
+ * the config (daily budgets, rate) wrapped around the source, then its message filter; in a dry
+ * run, collect the plan and fetch nothing.
+ */
 export async function transfer(
   source: Source,
   sinks: readonly Sink[],
   cfg: Pick<TransferCommon, 'dryRun' | 'filter' | 'limits' | 'include' | 'exclude' | 'batchBytes' | 'batchMessages'> & { syncDeletions?: boolean },
   deps: CommandDeps,
-  statePath: string,
+  statePath?: string,
 ): Promise<TransferResult> {
   const plan: PlannedFolder[] = [];
   // A dry run fetches nothing, so it neither spends nor records a budget.
@@ -42,22 +46,12 @@ export async function transfer(
     throw limited === undefined ? e : limited.explain(e);
   });
   limited?.finish(report);
-  if (!cfg.dryRun) return { report, statePath };
+  if (!cfg.dryRun) return { report, ...(statePath === undefined ? {} : { statePath }) };
   const targets = sinks.find((x): x is DryRunSink => x instanceof DryRunSink && x.targets.size > 0)?.targets;
   for (const p of plan) {
     const t = targets?.get(p.mailbox);
     if (t !== undefined) Object.assign(p, { target: t.path, create: !t.exists });
   }
   plan.sort((a, b) => (a.mailbox < b.mailbox ? -1 : a.mailbox > b.mailbox ? 1 : 0));
-  return { report, plan, statePath };
-}
-
-/** The plan as text lines for a terminal. */
-export function planText(plan: readonly PlannedFolder[]): string {
-  const to = (p: PlannedFolder): string => (p.target === undefined || p.target === p.mailbox ? '' : ` -> ${p.target}`);
-  const remove = (p: PlannedFolder): string => (p.remove === undefined ? '' : `, ${p.remove} to remove (deleted on the source)`);
-  const lines = plan.map((p) => `  ${p.mailbox}${to(p)}: ${p.messages} messages, ${(p.bytes / 1e6).toFixed(2)} MB${p.create === true ? ', new folder' : ''}${remove(p)}`);
-  const messages = plan.reduce((n, p) => n + p.messages, 0);
-  const bytes = plan.reduce((n, p) => n + p.bytes, 0);
-  return [`dry run: nothing was changed; a real run would copy ${messages} messages (${(bytes / 1e6).toFixed(2)} MB) in ${plan.length} folders:`, ...lines].join('\n');
+  return { report, plan, ...(statePath === undefined ? {} : { statePath }) };
 }

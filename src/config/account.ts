@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { MailferryError } from '../domain/errors.js';
-import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint, type TlsMode } from '../endpoints/url.js';
-import { oauth2Spec } from '../auth/config.js';
-import type { RawOAuth2Flags } from '../auth/flags.js';
-import type { AuthSpec } from '../auth/credentials.js';
+import type { RemoteEndpoint, TlsMode } from '../endpoints/url.js';
+import { oauth2Spec, type RawOAuth2Flags } from '../auth/config.js';
+import type { AuthSpec } from '../auth/login.js';
 import { canPrompt } from '../auth/prompt.js';
-import type { SecretRef } from './secrets.js';
+import type { SecretRef } from '../auth/secrets.js';
+import { DEFAULTS } from './defaults.js';
+import { attempt, type Problems } from './problems.js';
 
-/** What every config loader (backup, restore, migrate) checks the same way. */
 /** A remote account (IMAP or POP3) to connect to, with how to authenticate and trust it. */
 export interface RemoteAccount {
   endpoint: RemoteEndpoint;
@@ -27,29 +27,6 @@ export interface RawAccountFlags {
   tlsInsecure?: boolean;
   ca?: string;
   connections?: number;
-}
-
-/** Every problem found, reported together (exit 2) before any I/O. */
-export type Problems = string[];
-
-/** Run a check that throws; its MailferryError message becomes one more problem. */
-export function attempt<T>(problems: Problems, fn: () => T): T | undefined {
-  try {
-    return fn();
-  } catch (e: unknown) {
-    problems.push(e instanceof MailferryError ? e.message : String(e));
-    return undefined;
-  }
-}
-
-export function localEndpoint(problems: Problems, text: string, flag: string): LocalEndpoint | undefined {
-  const e = attempt(problems, () => parseEndpoint(text));
-  if (e === undefined) return undefined;
-  if (!('path' in e)) {
-    problems.push(`${flag} ${text}: must be a local archive (maildir:DIR or mbox:DIR)`);
-    return undefined;
-  }
-  return e;
 }
 
 /**
@@ -81,7 +58,7 @@ export function account(problems: Problems, endpoint: RemoteEndpoint | undefined
   if (secret !== undefined) auth = { kind: 'password', secret };
 
   const tls = trust(problems, endpoint, raw, prefix);
-  const connections = raw.connections ?? 4;
+  const connections = raw.connections ?? DEFAULTS.connections;
   if (!Number.isInteger(connections) || connections < 1 || connections > 64) problems.push(`${f('connections')} must be 1..64`);
   if (tls.endpoint === undefined || auth === undefined) return undefined;
   return { endpoint: tls.endpoint, auth, ...(tls.ca === undefined ? {} : { ca: tls.ca }), insecure: tls.insecure, connections };

@@ -1,8 +1,10 @@
 import { MailferryError } from '../domain/errors.js';
 import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpoints/url.js';
-import { account, attempt, localEndpoint, type Problems, type RawAccountFlags } from './account.js';
-import type { AuthSpec } from '../auth/credentials.js';
+import { account, type RawAccountFlags } from './account.js';
+import type { AuthSpec } from '../auth/login.js';
+import { batchSizes, layoutFlag, localEndpoints, unseenOnlyFlag } from './checks.js';
 import { parseFilter, type RawFilterFlags } from './filter.js';
+import { attempt, type Problems } from './problems.js';
 import type { MessageFilter } from '../sources/filter.js';
 import type { MaildirLayout } from '../drivers/maildir/sink.js';
 import { capConnections, profileOAuth2, resolveProfile, runLimits, type RawProfileFlags, type RunLimits } from '../profiles/resolve.js';
@@ -50,6 +52,8 @@ export interface RawBackupFlags extends RawAccountFlags, RawProfileFlags, RawFil
   /** Days as typed (a decimal number); checked here. */
   deleteOlderThan?: string;
   noUidl?: boolean;
+  /** `--no-uidl` as yargs reads it: the negation of a (hidden) `--uidl`. */
+  uidl?: boolean;
 }
 
 export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
@@ -78,24 +82,17 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
     if (imap) problems.push('--delete-older-than is for POP3 sources only');
     if (raw.delete === true) problems.push('give --delete or --delete-older-than, not both (--delete-older-than 0 is --delete)');
   }
-  if (raw.noUidl === true && imap) problems.push('--no-uidl is for POP3 sources only');
+  const noUidl = raw.noUidl === true || raw.uidl === false;
+  if (noUidl && imap) problems.push('--no-uidl is for POP3 sources only');
   const filter = parseFilter(problems, raw);
-  if (filter.unseenOnly === true && from?.kind === 'pop3') problems.push('--unseen-only is for IMAP sources only (POP3 has no flags)');
+  unseenOnlyFlag(problems, filter, from?.kind);
 
-  const to: LocalEndpoint[] = [];
   if (raw.to === undefined || raw.to.length === 0) problems.push('--to is required (maildir:DIR or mbox:DIR, may be given twice)');
-  for (const t of raw.to ?? []) {
-    const e = localEndpoint(problems, t, '--to');
-    if (e === undefined) continue;
-    if (to.some((x) => x.path === e.path)) problems.push(`--to ${t} is given twice`);
-    else to.push(e);
-  }
+  const to = localEndpoints(problems, raw.to ?? [], '--to');
 
   const acct = account(problems, from, { ...raw, oauth2: profileOAuth2(raw.oauth2, prof) }, '');
-  const layout = raw.layout ?? 'maildir++';
-  if (layout !== 'maildir++' && layout !== 'fs') problems.push('--layout must be maildir++ or fs');
-  const batchMb = raw.batchMb ?? 16;
-  if (!(batchMb > 0 && batchMb <= 1024)) problems.push('--batch-mb must be between 0 and 1024');
+  const layout = layoutFlag(problems, raw.layout);
+  const batch = batchSizes(problems, raw.batchMb);
 
   if (problems.length > 0 || acct === undefined) {
     throw new MailferryError('usage', problems.join('; '));
@@ -110,13 +107,11 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
     connections,
     include: raw.include ?? [],
     exclude: [...(raw.exclude ?? []), ...prof.skip],
-    layout: layout as MaildirLayout,
-    batchBytes: Math.round(batchMb * (1 << 20)),
-    batchMessages: 2000,
-    streamThreshold: 8 << 20,
+    layout,
+    ...batch,
     delete: raw.delete === true || olderThanDays !== undefined,
     ...(olderThanDays === undefined ? {} : { deleteOlderThanDays: olderThanDays }),
-    noUidl: raw.noUidl ?? false,
+    noUidl,
     limits: runLimits({ settings: prof, account: acct.endpoint }, undefined),
     filter,
   };

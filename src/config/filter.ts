@@ -1,5 +1,5 @@
 import type { MessageFilter } from '../sources/filter.js';
-import type { Problems } from './account.js';
+import type { Problems } from './problems.js';
 
 /** `--since`, `--before`, `--max-size`, `--unseen-only` as typed; checked by parseFilter. */
 export interface RawFilterFlags {

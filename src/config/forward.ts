@@ -1,15 +1,16 @@
-import { resolve } from 'node:path';
 import { MailferryError } from '../domain/errors.js';
 import { parseEndpoint, parseSmtpEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpoints/url.js';
 import { parseRate, type Rate } from '../drivers/smtp/rate.js';
 import type { MaildirLayout } from '../drivers/maildir/sink.js';
-import { account, attempt, localEndpoint, trust, type Problems, type RawAccountFlags, type RemoteAccount } from './account.js';
-import type { AuthSpec } from '../auth/credentials.js';
-import type { RawOAuth2Flags } from '../auth/flags.js';
+import { account, trust, type RawAccountFlags, type RemoteAccount } from './account.js';
+import { batchSizes, layoutFlag, localEndpoint, localEndpoints, stateFlag, unseenOnlyFlag } from './checks.js';
+import { attempt, type Problems } from './problems.js';
+import type { AuthSpec } from '../auth/login.js';
+import type { RawOAuth2Flags } from '../auth/config.js';
 import { capConnections, profileOAuth2, resolveProfile, runLimits, type ProfileSettings, type RawProfileFlags, type RunLimits } from '../profiles/resolve.js';
 import type { MessageFilter } from '../sources/filter.js';
 import { parseFilter, type RawFilterFlags } from './filter.js';
-import { expandHome } from './transfer.js';
+import { RELAY_RETRY } from '../domain/retry.js';
 
 /**
  * The loader for `forward`: a source (IMAP, POP3 or a local archive), an SMTP relay and one
@@ -94,24 +95,14 @@ export function loadForwardConfig(raw: RawForwardFlags): ForwardConfig {
     envelopeFrom = ADDRESS.test(smtp.endpoint.user) ? smtp.endpoint.user : raw.rcpt;
   }
   const filter = parseFilter(problems, raw);
-  if (filter.unseenOnly === true && source !== undefined && 'endpoint' in source && source.endpoint.kind === 'pop3') {
-    problems.push('--unseen-only is for IMAP sources only (POP3 has no flags)');
-  }
+  unseenOnlyFlag(problems, filter, source !== undefined && 'endpoint' in source ? source.endpoint.kind : undefined);
   const rate = raw.rate === undefined ? undefined : attempt(problems, () => parseRate(raw.rate as string));
 
-  const archives: LocalEndpoint[] = [];
-  for (const a of raw.archive ?? []) {
-    const e = localEndpoint(problems, a, '--archive');
-    if (e === undefined) continue;
-    if (archives.some((x) => x.path === e.path) || (source !== undefined && 'path' in source && source.path === e.path)) {
-      problems.push(`--archive ${a} is given twice (or is the source)`);
-    } else archives.push(e);
-  }
-  const layout = raw.layout ?? 'maildir++';
-  if (layout !== 'maildir++' && layout !== 'fs') problems.push('--layout must be maildir++ or fs');
-  const batchMb = raw.batchMb ?? 16;
-  if (!(batchMb > 0 && batchMb <= 1024)) problems.push('--batch-mb must be between 0 and 1024');
-  if (raw.state !== undefined && raw.state.trim() === '') problems.push('--state needs a file name');
+  const local = source !== undefined && 'path' in source ? source.path : undefined;
+  const archives = localEndpoints(problems, raw.archive ?? [], '--archive', local, 'is given twice (or is the source)');
+  const layout = layoutFlag(problems, raw.layout);
+  const batch = batchSizes(problems, raw.batchMb);
+  const state = stateFlag(problems, raw.state);
   if (raw.markSent === true && raw.dryRun === true) problems.push('--mark-sent and --dry-run do not go together (--dry-run shows what --mark-sent would record)');
 
   if (problems.length > 0 || source === undefined || smtp === undefined || raw.rcpt === undefined || envelopeFrom === undefined) {
@@ -124,20 +115,17 @@ export function loadForwardConfig(raw: RawForwardFlags): ForwardConfig {
     envelopeFrom,
     ...(rate === undefined ? {} : { rate }),
     archives,
-    layout: layout as MaildirLayout,
+    layout,
     include: raw.include ?? [],
     exclude: [...(raw.exclude ?? []), ...(prof?.skip ?? [])],
     filter,
     limits: prof === undefined || 'path' in source ? runLimits(undefined, undefined) : runLimits({ settings: prof, account: source.endpoint }, undefined),
     dryRun: raw.dryRun ?? false,
     markSent: raw.markSent ?? false,
-    batchBytes: Math.round(batchMb * (1 << 20)),
-    batchMessages: 2000,
-    streamThreshold: 8 << 20,
-    ...(raw.state === undefined || raw.state.trim() === '' ? {} : { statePath: resolve(expandHome(raw.state)) }),
-    // 4xx: tries after 2, 4 and 8 s, then the message waits for the next run.
-    retries: 4,
-    retryBaseMs: 2000,
+    ...batch,
+    ...state,
+    retries: RELAY_RETRY.attempts,
+    retryBaseMs: RELAY_RETRY.baseMs,
   };
 }
 

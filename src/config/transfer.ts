@@ -1,9 +1,9 @@
-import type { RawOAuth2Flags } from '../auth/flags.js';
-import { homedir } from 'node:os';
-import { resolve } from 'node:path';
+import type { RawOAuth2Flags } from '../auth/config.js';
 import { MailferryError } from '../domain/errors.js';
 import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpoints/url.js';
-import { account, attempt, localEndpoint, type Problems, type RawAccountFlags, type RemoteAccount } from './account.js';
+import { account, type RawAccountFlags, type RemoteAccount } from './account.js';
+import { batchSizes, layoutFlag, localEndpoint, localEndpoints, stateFlag, unseenOnlyFlag } from './checks.js';
+import { attempt, type Problems } from './problems.js';
 import { parseMapRule, type MapRule } from '../drivers/imap/folder-map.js';
 import type { MaildirLayout } from '../drivers/maildir/sink.js';
 import { capConnections, profileOAuth2, resolveProfile, resolveTarget, runLimits, type RunLimits } from '../profiles/resolve.js';
@@ -116,11 +116,9 @@ function common(problems: Problems, raw: RawCommonFlags): Omit<TransferCommon, '
   const syncDeletions = raw.syncDeletions ?? false;
   // A message a filter leaves out is not listed, so it would look deleted on the source.
   if (syncDeletions) for (const flag of filterFlagsGiven(raw)) problems.push(`--sync-deletions cannot be combined with ${flag} (a message it leaves out would look deleted)`);
-  const layout = raw.layout ?? 'maildir++';
-  if (layout !== 'maildir++' && layout !== 'fs') problems.push('--layout must be maildir++ or fs');
-  const batchMb = raw.batchMb ?? 16;
-  if (!(batchMb > 0 && batchMb <= 1024)) problems.push('--batch-mb must be between 0 and 1024');
-  if (raw.state !== undefined && raw.state.trim() === '') problems.push('--state needs a file name');
+  const layout = layoutFlag(problems, raw.layout);
+  const batch = batchSizes(problems, raw.batchMb);
+  const state = stateFlag(problems, raw.state);
   const map: MapRule[] = [];
   for (const text of raw.map ?? []) {
     const rule = attempt(problems, () => parseMapRule(text));
@@ -134,17 +132,11 @@ function common(problems: Problems, raw: RawCommonFlags): Omit<TransferCommon, '
     syncDeletions,
     include: raw.include ?? [],
     exclude: raw.exclude ?? [],
-    layout: layout as MaildirLayout,
-    batchBytes: Math.round(batchMb * (1 << 20)),
-    batchMessages: 2000,
-    streamThreshold: 8 << 20,
+    layout,
+    ...batch,
     dryRun: raw.dryRun ?? false,
-    ...(raw.state === undefined || raw.state.trim() === '' ? {} : { statePath: resolve(expandHome(raw.state)) }),
+    ...state,
   };
-}
-
-export function expandHome(p: string): string {
-  return p === '~' || p.startsWith('~/') ? homedir() + p.slice(1) : p;
 }
 
 export function loadRestoreConfig(raw: RawRestoreFlags): RestoreConfig {
@@ -194,15 +186,9 @@ export function loadMigrateConfig(raw: RawMigrateFlags): MigrateConfig {
   ) {
     problems.push('--from and --to name the same account');
   }
-  const archives: LocalEndpoint[] = [];
-  for (const a of raw.archive ?? []) {
-    const e = localEndpoint(problems, a, '--archive');
-    if (e === undefined) continue;
-    if (archives.some((x) => x.path === e.path)) problems.push(`--archive ${a} is given twice`);
-    else archives.push(e);
-  }
+  const archives = localEndpoints(problems, raw.archive ?? [], '--archive');
   const rest = common(problems, raw);
-  if (rest.filter.unseenOnly === true && source?.endpoint.kind === 'pop3') problems.push('--unseen-only is for IMAP sources only (POP3 has no flags)');
+  unseenOnlyFlag(problems, rest.filter, source?.endpoint.kind);
   if (problems.length > 0 || source === undefined || target === undefined) throw new MailferryError('usage', problems.join('; '));
   return {
     ...rest,

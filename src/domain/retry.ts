@@ -54,3 +54,11 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }, { once: true });
   });
 }
+
+/**
+ * The retry policies every command uses, named once. RETRY: a dropped connection (or a batch that
+ * failed for a retryable reason) is tried 5 times, after 1, 2, 4 and 8 s. RELAY_RETRY: a message
+ * an SMTP relay defers (4xx) is tried 4 times, after 2, 4 and 8 s; then it waits for the next run.
+ */
+export const RETRY = { attempts: 5, baseMs: 1000 } as const;
+export const RELAY_RETRY = { attempts: 4, baseMs: 2000 } as const;

@@ -4,7 +4,13 @@ import type { MessageMeta } from '../domain/message.js';
 import type { RunReport } from '../report.js';
 import type { SinkFolder, Tx } from '../sinks/sink.js';
 import type { Source } from '../sources/source.js';
-import type { PipelineOptions } from './run.js';
+import type { Logger } from '../log/logger.js';
+
+/** What copyBatch uses of the run's options (PipelineOptions in run.ts is one; typed here so run.ts and this file do not import each other). */
+interface CopyOptions {
+  log: Logger;
+  onProgress?: (report: RunReport, event: { type: 'batch'; mailbox: string; messages: number; bytes: number }) => void;
+}
 
 /**
  * One fetch batch of one folder into every sink folder that lacks its messages.
@@ -23,7 +29,7 @@ export async function copyBatch(
   batch: readonly MessageMeta[],
   report: RunReport,
   signal: AbortSignal,
-  opts: PipelineOptions,
+  opts: CopyOptions,
   onFull: (folder: SinkFolder, e: MailferryError) => void,
 ): Promise<void> {
   const todo = batch.filter((m) => folders.some((f) => !f.known.has(m.id)));

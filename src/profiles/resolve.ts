@@ -1,5 +1,5 @@
-import { attempt, type Problems } from '../config/account.js';
-import type { RawOAuth2Flags } from '../auth/flags.js';
+import { attempt, type Problems } from '../config/problems.js';
+import type { RawOAuth2Flags } from '../auth/config.js';
 import type { RemoteEndpoint } from '../endpoints/url.js';
 import { parseBytes } from './bytes.js';
 import { domainOf, endpointFor, findProfile, GENERIC, loadProfiles, profileForDomain, profileForHost } from './load.js';

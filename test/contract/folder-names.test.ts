@@ -1,6 +1,6 @@
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { STATE_FILE } from '../../src/commands/archive.js';
@@ -10,6 +10,7 @@ import { MaildirSource } from '../../src/drivers/maildir/source.js';
 import { MboxSink } from '../../src/drivers/mbox/sink.js';
 import { MboxSource } from '../../src/drivers/mbox/source.js';
 import { silentLogger } from '../../src/log/logger.js';
+import { foldClashes } from '../helpers/fold-clashes.js';
 import { runPipeline } from '../../src/pipeline/run.js';
 import type { Sink } from '../../src/sinks/sink.js';
 import type { Fetched, HeaderSample, Selected, Source } from '../../src/sources/source.js';
@@ -102,22 +103,6 @@ async function readBack(source: Source): Promise<Map<string, string[]>> {
     out.set(key, bodies.sort());
   }
   return out;
-}
-
-/** Case folded and NFC, as macOS and Windows file systems compare names. */
-const foldName = (name: string): string => name.toUpperCase().toLowerCase().normalize('NFC');
-
-/** Names in one directory that a case-insensitive, normalising file system would merge. */
-async function foldClashes(dir: string): Promise<string[]> {
-  const clashes: string[] = [];
-  const seen = new Map<string, string>();
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const prev = seen.get(foldName(e.name));
-    if (prev !== undefined) clashes.push(`${join(dir, prev)} ~ ${e.name}`);
-    seen.set(foldName(e.name), e.name);
-    if (e.isDirectory()) clashes.push(...(await foldClashes(join(dir, e.name))));
-  }
-  return clashes;
 }
 
 const want = new Map(FOLDERS.map((f) => [`${f.path} (${f.delimiter})`, [bodyOf(f.path, 1), bodyOf(f.path, 2)].map((b) => b.toString('utf8')).sort()]));

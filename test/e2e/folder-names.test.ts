@@ -1,9 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SeedFolder } from '../../scripts/dev/seed.js';
+import { foldClashes } from '../helpers/fold-clashes.js';
 import { runCliJson } from '../helpers/cli.js';
 import { assertSameAccount } from '../helpers/compare.js';
 import { withDovecot, type Account } from '../helpers/server.js';
@@ -26,21 +27,6 @@ const seed: SeedFolder[] = [
 
 const users: Account[] = ['md', 'fs', 'mbox'].map((k) => ({ name: `names-${k}`, password: `names-${k}-pw` }));
 const dc = withDovecot({ seed, users });
-
-const foldName = (name: string): string => name.toUpperCase().toLowerCase().normalize('NFC');
-
-/** Names in one directory (recursively) that a case-insensitive, normalising file system would merge. */
-async function foldClashes(dir: string): Promise<string[]> {
-  const clashes: string[] = [];
-  const seen = new Map<string, string>();
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const prev = seen.get(foldName(e.name));
-    if (prev !== undefined) clashes.push(`${join(dir, prev)} ~ ${e.name}`);
-    seen.set(foldName(e.name), e.name);
-    if (e.isDirectory()) clashes.push(...(await foldClashes(join(dir, e.name))));
-  }
-  return clashes;
-}
 
 describe('colliding folder names: backup, rerun, restore', { skip: dc.skip }, () => {
   let root = '';

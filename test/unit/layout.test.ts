@@ -75,3 +75,61 @@ test('the shipped code imports neither the dev tooling nor the tests', () => {
   const bad = edges.filter((e) => e.to !== undefined && !posix(e.to).startsWith('src/'));
   assert.deepEqual(bad.map((e) => `${e.from} -> ${e.to}`), []);
 });
+
+/**
+ * Import circles among src modules, found as strongly connected components (Tarjan) of the
+ * relative imports. `typeOnly` edges (`import type`, `export type`) vanish at run time but still
+ * tie the modules together for the reader, so they count too, with one exemption: the IMAP
+ * driver's folder helpers take the ImapAppendSink they serve as a type (that driver's own
+ * business to untie; no code runs in that circle).
+ */
+function circles(runtimeOnly: boolean): string[][] {
+  const graph = new Map<string, string[]>();
+  for (const file of tsFiles(src)) {
+    const text = readFileSync(file, 'utf8');
+    const out: string[] = [];
+    for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)\s+(type\s+)?[^'";]*?from\s*'(\.[^']+)'|import\(\s*'(\.[^']+)'\s*\)/g)) {
+      if (runtimeOnly && m[1] !== undefined) continue;
+      const spec = (m[2] ?? m[3]) as string;
+      out.push(posix(relative(root, resolve(dirname(file), spec.replace(/\.js$/, '.ts')))));
+    }
+    graph.set(posix(relative(root, file)), out);
+  }
+  let next = 0;
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const found: string[][] = [];
+  const visit = (v: string): void => {
+    index.set(v, next);
+    low.set(v, next++);
+    stack.push(v);
+    onStack.add(v);
+    for (const w of graph.get(v) ?? []) {
+      if (!graph.has(w)) continue;
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v) as number, low.get(w) as number));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v) as number, index.get(w) as number));
+    }
+    if (low.get(v) !== index.get(v)) return;
+    const group: string[] = [];
+    for (let w = stack.pop(); w !== undefined; w = w === v ? undefined : stack.pop()) {
+      onStack.delete(w);
+      group.push(w);
+    }
+    if (group.length > 1) found.push(group.sort());
+  };
+  for (const v of graph.keys()) if (!index.has(v)) visit(v);
+  return found;
+}
+
+test('no import circle among src modules at run time', () => {
+  assert.deepEqual(circles(true).map((c) => c.join(' <-> ')), []);
+});
+
+test('no import circle among src modules, type-only imports included (one exemption, see circles())', () => {
+  const exempt = (c: string[]): boolean => c.every((f) => f.startsWith('src/drivers/imap/'));
+  assert.deepEqual(circles(false).filter((c) => !exempt(c)).map((c) => c.join(' <-> ')), []);
+});

@@ -1,0 +1,57 @@
+import type { ProgressEvent } from '../pipeline/run.js';
+import type { RunReport } from '../report.js';
+import type { Output } from './deps.js';
+import type { PlannedFolder } from './dry-run.js';
+import type { TransferResult } from './transfer.js';
+
+/**
+ * What a command prints: progress while it runs, then the plan of a dry run or the summary of a
+ * run; skipped items on stderr; the summary also in the --log-file.
+ */
+
+/**
+ * Progress: JSON lines on stdout with --json (one per folder planned and per batch copied), a
+ * redrawn line on a TTY; nothing otherwise (cron).
+ */
+export async function progressOutput(o: Output): Promise<{ update: (r: RunReport, e: ProgressEvent) => void; done: () => void } | undefined> {
+  if (o.json) {
+    return {
+      update: (r, e) =>
+        process.stdout.write(
+          `${JSON.stringify({ type: 'progress', event: e.type, mailbox: e.mailbox, messages: r.messages, bytes: r.bytes, planned: r.planned, plannedBytes: r.plannedBytes })}\n`,
+        ),
+      done: () => undefined,
+    };
+  }
+  if (!process.stderr.isTTY || o.quiet) return undefined;
+  const { ttyProgress } = await import('../progress.js');
+  return ttyProgress(process.stderr);
+}
+
+/** Skipped items on stderr, the summary on stdout (a JSON object with --json) and in the log file; the exit code. */
+export function printOutcome(report: RunReport, o: Output, extra: Record<string, unknown> = {}): number {
+  for (const s of report.skipped) o.log.warn(`skipped ${s.mailbox}${s.id === undefined ? '' : ` message ${s.id}`}: ${s.reason}`);
+  if (o.json) process.stdout.write(`${JSON.stringify({ type: 'summary', ...report.toJSON(), ...extra })}\n`);
+  else if (!o.quiet) process.stdout.write(`${report.summary()}\n`);
+  o.logFile?.line(`${report.summary()} (exit ${report.exitCode})`);
+  return report.exitCode;
+}
+
+/** restore, migrate, forward: the plan of a dry run, or the summary of a run with where the state lives; the exit code. */
+export function printResult(result: TransferResult, o: Output): number {
+  const { report, plan } = result;
+  if (plan === undefined) return printOutcome(report, o, { state: result.statePath });
+  if (o.json) process.stdout.write(`${JSON.stringify({ type: 'plan', state: result.statePath, folders: plan })}\n`);
+  else if (!o.quiet) process.stdout.write(`${planText(plan)}\n`);
+  return report.exitCode;
+}
+
+/** The plan as text lines for a terminal. */
+export function planText(plan: readonly PlannedFolder[]): string {
+  const to = (p: PlannedFolder): string => (p.target === undefined || p.target === p.mailbox ? '' : ` -> ${p.target}`);
+  const remove = (p: PlannedFolder): string => (p.remove === undefined ? '' : `, ${p.remove} to remove (deleted on the source)`);
+  const lines = plan.map((p) => `  ${p.mailbox}${to(p)}: ${p.messages} messages, ${(p.bytes / 1e6).toFixed(2)} MB${p.create === true ? ', new folder' : ''}${remove(p)}`);
+  const messages = plan.reduce((n, p) => n + p.messages, 0);
+  const bytes = plan.reduce((n, p) => n + p.bytes, 0);
+  return [`dry run: nothing was changed; a real run would copy ${messages} messages (${(bytes / 1e6).toFixed(2)} MB) in ${plan.length} folders:`, ...lines].join('\n');
+}

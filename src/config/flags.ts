@@ -1,0 +1,31 @@
+/**
+ * The one adapter from parsed arguments to a command's raw flags, for every command. yargs
+ * (strict: an undeclared flag is a usage error) has already read the command line and the
+ * `--config` job file (job-file.ts turns it into flags), and gives each flag given under its
+ * camelCase name (`--batch-mb` as `batchMb`); the command's declaration in cli.ts is the one list
+ * of its flags, and its loader's Raw*Flags type the one list of what it reads. So the mapping is
+ * by name, with no list per command:
+ * - every flag given is copied under its camelCase name; flags not given are left out;
+ * - the OAuth2 flags of one account (`--oauth2-*`, `--target-oauth2-*`, `--smtp-oauth2-*`) are
+ *   gathered into one RawOAuth2Flags of auth/config.ts (`oauth2`, `targetOauth2`, `smtpOauth2`),
+ *   which checks them together;
+ * - yargs' own keys (`_`, `$0`, the kebab-case copies, one-letter aliases) are left out.
+ * Values keep the types the declarations give them (string, number, boolean, string[]); the
+ * loader checks what they mean and reports every problem at once.
+ */
+export function rawFlags<T>(args: Readonly<Record<string, unknown>>): T {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(args)) {
+    if (value === undefined || !/^[a-z][a-zA-Z0-9]+$/.test(key)) continue;
+    const oauth2 = /^(?:([a-z][a-zA-Z0-9]*)Oauth2|oauth2)([A-Z][a-zA-Z0-9]*)$/.exec(key);
+    if (oauth2 === null) {
+      out[key] = value;
+      continue;
+    }
+    const [, prefix = '', rest = ''] = oauth2;
+    const group = prefix === '' ? 'oauth2' : `${prefix}Oauth2`;
+    const flags = (out[group] ??= {}) as Record<string, unknown>;
+    flags[`${rest[0]?.toLowerCase() ?? ''}${rest.slice(1)}`] = value;
+  }
+  return out as T;
+}
