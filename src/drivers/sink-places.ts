@@ -7,8 +7,10 @@ import { defaultPlace, placePath, type ArchiveLayout } from './archive-paths.js'
 /**
  * What the two archive Sinks share about places: the folder list is planned against the state's
  * recorded places (ArchiveNames), and each folder's delimiter, and its place when it is not the
- * plain one, is recorded in its state entry when the folder is opened, before anything is written
- * into it, so that a rerun finds it again and the archive read back as a Source names it.
+ * plain one, is recorded in the state's places when the folder is opened, before anything is
+ * written into it, so that a rerun finds it again and the archive read back as a Source names it.
+ * The folder's record (what is durable) is the sink's own business and is not touched, but for a
+ * folder that lost a place it shared with another (its record is dropped: it starts afresh).
  */
 export class SinkPlaces {
   private names: ArchiveNames | undefined;
@@ -30,7 +32,7 @@ export class SinkPlaces {
     return placePath(this.root, this.layout, this.load([mailbox]).placeOf(mailbox));
   }
 
-  /** Where `mailbox` lies, recorded in its state entry (saved at once when not the plain place). */
+  /** Where `mailbox` lies, recorded in the state's places (saved at once when not the plain place). */
   async open(mailbox: MailboxInfo): Promise<string> {
     const names = this.load([mailbox]);
     const place = names.placeOf(mailbox);
@@ -41,14 +43,11 @@ export class SinkPlaces {
       this.log?.warn(`${mailbox.path}: shared its place in the archive with another folder; archived again in ${path}`);
       this.checkpoint.forget(mailbox.path);
     }
-    const before = this.checkpoint.folder(mailbox.path);
-    if (mailbox.noSelect === true && plain && before === undefined) return path;
-    if (before?.delimiter === mailbox.delimiter && (before.place ?? []).join('\0') === (plain ? '' : place.join('\0'))) return path;
-    this.checkpoint.update(mailbox.path, (f) => {
-      f.delimiter = mailbox.delimiter;
-      if (plain) delete f.place;
-      else f.place = place;
-    });
+    const before = this.checkpoint.placeOf(mailbox.path);
+    const now = { delimiter: mailbox.delimiter, ...(plain ? {} : { place }) };
+    if (before?.delimiter === now.delimiter && (before.place ?? []).join('\0') === (now.place ?? []).join('\0')) return path;
+    this.checkpoint.setPlace(mailbox.path, now);
+    // Durable before anything is written there: a rerun must find the folder at the same place.
     if (!plain) await this.checkpoint.save();
     return path;
   }
@@ -56,8 +55,8 @@ export class SinkPlaces {
   private load(current: readonly Pick<MailboxInfo, 'path' | 'delimiter'>[]): ArchiveNames {
     if (this.names !== undefined) return this.names;
     const recorded = this.checkpoint.names().map((path) => {
-      const f = this.checkpoint.folder(path);
-      return { path, ...(f?.delimiter === undefined ? {} : { delimiter: f.delimiter }), ...(f?.place === undefined ? {} : { place: f.place }) };
+      const p = this.checkpoint.placeOf(path);
+      return { path, ...(p === undefined ? {} : { delimiter: p.delimiter }), ...(p?.place === undefined ? {} : { place: p.place }) };
     });
     this.names = new ArchiveNames(this.layout, recorded, current);
     return this.names;

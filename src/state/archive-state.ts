@@ -6,9 +6,9 @@ import { STATE_FILE } from './files.js';
 
 /**
  * The archive's state file, read without knowing which account filled it. Its folder keys are
- * the paths of the *source* the archive was filled from. An entry written since places are
- * recorded says its delimiter and, when not the plain one, its place (drivers/archive-names.ts):
- * its location is exact. An older entry does not: its location is guessed, under '/', '.' or no
+ * the paths of the *source* the archive was filled from. A folder written since places are
+ * recorded has one (its delimiter and, when not the plain one, its forms: drivers/archive-names.ts):
+ * its location is exact. An older one has not: its location is guessed, under '/', '.' or no
  * hierarchy, in that order.
  */
 export interface RecordedName {
@@ -50,12 +50,12 @@ export async function loadArchiveState(root: string): Promise<ArchiveState> {
       const out = new Map<string, RecordedName>();
       const keys = checkpoint.names();
       for (const key of keys) {
-        const f = checkpoint.folder(key);
-        if (f?.delimiter !== undefined) out.set(locate(key, f.delimiter, f.place), { path: key, delimiter: f.delimiter });
+        const p = checkpoint.placeOf(key);
+        if (p !== undefined) out.set(locate(key, p.delimiter, p.place), { path: key, delimiter: p.delimiter });
       }
       for (const delimiter of ['/', '.', '']) {
         for (const key of keys) {
-          if (checkpoint.folder(key)?.delimiter !== undefined) continue;
+          if (checkpoint.placeOf(key) !== undefined) continue;
           const at = locate(key, delimiter, undefined);
           if (!out.has(at)) out.set(at, { path: key });
         }
