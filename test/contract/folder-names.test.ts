@@ -1,6 +1,6 @@
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { STATE_FILE } from '../../src/commands/archive.js';
@@ -51,8 +51,9 @@ const bodyOf = (path: string, i: number): Buffer =>
 class FixtureSource implements Source {
   readonly caps = { flags: true, internalDate: true, mailboxes: true, parallel: 1 };
   readonly identity = SOURCE;
+  constructor(private readonly folders: MailboxInfo[] = FOLDERS) {}
   mailboxes(): Promise<MailboxInfo[]> {
-    return Promise.resolve(FOLDERS);
+    return Promise.resolve(this.folders);
   }
   select(mailbox: MailboxInfo): Promise<Selected> {
     return Promise.resolve({ mailbox: { ...mailbox, uidValidity: 5n }, count: 2 });
@@ -73,8 +74,8 @@ class FixtureSource implements Source {
   }
 }
 
-const run = (sink: Sink) =>
-  runPipeline(new FixtureSource(), [sink], {
+const run = (sink: Sink, folders = FOLDERS) =>
+  runPipeline(new FixtureSource(folders), [sink], {
     include: [],
     exclude: [],
     batchBytes: 1 << 20,
@@ -137,4 +138,40 @@ describe('folders that would share a place on disk get one each', () => {
       assert.deepEqual(await readBack(kind.source(root)), want, 'still the same after the rerun');
     });
   }
+});
+
+describe('an archive written before places were recorded', () => {
+  const dirs: string[] = [];
+  after(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  test('keeps its names; a folder that shared a place with another gets its own and is copied again', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'mf-names-old-'));
+    dirs.push(root);
+    const open = async (): Promise<Sink> => new MaildirSink(root, 'maildir++', await Checkpoint.load(join(root, STATE_FILE), SOURCE), silentLogger);
+    const older = [FOLDERS[0], FOLDERS[1], FOLDERS[11]] as MailboxInfo[]; // INBOX, INBOX/x, work
+    const sink = await open();
+    await run(sink, older).finally(() => sink.close());
+    // As an older version left it: no places, and `Inbox/x` recorded at the place of `INBOX/x`.
+    const state = JSON.parse(await readFile(join(root, STATE_FILE), 'utf8')) as { places?: unknown; folders: Record<string, unknown> };
+    delete state.places;
+    state.folders['Inbox/x'] = state.folders['INBOX/x'];
+    await writeFile(join(root, STATE_FILE), JSON.stringify(state));
+    const before = (await readdir(root)).filter((n) => n.startsWith('.') && !n.startsWith('.mailferry')).sort();
+    assert.deepEqual(before, ['.INBOX.x', '.work']);
+
+    const now = [FOLDERS[0], FOLDERS[1], FOLDERS[2], FOLDERS[10], FOLDERS[11]] as MailboxInfo[]; // + Inbox/x, Work
+    const warnings: string[] = [];
+    const again = new MaildirSink(root, 'maildir++', await Checkpoint.load(join(root, STATE_FILE), SOURCE), { ...silentLogger, warn: (m) => void warnings.push(m) });
+    const report = await run(again, now).finally(() => again.close());
+    assert.equal(report.messages, 4, 'Work and Inbox/x, nothing of the folders already archived');
+    assert.match(warnings.join('\n'), /Inbox\/x: shared its place in the archive with another folder/);
+    const after = (await readdir(root)).filter((n) => n.startsWith('.') && !n.startsWith('.mailferry')).sort();
+    assert.deepEqual(after, ['.INBOX.x', '.\\49nbox.x', '.\\57ork', '.work'], 'the older names stay; the new ones are escaped');
+    const source = new MaildirSource({ root, layout: 'maildir++', streamThreshold: 1 << 20, log: silentLogger });
+    assert.deepEqual(await readBack(source), new Map(now.map((f) => [`${f.path} (${f.delimiter})`, want.get(`${f.path} (${f.delimiter})`)])));
+    const third = await open();
+    assert.equal((await run(third, now).finally(() => third.close())).messages, 0, 'a rerun writes nothing');
+  });
 });
