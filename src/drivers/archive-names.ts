@@ -17,8 +17,9 @@ import { defaultPlace, escapeComponent, foldName, reservedChars, type ArchiveLay
  * - The others get the first variant that is free: the first 1, 2, ... characters escaped as well
  *   (`\49nbox`, `\77ork`, `\63ur`): still listescape, still unescaping to the folder's own name,
  *   so Dovecot (with listescape) and our archive Source read the original name back.
- * - Stable: places already recorded in the archive's state (`place`, or the plain form for an
- *   entry without one, as every archive written before this had) are kept first; only a place two
+ * - Stable: places already recorded in the archive's state (its `places`, or the plain form for a
+ *   folder recorded without one, as in every archive written before this) are kept first, also
+ *   when they only differ in case (they worked on that file system); only a place two
  *   recorded folders shared (an archive merged by an older version) is given up by one of them,
  *   which `moved()` reports so that its sink starts that folder afresh. Among new folders the one
  *   whose name is its plain form wins, then the NFC one, then the lower code-unit order.
@@ -54,7 +55,10 @@ export class ArchiveNames {
   private readonly places = new Map<string, string[]>();
   private readonly movedPaths = new Set<string>();
 
-  /** `recorded`: the archive state's folders; `delimiter`: for entries that do not say theirs. */
+  /**
+   * `recorded`: the archive state's folders; `current`: the source's mailboxes, whose delimiters
+   * serve for recorded folders that do not say theirs (else the most common one, else '/').
+   */
   constructor(
     private readonly layout: ArchiveLayout,
     recorded: readonly RecordedFolder[],
