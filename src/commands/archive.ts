@@ -36,7 +36,7 @@ export async function openArchive(
   const lock = await acquireLock(join(endpoint.path, LOCK_FILE));
   try {
     const checkpoint = await Checkpoint.load(join(endpoint.path, STATE_FILE), sourceIdentity);
-    const sink = endpoint.kind === 'maildir' ? new MaildirSink(endpoint.path, layout, checkpoint, log) : new MboxSink(endpoint.path, checkpoint);
+    const sink = endpoint.kind === 'maildir' ? new MaildirSink(endpoint.path, layout, checkpoint, log) : new MboxSink(endpoint.path, checkpoint, log);
     return { sink, lock, checkpoint };
   } catch (e: unknown) {
     await lock.release();

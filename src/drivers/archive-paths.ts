@@ -4,21 +4,50 @@ import { pathComponents, isInbox, type MailboxInfo } from '../domain/message.js'
 /**
  * Mailbox path -> file-system names. Names stay Unicode (Dovecot reads them with the UTF8
  * mail_location parameter). Characters a file name cannot hold, or that the layout uses itself, are
- * escaped as \NN hex, the convention of Dovecot's listescape plugin, so the mapping is reversible.
+ * escaped as \NN hex, one escape per UTF-8 byte, the convention of Dovecot's listescape plugin, so
+ * the mapping is reversible. `escaped` more characters from the start of the name are escaped as
+ * well: a variant of the same name, which unescapes to it exactly, for a folder whose plain form is
+ * taken (archive-names.ts).
  */
-export function escapeComponent(name: string, reserved: string): string {
+export function escapeComponent(name: string, reserved: string, escaped = 0): string {
   let out = '';
-  for (let i = 0; i < name.length; i++) {
-    const ch = name[i] as string;
-    const special = ch === '/' || ch === '\\' || ch === '\0' || reserved.includes(ch) || (i === 0 && (ch === '~' || ch === '.'));
-    out += special ? `\\${ch.charCodeAt(0).toString(16).padStart(2, '0')}` : ch;
+  let i = 0;
+  for (const ch of name) {
+    const special = i < escaped || ch === '/' || ch === '\\' || ch === '\0' || reserved.includes(ch) || (i === 0 && (ch === '~' || ch === '.'));
+    out += special ? hexBytes(ch) : ch;
+    i++;
   }
-  if (out === '' ) return '\\00';
+  if (out === '') return '\\00';
   return out;
 }
 
+function hexBytes(ch: string): string {
+  let out = '';
+  for (const b of Buffer.from(ch, 'utf8')) out += `\\${b.toString(16).padStart(2, '0')}`;
+  return out;
+}
+
+/**
+ * The name an escaped component stands for. Escaped bytes are read as UTF-8 (as listescape writes
+ * them); a run that is not valid UTF-8 (another writer's) is read one character per byte.
+ */
 export function unescapeComponent(name: string): string {
-  return name.replace(/\\([0-9a-f]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  return name.replace(/(?:\\[0-9a-fA-F]{2})+/g, (run) => {
+    const bytes = Buffer.from(run.split('\\').slice(1).map((h) => parseInt(h, 16)));
+    try {
+      return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch {
+      return String.fromCharCode(...bytes);
+    }
+  });
+}
+
+/**
+ * The key two names share when a case-insensitive or normalising file system (macOS, Windows) would
+ * store them as one: case folded (upper then lower, so ß and SS meet) and NFC.
+ */
+export function foldName(name: string): string {
+  return name.toUpperCase().toLowerCase().normalize('NFC');
 }
 
 /** Components of a mailbox with INBOX normalised, e.g. "inbox" -> ["INBOX"]. */
@@ -29,17 +58,40 @@ export function components(mailbox: Pick<MailboxInfo, 'path' | 'delimiter'>): st
   return parts;
 }
 
-/** Maildir++ (INBOX is the root, `.A.B` beside it) or fs layout (`A/B`). */
-export function maildirFolderDir(root: string, layout: 'maildir++' | 'fs', mailbox: Pick<MailboxInfo, 'path' | 'delimiter'>): string {
+export type ArchiveLayout = 'maildir++' | 'fs' | 'mbox';
+
+/** What a layout escapes besides '/', '\', NUL and a leading '~' or '.': Maildir++ joins with '.'. */
+export function reservedChars(layout: ArchiveLayout): string {
+  return layout === 'maildir++' ? '.' : '';
+}
+
+/**
+ * The plain (today's, default) on-disk forms of a mailbox's components; [] for a Maildir's INBOX,
+ * which is the root itself.
+ */
+export function defaultPlace(layout: ArchiveLayout, mailbox: Pick<MailboxInfo, 'path' | 'delimiter'>): string[] {
   const parts = components(mailbox);
-  if (parts.length === 1 && parts[0] === 'INBOX') return root;
-  if (layout === 'fs') return join(root, ...parts.map((p) => escapeComponent(p, '')));
-  return join(root, `.${parts.map((p) => escapeComponent(p, '.')).join('.')}`);
+  if (layout !== 'mbox' && parts.length === 1 && parts[0] === 'INBOX') return [];
+  return parts.map((p) => (p === 'INBOX' ? p : escapeComponent(p, reservedChars(layout))));
+}
+
+/** Where a place (on-disk forms, see archive-names.ts) lies: a Maildir directory or an mbox file. */
+export function placePath(root: string, layout: ArchiveLayout, place: readonly string[]): string {
+  if (layout === 'mbox') {
+    const dirs = place.slice(0, -1).map((p) => `${p}.sbd`);
+    return join(root, ...dirs, place[place.length - 1] ?? 'INBOX');
+  }
+  if (place.length === 0) return root;
+  if (layout === 'fs') return join(root, ...place);
+  return join(root, `.${place.join('.')}`);
+}
+
+/** Maildir++ (INBOX is the root, `.A.B` beside it) or fs layout (`A/B`), at the plain names. */
+export function maildirFolderDir(root: string, layout: 'maildir++' | 'fs', mailbox: Pick<MailboxInfo, 'path' | 'delimiter'>): string {
+  return placePath(root, layout, defaultPlace(layout, mailbox));
 }
 
 /** Thunderbird's layout: folder "A/B" is the file `A.sbd/B`, so a folder may hold mail and children. */
 export function mboxFolderFile(root: string, mailbox: Pick<MailboxInfo, 'path' | 'delimiter'>): string {
-  const parts = components(mailbox).map((p) => escapeComponent(p, ''));
-  const leaf = parts.pop() as string;
-  return join(root, ...parts.map((p) => `${p}.sbd`), leaf);
+  return placePath(root, 'mbox', defaultPlace('mbox', mailbox));
 }

@@ -128,6 +128,7 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
   };
 
   const all = await retry('list folders', () => source.mailboxes());
+  for (const sink of sinks) await sink.plan?.(all);
   const { mailboxes, unmatched } = chooseFolders(all, opts.include, opts.exclude);
   for (const pattern of unmatched) {
     const hint = includeHint(all, pattern);

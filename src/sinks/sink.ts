@@ -7,6 +7,11 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  * capabilities: what differs is behaviour behind the same calls (an mbox folder's `begin()` waits
  * for the open Tx, an SMTP `write` is final once the relay said 250).
  *
+ * - `plan(mailboxes)`, optional: called once, before any `open`, with every mailbox the source
+ *   lists (filtered out or not), so that a sink that maps names to places (a local archive) can
+ *   give every folder a place of its own, chosen with the whole list known, before anything is
+ *   written. It writes nothing; `open` records the place. A sink must still work for a mailbox it
+ *   was not given (planned then alone, against what is already placed).
  * - `open(mailbox)` creates or maps the folder for a source mailbox (a \Noselect mailbox only makes
  *   the hierarchy exist), repairs what a crash left behind (a torn mbox tail, files in tmp/), and
  *   returns a SinkFolder whose `known` set holds the ids already durable for `mailbox.uidValidity`.
@@ -94,6 +99,7 @@ export interface SinkFolder {
 export interface Sink {
   /** e.g. `maildir:/home/me/mail` — used in messages and the summary. */
   readonly name: string;
+  plan?(mailboxes: readonly MailboxInfo[]): Promise<void>;
   open(mailbox: MailboxInfo): Promise<SinkFolder>;
   close(): Promise<void>;
 }

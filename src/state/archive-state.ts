@@ -6,13 +6,24 @@ import { STATE_FILE } from './files.js';
 
 /**
  * The archive's state file, read without knowing which account filled it. Its folder keys are
- * the paths of the *source* the archive was filled from, in that source's delimiter, which the
- * file does not record; `keyOf` finds the key whose on-disk location (under '/', '.' or no
- * hierarchy) is the given one.
+ * the paths of the *source* the archive was filled from. A folder written since places are
+ * recorded has one (its delimiter and, when not the plain one, its forms: drivers/archive-names.ts):
+ * its location is exact. An older one has not: its location is guessed, under '/', '.' or no
+ * hierarchy, in that order.
  */
+export interface RecordedName {
+  /** The source path (the state's key). */
+  readonly path: string;
+  /** Undefined for an entry of an older version (its location was guessed). */
+  readonly delimiter?: string;
+}
+
+export type Locate = (path: string, delimiter: string, place: readonly string[] | undefined) => string;
+
 export interface ArchiveState {
   checkpoint: Checkpoint | undefined;
-  keyOf(locate: (path: string, delimiter: string) => string, location: string): string | undefined;
+  /** On-disk location (as `locate` computes it) -> the folder recorded there. */
+  locations(locate: Locate): Map<string, RecordedName>;
 }
 
 export async function loadArchiveState(root: string): Promise<ArchiveState> {
@@ -21,15 +32,13 @@ export async function loadArchiveState(root: string): Promise<ArchiveState> {
   try {
     text = await readFile(path, 'utf8');
   } catch (e: unknown) {
-    if (errnoCode(e) === 'ENOENT') return { checkpoint: undefined, keyOf: () => undefined };
+    if (errnoCode(e) === 'ENOENT') return { checkpoint: undefined, locations: () => new Map() };
     throw new MailferryError('mailbox', `cannot read state file ${path} (${errnoCode(e) ?? 'error'})`, { cause: e });
   }
   let source: unknown;
-  let keys: string[] = [];
   try {
-    const json = JSON.parse(text) as { source?: unknown; folders?: unknown };
+    const json = JSON.parse(text) as { source?: unknown };
     source = json.source;
-    if (typeof json.folders === 'object' && json.folders !== null) keys = Object.keys(json.folders);
   } catch {
     throw new MailferryError('usage', `state file ${path} is corrupt (not JSON)`);
   }
@@ -37,11 +46,21 @@ export async function loadArchiveState(root: string): Promise<ArchiveState> {
   const checkpoint = await Checkpoint.load(path, source);
   return {
     checkpoint,
-    keyOf(locate, location) {
-      for (const delimiter of ['/', '.', '']) {
-        for (const key of keys) if (locate(key, delimiter) === location) return key;
+    locations(locate) {
+      const out = new Map<string, RecordedName>();
+      const keys = checkpoint.names();
+      for (const key of keys) {
+        const p = checkpoint.placeOf(key);
+        if (p !== undefined) out.set(locate(key, p.delimiter, p.place), { path: key, delimiter: p.delimiter });
       }
-      return undefined;
+      for (const delimiter of ['/', '.', '']) {
+        for (const key of keys) {
+          if (checkpoint.placeOf(key) !== undefined) continue;
+          const at = locate(key, delimiter, undefined);
+          if (!out.has(at)) out.set(at, { path: key });
+        }
+      }
+      return out;
     },
   };
 }

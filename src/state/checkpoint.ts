@@ -16,6 +16,10 @@ import { decodeFlagSets, decodeUidRuns, encodeFlagSets, encodeUidRuns, type Flag
  * many folders committing at once cost one write, not one each. `recordSent()` makes one SMTP
  * forward record durable at once through a journal beside the file (journal.ts), folded into the
  * file and emptied by the next `save()`; `load` replays it.
+ *
+ * Local archives also keep, apart from the folders' records (which say what is durable), where
+ * each folder lies: `places`, its delimiter and, when not the plain one, its on-disk forms
+ * (drivers/archive-names.ts); a folder may have a place and no record yet.
  */
 export interface FolderCheckpoint {
   uidValidity?: string;
@@ -44,6 +48,12 @@ export interface SentRecord {
   reply: string;
   /** fingerprintKey() of the message, so a changed UIDVALIDITY can be matched without resending. */
   key: string;
+}
+
+/** Where a local archive keeps a folder: the source delimiter, and the forms unless plain. */
+export interface FolderPlace {
+  delimiter: string;
+  place?: string[];
 }
 
 interface FolderJson extends EncodedIds {
@@ -80,6 +90,7 @@ interface StateJson {
   version: 1;
   source: string;
   folders: Record<string, FolderJson>;
+  places?: Record<string, FolderPlace>;
 }
 
 /**
@@ -93,6 +104,7 @@ export function accountOf(identity: string): string {
 
 export class Checkpoint {
   private readonly folders = new Map<string, FolderCheckpoint>();
+  private readonly places = new Map<string, FolderPlace>();
   private writing: Promise<void> = Promise.resolve();
   private dirty = false;
   private queued: Promise<void> | null = null;
@@ -143,6 +155,7 @@ export class Checkpoint {
         ...(f.targetUids === undefined ? {} : { targetUids: decodeUidRuns(f.targetUids) }),
       });
     }
+    for (const [name, p] of Object.entries(json.places ?? {})) cp.places.set(name, decodePlace(p, path, name));
     return cp.replay();
   }
 
@@ -191,6 +204,26 @@ export class Checkpoint {
 
   folder(name: string): FolderCheckpoint | undefined {
     return this.folders.get(name);
+  }
+
+  /** Every folder with a record or a place. */
+  names(): string[] {
+    return [...new Set([...this.folders.keys(), ...this.places.keys()])];
+  }
+
+  /** Drop a folder's record, not its place (in memory; `save()` makes it durable). */
+  forget(name: string): void {
+    if (this.folders.delete(name)) this.dirty = true;
+  }
+
+  placeOf(name: string): FolderPlace | undefined {
+    return this.places.get(name);
+  }
+
+  /** Record where a folder lies (in memory; `save()` makes it durable). */
+  setPlace(name: string, place: FolderPlace): void {
+    this.places.set(name, place);
+    this.dirty = true;
   }
 
   /**
@@ -257,9 +290,19 @@ export class Checkpoint {
         ...(f.targetUids === undefined || f.targetUids.size === 0 ? {} : { targetUids: encodeUidRuns(f.targetUids) }),
       };
     }
-    const json: StateJson = { version: 1, source: this.source, folders };
+    const places = [...this.places.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
+    const json: StateJson = { version: 1, source: this.source, folders, ...(places.length === 0 ? {} : { places: Object.fromEntries(places) }) };
     return `${JSON.stringify(json, null, 1)}\n`;
   }
+}
+
+function decodePlace(json: unknown, path: string, folder: string): FolderPlace {
+  const p = json as Partial<FolderPlace> | null;
+  const forms = p?.place;
+  if (typeof p?.delimiter !== 'string' || (forms !== undefined && (!Array.isArray(forms) || !forms.every((f) => typeof f === 'string' && f !== '')))) {
+    throw new MailferryError('destination', `state file ${path} has an unknown format (place of ${folder})`);
+  }
+  return { delimiter: p.delimiter, ...(forms === undefined ? {} : { place: forms }) };
 }
 
 function decodeFirstSeen(json: unknown, path: string): Map<string, number> {

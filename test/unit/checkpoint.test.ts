@@ -182,3 +182,22 @@ test('recordSent is durable through the journal alone; save() folds it in and em
   await writeFile(`${path}.journal`, '{"folder":"INBOX"}\n');
   await assert.rejects(Checkpoint.load(path, src), /state journal .* unknown format/);
 });
+
+test('places are kept apart from the folder records, survive a reload, and a bad one is refused', async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, STATE_FILE);
+    const cp = await Checkpoint.load(path, 'imaps://alice@example.org');
+    cp.setPlace('work', { delimiter: '/', place: ['\\77ork'] });
+    cp.setPlace('Work', { delimiter: '/' });
+    await cp.save();
+    assert.equal(cp.folder('work'), undefined, 'a place is no record of what is durable');
+    const again = await Checkpoint.load(path, 'imaps://alice@example.org');
+    assert.deepEqual(again.placeOf('work'), { delimiter: '/', place: ['\\77ork'] });
+    assert.deepEqual(again.placeOf('Work'), { delimiter: '/' });
+    assert.deepEqual(again.names().sort(), ['Work', 'work']);
+    const json = JSON.parse(await readFile(path, 'utf8')) as { places: Record<string, unknown> };
+    json.places['work'] = { delimiter: '/', place: [''] };
+    await writeFile(path, JSON.stringify(json));
+    await assert.rejects(Checkpoint.load(path, 'imaps://alice@example.org'), /unknown format \(place of work\)/);
+  });
+});

@@ -10,14 +10,15 @@ import { fileName, infoOf, parseName, uniqueBase, withoutUid, withUid } from '..
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../../state/checkpoint.js';
 import { fsyncDir } from '../../state/atomic.js';
 import { KeywordTable } from './keywords.js';
-import { maildirFolderDir } from '../archive-paths.js';
+import { SinkPlaces } from '../sink-places.js';
 import type { Fingerprint, Match, Sink, SinkFolder, Tx } from '../../sinks/sink.js';
 import { writeAllSyncAt, writeEncoded } from '../body.js';
 import type { Logger } from '../../log/logger.js';
 
 /**
  * Maildir archive. Layout `maildir++` (default; what Dovecot uses): INBOX is the root, other
- * folders are `.A.B` directories beside it. Layout `fs`: `A/B` directories. Messages go to cur/
+ * folders are `.A.B` directories beside it. Layout `fs`: `A/B` directories. Each folder has a
+ * directory of its own (`plan`, then `open`: see ../archive-names.ts). Messages go to cur/
  * with their flags in the info part, or to new/ when they have no flag at all (unread, never
  * seen: every POP3 message); mtime = INTERNALDATE; LF line endings.
  * Writing: tmp/ -> fsync -> rename into cur/ -> fsync cur/ -> checkpoint. Files are 0600, dirs 0700.
@@ -28,6 +29,7 @@ const MAX_PENDING_SYNCS = 64;
 
 export class MaildirSink implements Sink {
   readonly name: string;
+  private readonly places: SinkPlaces;
 
   constructor(
     readonly root: string,
@@ -36,14 +38,23 @@ export class MaildirSink implements Sink {
     private readonly log: Logger,
   ) {
     this.name = `maildir:${root}`;
+    this.places = new SinkPlaces(root, layout, checkpoint, log);
   }
 
+  /** The directory of a folder (planned alone when it was not planned). */
   dirOf(mailbox: Pick<MailboxInfo, 'path' | 'delimiter'>): string {
-    return maildirFolderDir(this.root, this.layout, mailbox);
+    return this.places.pathOf(mailbox);
+  }
+
+  plan(mailboxes: readonly MailboxInfo[]): Promise<void> {
+    this.places.plan(mailboxes);
+    return Promise.resolve();
   }
 
   async open(mailbox: MailboxInfo): Promise<SinkFolder> {
-    const dir = this.dirOf(mailbox);
+    const dir = await this.places.open(mailbox).catch((e: unknown) => {
+      throw destinationError(e, `archive ${this.root}`);
+    });
     try {
       await mkdir(this.root, { recursive: true, mode: 0o700 });
       if (mailbox.noSelect) {

@@ -10,9 +10,9 @@ import { flagsOfInfo, parseName } from '../../formats/maildir-name.js';
 import type { Logger } from '../../log/logger.js';
 import type { MaildirLayout } from './sink.js';
 import { KeywordTable } from './keywords.js';
-import { maildirFolderDir, unescapeComponent } from '../archive-paths.js';
+import { defaultPlace, maildirFolderDir, placePath, unescapeComponent } from '../archive-paths.js';
 import { Checkpoint } from '../../state/checkpoint.js';
-import { loadArchiveState, type ArchiveState } from '../../state/archive-state.js';
+import { loadArchiveState, type ArchiveState, type RecordedName } from '../../state/archive-state.js';
 import { compareMailboxes as byPath } from '../../domain/message.js';
 import { DEFAULT_UID_VALIDITY, idOf, localError } from '../local.js';
 import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sources/source.js';
@@ -25,7 +25,9 @@ import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sou
  *   a parent that has no directory of its own (the sink writes none for a \Noselect parent) or a
  *   directory without cur/ is listed as \Noselect. Layout `fs`: every directory below the root
  *   (except cur, new, tmp and dot-entries) is a folder, \Noselect when it has no cur/. Components
- *   are unescaped (`\2e` -> `.`), so paths are Unicode with delimiter '/'.
+ *   are unescaped (`\2e` -> `.`, `\49nbox` -> `Inbox`), so paths are Unicode with delimiter '/';
+ *   a folder whose state entry records its delimiter gets its source name and delimiter back
+ *   (two source folders that unescape alike, `a/b` under '/' and `a.b` under '.', stay two).
  * - uidValidity: the one the archive's state file records for the folder, else 1. Ids do not depend
  *   on it (see below); it is passed on so a restore can tell archives of different epochs apart.
  * - Ids: the file's unique base name (before the first ',' or ':'), which a rename that only changes
@@ -72,14 +74,33 @@ export class MaildirSource implements Source {
   readonly identity: string;
   private folders: Map<string, Folder> | undefined;
   private state: Promise<ArchiveState> | undefined;
+  private recorded: Promise<Map<string, RecordedName>> | undefined;
 
   constructor(private readonly opts: MaildirSourceOptions) {
     this.identity = `maildir:${opts.root}`;
   }
 
+  /** Directory -> the folder the archive's state records there. */
+  private names(): Promise<Map<string, RecordedName>> {
+    const { root, layout } = this.opts;
+    return (this.recorded ??= (this.state ??= loadArchiveState(root)).then((st) =>
+      st.locations((path, delimiter, place) => placePath(root, layout, place ?? defaultPlace(layout, { path, delimiter }))),
+    ));
+  }
+
   async mailboxes(): Promise<MailboxInfo[]> {
     const found = new Map<string, Folder>();
     const { root, layout } = this.opts;
+    const recorded = await this.names();
+    /** A folder found at `dir`: the name the state records there, else the unescaped one. */
+    const add = (dir: string, parts: string[], noSelect: boolean): void => {
+      const r = recorded.get(dir);
+      const info: MailboxInfo =
+        r?.delimiter === undefined ? { path: parts.join('/'), delimiter: '/' } : { path: r.path, delimiter: r.delimiter };
+      const prev = found.get(info.path);
+      if (prev !== undefined && prev.info.noSelect !== true) return;
+      found.set(info.path, { info: noSelect ? { ...info, noSelect: true } : info, dir });
+    };
     try {
       if (await hasCur(root)) found.set('INBOX', { info: { path: 'INBOX', delimiter: '/' }, dir: root });
       if (layout === 'maildir++') {
@@ -87,13 +108,8 @@ export class MaildirSource implements Source {
           if (!e.isDirectory() || !e.name.startsWith('.') || e.name.length < 2) continue;
           const raw = e.name.slice(1).split('.');
           if (raw.some((c) => c === '')) continue; // not a Maildir++ folder name
-          const parts = raw.map(unescapeComponent);
-          const path = parts.join('/');
           const dir = join(root, e.name);
-          const noSelect = !(await hasCur(dir));
-          const prev = found.get(path);
-          if (prev !== undefined && prev.info.noSelect !== true) continue;
-          found.set(path, { info: { path, delimiter: '/', ...(noSelect ? { noSelect: true } : {}) }, dir });
+          add(dir, raw.map(unescapeComponent), !(await hasCur(dir)));
         }
       } else {
         const walk = async (dir: string, parts: string[]): Promise<void> => {
@@ -102,11 +118,7 @@ export class MaildirSource implements Source {
             if (e.name === 'cur' || e.name === 'new' || e.name === 'tmp') continue;
             const full = join(dir, e.name);
             const p = [...parts, unescapeComponent(e.name)];
-            const path = p.join('/');
-            if (!found.has(path)) {
-              const noSelect = !(await hasCur(full));
-              found.set(path, { info: { path, delimiter: '/', ...(noSelect ? { noSelect: true } : {}) }, dir: full });
-            }
+            add(full, p, !(await hasCur(full)));
             await walk(full, p);
           }
         };
@@ -116,12 +128,13 @@ export class MaildirSource implements Source {
       throw localError('mailbox', e, `maildir ${root}`);
     }
     // A parent without a directory of its own (the sink writes none for a \Noselect parent).
-    for (const path of [...found.keys()]) {
-      const parts = path.split('/');
+    for (const { info: child } of [...found.values()]) {
+      const d = child.delimiter;
+      const parts = d === '' ? [child.path] : child.path.split(d);
       for (let i = 1; i < parts.length; i++) {
-        const parent = parts.slice(0, i).join('/');
+        const parent = parts.slice(0, i).join(d);
         if (!found.has(parent)) {
-          const info: MailboxInfo = { path: parent, delimiter: '/', noSelect: true };
+          const info: MailboxInfo = { path: parent, delimiter: d, noSelect: true };
           found.set(parent, { info, dir: maildirFolderDir(root, layout, info) });
         }
       }
@@ -136,9 +149,8 @@ export class MaildirSource implements Source {
 
   /** uidValidity the archive's state file records for the folder in `dir`. */
   private async uidValidityOf(dir: string): Promise<bigint> {
-    const state = await (this.state ??= loadArchiveState(this.opts.root));
-    const key = state.keyOf((path, delimiter) => maildirFolderDir(this.opts.root, this.opts.layout, { path, delimiter }), dir);
-    return recordedUidValidity(state.checkpoint, key);
+    const key = (await this.names()).get(dir)?.path;
+    return recordedUidValidity((await this.state)?.checkpoint, key);
   }
 
   /** The folder's message files, one per id, in ascending id order. */

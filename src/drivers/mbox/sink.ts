@@ -8,13 +8,15 @@ import { fingerprintKey, headerBlock, wireSizeOfLf } from '../../formats/fingerp
 import { fromLine, metadataHeaders } from '../../formats/mbox.js';
 import { readMbox } from '../../formats/mbox-reader.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../../state/checkpoint.js';
-import { mboxFolderFile } from '../archive-paths.js';
+import { SinkPlaces } from '../sink-places.js';
+import type { Logger } from '../../log/logger.js';
 import type { Fingerprint, Match, Sink, SinkFolder, Tx } from '../../sinks/sink.js';
 import { writeAll, writeAllSyncAt, writeEncoded, type Writer } from '../body.js';
 
 /**
- * mbox archive: one mboxrd file per folder, laid out as Thunderbird does (see mboxFolderFile), so a
- * folder can hold both messages and children (plain mbox cannot).
+ * mbox archive: one mboxrd file per folder, laid out as Thunderbird does (`A.sbd/B`), so a folder
+ * can hold both messages and children (plain mbox cannot); each folder has a file of its own
+ * (`plan`, then `open`: see ../archive-names.ts).
  *
  * Crash safety: one transaction at a time per file; it appends, fsyncs, then records the new file
  * length in the checkpoint. On open, anything past the recorded length (a torn message, or messages
@@ -22,20 +24,31 @@ import { writeAll, writeAllSyncAt, writeEncoded, type Writer } from '../body.js'
  */
 export class MboxSink implements Sink {
   readonly name: string;
+  private readonly places: SinkPlaces;
 
   constructor(
     readonly root: string,
     private readonly checkpoint: Checkpoint,
+    log?: Logger,
   ) {
     this.name = `mbox:${root}`;
+    this.places = new SinkPlaces(root, 'mbox', checkpoint, log);
   }
 
+  /** The file of a folder (planned alone when it was not planned). */
   fileOf(mailbox: Pick<MailboxInfo, 'path' | 'delimiter'>): string {
-    return mboxFolderFile(this.root, mailbox);
+    return this.places.pathOf(mailbox);
+  }
+
+  plan(mailboxes: readonly MailboxInfo[]): Promise<void> {
+    this.places.plan(mailboxes);
+    return Promise.resolve();
   }
 
   async open(mailbox: MailboxInfo): Promise<SinkFolder> {
-    const file = this.fileOf(mailbox);
+    const file = await this.places.open(mailbox).catch((e: unknown) => {
+      throw destinationError(e, `archive ${this.root}`);
+    });
     try {
       await mkdir(dirname(file), { recursive: true, mode: 0o700 });
       if (!mailbox.noSelect) {

@@ -7,9 +7,9 @@ import { lfToCrlf } from '../../formats/encoder.js';
 import { headerBlock, wireSizeOfLf } from '../../formats/fingerprint.js';
 import { readMbox, type MboxEntry } from '../../formats/mbox-reader.js';
 import type { Logger } from '../../log/logger.js';
-import { mboxFolderFile, unescapeComponent } from '../archive-paths.js';
+import { defaultPlace, mboxFolderFile, placePath, unescapeComponent } from '../archive-paths.js';
 import { compareMailboxes as byPath } from '../../domain/message.js';
-import { loadArchiveState, type ArchiveState } from '../../state/archive-state.js';
+import { loadArchiveState, type ArchiveState, type RecordedName } from '../../state/archive-state.js';
 import { DEFAULT_UID_VALIDITY, localError } from '../local.js';
 import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sources/source.js';
 
@@ -19,7 +19,8 @@ import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sou
  *
  * - Mailboxes: every regular file below the root whose name does not start with '.' is a folder;
  *   a directory `X.sbd` holds the children of `X`, and `X` is \Noselect when there is no file `X`.
- *   Names are unescaped (`\2f` -> `/`), paths are Unicode with delimiter '/'.
+ *   Names are unescaped (`\2f` -> `/`, `\78.sbd` -> `x.sbd`), paths are Unicode with delimiter
+ *   '/'; a folder whose state entry records its delimiter gets its source name and delimiter back.
  * - uidValidity: as recorded in the archive's state file for the folder, else 1.
  * - Ids: the byte offset of the message's From_ line, in decimal; stable while the file is only
  *   appended to (as the sink does). A file rewritten by another program (a MUA expunging) changes
@@ -49,25 +50,38 @@ export class MboxSource implements Source {
   readonly identity: string;
   private folders: Map<string, Folder> | undefined;
   private state: Promise<ArchiveState> | undefined;
+  private recordedNames: Promise<Map<string, RecordedName>> | undefined;
 
   constructor(private readonly opts: MboxSourceOptions) {
     this.identity = `mbox:${opts.root}`;
   }
 
+  /** File -> the folder the archive's state records there. */
+  private names(): Promise<Map<string, RecordedName>> {
+    const { root } = this.opts;
+    return (this.recordedNames ??= (this.state ??= loadArchiveState(root)).then((st) =>
+      st.locations((path, delimiter, place) => placePath(root, 'mbox', place ?? defaultPlace('mbox', { path, delimiter }))),
+    ));
+  }
+
   async mailboxes(): Promise<MailboxInfo[]> {
     const found = new Map<string, Folder>();
+    const recorded = await this.names();
+    const infoAt = (file: string, parts: string[]): MailboxInfo => {
+      const r = recorded.get(file);
+      return r?.delimiter === undefined ? { path: parts.join('/'), delimiter: '/' } : { path: r.path, delimiter: r.delimiter };
+    };
     const walk = async (dir: string, parts: string[]): Promise<void> => {
       for (const e of await readdir(dir, { withFileTypes: true })) {
         if (e.name.startsWith('.')) continue;
         const full = join(dir, e.name);
         if (e.isFile()) {
-          const p = [...parts, unescapeComponent(e.name)];
-          const path = p.join('/');
-          found.set(path, { info: { path, delimiter: '/' }, file: full });
+          const info = infoAt(full, [...parts, unescapeComponent(e.name)]);
+          found.set(info.path, { info, file: full });
         } else if (e.isDirectory() && e.name.endsWith('.sbd') && e.name.length > 4) {
           const p = [...parts, unescapeComponent(e.name.slice(0, -4))];
-          const path = p.join('/');
-          if (!found.has(path)) found.set(path, { info: { path, delimiter: '/', noSelect: true }, file: full.slice(0, -4) });
+          const info = infoAt(full.slice(0, -4), p);
+          if (!found.has(info.path)) found.set(info.path, { info: { ...info, noSelect: true }, file: full.slice(0, -4) });
           await walk(full, p);
         }
       }
@@ -88,9 +102,8 @@ export class MboxSource implements Source {
 
   /** noEol offsets, the committed end, and uidValidity of a folder, from the archive's state. */
   private async recorded(file: string): Promise<{ noEol: Set<number>; end?: number; uidValidity?: string }> {
-    const state = await (this.state ??= loadArchiveState(this.opts.root));
-    const key = state.keyOf((path, delimiter) => mboxFolderFile(this.opts.root, { path, delimiter }), file);
-    const f = key === undefined ? undefined : state.checkpoint?.folder(key);
+    const key = (await this.names()).get(file)?.path;
+    const f = key === undefined ? undefined : (await this.state)?.checkpoint?.folder(key);
     return {
       noEol: new Set(f?.noEol ?? []),
       ...(f?.end === undefined ? {} : { end: f.end }),
