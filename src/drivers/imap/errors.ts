@@ -1,3 +1,4 @@
+import type { ImapFlow } from 'imapflow';
 import { MailferryError, errnoCode } from '../../domain/errors.js';
 import { connectionLost as lost, mapNetError } from '../../domain/net-errors.js';
 
@@ -56,9 +57,58 @@ function throttleOf(e: unknown): number | undefined {
   return undefined;
 }
 
-/** A connection that went away under a command (imapflow ended it quietly): retried. */
-export function connectionLost(where: string): MailferryError {
-  return lost(where);
+/**
+ * Is the connection still there? Not once the server said BYE (imapflow's state LOGOUT), nor once
+ * imapflow closed it or marked it unusable. imapflow ends some commands quietly on such a
+ * connection instead of failing them: 2.1.2 let fetch() yield nothing and download() return `{}`
+ * for as long as the socket stayed open after a BYE; 2.10.2 closes the socket on the next turn of
+ * the event loop, but until then search() and store() still resolve `false`, and once it closed,
+ * download() returns `{}` (no mailbox) and search() `false`. None of that may pass for "no
+ * messages", "expunged meanwhile" or "stored". `selected`: the command needed a mailbox selected
+ * (FETCH, SEARCH, STORE), and a connection that lost it (imapflow deselects on close) is lost too.
+ */
+function alive(client: ImapFlow, selected = false): boolean {
+  if (client.state === client.states.LOGOUT || client.isClosed || !client.usable) return false;
+  return !selected || client.mailbox !== false;
+}
+
+/**
+ * The one liveness check of the IMAP adapter: every command runs on a connection that passed it
+ * (pool.ts: a connection is checked when it is handed out and after every use; the Source and the
+ * target's flag and expunge code also after each command whose quiet result they would read).
+ * Throws a retryable lost connection, with the server's BYE text when it sent one.
+ */
+export function assertAlive(client: ImapFlow, where: string, opts: { selected?: boolean } = {}): void {
+  if (!alive(client, opts.selected)) throw connectionLost(client, where);
+}
+
+/** Whether a pooled connection may be used again (see assertAlive). */
+export function isAlive(client: ImapFlow): boolean {
+  return alive(client);
+}
+
+/**
+ * What a command on `client` failed with: a lost connection when the connection is gone, whatever
+ * imapflow threw on its way out (NoMailboxSelected after a BYE, a NO it read before the BYE);
+ * otherwise as mapImapError. Our own typed errors pass unchanged, and so does the error for which
+ * we closed the connection ourselves (`closedByClient`: an APPEND literal that could not be read).
+ */
+export function commandError(e: unknown, client: ImapFlow, where: string): MailferryError {
+  if (e instanceof MailferryError) return e;
+  if (!alive(client) && !client.closedByClient) return connectionLost(client, where, e);
+  return mapImapError(e, where);
+}
+
+/** A connection that went away under a command: retried; the BYE text says why, when the server sent one. */
+export function connectionLost(client: ImapFlow, where: string, cause?: unknown): MailferryError {
+  const bye = client.byeReason;
+  return lost(where, bye === undefined ? undefined : `BYE ${printable(bye)}`, cause);
+}
+
+/** A server's text for our one-line messages: control characters out, at most 200 characters. */
+export function printable(text: string): string {
+  const clean = text.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
+  return clean.length > 200 ? `${clean.slice(0, 200)}...` : clean;
 }
 
 export function mapImapError(e: unknown, where: string): MailferryError {
@@ -77,7 +127,7 @@ export function mapImapError(e: unknown, where: string): MailferryError {
   if (code === 'STARTTLS_INJECTION') {
     return new MailferryError('tls', `${where} sent data before the TLS handshake (STARTTLS injection); connection dropped`, { cause: e });
   }
-  // imapflow 2.1.2 reports a server without STARTTLS as a plain Error with `tlsFailed` and no code.
+  // imapflow (2.1.2 and 2.10.2) reports a server without STARTTLS as a plain Error with `tlsFailed` and no code.
   if (code === 'MissingServerExtension' || (code === undefined && prop(e, 'tlsFailed') === true)) {
     return new MailferryError('tls', `${where} does not offer STARTTLS; refusing to log in in plain text`, { cause: e });
   }

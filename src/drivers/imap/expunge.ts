@@ -2,7 +2,7 @@ import type { MessageRangeOptions } from 'imapflow';
 import { MailferryError } from '../../domain/errors.js';
 import type { MailboxInfo } from '../../domain/message.js';
 import type { Logger } from '../../log/logger.js';
-import { connectionLost } from './errors.js';
+import { assertAlive } from './errors.js';
 import { toRanges } from '../../state/ids.js';
 import type { ImapAppendSink } from './target.js';
 import { deselect, STORE_UIDS, targetKey } from './target-common.js';
@@ -57,12 +57,13 @@ export async function removeGone(folder: GoneFolder, present: ReadonlySet<string
       let removed = 0;
       for (let i = 0; i < uids.length; i += STORE_UIDS) {
         const there = await c.client.search({ uid: toRanges(uids.slice(i, i + STORE_UIDS)) }, { uid: true });
-        if (there === false || there === undefined) throw connectionLost(sink.where);
+        assertAlive(c.client, sink.where, { selected: true });
+        if (there === false || there === undefined) throw new MailferryError('mailbox', `the target refused UID SEARCH in folder "${path}"`);
         if (there.length === 0) continue;
-        // imapflow 2.1.2 (commands/expunge.js): UID STORE with these options (`silent`: +FLAGS.SILENT),
+        // imapflow 2.10.2 (commands/expunge.js): UID STORE with these options (`silent`: +FLAGS.SILENT),
         // then UID EXPUNGE of the same set when UIDPLUS is on (checked above); false after a NO.
         if ((await c.client.messageDelete(toRanges(there), DELETE_OPTIONS)) !== true) {
-          if (!c.client.usable) throw connectionLost(sink.where);
+          assertAlive(c.client, sink.where, { selected: true });
           throw new MailferryError('mailbox', `the target refused to remove ${there.length} messages (UID STORE \\Deleted / UID EXPUNGE)`);
         }
         removed += there.length;

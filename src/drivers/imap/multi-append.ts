@@ -7,8 +7,8 @@ import type { Literal } from './literal.js';
  * APPEND and MULTIAPPEND (RFC 3502: several messages in one APPEND command, which the server
  * stores in one transaction, all or none), with the message literals streamed onto the socket.
  *
- * imapflow 2.1.2 has no MULTIAPPEND, and its own `append` compiles the whole command, literal
- * included, into fresh Buffers (one copy of the message, another to add the final CRLF) before
+ * imapflow has no MULTIAPPEND (2.10.2 neither), and its own `append` (2.1.2) compiles the whole
+ * command, literal included, into fresh Buffers (one copy of the message, another to add the final CRLF) before
  * writing it: with large messages and several connections that garbage was most of a migrate's
  * peak memory. So the command line is compiled here the way imapflow's `append` does
  * (commands/append.js: the same path encoding, flag and date formats, through imapflow's own

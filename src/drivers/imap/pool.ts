@@ -4,7 +4,7 @@ import { imapAuth, NoOAuth2Login, withCredential, type Credential, type Credenti
 import { MailferryError } from '../../domain/errors.js';
 import type { RemoteEndpoint } from '../../endpoints/url.js';
 import type { Logger } from '../../log/logger.js';
-import { mapImapError } from './errors.js';
+import { assertAlive, commandError, isAlive, mapImapError, printable } from './errors.js';
 
 /**
  * A pool of logged-in imapflow clients, shared by the IMAP Source and the IMAP APPEND Sink.
@@ -13,6 +13,12 @@ import { mapImapError } from './errors.js';
  * unhandled one kills the process, imapflow #302) and is dropped when it fires; imapflow does not
  * reconnect, so a broken client is replaced on the next acquire; STARTTLS is opportunistic unless
  * `doSTARTTLS: true`, which imap:// sets so a server cannot downgrade us to plain text.
+ *
+ * A server's BYE ends the connection as a cut would (errors.ts, assertAlive): a connection is
+ * handed out only while alive, `withConn` checks it again after `fn` ran (a command imapflow ended
+ * quietly after the BYE fails the use, retryable, and its result is not used), and a connection
+ * that is no longer alive is not pooled again. The BYE's text is logged (debug) when the
+ * connection closes, and is in the lost-connection error the retry logs.
  */
 export interface ImapPoolOptions {
   endpoint: RemoteEndpoint;
@@ -76,6 +82,10 @@ export class ImapPool {
     });
     client.on('close', () => {
       conn.broken = true;
+      // imapflow keeps the server's BYE text (`byeReason`); our own LOGOUT's BYE is `closedByClient`.
+      if (client.byeReason !== undefined && !client.closedByClient) {
+        this.opts.log.debug(`${this.where}: the server ended the session: BYE ${printable(client.byeReason)}`);
+      }
     });
     try {
       await client.connect();
@@ -97,8 +107,9 @@ export class ImapPool {
     for (;;) {
       const c = this.idle.pop();
       if (c === undefined) break;
-      if (!c.broken) return c;
+      if (!c.broken && isAlive(c.client)) return c;
       this.all.delete(c);
+      c.client.close();
     }
     if (this.all.size + this.creating < Math.max(1, this.opts.size)) {
       this.creating++;
@@ -114,7 +125,7 @@ export class ImapPool {
   }
 
   release(c: Conn): void {
-    if (c.broken || this.closed) {
+    if (c.broken || this.closed || !isAlive(c.client)) {
       this.all.delete(c);
       c.client.close();
       // Let a waiter open a fresh connection in place of the broken one.
@@ -155,9 +166,11 @@ export class ImapPool {
   async withConn<T>(fn: (c: Conn) => Promise<T>, what?: string): Promise<T> {
     const c = await this.acquire();
     try {
-      return await fn(c);
+      const out = await fn(c);
+      assertAlive(c.client, this.where);
+      return out;
     } catch (err: unknown) {
-      const mapped = mapImapError(err, this.where);
+      const mapped = commandError(err, c.client, this.where);
       if (mapped.retryable) c.broken = true;
       if (what !== undefined && mapped.kind === 'mailbox') {
         throw new MailferryError('mailbox', `${what}: ${mapped.message}`, { cause: err });

@@ -4,7 +4,7 @@ import { compareMailboxes, type MailboxInfo, type MessageMeta } from '../../doma
 import type { RemoteEndpoint } from '../../endpoints/url.js';
 import type { Logger } from '../../log/logger.js';
 import { toRanges } from '../../state/ids.js';
-import { connectionLost, mapImapError } from './errors.js';
+import { assertAlive, commandError } from './errors.js';
 import { ImapPool, type Conn } from './pool.js';
 import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sources/source.js';
 
@@ -15,7 +15,10 @@ import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sou
  * `streamThreshold` is streamed on its own with partial fetches so it is never held whole.
  *
  * Connections come from ImapPool (pool.ts), which handles imapflow's traps (the 'error'
- * listener, reconnection, mandatory STARTTLS).
+ * listener, reconnection, mandatory STARTTLS). A server's BYE is a lost connection (errors.ts,
+ * assertAlive), checked before a folder is used on a connection and after every FETCH, SEARCH and
+ * download: a command imapflow ended quietly after a BYE (fewer messages, no download, `false`)
+ * fails the batch as retryable instead of passing for "no more messages" or "expunged meanwhile".
  */
 export interface ImapSourceOptions {
   endpoint: RemoteEndpoint;
@@ -28,6 +31,9 @@ export interface ImapSourceOptions {
   debug: boolean;
 }
 
+
+/** assertAlive after a command that needs the folder selected. */
+const SELECTED = { selected: true };
 
 /** More UID ranges than this in one command make lines longer than servers accept (Dovecot: 64 KiB). */
 const RANGES_PER_COMMAND = 2000;
@@ -53,13 +59,15 @@ export class ImapSource implements Source {
   }
 
   private async openOn(c: Conn, mailbox: MailboxInfo): Promise<{ uidValidity: bigint; exists: number }> {
+    assertAlive(c.client, this.where);
     if (c.open?.path !== mailbox.path || c.client.mailbox === false) {
       try {
         const box = await c.client.mailboxOpen(mailbox.path, { readOnly: true });
+        assertAlive(c.client, this.where, SELECTED);
         c.open = { path: mailbox.path, uidValidity: box.uidValidity, exists: box.exists };
       } catch (err: unknown) {
         c.open = undefined;
-        const mapped = mapImapError(err, this.where);
+        const mapped = commandError(err, c.client, this.where);
         if (mapped.kind === 'mailbox') {
           throw new MailferryError('mailbox', `cannot open folder "${mailbox.path}": ${mapped.message}`, { cause: err });
         }
@@ -111,7 +119,9 @@ export class ImapSource implements Source {
       const { exists } = await this.openOn(c, mailbox);
       if (exists === 0) return [];
       const found = await c.client.search({ all: true }, { uid: true });
-      if (found === false) throw connectionLost(this.where);
+      assertAlive(c.client, this.where, SELECTED);
+      // imapflow 2.10.2: false now means the server refused the SEARCH (NO/BAD).
+      if (found === false) throw new MailferryError('mailbox', `folder "${mailbox.path}": the server refused UID SEARCH ALL`);
       const uids = found ?? [];
       const want = uids.filter((u) => wanted(String(u)));
       const out: MessageMeta[] = [];
@@ -125,8 +135,8 @@ export class ImapSource implements Source {
             ...(msg.internalDate === undefined ? {} : { internalDate: new Date(msg.internalDate) }),
           });
         }
+        assertAlive(c.client, this.where, SELECTED);
       }
-      this.stillOpen(c);
       return out;
     });
     metas.sort((a, b) => Number(a.id) - Number(b.id));
@@ -141,7 +151,7 @@ export class ImapSource implements Source {
       for await (const msg of c.client.fetch('1:*', { uid: true, size: true, headers: true }, { uid: true })) {
         out.push({ id: String(msg.uid), size: msg.size ?? 0, header: msg.headers ?? Buffer.alloc(0) });
       }
-      this.stillOpen(c);
+      assertAlive(c.client, this.where, SELECTED);
       return out;
     });
     yield* samples;
@@ -168,15 +178,18 @@ export class ImapSource implements Source {
           if (meta === undefined || msg.source === undefined) continue;
           yield { meta: refresh(meta, msg.flags, msg.internalDate), body: msg.source };
         }
+        assertAlive(c.client, this.where, SELECTED);
       }
       for (const meta of large) {
         const dl = await c.client.download(meta.id, undefined, { uid: true, chunkSize: 1 << 20 });
+        assertAlive(c.client, this.where, SELECTED);
         if (dl.content === undefined) continue; // expunged meanwhile
         yield { meta, body: dl.content };
       }
-      this.stillOpen(c);
+      // The last body was read by the sink by now: a stream that ended early for a BYE fails here.
+      assertAlive(c.client, this.where, SELECTED);
     } catch (err: unknown) {
-      const mapped = signal.aborted ? new MailferryError('interrupted', 'interrupted') : mapImapError(err, this.where);
+      const mapped = signal.aborted ? new MailferryError('interrupted', 'interrupted') : commandError(err, c.client, this.where);
       if (mapped.retryable || mapped.kind === 'interrupted') c.broken = true;
       throw mapped;
     } finally {
@@ -214,15 +227,6 @@ export class ImapSource implements Source {
 
   async close(): Promise<void> {
     await this.pool.close();
-  }
-
-  /**
-   * imapflow ends a FETCH or SEARCH quietly, with fewer results or `false`, when the connection
-   * went away under it (a kicked session: no mailbox selected any more). That must not pass for
-   * "no more messages": it is a lost connection, retried.
-   */
-  private stillOpen(c: Conn): void {
-    if (c.client.mailbox === false || !c.client.usable) throw connectionLost(this.where);
   }
 }
 
