@@ -211,13 +211,14 @@ export class ImapSource implements Source {
       const present = new Set<string>();
       for (const set of rangeCommands(ids.map(Number).filter((u) => Number.isSafeInteger(u) && u > 0))) {
         const found = await c.client.search({ uid: set }, { uid: true });
-        if (found === false || found === undefined) throw connectionLost(this.where); // never read as "none there"
+        assertAlive(c.client, this.where, SELECTED);
+        // Never read a refused or empty-handed SEARCH as "none there": that would count mail as vanished.
+        if (found === false || found === undefined) throw new MailferryError('mailbox', `folder "${mailbox.path}": the server refused UID SEARCH UID`);
         for (const u of found) present.add(String(u));
       }
-      this.stillOpen(c);
       return { gone: new Set(ids.filter((id) => !present.has(id))) };
     } catch (err: unknown) {
-      const mapped = mapImapError(err, this.where);
+      const mapped = commandError(err, c.client, this.where);
       if (mapped.retryable) c.broken = true;
       throw mapped;
     } finally {
