@@ -79,9 +79,7 @@ test('the shipped code imports neither the dev tooling nor the tests', () => {
 /**
  * Import circles among src modules, found as strongly connected components (Tarjan) of the
  * relative imports. `typeOnly` edges (`import type`, `export type`) vanish at run time but still
- * tie the modules together for the reader, so they count too, with one exemption: the IMAP
- * driver's folder helpers take the ImapAppendSink they serve as a type (that driver's own
- * business to untie; no code runs in that circle).
+ * tie the modules together for the reader, so they count too.
  */
 function circles(runtimeOnly: boolean): string[][] {
   const graph = new Map<string, string[]>();
@@ -129,7 +127,6 @@ test('no import circle among src modules at run time', () => {
   assert.deepEqual(circles(true).map((c) => c.join(' <-> ')), []);
 });
 
-test('no import circle among src modules, type-only imports included (one exemption, see circles())', () => {
-  const exempt = (c: string[]): boolean => c.every((f) => f.startsWith('src/drivers/imap/'));
-  assert.deepEqual(circles(false).filter((c) => !exempt(c)).map((c) => c.join(' <-> ')), []);
+test('no import circle among src modules, type-only imports included', () => {
+  assert.deepEqual(circles(false).map((c) => c.join(' <-> ')), []);
 });

@@ -4,8 +4,7 @@ import type { MailboxInfo } from '../../domain/message.js';
 import type { Logger } from '../../log/logger.js';
 import { assertAlive } from './errors.js';
 import { toRanges } from '../../state/ids.js';
-import type { ImapAppendSink } from './target.js';
-import { deselect, STORE_UIDS, targetKey } from './target-common.js';
+import { deselect, STORE_UIDS, targetKey, type TargetSink } from './target-common.js';
 
 /**
  * `--sync-deletions` on an IMAP target: the `removeGone` of the Sink contract for ImapFolder.
@@ -21,7 +20,7 @@ import { deselect, STORE_UIDS, targetKey } from './target-common.js';
  * drops the removed ids (ids, target UID, flags, first-seen time) and the target UIDs, and is saved.
  */
 export interface GoneFolder {
-  readonly sink: ImapAppendSink;
+  readonly sink: TargetSink;
   /** The source mailbox (the checkpoint's key). */
   readonly mailbox: MailboxInfo;
   /** The target folder. */
@@ -34,7 +33,7 @@ export interface GoneFolder {
 const DELETE_OPTIONS: MessageRangeOptions & { silent: boolean } = { uid: true, silent: true };
 
 /** Sinks already warned that their target has no UIDPLUS (one warning per run). */
-const warned = new WeakSet<ImapAppendSink>();
+const warned = new WeakSet<TargetSink>();
 
 export async function removeGone(folder: GoneFolder, present: ReadonlySet<string>): Promise<number> {
   const { sink, log, path } = folder;

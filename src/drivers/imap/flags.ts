@@ -2,8 +2,7 @@ import type { MessageMeta, MailboxInfo } from '../../domain/message.js';
 import type { Logger } from '../../log/logger.js';
 import { toRanges } from '../../state/ids.js';
 import { flagKey, flagsOfKey } from '../../state/synced.js';
-import type { ImapAppendSink } from './target.js';
-import { deselect, STORE_UIDS } from './target-common.js';
+import { deselect, STORE_UIDS, type TargetSink } from './target-common.js';
 
 /**
  * The IMAP target's `syncFlags` (Sink contract): flag and keyword changes made on the source since
@@ -13,7 +12,7 @@ import { deselect, STORE_UIDS } from './target-common.js';
  * (after a re-match) is compared with what the target holds now. The flags written are recorded.
  */
 export interface FlagFolder {
-  readonly sink: ImapAppendSink;
+  readonly sink: TargetSink;
   /** The source mailbox (the checkpoint's key). */
   readonly mailbox: MailboxInfo;
   /** The target folder. */

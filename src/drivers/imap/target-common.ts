@@ -1,5 +1,23 @@
 /** What the IMAP target's folder code (target-folder.ts), its flag updates (flags.ts) and its removal of deleted mail (expunge.ts) share. */
 import type { ImapFlow } from 'imapflow';
+import type { Checkpoint } from '../../state/checkpoint.js';
+import type { Conn } from './pool.js';
+
+/**
+ * What a target folder and its flag and expunge helpers use of the target Sink (ImapAppendSink in
+ * target.ts implements it), so that those files need not import the sink that imports them.
+ */
+export interface TargetSink {
+  readonly name: string;
+  readonly where: string;
+  readonly checkpoint: Checkpoint;
+  /** The target takes MULTIAPPEND (and we may use it). */
+  readonly multi: boolean;
+  /** The largest message to send, and who says so; none when neither the server nor the profile does. */
+  readonly appendLimit: { bytes: number; by: 'server' | 'profile' } | undefined;
+  /** Run `fn` on a pooled connection; errors become MailferryError (`what` names a NO). */
+  withConn<T>(fn: (c: Conn) => Promise<T>, what?: string): Promise<T>;
+}
 
 /** UIDs per UID STORE / UID FETCH of flags. */
 export const STORE_UIDS = 2000;

@@ -6,18 +6,18 @@ import { fingerprintKey, headerBlock, toLf } from '../../formats/fingerprint.js'
 import type { Logger } from '../../log/logger.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../../state/checkpoint.js';
 import { flagKey } from '../../state/synced.js';
-import type { ImapAppendSink } from './target.js';
 import { memoryLiteral, spoolLiteral, type Literal } from './literal.js';
 import { removeGone } from './expunge.js';
 import { syncFlags } from './flags.js';
-import { deselect, targetKey } from './target-common.js';
+import { deselect, targetKey, type TargetSink } from './target-common.js';
+import { assertAlive } from './errors.js';
 import { multiAppend } from './multi-append.js';
 import type { Fingerprint, Match, SinkFolder, Tx } from '../../sinks/sink.js';
 import { bodyLimit } from '../body.js';
 import { lfToCrlf } from '../../formats/encoder.js';
 
 /**
- * One folder of the IMAP target (see ImapAppendSink for the contract it keeps): what is recorded
+ * One folder of the IMAP target (see ImapAppendSink in target.ts for the contract it keeps): what is recorded
  * of it, APPEND and MULTIAPPEND, the re-match after a crash or a cut-off APPEND; flag updates
  * (flags.ts) and removing what is gone from the source (expunge.ts) are beside it.
  */
@@ -86,7 +86,7 @@ export class ImapFolder implements SinkFolder {
   private kept: Map<string, number> | undefined;
 
   constructor(
-    private readonly sink: ImapAppendSink,
+    private readonly sink: TargetSink,
     readonly mailbox: MailboxInfo,
     private readonly path: string,
     private readonly log: Logger,
@@ -101,8 +101,12 @@ export class ImapFolder implements SinkFolder {
     return this.sink.withConn(async (c) => {
       const box = await c.client.mailboxOpen(this.path, { readOnly: true });
       try {
-        const uids = box.exists === 0 ? [] : (await c.client.search({ all: true }, { uid: true })) || [];
-        return { uidValidity: box.uidValidity, uids };
+        if (box.exists === 0) return { uidValidity: box.uidValidity, uids: [] };
+        const found = await c.client.search({ all: true }, { uid: true });
+        assertAlive(c.client, this.sink.where, { selected: true });
+        // A refused SEARCH is not an empty folder: read as one, every message would be appended again.
+        if (found === false || found === undefined) throw new MailferryError('mailbox', `folder "${this.path}" on ${this.sink.name}: the server refused UID SEARCH ALL`);
+        return { uidValidity: box.uidValidity, uids: found };
       } finally {
         await deselect(c.client);
       }
@@ -364,7 +368,7 @@ export class ImapFolder implements SinkFolder {
     throw e;
   }
 
-  /** Throws `message` when `size` wire bytes are more than the target takes (ImapAppendSink.appendLimit). */
+  /** Throws `message` when `size` wire bytes are more than the target takes (TargetSink.appendLimit). */
   checkSize(size: number): void {
     const limit = this.sink.appendLimit;
     if (limit === undefined || size <= limit.bytes) return;

@@ -8,7 +8,7 @@ import type { Checkpoint } from '../../state/checkpoint.js';
 import { canMultiAppend } from './multi-append.js';
 import { mapFolder, sourceRole, targetRoles, type ListedFolder, type MapRule, type Mapped, type Role } from './folder-map.js';
 import { ImapFolder, NoselectFolder } from './target-folder.js';
-import { targetKey } from './target-common.js';
+import { targetKey, type TargetSink } from './target-common.js';
 import type { Sink, SinkFolder } from '../../sinks/sink.js';
 
 export { targetKey };
@@ -82,7 +82,7 @@ export interface ImapAppendSinkOptions {
   roles?: ReadonlyMap<string, string>;
 }
 
-export class ImapAppendSink implements Sink {
+export class ImapAppendSink implements Sink, TargetSink {
   readonly name: string;
   private readonly pool: ImapPool;
   /** The target's hierarchy delimiter; null for a flat namespace. */
