@@ -199,7 +199,8 @@ for (const { kind, skip } of kinds) {
       await used.close();
     });
 
-    test('a wrong password is an auth error', { skip: kind.wrongLogin === undefined ? 'no login' : false }, async () => {
+    // The archive sources have no login: the case exists only for the servers.
+    if (kind.wrongLogin !== undefined) test('a wrong password is an auth error', async () => {
       const src = (kind.wrongLogin as () => Source)();
       try {
         await assert.rejects(inboxOf(src), (e: unknown) => e instanceof MailferryError && e.kind === 'auth');
