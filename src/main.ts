@@ -1,6 +1,7 @@
 import { hideBin } from 'yargs/helpers';
 import { buildCli, type Parsed } from './cli.js';
 import { EXIT, MailferryError } from './domain/errors.js';
+import { homePath, rawFlags } from './config/flags.js';
 import { configPath, readJobFile, withJobFile } from './config/job-file.js';
 import { openLogFile, teeLogger, type LogFile } from './log/file.js';
 import { createLogger, redact } from './log/logger.js';
@@ -15,7 +16,7 @@ export async function main(cmdline: string[]): Promise<number> {
   const jobPath = configPath(cmdline);
   if (jobPath !== undefined) {
     try {
-      argv = withJobFile(cmdline, readJobFile(jobPath, cmdline));
+      argv = withJobFile(cmdline, readJobFile(homePath(jobPath), cmdline));
     } catch (e: unknown) {
       process.stderr.write(`mailferry: ${e instanceof Error ? e.message : String(e)}\n`);
       return e instanceof MailferryError ? e.exitCode : EXIT.internal;
@@ -55,7 +56,7 @@ export async function main(cmdline: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   try {
-    const logPath = args['logFile'] as string | undefined;
+    const { logFile: logPath } = rawFlags<{ logFile?: string }>(args);
     if (logPath !== undefined) {
       logFile = openLogFile(logPath, debug ? 'debug' : 'info');
       log = teeLogger(stderrLog, logFile.logger);

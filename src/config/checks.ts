@@ -1,4 +1,3 @@
-import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import type { MaildirLayout } from '../drivers/maildir/sink.js';
 import { parseEndpoint, type LocalEndpoint } from '../endpoints/url.js';
@@ -47,18 +46,14 @@ export function batchSizes(problems: Problems, batchMb: number = DEFAULTS.batchM
   return { batchBytes: Math.round(batchMb * (1 << 20)), batchMessages: DEFAULTS.batchMessages, streamThreshold: DEFAULTS.streamThreshold };
 }
 
-/** `--state FILE`, absolute (`~/` expanded); left out when not given (the command picks one under state/dir.ts). */
+/** `--state FILE`, absolute (`~/` already expanded by flags.ts); left out when not given (the command picks one under state/dir.ts). */
 export function stateFlag(problems: Problems, text: string | undefined): { statePath?: string } {
   if (text === undefined) return {};
   if (text.trim() === '') {
     problems.push('--state needs a file name');
     return {};
   }
-  return { statePath: resolve(expandHome(text)) };
-}
-
-function expandHome(p: string): string {
-  return p === '~' || p.startsWith('~/') ? homedir() + p.slice(1) : p;
+  return { statePath: resolve(text) };
 }
 
 /** `--unseen-only` needs flags, which POP3 has not. */
