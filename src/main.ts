@@ -70,7 +70,10 @@ export async function main(cmdline: string[]): Promise<number> {
     const result = await command.run(cfg, { log, signal: controller.signal, debug, ...(progress === undefined ? {} : { onProgress: progress.update }) });
     progress?.done();
     return await command.print(result, out);
-  } catch (e: unknown) {
+  } catch (thrown: unknown) {
+    // Once the run's signal is aborted, whatever surfaces (a cut download, a closed connection
+    // read as "cannot write folder") is the interruption's doing: exit 130, the archive consistent.
+    const e = controller.signal.aborted && !(thrown instanceof MailferryError && thrown.kind === 'interrupted') ? new MailferryError('interrupted', INTERRUPTED, { cause: thrown }) : thrown;
     (await import('./progress.js')).clearProgress();
     logFile?.logger.error(e instanceof Error ? e.message : String(e));
     if (e instanceof MailferryError) {
@@ -104,6 +107,8 @@ const COMMANDS: Record<Parsed['command'], () => Promise<Command<unknown, unknown
     return { load: () => undefined, run: () => Promise.resolve(undefined), print: (_none, out) => printProfiles(out.json) };
   },
 };
+
+const INTERRUPTED = 'interrupted; the archive is consistent, rerun to resume';
 
 export function run(): void {
   main(hideBin(process.argv)).then(
