@@ -18,8 +18,7 @@ export async function main(cmdline: string[]): Promise<number> {
     try {
       argv = withJobFile(cmdline, readJobFile(homePath(jobPath), cmdline));
     } catch (e: unknown) {
-      process.stderr.write(`mailferry: ${e instanceof Error ? e.message : String(e)}\n`);
-      return e instanceof MailferryError ? e.exitCode : EXIT.internal;
+      return fatal(e instanceof MailferryError ? e : new MailferryError('usage', String(e)), cmdline.includes('--json'));
     }
   }
   let parsed: Parsed | undefined;
@@ -30,8 +29,7 @@ export async function main(cmdline: string[]): Promise<number> {
   await cli.parseAsync();
   if (usageError !== undefined) {
     // One line, as every error: yargs may report over several lines.
-    process.stderr.write(`mailferry: ${usageError.replace(/\s+/g, ' ').trim()} (see mailferry --help)\n`);
-    return EXIT.usage;
+    return fatal(new MailferryError('usage', `${usageError.replace(/\s+/g, ' ').trim()} (see mailferry --help)`), argv.includes('--json'));
   }
   if (parsed === undefined) return EXIT.ok; // --help or --version
   const args = parsed.args;
@@ -44,6 +42,7 @@ export async function main(cmdline: string[]): Promise<number> {
   let logFile: LogFile | undefined;
   let log = stderrLog;
 
+  let code: number | undefined;
   const controller = new AbortController();
   let interrupts = 0;
   const onSignal = (): void => {
@@ -60,7 +59,7 @@ export async function main(cmdline: string[]): Promise<number> {
     if (logPath !== undefined) {
       logFile = openLogFile(logPath, debug ? 'debug' : 'info');
       log = teeLogger(stderrLog, logFile.logger);
-      log.info(`mailferry ${parsed.command} started`);
+      log.info(`mailferry ${parsed.command} started${(await import('./commands/output.js')).whereText(rawFlags(args))}`);
     }
     const out: Output = { log, json, quiet, ...(logFile === undefined ? {} : { logFile }) };
     const command = await COMMANDS[parsed.command]();
@@ -69,7 +68,8 @@ export async function main(cmdline: string[]): Promise<number> {
     const progress = await progressOutput(out);
     const result = await command.run(cfg, { log, signal: controller.signal, debug, ...(progress === undefined ? {} : { onProgress: progress.update }) });
     progress?.done();
-    return await command.print(result, out);
+    code = await command.print(result, out);
+    return code;
   } catch (thrown: unknown) {
     // Once the run's signal is aborted, whatever surfaces (a cut download, a closed connection
     // read as "cannot write folder") is the interruption's doing: exit 130, the archive consistent.
@@ -77,15 +77,17 @@ export async function main(cmdline: string[]): Promise<number> {
     (await import('./progress.js')).clearProgress();
     logFile?.logger.error(e instanceof Error ? e.message : String(e));
     if (e instanceof MailferryError) {
-      process.stderr.write(`mailferry: ${redact(e.message)}\n`);
+      code = fatal(e, json);
       if (debug && e.cause instanceof Error) process.stderr.write(`${redact(e.cause.stack ?? '')}\n`);
-      return e.exitCode;
+      return code;
     }
     const err = e instanceof Error ? e : new Error(String(e));
-    process.stderr.write(`mailferry: internal error: ${redact(err.message)}${debug ? '' : ' (run with --debug for details)'}\n`);
+    code = fatal(new MailferryError('internal', `internal error: ${err.message}${debug ? '' : ' (run with --debug for details)'}`), json);
     if (debug) process.stderr.write(`${redact(err.stack ?? '')}\n`);
-    return EXIT.internal;
+    return code;
   } finally {
+    // Every run, failed or not, ends its log with its exit code.
+    logFile?.line(`mailferry ${parsed.command} exit ${code ?? EXIT.internal}`);
     logFile?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -107,6 +109,18 @@ const COMMANDS: Record<Parsed['command'], () => Promise<Command<unknown, unknown
     return { load: () => undefined, run: () => Promise.resolve(undefined), print: (_none, out) => printProfiles(out.json) };
   },
 };
+
+/**
+ * A fatal error: one line on stderr, and with --json also one object on stdout
+ * (`{"type":"error","exit":N,"kind":…,"message":…}`), so a script reading stdout always gets a
+ * last line to parse. The message is redacted in both. Returns the exit code.
+ */
+function fatal(e: MailferryError, json: boolean): number {
+  const message = redact(e.message);
+  process.stderr.write(`mailferry: ${message}\n`);
+  if (json) process.stdout.write(`${JSON.stringify({ type: 'error', exit: e.exitCode, kind: e.kind, message })}\n`);
+  return e.exitCode;
+}
 
 const INTERRUPTED = 'interrupted; the archive is consistent, rerun to resume';
 
