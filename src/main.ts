@@ -1,5 +1,5 @@
 import { hideBin } from 'yargs/helpers';
-import { buildCli, type Parsed } from './cli.js';
+import { buildCli, COMMAND_NAMES, type Parsed } from './cli.js';
 import { EXIT, MailferryError } from './domain/errors.js';
 import { homePath, rawFlags } from './config/flags.js';
 import { configPath, readJobFile, withJobFile } from './config/job-file.js';
@@ -11,7 +11,9 @@ import type { Command, Output } from './commands/deps.js';
  * Entry point: parse, run one command, print the summary, map errors to exit codes.
  * SIGINT/SIGTERM abort the run through an AbortController; the archive stays consistent.
  */
-export async function main(cmdline: string[]): Promise<number> {
+export async function main(words: string[]): Promise<number> {
+  // `mailferry help [COMMAND]` is `mailferry [COMMAND] --help`, as git and npm have it.
+  const cmdline = words[0] === 'help' ? [...words.slice(1, 2), '--help'] : words;
   let argv = cmdline;
   const jobPath = configPath(cmdline);
   if (jobPath !== undefined) {
@@ -24,12 +26,17 @@ export async function main(cmdline: string[]): Promise<number> {
   let parsed: Parsed | undefined;
   let usageError: string | undefined;
   const cli = buildCli(argv, (p) => (parsed = p)).fail((msg, err) => {
-    usageError = msg || (err instanceof Error ? err.message : String(err));
+    usageError ??= msg || (err instanceof Error ? err.message : String(err));
   });
   await cli.parseAsync();
   if (usageError !== undefined) {
-    // One line, as every error: yargs may report over several lines.
-    return fatal(new MailferryError('usage', `${usageError.replace(/\s+/g, ' ').trim()} (see mailferry --help)`), argv.includes('--json'));
+    // One line, as every error: yargs may report over several lines. A first word that is no
+    // command is named (yargs then says "Did you mean backup?", or which argument is unknown).
+    const first = argv[0];
+    const notCommand = first !== undefined && !first.startsWith('-') && !(COMMAND_NAMES as readonly string[]).includes(first);
+    const said = usageError.replace(/\s+/g, ' ').trim();
+    const line = notCommand ? `"${first}" is not a command (${COMMAND_NAMES.join(', ')}); ${said.charAt(0).toLowerCase()}${said.slice(1)}` : said;
+    return fatal(new MailferryError('usage', `${line} (see mailferry --help)`), argv.includes('--json'));
   }
   if (parsed === undefined) return EXIT.ok; // --help or --version
   const args = parsed.args;
