@@ -92,8 +92,8 @@ const FOLDER_FLAGS: Record<string, Options> = {
 
 /** backup, restore, migrate (and what else reads a Source): which messages to copy (sources/filter.ts). */
 export const FILTER_FLAGS: Record<string, Options> = {
-  since: { type: 'string', requiresArg: true, describe: 'only messages dated on or after DATE (YYYY-MM-DD, midnight UTC, or an ISO time with zone)' },
-  before: { type: 'string', requiresArg: true, describe: 'only messages dated before DATE' },
+  since: { type: 'string', requiresArg: true, describe: 'only messages dated on or after DATE: YYYY-MM-DD (midnight UTC), an ISO time with zone, or 7d, 2w, 3m, 1y back' },
+  before: { type: 'string', requiresArg: true, describe: 'only messages dated before DATE (the same forms)' },
   'max-size': { type: 'string', requiresArg: true, describe: 'only messages of at most BYTES (or NK, NM: 1024-based)' },
   'unseen-only': { type: 'boolean', describe: 'only messages without \\Seen (not for POP3, which has no flags)' },
 };
