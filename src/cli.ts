@@ -22,7 +22,7 @@ export const EXIT_CODES_HELP = [
   `  ${EXIT.interrupted}  interrupted (SIGINT/SIGTERM); the archive is consistent, rerun to resume`,
 ].join('\n');
 
-export const COMMAND_NAMES = ['backup', 'restore', 'migrate', 'forward', 'profiles'] as const;
+export const COMMAND_NAMES = ['backup', 'restore', 'migrate', 'forward', 'folders', 'profiles'] as const;
 
 export type Parsed = { command: (typeof COMMAND_NAMES)[number]; args: Record<string, unknown> };
 
@@ -307,6 +307,24 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .example('PW=... SMTP_PW=... $0 forward --from pop3s://me@old.example.org --password-env PW --smtp smtps://me@new.example.org@smtp.new.example.org --smtp-password-env SMTP_PW --rcpt me@new.example.org --rate 30/m', '')
           .epilogue(commandEpilogue(FORWARD_STATE)),
       (args) => onCommand({ command: 'forward', args }),
+    )
+    .command(
+      'folders',
+      'List the folders of an account: messages, size, special-use role, and what a backup would skip and why',
+      (y) =>
+        commandHelp(y, all)
+          .option('from', { type: 'string', describe: 'the account: imaps://USER@HOST[:993], imap://USER@HOST[:143] (STARTTLS), pop3s:// or pop3:// (its INBOX)' })
+          .options(passwordFlags())
+          .options(oauth2Flags())
+          .options(tlsFlags())
+          .options(FOLDER_FLAGS)
+          .option('user', PROFILE_FLAGS['user'] as Options)
+          .option('profile', PROFILE_FLAGS['profile'] as Options)
+          .option('protocol', PROFILE_FLAGS['protocol'] as Options)
+          .option('all-folders', PROFILE_FLAGS['all-folders'] as Options)
+          .example('$0 folders --user me@gmail.com --password-file ~/.gmail-app-pw', '')
+          .epilogue(commandEpilogue()),
+      (args) => onCommand({ command: 'folders', args }),
     )
     .command(
       'profiles',
