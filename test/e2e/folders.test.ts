@@ -78,5 +78,11 @@ describe('mailferry folders', { skip: dc.skip }, () => {
 
     const all = lastJson((await runCli([...args, '--json', '--all-folders'], { PW: dc.alice.password })).stdout);
     assert.equal((all['folders'] as Line[]).find((f) => f.path === 'Dupes')?.skipped, undefined, '--all-folders: the profile skips nothing');
+
+    // A source without status() (POP3): the figures come from the listing's sizes.
+    const pop = await runCli(['folders', '--json', '--from', `pop3s://${dc.alice.name}@127.0.0.1:${dc.server.pop3sPort}`, '--ca', dc.server.caFile, '--password-env', 'PW'], { PW: dc.alice.password });
+    assert.equal(pop.status, 0, pop.stderr);
+    const inbox = (lastJson(pop.stdout)['folders'] as Line[]).find((f) => f.path === 'INBOX');
+    assert.deepEqual([inbox?.messages, inbox?.bytes], [5, bytes('INBOX')]);
   });
 });
