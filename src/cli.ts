@@ -22,7 +22,9 @@ export const EXIT_CODES_HELP = [
   `  ${EXIT.interrupted}  interrupted (SIGINT/SIGTERM); the archive is consistent, rerun to resume`,
 ].join('\n');
 
-export type Parsed = { command: 'backup' | 'restore' | 'migrate' | 'forward' | 'profiles'; args: Record<string, unknown> };
+export const COMMAND_NAMES = ['backup', 'restore', 'migrate', 'forward', 'folders', 'profiles'] as const;
+
+export type Parsed = { command: (typeof COMMAND_NAMES)[number]; args: Record<string, unknown> };
 
 const TRANSFER_STATE =
   'The target cannot hold mailferry\'s state, so it lives on this machine: $XDG_STATE_HOME/mailferry/target-<hash>.json ' +
@@ -55,21 +57,19 @@ export function passwordFlags(who = '', prefix = ''): Record<string, Options> {
  */
 export function oauth2Flags(who = '', prefix = ''): Record<string, Options> {
   const o = `${prefix}oauth2-`;
+  const detail = (describe: string): Options => ({ type: 'string', describe: `${who}OAuth2: ${describe}` });
   return {
-    [`${o}token-command`]: {
-      type: 'string',
-      describe: `${who}log in with OAuth2 (XOAUTH2/OAUTHBEARER): run this command (no shell) for an access token, again for every new connection`,
-    },
+    [`${o}token-command`]: { type: 'string', describe: `${who}OAuth2: run this command (no shell) for an access token` },
     [`${o}token-url`]: {
       type: 'string',
-      describe: `${who}OAuth2 refresh flow: the token endpoint (https://...), or "google" or "microsoft"`,
+      describe: `${who}OAuth2 refresh flow: token endpoint, "google" or "microsoft"; with --${o}client-id, --${o}refresh-token-env|-file|-command, --${o}client-secret-env|-file (--show-hidden)`,
     },
-    [`${o}client-id`]: { type: 'string', describe: `${who}OAuth2 refresh flow: the client id` },
-    [`${o}client-secret-env`]: { type: 'string', describe: `${who}OAuth2: read the client secret from this environment variable` },
-    [`${o}client-secret-file`]: { type: 'string', describe: `${who}OAuth2: read the client secret from this file (mode 600)` },
-    [`${o}refresh-token-env`]: { type: 'string', describe: `${who}OAuth2: read the refresh token from this environment variable` },
-    [`${o}refresh-token-file`]: { type: 'string', describe: `${who}OAuth2: read the refresh token from this file (mode 600)` },
-    [`${o}refresh-token-command`]: { type: 'string', describe: `${who}OAuth2: run this command (no shell) for the refresh token` },
+    [`${o}client-id`]: detail('the client id'),
+    [`${o}client-secret-env`]: detail('read the client secret from this environment variable'),
+    [`${o}client-secret-file`]: detail('read the client secret from this file (mode 600)'),
+    [`${o}refresh-token-env`]: detail('read the refresh token from this environment variable'),
+    [`${o}refresh-token-file`]: detail('read the refresh token from this file (mode 600)'),
+    [`${o}refresh-token-command`]: detail('run this command (no shell) for the refresh token'),
   };
 }
 
@@ -92,8 +92,8 @@ const FOLDER_FLAGS: Record<string, Options> = {
 
 /** backup, restore, migrate (and what else reads a Source): which messages to copy (sources/filter.ts). */
 export const FILTER_FLAGS: Record<string, Options> = {
-  since: { type: 'string', requiresArg: true, describe: 'only messages dated on or after DATE (YYYY-MM-DD, midnight UTC, or an ISO time with zone)' },
-  before: { type: 'string', requiresArg: true, describe: 'only messages dated before DATE' },
+  since: { type: 'string', requiresArg: true, describe: 'only messages dated on or after DATE: YYYY-MM-DD (midnight UTC), an ISO time with zone, or 7d, 2w, 3m, 1y back' },
+  before: { type: 'string', requiresArg: true, describe: 'only messages dated before DATE (the same forms)' },
   'max-size': { type: 'string', requiresArg: true, describe: 'only messages of at most BYTES (or NK, NM: 1024-based)' },
   'unseen-only': { type: 'boolean', describe: 'only messages without \\Seen (not for POP3, which has no flags)' },
 };
@@ -147,9 +147,32 @@ const MIGRATE_PROFILE_FLAGS: Record<string, Options> = {
   ...RATE_FLAG,
 };
 
+/** The flags every command takes, shown once in `mailferry --help` and named in one line under each command's. */
+const GLOBAL_FLAGS = ['config', 'log-file', 'json', 'quiet', 'debug', 'help', 'version', 'show-hidden'];
+const GLOBALS_HELP = 'Global options (mailferry --help): --config FILE, --log-file FILE, --json, -q/--quiet, --debug, -h/--help, -V/--version, --show-hidden';
+
+/** The OAuth2 refresh flow's details, named in --oauth2-token-url's description, listed with --show-hidden. */
+const OAUTH2_DETAILS = ['', 'target-', 'smtp-'].flatMap((p) =>
+  ['client-id', 'client-secret-env', 'client-secret-file', 'refresh-token-env', 'refresh-token-file', 'refresh-token-command'].map((d) => `${p}oauth2-${d}`),
+);
+
+/**
+ * A command's help lists its own flags (the OAuth2 details only with --show-hidden, so that it
+ * stays short); the global ones are named in its epilogue.
+ */
+function commandHelp(y: Argv, all: boolean): Argv {
+  return [...GLOBAL_FLAGS, ...(all ? [] : OAUTH2_DETAILS)].reduce((a, k) => a.hide(k), y);
+}
+
+/** A command's epilogue: its own notes, the global flags, the exit codes. */
+function commandEpilogue(...notes: string[]): string {
+  return [...notes, GLOBALS_HELP, EXIT_CODES_HELP].join('\n\n');
+}
+
 const IMAP_TARGET = 'target account: imaps://USER@HOST[:993] or imap://USER@HOST[:143] (STARTTLS)';
 
 export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
+  const all = argv.includes('--show-hidden');
   return yargs(argv)
     .scriptName('mailferry')
     .usage('$0 <command> [options]')
@@ -157,7 +180,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
       'backup',
       'Back up an IMAP or POP3 account into Maildir and/or mbox archives (incremental, resumable)',
       (y) =>
-        y
+        commandHelp(y, all)
           .option('from', {
             type: 'string',
             describe: 'source account: imaps://USER@HOST[:993], imap://USER@HOST[:143] (STARTTLS), pop3s://USER@HOST[:995], pop3://USER@HOST[:110] (STLS)',
@@ -188,19 +211,19 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(PROFILE_FLAGS)
           .example('PW=... $0 backup --from imaps://me@imap.example.org --password-env PW --to maildir:~/mail-backup', '')
           .example('$0 backup --user me@gmail.com --password-file ~/.gmail-app-pw --to maildir:~/mail-backup', '')
-          .example('$0 backup --from imaps://me@imap.example.org --password-file ~/.imap-pw --to mbox:/srv/backup/me', '')
           .example('$0 backup --from pop3s://me@pop.example.org --password-file ~/.pop-pw --to maildir:~/mail-backup --delete-older-than 14', '')
           .example(
             '$0 backup --from imaps://me@gmail.com@imap.gmail.com --oauth2-token-url google --oauth2-client-id ID --oauth2-client-secret-file ~/.gmail-cs --oauth2-refresh-token-file ~/.gmail-rt --to maildir:~/gmail',
             '',
-          ),
+          )
+          .epilogue(commandEpilogue()),
       (args) => onCommand({ command: 'backup', args }),
     )
     .command(
       'restore',
       'Restore a Maildir or mbox archive into an IMAP account (APPEND with flags and dates; incremental, resumable)',
       (y) =>
-        y
+        commandHelp(y, all)
           .option('from', { type: 'string', describe: 'the archive: maildir:DIR or mbox:DIR (as mailferry backup writes them)' })
           .option('to', { type: 'string', describe: IMAP_TARGET })
           .options(passwordFlags('target: '))
@@ -214,14 +237,14 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(RESTORE_PROFILE_FLAGS)
           .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes read per batch, in MiB (bounds memory)' })
           .example('PW=... $0 restore --from maildir:~/mail-backup --to imaps://me@imap.example.org --password-env PW', '')
-          .epilogue(`${TRANSFER_STATE}\n\n${EXIT_CODES_HELP}`),
+          .epilogue(commandEpilogue(TRANSFER_STATE)),
       (args) => onCommand({ command: 'restore', args }),
     )
     .command(
       'migrate',
       'Copy an IMAP account into another one (APPEND with flags and dates), optionally keeping local archives in the same pass',
       (y) =>
-        y
+        commandHelp(y, all)
           .option('from', {
             type: 'string',
             describe: 'source account: imaps://USER@HOST[:993], imap://USER@HOST[:143] (STARTTLS), or pop3s:// / pop3:// (its INBOX only)',
@@ -243,14 +266,14 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(MIGRATE_PROFILE_FLAGS)
           .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
           .example('A=... B=... $0 migrate --from imaps://me@old.example.org --password-env A --to imaps://me@new.example.org --target-password-env B', '')
-          .epilogue(`${TRANSFER_STATE}\n\n${EXIT_CODES_HELP}`),
+          .epilogue(commandEpilogue(TRANSFER_STATE)),
       (args) => onCommand({ command: 'migrate', args }),
     )
     .command(
       'forward',
       'Send new mail from a POP3 or IMAP account (or an archive) to an address through an SMTP relay, once each, e.g. from cron',
       (y) =>
-        y
+        commandHelp(y, all)
           .option('from', {
             type: 'string',
             describe: 'source: pop3s://USER@HOST, pop3://USER@HOST (STLS), imaps://USER@HOST, imap://USER@HOST (STARTTLS), maildir:DIR or mbox:DIR (or --user)',
@@ -282,13 +305,31 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           })
           .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
           .example('PW=... SMTP_PW=... $0 forward --from pop3s://me@old.example.org --password-env PW --smtp smtps://me@new.example.org@smtp.new.example.org --smtp-password-env SMTP_PW --rcpt me@new.example.org --rate 30/m', '')
-          .epilogue(`${FORWARD_STATE}\n\n${EXIT_CODES_HELP}`),
+          .epilogue(commandEpilogue(FORWARD_STATE)),
       (args) => onCommand({ command: 'forward', args }),
+    )
+    .command(
+      'folders',
+      'List the folders of an account: messages, size, special-use role, and what a backup would skip and why',
+      (y) =>
+        commandHelp(y, all)
+          .option('from', { type: 'string', describe: 'the account: imaps://USER@HOST[:993], imap://USER@HOST[:143] (STARTTLS), pop3s:// or pop3:// (its INBOX)' })
+          .options(passwordFlags())
+          .options(oauth2Flags())
+          .options(tlsFlags())
+          .options(FOLDER_FLAGS)
+          .option('user', PROFILE_FLAGS['user'] as Options)
+          .option('profile', PROFILE_FLAGS['profile'] as Options)
+          .option('protocol', PROFILE_FLAGS['protocol'] as Options)
+          .option('all-folders', PROFILE_FLAGS['all-folders'] as Options)
+          .example('$0 folders --user me@gmail.com --password-file ~/.gmail-app-pw', '')
+          .epilogue(commandEpilogue()),
+      (args) => onCommand({ command: 'folders', args }),
     )
     .command(
       'profiles',
       'List the provider profiles (servers, folders skipped, limits) that --user and --profile use',
-      (y) => y,
+      (y) => commandHelp(y, all).epilogue(commandEpilogue()),
       (args) => onCommand({ command: 'profiles', args }),
     )
     .option('config', {
@@ -301,7 +342,12 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
     .option('debug', { type: 'boolean', describe: 'log protocol traffic (secrets redacted) and stack traces' })
     .demandCommand(1, 'name a command, e.g. mailferry backup --help')
     .strict()
+    .recommendCommands()
     .epilogue(EXIT_CODES_HELP)
     .wrap(Math.min(110, process.stdout.columns ?? 100))
-    .help();
+    .help()
+    .alias('help', 'h')
+    .option('show-hidden', { type: 'boolean', describe: 'with --help: also show the OAuth2 refresh flow\'s details' })
+    .version()
+    .alias('version', 'V');
 }

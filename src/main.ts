@@ -1,6 +1,7 @@
 import { hideBin } from 'yargs/helpers';
-import { buildCli, type Parsed } from './cli.js';
+import { buildCli, COMMAND_NAMES, type Parsed } from './cli.js';
 import { EXIT, MailferryError } from './domain/errors.js';
+import { homePath, rawFlags } from './config/flags.js';
 import { configPath, readJobFile, withJobFile } from './config/job-file.js';
 import { openLogFile, teeLogger, type LogFile } from './log/file.js';
 import { createLogger, redact } from './log/logger.js';
@@ -10,27 +11,32 @@ import type { Command, Output } from './commands/deps.js';
  * Entry point: parse, run one command, print the summary, map errors to exit codes.
  * SIGINT/SIGTERM abort the run through an AbortController; the archive stays consistent.
  */
-export async function main(cmdline: string[]): Promise<number> {
+export async function main(words: string[]): Promise<number> {
+  // `mailferry help [COMMAND]` is `mailferry [COMMAND] --help`, as git and npm have it.
+  const cmdline = words[0] === 'help' ? [...words.slice(1, 2), '--help'] : words;
   let argv = cmdline;
   const jobPath = configPath(cmdline);
   if (jobPath !== undefined) {
     try {
-      argv = withJobFile(cmdline, readJobFile(jobPath, cmdline));
+      argv = withJobFile(cmdline, readJobFile(homePath(jobPath), cmdline));
     } catch (e: unknown) {
-      process.stderr.write(`mailferry: ${e instanceof Error ? e.message : String(e)}\n`);
-      return e instanceof MailferryError ? e.exitCode : EXIT.internal;
+      return fatal(e instanceof MailferryError ? e : new MailferryError('usage', String(e)), cmdline.includes('--json'));
     }
   }
   let parsed: Parsed | undefined;
   let usageError: string | undefined;
   const cli = buildCli(argv, (p) => (parsed = p)).fail((msg, err) => {
-    usageError = msg || (err instanceof Error ? err.message : String(err));
+    usageError ??= msg || (err instanceof Error ? err.message : String(err));
   });
   await cli.parseAsync();
   if (usageError !== undefined) {
-    // One line, as every error: yargs may report over several lines.
-    process.stderr.write(`mailferry: ${usageError.replace(/\s+/g, ' ').trim()} (see mailferry --help)\n`);
-    return EXIT.usage;
+    // One line, as every error: yargs may report over several lines. A first word that is no
+    // command is named (yargs then says "Did you mean backup?", or which argument is unknown).
+    const first = argv[0];
+    const notCommand = first !== undefined && !first.startsWith('-') && !(COMMAND_NAMES as readonly string[]).includes(first);
+    const said = usageError.replace(/\s+/g, ' ').trim();
+    const line = notCommand ? `"${first}" is not a command (${COMMAND_NAMES.join(', ')}); ${said.charAt(0).toLowerCase()}${said.slice(1)}` : said;
+    return fatal(new MailferryError('usage', `${line} (see mailferry --help)`), argv.includes('--json'));
   }
   if (parsed === undefined) return EXIT.ok; // --help or --version
   const args = parsed.args;
@@ -43,6 +49,7 @@ export async function main(cmdline: string[]): Promise<number> {
   let logFile: LogFile | undefined;
   let log = stderrLog;
 
+  let code: number | undefined;
   const controller = new AbortController();
   let interrupts = 0;
   const onSignal = (): void => {
@@ -55,11 +62,11 @@ export async function main(cmdline: string[]): Promise<number> {
   process.on('SIGTERM', onSignal);
 
   try {
-    const logPath = args['logFile'] as string | undefined;
+    const { logFile: logPath } = rawFlags<{ logFile?: string }>(args);
     if (logPath !== undefined) {
       logFile = openLogFile(logPath, debug ? 'debug' : 'info');
       log = teeLogger(stderrLog, logFile.logger);
-      log.info(`mailferry ${parsed.command} started`);
+      log.info(`mailferry ${parsed.command} started${(await import('./commands/output.js')).whereText(rawFlags(args))}`);
     }
     const out: Output = { log, json, quiet, ...(logFile === undefined ? {} : { logFile }) };
     const command = await COMMANDS[parsed.command]();
@@ -68,20 +75,26 @@ export async function main(cmdline: string[]): Promise<number> {
     const progress = await progressOutput(out);
     const result = await command.run(cfg, { log, signal: controller.signal, debug, ...(progress === undefined ? {} : { onProgress: progress.update }) });
     progress?.done();
-    return await command.print(result, out);
-  } catch (e: unknown) {
+    code = await command.print(result, out);
+    return code;
+  } catch (thrown: unknown) {
+    // Once the run's signal is aborted, whatever surfaces (a cut download, a closed connection
+    // read as "cannot write folder") is the interruption's doing: exit 130, the archive consistent.
+    const e = controller.signal.aborted && !(thrown instanceof MailferryError && thrown.kind === 'interrupted') ? new MailferryError('interrupted', INTERRUPTED, { cause: thrown }) : thrown;
     (await import('./progress.js')).clearProgress();
     logFile?.logger.error(e instanceof Error ? e.message : String(e));
     if (e instanceof MailferryError) {
-      process.stderr.write(`mailferry: ${redact(e.message)}\n`);
+      code = fatal(e, json);
       if (debug && e.cause instanceof Error) process.stderr.write(`${redact(e.cause.stack ?? '')}\n`);
-      return e.exitCode;
+      return code;
     }
     const err = e instanceof Error ? e : new Error(String(e));
-    process.stderr.write(`mailferry: internal error: ${redact(err.message)}${debug ? '' : ' (run with --debug for details)'}\n`);
+    code = fatal(new MailferryError('internal', `internal error: ${err.message}${debug ? '' : ' (run with --debug for details)'}`), json);
     if (debug) process.stderr.write(`${redact(err.stack ?? '')}\n`);
-    return EXIT.internal;
+    return code;
   } finally {
+    // Every run, failed or not, ends its log with its exit code.
+    logFile?.line(`mailferry ${parsed.command} exit ${code ?? EXIT.internal}`);
     logFile?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
@@ -98,11 +111,26 @@ const COMMANDS: Record<Parsed['command'], () => Promise<Command<unknown, unknown
   restore: async () => (await import('./commands/restore.js')).RESTORE,
   migrate: async () => (await import('./commands/migrate.js')).MIGRATE,
   forward: async () => (await import('./commands/forward.js')).FORWARD,
+  folders: async () => (await import('./commands/folders.js')).FOLDERS,
   profiles: async () => {
     const { printProfiles } = await import('./profiles/list.js');
     return { load: () => undefined, run: () => Promise.resolve(undefined), print: (_none, out) => printProfiles(out.json) };
   },
 };
+
+/**
+ * A fatal error: one line on stderr, and with --json also one object on stdout
+ * (`{"type":"error","exit":N,"kind":…,"message":…}`), so a script reading stdout always gets a
+ * last line to parse. The message is redacted in both. Returns the exit code.
+ */
+function fatal(e: MailferryError, json: boolean): number {
+  const message = redact(e.message);
+  process.stderr.write(`mailferry: ${message}\n`);
+  if (json) process.stdout.write(`${JSON.stringify({ type: 'error', exit: e.exitCode, kind: e.kind, message })}\n`);
+  return e.exitCode;
+}
+
+const INTERRUPTED = 'interrupted; the archive is consistent, rerun to resume';
 
 export function run(): void {
   main(hideBin(process.argv)).then(

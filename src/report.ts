@@ -7,7 +7,22 @@ export interface Skipped {
   readonly reason: string;
 }
 
+/** One folder's figures in a run (`--json` summary: `perFolder`). */
+export interface FolderFigures {
+  planned: number;
+  plannedBytes: number;
+  messages: number;
+  bytes: number;
+  unchanged: number;
+  filtered: number;
+}
+
 export class RunReport {
+  /** Where from and where to, as shown to the user (no secret): the source's identity, the sinks' names (absolute paths). */
+  source?: string;
+  sinks: readonly string[] = [];
+  /** Per folder, in the order planned; added to by the pipeline (`count`). */
+  readonly perFolder = new Map<string, FolderFigures>();
   folders = 0;
   messages = 0;
   bytes = 0;
@@ -41,6 +56,13 @@ export class RunReport {
   readonly started = Date.now();
   finished?: number;
 
+  /** Add to a folder's figures. */
+  count(mailbox: string, add: Partial<FolderFigures>): void {
+    const f = this.perFolder.get(mailbox) ?? { planned: 0, plannedBytes: 0, messages: 0, bytes: 0, unchanged: 0, filtered: 0 };
+    for (const [k, v] of Object.entries(add) as [keyof FolderFigures, number][]) f[k] += v;
+    this.perFolder.set(mailbox, f);
+  }
+
   get seconds(): number {
     return ((this.finished ?? Date.now()) - this.started) / 1000;
   }
@@ -63,11 +85,14 @@ export class RunReport {
       (this.forwarded === undefined ? '' : `, ${this.forwarded} forwarded`) +
       (this.markedSent === undefined ? '' : `, ${this.markedSent} marked as sent (not sent)`);
     const budget = this.budgetReached ? '; daily budget reached, resume next run' : '';
-    return `${this.folders} folders, ${this.messages} messages copied (${mb} MB)${forwarded}, ${this.unchanged} already archived${flags}${filtered}${deleted}${vanished}${skipped}, ${this.seconds.toFixed(1)} s${budget}`;
+    const where = this.source === undefined ? '' : `; ${this.source} -> ${this.sinks.join(', ')}`;
+    return `${this.folders} folders, ${this.messages} messages copied (${mb} MB)${forwarded}, ${this.unchanged} already archived${flags}${filtered}${deleted}${vanished}${skipped}, ${this.seconds.toFixed(1)} s${budget}${where}`;
   }
 
   toJSON(): Record<string, unknown> {
     return {
+      ...(this.source === undefined ? {} : { source: this.source, sinks: this.sinks }),
+      started: new Date(this.started).toISOString(),
       folders: this.folders,
       messages: this.messages,
       bytes: this.bytes,
@@ -83,6 +108,7 @@ export class RunReport {
       budgetReached: this.budgetReached,
       seconds: Number(this.seconds.toFixed(3)),
       exitCode: this.exitCode,
+      perFolder: [...this.perFolder].map(([mailbox, f]) => ({ mailbox, ...f, skipped: this.skipped.filter((x) => x.mailbox === mailbox).length })),
     };
   }
 }

@@ -1,3 +1,4 @@
+import { describeEndpoint, parseEndpoint, parseSmtpEndpoint } from '../endpoints/url.js';
 import type { ProgressEvent } from '../pipeline/run.js';
 import type { RunReport } from '../report.js';
 import type { Output } from './deps.js';
@@ -10,15 +11,16 @@ import type { TransferResult } from './transfer.js';
  */
 
 /**
- * Progress: JSON lines on stdout with --json (one per folder planned and per batch copied), a
- * redrawn line on a TTY; nothing otherwise (cron).
+ * Progress: JSON lines on stdout with --json (one per folder planned and per batch copied: the
+ * run's totals, and under `folder` that folder's own figures), a redrawn line on a TTY; nothing
+ * otherwise (cron).
  */
 export async function progressOutput(o: Output): Promise<{ update: (r: RunReport, e: ProgressEvent) => void; done: () => void } | undefined> {
   if (o.json) {
     return {
       update: (r, e) =>
         process.stdout.write(
-          `${JSON.stringify({ type: 'progress', event: e.type, mailbox: e.mailbox, messages: r.messages, bytes: r.bytes, planned: r.planned, plannedBytes: r.plannedBytes })}\n`,
+          `${JSON.stringify({ type: 'progress', event: e.type, mailbox: e.mailbox, messages: r.messages, bytes: r.bytes, planned: r.planned, plannedBytes: r.plannedBytes, folder: r.perFolder.get(e.mailbox) })}\n`,
         ),
       done: () => undefined,
     };
@@ -54,4 +56,32 @@ export function planText(plan: readonly PlannedFolder[]): string {
   const messages = plan.reduce((n, p) => n + p.messages, 0);
   const bytes = plan.reduce((n, p) => n + p.bytes, 0);
   return [`dry run: nothing was changed; a real run would copy ${messages} messages (${(bytes / 1e6).toFixed(2)} MB) in ${plan.length} folders:`, ...lines].join('\n');
+}
+
+/**
+ * Where a run goes, from its raw flags, for the --log-file's first line: `: from imaps://me@host:993
+ * (or --user), to maildir:/abs/path, ...`. Endpoints are shown parsed (absolute, never a secret);
+ * one that does not parse is left out (the loader reports it).
+ */
+export function whereText(raw: Readonly<Record<string, unknown>>): string {
+  const shown = (text: unknown, parse: (t: string) => string = (t) => describeEndpoint(parseEndpoint(t))): string[] => {
+    const all = Array.isArray(text) ? (text as unknown[]) : [text];
+    return all.flatMap((t) => {
+      try {
+        return typeof t === 'string' ? [parse(t)] : [];
+      } catch {
+        return [];
+      }
+    });
+  };
+  const parts = [
+    ...shown(raw['from']).map((x) => `from ${x}`),
+    ...shown(raw['user'], (t) => t).map((x) => `user ${x}`),
+    ...shown(raw['to']).map((x) => `to ${x}`),
+    ...shown(raw['targetUser'], (t) => t).map((x) => `target user ${x}`),
+    ...shown(raw['archive']).map((x) => `archive ${x}`),
+    ...shown(raw['smtp'], (t) => describeEndpoint(parseSmtpEndpoint(t))).map((x) => `relay ${x}`),
+    ...shown(raw['rcpt'], (t) => t).map((x) => `rcpt ${x}`),
+  ];
+  return parts.length === 0 ? '' : `: ${parts.join(', ')}`;
 }

@@ -1,13 +1,13 @@
 import { MailferryError } from '../domain/errors.js';
-import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpoints/url.js';
+import type { LocalEndpoint, RemoteEndpoint } from '../endpoints/url.js';
 import { account, type RawAccountFlags } from './account.js';
 import type { AuthSpec } from '../auth/login.js';
-import { batchSizes, layoutFlag, localEndpoints, unseenOnlyFlag } from './checks.js';
+import { accountFrom, batchSizes, layoutFlag, localEndpoints, unseenOnlyFlag } from './checks.js';
 import { parseFilter, type RawFilterFlags } from './filter.js';
-import { attempt, type Problems } from './problems.js';
+import type { Problems } from './problems.js';
 import type { MessageFilter } from '../sources/filter.js';
 import type { MaildirLayout } from '../drivers/maildir/sink.js';
-import { capConnections, profileOAuth2, resolveProfile, runLimits, type RawProfileFlags, type RunLimits } from '../profiles/resolve.js';
+import { capConnections, profileOAuth2, runLimits, type RawProfileFlags, type RunLimits } from '../profiles/resolve.js';
 
 /**
  * The one loader for `backup`: turns raw flags into a checked BackupConfig, reporting every problem
@@ -59,18 +59,7 @@ export interface RawBackupFlags extends RawAccountFlags, RawProfileFlags, RawFil
 export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
   const problems: Problems = [];
 
-  let from: RemoteEndpoint | undefined;
-  if (raw.from === undefined) {
-    if (raw.user === undefined) problems.push('--from is required (imaps://USER@HOST or pop3s://USER@HOST), or --user ADDRESS to use a provider profile');
-  } else {
-    const e = attempt(problems, () => parseEndpoint(raw.from as string));
-    if (e !== undefined) {
-      if ('path' in e) problems.push('--from must be a mail account for backup (imaps://, imap://, pop3s:// or pop3://USER@HOST)');
-      else from = e;
-    }
-  }
-  const prof = resolveProfile(problems, raw, from);
-  from ??= prof.endpoint;
+  const { from, prof } = accountFrom(problems, raw, 'backup');
   const imap = from !== undefined && from.kind !== 'pop3';
   if (raw.delete === true && imap) problems.push('--delete is for POP3 sources only');
   let olderThanDays: number | undefined;

@@ -1,12 +1,32 @@
-import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import type { MaildirLayout } from '../drivers/maildir/sink.js';
-import { parseEndpoint, type LocalEndpoint } from '../endpoints/url.js';
+import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpoints/url.js';
+import { resolveProfile, type ProfileSettings, type RawProfileFlags } from '../profiles/resolve.js';
 import type { MessageFilter } from '../sources/filter.js';
 import { DEFAULTS } from './defaults.js';
 import { attempt, type Problems } from './problems.js';
 
 /** The checks several command loaders share, each adding what is wrong to `problems`. */
+
+/**
+ * The mail account a command reads (backup, folders): `--from URL`, or `--user ADDRESS` with its
+ * provider's profile; the profile's settings either way (its skipped folders, its limits).
+ */
+export function accountFrom(problems: Problems, raw: RawProfileFlags & { from?: string }, command: string): { from?: RemoteEndpoint; prof: ProfileSettings } {
+  let from: RemoteEndpoint | undefined;
+  if (raw.from === undefined) {
+    if (raw.user === undefined) problems.push('--from is required (imaps://USER@HOST or pop3s://USER@HOST), or --user ADDRESS to use a provider profile');
+  } else {
+    const e = attempt(problems, () => parseEndpoint(raw.from as string));
+    if (e !== undefined) {
+      if ('path' in e) problems.push(`--from must be a mail account for ${command} (imaps://, imap://, pop3s:// or pop3://USER@HOST)`);
+      else from = e;
+    }
+  }
+  const prof = resolveProfile(problems, raw, from);
+  from ??= prof.endpoint;
+  return { ...(from === undefined ? {} : { from }), prof };
+}
 
 /** `maildir:DIR` or `mbox:DIR`, given as `flag`. */
 export function localEndpoint(problems: Problems, text: string, flag: string): LocalEndpoint | undefined {
@@ -47,18 +67,14 @@ export function batchSizes(problems: Problems, batchMb: number = DEFAULTS.batchM
   return { batchBytes: Math.round(batchMb * (1 << 20)), batchMessages: DEFAULTS.batchMessages, streamThreshold: DEFAULTS.streamThreshold };
 }
 
-/** `--state FILE`, absolute (`~/` expanded); left out when not given (the command picks one under state/dir.ts). */
+/** `--state FILE`, absolute (`~/` already expanded by flags.ts); left out when not given (the command picks one under state/dir.ts). */
 export function stateFlag(problems: Problems, text: string | undefined): { statePath?: string } {
   if (text === undefined) return {};
   if (text.trim() === '') {
     problems.push('--state needs a file name');
     return {};
   }
-  return { statePath: resolve(expandHome(text)) };
-}
-
-function expandHome(p: string): string {
-  return p === '~' || p.startsWith('~/') ? homedir() + p.slice(1) : p;
+  return { statePath: resolve(text) };
 }
 
 /** `--unseen-only` needs flags, which POP3 has not. */

@@ -141,6 +141,7 @@ export async function copyBatch(
   }
   report.messages += messages;
   report.bytes += bytes;
+  report.count(mailbox, { messages, bytes });
   opts.onProgress?.(report, { type: 'batch', mailbox, messages, bytes });
   for (const [f, e] of fullFolders) onFull(f, e);
   const left = todo.filter((m) => !arrived.has(m.id)).map((m) => m.id);

@@ -67,6 +67,8 @@ interface Plan {
 
 export async function runPipeline(source: Source, sinks: readonly Sink[], opts: PipelineOptions): Promise<RunReport> {
   const report = new RunReport();
+  report.source = source.identity;
+  report.sinks = sinks.map((s) => s.name);
   const internal = new AbortController();
   const signal = AbortSignal.any([opts.signal, internal.signal]);
   const retry = <T>(what: string, fn: () => Promise<T>): Promise<T> =>
@@ -184,6 +186,7 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
         const count = plan.batches.reduce((n, b) => n + b.length, 0);
         report.planned += count;
         report.plannedBytes += bytes;
+        report.count(mailbox.path, { planned: count, plannedBytes: bytes, unchanged: plan.unchanged, filtered: plan.filtered });
         opts.onProgress?.(report, { type: 'planned', mailbox: mailbox.path, messages: count, bytes, ...(plan.removed > 0 ? { removed: plan.removed } : {}) });
         pending += count;
         copies.push(

@@ -46,7 +46,17 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  *   the pipeline reports each as skipped.
  * - `filtered(mailbox)`, optional (a filtering wrapper, filter.ts): how many messages of `mailbox`
  *   the last `list()` left out on purpose; the pipeline counts them as filtered, not as present.
+ * - `status(mailbox)`, optional: how many messages the mailbox holds and, where the server says
+ *   so cheaply, their total size, without selecting it or listing its messages (IMAP `STATUS
+ *   (MESSAGES SIZE)`, SIZE only with RFC 8438 STATUS=SIZE). `mailferry folders` uses it; without
+ *   it, or without `bytes`, it selects the mailbox and sums the sizes `list()` gives.
  */
+export interface FolderStatus {
+  readonly messages: number;
+  /** Total size in bytes (wire form), when the source can tell without listing. */
+  readonly bytes?: number;
+}
+
 export interface SourceCaps {
   /** How many `fetch` calls may run at once; the pipeline runs that many batches in parallel. */
   readonly parallel: number;
@@ -103,5 +113,6 @@ export interface Source {
   missing(mailbox: MailboxInfo, ids: readonly string[], signal: AbortSignal): Promise<Missing>;
   close(): Promise<void>;
   filtered?(mailbox: MailboxInfo): number;
+  status?(mailbox: MailboxInfo): Promise<FolderStatus>;
   unlisted?(mailbox: MailboxInfo): readonly Unlisted[];
 }

@@ -166,7 +166,7 @@ describe('cron-ready operation', { skip: dc.skip }, () => {
     const text = await readFile(log, 'utf8');
     const lines = text.trim().split('\n');
     assert.ok(lines.every((l) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (debug|info|warn|error): /.test(l)), text);
-    assert.equal(lines.filter((l) => / info: mailferry backup started$/.test(l)).length, 2);
+    assert.equal(lines.filter((l) => / info: mailferry backup started: from imaps:\/\/alice@/.test(l)).length, 2);
     assert.ok(lines.some((l) => /42 messages copied .*\(exit 0\)$/.test(l)), text);
     assert.ok(lines.some((l) => /0 messages copied .*42 already archived.*\(exit 0\)$/.test(l)), text);
     assert.equal((await stat(log)).mode & 0o777, 0o600);

@@ -6,7 +6,7 @@ import type { Logger } from '../../log/logger.js';
 import { toRanges } from '../../state/ids.js';
 import { assertAlive, commandError } from './errors.js';
 import { ImapPool, type Conn } from './pool.js';
-import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sources/source.js';
+import type { Fetched, FolderStatus, HeaderSample, Missing, Selected, Source } from '../../sources/source.js';
 
 /**
  * IMAP Source on imapflow. Holds up to `connections` logged-in clients; `fetch` takes one for the
@@ -104,6 +104,22 @@ export class ImapSource implements Source {
         }
       }
       return [...byPath.values()].sort((a, b) => compareMailboxes(a, b));
+    });
+  }
+
+  /** `STATUS (MESSAGES SIZE)`, without selecting; imapflow asks for SIZE only where the server has STATUS=SIZE (RFC 8438). */
+  async status(mailbox: MailboxInfo): Promise<FolderStatus> {
+    return this.withConn(async (c) => {
+      let s: Awaited<ReturnType<typeof c.client.status>>;
+      try {
+        s = await c.client.status(mailbox.path, { messages: true, size: true });
+      } catch (err: unknown) {
+        const mapped = mapImapError(err, this.where);
+        if (mapped.kind === 'mailbox') throw new MailferryError('mailbox', `cannot ask about folder "${mailbox.path}": ${mapped.message}`, { cause: err });
+        throw mapped;
+      }
+      if (s === false || s.messages === undefined) throw new MailferryError('mailbox', `the server gave no STATUS for folder "${mailbox.path}"`);
+      return { messages: s.messages, ...(s.size === undefined ? {} : { bytes: s.size }) };
     });
   }
 
