@@ -113,8 +113,9 @@ export class ImapSource implements Source {
       let s: Awaited<ReturnType<typeof c.client.status>>;
       try {
         s = await c.client.status(mailbox.path, { messages: true, size: true });
+        assertAlive(c.client, this.where);
       } catch (err: unknown) {
-        const mapped = mapImapError(err, this.where);
+        const mapped = commandError(err, c.client, this.where);
         if (mapped.kind === 'mailbox') throw new MailferryError('mailbox', `cannot ask about folder "${mailbox.path}": ${mapped.message}`, { cause: err });
         throw mapped;
       }
