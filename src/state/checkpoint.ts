@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { MailferryError, errnoCode, destinationError } from '../domain/errors.js';
 import { writeFileAtomic } from './atomic.js';
 import { Journal } from './journal.js';
+import { readNoFollow } from './no-follow.js';
 import { decodeIds, encodeIds, type EncodedIds } from './ids.js';
 import { decodeFlagSets, decodeUidRuns, encodeFlagSets, encodeUidRuns, type FlagSetsJson, type UidRunsJson } from './synced.js';
 
@@ -122,7 +122,7 @@ export class Checkpoint {
     const cp = new Checkpoint(path, source);
     let text: string;
     try {
-      text = await readFile(path, 'utf8');
+      text = (await readNoFollow(path)).toString('utf8');
     } catch (e: unknown) {
       if (errnoCode(e) === 'ENOENT') return cp.replay();
       throw destinationError(e, `state file ${path}`);

@@ -1,13 +1,15 @@
-import { link, open, readFile, stat, unlink } from 'node:fs/promises';
+import { link, lstat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { MailferryError, errnoCode, destinationError } from '../domain/errors.js';
+import { openNoFollow, readNoFollow, tempName } from './no-follow.js';
 
 /**
  * One run per archive: a lockfile holding "pid host start". It is written to a private temp file
  * first and then hard-linked into place (link fails if the lock exists), so a lock is never seen
  * empty, even when a run is killed while taking it. A second run exits at once with kind `locked`.
- * A lock left by a dead process on this host is taken over (cron after a crash), and so is an
- * unreadable one older than a minute (written by something else, or damaged).
+ * A lock left by a dead process on this host is taken over (cron after a crash), and so is an unreadable one older than a minute
+ * (written by something else, or damaged). The temp file has a random name and is created
+ * exclusively, and a link at the lock's name is an error (state/no-follow.ts).
  */
 const STALE_UNREADABLE_MS = 60_000;
 export interface Lock {
@@ -16,9 +18,10 @@ export interface Lock {
 
 export async function acquireLock(path: string): Promise<Lock> {
   for (let attempt = 0; attempt < 2; attempt++) {
-    const tmp = `${path}.${process.pid}.tmp`;
+    // A random name, created exclusively: a link planted at a guessable name is never written through.
+    const tmp = tempName(path);
     try {
-      const fh = await open(tmp, 'w', 0o600);
+      const fh = await openNoFollow(tmp, 'wx', 0o600);
       try {
         await fh.writeFile(`${process.pid} ${hostname()} ${new Date().toISOString()}\n`);
         await fh.sync();
@@ -40,7 +43,13 @@ export async function acquireLock(path: string): Promise<Lock> {
       };
     } catch (e: unknown) {
       if (errnoCode(e) !== 'EEXIST') throw destinationError(e, `lock file ${path}`);
-      const holder = await readFile(path, 'utf8').catch(() => '');
+      const holder = await readNoFollow(path).then(
+        (b) => b.toString('utf8'),
+        (r: unknown) => {
+          if (r instanceof MailferryError) throw r; // a link at the lock's name
+          return '';
+        },
+      );
       const [pidText, host] = holder.trim().split(' ');
       const pid = Number(pidText);
       if (host === hostname() && Number.isInteger(pid) && pid > 0 && !alive(pid)) {
@@ -48,7 +57,7 @@ export async function acquireLock(path: string): Promise<Lock> {
         continue;
       }
       if (!(Number.isInteger(pid) && pid > 0)) {
-        const age = Date.now() - ((await stat(path).catch(() => null))?.mtimeMs ?? Date.now());
+        const age = Date.now() - ((await lstat(path).catch(() => null))?.mtimeMs ?? Date.now());
         if (age > STALE_UNREADABLE_MS) {
           await unlink(path).catch(() => undefined);
           continue;

@@ -30,3 +30,16 @@ test('an empty lock file is refused while fresh and taken over once stale', asyn
   const lock = await acquireLock(path);
   await lock.release();
 });
+
+test('a link planted at a guessable temporary name is never written through', async () => {
+  const { symlink } = await import('node:fs/promises');
+  const dir = await mkdtemp(join(tmpdir(), 'mf-lock-link-'));
+  const victim = join(dir, 'victim');
+  await writeFile(victim, 'precious\n');
+  const path = join(dir, 'archive.lock');
+  // The names an earlier version used: `<lock>.<pid>.tmp`.
+  await symlink(victim, `${path}.${process.pid}.tmp`);
+  const lock = await acquireLock(path);
+  await lock.release();
+  assert.equal(await readFile(victim, 'utf8'), 'precious\n');
+});

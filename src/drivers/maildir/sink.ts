@@ -1,5 +1,5 @@
-import { closeSync, fsync, futimesSync, openSync, renameSync, unlinkSync } from 'node:fs';
-import { mkdir, open, readdir, rename, unlink, readFile, writeFile } from 'node:fs/promises';
+import { closeSync, fsync, futimesSync, renameSync, unlinkSync } from 'node:fs';
+import { mkdir, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { destinationError, errnoCode } from '../../domain/errors.js';
@@ -9,6 +9,7 @@ import { fingerprintKey, headerBlock, wireSizeOfLf } from '../../formats/fingerp
 import { fileName, infoOf, parseName, uniqueBase, withoutUid, withUid } from '../../formats/maildir-name.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../../state/checkpoint.js';
 import { fsyncDir } from '../../state/atomic.js';
+import { mkdirNoFollow, openNoFollow, openNoFollowSync, readNoFollow } from '../../state/no-follow.js';
 import { KeywordTable } from './keywords.js';
 import { SinkPlaces } from '../sink-places.js';
 import type { Fingerprint, Match, Sink, SinkFolder, Tx } from '../../sinks/sink.js';
@@ -58,10 +59,11 @@ export class MaildirSink implements Sink {
     try {
       await mkdir(this.root, { recursive: true, mode: 0o700 });
       if (mailbox.noSelect) {
-        if (this.layout === 'fs') await mkdir(dir, { recursive: true, mode: 0o700 });
+        if (this.layout === 'fs') await mkdirNoFollow(this.root, dir);
       } else {
-        for (const sub of ['tmp', 'new', 'cur']) await mkdir(join(dir, sub), { recursive: true, mode: 0o700 });
-        if (dir !== this.root) await writeFile(join(dir, 'maildirfolder'), '', { mode: 0o600, flag: 'a' });
+        // Never through a link (no-follow.ts): the folder, tmp/, new/, cur/.
+        for (const sub of ['tmp', 'new', 'cur']) await mkdirNoFollow(this.root, join(dir, sub));
+        if (dir !== this.root) await (await openNoFollow(join(dir, 'maildirfolder'), 'a', 0o600)).close();
       }
     } catch (e: unknown) {
       throw destinationError(e, `folder ${dir}`);
@@ -139,7 +141,7 @@ class MaildirFolder implements SinkFolder {
 
   async *fingerprints(): AsyncIterable<Fingerprint> {
     for (const f of await this.files()) {
-      const body = await readFile(join(this.dir, f.sub, f.name));
+      const body = await readNoFollow(join(this.dir, f.sub, f.name));
       yield { key: fingerprintKey(headerBlock(body), wireSizeOfLf(body)), ref: `${f.sub}/${f.name}` };
     }
   }
@@ -220,7 +222,7 @@ class MaildirFolder implements SinkFolder {
     if (Buffer.isBuffer(body)) return this.stageBuffer(meta, body, base, tmp);
     let fh;
     try {
-      fh = await open(tmp, 'wx', 0o600);
+      fh = await openNoFollow(tmp, 'wx', 0o600);
     } catch (e: unknown) {
       throw destinationError(e, `folder ${this.dir}`);
     }
@@ -257,7 +259,7 @@ class MaildirFolder implements SinkFolder {
     const enc = new ArchiveEncoder(false);
     let fd: number;
     try {
-      fd = openSync(tmp, 'wx', 0o600);
+      fd = openNoFollowSync(tmp, 'wx', 0o600);
     } catch (e: unknown) {
       throw destinationError(e, `folder ${this.dir}`);
     }
