@@ -4,6 +4,7 @@ import { EXIT, MailferryError } from './domain/errors.js';
 import { configPath, readJobFile, withJobFile } from './config/job-file.js';
 import { openLogFile, teeLogger, type LogFile } from './log/file.js';
 import { createLogger, redact } from './log/logger.js';
+import { escapeControl } from './log/redact.js';
 import type { Command, Output } from './commands/deps.js';
 
 /**
@@ -73,12 +74,12 @@ export async function main(cmdline: string[]): Promise<number> {
     (await import('./progress.js')).clearProgress();
     logFile?.logger.error(e instanceof Error ? e.message : String(e));
     if (e instanceof MailferryError) {
-      process.stderr.write(`mailferry: ${redact(e.message)}\n`);
+      process.stderr.write(`mailferry: ${escapeControl(redact(e.message))}\n`);
       if (debug && e.cause instanceof Error) process.stderr.write(`${redact(e.cause.stack ?? '')}\n`);
       return e.exitCode;
     }
     const err = e instanceof Error ? e : new Error(String(e));
-    process.stderr.write(`mailferry: internal error: ${redact(err.message)}${debug ? '' : ' (run with --debug for details)'}\n`);
+    process.stderr.write(`mailferry: internal error: ${escapeControl(redact(err.message))}${debug ? '' : ' (run with --debug for details)'}\n`);
     if (debug) process.stderr.write(`${redact(err.stack ?? '')}\n`);
     return EXIT.internal;
   } finally {

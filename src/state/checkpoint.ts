@@ -2,6 +2,7 @@ import { MailferryError, errnoCode, destinationError } from '../domain/errors.js
 import { writeFileAtomic } from './atomic.js';
 import { Journal } from './journal.js';
 import { readNoFollow } from './no-follow.js';
+import { redact } from '../log/redact.js';
 import { decodeIds, encodeIds, type EncodedIds } from './ids.js';
 import { decodeFlagSets, decodeUidRuns, encodeFlagSets, encodeUidRuns, type FlagSetsJson, type UidRunsJson } from './synced.js';
 
@@ -188,7 +189,9 @@ export class Checkpoint {
    * SMTP forward: `id` of `folder` was accepted by the relay with `sent.reply`. Durable when this
    * resolves (one journal line), in memory at once; `save()` folds it into the state file.
    */
-  recordSent(folder: string, id: string, sent: SentRecord): Promise<void> {
+  recordSent(folder: string, id: string, given: SentRecord): Promise<void> {
+    // The relay's reply is a server's text: it may echo a secret (log/redact.ts).
+    const sent = { ...given, reply: redact(given.reply) };
     this.applySent(folder, id, sent);
     const line = JSON.stringify({ folder, id, sent });
     // On the same chain as save(): a save that empties the journal has serialized every record
