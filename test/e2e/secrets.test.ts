@@ -1,9 +1,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli, type CliResult } from '../helpers/cli.js';
+import { withTempDir } from '../helpers/tmpdir.js';
 import { imapPeer } from '../helpers/imap-peer.js';
 import { fakeServer, standard } from '../helpers/pop3-peer.js';
 
@@ -17,13 +17,8 @@ const PW = 'pa"ss\\wo rd%+1';
 const forms = [PW, JSON.stringify(PW).slice(1, -1), encodeURIComponent(PW), Buffer.from(`\0alice\0${PW}`).toString('base64')];
 const messages = [1, 2, 3].map((i) => Buffer.from(`Subject: m${i}\r\nMessage-ID: <m${i}@mailferry.test>\r\n\r\nbody ${i}\r\n`));
 
-async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), 'mf-secrets-'));
-  try {
-    return await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  return withTempDir('mf-secrets-', fn);
 }
 
 async function everything(dir: string, r: CliResult): Promise<string> {

@@ -6,7 +6,7 @@ import { destinationError, errnoCode } from '../../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../../domain/message.js';
 import { ArchiveEncoder } from '../../formats/encoder.js';
 import { fingerprintKey, headerBlock, wireSizeOfLf } from '../../formats/fingerprint.js';
-import { fileName, infoOf, parseName, uniqueBase, withoutUid, withUid } from '../../formats/maildir-name.js';
+import { fileName, idField, infoOf, parseName, uniqueBase, withoutUid, withUid } from '../../formats/maildir-name.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../../state/checkpoint.js';
 import { fsyncDir } from '../../state/atomic.js';
 import { mkdirNoFollow, openNoFollow, openNoFollowSync, readNoFollow } from '../../state/no-follow.js';
@@ -78,6 +78,15 @@ export class MaildirSink implements Sink {
   }
 }
 
+/** Ids durable in a folder; one too long for a file name is found by its hashed U= (idField). */
+class KnownIds extends Set<string> {
+  readonly hashed = new Set<string>();
+
+  override has(id: string): boolean {
+    return super.has(id) || (this.hashed.size > 0 && this.hashed.has(idField(id)));
+  }
+}
+
 interface Staged {
   id: string;
   tmp: string;
@@ -111,12 +120,14 @@ class MaildirFolder implements SinkFolder {
     const files = await this.files();
     const uidValidity = this.mailbox.uidValidity?.toString();
     if (cp?.uidValidity === uidValidity && cp !== undefined && !cp.rematching) {
-      this.known = new Set(cp.ids);
+      const known = new KnownIds(cp.ids);
       // A run killed between rename and checkpoint left files whose U= is not recorded yet.
       for (const f of files) {
         const uid = parseName(f.name).uid;
-        if (uid !== undefined) this.known.add(uid);
+        if (uid?.startsWith('#') === true) known.hashed.add(uid);
+        else if (uid !== undefined) known.add(uid);
       }
+      this.known = known;
     } else if (files.length > 0) {
       this.needsRematch = true;
     } else {
