@@ -14,6 +14,7 @@ import { KeywordTable } from './keywords.js';
 import { SinkPlaces } from '../sink-places.js';
 import type { Fingerprint, Match, Sink, SinkFolder, Tx } from '../../sinks/sink.js';
 import { writeAllSyncAt, writeEncoded } from '../body.js';
+import { withUsableDate } from '../archive-date.js';
 import type { Logger } from '../../log/logger.js';
 
 /**
@@ -200,7 +201,7 @@ class MaildirFolder implements SinkFolder {
       async write(meta: MessageMeta, body: Buffer | Readable): Promise<void> {
         // Bound the open files: wait for the oldest pending fsync once too many are in flight.
         if (staged.length >= MAX_PENDING_SYNCS) await staged[staged.length - MAX_PENDING_SYNCS]?.synced;
-        staged.push(await folder.stage(meta, body));
+        staged.push(await folder.stage(withUsableDate(meta, body, folder.log), body));
       },
       async commit(): Promise<void> {
         try {

@@ -13,6 +13,7 @@ import { checkNoLinks, mkdirNoFollow, openNoFollow } from '../../state/no-follow
 import type { Logger } from '../../log/logger.js';
 import type { Fingerprint, Match, Sink, SinkFolder, Tx } from '../../sinks/sink.js';
 import { writeAll, writeAllSyncAt, writeEncoded, type Writer } from '../body.js';
+import { withUsableDate } from '../archive-date.js';
 
 /**
  * mbox archive: one mboxrd file per folder, laid out as Thunderbird does (`A.sbd/B`), so a folder
@@ -30,7 +31,7 @@ export class MboxSink implements Sink {
   constructor(
     readonly root: string,
     private readonly checkpoint: Checkpoint,
-    log?: Logger,
+    private readonly log?: Logger,
   ) {
     this.name = `mbox:${root}`;
     this.places = new SinkPlaces(root, 'mbox', checkpoint, log);
@@ -61,7 +62,7 @@ export class MboxSink implements Sink {
     } catch (e: unknown) {
       throw destinationError(e, `mbox ${file}`);
     }
-    const folder = new MboxFolder(mailbox, file, this.checkpoint);
+    const folder = new MboxFolder(mailbox, file, this.checkpoint, this.log);
     if (!mailbox.noSelect) await folder.init();
     return folder;
   }
@@ -81,6 +82,7 @@ class MboxFolder implements SinkFolder {
     readonly mailbox: MailboxInfo,
     private readonly file: string,
     private readonly checkpoint: Checkpoint,
+    private readonly log: Logger | undefined,
   ) {
     this.key = mailbox.path;
   }
@@ -194,7 +196,8 @@ class MboxFolder implements SinkFolder {
       },
     };
     return {
-      async write(meta: MessageMeta, body: Buffer | Readable): Promise<void> {
+      async write(given: MessageMeta, body: Buffer | Readable): Promise<void> {
+        const meta = withUsableDate(given, body, folder.log);
         const at = pos;
         const enc = new ArchiveEncoder(true);
         try {
