@@ -5,6 +5,7 @@ import { homePath, rawFlags } from './config/flags.js';
 import { configPath, readJobFile, withJobFile } from './config/job-file.js';
 import { openLogFile, teeLogger, type LogFile } from './log/file.js';
 import { createLogger, redact } from './log/logger.js';
+import { escapeControl, writeStdout } from './log/redact.js';
 import type { Command, Output } from './commands/deps.js';
 
 /**
@@ -125,8 +126,8 @@ const COMMANDS: Record<Parsed['command'], () => Promise<Command<unknown, unknown
  */
 function fatal(e: MailferryError, json: boolean): number {
   const message = redact(e.message);
-  process.stderr.write(`mailferry: ${message}\n`);
-  if (json) process.stdout.write(`${JSON.stringify({ type: 'error', exit: e.exitCode, kind: e.kind, message })}\n`);
+  process.stderr.write(`mailferry: ${escapeControl(message)}\n`);
+  if (json) writeStdout(JSON.stringify({ type: 'error', exit: e.exitCode, kind: e.kind, message }));
   return e.exitCode;
 }
 

@@ -1,5 +1,5 @@
 import type { Problems } from '../config/problems.js';
-import type { SecretRef } from './secrets.js';
+import { envRef, type SecretRef } from './secrets.js';
 import { stateDir } from '../state/dir.js';
 import type { OAuth2Spec } from './oauth2.js';
 
@@ -67,7 +67,7 @@ function oneRef(problems: Problems, flag: string, refs: { env?: string | undefin
     if (required) problems.push(`the refresh flow needs ${names.join(' or ')}`);
   } else {
     const [kind, value] = given[0] as [string, string];
-    return kind === 'env' ? { env: value } : kind === 'file' ? { file: value } : { command: value };
+    return kind === 'env' ? envRef(value) : kind === 'file' ? { file: value } : { command: value };
   }
   return undefined;
 }

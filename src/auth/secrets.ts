@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
 import { MailferryError, errnoCode } from '../domain/errors.js';
-import { registerSecret } from '../log/logger.js';
+import { redact, registerSecret } from '../log/logger.js';
 
 /**
  * Where a password comes from. Never argv: from an environment variable, a file (refused when others
@@ -9,6 +9,32 @@ import { registerSecret } from '../log/logger.js';
  * registered with the logger's redaction so it cannot leak into a line we print.
  */
 export type SecretRef = { env: string } | { file: string } | { command: string };
+
+/** Variables that hold a secret of ours (named by a `--*-env` flag), read or not yet. */
+const secretEnv = new Set<string>();
+
+/**
+ * A secret in environment variable `name`. Made by the config loader, before any command runs,
+ * so that a `--password-command` run first never sees `--target-password-env`'s variable.
+ */
+export function envRef(name: string): SecretRef {
+  secretEnv.add(name);
+  return { env: name };
+}
+
+/**
+ * The environment of a command we run (`--password-command`, `--oauth2-token-command`, ...):
+ * ours without any other secret we hold: every variable named as a secret source, and every
+ * variable whose value holds a secret already read (log/redact.ts).
+ */
+export function childEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined || secretEnv.has(k) || redact(v) !== v) continue;
+    out[k] = v;
+  }
+  return out;
+}
 
 /** `what` names the secret in messages ("password", "OAuth2 refresh token", ...). */
 export function describeSecret(ref: SecretRef, what = 'password'): string {
@@ -20,6 +46,7 @@ export function describeSecret(ref: SecretRef, what = 'password'): string {
 export async function readSecret(ref: SecretRef, what = 'password'): Promise<string> {
   let value: string;
   if ('env' in ref) {
+    secretEnv.add(ref.env);
     const v = process.env[ref.env];
     if (v === undefined || v === '') throw new MailferryError('usage', `environment variable ${ref.env} is not set`);
     value = v;
@@ -55,7 +82,7 @@ export function runCommand(command: string, what: string): Promise<string> {
   const [file, ...args] = splitCommand(command);
   if (file === undefined) return Promise.reject(new MailferryError('usage', `${what} is empty`));
   return new Promise((resolve, reject) => {
-    execFile(file, args, { timeout: 60_000, maxBuffer: 1 << 20 }, (err, stdout) => {
+    execFile(file, args, { timeout: 60_000, maxBuffer: 1 << 20, env: childEnv() }, (err, stdout) => {
       if (err) {
         reject(new MailferryError('usage', `${what} ${file} failed (${errnoCode(err) ?? `exit ${String(err.code ?? '?')}`})`));
         return;

@@ -1,3 +1,4 @@
+import { writeStdout } from '../log/redact.js';
 import { credentialsFor } from '../auth/login.js';
 import { loadFoldersConfig, type FoldersConfig } from '../config/folders.js';
 import { rawFlags } from '../config/flags.js';
@@ -79,7 +80,7 @@ async function figuresOf(source: Source, m: MailboxInfo): Promise<FolderStatus> 
 /** A table on stdout (one line per folder), or one JSON object with --json. */
 export function printFolders(r: FoldersResult, o: Output): number {
   if (o.json) {
-    process.stdout.write(`${JSON.stringify({ type: 'folders', source: r.source, folders: r.folders })}\n`);
+    writeStdout(JSON.stringify({ type: 'folders', source: r.source, folders: r.folders }));
     return 0;
   }
   const width = Math.max(6, ...r.folders.map((f) => [...f.path].length));
@@ -90,7 +91,7 @@ export function printFolders(r: FoldersResult, o: Output): number {
     return `${f.path}${' '.repeat(width - [...f.path].length)}  ${figures}${role}${skipped}`;
   });
   const total = r.folders.reduce((n, f) => ({ messages: n.messages + (f.messages ?? 0), bytes: n.bytes + (f.bytes ?? 0) }), { messages: 0, bytes: 0 });
-  process.stdout.write(`${[`${r.source}: ${r.folders.length} folders, ${total.messages} messages, ${(total.bytes / 1e6).toFixed(2)} MB`, ...lines].join('\n')}\n`);
+  writeStdout([`${r.source}: ${r.folders.length} folders, ${total.messages} messages, ${(total.bytes / 1e6).toFixed(2)} MB`, ...lines].join('\n'));
   return 0;
 }
 

@@ -1,4 +1,5 @@
 import { describeEndpoint, parseEndpoint, parseSmtpEndpoint } from '../endpoints/url.js';
+import { writeStdout } from '../log/redact.js';
 import type { ProgressEvent } from '../pipeline/run.js';
 import type { RunReport } from '../report.js';
 import type { Output } from './deps.js';
@@ -7,7 +8,8 @@ import type { TransferResult } from './transfer.js';
 
 /**
  * What a command prints: progress while it runs, then the plan of a dry run or the summary of a
- * run; skipped items on stderr; the summary also in the --log-file.
+ * run; skipped items on stderr; the summary also in the --log-file. Everything on stdout is redacted
+ * (log/redact.ts): a server echoing the password in a refusal must not put it in `skipped[].reason`.
  */
 
 /**
@@ -19,8 +21,8 @@ export async function progressOutput(o: Output): Promise<{ update: (r: RunReport
   if (o.json) {
     return {
       update: (r, e) =>
-        process.stdout.write(
-          `${JSON.stringify({ type: 'progress', event: e.type, mailbox: e.mailbox, messages: r.messages, bytes: r.bytes, planned: r.planned, plannedBytes: r.plannedBytes, folder: r.perFolder.get(e.mailbox) })}\n`,
+        writeStdout(
+          JSON.stringify({ type: 'progress', event: e.type, mailbox: e.mailbox, messages: r.messages, bytes: r.bytes, planned: r.planned, plannedBytes: r.plannedBytes, folder: r.perFolder.get(e.mailbox) }),
         ),
       done: () => undefined,
     };
@@ -33,8 +35,8 @@ export async function progressOutput(o: Output): Promise<{ update: (r: RunReport
 /** Skipped items on stderr, the summary on stdout (a JSON object with --json) and in the log file; the exit code. */
 export function printOutcome(report: RunReport, o: Output, extra: Record<string, unknown> = {}): number {
   for (const s of report.skipped) o.log.warn(`skipped ${s.mailbox}${s.id === undefined ? '' : ` message ${s.id}`}: ${s.reason}`);
-  if (o.json) process.stdout.write(`${JSON.stringify({ type: 'summary', ...report.toJSON(), ...extra })}\n`);
-  else if (!o.quiet) process.stdout.write(`${report.summary()}\n`);
+  if (o.json) writeStdout(JSON.stringify({ type: 'summary', ...report.toJSON(), ...extra }));
+  else if (!o.quiet) writeStdout(report.summary());
   o.logFile?.line(`${report.summary()} (exit ${report.exitCode})`);
   return report.exitCode;
 }
@@ -43,8 +45,8 @@ export function printOutcome(report: RunReport, o: Output, extra: Record<string,
 export function printResult(result: TransferResult, o: Output): number {
   const { report, plan } = result;
   if (plan === undefined) return printOutcome(report, o, { state: result.statePath });
-  if (o.json) process.stdout.write(`${JSON.stringify({ type: 'plan', state: result.statePath, folders: plan })}\n`);
-  else if (!o.quiet) process.stdout.write(`${planText(plan)}\n`);
+  if (o.json) writeStdout(JSON.stringify({ type: 'plan', state: result.statePath, folders: plan }));
+  else if (!o.quiet) writeStdout(planText(plan));
   return report.exitCode;
 }
 

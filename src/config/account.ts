@@ -4,7 +4,7 @@ import type { RemoteEndpoint, TlsMode } from '../endpoints/url.js';
 import { oauth2Spec, type RawOAuth2Flags } from '../auth/config.js';
 import type { AuthSpec } from '../auth/login.js';
 import { canPrompt } from '../auth/prompt.js';
-import type { SecretRef } from '../auth/secrets.js';
+import { envRef, type SecretRef } from '../auth/secrets.js';
 import { DEFAULTS } from './defaults.js';
 import { attempt, type Problems } from './problems.js';
 
@@ -78,7 +78,7 @@ export function account(problems: Problems, endpoint: RemoteEndpoint | undefined
       );
     }
   } else if (given.length > 1) problems.push(`give only one of ${f('password-env')}, ${f('password-file')}, ${f('password-command')}`);
-  else if (raw.passwordEnv !== undefined) secret = { env: raw.passwordEnv };
+  else if (raw.passwordEnv !== undefined) secret = envRef(raw.passwordEnv);
   else if (raw.passwordFile !== undefined) secret = { file: raw.passwordFile };
   else if (raw.passwordCommand !== undefined) secret = { command: raw.passwordCommand };
   if (secret !== undefined) auth = { kind: 'password', secret };

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 
 /**
@@ -43,9 +44,24 @@ export function infoOf(flags: Iterable<string>, keywordLetter: (kw: string) => s
   return [...letters].sort().join('');
 }
 
-/** Ids (POP3 UIDLs may hold any printable character) are %-escaped where a name cannot hold them. */
+/**
+ * Ids (POP3 UIDLs may hold any character a server sends) are %-escaped where a name cannot hold
+ * them (and '#', which starts a hashed field). An escaped id longer than MAX_ID_FIELD bytes (a
+ * 250-character UIDL, 70 '%' signs: the name would pass the 255-byte limit) is carried as
+ * `#<sha256 of the id, 32 hex>` instead: the state records the id itself, and a folder's `known`
+ * matches the hash (see idField).
+ */
+const MAX_ID_FIELD = 100;
+
 function escapeId(id: string): string {
-  return id.replace(/[%/:,\\\s]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return id.replace(/[%/:,#\\\s\x00-\x1f\x7f]/g, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/** What the U= field holds for `id`: escaped, or `#hash` when that is too long. */
+export function idField(id: string): string {
+  const escaped = escapeId(id);
+  if (Buffer.byteLength(escaped) <= MAX_ID_FIELD) return escaped;
+  return `#${createHash('sha256').update(id, 'utf8').digest('hex').slice(0, 32)}`;
 }
 
 function unescapeId(id: string): string {
@@ -53,7 +69,7 @@ function unescapeId(id: string): string {
 }
 
 export function fileName(base: string, size: number, id: string | undefined, info: string): string {
-  const idPart = id === undefined ? '' : `,U=${escapeId(id)}`;
+  const idPart = id === undefined ? '' : `,U=${idField(id)}`;
   return `${base},S=${size}${idPart}:2,${info}`;
 }
 
@@ -72,7 +88,11 @@ export function parseName(name: string): ParsedName {
   const parsed: ParsedName = { base, info };
   for (const f of fields) {
     if (f.startsWith('S=')) parsed.size = Number(f.slice(2));
-    else if (f.startsWith('U=')) parsed.uid = unescapeId(f.slice(2));
+    else if (f.startsWith('U=')) {
+      // A hashed field stays as it is (`#...`): it is matched with idField, never unescaped.
+      const u = f.slice(2);
+      parsed.uid = u.startsWith('#') ? u : unescapeId(u);
+    }
   }
   return parsed;
 }
@@ -86,7 +106,7 @@ export function withoutUid(name: string): string {
 export function withUid(name: string, uid: string): string {
   const bare = withoutUid(name);
   const colon = bare.indexOf(':2,');
-  const u = escapeId(uid);
+  const u = idField(uid);
   return colon === -1 ? `${bare},U=${u}` : `${bare.slice(0, colon)},U=${u}${bare.slice(colon)}`;
 }
 

@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { openNoFollow } from '../state/no-follow.js';
 import { flagsFromMetadata } from './mbox.js';
 import { unquoteMboxrd } from './encoder.js';
 
@@ -24,7 +24,9 @@ export async function* readMbox(
   start = 0,
   end?: number,
 ): AsyncGenerator<MboxEntry> {
-  const stream = createReadStream(path, { start, ...(end === undefined ? {} : { end: end - 1 }) });
+  // Never through a link planted in the archive (state/no-follow.ts); the stream closes the handle.
+  const fh = await openNoFollow(path, 'r');
+  const stream = fh.createReadStream({ start, ...(end === undefined ? {} : { end: end - 1 }) });
   let carry = Buffer.alloc(0);
   let offset = start;
   let current: { offset: number; fromLine: string; lines: Buffer[] } | null = null;

@@ -29,8 +29,9 @@ export function asctime(d: Date): string {
 }
 
 export function fromLine(date: Date | undefined): string {
-  // No INTERNALDATE (POP3): the time of archiving, as a local delivery agent would write.
-  return `From MAILER-DAEMON ${asctime(date ?? new Date())}\n`;
+  // No INTERNALDATE (POP3), or not a date (the sink warned: drivers/archive-date.ts): the time of
+  // archiving, as a local delivery agent would write; never "undefined NaN".
+  return `From MAILER-DAEMON ${asctime(date !== undefined && Number.isFinite(date.getTime()) ? date : new Date())}\n`;
 }
 
 export function metadataHeaders(flags: ReadonlySet<string>): string {

@@ -1,8 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MailferryError, errnoCode } from '../domain/errors.js';
 import { Checkpoint } from './checkpoint.js';
 import { STATE_FILE } from './files.js';
+import { readNoFollow } from './no-follow.js';
 
 /**
  * The archive's state file, read without knowing which account filled it. Its folder keys are
@@ -30,9 +30,10 @@ export async function loadArchiveState(root: string): Promise<ArchiveState> {
   const path = join(root, STATE_FILE);
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = (await readNoFollow(path)).toString('utf8');
   } catch (e: unknown) {
     if (errnoCode(e) === 'ENOENT') return { checkpoint: undefined, locations: () => new Map() };
+    if (e instanceof MailferryError) throw e; // a link (no-follow.ts)
     throw new MailferryError('mailbox', `cannot read state file ${path} (${errnoCode(e) ?? 'error'})`, { cause: e });
   }
   let source: unknown;

@@ -1,7 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { MailferryError, errnoCode, destinationError } from '../domain/errors.js';
 import { writeFileAtomic } from './atomic.js';
 import { Journal } from './journal.js';
+import { readNoFollow } from './no-follow.js';
+import { redact } from '../log/redact.js';
 import { decodeIds, encodeIds, type EncodedIds } from './ids.js';
 import { decodeFlagSets, decodeUidRuns, encodeFlagSets, encodeUidRuns, type FlagSetsJson, type UidRunsJson } from './synced.js';
 
@@ -122,7 +123,7 @@ export class Checkpoint {
     const cp = new Checkpoint(path, source);
     let text: string;
     try {
-      text = await readFile(path, 'utf8');
+      text = (await readNoFollow(path)).toString('utf8');
     } catch (e: unknown) {
       if (errnoCode(e) === 'ENOENT') return cp.replay();
       throw destinationError(e, `state file ${path}`);
@@ -188,7 +189,9 @@ export class Checkpoint {
    * SMTP forward: `id` of `folder` was accepted by the relay with `sent.reply`. Durable when this
    * resolves (one journal line), in memory at once; `save()` folds it into the state file.
    */
-  recordSent(folder: string, id: string, sent: SentRecord): Promise<void> {
+  recordSent(folder: string, id: string, given: SentRecord): Promise<void> {
+    // The relay's reply is a server's text: it may echo a secret (log/redact.ts).
+    const sent = { ...given, reply: redact(given.reply) };
     this.applySent(folder, id, sent);
     const line = JSON.stringify({ folder, id, sent });
     // On the same chain as save(): a save that empties the journal has serialized every record

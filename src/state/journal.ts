@@ -1,7 +1,7 @@
-import { open, readFile, truncate } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { errnoCode } from '../domain/errors.js';
 import { fsyncDir } from './atomic.js';
+import { openNoFollow, readNoFollow } from './no-follow.js';
 
 /**
  * An append-only journal beside a state file (`<state>.journal`), for records that must be durable
@@ -22,7 +22,7 @@ export class Journal {
   constructor(readonly path: string) {}
 
   async append(line: string): Promise<void> {
-    const fh = await open(this.path, 'a', 0o600);
+    const fh = await openNoFollow(this.path, 'a', 0o600);
     try {
       await fh.write(`${line}\n`);
       await fh.datasync();
@@ -38,7 +38,7 @@ export class Journal {
   async read(): Promise<unknown[]> {
     let text: string;
     try {
-      text = await readFile(this.path, 'utf8');
+      text = (await readNoFollow(this.path)).toString('utf8');
     } catch (e: unknown) {
       if (errnoCode(e) === 'ENOENT') return [];
       throw e;
@@ -60,7 +60,8 @@ export class Journal {
   async clear(): Promise<void> {
     if (!this.created) return;
     try {
-      await truncate(this.path, 0);
+      const fh = await openNoFollow(this.path, 'r+');
+      await fh.truncate(0).finally(() => fh.close());
     } catch (e: unknown) {
       if (errnoCode(e) !== 'ENOENT') throw e;
     }

@@ -9,7 +9,9 @@ import { lineServer, type LineServer } from './line-server.js';
  * the UID FETCH replies that ask for bodies (`body`) or for metadata only (`meta`), while SEARCH
  * still finds them, as a faulty server or proxy does; with `expungeLeftOut` they were expunged
  * meanwhile instead (SEARCH no longer finds them: the honest case). Everything else is answered as
- * the RFC says.
+ * the RFC says. Hostile variants (issue 17): `folders`, more mailboxes listed (as literals, so a
+ * name may hold a newline) whose SELECT is refused; `internalDate`, the INTERNALDATE sent for
+ * every message (default a valid one), e.g. `garbage`.
  */
 export interface ImapPeerOptions {
   messages: readonly Buffer[];
@@ -17,6 +19,10 @@ export interface ImapPeerOptions {
   leaveOut?: { body?: readonly number[]; meta?: readonly number[] };
   /** The UIDs left out of a body fetch were expunged meanwhile: SEARCH no longer finds them. */
   expungeLeftOut?: boolean;
+  /** More mailboxes listed after INBOX (sent as literals); their SELECT/EXAMINE is answered NO. */
+  folders?: readonly string[];
+  /** The INTERNALDATE of every message, sent as given inside the quotes. */
+  internalDate?: string;
 }
 
 export type ImapPeer = LineServer;
@@ -52,10 +58,14 @@ export async function imapPeer(opts: ImapPeerOptions): Promise<ImapPeer> {
         return ok('[CAPABILITY IMAP4rev1] LOGIN completed');
       case 'LIST':
         if (/""\s*$/.test(command)) sock.write('* LIST (\\Noselect) "/" ""\r\n');
-        else sock.write('* LIST (\\HasNoChildren) "/" INBOX\r\n');
+        else {
+          sock.write('* LIST (\\HasNoChildren) "/" INBOX\r\n');
+          for (const f of opts.folders ?? []) sock.write(`* LIST (\\HasNoChildren) "/" {${Buffer.byteLength(f)}}\r\n${f}\r\n`);
+        }
         return ok('LIST completed');
       case 'SELECT':
       case 'EXAMINE':
+        if (!/ INBOX$/i.test(command) && !/ "INBOX"$/i.test(command)) return void sock.write(`${tag} NO [NONEXISTENT] no such mailbox\r\n`);
         sock.write(`* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n* ${n} EXISTS\r\n* 0 RECENT\r\n`);
         sock.write(`* OK [UIDVALIDITY 1] UIDs valid\r\n* OK [UIDNEXT ${n + 1}] next UID\r\n`);
         return ok(`[READ-ONLY] ${verb} completed`);
@@ -93,7 +103,7 @@ export async function imapPeer(opts: ImapPeerOptions): Promise<ImapPeer> {
         continue;
       }
       const raw = messages[u - 1] as Buffer;
-      const head = `* ${u} FETCH (UID ${u} FLAGS () INTERNALDATE "${DATE}" RFC822.SIZE ${raw.length}`;
+      const head = `* ${u} FETCH (UID ${u} FLAGS () INTERNALDATE "${opts.internalDate ?? DATE}" RFC822.SIZE ${raw.length}`;
       if (body) sock.write(Buffer.concat([Buffer.from(`${head} BODY[] {${raw.length}}\r\n`), raw, Buffer.from(')\r\n')]));
       else sock.write(`${head})\r\n`);
     }

@@ -83,3 +83,22 @@ export function standard(box: Mailbox, override?: (line: string, sock: net.Socke
   };
 }
 
+
+/** A hostile body: `chunk` written again and again as fast as the socket drains, until it closes. */
+export function endless(sock: net.Socket, chunk: Buffer): void {
+  const pump = (): void => {
+    while (!sock.destroyed && sock.write(chunk));
+    if (!sock.destroyed) sock.once('drain', pump);
+  };
+  pump();
+}
+
+/** A hostile body: one byte of `bytes` (cycled) every `everyMs`, never silent for long, never done. */
+export function dribble(sock: net.Socket, bytes: Buffer, everyMs: number): void {
+  let i = 0;
+  const timer = setInterval(() => {
+    if (sock.destroyed) clearInterval(timer);
+    else sock.write(bytes.subarray(i % bytes.length, (i++ % bytes.length) + 1));
+  }, everyMs);
+  sock.once('close', () => clearInterval(timer));
+}

@@ -201,3 +201,22 @@ test('places are kept apart from the folder records, survive a reload, and a bad
     await assert.rejects(Checkpoint.load(path, 'imaps://alice@example.org'), /unknown format \(place of work\)/);
   });
 });
+
+test('saving the state never writes through a link planted at a guessable temporary name', async () => {
+  const { symlink } = await import('node:fs/promises');
+  const dir = await mkdtemp(join(tmpdir(), 'mf-state-link-'));
+  try {
+    const victim = join(dir, 'victim');
+    await writeFile(victim, 'precious\n');
+    const path = join(dir, STATE_FILE);
+    // The name an earlier version used: `.<state>.<pid>.tmp`.
+    await symlink(victim, join(dir, `.${STATE_FILE}.${process.pid}.tmp`));
+    const cp = await Checkpoint.load(path, 'imap://a@h');
+    cp.update('INBOX', (f) => f.ids.add('1'));
+    await cp.save();
+    assert.equal(await readFile(victim, 'utf8'), 'precious\n');
+    assert.match(await readFile(path, 'utf8'), /INBOX/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -462,3 +462,59 @@ test('Source.fetch: an abort mid-stream ends with "interrupted"; the next fetch 
     await fake.close();
   }
 });
+
+test('a RETR sent a byte at a time is cut by its deadline, though never idle for the idle timeout', async () => {
+  const msg = Buffer.from('Subject: slow\r\n\r\nbody\r\n');
+  const { dribble } = await import('../helpers/pop3-peer.js');
+  const fake = await fakeServer(
+    standard({ messages: [msg] }, (line, sock) => {
+      if (line !== 'RETR 1') return false;
+      sock.write(`+OK ${msg.length} octets\r\n`);
+      dribble(sock, msg, 100);
+      return true;
+    }),
+  );
+  try {
+    const client = await Pop3Client.connect(opts(fake, { idleTimeoutMs: 500 }));
+    const started = Date.now();
+    await rejectsKind(
+      (async () => {
+        for await (const r of client.retrieve([{ n: 1, size: msg.length }], 1 << 20)) void r;
+      })(),
+      'network',
+      /sends too slowly/,
+      true,
+    );
+    assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
+  } finally {
+    await fake.close();
+  }
+});
+
+test('UIDL lines with a space, % signs or 250 characters are names; a listing over its caps is a protocol error', async () => {
+  const odd = ['a b', '%'.repeat(70), 'x'.repeat(250)];
+  const msgs = odd.map((_, i) => Buffer.from(`Subject: ${i}\r\n\r\nbody\r\n`));
+  const fake = await fakeServer(standard({ messages: msgs, uidls: odd }));
+  try {
+    const client = await Pop3Client.connect(opts(fake));
+    assert.deepEqual([...((await client.uidl()) ?? new Map()).values()], odd);
+    client.destroy();
+  } finally {
+    await fake.close();
+  }
+  const { endless } = await import('../helpers/pop3-peer.js');
+  const huge = await fakeServer(
+    standard({ messages: msgs }, (line, sock) => {
+      if (line !== 'LIST') return false;
+      sock.write('+OK\r\n');
+      endless(sock, Buffer.from('1 100\r\n'.repeat(1000)));
+      return true;
+    }),
+  );
+  try {
+    const client = await Pop3Client.connect(opts(huge));
+    await rejectsKind(client.list(), 'protocol', /LIST|larger than announced/, false);
+  } finally {
+    await huge.close();
+  }
+});

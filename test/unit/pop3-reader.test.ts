@@ -219,3 +219,11 @@ test('parseReply: status, response codes (RFC 2449), continuations', () => {
   assert.throws(() => parseReply(b('+OKAY')));
   assert.throws(() => parseReply(b('OK')));
 });
+
+test('retrLimit: the LIST size plus an eighth and 64 KiB, never over the maximum', async () => {
+  const { retrLimit, MAX_MESSAGE_SIZE } = await import('../../src/drivers/pop3/reader.js');
+  assert.equal(retrLimit(100), 100 + 13 + 65536);
+  assert.equal(retrLimit(undefined), MAX_MESSAGE_SIZE);
+  assert.equal(retrLimit(2 * MAX_MESSAGE_SIZE), MAX_MESSAGE_SIZE);
+  assert.equal(MAX_MESSAGE_SIZE, 1 << 30);
+});

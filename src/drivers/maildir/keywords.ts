@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errnoCode } from '../../domain/errors.js';
 import { writeFileAtomic } from '../../state/atomic.js';
+import { readNoFollow } from '../../state/no-follow.js';
 
 /**
  * Dovecot's `dovecot-keywords` file: one "N name" line per keyword; letter 'a' + N stands for the
@@ -19,7 +19,7 @@ export class KeywordTable {
     const t = new KeywordTable(join(dir, 'dovecot-keywords'));
     let text = '';
     try {
-      text = await readFile(t.file, 'utf8');
+      text = (await readNoFollow(t.file)).toString('utf8');
     } catch (e: unknown) {
       if (errnoCode(e) !== 'ENOENT') throw e;
     }

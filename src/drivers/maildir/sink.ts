@@ -1,18 +1,20 @@
-import { closeSync, fsync, futimesSync, openSync, renameSync, unlinkSync } from 'node:fs';
-import { mkdir, open, readdir, rename, unlink, readFile, writeFile } from 'node:fs/promises';
+import { closeSync, fsync, futimesSync, renameSync, unlinkSync } from 'node:fs';
+import { mkdir, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { destinationError, errnoCode } from '../../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../../domain/message.js';
 import { ArchiveEncoder } from '../../formats/encoder.js';
 import { fingerprintKey, headerBlock, wireSizeOfLf } from '../../formats/fingerprint.js';
-import { fileName, infoOf, parseName, uniqueBase, withoutUid, withUid } from '../../formats/maildir-name.js';
+import { fileName, idField, infoOf, parseName, uniqueBase, withoutUid, withUid } from '../../formats/maildir-name.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../../state/checkpoint.js';
 import { fsyncDir } from '../../state/atomic.js';
+import { mkdirNoFollow, openNoFollow, openNoFollowSync, readNoFollow } from '../../state/no-follow.js';
 import { KeywordTable } from './keywords.js';
 import { SinkPlaces } from '../sink-places.js';
 import type { Fingerprint, Match, Sink, SinkFolder, Tx } from '../../sinks/sink.js';
 import { writeAllSyncAt, writeEncoded } from '../body.js';
+import { withUsableDate } from '../archive-date.js';
 import type { Logger } from '../../log/logger.js';
 
 /**
@@ -58,10 +60,11 @@ export class MaildirSink implements Sink {
     try {
       await mkdir(this.root, { recursive: true, mode: 0o700 });
       if (mailbox.noSelect) {
-        if (this.layout === 'fs') await mkdir(dir, { recursive: true, mode: 0o700 });
+        if (this.layout === 'fs') await mkdirNoFollow(this.root, dir);
       } else {
-        for (const sub of ['tmp', 'new', 'cur']) await mkdir(join(dir, sub), { recursive: true, mode: 0o700 });
-        if (dir !== this.root) await writeFile(join(dir, 'maildirfolder'), '', { mode: 0o600, flag: 'a' });
+        // Never through a link (no-follow.ts): the folder, tmp/, new/, cur/.
+        for (const sub of ['tmp', 'new', 'cur']) await mkdirNoFollow(this.root, join(dir, sub));
+        if (dir !== this.root) await (await openNoFollow(join(dir, 'maildirfolder'), 'a', 0o600)).close();
       }
     } catch (e: unknown) {
       throw destinationError(e, `folder ${dir}`);
@@ -73,6 +76,15 @@ export class MaildirSink implements Sink {
 
   async close(): Promise<void> {
     await this.checkpoint.save().catch(() => undefined);
+  }
+}
+
+/** Ids durable in a folder; one too long for a file name is found by its hashed U= (idField). */
+class KnownIds extends Set<string> {
+  readonly hashed = new Set<string>();
+
+  override has(id: string): boolean {
+    return super.has(id) || (this.hashed.size > 0 && this.hashed.has(idField(id)));
   }
 }
 
@@ -109,12 +121,14 @@ class MaildirFolder implements SinkFolder {
     const files = await this.files();
     const uidValidity = this.mailbox.uidValidity?.toString();
     if (cp?.uidValidity === uidValidity && cp !== undefined && !cp.rematching) {
-      this.known = new Set(cp.ids);
+      const known = new KnownIds(cp.ids);
       // A run killed between rename and checkpoint left files whose U= is not recorded yet.
       for (const f of files) {
         const uid = parseName(f.name).uid;
-        if (uid !== undefined) this.known.add(uid);
+        if (uid?.startsWith('#') === true) known.hashed.add(uid);
+        else if (uid !== undefined) known.add(uid);
       }
+      this.known = known;
     } else if (files.length > 0) {
       this.needsRematch = true;
     } else {
@@ -139,7 +153,7 @@ class MaildirFolder implements SinkFolder {
 
   async *fingerprints(): AsyncIterable<Fingerprint> {
     for (const f of await this.files()) {
-      const body = await readFile(join(this.dir, f.sub, f.name));
+      const body = await readNoFollow(join(this.dir, f.sub, f.name));
       yield { key: fingerprintKey(headerBlock(body), wireSizeOfLf(body)), ref: `${f.sub}/${f.name}` };
     }
   }
@@ -187,7 +201,7 @@ class MaildirFolder implements SinkFolder {
       async write(meta: MessageMeta, body: Buffer | Readable): Promise<void> {
         // Bound the open files: wait for the oldest pending fsync once too many are in flight.
         if (staged.length >= MAX_PENDING_SYNCS) await staged[staged.length - MAX_PENDING_SYNCS]?.synced;
-        staged.push(await folder.stage(meta, body));
+        staged.push(await folder.stage(withUsableDate(meta, body, folder.log), body));
       },
       async commit(): Promise<void> {
         try {
@@ -220,7 +234,7 @@ class MaildirFolder implements SinkFolder {
     if (Buffer.isBuffer(body)) return this.stageBuffer(meta, body, base, tmp);
     let fh;
     try {
-      fh = await open(tmp, 'wx', 0o600);
+      fh = await openNoFollow(tmp, 'wx', 0o600);
     } catch (e: unknown) {
       throw destinationError(e, `folder ${this.dir}`);
     }
@@ -257,7 +271,7 @@ class MaildirFolder implements SinkFolder {
     const enc = new ArchiveEncoder(false);
     let fd: number;
     try {
-      fd = openSync(tmp, 'wx', 0o600);
+      fd = openNoFollowSync(tmp, 'wx', 0o600);
     } catch (e: unknown) {
       throw destinationError(e, `folder ${this.dir}`);
     }

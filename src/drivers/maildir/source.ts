@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { lstat, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { MailferryError, errnoCode } from '../../domain/errors.js';
@@ -12,6 +12,7 @@ import type { MaildirLayout } from './sink.js';
 import { KeywordTable } from './keywords.js';
 import { defaultPlace, maildirFolderDir, placePath, unescapeComponent } from '../archive-paths.js';
 import { Checkpoint } from '../../state/checkpoint.js';
+import { linkError, openNoFollowSync, readNoFollow } from '../../state/no-follow.js';
 import { loadArchiveState, type ArchiveState, type RecordedName } from '../../state/archive-state.js';
 import { compareMailboxes as byPath } from '../../domain/message.js';
 import { DEFAULT_UID_VALIDITY, idOf, localError } from '../local.js';
@@ -221,7 +222,7 @@ export class MaildirSource implements Source {
         if (found.size > this.opts.streamThreshold) {
           yield { id: e.id, ...(await scanLarge(file)) };
         } else {
-          const body = await readFile(file);
+          const body = await readNoFollow(file);
           yield { id: e.id, size: wireSizeOfLf(body), header: lfToCrlf(headerBlock(body)) };
         }
       } catch (err: unknown) {
@@ -254,14 +255,14 @@ export class MaildirSource implements Source {
       const file = join(dir, entry.sub, entry.name);
       if (found.size > this.opts.streamThreshold) {
         const crlf = new CrlfStream();
-        const raw = createReadStream(file);
+        const raw = createReadStream(file, { fd: openNoFollowSync(file, 'r') });
         raw.on('error', (e: unknown) => crlf.destroy(localError('message', e, `message ${file}`)));
         yield { meta, body: raw.pipe(crlf) };
         continue;
       }
       let lf: Buffer;
       try {
-        lf = await readFile(file);
+        lf = await readNoFollow(file);
       } catch (e: unknown) {
         if (errnoCode(e) === 'ENOENT') continue;
         throw localError('message', e, `message ${file}`);
@@ -286,7 +287,9 @@ export class MaildirSource implements Source {
   private async statFile(dir: string, e: Entry): Promise<{ size: number; mtime: Date } | undefined> {
     const file = join(dir, e.sub, e.name);
     try {
-      const st = await stat(file);
+      // A link in the archive is never followed (state/no-follow.ts): an error naming it.
+      const st = await lstat(file);
+      if (st.isSymbolicLink()) throw linkError(file);
       return { size: st.size, mtime: st.mtime };
     } catch (err: unknown) {
       if (errnoCode(err) === 'ENOENT') return undefined;
@@ -336,7 +339,7 @@ async function scanLarge(file: string): Promise<{ size: number; header: Buffer }
   let tail = Buffer.alloc(0);
   let headLen = 0;
   let header: Buffer | undefined;
-  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
+  for await (const chunk of createReadStream(file, { fd: openNoFollowSync(file, 'r') }) as AsyncIterable<Buffer>) {
     size += chunk.length;
     let pos = 0;
     for (;;) {

@@ -1,4 +1,4 @@
-import { mkdir, open, stat, truncate } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { destinationError, errnoCode } from '../../domain/errors.js';
@@ -9,9 +9,11 @@ import { fromLine, metadataHeaders } from '../../formats/mbox.js';
 import { readMbox } from '../../formats/mbox-reader.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../../state/checkpoint.js';
 import { SinkPlaces } from '../sink-places.js';
+import { checkNoLinks, mkdirNoFollow, openNoFollow } from '../../state/no-follow.js';
 import type { Logger } from '../../log/logger.js';
 import type { Fingerprint, Match, Sink, SinkFolder, Tx } from '../../sinks/sink.js';
 import { writeAll, writeAllSyncAt, writeEncoded, type Writer } from '../body.js';
+import { withUsableDate } from '../archive-date.js';
 
 /**
  * mbox archive: one mboxrd file per folder, laid out as Thunderbird does (`A.sbd/B`), so a folder
@@ -29,7 +31,7 @@ export class MboxSink implements Sink {
   constructor(
     readonly root: string,
     private readonly checkpoint: Checkpoint,
-    log?: Logger,
+    private readonly log?: Logger,
   ) {
     this.name = `mbox:${root}`;
     this.places = new SinkPlaces(root, 'mbox', checkpoint, log);
@@ -50,15 +52,17 @@ export class MboxSink implements Sink {
       throw destinationError(e, `archive ${this.root}`);
     });
     try {
-      await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+      // Never through a link (no-follow.ts): the .sbd directories, then the file itself.
+      await mkdirNoFollow(this.root, dirname(file));
+      await checkNoLinks(this.root, file);
       if (!mailbox.noSelect) {
-        const fh = await open(file, 'a', 0o600);
+        const fh = await openNoFollow(file, 'a', 0o600);
         await fh.close();
       }
     } catch (e: unknown) {
       throw destinationError(e, `mbox ${file}`);
     }
-    const folder = new MboxFolder(mailbox, file, this.checkpoint);
+    const folder = new MboxFolder(mailbox, file, this.checkpoint, this.log);
     if (!mailbox.noSelect) await folder.init();
     return folder;
   }
@@ -78,20 +82,27 @@ class MboxFolder implements SinkFolder {
     readonly mailbox: MailboxInfo,
     private readonly file: string,
     private readonly checkpoint: Checkpoint,
+    private readonly log: Logger | undefined,
   ) {
     this.key = mailbox.path;
   }
 
   async init(): Promise<void> {
-    const size = (await stat(this.file)).size;
+    const size = (await lstat(this.file)).size;
     const cp = this.checkpoint.folder(this.key);
     const uidValidity = this.mailbox.uidValidity?.toString();
     const end = cp?.end ?? 0;
     if (cp !== undefined && cp.uidValidity === uidValidity && !cp.rematching && size >= end) {
       if (size > end) {
-        await truncate(this.file, end).catch((e: unknown) => {
+        const fh = await openNoFollow(this.file, 'r+').catch((e: unknown) => {
           throw destinationError(e, `mbox ${this.file}`);
         });
+        await fh
+          .truncate(end)
+          .catch((e: unknown) => {
+            throw destinationError(e, `mbox ${this.file}`);
+          })
+          .finally(() => fh.close());
       }
       this.known = new Set(cp.ids);
     } else if (size > 0) {
@@ -125,7 +136,7 @@ class MboxFolder implements SinkFolder {
   }
 
   async rebase(uidValidity: bigint | undefined, matches: readonly Match[]): Promise<void> {
-    const size = (await stat(this.file)).size;
+    const size = (await lstat(this.file)).size;
     const matchedIds = matches.map((m) => m.id);
     this.checkpoint.update(this.key, (f) => {
       if (uidValidity === undefined) delete f.uidValidity;
@@ -156,7 +167,7 @@ class MboxFolder implements SinkFolder {
     const start = cp?.end ?? 0;
     let fh;
     try {
-      fh = await open(this.file, 'r+');
+      fh = await openNoFollow(this.file, 'r+');
       // A failed earlier transaction may have left bytes past the recorded end.
       await fh.truncate(start);
     } catch (e: unknown) {
@@ -185,7 +196,8 @@ class MboxFolder implements SinkFolder {
       },
     };
     return {
-      async write(meta: MessageMeta, body: Buffer | Readable): Promise<void> {
+      async write(given: MessageMeta, body: Buffer | Readable): Promise<void> {
+        const meta = withUsableDate(given, body, folder.log);
         const at = pos;
         const enc = new ArchiveEncoder(true);
         try {

@@ -1,4 +1,4 @@
-import { readdir, stat } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { MailferryError, errnoCode } from '../../domain/errors.js';
@@ -9,6 +9,7 @@ import { readMbox, type MboxEntry } from '../../formats/mbox-reader.js';
 import type { Logger } from '../../log/logger.js';
 import { defaultPlace, mboxFolderFile, placePath, unescapeComponent } from '../archive-paths.js';
 import { compareMailboxes as byPath } from '../../domain/message.js';
+import { linkError } from '../../state/no-follow.js';
 import { loadArchiveState, type ArchiveState, type RecordedName } from '../../state/archive-state.js';
 import { DEFAULT_UID_VALIDITY, localError } from '../local.js';
 import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sources/source.js';
@@ -116,7 +117,9 @@ export class MboxSource implements Source {
     const rec = await this.recorded(file);
     let size: number;
     try {
-      size = (await stat(file)).size;
+      const st = await lstat(file);
+      if (st.isSymbolicLink()) throw linkError(file); // never followed (state/no-follow.ts)
+      size = st.size;
     } catch (e: unknown) {
       if (errnoCode(e) === 'ENOENT') return;
       throw localError('mailbox', e, `mbox ${file}`);

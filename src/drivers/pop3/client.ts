@@ -8,11 +8,14 @@ import {
   BufferBody,
   deferred,
   LISTING_LIMIT,
+  LISTING_LINE,
+  LISTING_LINES,
   PIPELINE_BYTES,
   PIPELINE_DEPTH,
   Pop3ProtocolError,
   Pop3Unsolicited,
   ResponseReader,
+  retrLimit,
   STREAM_HWM,
   StreamBody,
   type BodyTarget,
@@ -60,7 +63,17 @@ export interface Pop3ClientOptions {
   idleTimeoutMs?: number;
   /** Protocol trace (commands and status lines; passwords redacted, no bodies). */
   debug?: (line: string) => void;
+  /** The largest message RETR may send, whatever LIST says; default MAX_MESSAGE_SIZE (1 GiB). */
+  maxMessageSize?: number;
 }
+
+/**
+ * Deadlines per response besides the idle timeout (a server sending a byte every 20 s is never
+ * idle): a single-line reply has the idle time, a listing five times that, a RETR the idle time
+ * plus its LIST size at MIN_RATE. Time the consumer keeps the socket paused is not counted.
+ */
+const MIN_RATE = 32 << 10;
+const LISTING_TURNS = 5;
 
 interface InFlight {
   item: RetrItem;
@@ -76,6 +89,8 @@ interface SendOptions {
   secret?: boolean;
   /** Accept a "+ " continuation (SASL) as the reply. */
   continuation?: boolean;
+  /** Overall time for the response (default: the idle time, a listing LISTING_TURNS times it). */
+  deadlineMs?: number;
 }
 
 function printable(text: string): string {
@@ -87,12 +102,6 @@ function redacted(line: string): string {
   return /^(PASS|AUTH)\s/i.test(line) ? `${line.split(' ')[0] ?? ''} ***` : '***';
 }
 
-function lines(buf: Buffer): string[] {
-  return buf
-    .toString('latin1')
-    .split('\r\n')
-    .filter((l) => l !== '');
-}
 
 export class Pop3Client {
   readonly where: string;
@@ -105,7 +114,9 @@ export class Pop3Client {
   private readonly failed = deferred<never>();
   private connecting = true;
   private paused = false;
+  private pausedAt = 0;
   private readonly idleMs: number;
+  private readonly watch: NodeJS.Timeout;
 
   private constructor(
     private readonly o: Pop3ClientOptions,
@@ -115,6 +126,26 @@ export class Pop3Client {
     this.idleMs = o.idleTimeoutMs ?? 120_000;
     this.sock = sock;
     this.attach(sock);
+    this.watch = setInterval(this.checkDeadline, Math.min(1000, Math.max(50, this.idleMs / 4)));
+    this.watch.unref();
+  }
+
+  private readonly checkDeadline = (): void => {
+    if (this.paused || this.connecting) return;
+    const late = this.reader.overdue();
+    if (late === undefined) return;
+    this.fail(new MailferryError('network', `${this.where} sends too slowly: no complete answer after ${Math.round(late.ms / 1000)} s`, { retryable: true }));
+  };
+
+  /** The lines of a listing (LIST, UIDL, CAPA): a million at most, 1 KB each (reader.ts). */
+  private lines(buf: Buffer, what: string): string[] {
+    const out = buf
+      .toString('latin1')
+      .split('\r\n')
+      .filter((l) => l !== '');
+    if (out.length > LISTING_LINES) throw this.protocolError(`${what} has more than ${LISTING_LINES} lines`);
+    if (out.some((l) => l.length > LISTING_LINE)) throw this.protocolError(`${what} has a line over ${LISTING_LINE} bytes`);
+    return out;
   }
 
   /** Connect, read the greeting, CAPA, STLS when asked, log in. */
@@ -172,7 +203,7 @@ export class Pop3Client {
     const { reply, body } = await this.collect('LIST');
     if (reply.status !== '+OK') throw this.commandError('LIST', reply);
     const out = new Map<number, number>();
-    for (const l of lines(body)) {
+    for (const l of this.lines(body, 'LIST')) {
       const m = /^(\d+)\s+(\d+)/.exec(l);
       if (m === null) throw this.protocolError(`bad LIST line ${JSON.stringify(printable(l))}`);
       out.set(Number(m[1]), Number(m[2]));
@@ -189,8 +220,10 @@ export class Pop3Client {
       return undefined;
     }
     const out = new Map<number, string>();
-    for (const l of lines(body)) {
-      const m = /^(\d+)\s+([\x21-\x7e]+)\s*$/.exec(l);
+    // RFC 1939 §7 says 1-70 printable characters; a server's longer one, or one with a space or
+    // '%', is still its name for the message: kept as sent (the archive makes it safe on disk).
+    for (const l of this.lines(body, 'UIDL')) {
+      const m = /^(\d+)[ \t]+(.*\S)\s*$/.exec(l);
       if (m === null) throw this.protocolError(`bad UIDL line ${JSON.stringify(printable(l))}`);
       out.set(Number(m[1]), m[2] as string);
     }
@@ -241,7 +274,6 @@ export class Pop3Client {
    */
   async *retrieve(items: readonly RetrItem[], streamThreshold: number): AsyncGenerator<Retrieved> {
     const depth = this.pipelining ? PIPELINE_DEPTH : 1;
-    const limit = streamThreshold * 2 + (1 << 20);
     const inflight: InFlight[] = [];
     let next = 0;
     let bytes = 0;
@@ -255,8 +287,11 @@ export class Pop3Client {
           while (next < items.length && (inflight.length === 0 || (inflight.length < depth && bytes < PIPELINE_BYTES))) {
             const item = items[next++] as RetrItem;
             const streaming = item.size === undefined || item.size > streamThreshold;
-            const target = streaming ? new StreamBody(this.flow) : new BufferBody(item.size, limit, `message ${item.n}`);
-            const reply = this.send(`RETR ${item.n}`, { multi: true, body: () => target });
+            const limit = retrLimit(item.size, this.o.maxMessageSize);
+            const what = `message ${item.n} (LIST size ${item.size ?? 'none'})`;
+            const target = streaming ? new StreamBody(this.flow, limit, what) : new BufferBody(item.size, limit, what);
+            const deadlineMs = this.idleMs + Math.ceil(((item.size ?? limit) * 1000) / MIN_RATE);
+            const reply = this.send(`RETR ${item.n}`, { multi: true, body: () => target, deadlineMs });
             const weight = Math.max(item.size ?? STREAM_HWM, 1024);
             inflight.push({ item, reply, target, weight });
             bytes += weight;
@@ -266,16 +301,23 @@ export class Pop3Client {
         current = inflight.shift();
         if (current === undefined) break;
         bytes -= current.weight;
-        const reply = await current.reply;
-        if (reply.status !== '+OK') {
-          if (reply.code === 'SYS/TEMP') throw this.commandError(`RETR ${current.item.n}`, reply);
-          yield { n: current.item.n, refused: printable(reply.text) };
-        } else if (current.target instanceof StreamBody) {
-          yield { n: current.item.n, body: current.target.stream };
-          if (!current.target.stream.readableEnded) current.target.stream.resume();
-          await current.target.finished.promise;
-        } else {
-          yield { n: current.item.n, body: await current.target.result.promise };
+        try {
+          const reply = await current.reply;
+          if (reply.status !== '+OK') {
+            if (reply.code === 'SYS/TEMP') throw this.commandError(`RETR ${current.item.n}`, reply);
+            yield { n: current.item.n, refused: `the server refused RETR: ${printable(reply.text)}` };
+          } else if (current.target instanceof StreamBody) {
+            yield { n: current.item.n, body: current.target.stream };
+            if (!current.target.stream.readableEnded) current.target.stream.resume();
+            await current.target.finished.promise;
+          } else {
+            yield { n: current.item.n, body: await current.target.result.promise };
+          }
+        } catch (e: unknown) {
+          // Larger than its LIST size allows (the session is dropped: see onData): this message
+          // is refused; the rest of the batch fails with the session and is retried on a new one.
+          if (!(e instanceof MailferryError && e.kind === 'message')) throw e;
+          yield { n: current.item.n, refused: e.message };
         }
         current = undefined;
       }
@@ -337,7 +379,7 @@ export class Pop3Client {
     const { reply, body } = await this.collect('CAPA');
     this.capaOk = reply.status === '+OK';
     if (!this.capaOk) return;
-    for (const l of lines(body)) {
+    for (const l of this.lines(body, 'CAPA')) {
       const [word = '', ...args] = l.trim().split(/\s+/);
       if (word !== '') this.capabilities.set(word.toUpperCase(), args);
     }
@@ -454,6 +496,7 @@ export class Pop3Client {
     }
     this.reader.expect({
       multi: opts.multi ?? false,
+      deadlineMs: opts.deadlineMs ?? (opts.multi === true ? this.idleMs * LISTING_TURNS : this.idleMs),
       onReply: (r) => {
         this.o.debug?.(`S: ${r.status}${r.code === undefined ? '' : ` [${r.code}]`} ${printable(r.text)}`);
         if (r.status === '+' && opts.continuation !== true) {
@@ -483,7 +526,7 @@ export class Pop3Client {
 
   /** A multi-line command whose body is collected into a Buffer. */
   private async collect(line: string): Promise<{ reply: Reply; body: Buffer }> {
-    const target = new BufferBody(undefined, LISTING_LIMIT, `reply to ${line}`);
+    const target = new BufferBody(undefined, LISTING_LIMIT, `reply to ${line}`, 'protocol');
     const reply = await this.send(line, { multi: true, body: () => target });
     if (reply.status !== '+OK') return { reply, body: Buffer.alloc(0) };
     return { reply, body: await target.result.promise };
@@ -508,12 +551,14 @@ export class Pop3Client {
     pause: (): void => {
       if (this.paused) return;
       this.paused = true;
+      this.pausedAt = Date.now();
       this.sock.pause();
       this.sock.setTimeout(0); // a slow reader is not a silent server
     },
     resume: (): void => {
       if (!this.paused) return;
       this.paused = false;
+      this.reader.extend(Date.now() - this.pausedAt);
       this.sock.setTimeout(this.idleMs);
       this.sock.resume();
     },
@@ -542,19 +587,25 @@ export class Pop3Client {
     return new MailferryError('protocol', `${this.where}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
 
-  private fail(err: MailferryError): void {
+  /** The session is over: everything waiting gets `err`, the body being read `bodyErr`. */
+  private fail(err: MailferryError, bodyErr: MailferryError = err): void {
     if (this.failure !== undefined) return;
     this.failure = err;
+    clearInterval(this.watch);
     this.sock.destroy();
     this.failed.reject(err);
-    this.reader.failAll(err);
+    this.reader.failAll(err, bodyErr);
   }
 
   private readonly onData = (chunk: Buffer): void => {
     try {
       this.reader.feed(chunk);
     } catch (e: unknown) {
-      this.fail(this.mapError(e));
+      if (e instanceof MailferryError && e.kind === 'message') {
+        // A body over its limit: that message is refused, and since the rest of it cannot be
+        // skipped, the session is dropped (nothing more is read); other commands are retried.
+        this.fail(new MailferryError('network', `${this.where}: session dropped: ${e.message}`, { retryable: true }), e);
+      } else this.fail(this.mapError(e));
     }
   };
 

@@ -25,6 +25,8 @@ export interface BodyTarget {
 export interface Expectation {
   /** A +OK reply is followed by a dot-terminated body. */
   readonly multi: boolean;
+  /** The whole response (status line and body) must be in within this many ms of its turn. */
+  readonly deadlineMs?: number;
   /** Called with the status line; for a multi-line +OK, returns where the body goes. */
   onReply(reply: Reply): BodyTarget | undefined;
   onError(err: Error): void;
@@ -44,8 +46,25 @@ export const DOT = 0x2e;
 export const LONE_CR = Buffer.from([CR]);
 /** RFC 2449 §4 allows 512 octets per status line; be generous. */
 export const MAX_LINE = 8192;
-/** Listings (CAPA, LIST, UIDL) and TOP headers: a million messages' UIDL is ~30 MB. */
-export const LISTING_LIMIT = 512 << 20;
+/**
+ * Listings (CAPA, LIST, UIDL) and TOP headers: a million messages' UIDL is ~30 MB, so a reply of
+ * more than 64 MB, more than a million lines or a line over 1 KB is a server fault (`protocol`),
+ * never held whole.
+ */
+export const LISTING_LIMIT = 64 << 20;
+export const LISTING_LINES = 1_000_000;
+export const LISTING_LINE = 1024;
+/** The largest message a RETR may send, whatever its LIST size says (1 GiB). */
+export const MAX_MESSAGE_SIZE = 1 << 30;
+
+/**
+ * The most bytes RETR of a message may send (decoded): its LIST size plus a small tolerance (a
+ * server's LIST size may be an estimate: an eighth more, plus 64 KiB), never over `max`; without a
+ * LIST size, `max`. More is a `message` error: that message is skipped and reported.
+ */
+export function retrLimit(size: number | undefined, max = MAX_MESSAGE_SIZE): number {
+  return size === undefined ? max : Math.min(max, size + Math.ceil(size / 8) + (64 << 10));
+}
 export const PIPELINE_DEPTH = 16;
 export const PIPELINE_BYTES = 4 << 20;
 export const STREAM_HWM = 1 << 20;
@@ -164,13 +183,36 @@ export class ResponseReader {
   private line: Buffer[] = [];
   private lineBytes = 0;
   private body: { target: BodyTarget; decoder: DotDecoder } | undefined;
+  /** When the oldest pending response's turn began (its command sent, or the one before done). */
+  private since = 0;
 
   get pending(): number {
     return this.queue.length;
   }
 
-  expect(e: Expectation): void {
+  expect(e: Expectation, now = Date.now()): void {
+    if (this.queue.length === 0) this.since = now;
     this.queue.push(e);
+  }
+
+  /**
+   * The oldest pending response and how long it has had, when that exceeds its deadline: a
+   * server that sends a byte now and then is never silent long enough for an idle timeout.
+   */
+  overdue(now = Date.now()): { e: Expectation; ms: number } | undefined {
+    const e = this.queue[0];
+    if (e?.deadlineMs === undefined || now - this.since <= e.deadlineMs) return undefined;
+    return { e, ms: now - this.since };
+  }
+
+  /** Time the consumer held the socket paused does not count against the server. */
+  extend(ms: number): void {
+    this.since += ms;
+  }
+
+  private done(): void {
+    this.queue.shift();
+    this.since = Date.now();
   }
 
   /** Throws Pop3ProtocolError on anything that is not a response to a pending command. */
@@ -182,7 +224,7 @@ export class ResponseReader {
         const end = body.decoder.push(buf, (s) => body.target.write(s));
         if (end < 0) return;
         this.body = undefined;
-        this.queue.shift();
+        this.done();
         buf = buf.subarray(end);
         body.target.end();
         continue;
@@ -206,17 +248,17 @@ export class ResponseReader {
         this.body = { target: head.onReply(reply) ?? DISCARD, decoder: new DotDecoder() };
         continue;
       }
-      this.queue.shift();
+      this.done();
       head.onReply(reply);
     }
   }
 
-  /** The connection is gone: the open body and every waiting command get `err`. */
-  failAll(err: Error): void {
+  /** The connection is gone: the open body gets `bodyErr` (default `err`), every waiting command `err`. */
+  failAll(err: Error, bodyErr: Error = err): void {
     const body = this.body;
     this.body = undefined;
     const waiting = this.queue.splice(0);
-    body?.target.fail(err);
+    body?.target.fail(bodyErr);
     for (const e of waiting) e.onError(err);
   }
 }
@@ -251,6 +293,8 @@ export class BufferBody implements BodyTarget {
     sizeHint: number | undefined,
     private readonly limit: number,
     private readonly what: string,
+    /** What a reply over `limit` is: a message's fault, or the server's (a listing). */
+    private readonly kind: 'message' | 'protocol' = 'message',
   ) {
     // +2: a message without a final newline comes with CRLF added (RFC 1939 §3 cannot express it).
     if (sizeHint !== undefined && sizeHint > 0 && sizeHint <= limit) this.buf = Buffer.allocUnsafe(sizeHint + 2);
@@ -258,7 +302,7 @@ export class BufferBody implements BodyTarget {
 
   write(slice: Buffer): void {
     if (this.length + slice.length > this.limit) {
-      throw new MailferryError('message', `${this.what} is larger than announced (over ${this.limit} bytes)`);
+      throw new MailferryError(this.kind, `${this.what} is larger than announced (over ${this.limit} bytes)`);
     }
     if (this.buf !== undefined && this.length + slice.length <= this.buf.length) {
       slice.copy(this.buf, this.length);
@@ -293,8 +337,13 @@ export class StreamBody implements BodyTarget {
   readonly stream: Readable;
   readonly finished = deferred<void>();
   private ended = false;
+  private length = 0;
 
-  constructor(private readonly flow: Flow) {
+  constructor(
+    private readonly flow: Flow,
+    private readonly limit: number,
+    private readonly what: string,
+  ) {
     this.stream = new Readable({ highWaterMark: STREAM_HWM, read: () => flow.resume() });
     // Errors reach the consumer's own listeners and `finished`; this one only keeps an unread
     // stream from crashing the process when the connection drops.
@@ -305,6 +354,10 @@ export class StreamBody implements BodyTarget {
   }
 
   write(slice: Buffer): void {
+    this.length += slice.length;
+    if (this.length > this.limit) {
+      throw new MailferryError('message', `${this.what} is larger than announced (over ${this.limit} bytes)`);
+    }
     if (!this.stream.push(slice)) this.flow.pause();
   }
 

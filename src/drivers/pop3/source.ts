@@ -225,6 +225,7 @@ export class Pop3Source implements Source {
     for (const meta of batch) {
       const d = s.byId.get(meta.id);
       if (d === undefined) continue; // gone from the maildrop since it was listed
+      if (this.refused.has(meta.id)) continue; // refused in this run (a retried batch): missing() says so
       metaOf.set(d.n, meta);
       items.push({ n: d.n, size: d.size });
     }
@@ -236,7 +237,7 @@ export class Pop3Source implements Source {
         const meta = metaOf.get(r.n);
         if (meta === undefined) continue;
         if ('refused' in r) {
-          this.refused.set(meta.id, `the server refused RETR: ${r.refused}`);
+          this.refused.set(meta.id, r.refused);
           continue;
         }
         yield { meta, body: r.body };
