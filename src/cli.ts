@@ -19,10 +19,11 @@ export const EXIT_CODES_HELP = [
   `  ${EXIT.destination}  archive not writable (permissions, disk full)`,
   `  ${EXIT.locked}  another run holds the archive lock`,
   `  ${EXIT.budget}  daily transfer budget reached (the provider's or --max-bytes-per-day): what was copied is kept, resume next run`,
+  `  ${EXIT.differences}  verify: the copy differs from the source (missing, extra, altered messages or folders; each one listed)`,
   `  ${EXIT.interrupted}  interrupted (SIGINT/SIGTERM); the archive is consistent, rerun to resume`,
 ].join('\n');
 
-export type Parsed = { command: 'backup' | 'restore' | 'migrate' | 'forward' | 'profiles'; args: Record<string, unknown> };
+export type Parsed = { command: 'backup' | 'restore' | 'migrate' | 'forward' | 'verify' | 'profiles'; args: Record<string, unknown> };
 
 const TRANSFER_STATE =
   'The target cannot hold mailferry\'s state, so it lives on this machine: $XDG_STATE_HOME/mailferry/target-<hash>.json ' +
@@ -82,6 +83,16 @@ function tlsFlags(who = '', prefix = ''): Record<string, Options> {
     },
     [`${prefix}tls-insecure`]: { type: 'boolean', describe: `${who}accept any server certificate (not recommended)` },
     [`${prefix}ca`]: { type: 'string', describe: `${who}trust the CA certificate(s) in this PEM file` },
+  };
+}
+
+/** One IMAP account's secrets, TLS and connections (migrate and verify have two: the source's and, prefixed, the target's). */
+function imapAccountFlags(who = '', prefix = ''): Record<string, Options> {
+  return {
+    ...passwordFlags(who, prefix),
+    ...oauth2Flags(who, prefix),
+    ...tlsFlags(who, prefix),
+    [`${prefix}connections`]: { type: 'number', describe: `${who}parallel IMAP connections`, ...shown(DEFAULTS.connections) },
   };
 }
 
@@ -227,14 +238,8 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
             describe: 'source account: imaps://USER@HOST[:993], imap://USER@HOST[:143] (STARTTLS), or pop3s:// / pop3:// (its INBOX only)',
           })
           .option('to', { type: 'string', describe: IMAP_TARGET })
-          .options(passwordFlags('source: '))
-          .options(oauth2Flags('source: '))
-          .options(tlsFlags('source: '))
-          .option('connections', { type: 'number', describe: 'source: parallel IMAP connections', ...shown(DEFAULTS.connections) })
-          .options(passwordFlags('target: ', 'target-'))
-          .options(oauth2Flags('target: ', 'target-'))
-          .options(tlsFlags('target: ', 'target-'))
-          .option('target-connections', { type: 'number', describe: 'target: parallel IMAP connections', ...shown(DEFAULTS.connections) })
+          .options(imapAccountFlags('source: '))
+          .options(imapAccountFlags('target: ', 'target-'))
           .option('archive', { type: 'string', array: true, describe: 'also keep a local copy: maildir:DIR or mbox:DIR (repeatable)' })
           .options(FOLDER_FLAGS)
           .options(FILTER_FLAGS)
@@ -284,6 +289,38 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .example('PW=... SMTP_PW=... $0 forward --from pop3s://me@old.example.org --password-env PW --smtp smtps://me@new.example.org@smtp.new.example.org --smtp-password-env SMTP_PW --rcpt me@new.example.org --rate 30/m', '')
           .epilogue(`${FORWARD_STATE}\n\n${EXIT_CODES_HELP}`),
       (args) => onCommand({ command: 'forward', args }),
+    )
+    .command(
+      'verify',
+      'Prove a copy message by message: give it the flags of the backup, migrate or restore that made it (only reads)',
+      (y) =>
+        y
+          .option('from', { type: 'string', describe: 'the source, as the copy was given it: an IMAP or POP3 account, or (after a restore) maildir:DIR or mbox:DIR' })
+          .option('to', { type: 'string', array: true, describe: 'the copy: maildir:DIR or mbox:DIR (after a backup, repeatable), or the IMAP account (after a migrate or restore)' })
+          .option('quick', { type: 'boolean', describe: 'compare ids, sizes, headers, flags and dates only; not the bodies (default: full, content digests)' })
+          .option('ignore', { type: 'string', array: true, describe: 'do not report nor count these differences: flags, dates, extra (comma-separated)' })
+          .options(imapAccountFlags())
+          .options(imapAccountFlags('target: ', 'target-'))
+          .option('archive', { type: 'string', array: true, describe: 'after a migrate: its local archives, verified too' })
+          .options(FOLDER_FLAGS)
+          .options(FILTER_FLAGS)
+          .option('layout', { type: 'string', choices: ['maildir++', 'fs'], ...shown(DEFAULTS.layout), describe: 'Maildir layout' })
+          .option('map', TARGET_FLAGS['map'] as Options)
+          .options(MIGRATE_PROFILE_FLAGS)
+          .option('protocol', PROFILE_FLAGS['protocol'] as Options)
+          .option('no-uidl', { type: 'boolean', describe: 'POP3: as the backup was given it' })
+          .option('uidl', { type: 'boolean', hidden: true })
+          .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes read per batch, in MiB (bounds memory)' })
+          // What only changes what a copy does: accepted so that its command line works as is.
+          .options(Object.fromEntries(['delete', 'dry-run', 'sync-deletions'].map((k) => [k, { type: 'boolean', hidden: true } as Options])))
+          .options(Object.fromEntries(['delete-older-than', 'state'].map((k) => [k, { type: 'string', hidden: true } as Options])))
+          .example('$0 verify --from imaps://me@imap.example.org --password-file ~/.imap-pw --to maildir:~/mail-backup', '')
+          .example('A=... B=... $0 verify --from imaps://me@old.example.org --password-env A --to imaps://me@new.example.org --target-password-env B --quick', '')
+          .epilogue(
+            'Exit 0: the copy holds every message of the source (as the copy command selects and maps them) with the same bytes, flags and dates; ' +
+              `${EXIT.differences}: differences found, each listed (--json: one line each). Reads only: EXAMINE and BODY.PEEK on servers, no lock, no state written.\n\n${EXIT_CODES_HELP}`,
+          ),
+      (args) => onCommand({ command: 'verify', args }),
     )
     .command(
       'profiles',

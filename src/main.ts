@@ -98,6 +98,7 @@ const COMMANDS: Record<Parsed['command'], () => Promise<Command<unknown, unknown
   restore: async () => (await import('./commands/restore.js')).RESTORE,
   migrate: async () => (await import('./commands/migrate.js')).MIGRATE,
   forward: async () => (await import('./commands/forward.js')).FORWARD,
+  verify: async () => (await import('./commands/verify.js')).VERIFY,
   profiles: async () => {
     const { printProfiles } = await import('./profiles/list.js');
     return { load: () => undefined, run: () => Promise.resolve(undefined), print: (_none, out) => printProfiles(out.json) };

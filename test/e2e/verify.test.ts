@@ -1,0 +1,184 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { cp, mkdtemp, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { nastyMailbox } from '../fixtures/nasty.js';
+import { runCli } from '../helpers/cli.js';
+import { selectableFolders, sysFlags } from '../helpers/compare.js';
+import { fetchAll, withDovecot, type Account } from '../helpers/server.js';
+import { EXIT } from '../../src/domain/errors.js';
+
+/**
+ * `mailferry verify` against Dovecot: clean copies (backup to Maildir and mbox, POP3 backup,
+ * migrate, restore) verify with exit 0 at both depths; a damaged copy is named difference by
+ * difference, with EXIT.differences; verify changes nothing on the server or in the archive.
+ */
+const bob: Account = { name: 'verify-bob', password: 'verify-bob-pw' };
+const carol: Account = { name: 'verify-carol', password: 'verify-carol-pw' };
+const dc = withDovecot({ nasty: true, users: [bob, carol] });
+
+interface Run {
+  status: number | null;
+  lines: Record<string, unknown>[];
+  stdout: string;
+  stderr: string;
+}
+
+describe('verify', { skip: dc.skip }, () => {
+  let root = '';
+  const env = (): Record<string, string> => ({ ALICE_PW: dc.alice.password, BOB_PW: bob.password, CAROL_PW: carol.password, XDG_STATE_HOME: join(root, 'state') });
+  const alice = (scheme = 'imaps'): string[] => {
+    const port = scheme === 'imaps' ? dc.server.imapsPort : dc.server.pop3sPort;
+    return ['--from', `${scheme}://${dc.alice.name}@127.0.0.1:${port}`, '--ca', dc.server.caFile, '--password-env', 'ALICE_PW'];
+  };
+  const target = (user: Account, env: string, prefix = ''): string[] => ['--to', `imaps://${user.name}@127.0.0.1:${dc.server.imapsPort}`, `--${prefix}ca`, dc.server.caFile, `--${prefix}password-env`, env];
+
+  async function run(args: string[]): Promise<Run> {
+    const r = await runCli(args, env(), { timeoutMs: 180_000 });
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    return { status: r.status, lines, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  const differences = (r: Run): Record<string, unknown>[] => r.lines.filter((l) => l['type'] === 'difference' && l['kind'] !== 'known');
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'mf-verify-'));
+    const b = await run(['backup', '--json', ...alice(), '--to', `maildir:${join(root, 'md')}`, '--to', `mbox:${join(root, 'mbox')}`]);
+    assert.equal(b.status, 0, b.stderr);
+  });
+  after(async () => {
+    if (root !== '') await rm(root, { recursive: true, force: true });
+  });
+
+  test('a clean backup (Maildir and mbox) verifies at both depths; --json parses', async () => {
+    const total = nastyMailbox().reduce((n, f) => n + f.messages.length, 0);
+    for (const depth of [[], ['--quick']]) {
+      const r = await run(['verify', '--json', ...alice(), '--to', `maildir:${join(root, 'md')}`, '--to', `mbox:${join(root, 'mbox')}`, ...depth]);
+      assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+      assert.deepEqual(differences(r), []);
+      const last = r.lines[r.lines.length - 1] as { type: string; ok: boolean; copies: { depth: string; folders: { source: number; copy: number }[] }[] };
+      assert.equal(last.type, 'verify');
+      assert.equal(last.ok, true);
+      assert.equal(last.copies.length, 2);
+      for (const c of last.copies) {
+        assert.equal(c.depth, depth.length === 0 ? 'full' : 'quick');
+        assert.equal(c.folders.reduce((n, f) => n + f.source, 0), total);
+        assert.equal(c.folders.reduce((n, f) => n + f.copy, 0), total);
+      }
+    }
+    // Without --json: one summary line per copy on stdout.
+    const text = await runCli(['verify', ...alice(), '--to', `maildir:${join(root, 'md')}`], env(), { timeoutMs: 120_000 });
+    assert.equal(text.status, 0, text.stderr);
+    assert.match(text.stdout, /^verify maildir:.* \(full\): \d+ messages in \d+ folders: no differences/);
+  });
+
+  test('verify changes nothing: the archive files (mtimes included) and the server (flags, \\Seen) are as before', async () => {
+    const before = { files: await snapshot(root), server: await serverState(alice0()) };
+    const r = await run(['verify', '--json', ...alice(), '--to', `maildir:${join(root, 'md')}`, '--to', `mbox:${join(root, 'mbox')}`]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(await snapshot(root), before.files);
+    assert.deepEqual(await serverState(alice0()), before.server);
+  });
+
+  test('a damaged copy: verify names exactly the five differences, at both depths, with its exit code', async () => {
+    const md = join(root, 'damaged');
+    await cp(join(root, 'md'), md, { recursive: true, preserveTimestamps: true });
+    const cur = join(md, 'cur');
+    const files = (await readdir(cur)).sort();
+    const withSubject: string[] = [];
+    for (const f of files) if (/^Subject: [A-Za-z]/m.test(await readFile(join(cur, f), 'latin1'))) withSubject.push(f);
+    const [gone, altered, flagged] = withSubject as [string, string, string];
+    // 1. one message removed
+    await rm(join(cur, gone));
+    // 2. one byte of another altered (in its Subject), its size and mtime kept
+    const file = join(cur, altered);
+    const st = await stat(file);
+    const bytes = await readFile(file);
+    const at = bytes.indexOf('Subject: ') + 9;
+    bytes[at] = (bytes[at] as number) ^ 0x20;
+    await writeFile(file, bytes);
+    await utimes(file, st.atime, st.mtime);
+    // 3. a flag changed on a third (the info part of its name)
+    const info = flagged.slice(flagged.indexOf(':2,') + 3);
+    const next = info.includes('F') ? info.replace('F', '') : [...info, 'F'].sort().join('');
+    await rename(join(cur, flagged), join(cur, `${flagged.slice(0, flagged.indexOf(':2,') + 3)}${next}`));
+    // 4. a stray message
+    await writeFile(join(cur, '1700000000.stray.host,S=60:2,S'), 'From: x@example.org\nSubject: stray\nMessage-ID: <stray@example.org>\n\nstray\n');
+    // 5. a folder deleted
+    await rm(join(md, '.Drafts'), { recursive: true });
+
+    for (const depth of [[], ['--quick']]) {
+      const r = await run(['verify', '--json', ...alice(), '--to', `maildir:${md}`, ...depth]);
+      assert.equal(r.status, EXIT.differences, `${r.stdout}\n${r.stderr}`);
+      const found = differences(r).map((d) => `${d['kind'] as string} ${d['folder'] as string}`).sort();
+      assert.deepEqual(found, ['altered INBOX', 'extra INBOX', 'flags INBOX', 'folder-missing Drafts', 'missing INBOX'], JSON.stringify(differences(r)));
+      const byKind = new Map(differences(r).map((d) => [d['kind'], d]));
+      assert.ok(typeof byKind.get('missing')?.['id'] === 'string');
+      assert.equal(byKind.get('extra')?.['messageId'], '<stray@example.org>');
+      assert.equal(r.lines[r.lines.length - 1]?.['ok'], false);
+    }
+    const text = await runCli(['verify', ...alice(), '--to', `maildir:${md}`, '--ignore', 'flags,extra'], env(), { timeoutMs: 120_000 });
+    assert.equal(text.status, EXIT.differences);
+    assert.match(text.stdout, /3 differences \(1 missing, 0 extra, 1 altered, 0 flags, 0 dates, 1 folders missing, 0 folders extra\)/);
+    assert.match(text.stderr, /^missing maildir:.* INBOX id \d+/m);
+  });
+
+  test('a POP3 backup verifies (no flags or dates to compare: said so)', async () => {
+    const b = await run(['backup', '--json', ...alice('pop3s'), '--to', `maildir:${join(root, 'pop')}`]);
+    assert.equal(b.status, 0, b.stderr);
+    for (const depth of [[], ['--quick']]) {
+      const r = await run(['verify', '--json', ...alice('pop3s'), '--to', `maildir:${join(root, 'pop')}`, ...depth]);
+      assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+      assert.deepEqual(differences(r), []);
+      assert.ok(r.lines.some((l) => l['kind'] === 'known'), 'the missing flags and dates are named');
+    }
+  });
+
+  test('a clean migrate and a clean restore verify at both depths', async () => {
+    const m = await run(['migrate', '--json', ...alice(), ...target(bob, 'BOB_PW', 'target-')]);
+    assert.equal(m.status, 0, m.stderr);
+    const restore = await run(['restore', '--json', '--from', `maildir:${join(root, 'md')}`, ...target(carol, 'CAROL_PW')]);
+    assert.equal(restore.status, 0, restore.stderr);
+    for (const depth of [[], ['--quick']]) {
+      const vm = await run(['verify', '--json', ...alice(), ...target(bob, 'BOB_PW', 'target-'), ...depth]);
+      assert.equal(vm.status, 0, `${vm.stdout}\n${vm.stderr}`);
+      const vr = await run(['verify', '--json', '--from', `maildir:${join(root, 'md')}`, ...target(carol, 'CAROL_PW'), ...depth]);
+      assert.equal(vr.status, 0, `${vr.stdout}\n${vr.stderr}`);
+    }
+    // A message the target lacks is named.
+    const c = await (await import('../helpers/server.js')).connect(dc.server, bob);
+    await c.mailboxOpen('INBOX');
+    await c.messageDelete('1', { uid: true });
+    await c.logout();
+    const after = await run(['verify', '--json', '--quick', ...alice(), ...target(bob, 'BOB_PW', 'target-')]);
+    assert.equal(after.status, EXIT.differences);
+    assert.deepEqual(differences(after).map((d) => `${d['kind'] as string} ${d['folder'] as string}`), ['missing INBOX']);
+  });
+
+  const alice0 = (): Account => dc.alice;
+  async function serverState(user: Account): Promise<string> {
+    const out: string[] = [];
+    for (const path of await selectableFolders(dc.server, user)) {
+      for (const m of await fetchAll(dc.server, user, path)) out.push(`${path} ${m.uid} ${[...sysFlags(m.flags)].sort().join(' ')}`);
+    }
+    return out.join('\n');
+  }
+});
+
+/** Every file under `dir`: path, size, mtime and content hash. */
+async function snapshot(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (!e.isFile()) continue;
+    const p = join(e.parentPath, e.name);
+    const st = await stat(p);
+    out.push(`${p} ${st.size} ${st.mtimeMs} ${createHash('sha256').update(await readFile(p)).digest('hex')}`);
+  }
+  return out.sort();
+}
