@@ -149,17 +149,21 @@ async function compareFolder(source: Source, copy: Source, src: Item[], dst: Ite
   // Pair by content key (a multiset), then what is left by Message-ID.
   const free = new Map<string, Item[]>();
   for (const d of dst) if (d.key !== undefined) free.set(d.key, [...(free.get(d.key) ?? []), d]);
-  const take = (key: string | undefined): Item | undefined => {
+  // Among copies of one content, the one with the same flags and date first, so that identical
+  // messages are not cross-paired into flag differences.
+  const take = (s: Item, key: string | undefined): Item | undefined => {
     if (key === undefined) return undefined;
     const list = free.get(key);
-    const d = list?.shift();
-    if (list !== undefined && list.length === 0) free.delete(key);
+    if (list === undefined) return undefined;
+    const i = Math.max(0, list.findIndex((d) => flagKey(d.meta.flags) === flagKey(s.meta.flags) && sameSecond(d.meta.internalDate, s.meta.internalDate)));
+    const [d] = list.splice(i, 1);
+    if (list.length === 0) free.delete(key);
     return d;
   };
   const pairs: [Item, Item][] = [];
   const unpaired: Item[] = [];
   for (const s of src) {
-    const d = take(s.key) ?? take(s.alt);
+    const d = take(s, s.key) ?? take(s, s.alt);
     if (d === undefined) unpaired.push(s);
     else pairs.push([s, d]);
   }
@@ -193,7 +197,7 @@ async function compareFolder(source: Source, copy: Source, src: Item[], dst: Ite
     }
     const sd = s.meta.internalDate;
     const dd = d.meta.internalDate;
-    if (sd !== undefined && dd !== undefined && Math.floor(sd.getTime() / 1000) !== Math.floor(dd.getTime() / 1000)) {
+    if (sd !== undefined && dd !== undefined && !sameSecond(sd, dd)) {
       report({ kind: 'date', id: s.meta.id, copyId: d.meta.id, ...about(s), detail: `date: source ${sd.toISOString()}, copy ${dd.toISOString()}` });
     }
   }
@@ -217,6 +221,11 @@ async function compareFolder(source: Source, copy: Source, src: Item[], dst: Ite
     const why = how === 'nul' ? 'NUL bytes served as 0x80 (Dovecot)' : 'one final newline more on one side (mbox framing, POP3)';
     report({ kind: 'known', id: s.meta.id, copyId: d.meta.id, ...about(s), detail: why });
   }
+}
+
+/** Internal dates compare to the second (IMAP's INTERNALDATE has no finer grain); no date matches any. */
+function sameSecond(a: Date | undefined, b: Date | undefined): boolean {
+  return a === undefined || b === undefined || Math.floor(a.getTime() / 1000) === Math.floor(b.getTime() / 1000);
 }
 
 /** Digests of `metas` (one folder), fetched in batches bounded by bytes and by count. */

@@ -54,3 +54,37 @@ test('the verify loader reports its problems and the copy loader\'s at once', ()
     (e: unknown) => e instanceof MailferryError && e.kind === 'usage' && /--from is required/.test(e.message),
   );
 });
+
+test('identical messages with different flags pair with their own flags, not across (Maildir on disk)', async () => {
+  const { mkdtemp, mkdir, writeFile, utimes, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { MaildirSource } = await import('../../src/drivers/maildir/source.js');
+  const { verifyCopy } = await import('../../src/verify/compare.js');
+  const { createLogger } = await import('../../src/log/logger.js');
+  const root = await mkdtemp(join(tmpdir(), 'mf-verify-unit-'));
+  try {
+    const log = createLogger({ level: 'error', json: false, write: () => undefined });
+    const make = async (dir: string, names: string[]): Promise<InstanceType<typeof MaildirSource>> => {
+      for (const sub of ['cur', 'new', 'tmp']) await mkdir(join(dir, sub), { recursive: true });
+      for (const n of names) {
+        const f = join(dir, 'cur', n);
+        await writeFile(f, 'Subject: same\nMessage-ID: <same@x>\n\nsame body\n');
+        await utimes(f, 1_700_000_000, 1_700_000_000);
+      }
+      return new MaildirSource({ root: dir, layout: 'maildir++', streamThreshold: 1 << 20, log });
+    };
+    const source = await make(join(root, 'a'), ['1.a:2,S', '2.b:2,F']);
+    const copy = await make(join(root, 'b'), ['1.a:2,F', '2.b:2,S']);
+    const found: string[] = [];
+    const outcome = await verifyCopy(source, copy, 'maildir:b', {
+      depth: 'full', include: [], exclude: [], place: (m) => Promise.resolve(m.path), sourceHasFlags: true, ignore: new Set(),
+      batchBytes: 1 << 20, batchMessages: 100, signal: new AbortController().signal, log, onDifference: (d) => found.push(`${d.kind} ${d.detail}`),
+    });
+    assert.deepEqual(found, []);
+    assert.equal(outcome.differences, 0);
+    assert.equal(outcome.folders[0]?.copy, 2);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
