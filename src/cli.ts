@@ -96,6 +96,11 @@ function imapAccountFlags(who = '', prefix = ''): Record<string, Options> {
   };
 }
 
+/** backup, migrate, restore: verify the copy right after it (commands/verify.ts thenVerify). */
+const VERIFY_FLAG: Record<string, Options> = {
+  verify: { type: 'string', describe: 'after the copy, verify it (mailferry verify with the same flags): --verify is the quick check, --verify=full compares content digests; exit 9 on a difference' },
+};
+
 const FOLDER_FLAGS: Record<string, Options> = {
   include: { type: 'string', array: true, describe: 'only folders matching this pattern (* any, % one level, ? one char)' },
   exclude: { type: 'string', array: true, describe: 'skip folders matching this pattern' },
@@ -179,6 +184,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(tlsFlags())
           .option('connections', { type: 'number', describe: 'parallel IMAP connections (POP3 uses one)', ...shown(DEFAULTS.connections) })
           .options(FOLDER_FLAGS)
+          .options(VERIFY_FLAG)
           .options(FILTER_FLAGS)
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], ...shown(DEFAULTS.layout), describe: 'Maildir folder layout' })
           .option('delete', { type: 'boolean', describe: 'POP3: delete from the server what every archive holds durably (after the copy, never before)' })
@@ -219,6 +225,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(tlsFlags('target: '))
           .option('connections', { type: 'number', describe: 'parallel IMAP connections to the target', ...shown(DEFAULTS.connections) })
           .options(FOLDER_FLAGS)
+          .options(VERIFY_FLAG)
           .options(FILTER_FLAGS)
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], ...shown(DEFAULTS.layout), describe: 'layout of the Maildir archive' })
           .options(TARGET_FLAGS)
@@ -242,6 +249,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(imapAccountFlags('target: ', 'target-'))
           .option('archive', { type: 'string', array: true, describe: 'also keep a local copy: maildir:DIR or mbox:DIR (repeatable)' })
           .options(FOLDER_FLAGS)
+          .options(VERIFY_FLAG)
           .options(FILTER_FLAGS)
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], ...shown(DEFAULTS.layout), describe: 'layout of --archive maildir: folders' })
           .options(TARGET_FLAGS)
@@ -313,7 +321,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes read per batch, in MiB (bounds memory)' })
           // What only changes what a copy does: accepted so that its command line works as is.
           .options(Object.fromEntries(['delete', 'dry-run', 'sync-deletions'].map((k) => [k, { type: 'boolean', hidden: true } as Options])))
-          .options(Object.fromEntries(['delete-older-than', 'state'].map((k) => [k, { type: 'string', hidden: true } as Options])))
+          .options(Object.fromEntries(['delete-older-than', 'state', 'verify'].map((k) => [k, { type: 'string', hidden: true } as Options])))
           .example('$0 verify --from imaps://me@imap.example.org --password-file ~/.imap-pw --to maildir:~/mail-backup', '')
           .example('A=... B=... $0 verify --from imaps://me@old.example.org --password-env A --to imaps://me@new.example.org --target-password-env B --quick', '')
           .epilogue(

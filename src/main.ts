@@ -94,9 +94,9 @@ export async function main(cmdline: string[]): Promise<number> {
  * load only what they need.
  */
 const COMMANDS: Record<Parsed['command'], () => Promise<Command<unknown, unknown>>> = {
-  backup: async () => (await import('./commands/backup.js')).BACKUP,
-  restore: async () => (await import('./commands/restore.js')).RESTORE,
-  migrate: async () => (await import('./commands/migrate.js')).MIGRATE,
+  backup: async () => (await import('./commands/verify.js')).thenVerify((await import('./commands/backup.js')).BACKUP),
+  restore: async () => (await import('./commands/verify.js')).thenVerify((await import('./commands/restore.js')).RESTORE),
+  migrate: async () => (await import('./commands/verify.js')).thenVerify((await import('./commands/migrate.js')).MIGRATE),
   forward: async () => (await import('./commands/forward.js')).FORWARD,
   verify: async () => (await import('./commands/verify.js')).VERIFY,
   profiles: async () => {

@@ -1,8 +1,8 @@
 import { credentialsFor } from '../auth/login.js';
 import { rawFlags } from '../config/flags.js';
-import { loadVerifyConfig, type VerifyConfig } from '../config/verify.js';
+import { loadVerifyConfig, type RawVerifyFlags, type VerifyConfig } from '../config/verify.js';
 import type { MailboxInfo } from '../domain/message.js';
-import { EXIT } from '../domain/errors.js';
+import { EXIT, MailferryError } from '../domain/errors.js';
 import { mapFolder, targetRoles, type MapRule } from '../drivers/imap/folder-map.js';
 import { ImapSource } from '../drivers/imap/source.js';
 import type { RemoteAccount } from '../config/account.js';
@@ -172,3 +172,40 @@ export const VERIFY: Command<VerifyConfig, VerifyResult> = {
   run: verify,
   print: printVerify,
 };
+
+/**
+ * `backup --verify`, `migrate --verify`, `restore --verify`: the copy command, then verify with the
+ * same flags (`--verify` or `--verify=quick`: the quick check; `--verify=full`: digests). The exit
+ * code is the copy's when it is not 0, else verify's. Not in a dry run (nothing was copied).
+ */
+export function thenVerify<C, R>(copy: Command<C, R>): Command<{ copy: C; verify?: VerifyConfig }, { copy: R; verify?: VerifyResult }> {
+  return {
+    load: (args) => {
+      const depth = args['verify'];
+      const problems: string[] = [];
+      if (depth !== undefined && depth !== '' && depth !== 'quick' && depth !== 'full') problems.push(`--verify=${String(depth)}: expected --verify, --verify=quick or --verify=full`);
+      let cfg: C | undefined;
+      try {
+        cfg = copy.load(args);
+      } catch (e: unknown) {
+        if (!(e instanceof MailferryError) || e.kind !== 'usage') throw e;
+        problems.push(e.message);
+      }
+      if (problems.length > 0 || cfg === undefined) throw new MailferryError('usage', problems.join('; '));
+      if (depth === undefined || args['dryRun'] === true) return { copy: cfg };
+      const to = args['to'];
+      const raw = { ...rawFlags<RawVerifyFlags>(args), ...(typeof to === 'string' ? { to: [to] } : {}), quick: depth !== 'full' };
+      return { copy: cfg, verify: loadVerifyConfig(raw) };
+    },
+    run: async (cfg, deps) => {
+      const result = await copy.run(cfg.copy, deps);
+      return { copy: result, ...(cfg.verify === undefined ? {} : { verify: await verify(cfg.verify, deps) }) };
+    },
+    print: async (result, out) => {
+      const code = await copy.print(result.copy, out);
+      if (result.verify === undefined) return code;
+      const checked = printVerify(result.verify, out);
+      return code !== EXIT.ok ? code : checked;
+    },
+  };
+}

@@ -161,6 +161,27 @@ describe('verify', { skip: dc.skip }, () => {
     assert.deepEqual(differences(after).map((d) => `${d['kind'] as string} ${d['folder'] as string}`), ['missing INBOX']);
   });
 
+  test('backup --verify checks the copy right after it (quick; --verify=full digests); verify --config takes the backup\'s job file', async () => {
+    for (const [flag, depth] of [['--verify', 'quick'], ['--verify=full', 'full']] as const) {
+      const to = join(root, `after-${depth}`);
+      const r = await run(['backup', '--json', ...alice(), '--to', `maildir:${to}`, flag]);
+      assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+      const types = r.lines.map((l) => l['type']);
+      assert.ok(types.includes('summary'));
+      const last = r.lines[r.lines.length - 1] as { type: string; ok: boolean; copies: { depth: string }[] };
+      assert.equal(last.type, 'verify');
+      assert.equal(last.ok, true);
+      assert.equal(last.copies[0]?.depth, depth);
+    }
+    const job = join(root, 'job.json');
+    const [, from, , ca] = alice();
+    await writeFile(job, JSON.stringify({ command: 'backup', from, ca, passwordEnv: 'ALICE_PW', to: [`maildir:${join(root, 'md')}`], exclude: ['Drafts'] }));
+    const r = await run(['verify', '--json', '--quick', '--config', job]);
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    const folders = (r.lines[r.lines.length - 1] as { copies: { folders: { folder: string }[] }[] }).copies[0]?.folders.map((f) => f.folder);
+    assert.ok(folders !== undefined && folders.includes('INBOX') && !folders.includes('Drafts'), String(folders));
+  });
+
   const alice0 = (): Account => dc.alice;
   async function serverState(user: Account): Promise<string> {
     const out: string[] = [];
