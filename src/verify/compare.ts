@@ -1,5 +1,6 @@
 import type { MailboxInfo, MessageMeta } from '../domain/message.js';
 import { MailferryError } from '../domain/errors.js';
+import { RETRY, withRetry } from '../domain/retry.js';
 import { fingerprintKey, headerBlock, toLf } from '../formats/fingerprint.js';
 import type { Logger } from '../log/logger.js';
 import { folderFilter, selectMailboxes } from '../pipeline/folders.js';
@@ -31,7 +32,8 @@ import { headerField } from './headers.js';
  *    (bodies over the stream threshold come as streams: memory bounded as for a backup) and
  *    digested (digest.ts); `quick` stops after 3, so it sees a changed size or header but not a
  *    body changed in place with its size kept.
- * A folder of the copy holding messages that no source folder maps to is `folder-extra`.
+ * A folder of the copy holding messages that no source folder maps to is `folder-extra`. A lost
+ * connection is retried (RETRY, domain/retry.ts) folder by folder.
  */
 export interface VerifyOptions {
   depth: 'quick' | 'full';
@@ -79,8 +81,11 @@ export async function verifyCopy(source: Source, copy: Source, destination: stri
     if (fc !== undefined && field !== undefined) fc[field]++;
     o.onDifference?.(d);
   };
-  const all = await source.mailboxes();
-  const copyBoxes = new Map((await copy.mailboxes()).map((m) => [m.path, m]));
+  // A lost connection (retryable) is retried with the run's policy, a folder at a time: its
+  // differences are reported only once the folder was compared whole, so a retry repeats none.
+  const retry = <T>(what: string, fn: () => Promise<T>): Promise<T> => withRetry(what, fn, { attempts: RETRY.attempts, baseMs: RETRY.baseMs, log: o.log, signal: o.signal });
+  const all = await retry('verify: listing the source', () => source.mailboxes());
+  const copyBoxes = new Map((await retry(`verify: listing ${destination}`, () => copy.mailboxes())).map((m) => [m.path, m]));
   const keep = folderFilter(o.include, o.exclude);
   const placed = new Set<string>();
   for (const m of all) placed.add(await o.place(m));
@@ -91,27 +96,28 @@ export async function verifyCopy(source: Source, copy: Source, destination: stri
     const there = copyBoxes.get(target);
     const fc: FolderCounts = { folder: mailbox.path, target, source: 0, copy: 0, missing: 0, extra: 0, altered: 0, flags: 0, dates: 0, known: 0 };
     outcome.folders.push(fc);
-    const src = await items(source, mailbox);
-    fc.source = src.length;
-    const named = (d: Omit<Difference, 'destination' | 'folder' | 'target'>): Difference => ({
-      destination,
-      folder: mailbox.path,
-      ...(target === mailbox.path ? {} : { target }),
-      ...d,
+    const named = (d: Found): Difference => ({ destination, folder: mailbox.path, ...(target === mailbox.path ? {} : { target }), ...d });
+    const found = await retry(`verify ${mailbox.path}`, async () => {
+      const out: Found[] = [];
+      const src = await items(source, mailbox);
+      fc.source = src.length;
+      if (there === undefined || there.noSelect === true) {
+        if (src.length > 0) out.push({ kind: 'folder-missing', detail: `folder missing in the copy (${src.length} messages)` });
+        return out;
+      }
+      const dst = await items(copy, there);
+      fc.copy = dst.length;
+      await compareFolder(source, copy, src, dst, o, (d) => out.push(d));
+      return out;
     });
-    if (there === undefined || there.noSelect === true) {
-      if (src.length === 0) continue;
-      outcome.foldersMissing++;
-      report(named({ kind: 'folder-missing', detail: `folder missing in the copy (${src.length} messages)` }));
-      continue;
+    for (const d of found) {
+      if (d.kind === 'folder-missing') outcome.foldersMissing++;
+      report(named(d), fc);
     }
-    const dst = await items(copy, there);
-    fc.copy = dst.length;
-    await compareFolder(source, copy, src, dst, o, (d) => report(named(d), fc));
   }
   for (const m of copyBoxes.values()) {
     if (m.noSelect === true || placed.has(m.path) || !keep(m)) continue;
-    const { count } = await copy.select(m);
+    const { count } = await retry(`verify ${m.path}`, () => copy.select(m));
     if (count === 0) continue;
     outcome.foldersExtra++;
     report({ kind: 'folder-extra', destination, folder: m.path, detail: `folder in the copy only (${count} messages)` });
@@ -139,7 +145,8 @@ async function items(s: Source, mailbox: MailboxInfo): Promise<Item[]> {
   return [...byId.values()];
 }
 
-type Report = (d: Omit<Difference, 'destination' | 'folder' | 'target'>) => void;
+type Found = Omit<Difference, 'destination' | 'folder' | 'target'>;
+type Report = (d: Found) => void;
 
 function about(item: Item): Pick<Difference, 'messageId' | 'subject'> {
   return { ...(item.messageId === undefined ? {} : { messageId: item.messageId }), ...(item.subject === undefined ? {} : { subject: item.subject }) };

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nastyMailbox } from '../fixtures/nasty.js';
 import { runCli } from '../helpers/cli.js';
+import { cutProxy } from '../helpers/cut-proxy.js';
 import { selectableFolders, sysFlags } from '../helpers/compare.js';
 import { fetchAll, withDovecot, type Account } from '../helpers/server.js';
 import { EXIT } from '../../src/domain/errors.js';
@@ -196,6 +197,20 @@ describe('verify', { skip: dc.skip }, () => {
     process.stderr.write(`peak RSS with the 20 MB message: backup ${backup.toFixed(1)} MiB, verify (full) ${verify.toFixed(1)} MiB\n`);
     // Held whole on both sides, the message would add 40 MB or more.
     assert.ok(verify < backup + 20, `verify ${verify.toFixed(1)} MiB, backup ${backup.toFixed(1)} MiB`);
+  });
+
+  test('a connection lost mid-verify is retried: the folder is compared again, no difference twice, exit 0', async () => {
+    const proxy = await cutProxy(dc.server.imapPort, 'BODY[] {');
+    try {
+      const from = ['--from', `imap://${dc.alice.name}@127.0.0.1:${proxy.port}`, '--tls-mode', 'plain', '--password-env', 'ALICE_PW'];
+      const r = await run(['verify', '--json', ...from, '--to', `maildir:${join(root, 'md')}`, '--include', 'INBOX']);
+      assert.equal(proxy.cuts, 1, 'one body fetch was cut');
+      assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stderr, /verify INBOX: .*retrying/);
+      assert.deepEqual(differences(r), []);
+    } finally {
+      await proxy.close();
+    }
   });
 
   const alice0 = (): Account => dc.alice;
