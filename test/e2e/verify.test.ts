@@ -18,7 +18,8 @@ import { EXIT } from '../../src/domain/errors.js';
  */
 const bob: Account = { name: 'verify-bob', password: 'verify-bob-pw' };
 const carol: Account = { name: 'verify-carol', password: 'verify-carol-pw' };
-const dc = withDovecot({ nasty: true, users: [bob, carol] });
+const dan: Account = { name: 'verify-dan', password: 'verify-dan-pw' };
+const dc = withDovecot({ nasty: true, users: [bob, carol, dan] });
 
 interface Run {
   status: number | null;
@@ -29,7 +30,7 @@ interface Run {
 
 describe('verify', { skip: dc.skip }, () => {
   let root = '';
-  const env = (): Record<string, string> => ({ ALICE_PW: dc.alice.password, BOB_PW: bob.password, CAROL_PW: carol.password, XDG_STATE_HOME: join(root, 'state') });
+  const env = (): Record<string, string> => ({ ALICE_PW: dc.alice.password, BOB_PW: bob.password, CAROL_PW: carol.password, DAN_PW: dan.password, XDG_STATE_HOME: join(root, 'state') });
   const alice = (scheme = 'imaps'): string[] => {
     const port = scheme === 'imaps' ? dc.server.imapsPort : dc.server.pop3sPort;
     return ['--from', `${scheme}://${dc.alice.name}@127.0.0.1:${port}`, '--ca', dc.server.caFile, '--password-env', 'ALICE_PW'];
@@ -124,21 +125,19 @@ describe('verify', { skip: dc.skip }, () => {
       assert.equal(byKind.get('extra')?.['messageId'], '<stray@example.org>');
       assert.equal(r.lines[r.lines.length - 1]?.['ok'], false);
     }
-    const text = await runCli(['verify', ...alice(), '--to', `maildir:${md}`, '--ignore', 'flags,extra'], env(), { timeoutMs: 120_000 });
+    // A sixth: a date changed (the file's mtime is the INTERNALDATE), and --ignore dates leaves it out.
+    const dated = join(cur, withSubject[3] as string);
+    await utimes(dated, new Date('2001-01-01T00:00:00Z'), new Date('2001-01-01T00:00:00Z'));
+    const withDate = await run(['verify', '--json', '--quick', ...alice(), '--to', `maildir:${md}`]);
+    const dates = differences(withDate).filter((d) => d['kind'] === 'date');
+    assert.equal(dates.length, 1, JSON.stringify(dates));
+    assert.match(dates[0]?.['detail'] as string, /^date: source \d{4}-\d\d-\d\dT[\d:.]+Z, copy 2001-01-01T00:00:00\.000Z$/);
+    const noDates = await run(['verify', '--json', '--quick', ...alice(), '--to', `maildir:${md}`, '--ignore', 'dates']);
+    assert.equal(differences(noDates).filter((d) => d['kind'] === 'date').length, 0);
+    const text = await runCli(['verify', ...alice(), '--to', `maildir:${md}`, '--ignore', 'flags,extra,dates'], env(), { timeoutMs: 120_000 });
     assert.equal(text.status, EXIT.differences);
     assert.match(text.stdout, /3 differences \(1 missing, 0 extra, 1 altered, 0 flags, 0 dates, 1 folders missing, 0 folders extra\)/);
     assert.match(text.stderr, /^missing maildir:.* INBOX id \d+/m);
-  });
-
-  test('a POP3 backup verifies (no flags or dates to compare: said so)', async () => {
-    const b = await run(['backup', '--json', ...alice('pop3s'), '--to', `maildir:${join(root, 'pop')}`]);
-    assert.equal(b.status, 0, b.stderr);
-    for (const depth of [[], ['--quick']]) {
-      const r = await run(['verify', '--json', ...alice('pop3s'), '--to', `maildir:${join(root, 'pop')}`, ...depth]);
-      assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-      assert.deepEqual(differences(r), []);
-      assert.ok(r.lines.some((l) => l['kind'] === 'known'), 'the missing flags and dates are named');
-    }
   });
 
   test('a clean migrate and a clean restore verify at both depths', async () => {
@@ -210,6 +209,33 @@ describe('verify', { skip: dc.skip }, () => {
       assert.deepEqual(differences(r), []);
     } finally {
       await proxy.close();
+    }
+  });
+
+  test('verify maps folders as the migrate did (--map): with the same flags exit 0, with another --map the folder is named missing', async () => {
+    const map = ['--map', 'Sent=Gesendet', '--include', 'Sent', '--include', 'INBOX'];
+    const m = await run(['migrate', '--json', ...alice(), ...target(dan, 'DAN_PW', 'target-'), ...map]);
+    assert.equal(m.status, 0, m.stderr);
+    const same = await run(['verify', '--json', '--quick', ...alice(), ...target(dan, 'DAN_PW', 'target-'), ...map]);
+    assert.equal(same.status, 0, `${same.stdout}\n${same.stderr}`);
+    const sent = (same.lines[same.lines.length - 1] as { copies: { folders: { folder: string; target: string }[] }[] }).copies[0]?.folders.find((f) => f.folder === 'Sent');
+    assert.equal(sent?.target, 'Gesendet');
+    // (Without --map, Sent would go to Gesendet too: migrate created it as the target's \\Sent.)
+    const unmapped = await run(['verify', '--json', '--quick', ...alice(), ...target(dan, 'DAN_PW', 'target-'), '--map', 'Sent=Elsewhere', '--include', 'Sent', '--include', 'INBOX']);
+    assert.equal(unmapped.status, EXIT.differences, `${unmapped.stdout}\n${unmapped.stderr}`);
+    // Gesendet is not named extra: --include selects the copy's folders by their own names too.
+    assert.deepEqual(differences(unmapped).map((d) => `${d['kind'] as string} ${d['folder'] as string} ${String(d['target'])}`), ['folder-missing Sent Elsewhere']);
+  });
+
+  // Last: Dovecot sets \\Seen on what POP3 RETR reads, so later IMAP verifies would (rightly) see flags differ.
+  test('a POP3 backup verifies (no flags or dates to compare: said so)', async () => {
+    const b = await run(['backup', '--json', ...alice('pop3s'), '--to', `maildir:${join(root, 'pop')}`]);
+    assert.equal(b.status, 0, b.stderr);
+    for (const depth of [[], ['--quick']]) {
+      const r = await run(['verify', '--json', ...alice('pop3s'), '--to', `maildir:${join(root, 'pop')}`, ...depth]);
+      assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+      assert.deepEqual(differences(r), []);
+      assert.ok(r.lines.some((l) => l['kind'] === 'known'), 'the missing flags and dates are named');
     }
   });
 
