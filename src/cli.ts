@@ -315,6 +315,8 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], ...shown(DEFAULTS.layout), describe: 'Maildir layout' })
           .option('map', TARGET_FLAGS['map'] as Options)
           .options(MIGRATE_PROFILE_FLAGS)
+          .option('user', { type: 'string', describe: 'as the copy was given it: the source account for a backup or migrate, the target for a restore' })
+          .option('profile', { type: 'string', describe: 'provider profile of --user, by name or file (./my.json); default: from the domain of --user' })
           .option('protocol', PROFILE_FLAGS['protocol'] as Options)
           .option('no-uidl', { type: 'boolean', describe: 'POP3: as the backup was given it' })
           .option('uidl', { type: 'boolean', hidden: true })

@@ -128,9 +128,11 @@ async function imapCopy(
 
 export function printVerify(result: VerifyResult, out: Output): number {
   const failed = result.outcomes.some((x) => x.differences > 0);
-  for (const d of result.differences) {
-    if (out.json) process.stdout.write(`${JSON.stringify({ type: 'difference', ...d })}\n`);
-    else if (!out.quiet) process.stderr.write(`${differenceLine(d)}\n`);
+  if (out.json) for (const d of result.differences) process.stdout.write(`${JSON.stringify({ type: 'difference', ...d })}\n`);
+  else if (!out.quiet && result.differences.length > 0) {
+    // A table on a terminal; one line each otherwise (grep, cron mail).
+    const text = process.stderr.isTTY ? differenceTable(result.differences) : result.differences.map(differenceLine).join('\n');
+    process.stderr.write(`${text}\n`);
   }
   const line = summary(result);
   if (out.json) process.stdout.write(`${JSON.stringify({ type: 'verify', ok: !failed, copies: result.outcomes })}\n`);
@@ -144,6 +146,23 @@ function differenceLine(d: Difference): string {
   const id = d.id === undefined ? (d.copyId === undefined ? '' : ` copy id ${d.copyId}`) : ` id ${d.id}`;
   const who = [d.messageId, d.subject === undefined ? undefined : `"${d.subject}"`].filter((x) => x !== undefined).join(' ');
   return `${d.kind} ${d.destination} ${where}${id}${who === '' ? '' : ` ${who}`}: ${d.detail}`;
+}
+
+/** The differences as a table: a header, then one row each, columns padded (the detail last, unpadded). */
+export function differenceTable(ds: readonly Difference[]): string {
+  const rows = [
+    ['KIND', 'COPY', 'FOLDER', 'ID', 'MESSAGE', 'WHAT DIFFERS'],
+    ...ds.map((d) => [
+      d.kind,
+      d.destination,
+      d.target === undefined ? d.folder : `${d.folder} -> ${d.target}`,
+      d.id ?? (d.copyId === undefined ? '' : `(copy) ${d.copyId}`),
+      d.messageId ?? (d.subject === undefined ? '' : `"${d.subject}"`),
+      d.detail,
+    ]),
+  ];
+  const widths = rows[0]?.map((_c, i) => Math.max(...rows.map((r) => [...(r[i] ?? '')].length))) ?? [];
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat((widths[i] ?? 0) - [...c].length))).join('  ')).join('\n');
 }
 
 function summary(result: VerifyResult): string {

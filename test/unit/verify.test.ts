@@ -88,3 +88,19 @@ test('identical messages with different flags pair with their own flags, not acr
     await rm(root, { recursive: true, force: true });
   }
 });
+
+test('the differences table on a terminal: a header row, columns aligned, the detail last', async () => {
+  const { differenceTable } = await import('../../src/commands/verify.js');
+  const table = differenceTable([
+    { kind: 'missing', destination: 'maildir:/m', folder: 'INBOX', id: '7', messageId: '<a@b>', detail: 'not in the copy' },
+    { kind: 'folder-missing', destination: 'maildir:/m', folder: 'Résumé', detail: 'folder missing in the copy (2 messages)' },
+    { kind: 'extra', destination: 'imaps://me@h:993', folder: 'Sent', target: 'Gesendet', copyId: '12', subject: 'hi', detail: 'in the copy only' },
+  ]).split('\n');
+  assert.equal(table.length, 4);
+  assert.match(table[0] as string, /^KIND {12}COPY +FOLDER +ID +MESSAGE +WHAT DIFFERS$/);
+  assert.equal((table[3] as string).indexOf('imaps://'), (table[0] as string).indexOf('COPY'));
+  const col = (line: string, word: string): number => [...line.slice(0, line.indexOf(word))].length;
+  assert.equal(col(table[1] as string, 'not in the copy'), col(table[0] as string, 'WHAT DIFFERS'));
+  assert.equal(col(table[2] as string, 'folder missing'), col(table[0] as string, 'WHAT DIFFERS'));
+  assert.match(table[3] as string, /Sent -> Gesendet +\(copy\) 12 +"hi" +in the copy only$/);
+});
