@@ -19,10 +19,11 @@ export const EXIT_CODES_HELP = [
   `  ${EXIT.destination}  archive not writable (permissions, disk full)`,
   `  ${EXIT.locked}  another run holds the archive lock`,
   `  ${EXIT.budget}  daily transfer budget reached (the provider's or --max-bytes-per-day): what was copied is kept, resume next run`,
+  `  ${EXIT.differences}  verify: the copy differs from the source (missing, extra, altered messages or folders; each one listed)`,
   `  ${EXIT.interrupted}  interrupted (SIGINT/SIGTERM); the archive is consistent, rerun to resume`,
 ].join('\n');
 
-export const COMMAND_NAMES = ['backup', 'restore', 'migrate', 'forward', 'folders', 'profiles'] as const;
+export const COMMAND_NAMES = ['backup', 'restore', 'migrate', 'forward', 'folders', 'verify', 'profiles'] as const;
 
 export type Parsed = { command: (typeof COMMAND_NAMES)[number]; args: Record<string, unknown> };
 
@@ -84,6 +85,21 @@ function tlsFlags(who = '', prefix = ''): Record<string, Options> {
     [`${prefix}ca`]: { type: 'string', describe: `${who}trust the CA certificate(s) in this PEM file` },
   };
 }
+
+/** One IMAP account's secrets, TLS and connections (migrate and verify have two: the source's and, prefixed, the target's). */
+function imapAccountFlags(who = '', prefix = ''): Record<string, Options> {
+  return {
+    ...passwordFlags(who, prefix),
+    ...oauth2Flags(who, prefix),
+    ...tlsFlags(who, prefix),
+    [`${prefix}connections`]: { type: 'number', describe: `${who}parallel IMAP connections`, ...shown(DEFAULTS.connections) },
+  };
+}
+
+/** backup, migrate, restore: verify the copy right after it (commands/verify.ts thenVerify). */
+const VERIFY_FLAG: Record<string, Options> = {
+  verify: { type: 'string', describe: 'after the copy, verify it (mailferry verify with the same flags): --verify is the quick check, --verify=full compares content digests; exit 9 on a difference' },
+};
 
 const FOLDER_FLAGS: Record<string, Options> = {
   include: { type: 'string', array: true, describe: 'only folders matching this pattern (* any, % one level, ? one char)' },
@@ -191,6 +207,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(tlsFlags())
           .option('connections', { type: 'number', describe: 'parallel IMAP connections (POP3 uses one)', ...shown(DEFAULTS.connections) })
           .options(FOLDER_FLAGS)
+          .options(VERIFY_FLAG)
           .options(FILTER_FLAGS)
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], ...shown(DEFAULTS.layout), describe: 'Maildir folder layout' })
           .option('delete', { type: 'boolean', describe: 'POP3: delete from the server what every archive holds durably (after the copy, never before)' })
@@ -231,6 +248,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(tlsFlags('target: '))
           .option('connections', { type: 'number', describe: 'parallel IMAP connections to the target', ...shown(DEFAULTS.connections) })
           .options(FOLDER_FLAGS)
+          .options(VERIFY_FLAG)
           .options(FILTER_FLAGS)
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], ...shown(DEFAULTS.layout), describe: 'layout of the Maildir archive' })
           .options(TARGET_FLAGS)
@@ -250,16 +268,11 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
             describe: 'source account: imaps://USER@HOST[:993], imap://USER@HOST[:143] (STARTTLS), or pop3s:// / pop3:// (its INBOX only)',
           })
           .option('to', { type: 'string', describe: IMAP_TARGET })
-          .options(passwordFlags('source: '))
-          .options(oauth2Flags('source: '))
-          .options(tlsFlags('source: '))
-          .option('connections', { type: 'number', describe: 'source: parallel IMAP connections', ...shown(DEFAULTS.connections) })
-          .options(passwordFlags('target: ', 'target-'))
-          .options(oauth2Flags('target: ', 'target-'))
-          .options(tlsFlags('target: ', 'target-'))
-          .option('target-connections', { type: 'number', describe: 'target: parallel IMAP connections', ...shown(DEFAULTS.connections) })
+          .options(imapAccountFlags('source: '))
+          .options(imapAccountFlags('target: ', 'target-'))
           .option('archive', { type: 'string', array: true, describe: 'also keep a local copy: maildir:DIR or mbox:DIR (repeatable)' })
           .options(FOLDER_FLAGS)
+          .options(VERIFY_FLAG)
           .options(FILTER_FLAGS)
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], ...shown(DEFAULTS.layout), describe: 'layout of --archive maildir: folders' })
           .options(TARGET_FLAGS)
@@ -325,6 +338,42 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .example('$0 folders --user me@gmail.com --password-file ~/.gmail-app-pw', '')
           .epilogue(commandEpilogue()),
       (args) => onCommand({ command: 'folders', args }),
+    )
+    .command(
+      'verify',
+      'Prove a copy message by message: give it the flags of the backup, migrate or restore that made it (only reads)',
+      (y) =>
+        commandHelp(y, all)
+          .option('from', { type: 'string', describe: 'the source, as the copy was given it: an IMAP or POP3 account, or (after a restore) maildir:DIR or mbox:DIR' })
+          .option('to', { type: 'string', array: true, describe: 'the copy: maildir:DIR or mbox:DIR (after a backup, repeatable), or the IMAP account (after a migrate or restore)' })
+          .option('quick', { type: 'boolean', describe: 'compare ids, sizes, headers, flags and dates only; not the bodies (default: full, content digests)' })
+          .option('ignore', { type: 'string', array: true, describe: 'do not report nor count these differences: flags, dates, extra (comma-separated)' })
+          .options(imapAccountFlags())
+          .options(imapAccountFlags('target: ', 'target-'))
+          .option('archive', { type: 'string', array: true, describe: 'after a migrate: its local archives, verified too' })
+          .options(FOLDER_FLAGS)
+          .options(FILTER_FLAGS)
+          .option('layout', { type: 'string', choices: ['maildir++', 'fs'], ...shown(DEFAULTS.layout), describe: 'Maildir layout' })
+          .option('map', TARGET_FLAGS['map'] as Options)
+          .options(MIGRATE_PROFILE_FLAGS)
+          .option('user', { type: 'string', describe: 'as the copy was given it: the source account for a backup or migrate, the target for a restore' })
+          .option('profile', { type: 'string', describe: 'provider profile of --user, by name or file (./my.json); default: from the domain of --user' })
+          .option('protocol', PROFILE_FLAGS['protocol'] as Options)
+          .option('no-uidl', { type: 'boolean', describe: 'POP3: as the backup was given it' })
+          .option('uidl', { type: 'boolean', hidden: true })
+          .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes read per batch, in MiB (bounds memory)' })
+          // What only changes what a copy does: accepted so that its command line works as is.
+          .options(Object.fromEntries(['delete', 'dry-run', 'sync-deletions'].map((k) => [k, { type: 'boolean', hidden: true } as Options])))
+          .options(Object.fromEntries(['delete-older-than', 'state', 'verify'].map((k) => [k, { type: 'string', hidden: true } as Options])))
+          .example('$0 verify --from imaps://me@imap.example.org --password-file ~/.imap-pw --to maildir:~/mail-backup', '')
+          .example('A=... B=... $0 verify --from imaps://me@old.example.org --password-env A --to imaps://me@new.example.org --target-password-env B --quick', '')
+          .epilogue(
+            commandEpilogue(
+              'Exit 0: the copy holds every message of the source (as the copy command selects and maps them) with the same bytes, flags and dates; ' +
+                `${EXIT.differences}: differences found, each listed (--json: one line each). Reads only: EXAMINE and BODY.PEEK on servers, no lock, no state written.`,
+            ),
+          ),
+      (args) => onCommand({ command: 'verify', args }),
     )
     .command(
       'profiles',

@@ -108,11 +108,12 @@ export async function main(words: string[]): Promise<number> {
  * load only what they need.
  */
 const COMMANDS: Record<Parsed['command'], () => Promise<Command<unknown, unknown>>> = {
-  backup: async () => (await import('./commands/backup.js')).BACKUP,
-  restore: async () => (await import('./commands/restore.js')).RESTORE,
-  migrate: async () => (await import('./commands/migrate.js')).MIGRATE,
+  backup: async () => (await import('./commands/verify.js')).thenVerify((await import('./commands/backup.js')).BACKUP),
+  restore: async () => (await import('./commands/verify.js')).thenVerify((await import('./commands/restore.js')).RESTORE),
+  migrate: async () => (await import('./commands/verify.js')).thenVerify((await import('./commands/migrate.js')).MIGRATE),
   forward: async () => (await import('./commands/forward.js')).FORWARD,
   folders: async () => (await import('./commands/folders.js')).FOLDERS,
+  verify: async () => (await import('./commands/verify.js')).VERIFY,
   profiles: async () => {
     const { printProfiles } = await import('./profiles/list.js');
     return { load: () => undefined, run: () => Promise.resolve(undefined), print: (_none, out) => printProfiles(out.json) };

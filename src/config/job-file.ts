@@ -104,12 +104,15 @@ export function jobArgv(data: unknown, path: string, given: ReadonlySet<string> 
 
 /**
  * The command line with the job file's flags after it: the file's command goes first when the
- * command line names none (`mailferry --config job.json`); naming another one is a usage error.
+ * command line names none (`mailferry --config job.json`); naming another one is a usage error,
+ * except `verify` for a copy command's file.
  */
 export function withJobFile(argv: readonly string[], job: JobFile): string[] {
   const first = argv[0];
   const named = first !== undefined && !first.startsWith('-') ? first : undefined;
-  if (job.command === undefined || named === job.command) return [...argv, ...job.argv];
+  // `mailferry verify --config job.json` checks what the job (a backup, migrate or restore) copied.
+  const verifies = named === 'verify' && ['backup', 'migrate', 'restore'].includes(job.command ?? '');
+  if (job.command === undefined || named === job.command || verifies) return [...argv, ...job.argv];
   if (named !== undefined) throw new MailferryError('usage', `the command line says ${named}, the --config file says ${job.command}`);
   return [job.command, ...argv, ...job.argv];
 }

@@ -13,6 +13,7 @@ export const EXIT = {
   destination: 6, // archive not writable, disk full
   locked: 7, // another run holds the archive lock
   budget: 8, // a daily transfer budget (download or upload) is spent: what was copied is kept, the next run resumes
+  differences: 9, // verify: the copy differs from the source (each difference listed); not an error of the run
   interrupted: 130, // SIGINT / SIGTERM: state is consistent, rerun resumes
 } as const;
 
@@ -21,7 +22,7 @@ export const EXIT = {
  * target account is full, so the run stops copying (every further APPEND would fail too); all three
  * leave a consistent state and exit 3 (partial): a rerun finishes what is left.
  */
-export type ErrorKind = Exclude<keyof typeof EXIT, 'ok' | 'partial'> | 'tls' | 'protocol' | 'message' | 'mailbox' | 'quota';
+export type ErrorKind = Exclude<keyof typeof EXIT, 'ok' | 'partial' | 'differences'> | 'tls' | 'protocol' | 'message' | 'mailbox' | 'quota';
 
 const exitOf: Record<ErrorKind, number> = {
   internal: EXIT.internal,
