@@ -152,7 +152,8 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
     planning++;
     const plan = limit(() =>
       guard(mailbox.path, async () => {
-        if (mailbox.noSelect) {
+        // A container, or a label folder (its messages come with the labelled folder's): opened, never fetched.
+        if (mailbox.noSelect === true || mailbox.label !== undefined) {
           for (const sink of sinks) await sink.open(mailbox);
           return;
         }

@@ -46,6 +46,13 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  *   the pipeline reports each as skipped.
  * - `filtered(mailbox)`, optional (a filtering wrapper, filter.ts): how many messages of `mailbox`
  *   the last `list()` left out on purpose; the pipeline counts them as filtered, not as present.
+ * - Labels (Gmail mode, drivers/imap/gmail.ts, only when the caller keeps labels and the server
+ *   announces X-GM-EXT-1): `mailboxes()` marks the one folder whose messages are fetched
+ *   `labelled` (All Mail) and every folder that only shows a label with that `label` (INBOX is
+ *   `\Inbox`, Sent `\Sent`, user labels their name); the pipeline opens those, never lists or
+ *   fetches them. `list()` of the labelled folder gives each message its `labels` (sorted,
+ *   Unicode, each the `label` of a listed folder or of none), `globalId` and `threadId`; `fetch`
+ *   hands the same on. Spam and Trash, which All Mail does not hold, are plain folders.
  */
 export interface SourceCaps {
   /** How many `fetch` calls may run at once; the pipeline runs that many batches in parallel. */
