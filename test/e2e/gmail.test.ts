@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -147,5 +147,31 @@ describe('Gmail: backup to Maildir against the Gmail stand-in', () => {
     const again = await backup();
     assert.equal(again.status, 0, again.stderr);
     assert.equal(peer.bodies, bodies);
+  });
+});
+
+describe('Gmail without X-GM-EXT-1: All Mail is a plain folder', () => {
+  test('every folder fetched as a folder, All Mail included (also with the gmail profile)', async () => {
+    const box = mailbox();
+    const peer = await gmailPeer({ messages: box, gmExt: false });
+    const root = await mkdtemp(join(tmpdir(), 'mf-gmail-plain-'));
+    try {
+      const r = await runCli(
+        ['backup', '--profile', 'gmail', '--from', `imap://alice@127.0.0.1:${peer.port}`, '--tls-mode', 'plain', '--password-env', 'PW', '--to', `maildir:${join(root, 'md')}`],
+        { PW: 'pw', XDG_STATE_HOME: join(root, 'state') },
+        { timeoutMs: 90_000 },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      const got = await read(join(root, 'md'));
+      assert.equal(got.folders['[Gmail].All Mail']?.length, 7, 'All Mail fetched');
+      assert.deepEqual(got.folders[''], ['<m1@gmail.test>', '<m2@gmail.test>', '<m4@gmail.test>']);
+      // Copies, not links: more files than messages.
+      assert.ok(Object.keys(got.inodes).length > box.length);
+      assert.equal(new Set(Object.values(got.inodes)).size, Object.keys(got.inodes).length);
+      assert.equal(JSON.stringify(await readdir(join(root, 'md', '.[Gmail].All Mail', 'cur'))).includes('U='), true);
+    } finally {
+      await peer.close();
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
