@@ -48,9 +48,9 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
   }
 }
 
-/** Gmail labels are kept by Maildir archives (hard-linked label folders): Gmail mode only when every archive is one. */
+/** Both archive formats keep Gmail labels (Maildir: hard-linked label folders; mbox: X-Gmail-Labels). */
 function keepsLabels(cfg: BackupConfig): boolean {
-  return cfg.to.every((t) => t.kind === 'maildir');
+  return cfg.to.every((t) => t.kind === 'maildir' || t.kind === 'mbox');
 }
 
 export const BACKUP: Command<BackupConfig, RunReport> = {

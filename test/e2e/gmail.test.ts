@@ -175,3 +175,60 @@ describe('Gmail without X-GM-EXT-1: All Mail is a plain folder', () => {
     }
   });
 });
+
+describe('Gmail: backup to mbox against the Gmail stand-in', () => {
+  test("one file for All Mail with X-Gmail-Labels in Takeout's form, no label files; read back byte-exact", async () => {
+    const box = mailbox();
+    const peer = await gmailPeer({ messages: box });
+    const root = await mkdtemp(join(tmpdir(), 'mf-gmail-mbox-'));
+    try {
+      const r = await runCli(
+        ['backup', '--from', `imap://alice@127.0.0.1:${peer.port}`, '--tls-mode', 'plain', '--password-env', 'PW', '--to', `mbox:${join(root, 'mbox')}`],
+        { PW: 'pw', XDG_STATE_HOME: join(root, 'state') },
+        { timeoutMs: 90_000 },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(peer.bodies, box.length);
+      const script = `
+import mailbox, json, re, sys
+out = {}
+def labels(m):
+    found = re.search(rb'^X-Gmail-Labels: ?(.*)$', m.as_bytes(), re.M)
+    return None if found is None else found.group(1).decode('utf-8')
+for path in sys.argv[2:]:
+    out[path] = sorted([m['Message-ID'], labels(m)] for m in mailbox.mbox(sys.argv[1] + '/' + path, create=False))
+print(json.dumps(out))
+`;
+      const files = ['[Gmail].sbd/All Mail', '[Gmail].sbd/Spam', '[Gmail].sbd/Trash'];
+      const { stdout } = await run('python3', ['-c', script, join(root, 'mbox'), ...files]);
+      const got = JSON.parse(stdout) as Record<string, [string, string | null][]>;
+      const takeout = (l: string): string => ({ '\\Inbox': 'Inbox', '\\Sent': 'Sent', '\\Starred': 'Starred', '\\Important': 'Important', '\\Draft': 'Drafts' })[l] ?? l;
+      const want = box
+        .map((m, i) => ({ m, i }))
+        .filter(({ m }) => m.bin === undefined)
+        .map(({ m, i }) => [`<m${i}@gmail.test>`, [...m.labels].sort().map(takeout).join(',')]);
+      assert.deepEqual(got['[Gmail].sbd/All Mail'], want.sort());
+      assert.deepEqual(got['[Gmail].sbd/Spam'], [['<m6@gmail.test>', null]]);
+      assert.deepEqual(got['[Gmail].sbd/Trash'], [['<m7@gmail.test>', null]]);
+      // No file per label: every message is stored once.
+      await assert.rejects(stat(join(root, 'mbox', 'INBOX')));
+      await assert.rejects(stat(join(root, 'mbox', 'Work')));
+      // Read back (restore's reader): the original bytes, the label line taken off again.
+      const { MboxSource } = await import('../../src/drivers/mbox/source.js');
+      const { silentLogger } = await import('../../src/log/logger.js');
+      const src = new MboxSource({ root: join(root, 'mbox'), streamThreshold: 1 << 20, log: silentLogger });
+      const all = (await src.mailboxes()).find((m) => m.path === '[Gmail]/All Mail');
+      assert.ok(all);
+      const sel = await src.select(all);
+      const metas = [];
+      for await (const m of src.list(sel.mailbox, () => true)) metas.push(m);
+      const bodies = [];
+      for await (const f of src.fetch(metas, new AbortController().signal)) bodies.push(Buffer.isBuffer(f.body) ? f.body.toString('latin1') : '');
+      await src.close();
+      assert.deepEqual(bodies.sort(), box.filter((m) => m.bin === undefined).map((m) => m.raw.toString('latin1')).sort());
+    } finally {
+      await peer.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});

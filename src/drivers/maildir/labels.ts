@@ -1,12 +1,12 @@
 import { link, mkdir, readdir, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { destinationError, errnoCode, MailferryError } from '../../domain/errors.js';
+import { destinationError, errnoCode } from '../../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../../domain/message.js';
 import { parseName } from '../../formats/maildir-name.js';
 import type { Logger } from '../../log/logger.js';
 import { fsyncDir } from '../../state/atomic.js';
 import type { Checkpoint, FolderCheckpoint, LabelRecord } from '../../state/checkpoint.js';
-import type { SinkFolder } from '../../sinks/sink.js';
+import { recordLabels } from '../labels.js';
 import type { SinkPlaces } from '../sink-places.js';
 
 /**
@@ -27,6 +27,9 @@ import type { SinkPlaces } from '../sink-places.js';
  * - A file system without hard links (EPERM, ENOTSUP, EXDEV ...): said once, the labels are
  *   then kept in the state only (`labels` of the folder's record), the label folders stay empty.
  * - A label no listed folder shows (hidden from IMAP in Gmail's settings) is recorded, not linked.
+ * - After a UIDVALIDITY change (a re-match renames the files), a record may for a while name
+ *   another message's labels: links are found by the file's unique base, so `sync` links what is
+ *   missing and unlinks only that file's own links, and the records come right again.
  */
 export class LabelLinks {
   private readonly made = new Map<string, Promise<string>>();
@@ -54,7 +57,7 @@ export class LabelLinks {
 
   /** The records of `metas` (the labels they were archived with), into a folder's checkpoint. */
   record(f: FolderCheckpoint, metas: readonly MessageMeta[]): void {
-    for (const m of metas) if (m.labels !== undefined) (f.labels ??= new Map()).set(m.id, recordOf(m));
+    recordLabels(f, metas);
   }
 
   /** Carry label changes of archived messages; resolves with how many messages changed. */
@@ -64,18 +67,21 @@ export class LabelLinks {
     if (changed.length === 0) return 0;
     const files = await this.files();
     const touched = new Set<string>();
+    const done: MessageMeta[] = [];
     for (const m of changed) {
       const before = new Set(recorded?.get(m.id)?.labels ?? []);
       const now = new Set(m.labels ?? []);
       const final = files.get(m.id);
-      if (final === undefined) continue; // no file to link: the record stays as it was
+      if (final === undefined) continue; // no file to link (removed by hand): the record stays as it was
       for (const l of now) if (!before.has(l)) await this.linkOne(final, l, touched);
       for (const l of before) if (!now.has(l)) await this.unlinkOne(final, l, touched);
+      done.push(m);
     }
     for (const d of touched) await fsyncDir(d);
-    this.checkpoint.update(this.key, (f) => this.record(f, changed));
+    if (done.length === 0) return 0;
+    this.checkpoint.update(this.key, (f) => this.record(f, done));
     await this.checkpoint.save();
-    return changed.length;
+    return done.length;
   }
 
   private async linkOne(final: string, label: string, touched: Set<string>): Promise<void> {
@@ -148,10 +154,6 @@ function linkName(name: string): string {
   return name.includes(':2,') ? `${head}:2,${info}` : head;
 }
 
-function recordOf(m: MessageMeta): LabelRecord {
-  return { labels: [...(m.labels ?? [])], ...(m.globalId === undefined ? {} : { globalId: m.globalId }), ...(m.threadId === undefined ? {} : { threadId: m.threadId }) };
-}
-
 function same(r: LabelRecord | undefined, m: MessageMeta): boolean {
   const a = r?.labels ?? [];
   const b = m.labels ?? [];
@@ -172,17 +174,3 @@ export async function makeMaildir(root: string, places: SinkPlaces, mailbox: Mai
   return dir;
 }
 
-/** What `open` returns for a label folder: the pipeline never fetches into it (its entries are links). */
-export function labelFolder(mailbox: MailboxInfo): SinkFolder {
-  return {
-    mailbox,
-    known: new Set(),
-    needsRematch: false,
-    // eslint-disable-next-line require-yield
-    async *fingerprints() {
-      return;
-    },
-    rebase: () => Promise.resolve(),
-    begin: () => Promise.reject(new MailferryError('usage', `${mailbox.path} shows the label ${mailbox.label ?? ''}: its messages are written with the labelled folder`)),
-  };
-}

@@ -10,7 +10,8 @@ import { fileName, infoOf, parseName, uniqueBase, withoutUid, withUid } from '..
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../../state/checkpoint.js';
 import { fsyncDir } from '../../state/atomic.js';
 import { KeywordTable } from './keywords.js';
-import { labelFolder, LabelLinks, makeMaildir } from './labels.js';
+import { LabelLinks, makeMaildir } from './labels.js';
+import { labelFolder } from '../labels.js';
 import { SinkPlaces } from '../sink-places.js';
 import type { Fingerprint, Match, Sink, SinkFolder, Tx } from '../../sinks/sink.js';
 import { writeAllSyncAt, writeEncoded } from '../body.js';
