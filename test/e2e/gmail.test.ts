@@ -232,3 +232,23 @@ print(json.dumps(out))
     }
   });
 });
+
+describe('Gmail mode: label folders without All Mail', () => {
+  test('--include of a label alone is not a silent empty archive: All Mail named, exit 3', async () => {
+    const peer = await gmailPeer({ messages: mailbox() });
+    const root = await mkdtemp(join(tmpdir(), 'mf-gmail-include-'));
+    try {
+      const r = await runCli(
+        ['backup', '--from', `imap://alice@127.0.0.1:${peer.port}`, '--tls-mode', 'plain', '--password-env', 'PW', '--to', `maildir:${join(root, 'md')}`, '--include', 'Work'],
+        { PW: 'pw', XDG_STATE_HOME: join(root, 'state') },
+        { timeoutMs: 90_000 },
+      );
+      assert.equal(r.status, 3, r.stderr);
+      assert.match(r.stderr, /\[Gmail\]\/All Mail, which --include\/--exclude left out/);
+      assert.equal(peer.bodies, 0);
+    } finally {
+      await peer.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
