@@ -176,12 +176,13 @@ export async function gmailPeer(opts: GmailPeerOptions): Promise<GmailPeer> {
     const items = args.slice(1).join(' ').toUpperCase();
     const body = /BODY(\.PEEK)?\[\]/.test(items);
     const header = /BODY(\.PEEK)?\[HEADER\]/.test(items);
+    // Sequence numbers: each message's place among the folder's UIDs.
+    const seqOf = new Map([...index.keys()].sort((a, b) => a - b).map((u, n) => [u, n + 1]));
     for (const u of uidsOf(args[0] ?? '', max)) {
       const i = index.get(u);
       if (i === undefined) continue;
       const m = msgs[i] as GmailMessage;
-      // Sequence number: the message's place among the folder's UIDs.
-      const seq = [...index.keys()].sort((a, b) => a - b).indexOf(u) + 1;
+      const seq = seqOf.get(u) ?? 0;
       const parts = [`UID ${u}`, `FLAGS (${(m.flags ?? []).join(' ')})`, `INTERNALDATE "${DATE}"`, `RFC822.SIZE ${m.raw.length}`];
       if (gm && items.includes('X-GM-MSGID')) parts.push(`X-GM-MSGID ${msgId(i)}`);
       if (gm && items.includes('X-GM-THRID')) parts.push(`X-GM-THRID ${thrId(i)}`);
