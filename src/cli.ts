@@ -137,7 +137,7 @@ const PROFILE_FLAGS: Record<string, Options> = {
   user: { type: 'string', describe: 'the account as an e-mail address, instead of --from: the server comes from its provider\'s profile (see mailferry profiles)' },
   profile: { type: 'string', describe: 'provider profile by name (gmail, outlook, ...) or your own file (./my.json); default: from the domain of --user' },
   protocol: { type: 'string', choices: ['imap', 'pop3'], describe: 'with --user: which server of the profile (default imap)' },
-  'all-folders': { type: 'boolean', describe: 'also back up the folders the profile skips because they repeat others (Gmail\'s All Mail, Important, Starred)' },
+  'all-folders': { type: 'boolean', describe: 'also back up the folders the profile skips because they repeat others (Gmail\'s Important, Starred)' },
   'max-bytes-per-day': { type: 'string', describe: 'stop cleanly after this much per UTC day for this account, e.g. 2500MB (default: the profile\'s limit; 0: none); the next run resumes' },
   'max-bytes-per-second': { type: 'string', describe: 'download no faster than this, e.g. 2M or 500k' },
 };

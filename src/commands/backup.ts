@@ -21,7 +21,7 @@ import { transfer } from './transfer.js';
 export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunReport> {
   const credentials = credentialsFor(cfg.auth, cfg.from);
   const source = accountSource(
-    { endpoint: cfg.from, credentials, ...(cfg.ca === undefined ? {} : { ca: cfg.ca }), insecure: cfg.insecure, connections: cfg.connections, noUidl: cfg.noUidl },
+    { endpoint: cfg.from, credentials, ...(cfg.ca === undefined ? {} : { ca: cfg.ca }), insecure: cfg.insecure, connections: cfg.connections, noUidl: cfg.noUidl, labels: keepsLabels(cfg) },
     { streamThreshold: cfg.streamThreshold, log: deps.log, debug: deps.debug ?? false },
   );
   // The credential first: a bad password source is a usage error before any connection, and a
@@ -46,6 +46,11 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
       await a.lock.release();
     }
   }
+}
+
+/** Both archive formats keep Gmail labels (Maildir: hard-linked label folders; mbox: X-Gmail-Labels). */
+function keepsLabels(cfg: BackupConfig): boolean {
+  return cfg.to.every((t) => t.kind === 'maildir' || t.kind === 'mbox');
 }
 
 export const BACKUP: Command<BackupConfig, RunReport> = {

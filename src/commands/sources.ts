@@ -26,6 +26,8 @@ export interface AccountSpec {
   connections: number;
   /** POP3 without UIDL (`--no-uidl`). */
   noUidl?: boolean;
+  /** The sinks keep Gmail labels: an IMAP source uses Gmail mode where the server offers it. */
+  labels?: boolean;
 }
 
 /** The Source for a mail account: IMAP or POP3, by the address's scheme. */
@@ -39,7 +41,7 @@ export function accountSource(a: AccountSpec, o: SourceOptions): Source {
     log: o.log,
     debug: o.debug,
   };
-  return a.endpoint.kind === 'pop3' ? new Pop3Source({ ...common, noUidl: a.noUidl ?? false }) : new ImapSource({ ...common, connections: a.connections });
+  return a.endpoint.kind === 'pop3' ? new Pop3Source({ ...common, noUidl: a.noUidl ?? false }) : new ImapSource({ ...common, connections: a.connections, labels: a.labels === true });
 }
 
 /** The Source for an archive mailferry wrote (read back, never written): a usage error when it is not there. */

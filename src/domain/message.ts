@@ -13,6 +13,15 @@ export interface MailboxInfo {
   readonly specialUse?: string;
   /** \Noselect container: exists only as a parent, holds no messages. */
   readonly noSelect?: boolean;
+  /**
+   * A label shown as a folder (Gmail with X-GM-EXT-1): its messages are those of the `labelled`
+   * folder that carry this label (MessageMeta.labels), so it is never fetched on its own; a sink
+   * that keeps labels makes the folder from them. The label as Gmail names it: `\Inbox`,
+   * `\Sent`, `\Starred`, `\Important`, `\Draft`, or a user label (`Work/Projects`).
+   */
+  readonly label?: string;
+  /** Its messages carry their labels (MessageMeta.labels): Gmail's All Mail in Gmail mode. */
+  readonly labelled?: boolean;
 }
 
 export interface MessageMeta {
@@ -24,6 +33,15 @@ export interface MessageMeta {
   /** System flags (\Seen \Answered \Flagged \Deleted \Draft) and keywords, as IMAP spells them. */
   readonly flags: ReadonlySet<string>;
   readonly internalDate?: Date;
+  /**
+   * The labels of a message of a `labelled` folder (Gmail X-GM-LABELS, decoded to Unicode, sorted):
+   * each names the folder that shows it (MailboxInfo.label). Undefined outside Gmail mode.
+   */
+  readonly labels?: readonly string[];
+  /** The message's id across every folder of the account (Gmail X-GM-MSGID), when the source has one. */
+  readonly globalId?: string;
+  /** Its conversation's id (Gmail X-GM-THRID), when the source has one. */
+  readonly threadId?: string;
 }
 
 export const SYSTEM_FLAGS = ['\\Seen', '\\Answered', '\\Flagged', '\\Deleted', '\\Draft'] as const;

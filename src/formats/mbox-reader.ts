@@ -17,12 +17,15 @@ export interface MboxEntry {
 }
 
 const META = [/^Status: ([A-Z]*)\n$/, /^X-Status: ([A-Z]*)\n$/, /^X-Keywords: ?(.*)\n$/];
+/** The fourth metadata line of a labelled message (formats/mbox.ts), read only where the state says labels were written. */
+const LABELS = /^X-Gmail-Labels: ?(.*)\n$/;
 
 export async function* readMbox(
   path: string,
   noEol: ReadonlySet<number> = new Set(),
   start = 0,
   end?: number,
+  labelled = false,
 ): AsyncGenerator<MboxEntry> {
   // Never through a link planted in the archive (state/no-follow.ts); the stream closes the handle.
   const fh = await openNoFollow(path, 'r');
@@ -32,7 +35,7 @@ export async function* readMbox(
   let current: { offset: number; fromLine: string; lines: Buffer[] } | null = null;
   const finish = (): MboxEntry | null => {
     if (current === null) return null;
-    return parseEntry(current.offset, current.fromLine, current.lines, noEol.has(current.offset));
+    return parseEntry(current.offset, current.fromLine, current.lines, noEol.has(current.offset), labelled);
   };
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     const b = carry.length === 0 ? chunk : Buffer.concat([carry, chunk]);
@@ -58,7 +61,7 @@ export async function* readMbox(
   if (last) yield last;
 }
 
-function parseEntry(offset: number, fromLine: string, lines: Buffer[], noEol: boolean): MboxEntry {
+function parseEntry(offset: number, fromLine: string, lines: Buffer[], noEol: boolean, labelled: boolean): MboxEntry {
   const meta: string[] = [];
   let i = 0;
   while (i < META.length && i < lines.length) {
@@ -69,6 +72,7 @@ function parseEntry(offset: number, fromLine: string, lines: Buffer[], noEol: bo
   }
   const flags = meta.length === 3 ? flagsFromMetadata(meta[0] ?? '', meta[1] ?? '', meta[2] ?? '') : new Set<string>();
   if (meta.length !== 3) i = 0; // not our framing: keep every line as part of the message
+  else if (labelled && i < lines.length && LABELS.test((lines[i] as Buffer).toString('utf8'))) i++;
   let body = Buffer.concat(lines.slice(i));
   // The separator: one empty line before the next From_ (or end of file).
   if (body.length > 0 && body[body.length - 1] === 0x0a) body = body.subarray(0, body.length - 1);

@@ -12,6 +12,11 @@
  * the message already carried is kept, after ours: Python's mailbox module takes ours (the first);
  * mutt adds up the flags of every such line, so there the message also shows what its own say
  * (test/e2e/backup.test.ts reads both archives with mutt).
+ *
+ * A labelled message (Gmail mode) gets a fourth line, `X-Gmail-Labels:`, in Google Takeout's form:
+ * comma-separated, system labels as `Inbox`, `Sent`, `Starred`, `Important`, `Drafts`, user
+ * labels by name with `/` nesting (UTF-8; a label holding a comma or quote is quoted). The reader
+ * takes it off again in a folder whose state records labels.
  */
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
@@ -43,6 +48,16 @@ export function metadataHeaders(flags: ReadonlySet<string>): string {
   if (flags.has('\\Deleted')) x += 'D';
   const keywords = [...flags].filter((f) => !f.startsWith('\\') && /^[\x21-\x7e]+$/.test(f)).sort();
   return `Status: ${status}\nX-Status: ${x}\nX-Keywords: ${keywords.join(' ')}\n`;
+}
+
+/** Takeout's names for Gmail's system labels. */
+const TAKEOUT: Readonly<Record<string, string>> = { '\\Inbox': 'Inbox', '\\Sent': 'Sent', '\\Starred': 'Starred', '\\Important': 'Important', '\\Draft': 'Drafts' };
+
+/** The `X-Gmail-Labels:` line of a labelled message, "" for one without labels (outside Gmail mode). */
+export function labelsHeader(labels: readonly string[] | undefined): string {
+  if (labels === undefined) return '';
+  const names = labels.map((l) => TAKEOUT[l] ?? l).map((l) => (/[",\n]/.test(l) ? `"${l.replace(/["\\]/g, '\\$&').replace(/\n/g, ' ')}"` : l));
+  return `X-Gmail-Labels: ${names.join(',')}\n`;
 }
 
 export function flagsFromMetadata(status: string, xStatus: string, keywords: string): Set<string> {

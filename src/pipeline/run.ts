@@ -132,6 +132,13 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
   const all = await retry('list folders', () => source.mailboxes());
   for (const sink of sinks) await sink.plan?.(all);
   const { mailboxes, unmatched } = chooseFolders(all, opts.include, opts.exclude);
+  // Gmail mode: a label folder is made from the labelled folder (All Mail); without it, it would stay empty.
+  const labelled = all.find((m) => m.labelled === true);
+  if (labelled !== undefined && !mailboxes.includes(labelled) && mailboxes.some((m) => m.label !== undefined)) {
+    const reason = `the label folders chosen are made from ${labelled.path}, which --include/--exclude left out: include it to archive their messages`;
+    opts.log.warn(reason);
+    report.skipped.push({ mailbox: labelled.path, reason });
+  }
   for (const pattern of unmatched) {
     const hint = includeHint(all, pattern);
     opts.log.warn(`--include ${pattern}: no such folder${hint}`);
@@ -154,7 +161,8 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
     planning++;
     const plan = limit(() =>
       guard(mailbox.path, async () => {
-        if (mailbox.noSelect) {
+        // A container, or a label folder (its messages come with the labelled folder's): opened, never fetched.
+        if (mailbox.noSelect === true || mailbox.label !== undefined) {
           for (const sink of sinks) await sink.open(mailbox);
           return;
         }

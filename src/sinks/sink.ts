@@ -38,6 +38,10 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  *   already in this folder (`known`), with their current source flags; the sink writes the changes
  *   since it last wrote each message's flags (IMAP target: UID STORE; a Maildir could rename to
  *   `:2,<info>`), records them, and resolves with how many messages it changed.
+ *   A Maildir folder of a `labelled` source folder (Gmail's All Mail) implements it for labels:
+ *   each label folder holds hard links to the labelled folder's files (drivers/maildir/labels.ts),
+ *   linked in `commit` and carried here (a label added is linked, one removed is unlinked).
+ *   A `label` folder (MailboxInfo.label) is opened like a container: its folder exists, and is never written through a Tx.
  * - `SinkFolder.removeGone(present)`, optional (`--sync-deletions`): the sink removes the messages it
  *   put in this folder itself (in `known`, and where it knows exactly which stored message each is:
  *   an IMAP target's recorded UID) whose id is not in `present`, the ids of every message the

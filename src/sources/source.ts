@@ -50,6 +50,13 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  *   so cheaply, their total size, without selecting it or listing its messages (IMAP `STATUS
  *   (MESSAGES SIZE)`, SIZE only with RFC 8438 STATUS=SIZE). `mailferry folders` uses it; without
  *   it, or without `bytes`, it selects the mailbox and sums the sizes `list()` gives.
+ * - Labels (Gmail mode, drivers/imap/gmail.ts, only when the caller keeps labels and the server
+ *   announces X-GM-EXT-1): `mailboxes()` marks the one folder whose messages are fetched
+ *   `labelled` (All Mail) and every folder that only shows a label with that `label` (INBOX is
+ *   `\Inbox`, Sent `\Sent`, user labels their name); the pipeline opens those, never lists or
+ *   fetches them. `list()` of the labelled folder gives each message its `labels` (sorted,
+ *   Unicode, each the `label` of a listed folder or of none), `globalId` and `threadId`; `fetch`
+ *   hands the same on. Spam and Trash, which All Mail does not hold, are plain folders.
  */
 export interface FolderStatus {
   readonly messages: number;

@@ -42,6 +42,21 @@ export interface FolderCheckpoint {
   targetUids?: Map<string, number>;
   /** SMTP forward only: id -> what the relay answered when it accepted the message, and its fingerprint. */
   sent?: Map<string, SentRecord>;
+  /** A labelled folder (Gmail's All Mail) only: id -> its labels and Gmail ids, as last archived. */
+  labels?: Map<string, LabelRecord>;
+}
+
+/** A message's Gmail labels (sorted) and ids, as the archive last recorded them. */
+export interface LabelRecord {
+  labels: readonly string[];
+  globalId?: string;
+  threadId?: string;
+}
+
+interface LabelJson {
+  l: string[];
+  m?: string;
+  t?: string;
 }
 
 export interface SentRecord {
@@ -66,6 +81,7 @@ interface FolderJson extends EncodedIds {
   sent?: Record<string, SentRecord>;
   flags?: FlagSetsJson;
   targetUids?: UidRunsJson;
+  labels?: Record<string, LabelJson>;
 }
 
 /** Now, as the checkpoint counts time: whole seconds since the epoch. */
@@ -154,6 +170,7 @@ export class Checkpoint {
         ...(f.sent === undefined ? {} : { sent: decodeSent(f.sent, path) }),
         ...(f.flags === undefined ? {} : { flags: decodeFlagSets(f.flags) }),
         ...(f.targetUids === undefined ? {} : { targetUids: decodeUidRuns(f.targetUids) }),
+        ...(f.labels === undefined ? {} : { labels: decodeLabels(f.labels, path) }),
       });
     }
     for (const [name, p] of Object.entries(json.places ?? {})) cp.places.set(name, decodePlace(p, path, name));
@@ -291,12 +308,35 @@ export class Checkpoint {
         ...(f.sent === undefined || f.sent.size === 0 ? {} : { sent: Object.fromEntries(f.sent) }),
         ...(f.flags === undefined || f.flags.size === 0 ? {} : { flags: encodeFlagSets(f.flags) }),
         ...(f.targetUids === undefined || f.targetUids.size === 0 ? {} : { targetUids: encodeUidRuns(f.targetUids) }),
+        ...(f.labels === undefined || f.labels.size === 0 ? {} : { labels: encodeLabels(f.labels) }),
       };
     }
     const places = [...this.places.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
     const json: StateJson = { version: 1, source: this.source, folders, ...(places.length === 0 ? {} : { places: Object.fromEntries(places) }) };
     return `${JSON.stringify(json, null, 1)}\n`;
   }
+}
+
+function encodeLabels(labels: ReadonlyMap<string, LabelRecord>): Record<string, LabelJson> {
+  const out: Record<string, LabelJson> = {};
+  for (const [id, r] of labels) {
+    out[id] = { l: [...r.labels], ...(r.globalId === undefined ? {} : { m: r.globalId }), ...(r.threadId === undefined ? {} : { t: r.threadId }) };
+  }
+  return out;
+}
+
+function decodeLabels(json: unknown, path: string): Map<string, LabelRecord> {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new MailferryError('destination', `state file ${path} has an unknown format (labels)`);
+  }
+  const out = new Map<string, LabelRecord>();
+  for (const [id, r] of Object.entries(json as Record<string, unknown>)) {
+    const rec = r as Partial<LabelJson> | null;
+    const ok = Array.isArray(rec?.l) && rec.l.every((l) => typeof l === 'string') && ['m', 't'].every((k) => rec[k as 'm' | 't'] === undefined || typeof rec[k as 'm' | 't'] === 'string');
+    if (!ok || rec === null) throw new MailferryError('destination', `state file ${path} has an unknown format (labels of ${id})`);
+    out.set(id, { labels: rec.l as string[], ...(rec.m === undefined ? {} : { globalId: rec.m }), ...(rec.t === undefined ? {} : { threadId: rec.t }) });
+  }
+  return out;
 }
 
 function decodePlace(json: unknown, path: string, folder: string): FolderPlace {

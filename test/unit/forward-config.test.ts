@@ -74,7 +74,7 @@ test('forward config: --user takes the server, the connection cap, the skipped f
   assert.ok('endpoint' in cfg.source);
   assert.equal(cfg.source.endpoint.host, 'imap.gmail.com');
   assert.ok(cfg.source.connections < 30, `capped: ${cfg.source.connections}`);
-  assert.ok(cfg.exclude.some((p) => p.includes('All Mail')), cfg.exclude.join(' '));
+  assert.ok(cfg.exclude.some((p) => p.includes('Starred')), cfg.exclude.join(' '));
   assert.equal(cfg.limits.budgets[0]?.kind, 'download');
   const local = loadForwardConfig({ from: 'maildir:/tmp/x', smtp: 'smtps://relay', rcpt: base.rcpt });
   assert.deepEqual(local.limits.budgets, []);

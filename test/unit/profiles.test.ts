@@ -45,7 +45,9 @@ test('the published numbers: Gmail limits and folders, Microsoft OAuth2, Proton 
     maxAppendBytes: 35_000_000,
   });
   assert.equal(gmail.folders.roles.sent, '[Gmail]/Sent Mail');
-  for (const f of ['[Gmail]/All Mail', '[Gmail]/Important', '[Gmail]/Starred']) assert.ok(gmail.folders.skip.includes(f), f);
+  for (const f of ['[Gmail]/Important', '[Gmail]/Starred']) assert.ok(gmail.folders.skip.includes(f), f);
+  // All Mail holds archived mail no other folder shows: skipping it is only safe in Gmail mode (issue 15).
+  assert.ok(!gmail.folders.skip.some((f) => f.includes('All Mail')));
   assert.equal(gmail.auth.oauth2?.tokenUrl, 'https://oauth2.googleapis.com/token');
   assert.equal(gmail.auth.oauth2?.scope, 'https://mail.google.com/');
   const ms = findProfile('outlook');
@@ -148,7 +150,8 @@ test('backup config from --user: server, limits and skipped folders from the pro
   assert.equal(gmail.connections, 15);
   assert.ok(gmail.limits.notes.some((n) => /--connections 20 is more than gmail allows; using 15/.test(n)));
   assert.equal(gmail.limits.budgets[0]?.bytes, 2_500_000_000);
-  assert.ok(gmail.exclude.includes('[Gmail]/All Mail'));
+  assert.ok(gmail.exclude.includes('[Gmail]/Starred'));
+  assert.ok(!gmail.exclude.includes('[Gmail]/All Mail'));
 
   const pop = loadBackupConfig({ ...base, user: 'me@gmail.com', protocol: 'pop3', maxBytesPerSecond: '2M' });
   assert.equal(pop.from.host, 'pop.gmail.com');
@@ -206,7 +209,7 @@ test('restore and migrate: accounts by address, connection caps, download and up
   assert.equal(migrate.source.endpoint.host, 'imap.gmail.com');
   assert.equal(migrate.source.connections, 15);
   assert.equal(migrate.target.endpoint.host, 'imap.fastmail.com');
-  assert.ok(migrate.exclude.includes('[Gmail]/All Mail'));
+  assert.ok(migrate.exclude.includes('[Gmail]/Important'));
   assert.deepEqual(migrate.limits.budgets.map((b) => [b.kind, b.bytes]), [['download', 2_500_000_000]]);
   assert.ok(migrate.limits.notes.some((n) => /--connections 20 is more than gmail allows/.test(n)));
 

@@ -5,6 +5,7 @@ import type { RemoteEndpoint } from '../../endpoints/url.js';
 import type { Logger } from '../../log/logger.js';
 import { toRanges } from '../../state/ids.js';
 import { assertAlive, commandError } from './errors.js';
+import { GMAIL_EXTENSION, gmailFolders, LABEL_QUERY, labelsOf } from './gmail.js';
 import { ImapPool, type Conn } from './pool.js';
 import type { Fetched, FolderStatus, HeaderSample, Missing, Selected, Source } from '../../sources/source.js';
 
@@ -19,6 +20,10 @@ import type { Fetched, FolderStatus, HeaderSample, Missing, Selected, Source } f
  * assertAlive), checked before a folder is used on a connection and after every FETCH, SEARCH and
  * download: a command imapflow ended quietly after a BYE (fewer messages, no download, `false`)
  * fails the batch as retryable instead of passing for "no more messages" or "expunged meanwhile".
+ *
+ * With `labels`, a server that announces X-GM-EXT-1 is read in Gmail mode (gmail.ts): All Mail is
+ * listed with each message's labels and Gmail ids, the folders that show labels are handed on as
+ * such and never fetched.
  */
 export interface ImapSourceOptions {
   endpoint: RemoteEndpoint;
@@ -29,6 +34,8 @@ export interface ImapSourceOptions {
   streamThreshold: number;
   log: Logger;
   debug: boolean;
+  /** The sinks keep Gmail labels: Gmail mode when the server announces X-GM-EXT-1 (gmail.ts). */
+  labels?: boolean;
 }
 
 
@@ -85,6 +92,7 @@ export class ImapSource implements Source {
     return this.withConn(async (c) => {
       const listed = await c.client.list();
       const byPath = new Map<string, MailboxInfo>();
+      const important = new Set(listed.filter((l) => l.flags.has('\\Important')).map((l) => l.path));
       for (const l of listed) {
         const noSelect = l.flags.has('\\Noselect') || l.flags.has('\\NonExistent');
         byPath.set(l.path, {
@@ -103,7 +111,12 @@ export class ImapSource implements Source {
           if (!byPath.has(p)) byPath.set(p, { path: p, delimiter: m.delimiter, noSelect: true });
         }
       }
-      return [...byPath.values()].sort((a, b) => compareMailboxes(a, b));
+      const all = [...byPath.values()].sort((a, b) => compareMailboxes(a, b));
+      if (this.opts.labels !== true || !c.client.capabilities.has(GMAIL_EXTENSION)) return all;
+      const gmail = gmailFolders(all, important);
+      if (gmail === undefined) this.opts.log.warn(`${this.where} speaks ${GMAIL_EXTENSION} but lists no All Mail (\\All): its folders are copied as folders, labels are not kept`);
+      else this.opts.log.info(`${this.where}: Gmail mode: All Mail fetched with its labels, label folders made from them`);
+      return gmail ?? all;
     });
   }
 
@@ -143,13 +156,15 @@ export class ImapSource implements Source {
       const want = uids.filter((u) => wanted(String(u)));
       const out: MessageMeta[] = [];
       for (const set of rangeCommands(want)) {
-        for await (const msg of c.client.fetch(set, { uid: true, flags: true, internalDate: true, size: true }, { uid: true })) {
+        const query = { uid: true, flags: true, internalDate: true, size: true, ...(mailbox.labelled === true ? LABEL_QUERY : {}) };
+        for await (const msg of c.client.fetch(set, query, { uid: true })) {
           out.push({
             mailbox,
             id: String(msg.uid),
             size: msg.size ?? 0,
             flags: new Set(msg.flags ?? []),
             ...(msg.internalDate === undefined ? {} : { internalDate: new Date(msg.internalDate) }),
+            ...(mailbox.labelled === true ? labelsOf(msg) : {}),
           });
         }
         assertAlive(c.client, this.where, SELECTED);

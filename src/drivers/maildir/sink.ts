@@ -11,6 +11,8 @@ import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../
 import { fsyncDir } from '../../state/atomic.js';
 import { mkdirNoFollow, openNoFollow, openNoFollowSync, readNoFollow } from '../../state/no-follow.js';
 import { KeywordTable } from './keywords.js';
+import { LabelLinks, makeMaildir } from './labels.js';
+import { labelFolder } from '../labels.js';
 import { SinkPlaces } from '../sink-places.js';
 import type { Fingerprint, Match, Sink, SinkFolder, Tx } from '../../sinks/sink.js';
 import { writeAllSyncAt, writeEncoded } from '../body.js';
@@ -24,6 +26,8 @@ import type { Logger } from '../../log/logger.js';
  * with their flags in the info part, or to new/ when they have no flag at all (unread, never
  * seen: every POP3 message); mtime = INTERNALDATE; LF line endings.
  * Writing: tmp/ -> fsync -> rename into cur/ -> fsync cur/ -> checkpoint. Files are 0600, dirs 0700.
+ * A Gmail source's labels (labels.ts): the `labelled` folder holds the files, each label folder
+ * hard links to them.
  */
 export type MaildirLayout = 'maildir++' | 'fs';
 
@@ -32,6 +36,8 @@ const MAX_PENDING_SYNCS = 64;
 export class MaildirSink implements Sink {
   readonly name: string;
   private readonly places: SinkPlaces;
+  /** Label folders of the source (Gmail mode), by label. */
+  private readonly views = new Map<string, MailboxInfo>();
 
   constructor(
     readonly root: string,
@@ -50,10 +56,15 @@ export class MaildirSink implements Sink {
 
   plan(mailboxes: readonly MailboxInfo[]): Promise<void> {
     this.places.plan(mailboxes);
+    for (const m of mailboxes) if (m.label !== undefined) this.views.set(m.label, m);
     return Promise.resolve();
   }
 
   async open(mailbox: MailboxInfo): Promise<SinkFolder> {
+    if (mailbox.label !== undefined) {
+      await makeMaildir(this.root, this.places, mailbox);
+      return labelFolder(mailbox);
+    }
     const dir = await this.places.open(mailbox).catch((e: unknown) => {
       throw destinationError(e, `archive ${this.root}`);
     });
@@ -69,7 +80,8 @@ export class MaildirSink implements Sink {
     } catch (e: unknown) {
       throw destinationError(e, `folder ${dir}`);
     }
-    const folder = new MaildirFolder(mailbox, dir, this.checkpoint, this.log);
+    const links = mailbox.labelled === true ? new LabelLinks(this.root, this.views, this.places, dir, this.checkpoint, mailbox.path, this.log) : undefined;
+    const folder = new MaildirFolder(mailbox, dir, this.checkpoint, this.log, links);
     if (!mailbox.noSelect) await folder.init();
     return folder;
   }
@@ -96,6 +108,7 @@ interface Staged {
   /** The message had an internal date (else its first-seen time is recorded). */
   dated: boolean;
   synced: Promise<void>;
+  meta: MessageMeta;
 }
 
 class MaildirFolder implements SinkFolder {
@@ -103,14 +116,18 @@ class MaildirFolder implements SinkFolder {
   needsRematch = false;
   private keywords!: KeywordTable;
   private readonly key: string;
+  /** A labelled folder's label changes are carried from the listing (LabelLinks.sync). */
+  readonly syncFlags?: (metas: readonly MessageMeta[]) => Promise<number>;
 
   constructor(
     readonly mailbox: MailboxInfo,
     private readonly dir: string,
     private readonly checkpoint: Checkpoint,
     private readonly log: Logger,
+    private readonly links?: LabelLinks,
   ) {
     this.key = mailbox.path;
+    if (links !== undefined) this.syncFlags = (metas) => links.sync(metas);
   }
 
   async init(): Promise<void> {
@@ -210,15 +227,18 @@ class MaildirFolder implements SinkFolder {
           // Renames are quick metadata calls: done inline, not one thread-pool round trip each.
           for (const s of staged) renameSync(s.tmp, join(folder.dir, s.final));
           for (const sub of new Set(staged.map((s) => s.final.slice(0, 3)))) await fsyncDir(join(folder.dir, sub));
+          await folder.links?.link(staged);
         } catch (e: unknown) {
           await cleanup();
           throw destinationError(e, `folder ${folder.dir}`);
         }
         const ids = staged.map((s) => s.id);
         const undated = staged.filter((s) => !s.dated).map((s) => s.id);
+        const metas = staged.map((s) => s.meta);
         staged.length = 0;
         folder.checkpoint.update(folder.key, (f) => {
           for (const id of ids) f.ids.add(id);
+          folder.links?.record(f, metas);
           markFirstSeen(f, undated, epochSeconds());
         });
         for (const id of ids) folder.known.add(id);
@@ -317,6 +337,6 @@ class MaildirFolder implements SinkFolder {
     // A message without any flag (all of POP3's) is new mail: new/, no info part, as the spec says.
     const name = fileName(base, bytes, meta.id, info);
     const final = meta.flags.size === 0 ? `new/${name.slice(0, name.lastIndexOf(':2,'))}` : `cur/${name}`;
-    return { id: meta.id, tmp, final, dated: meta.internalDate !== undefined, synced };
+    return { id: meta.id, tmp, final, dated: meta.internalDate !== undefined, synced, meta };
   }
 }

@@ -5,11 +5,12 @@ import { destinationError, errnoCode } from '../../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../../domain/message.js';
 import { ArchiveEncoder } from '../../formats/encoder.js';
 import { fingerprintKey, headerBlock, wireSizeOfLf } from '../../formats/fingerprint.js';
-import { fromLine, metadataHeaders } from '../../formats/mbox.js';
+import { fromLine, labelsHeader, metadataHeaders } from '../../formats/mbox.js';
 import { readMbox } from '../../formats/mbox-reader.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../../state/checkpoint.js';
 import { SinkPlaces } from '../sink-places.js';
 import { checkNoLinks, mkdirNoFollow, openNoFollow } from '../../state/no-follow.js';
+import { labelFolder, recordLabels } from '../labels.js';
 import type { Logger } from '../../log/logger.js';
 import type { Fingerprint, Match, Sink, SinkFolder, Tx } from '../../sinks/sink.js';
 import { writeAll, writeAllSyncAt, writeEncoded, type Writer } from '../body.js';
@@ -48,6 +49,8 @@ export class MboxSink implements Sink {
   }
 
   async open(mailbox: MailboxInfo): Promise<SinkFolder> {
+    // A Gmail label folder has no file: its messages are in All Mail's, with an X-Gmail-Labels line.
+    if (mailbox.label !== undefined) return labelFolder(mailbox);
     const file = await this.places.open(mailbox).catch((e: unknown) => {
       throw destinationError(e, `archive ${this.root}`);
     });
@@ -179,6 +182,7 @@ class MboxFolder implements SinkFolder {
     const ids: string[] = [];
     const undated: string[] = [];
     const noEol: number[] = [];
+    const labelled: MessageMeta[] = [];
     let done = false;
     const finish = async (): Promise<void> => {
       if (done) return;
@@ -201,7 +205,7 @@ class MboxFolder implements SinkFolder {
         const at = pos;
         const enc = new ArchiveEncoder(true);
         try {
-          const head = Buffer.from(fromLine(meta.internalDate) + metadataHeaders(meta.flags), 'utf8');
+          const head = Buffer.from(fromLine(meta.internalDate) + metadataHeaders(meta.flags) + labelsHeader(meta.labels), 'utf8');
           let eol: boolean;
           if (Buffer.isBuffer(body)) {
             // In memory: one direct writev into the page cache (the fsync is the commit's).
@@ -223,6 +227,7 @@ class MboxFolder implements SinkFolder {
         }
         ids.push(meta.id);
         if (meta.internalDate === undefined) undated.push(meta.id);
+        if (meta.labels !== undefined) labelled.push(meta);
       },
       async commit(): Promise<void> {
         try {
@@ -236,6 +241,7 @@ class MboxFolder implements SinkFolder {
           f.noEol = [...(f.noEol ?? []), ...noEol];
           for (const id of ids) f.ids.add(id);
           markFirstSeen(f, undated, epochSeconds());
+          recordLabels(f, labelled);
         });
         try {
           await folder.checkpoint.save();

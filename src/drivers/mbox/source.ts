@@ -102,11 +102,12 @@ export class MboxSource implements Source {
   }
 
   /** noEol offsets, the committed end, and uidValidity of a folder, from the archive's state. */
-  private async recorded(file: string): Promise<{ noEol: Set<number>; end?: number; uidValidity?: string }> {
+  private async recorded(file: string): Promise<{ noEol: Set<number>; end?: number; uidValidity?: string; labelled: boolean }> {
     const key = (await this.names()).get(file)?.path;
     const f = key === undefined ? undefined : (await this.state)?.checkpoint?.folder(key);
     return {
       noEol: new Set(f?.noEol ?? []),
+      labelled: (f?.labels?.size ?? 0) > 0,
       ...(f?.end === undefined ? {} : { end: f.end }),
       ...(f?.uidValidity === undefined ? {} : { uidValidity: f.uidValidity }),
     };
@@ -128,7 +129,7 @@ export class MboxSource implements Source {
     const end = rec.end !== undefined && rec.end <= size ? rec.end : size;
     if (start >= end) return;
     try {
-      yield* readMbox(file, rec.noEol, start, end);
+      yield* readMbox(file, rec.noEol, start, end, rec.labelled);
     } catch (e: unknown) {
       throw localError('mailbox', e, `mbox ${file}`);
     }

@@ -1,0 +1,232 @@
+import type net from 'node:net';
+import { encodeMailboxName } from '../../scripts/dev/seed.js';
+import { uidsOf } from './imap-peer.js';
+import { lineServer, type LineServer } from './line-server.js';
+
+/**
+ * A Gmail stand-in on 127.0.0.1: a scripted IMAP4rev1 server (RFC 3501) with the parts of Gmail's
+ * IMAP extensions a backup uses (developers.google.com/gmail/imap/imap-extensions):
+ *
+ * - CAPABILITY announces `X-GM-EXT-1` (unless `gmExt: false`, the same mailbox without it) and
+ *   SPECIAL-USE; LIST shows `INBOX`, the `[Gmail]` container, `[Gmail]/All Mail` (\All),
+ *   `Drafts` (\Drafts), `Important` (\Important), `Sent Mail` (\Sent), `Spam` (\Junk), `Starred`
+ *   (\Flagged), `Trash` (\Trash) and every user label (parents of nested ones too), names in
+ *   modified UTF-7 (RFC 3501 5.1.3) and quoted when they hold spaces, as Gmail sends them.
+ * - A label is a folder: each folder holds the messages that carry its label (All Mail every
+ *   message but those in Spam or Trash), with UIDs of its own (UIDVALIDITY per folder) assigned in
+ *   the order messages joined it; a label added later gets the folder's next UID.
+ * - UID FETCH answers UID FLAGS INTERNALDATE RFC822.SIZE, BODY.PEEK[] / BODY.PEEK[HEADER], and
+ *   X-GM-LABELS (an astring list: `\Inbox`, `\Sent`, `\Starred`, `\Important`, `\Draft` with a
+ *   backslash, user labels as mailbox names), X-GM-MSGID and X-GM-THRID (64-bit decimals) when
+ *   X-GM-EXT-1 is on. A message's label list never holds the folder it is fetched from's own
+ *   system label for All Mail (Gmail lists labels, not All Mail).
+ * - UID SEARCH ALL / UID <set>, EXAMINE/SELECT, LOGIN (any password), NOOP, LOGOUT.
+ *
+ * `bodies` counts the messages whose body was sent (BODY[] in a FETCH), for tests that check a
+ * rerun downloads nothing; `setLabels` changes a message's labels, as the web interface would.
+ * STORE and APPEND are not spoken yet.
+ */
+export interface GmailMessage {
+  raw: Buffer;
+  /** Gmail's labels: `\Inbox`, `\Sent`, `\Starred`, `\Important`, `\Draft`, user labels. */
+  labels: string[];
+  /** In Spam or Trash (not in All Mail). */
+  bin?: 'spam' | 'trash';
+  flags?: string[];
+}
+
+export interface GmailPeerOptions {
+  messages: GmailMessage[];
+  /** Announce X-GM-EXT-1 (default true). */
+  gmExt?: boolean;
+}
+
+export interface GmailPeer extends LineServer {
+  /** How many message bodies were sent. */
+  bodies: number;
+  setLabels(index: number, labels: string[]): void;
+}
+
+const DATE = '01-Jan-2024 10:00:00 +0000';
+
+interface Folder {
+  path: string;
+  attrs: string;
+  uidValidity: number;
+  /** Which messages (by index) the folder holds. */
+  holds: (m: GmailMessage) => boolean;
+  uidNext: number;
+  uids: Map<number, number>;
+}
+
+const SYSTEM: readonly [string, string, string][] = [
+  ['[Gmail]/All Mail', '\\All', ''],
+  ['[Gmail]/Drafts', '\\Drafts', '\\Draft'],
+  ['[Gmail]/Important', '\\Important', '\\Important'],
+  ['[Gmail]/Sent Mail', '\\Sent', '\\Sent'],
+  ['[Gmail]/Spam', '\\Junk', ''],
+  ['[Gmail]/Starred', '\\Flagged', '\\Starred'],
+  ['[Gmail]/Trash', '\\Trash', ''],
+];
+
+export async function gmailPeer(opts: GmailPeerOptions): Promise<GmailPeer> {
+  const msgs = opts.messages;
+  const gm = opts.gmExt !== false;
+  const caps = `IMAP4rev1 SPECIAL-USE${gm ? ' X-GM-EXT-1' : ''}`;
+  const folders: Folder[] = [];
+  const add = (path: string, attrs: string, holds: (m: GmailMessage) => boolean): void => {
+    folders.push({ path, attrs, uidValidity: 100 + folders.length, holds, uidNext: 1, uids: new Map() });
+  };
+  const live = (m: GmailMessage): boolean => m.bin === undefined;
+  add('INBOX', '\\HasNoChildren', (m) => live(m) && m.labels.includes('\\Inbox'));
+  for (const [path, use, label] of SYSTEM) {
+    const holds =
+      use === '\\All' ? live : use === '\\Junk' ? (m: GmailMessage) => m.bin === 'spam' : use === '\\Trash' ? (m: GmailMessage) => m.bin === 'trash' : (m: GmailMessage) => live(m) && m.labels.includes(label);
+    add(path, `\\HasNoChildren ${use}`, holds);
+  }
+  const user = new Set<string>();
+  for (const m of msgs) {
+    for (const l of m.labels) {
+      if (l.startsWith('\\')) continue;
+      const parts = l.split('/');
+      for (let i = 1; i <= parts.length; i++) user.add(parts.slice(0, i).join('/'));
+    }
+  }
+  for (const l of [...user].sort()) add(l, [...user].some((u) => u.startsWith(`${l}/`)) ? '\\HasChildren' : '\\HasNoChildren', (m) => live(m) && m.labels.includes(l));
+  /** Give every message that joined a folder its next UID; drop those that left. */
+  const refresh = (f: Folder): void => {
+    msgs.forEach((m, i) => {
+      if (f.holds(m) && !f.uids.has(i)) f.uids.set(i, f.uidNext++);
+      if (!f.holds(m)) f.uids.delete(i);
+    });
+  };
+  folders.forEach(refresh);
+  const byUid = (f: Folder): Map<number, number> => new Map([...f.uids].map(([i, u]) => [u, i]));
+
+  const peer = (await lineServer((line, sock) => {
+    const [tag = '*', ...rest] = line.split(' ');
+    answer(sock, tag, rest.join(' '));
+  }, `* OK [CAPABILITY ${caps}] Gimap stand-in ready`)) as GmailPeer;
+  peer.bodies = 0;
+  peer.setLabels = (i, labels) => {
+    (msgs[i] as GmailMessage).labels = labels;
+    folders.forEach(refresh);
+  };
+
+  const selected = new WeakMap<net.Socket, Folder>();
+  const answer = (sock: net.Socket, tag: string, command: string): void => {
+    const verb = (command.split(' ')[0] ?? '').toUpperCase();
+    const ok = (text: string): void => void sock.write(`${tag} OK ${text}\r\n`);
+    switch (verb) {
+      case 'CAPABILITY':
+        sock.write(`* CAPABILITY ${caps}\r\n`);
+        return ok('Success');
+      case 'NOOP':
+      case 'CHECK':
+        return ok('Success');
+      case 'LOGIN':
+        return ok(`[CAPABILITY ${caps}] authenticated (Success)`);
+      case 'LIST':
+      case 'LSUB':
+        if (/""\s*$/.test(command)) sock.write(`* ${verb} (\\Noselect) "/" ""\r\n`);
+        else {
+          sock.write(`* ${verb} (\\HasChildren \\Noselect) "/" "[Gmail]"\r\n`);
+          for (const f of folders) sock.write(`* ${verb} (${f.attrs}) "/" ${astring(encodeMailboxName(f.path))}\r\n`);
+        }
+        return ok('Success');
+      case 'SELECT':
+      case 'EXAMINE': {
+        const name = fromUtf7(unquote(command.slice(verb.length + 1).trim()));
+        const f = folders.find((x) => x.path === name || (name.toUpperCase() === 'INBOX' && x.path === 'INBOX'));
+        if (f === undefined) return void sock.write(`${tag} NO [NONEXISTENT] Unknown Mailbox: ${name}\r\n`);
+        selected.set(sock, f);
+        sock.write(`* FLAGS (\\Answered \\Flagged \\Draft \\Deleted \\Seen)\r\n* ${f.uids.size} EXISTS\r\n* 0 RECENT\r\n`);
+        sock.write(`* OK [UIDVALIDITY ${f.uidValidity}] UIDs valid.\r\n* OK [UIDNEXT ${f.uidNext}] Predicted next UID.\r\n`);
+        return ok(`[READ-ONLY] ${name} selected. (Success)`);
+      }
+      case 'UID': {
+        const f = selected.get(sock);
+        if (f === undefined) return void sock.write(`${tag} BAD no mailbox selected\r\n`);
+        return uid(sock, tag, f, command.slice(4));
+      }
+      case 'CLOSE':
+      case 'UNSELECT':
+        selected.delete(sock);
+        return ok('Success');
+      case 'LOGOUT':
+        sock.write('* BYE LOGOUT Requested\r\n');
+        ok('73 good day (Success)');
+        sock.end();
+        return;
+      default:
+        sock.write(`${tag} BAD Unknown command\r\n`);
+    }
+  };
+  const uid = (sock: net.Socket, tag: string, f: Folder, command: string): void => {
+    const [verb = '', ...args] = command.split(' ');
+    const index = byUid(f);
+    const max = Math.max(0, ...index.keys());
+    if (verb.toUpperCase() === 'SEARCH') {
+      const i = args.findIndex((a) => a.toUpperCase() === 'UID');
+      const found = (i >= 0 ? uidsOf(args[i + 1] ?? '', max) : uidsOf('1:*', max)).filter((u) => index.has(u));
+      sock.write(`* SEARCH${found.map((u) => ` ${u}`).join('')}\r\n${tag} OK SEARCH (Success)\r\n`);
+      return;
+    }
+    if (verb.toUpperCase() !== 'FETCH') return void sock.write(`${tag} BAD Unknown UID command\r\n`);
+    const items = args.slice(1).join(' ').toUpperCase();
+    const body = /BODY(\.PEEK)?\[\]/.test(items);
+    const header = /BODY(\.PEEK)?\[HEADER\]/.test(items);
+    // Sequence numbers: each message's place among the folder's UIDs.
+    const seqOf = new Map([...index.keys()].sort((a, b) => a - b).map((u, n) => [u, n + 1]));
+    for (const u of uidsOf(args[0] ?? '', max)) {
+      const i = index.get(u);
+      if (i === undefined) continue;
+      const m = msgs[i] as GmailMessage;
+      const seq = seqOf.get(u) ?? 0;
+      const parts = [`UID ${u}`, `FLAGS (${(m.flags ?? []).join(' ')})`, `INTERNALDATE "${DATE}"`, `RFC822.SIZE ${m.raw.length}`];
+      if (gm && items.includes('X-GM-MSGID')) parts.push(`X-GM-MSGID ${msgId(i)}`);
+      if (gm && items.includes('X-GM-THRID')) parts.push(`X-GM-THRID ${thrId(i)}`);
+      if (gm && items.includes('X-GM-LABELS')) parts.push(`X-GM-LABELS (${m.labels.map((l) => (l.startsWith('\\') ? l : astring(encodeMailboxName(l)))).join(' ')})`);
+      const head = `* ${seq} FETCH (${parts.join(' ')}`;
+      if (body) {
+        peer.bodies++;
+        sock.write(Buffer.concat([Buffer.from(`${head} BODY[] {${m.raw.length}}\r\n`), m.raw, Buffer.from(')\r\n')]));
+      } else if (header) {
+        const end = m.raw.indexOf('\r\n\r\n');
+        const h = end < 0 ? m.raw : m.raw.subarray(0, end + 4);
+        sock.write(Buffer.concat([Buffer.from(`${head} BODY[HEADER] {${h.length}}\r\n`), h, Buffer.from(')\r\n')]));
+      } else sock.write(`${head})\r\n`);
+    }
+    sock.write(`${tag} OK Success\r\n`);
+  };
+  return peer;
+}
+
+/** Gmail's ids are 64-bit decimals; these are made up, distinct per message, threads of two. */
+function msgId(i: number): string {
+  return (1278455344230334865n + BigInt(i)).toString();
+}
+
+function thrId(i: number): string {
+  return (1266894439832287888n + BigInt(Math.floor(i / 2))).toString();
+}
+
+/** An atom when it can be one (RFC 3501 9: no specials, no spaces), else a quoted string. */
+function astring(s: string): string {
+  return /^[A-Za-z0-9!#$&'+,\-./:;<=>?@^_`|~[\]]+$/.test(s) ? s : `"${s.replace(/["\\]/g, '\\$&')}"`;
+}
+
+function unquote(s: string): string {
+  return s.startsWith('"') && s.endsWith('"') ? s.slice(1, -1).replace(/\\(.)/g, '$1') : s;
+}
+
+/** Modified UTF-7 (RFC 3501 5.1.3) back to Unicode: the names clients send. */
+function fromUtf7(s: string): string {
+  return s.replace(/&([^-]*)-/g, (_m, b64: string) => {
+    if (b64 === '') return '&';
+    const b = Buffer.from(b64.replace(/,/g, '/'), 'base64');
+    let out = '';
+    for (let i = 0; i + 1 < b.length; i += 2) out += String.fromCharCode(b.readUInt16BE(i));
+    return out;
+  });
+}
