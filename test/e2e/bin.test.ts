@@ -10,7 +10,7 @@ import { CLI_BIN } from '../helpers/cli.js';
 const run = promisify(execFile);
 
 /**
- * The bin's #! line carries the memory settings (README "Performance"): run as a program, through
+ * The bin's #! line carries the memory settings (docs/performance.md): run as a program, through
  * a symlink as npm's bin link and npx do, the process has them; `node bin/mailferry.js` runs the
  * same without them. A preload (NODE_OPTIONS) reports what the started node got.
  */
