@@ -33,7 +33,8 @@ import { withRetry } from '../domain/retry.js';
  * by one. A batch that fails for a retryable reason keeps what it committed before the failure
  * (copy.ts) and is retried for the rest only; an attempt that made progress starts a fresh round of
  * retries, and one that settled nothing halves what the next attempt asks for (down to one message),
- * so a message that keeps breaking the connection does not take its whole batch with it.
+ * so a message that keeps breaking the connection does not take its whole batch with it: alone
+ * and still failing once the retries are spent, it is reported as skipped and the batch goes on.
  * At the end the books must balance (books.ts): planned = copied + skipped + vanished +
  * not copied to a full target + held back, else the difference is reported and the run is partial.
  * With `syncDeletions`, a sink folder that can (`removeGone`, an IMAP target) is handed the ids of
@@ -213,9 +214,11 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
                   // How many of the batch's remaining messages an attempt asks for: halved after
                   // an attempt that failed having settled nothing.
                   let take = Infinity;
+                  /** The messages the last attempt asked for. */
+                  let part: MessageMeta[] = [];
                   const attempt = async (): Promise<'done' | 'again'> => {
                     const before = settled.size;
-                    const part = rest().slice(0, take);
+                    part = rest().slice(0, take);
                     try {
                       await copyBatch(source, folders, part, report, signal, opts, onFull, settled);
                     } catch (e: unknown) {
@@ -237,11 +240,26 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
                         throw e;
                       }
                     }
+                    if (take !== Infinity) take *= 2; // it went through: ask for more again
                     return rest().length > 0 ? 'again' : 'done';
                   };
                   const loop = async (): Promise<void> => {
-                    while ((await retry(`fetch from ${path}`, attempt)) === 'again') {
-                      if (signal.aborted) return;
+                    for (;;) {
+                      let next: 'done' | 'again';
+                      try {
+                        next = await retry(`fetch from ${path}`, attempt);
+                      } catch (e: unknown) {
+                        // Halved down to one message that fails every time: it alone is reported
+                        // and the rest of the batch goes on.
+                        const [m] = part;
+                        if (m === undefined || part.length > 1 || e instanceof ShortBatch || !(e instanceof MailferryError) || !e.retryable || signal.aborted) throw e;
+                        opts.log.warn(`${path} ${m.id}: ${e.message}, each of ${opts.retries} times it was fetched; message skipped`);
+                        report.skipped.push({ mailbox: path, id: m.id, reason: `fetching it failed ${opts.retries} times (${e.message})` });
+                        report.skippedMessages++;
+                        settled.add(m.id);
+                        next = rest().length > 0 ? 'again' : 'done';
+                      }
+                      if (next === 'done' || signal.aborted) return;
                     }
                   };
                   return loop();

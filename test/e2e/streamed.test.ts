@@ -124,6 +124,35 @@ describe('a large message streamed from IMAP', { skip: dc.skip, concurrency: fal
     });
   });
 
+  test('a message whose fetch always drops the connection: the batch is halved down to it, it alone is skipped (exit 3), the rest archived', { timeout: 150_000 }, async (t) => {
+    const uids = (set: string): number[] =>
+      set.split(',').flatMap((r) => {
+        const [a, b] = r.split(':').map(Number) as [number, number | undefined];
+        return Array.from({ length: (b ?? a) - a + 1 }, (_, i) => a + i);
+      });
+    // UID 7's body kills the connection, whatever else the UID FETCH asks for.
+    const poison = (l: string): boolean => {
+      const m = /UID FETCH (\S+) \(.*BODY\.PEEK\[\](?!<)/i.exec(l);
+      return m !== null && uids(m[1] as string).includes(7);
+    };
+    const link = await linkProxy(dc.server.imapPort, { dropOn: poison });
+    const root = await fresh();
+    try {
+      const r = await backup(link.port, `maildir:${root}`, root, ['--connections', '1']);
+      const asked = link.fetches.flat().filter((l) => /BODY\.PEEK\[\](?!<)/i.test(l)).map((l) => /UID FETCH (\S+)/i.exec(l)?.[1]);
+      t.diagnostic(`exit ${String(r.status)} in ${r.ms} ms; body fetches: ${asked.join(' ')}`);
+      assert.equal(r.status, 3, show(r));
+      assert.match(r.stderr, /skipped INBOX message 7: fetching it failed/, show(r));
+      const want = (await fetchAll(dc.server, dc.alice, 'INBOX')).filter((m) => m.uid !== 7).map((m) => toLf(m.raw));
+      const got = (await readMaildirFolder(root)).map((m) => m.body);
+      assert.equal(got.length, want.length, show(r));
+      for (const w of want) assert.ok(got.some((g) => g.equals(w)), 'a message other than UID 7 is missing');
+    } finally {
+      await link.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   for (const format of ['maildir', 'mbox'] as const) {
     test(`${format}: a per-file size limit smaller than the message (ulimit -f): exit 6 within seconds, nothing left behind, a rerun is exact`, { timeout: 180_000 }, async (t) => {
       const root = await fresh();

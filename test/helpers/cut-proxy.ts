@@ -38,12 +38,15 @@ export async function cutProxy(targetPort: number, cutAt: string): Promise<CutPr
  * A poor link (proxy.ts): every connection (or the first `times` opened) is dropped once `cutAfter` bytes of the server's have
  * passed on it (the byte that reaches the limit is not passed on), wherever that falls (mid-literal
  * included); `bytesPerSecond` paces the server's bytes, per connection. The FETCH commands the
- * client sends are recorded, one entry per connection, so a test can see what each connection asked for.
+ * client sends are recorded, one entry per connection, so a test can see what each connection asked for;
+ * `dropOn` drops a connection when the client sends a given command (a server that dies on one message).
  */
 export interface LinkOptions {
   cutAfter?: number;
   /** Only the first this many connections opened are cut (default: every one). */
   times?: number;
+  /** A client command line for which the connection is dropped instead (counted as a cut). */
+  dropOn?: (line: string) => boolean;
   bytesPerSecond?: number;
 }
 
@@ -73,6 +76,11 @@ export async function linkProxy(targetPort: number, opts: LinkOptions): Promise<
         const l = line.slice(0, nl).trim();
         line = line.slice(nl + 1);
         if (/^\S+ (UID )?FETCH /i.test(l)) mine.push(l);
+        if (opts.dropOn?.(l) === true) {
+          cuts++;
+          drop();
+          return;
+        }
       }
       upstream.write(d);
     });
