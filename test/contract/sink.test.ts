@@ -124,6 +124,34 @@ for (const { kind, skip, refuses } of kinds) {
       assertStoredOnce(await kind.read(dir, m), [{ body: big }], 'streamed');
     });
 
+    test("a body stream that fails mid-way: write rejects with the source's error (retryable, never `destination`), keeps nothing of it, and what was written before still commits", async () => {
+      const dir = await fresh();
+      const m = box();
+      const [a, , c] = messages(m);
+      const sink = await kind.make(dir);
+      const folder = await sink.open(m);
+      const tx = await folder.begin();
+      await tx.write(a!.meta, a!.body);
+      // As imapflow's stream fails when the connection drops: an error with a code of its own,
+      // after a first chunk.
+      let reads = 0;
+      const cut = new Readable({
+        read(this: Readable) {
+          if (reads++ === 0) this.push(Buffer.from(`Subject: cut\r\n\r\n${'x'.repeat(100_000)}`));
+          else this.destroy(Object.assign(new Error('Connection not available'), { code: 'NoConnection' }));
+        },
+      });
+      await assert.rejects(tx.write({ mailbox: m, id: '6', size: 300_000, flags: new Set() }, cut), (e: unknown) => {
+        assert.ok(e instanceof MailferryError && e.kind !== 'destination' && e.retryable, `the source's error, not ${String(e)}`);
+        return true;
+      });
+      await tx.write(c!.meta, c!.body);
+      await tx.commit();
+      assert.deepEqual(sorted(folder.known), ['1', '3']);
+      await sink.close();
+      assertStoredOnce(await kind.read(dir, m), [a!, c!], 'without the cut one');
+    });
+
     test('abort and a crash before commit acknowledge nothing that is not stored; a rerun (re-matching first when the sink asks, as the pipeline does) writes each message exactly once', async () => {
       const dir = await fresh();
       const m = box();
