@@ -63,6 +63,14 @@ describe('resumableBody', () => {
     assert.equal(told, 1);
   });
 
+  test('a size that is a multiple of the chunk ends with an empty read', async () => {
+    const exact = message.subarray(0, 3 * CHUNK);
+    const r = reader(exact, new Set());
+    const got = await drain(resumableBody(r, { ...opts(exact.length), first: exact.subarray(0, CHUNK) }));
+    assert.ok(got.equals(exact));
+    assert.deepEqual(r.starts, [1000, 2000, 3000]);
+  });
+
   test('not resumed: a size off RFC822.SIZE is taken as sent', async () => {
     const r = reader(message, new Set());
     const got = await drain(resumableBody(r, { ...opts(message.length + 10), first: message.subarray(0, CHUNK) }));

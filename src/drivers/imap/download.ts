@@ -129,10 +129,11 @@ class ResumableBody extends Readable {
     let failures = 0;
     for (;;) {
       if (this.opts.signal.aborted) throw new MailferryError('interrupted', 'interrupted');
+      // Destroyed during a backoff: no new connection, no further chunk.
+      if (this.destroyed) throw new MailferryError('protocol', `${this.opts.what}: stream closed`);
+      let b: Buffer | false;
       try {
-        const b = await this.reader.read(this.offset, this.opts.chunk);
-        if (b === false) throw new MailferryError('network', `${this.opts.what}: gone from the server during its download`, { retryable: true });
-        return b;
+        b = await this.reader.read(this.offset, this.opts.chunk);
       } catch (e: unknown) {
         if (this.destroyed) throw e;
         if (this.opts.signal.aborted) throw new MailferryError('interrupted', 'interrupted', { cause: e });
@@ -141,7 +142,11 @@ class ResumableBody extends Readable {
         if (failures > 1) await sleep((this.opts.baseMs ?? RETRY.baseMs) * 2 ** (failures - 2), this.opts.signal);
         this.resumed++;
         await this.reconnect();
+        continue;
       }
+      // Gone meanwhile: the batch fails, and its reconciliation finds the message gone.
+      if (b === false) throw new MailferryError('network', `${this.opts.what}: gone from the server during its download`, { retryable: true });
+      return b;
     }
   }
 

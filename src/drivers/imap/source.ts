@@ -198,7 +198,8 @@ export class ImapSource implements Source {
       for (const meta of large) {
         const reader = this.chunkReader(held, meta);
         const head = await reader.read(0, DOWNLOAD_CHUNK);
-        if (head === false) continue; // expunged meanwhile: reconciled by missing()
+        // Expunged meanwhile, or no bytes sent for it: reconciled by missing() (gone, or retried).
+        if (head === false || head.length === 0) continue;
         const what = `${meta.mailbox.path} message ${meta.id}`;
         const whole = this.whole.has(meta.id);
         const body = resumableBody(reader, {
@@ -240,7 +241,8 @@ export class ImapSource implements Source {
           assertAlive(c.client, this.where, SELECTED);
           const msg = await c.client.fetchOne(meta.id, { uid: true, source: { start, maxLength: length } }, { uid: true });
           assertAlive(c.client, this.where, SELECTED);
-          return msg === false || msg.source === undefined ? false : msg.source;
+          // A message that is there but has nothing from `start` on (its size a multiple of the chunk) ends here.
+          return msg === false ? false : (msg.source ?? Buffer.alloc(0));
         } catch (err: unknown) {
           const mapped = commandError(err, c.client, this.where);
           if (mapped.retryable) c.broken = true;
