@@ -85,10 +85,12 @@ export function destinationError(e: unknown, what: string): MailferryError {
         ? 'permission denied'
         : code === 'EROFS'
           ? 'read-only file system'
-          : code === 'ENOTDIR' || code === 'EEXIST'
-            ? 'a file is in the way'
-            : code === 'ENOENT'
-              ? 'cannot create it (a parent directory is missing or read-only)'
-              : (code ?? 'write failed');
+          : code === 'EFBIG'
+            ? 'file too large (a per-file size limit)'
+            : code === 'ENOTDIR' || code === 'EEXIST'
+              ? 'a file is in the way'
+              : code === 'ENOENT'
+                ? 'cannot create it (a parent directory is missing or read-only)'
+                : (code ?? 'write failed');
   return new MailferryError('destination', `cannot write ${what}: ${reason}`, { cause: e });
 }

@@ -1,6 +1,6 @@
 import { writevSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { MailferryError } from '../domain/errors.js';
+import { errnoCode, MailferryError } from '../domain/errors.js';
 import type { MessageMeta } from '../domain/message.js';
 import type { ArchiveEncoder } from '../formats/encoder.js';
 
@@ -14,16 +14,53 @@ export interface Writer {
   writev(parts: Buffer[]): Promise<{ bytesWritten: number }>;
 }
 
-/** Stream a body (Buffer or Readable) through an encoder into a writer. */
+/**
+ * Stream a body (Buffer or Readable) through an encoder into a writer. Two kinds of failure, told
+ * apart here once for every sink: the body stream's error is the source's (a connection cut while
+ * the message streams: thrown as `sourceError` gives it, retryable), the writer's is the sink's
+ * own, thrown as it came (the sink maps it to `destination`, naming its file). Either way the
+ * stream is destroyed before this rejects, so the source stops sending at once; the caller closes
+ * its file.
+ */
 export async function writeEncoded(fh: Writer, body: Buffer | Readable, enc: ArchiveEncoder): Promise<void> {
   if (Buffer.isBuffer(body)) {
     await writeAll(fh, [...enc.push(body), ...enc.end()]);
     return;
   }
-  for await (const chunk of body as AsyncIterable<Buffer | string>) {
-    await writeAll(fh, enc.push(typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk));
-  }
+  for await (const chunk of sourceChunks(body)) await writeAll(fh, enc.push(chunk));
   await writeAll(fh, enc.end());
+}
+
+/**
+ * The chunks of a body stream as Buffers; whatever the stream fails with is the source's error: a
+ * MailferryError as the source typed it (the IMAP source's streams fail with its lost-connection
+ * error), anything else a retryable source error, never read as the sink's own (a stream's error
+ * codes, NoConnection or EIO of a file being read, are not the archive's).
+ */
+export async function* sourceChunks(body: Readable): AsyncIterable<Buffer> {
+  const it = (body as AsyncIterable<Buffer | string>)[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      let next: IteratorResult<Buffer | string>;
+      try {
+        next = await it.next();
+      } catch (e: unknown) {
+        throw sourceError(e);
+      }
+      if (next.done === true) return;
+      yield typeof next.value === 'string' ? Buffer.from(next.value, 'latin1') : next.value;
+    }
+  } finally {
+    // A consumer that stops early (its write failed, the message is too long) stops the source too.
+    body.destroy();
+  }
+}
+
+/** What a body stream failed with, as the source's error (retryable unless the source typed it otherwise). */
+export function sourceError(e: unknown): MailferryError {
+  if (e instanceof MailferryError) return e;
+  const why = errnoCode(e) ?? (e instanceof Error ? e.message : String(e));
+  return new MailferryError('network', `the source's stream of a message failed (${why})`, { cause: e, retryable: true });
 }
 
 export async function writeAll(fh: Writer, parts: Buffer[]): Promise<void> {
@@ -85,16 +122,15 @@ export async function collect(body: Buffer | Readable, meta: MessageMeta, path: 
 }
 
 /**
- * The chunks of a streamed body as Buffers. More than `limit` bytes in all is a `message` error
- * (`what` names the message), and the stream is destroyed: never more than that is read.
+ * The chunks of a streamed body as Buffers (sourceChunks: the stream's error is the source's).
+ * More than `limit` bytes in all is a `message` error (`what` names the message), and the stream
+ * is destroyed: never more than that is read.
  */
 export async function* boundedChunks(body: Readable, limit: number, what: string): AsyncIterable<Buffer> {
   let n = 0;
-  for await (const chunk of body as AsyncIterable<Buffer | string>) {
-    const b = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
+  for await (const b of sourceChunks(body)) {
     n += b.length;
     if (n > limit) {
-      body.destroy();
       throw new MailferryError('message', `${what}: message longer than the ${limit} bytes announced`);
     }
     yield b;

@@ -85,23 +85,41 @@ export async function copyBatch(
       return false;
     }
   };
+  /** Ids whose writes all ended (written, or refused by a sink): their outcome is known. */
+  const ended = new Set<string>();
+  /** A retryable failure of the source (a connection lost, a stream cut mid-message): thrown after the commit. */
+  let cut: MailferryError | undefined;
   try {
-    for await (const { meta, body } of source.fetch(todo, signal)) {
-      if (!asked.has(meta.id) || arrived.has(meta.id)) {
-        // Not asked for, or twice: not ours to write (the contract says each once).
-        if (!Buffer.isBuffer(body)) body.resume();
-        continue;
+    try {
+      for await (const { meta, body } of source.fetch(todo, signal)) {
+        if (!asked.has(meta.id) || arrived.has(meta.id)) {
+          // Not asked for, or twice: not ours to write (the contract says each once).
+          if (!Buffer.isBuffer(body)) body.resume();
+          continue;
+        }
+        arrived.add(meta.id);
+        const targets = folders.filter((f) => !f.known.has(meta.id) && !fullFolders.has(f));
+        const bodies = fanOut(body, targets.length);
+        if (targets.length === 0 && !Buffer.isBuffer(body)) body.resume();
+        // Every write ends before the next step (a failed stream fails each of them): a sink is
+        // never committed with a write still running.
+        const results = await Promise.allSettled(targets.map((f, i) => write(f, meta, bodies[i] as Buffer | Readable)));
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed !== undefined) throw failed.reason;
+        const n = results.filter((r) => r.status === 'fulfilled' && r.value).length;
+        ended.add(meta.id);
+        if (n > 0) {
+          messages++;
+          bytes += meta.size ?? (Buffer.isBuffer(body) ? body.length : 0);
+          writes.set(meta.id, { n, bytes: meta.size ?? 0 });
+        }
       }
-      arrived.add(meta.id);
-      const targets = folders.filter((f) => !f.known.has(meta.id) && !fullFolders.has(f));
-      const bodies = fanOut(body, targets.length);
-      if (targets.length === 0 && !Buffer.isBuffer(body)) body.resume();
-      const n = (await Promise.all(targets.map((f, i) => write(f, meta, bodies[i] as Buffer | Readable)))).filter((w) => w).length;
-      if (n > 0) {
-        messages++;
-        bytes += meta.size ?? (Buffer.isBuffer(body) ? body.length : 0);
-        writes.set(meta.id, { n, bytes: meta.size ?? 0 });
-      }
+    } catch (e: unknown) {
+      // Lost on the way (the source's error, whichever stream carried it: the sink dropped only
+      // that message's file): what was written before is committed and counted below, and the
+      // retry asks only for the rest. Anything else (the archive's error, an interrupt) aborts.
+      if (!(e instanceof MailferryError) || !e.retryable || signal.aborted) throw e;
+      cut = e;
     }
     // What was written before a refusal is kept: commit it, then report the refusal.
     const committing = [...txs.entries()];
@@ -133,7 +151,7 @@ export async function copyBatch(
     report.skipped.push(r);
     if (r.id !== undefined) skipped.add(r.id);
   }
-  for (const id of arrived) {
+  for (const id of ended) {
     settled.add(id);
     if ((writes.get(id)?.n ?? 0) > 0) continue; // copied: counted in `messages`
     if (skipped.has(id)) report.skippedMessages++;
@@ -144,6 +162,7 @@ export async function copyBatch(
   report.count(mailbox, { messages, bytes });
   opts.onProgress?.(report, { type: 'batch', mailbox, messages, bytes });
   for (const [f, e] of fullFolders) onFull(f, e);
+  if (cut !== undefined) throw cut;
   const left = todo.filter((m) => !arrived.has(m.id)).map((m) => m.id);
   if (left.length > 0) await reconcile(source, first.mailbox, left, todo.length, report, signal, opts, settled);
 }

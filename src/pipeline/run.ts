@@ -30,7 +30,12 @@ import { withRetry } from '../domain/retry.js';
  * when `wanted` said so, and an id it accepted but the listing left out is asked of the source
  * (`missing`): gone, or retried and at last reported as skipped. Every batch is reconciled the same
  * way (copy.ts); a batch that keeps coming back short ends with its missing messages reported one
- * by one. At the end the books must balance (books.ts): planned = copied + skipped + vanished +
+ * by one. A batch that fails for a retryable reason keeps what it committed before the failure
+ * (copy.ts) and is retried for the rest only; an attempt that made progress starts a fresh round of
+ * retries, and one that settled nothing halves what the next attempt asks for (down to one message),
+ * so a message that keeps breaking the connection does not take its whole batch with it: alone
+ * and still failing once the retries are spent, it is reported as skipped and the batch goes on.
+ * At the end the books must balance (books.ts): planned = copied + skipped + vanished +
  * not copied to a full target + held back, else the difference is reported and the run is partial.
  * With `syncDeletions`, a sink folder that can (`removeGone`, an IMAP target) is handed the ids of
  * every message listed in the folder, after a complete listing only (as many listed as `select()`
@@ -217,18 +222,58 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
                   // A source that keeps leaving the same messages out: once the retries are
                   // spent, those are reported one by one and the rest of the folder goes on.
                   let short = 0;
-                  return retry(`fetch from ${path}`, async () => {
+                  // How many of the batch's remaining messages an attempt asks for: halved after
+                  // an attempt that failed having settled nothing.
+                  let take = Infinity;
+                  /** The messages the last attempt asked for. */
+                  let part: MessageMeta[] = [];
+                  const attempt = async (): Promise<'done' | 'again'> => {
+                    const before = settled.size;
+                    part = rest().slice(0, take);
                     try {
-                      await copyBatch(source, folders, rest(), report, signal, opts, onFull, settled);
+                      await copyBatch(source, folders, part, report, signal, opts, onFull, settled);
                     } catch (e: unknown) {
-                      if (!(e instanceof ShortBatch) || ++short < opts.retries) throw e;
-                      for (const id of e.ids) {
-                        report.skipped.push({ mailbox: path, id, reason: `the source did not send it (asked ${short} times), although it is still there` });
-                        report.skippedMessages++;
-                        settled.add(id);
+                      if (e instanceof ShortBatch && ++short >= opts.retries) {
+                        for (const id of e.ids) {
+                          report.skipped.push({ mailbox: path, id, reason: `the source did not send it (asked ${short} times), although it is still there` });
+                          report.skippedMessages++;
+                          settled.add(id);
+                        }
+                      } else {
+                        if (!(e instanceof MailferryError) || !e.retryable || signal.aborted) throw e;
+                        // What came before the failure is committed (copy.ts): a fresh round of
+                        // retries for the rest, so a link that drops now and then still finishes.
+                        if (settled.size > before) {
+                          opts.log.warn(`fetch from ${path}: ${e.message}; ${settled.size - before} of ${part.length} messages done, going on with the rest`);
+                          return 'again';
+                        }
+                        if (part.length > 1) take = Math.ceil(part.length / 2);
+                        throw e;
                       }
                     }
-                  });
+                    if (take !== Infinity) take *= 2; // it went through: ask for more again
+                    return rest().length > 0 ? 'again' : 'done';
+                  };
+                  const loop = async (): Promise<void> => {
+                    for (;;) {
+                      let next: 'done' | 'again';
+                      try {
+                        next = await retry(`fetch from ${path}`, attempt);
+                      } catch (e: unknown) {
+                        // Halved down to one message that fails every time: it alone is reported
+                        // and the rest of the batch goes on.
+                        const [m] = part;
+                        if (m === undefined || part.length > 1 || e instanceof ShortBatch || !(e instanceof MailferryError) || !e.retryable || signal.aborted) throw e;
+                        opts.log.warn(`${path} ${m.id}: ${e.message}, each of ${opts.retries} times it was fetched; message skipped`);
+                        report.skipped.push({ mailbox: path, id: m.id, reason: `fetching it failed ${opts.retries} times (${e.message})` });
+                        report.skippedMessages++;
+                        settled.add(m.id);
+                        next = rest().length > 0 ? 'again' : 'done';
+                      }
+                      if (next === 'done' || signal.aborted) return;
+                    }
+                  };
+                  return loop();
                 }),
               )
                 .then((ended) => {

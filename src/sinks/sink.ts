@@ -29,7 +29,12 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  *   message without internalDate, the time it was first made durable). Only after
  *   `commit()` resolves is a message acknowledged. `tx.abort()` discards what was staged; an
  *   interrupted process leaves at worst staged garbage that the next `open` removes.
- *   A body Readable must be consumed fully by `write` before it resolves.
+ *   A body Readable must be consumed fully by `write` before it resolves. When the stream fails
+ *   (the source lost its connection mid-message), `write` rejects with the stream's error as the
+ *   source's (drivers/body.ts: a MailferryError, retryable; never `destination`), keeps nothing of
+ *   that message, and the Tx stays usable: `commit()` keeps what was written before it. A write
+ *   error of the sink's own ends that write at once (its file closed and removed, the stream
+ *   destroyed) and is `destination`.
  * - Errors are MailferryError: `destination` when the archive cannot be written (permissions, disk
  *   full), which stops the run; a message the sink cannot represent is `message` (skipped, reported),
  *   thrown by `write` or listed by `tx.refused()`; a full IMAP target is `quota` (copying stops).

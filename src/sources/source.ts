@@ -25,8 +25,10 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  *   A source without flags or internal dates (POP3) hands out an empty flag set and no
  *   `internalDate`; nothing else is declared, since nothing decides on it (a sink keeps what it
  *   is given, and `--unseen-only` on POP3 is refused by the config loader).
- * - A lost connection surfaces as a MailferryError with `retryable: true`; the caller retries the
- *   batch, the Source opens a fresh connection. Authentication failures are `kind: 'auth'`.
+ * - A lost connection surfaces as a MailferryError with `retryable: true`, from `fetch` or as the
+ *   error of a body Readable (which a source may first try to resume itself: IMAP resumes a large
+ *   message from the first byte not received); the caller retries the batch, the Source opens a
+ *   fresh connection. Authentication failures are `kind: 'auth'`.
  * - `close()` logs out every connection; it never throws.
  * - `missing(mailbox, ids, signal)`: the pipeline reconciles every batch (asked for, minus arrived,
  *   minus refused by a sink, must be empty) and asks about what is left: which of `ids` are

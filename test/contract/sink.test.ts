@@ -74,6 +74,17 @@ for (const { kind, skip, refuses } of kinds) {
     after(async () => {
       for (const d of dirs) await rm(d, { recursive: true, force: true });
     });
+    /** A fresh sink folder with a transaction begun and message 1 written in it; messages 1 and 3 as `a` and `c`. */
+    const firstWritten = async () => {
+      const dir = await fresh();
+      const m = box();
+      const [a, , c] = messages(m) as [ReturnType<typeof msg>, unknown, ReturnType<typeof msg>];
+      const sink = await kind.make(dir);
+      const folder = await sink.open(m);
+      const tx = await folder.begin();
+      await tx.write(a.meta, a.body);
+      return { dir, m, a, c, sink, folder, tx };
+    };
     /** Each message stored exactly once, in the kind's stored form. */
     const assertStoredOnce = (back: Stored[], written: { body: Buffer }[], what: string): void => {
       assert.equal(back.length, written.length, `${what}: as many stored as written`);
@@ -122,6 +133,28 @@ for (const { kind, skip, refuses } of kinds) {
       await tx.commit();
       await sink.close();
       assertStoredOnce(await kind.read(dir, m), [{ body: big }], 'streamed');
+    });
+
+    test("a body stream that fails mid-way: write rejects with the source's error (retryable, never `destination`), keeps nothing of it, and what was written before still commits", async () => {
+      const { dir, m, a, c, sink, folder, tx } = await firstWritten();
+      // As imapflow's stream fails when the connection drops: an error with a code of its own,
+      // after a first chunk.
+      let reads = 0;
+      const cut = new Readable({
+        read(this: Readable) {
+          if (reads++ === 0) this.push(Buffer.from(`Subject: cut\r\n\r\n${'x'.repeat(100_000)}`));
+          else this.destroy(Object.assign(new Error('Connection not available'), { code: 'NoConnection' }));
+        },
+      });
+      await assert.rejects(tx.write({ mailbox: m, id: '6', size: 300_000, flags: new Set() }, cut), (e: unknown) => {
+        assert.ok(e instanceof MailferryError && e.kind !== 'destination' && e.retryable, `the source's error, not ${String(e)}`);
+        return true;
+      });
+      await tx.write(c.meta, c.body);
+      await tx.commit();
+      assert.deepEqual(sorted(folder.known), ['1', '3']);
+      await sink.close();
+      assertStoredOnce(await kind.read(dir, m), [a, c], 'without the cut one');
     });
 
     test('abort and a crash before commit acknowledge nothing that is not stored; a rerun (re-matching first when the sink asks, as the pipeline does) writes each message exactly once', async () => {
@@ -181,13 +214,7 @@ for (const { kind, skip, refuses } of kinds) {
 
     // An archive stores any message: the case exists only for the sinks that can refuse one.
     if (refuses) test('a refused message is reported (a `message` error from write, or tx.refused()), not recorded; the others are committed', async () => {
-      const dir = await fresh();
-      const m = box();
-      const [a, , c] = messages(m);
-      const sink = await kind.make(dir);
-      const folder = await sink.open(m);
-      const tx = await folder.begin();
-      await tx.write(a!.meta, a!.body);
+      const { dir, m, a, c, sink, folder, tx } = await firstWritten();
       // The relay refuses it by its header; a stream three times longer than the size announced
       // is refused by a sink that holds it whole (SMTP) or spools it (IMAP) before sending.
       const bad = Buffer.from(`Subject: refuse me\r\n${REFUSE}\r\n\r\n${'y'.repeat(200_000)}\r\n`, 'latin1');
@@ -198,14 +225,14 @@ for (const { kind, skip, refuses } of kinds) {
         assert.ok(e instanceof MailferryError && e.kind === 'message', `a message error, not ${String(e)}`);
         thrown = true;
       }
-      await tx.write(c!.meta, c!.body);
+      await tx.write(c.meta, c.body);
       await tx.commit();
       const refused = tx.refused?.() ?? [];
       assert.equal(thrown, !refused.some((r) => r.id === '5'), 'reported exactly one way');
       assert.ok(refused.every((r) => r.id === '5' && r.reason.length > 0));
       assert.deepEqual(sorted(folder.known), ['1', '3']);
       await sink.close();
-      assertStoredOnce(await kind.read(dir, m), [a!, c!], 'without the refused one');
+      assertStoredOnce(await kind.read(dir, m), [a, c], 'without the refused one');
       const again = await kind.make(dir);
       assert.deepEqual(sorted((await again.open(m)).known), ['1', '3'], 'a rerun tries it again');
       await again.close();

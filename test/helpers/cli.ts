@@ -28,12 +28,15 @@ export interface CliOptions {
   cwd?: string;
   /** called right after spawn, e.g. to watch the child's pid */
   onSpawn?: (child: ChildProcess) => void;
+  /** run node through this command, e.g. `['bash', '-c', 'ulimit -f 1024; exec "$0" "$@"']` */
+  prefix?: readonly string[];
 }
 
 export function runCli(args: string[], env: Record<string, string> = {}, opts: CliOptions = {}): Promise<CliResult> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_BIN, ...args], {
+    const [cmd, ...pre] = [...(opts.prefix ?? []), process.execPath];
+    const child = spawn(cmd as string, [...pre, CLI_BIN, ...args], {
       cwd: opts.cwd ?? REPO_ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

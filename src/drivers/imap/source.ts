@@ -5,6 +5,7 @@ import type { RemoteEndpoint } from '../../endpoints/url.js';
 import type { Logger } from '../../log/logger.js';
 import { toRanges } from '../../state/ids.js';
 import { assertAlive, commandError } from './errors.js';
+import { resumableBody, type ChunkReader } from './download.js';
 import { GMAIL_EXTENSION, gmailFolders, LABEL_QUERY, labelsOf } from './gmail.js';
 import { ImapPool, type Conn } from './pool.js';
 import type { Fetched, FolderStatus, HeaderSample, Missing, Selected, Source } from '../../sources/source.js';
@@ -13,7 +14,8 @@ import type { Fetched, FolderStatus, HeaderSample, Missing, Selected, Source } f
  * IMAP Source on imapflow. Holds up to `connections` logged-in clients; `fetch` takes one for the
  * duration of a batch (imapflow allows one command at a time per connection). A batch is one
  * `UID FETCH set (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])`; a message larger than
- * `streamThreshold` is streamed on its own with partial fetches so it is never held whole.
+ * `streamThreshold` is streamed on its own with partial fetches so it is never held whole, and
+ * resumed from the bytes already received when the connection is lost (download.ts).
  *
  * Connections come from ImapPool (pool.ts), which handles imapflow's traps (the 'error'
  * listener, reconnection, mandatory STARTTLS). A server's BYE is a lost connection (errors.ts,
@@ -42,6 +44,15 @@ export interface ImapSourceOptions {
 /** assertAlive after a command that needs the folder selected. */
 const SELECTED = { selected: true };
 
+/** Bytes per partial fetch of a large message (the most of it held in memory at once, with the stream's buffer). */
+const DOWNLOAD_CHUNK = 1 << 20;
+
+/** The connection a batch runs on, which a large message's stream may replace; `dropped`: already given back. */
+interface Held {
+  c: Conn;
+  dropped: boolean;
+}
+
 /** More UID ranges than this in one command make lines longer than servers accept (Dovecot: 64 KiB). */
 const RANGES_PER_COMMAND = 2000;
 
@@ -49,6 +60,8 @@ export class ImapSource implements Source {
   readonly caps;
   readonly identity: string;
   private readonly pool: ImapPool;
+  /** Large messages whose resumed download did not add up to RFC822.SIZE: not resumed again in this run. */
+  private readonly whole = new Set<string>();
 
   constructor(private readonly opts: ImapSourceOptions) {
     const e = opts.endpoint;
@@ -192,18 +205,20 @@ export class ImapSource implements Source {
   async *fetch(batch: readonly MessageMeta[], signal: AbortSignal): AsyncIterable<Fetched> {
     const first = batch[0];
     if (first === undefined) return;
-    const c = await this.pool.acquire();
+    // The batch's connection; a large message's stream may replace a lost one (reconnect below).
+    const held: Held = { c: await this.pool.acquire(), dropped: false };
     const onAbort = (): void => {
-      c.broken = true;
-      c.client.close();
+      held.c.broken = true;
+      held.c.client.close();
     };
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      await this.openOn(c, first.mailbox);
+      await this.openOn(held.c, first.mailbox);
       const byId = new Map(batch.map((m) => [m.id, m]));
       const small = batch.filter((m) => (m.size ?? 0) <= this.opts.streamThreshold).map((m) => Number(m.id));
       const large = batch.filter((m) => (m.size ?? 0) > this.opts.streamThreshold);
       for (const set of rangeCommands(small)) {
+        const c = held.c;
         const query = { uid: true, flags: true, internalDate: true, size: true, source: true };
         for await (const msg of c.client.fetch(set, query, { uid: true })) {
           const meta = byId.get(String(msg.uid));
@@ -213,21 +228,74 @@ export class ImapSource implements Source {
         assertAlive(c.client, this.where, SELECTED);
       }
       for (const meta of large) {
-        const dl = await c.client.download(meta.id, undefined, { uid: true, chunkSize: 1 << 20 });
-        assertAlive(c.client, this.where, SELECTED);
-        if (dl.content === undefined) continue; // expunged meanwhile
-        yield { meta, body: dl.content };
+        const reader = this.chunkReader(held, meta);
+        const head = await reader.read(0, DOWNLOAD_CHUNK);
+        // Expunged meanwhile, or no bytes sent for it: reconciled by missing() (gone, or retried).
+        if (head === false || head.length === 0) continue;
+        const what = `${meta.mailbox.path} message ${meta.id}`;
+        const whole = this.whole.has(meta.id);
+        const body = resumableBody(reader, {
+          first: head,
+          resume: !whole,
+          size: meta.size ?? 0,
+          chunk: DOWNLOAD_CHUNK,
+          signal,
+          log: this.opts.log,
+          what,
+          onMismatch: () => this.whole.add(meta.id),
+        });
+        yield { meta, body };
+        // The sink read the body to its end (or failed, and this generator is being closed).
+        if (whole) this.whole.delete(meta.id);
       }
       // The last body was read by the sink by now: a stream that ended early for a BYE fails here.
-      assertAlive(c.client, this.where, SELECTED);
+      assertAlive(held.c.client, this.where, SELECTED);
     } catch (err: unknown) {
-      const mapped = signal.aborted ? new MailferryError('interrupted', 'interrupted') : commandError(err, c.client, this.where);
-      if (mapped.retryable || mapped.kind === 'interrupted') c.broken = true;
+      const mapped = signal.aborted ? new MailferryError('interrupted', 'interrupted') : commandError(err, held.c.client, this.where);
+      if (mapped.retryable || mapped.kind === 'interrupted') held.c.broken = true;
       throw mapped;
     } finally {
       signal.removeEventListener('abort', onAbort);
-      this.pool.release(c);
+      if (!held.dropped) this.pool.release(held.c);
     }
+  }
+
+  /**
+   * Partial fetches of one large message on the batch's connection (download.ts): each chunk is
+   * `UID FETCH uid BODY.PEEK[]<start.length>`; a lost connection is replaced by a fresh one with
+   * the folder open under the same UIDVALIDITY (else a `mailbox` error: the ids changed meaning).
+   */
+  private chunkReader(held: Held, meta: MessageMeta): ChunkReader {
+    return {
+      read: async (start, length) => {
+        const c = held.c;
+        try {
+          assertAlive(c.client, this.where, SELECTED);
+          const msg = await c.client.fetchOne(meta.id, { uid: true, source: { start, maxLength: length } }, { uid: true });
+          assertAlive(c.client, this.where, SELECTED);
+          // A message that is there but has nothing from `start` on (its size a multiple of the chunk) ends here.
+          return msg === false ? false : (msg.source ?? Buffer.alloc(0));
+        } catch (err: unknown) {
+          const mapped = commandError(err, c.client, this.where);
+          if (mapped.retryable) c.broken = true;
+          throw mapped;
+        }
+      },
+      reconnect: async () => {
+        if (!held.dropped) {
+          held.c.broken = true;
+          this.pool.release(held.c);
+          held.dropped = true;
+        }
+        held.c = await this.pool.acquire();
+        held.dropped = false;
+        await this.openOn(held.c, meta.mailbox);
+      },
+      abandon: () => {
+        held.c.broken = true;
+        held.c.client.close();
+      },
+    };
   }
 
   /**

@@ -2,7 +2,7 @@ import { closeSync, fsync, futimesSync, renameSync, unlinkSync } from 'node:fs';
 import { mkdir, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { destinationError, errnoCode } from '../../domain/errors.js';
+import { destinationError } from '../../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../../domain/message.js';
 import { ArchiveEncoder } from '../../formats/encoder.js';
 import { fingerprintKey, headerBlock, wireSizeOfLf } from '../../formats/fingerprint.js';
@@ -262,10 +262,12 @@ class MaildirFolder implements SinkFolder {
     try {
       await writeEncoded(fh, body, enc);
     } catch (e: unknown) {
+      // This message's file only, at once: the stream is already destroyed (body.ts), the rest of
+      // the transaction stands. The body stream's error is the source's and passes as it is
+      // (a MailferryError, body.ts); anything else is this folder's (EFBIG, ENOSPC...).
       await fh.close().catch(() => undefined);
       await unlink(tmp).catch(() => undefined);
-      if (errnoCode(e) !== undefined) throw destinationError(e, `folder ${this.dir}`);
-      throw e;
+      throw destinationError(e, `folder ${this.dir}`);
     }
     const handle = fh;
     const date = meta.internalDate;

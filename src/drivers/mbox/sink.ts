@@ -1,7 +1,7 @@
 import { lstat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
-import { destinationError, errnoCode } from '../../domain/errors.js';
+import { destinationError, MailferryError } from '../../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../../domain/message.js';
 import { ArchiveEncoder } from '../../formats/encoder.js';
 import { fingerprintKey, headerBlock, wireSizeOfLf } from '../../formats/fingerprint.js';
@@ -221,9 +221,15 @@ class MboxFolder implements SinkFolder {
           }
           if (!eol) noEol.push(at);
         } catch (e: unknown) {
+          // The body stream failed (the source's error, a MailferryError: body.ts): only this
+          // message is cut back off the file, and the transaction goes on (what was written
+          // before it can still be committed). The file's own error ends the transaction.
+          if (e instanceof MailferryError && (await handle.truncate(at).then(() => true, () => false))) {
+            pos = at;
+            throw e;
+          }
           await finish();
-          if (errnoCode(e) !== undefined) throw destinationError(e, `mbox ${folder.file}`);
-          throw e;
+          throw destinationError(e, `mbox ${folder.file}`);
         }
         ids.push(meta.id);
         if (meta.internalDate === undefined) undated.push(meta.id);
