@@ -1,4 +1,4 @@
-import type { Problems } from '../config/problems.js';
+import type { Problems } from '../domain/problems.js';
 import { envRef, type SecretRef } from './secrets.js';
 import { stateDir } from '../state/dir.js';
 import type { OAuth2Spec } from './oauth2.js';

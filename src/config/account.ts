@@ -6,7 +6,7 @@ import type { AuthSpec } from '../auth/login.js';
 import { canPrompt } from '../auth/prompt.js';
 import { envRef, type SecretRef } from '../auth/secrets.js';
 import { DEFAULTS } from './defaults.js';
-import { attempt, type Problems } from './problems.js';
+import { attempt, type Problems } from '../domain/problems.js';
 
 /** A remote account (IMAP or POP3) to connect to, with how to authenticate and trust it. */
 export interface RemoteAccount {

@@ -4,7 +4,7 @@ import { account, type RawAccountFlags } from './account.js';
 import type { AuthSpec } from '../auth/login.js';
 import { accountFrom, batchSizes, layoutFlag, localEndpoints, unseenOnlyFlag } from './checks.js';
 import { parseFilter, type RawFilterFlags } from './filter.js';
-import type { Problems } from './problems.js';
+import type { Problems } from '../domain/problems.js';
 import type { MessageFilter } from '../sources/filter.js';
 import type { MaildirLayout } from '../drivers/maildir/sink.js';
 import { capConnections, profileOAuth2, runLimits, type RawProfileFlags, type RunLimits } from '../profiles/resolve.js';

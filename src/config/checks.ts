@@ -4,7 +4,7 @@ import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpo
 import { resolveProfile, type ProfileSettings, type RawProfileFlags } from '../profiles/resolve.js';
 import type { MessageFilter } from '../sources/filter.js';
 import { DEFAULTS } from './defaults.js';
-import { attempt, type Problems } from './problems.js';
+import { attempt, type Problems } from '../domain/problems.js';
 
 /** The checks several command loaders share, each adding what is wrong to `problems`. */
 

@@ -1,5 +1,5 @@
 import type { MessageFilter } from '../sources/filter.js';
-import type { Problems } from './problems.js';
+import type { Problems } from '../domain/problems.js';
 
 /** `--since`, `--before`, `--max-size`, `--unseen-only` as typed; checked by parseFilter. */
 export interface RawFilterFlags {

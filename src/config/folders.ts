@@ -4,7 +4,7 @@ import { account, type RawAccountFlags } from './account.js';
 import type { BackupConfig } from './backup.js';
 import { accountFrom } from './checks.js';
 import { DEFAULTS } from './defaults.js';
-import type { Problems } from './problems.js';
+import type { Problems } from '../domain/problems.js';
 
 /**
  * The loader for `mailferry folders`: the account as backup reads it (`--from` or `--user` with

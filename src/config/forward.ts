@@ -4,7 +4,7 @@ import { parseRate, type Rate } from '../drivers/smtp/rate.js';
 import type { MaildirLayout } from '../drivers/maildir/sink.js';
 import { account, prefixedAccount, trust, type PrefixedAccountFlags, type RawAccountFlags, type RemoteAccount } from './account.js';
 import { batchSizes, layoutFlag, localEndpoint, localEndpoints, stateFlag, unseenOnlyFlag } from './checks.js';
-import { attempt, type Problems } from './problems.js';
+import { attempt, type Problems } from '../domain/problems.js';
 import type { AuthSpec } from '../auth/login.js';
 import { capConnections, profileOAuth2, resolveProfile, runLimits, type ProfileSettings, type RawProfileFlags, type RunLimits } from '../profiles/resolve.js';
 import type { MessageFilter } from '../sources/filter.js';

@@ -2,7 +2,7 @@ import { MailferryError } from '../domain/errors.js';
 import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpoints/url.js';
 import { account, prefixedAccount, type PrefixedAccountFlags, type RawAccountFlags, type RemoteAccount } from './account.js';
 import { batchSizes, layoutFlag, localEndpoint, localEndpoints, stateFlag, unseenOnlyFlag } from './checks.js';
-import { attempt, type Problems } from './problems.js';
+import { attempt, type Problems } from '../domain/problems.js';
 import { parseMapRule, type MapRule } from '../drivers/imap/folder-map.js';
 import type { MaildirLayout } from '../drivers/maildir/sink.js';
 import { capConnections, profileOAuth2, resolveProfile, resolveTarget, runLimits, type RunLimits } from '../profiles/resolve.js';

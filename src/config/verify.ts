@@ -1,7 +1,7 @@
 import { MailferryError } from '../domain/errors.js';
 import { IGNORABLE, type Ignorable } from '../verify/difference.js';
 import { loadBackupConfig, type BackupConfig, type RawBackupFlags } from './backup.js';
-import type { Problems } from './problems.js';
+import type { Problems } from '../domain/problems.js';
 import { loadMigrateConfig, loadRestoreConfig, type MigrateConfig, type RawMigrateFlags, type RawRestoreFlags, type RestoreConfig } from './transfer.js';
 
 /**

@@ -1,5 +1,4 @@
 import { MailferryError } from './errors.js';
-import type { Logger } from '../log/logger.js';
 
 /**
  * Retry an operation that failed with a retryable error (a dropped connection), with exponential
@@ -17,7 +16,8 @@ export const MAX_THROTTLE_WAIT_MS = 10 * 60_000;
 export interface RetryOptions {
   attempts: number;
   baseMs: number;
-  log: Logger;
+  /** Where a retry is said (the run's Logger is one); structural, so domain/ imports nothing of log/. */
+  log: { warn(msg: string): void };
   signal: AbortSignal;
   /**
    * Which retryable errors this caller retries (default: all). The SMTP sink retries a relay's

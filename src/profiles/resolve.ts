@@ -1,4 +1,4 @@
-import { attempt, type Problems } from '../config/problems.js';
+import { attempt, type Problems } from '../domain/problems.js';
 import type { RawOAuth2Flags } from '../auth/config.js';
 import type { RemoteEndpoint } from '../endpoints/url.js';
 import { parseBytes } from './bytes.js';

@@ -130,3 +130,18 @@ test('no import circle among src modules at run time', () => {
 test('no import circle among src modules, type-only imports included', () => {
   assert.deepEqual(circles(false).map((c) => c.join(' <-> ')), []);
 });
+
+test('no two folders of src import each other: the folders stand in layers (main > commands > config > auth, profiles > ... > domain)', () => {
+  // A folder is src/<name>/ (the drivers as one); a top-level file (main.ts, cli.ts, ...) stands alone.
+  const folderOf = (p: string): string => {
+    const parts = posix(p).split('/');
+    return parts.length > 2 ? `${parts[0]}/${parts[1]}` : posix(p);
+  };
+  const pairs = new Set<string>();
+  for (const e of edges) if (e.to !== undefined && folderOf(e.from) !== folderOf(e.to)) pairs.add(`${folderOf(e.from)} -> ${folderOf(e.to)}`);
+  const both = [...pairs].filter((p) => {
+    const [a, b] = p.split(' -> ');
+    return pairs.has(`${b} -> ${a}`);
+  });
+  assert.deepEqual(both.map((p) => `${p} and back: ${edges.filter((e) => e.to !== undefined && `${folderOf(e.to)} -> ${folderOf(e.from)}` === p).map((e) => `${e.from} -> ${e.to}`).join(', ')}`), []);
+});

@@ -1,8 +1,9 @@
-import { MailferryError } from '../domain/errors.js';
+import { MailferryError } from './errors.js';
 
 /**
- * Every problem a loader finds, reported together (exit 2) before any I/O. This module imports
- * nothing of the config, auth or profiles code that uses it, so any of them may.
+ * Every problem a loader finds, reported together (exit 2) before any I/O. It sits with the typed
+ * errors, below the config, auth and profiles code that uses it, so none of them imports another's
+ * folder for it.
  */
 export type Problems = string[];
 
