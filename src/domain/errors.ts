@@ -66,6 +66,23 @@ export function isMailferryError(e: unknown): e is MailferryError {
 }
 
 /** The Node error code (ENOSPC, ECONNREFUSED, ...) of an unknown thrown value, if any. */
+const bySource = new WeakSet<MailferryError>();
+
+/**
+ * Mark `e` as the source's fault (a body stream that failed, whichever sink was reading it), so the
+ * pipeline can tell it from a sink's own error of the same kind: a lost connection of the source
+ * keeps what the batch wrote and asks again for the rest, a lost connection of a sink (an IMAP
+ * target kicked) does not, since that sink cannot vouch for what it was sending.
+ */
+export function markSourceFault(e: MailferryError): MailferryError {
+  bySource.add(e);
+  return e;
+}
+
+export function isSourceFault(e: unknown): boolean {
+  return e instanceof MailferryError && bySource.has(e);
+}
+
 export function errnoCode(e: unknown): string | undefined {
   if (typeof e === 'object' && e !== null && 'code' in e) {
     const code = (e as { code: unknown }).code;

@@ -1,6 +1,6 @@
 import { writevSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { errnoCode, MailferryError } from '../domain/errors.js';
+import { errnoCode, MailferryError, markSourceFault } from '../domain/errors.js';
 import type { MessageMeta } from '../domain/message.js';
 import type { ArchiveEncoder } from '../formats/encoder.js';
 
@@ -58,9 +58,9 @@ export async function* sourceChunks(body: Readable): AsyncIterable<Buffer> {
 
 /** What a body stream failed with, as the source's error (retryable unless the source typed it otherwise). */
 export function sourceError(e: unknown): MailferryError {
-  if (e instanceof MailferryError) return e;
+  if (e instanceof MailferryError) return markSourceFault(e);
   const why = errnoCode(e) ?? (e instanceof Error ? e.message : String(e));
-  return new MailferryError('network', `the source's stream of a message failed (${why})`, { cause: e, retryable: true });
+  return markSourceFault(new MailferryError('network', `the source's stream of a message failed (${why})`, { cause: e, retryable: true }));
 }
 
 export async function writeAll(fh: Writer, parts: Buffer[]): Promise<void> {

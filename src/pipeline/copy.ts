@@ -1,5 +1,5 @@
 import { PassThrough, type Readable } from 'node:stream';
-import { MailferryError } from '../domain/errors.js';
+import { MailferryError, isSourceFault } from '../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../domain/message.js';
 import type { RunReport, Skipped } from '../report.js';
 import type { SinkFolder, Tx } from '../sinks/sink.js';
@@ -89,6 +89,8 @@ export async function copyBatch(
   const ended = new Set<string>();
   /** A retryable failure of the source (a connection lost, a stream cut mid-message): thrown after the commit. */
   let cut: MailferryError | undefined;
+  /** A write failed for the sink's own reason (not a body stream of the source's). */
+  let sinkFailed = false;
   try {
     try {
       for await (const { meta, body } of source.fetch(todo, signal)) {
@@ -105,7 +107,13 @@ export async function copyBatch(
         // never committed with a write still running.
         const results = await Promise.allSettled(targets.map((f, i) => write(f, meta, bodies[i] as Buffer | Readable)));
         const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-        if (failed !== undefined) throw failed.reason;
+        if (failed !== undefined) {
+          // A sink's own failure (an IMAP target's connection kicked mid-APPEND) is not a cut of the
+          // source: that sink cannot vouch for what it was sending, so nothing is committed (below)
+          // and the batch is retried whole, the sink re-matching what reached it.
+          if (!isSourceFault(failed.reason)) sinkFailed = true;
+          throw failed.reason;
+        }
         const n = results.filter((r) => r.status === 'fulfilled' && r.value).length;
         ended.add(meta.id);
         if (n > 0) {
@@ -118,7 +126,7 @@ export async function copyBatch(
       // Lost on the way (the source's error, whichever stream carried it: the sink dropped only
       // that message's file): what was written before is committed and counted below, and the
       // retry asks only for the rest. Anything else (the archive's error, an interrupt) aborts.
-      if (!(e instanceof MailferryError) || !e.retryable || signal.aborted) throw e;
+      if (!(e instanceof MailferryError) || !e.retryable || signal.aborted || sinkFailed) throw e;
       cut = e;
     }
     // What was written before a refusal is kept: commit it, then report the refusal.
