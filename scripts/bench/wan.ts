@@ -69,17 +69,21 @@ export interface WanRun {
   turnLogs: string[];
 }
 
-/** A connection's turn log with runs of the same turn folded (`X x5`). */
-export function foldTurns(log: string[]): string {
+/** Runs of equal items folded: `X x5`. */
+function fold(items: string[], sep: string): string {
   const out: string[] = [];
-  for (let i = 0; i < log.length; ) {
+  for (let i = 0; i < items.length; ) {
     let j = i;
-    while (j < log.length && log[j] === log[i]) j++;
-    const t = log[i] === '' ? '(data)' : (log[i] ?? '');
-    out.push(j - i > 1 ? `${t} x${j - i}` : t);
+    while (j < items.length && items[j] === items[i]) j++;
+    out.push(j - i > 1 ? `${items[i] ?? ''} x${j - i}` : (items[i] ?? ''));
     i = j;
   }
-  return out.join(' | ');
+  return out.join(sep);
+}
+
+/** A connection's turn log, repeated commands within a turn and repeated turns folded: `SELECT | UID FETCH body x40 | ...`. */
+export function foldTurns(log: string[]): string {
+  return fold(log.map((t) => (t === '' ? '(data)' : fold(t.split('+'), '+'))), ' | ');
 }
 
 const r2 = (n: number, d = 2): number => Number(n.toFixed(d));
