@@ -14,6 +14,10 @@
  * Prints a table and writes bench/results.json (one entry per preset) and bench/README.md.
  *
  * More scenarios are added as entries of `scenarios` with a runner for their tool.
+ *
+ * `npm run bench -- --wan [--messages N] [--folders N] [--delays 0,25,50] [--rate BYTES/S] [--repeat N]`
+ * runs issue 21's WAN comparison instead (scripts/bench/wan.ts): mailferry, mbsync and a bare
+ * fetch through an emulated link with a one-way delay (scripts/bench/wan-proxy.ts).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -27,6 +31,7 @@ import { describeMachine, processTreeCpuS } from './bench/machine.js';
 import { generateFolder, planMailbox, type MailboxSpec } from './bench/mailbox.js';
 import { aptInstall, ensureGnuTime, measure, type Measured } from './bench/measure.js';
 import { mbsyncVersion, writeMbsyncConfig } from './bench/mbsync.js';
+import { runWan } from './bench/wan.js';
 import { summarizeProfile } from './bench/profile.js';
 import { consoleTable, floorLines, readme, targetLines, type MailboxInfo, type ResultsFile, type RunResult, type ScenarioResult } from './bench/report.js';
 import { serverTruth, verifyArchive, verifyServer, type AccountTruth, type ArchiveFormat } from './bench/verify.js';
@@ -51,7 +56,18 @@ const log = (s: string): void => {
 // ---------------------------------------------------------------------------------------------
 // Command line
 
+interface WanFlags {
+  wan: true;
+  messages: number;
+  folders: number;
+  delays: number[];
+  repeat: number;
+  seed: number;
+  bytesPerS: number | undefined;
+}
+
 interface Options {
+  wan: false;
   preset: string;
   messages: number;
   seed: number;
@@ -61,7 +77,7 @@ interface Options {
   workdir: string | undefined;
 }
 
-function options(): Options {
+function options(): Options | WanFlags {
   const { values } = parseArgs({
     options: {
       size: { type: 'string', default: 'small' },
@@ -71,6 +87,10 @@ function options(): Options {
       repeat: { type: 'string' },
       keep: { type: 'boolean', default: false },
       workdir: { type: 'string' },
+      wan: { type: 'boolean', default: false },
+      folders: { type: 'string', default: '16' },
+      delays: { type: 'string', default: '0,25,50' },
+      rate: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -82,9 +102,28 @@ function options(): Options {
         '  --messages N   a custom count (results stored under "messages-N")\n' +
         '  --repeat N     rounds of every scenario; each reports its median (default: 3 for small, else 1)\n' +
         '  --profile      also run one Maildir backup under node --cpu-prof and summarize it\n' +
-        '  --keep         keep the work directory (archives, profiles, mbsync config)\n',
+        '  --keep         keep the work directory (archives, profiles, mbsync config)\n' +
+        '  --wan          the WAN mode instead (scripts/bench/wan.ts): mailferry, mbsync and a bare fetch through an\n' +
+        '                 emulated link; --messages (default 2000), --folders N (16), --delays MS,MS (0,25,50 one way),\n' +
+        '                 --rate BYTES/S (per connection and direction; default none), --repeat N (default 2); writes bench/wan.json\n',
     );
     process.exit(0);
+  }
+  if (values.wan) {
+    const list = (v: string): number[] => v.split(',').map(Number);
+    const wan = {
+      messages: Number(values.messages ?? 2_000),
+      folders: Number(values.folders),
+      delays: list(values.delays),
+      repeat: Number(values.repeat ?? 2),
+      seed: Number(values.seed),
+      bytesPerS: values.rate === undefined ? undefined : Number(values.rate),
+    };
+    const whole = [wan.messages, wan.folders, wan.repeat, wan.seed, ...wan.delays, wan.bytesPerS ?? 1];
+    if (!whole.every((n) => Number.isInteger(n) && n >= 0) || wan.messages < 10 || wan.folders < 1 || wan.repeat < 1) {
+      throw new Error('--wan: --messages >= 10, --folders >= 1, --repeat >= 1, --delays and --rate whole numbers');
+    }
+    return { ...wan, wan: true };
   }
   const count = values.messages !== undefined ? Number(values.messages) : PRESETS[values.size];
   if (count === undefined || !Number.isInteger(count) || count < 10) {
@@ -97,6 +136,7 @@ function options(): Options {
   const seed = Number(values.seed);
   if (!Number.isInteger(seed) || seed < 0) throw new Error('--seed must be a whole number');
   return {
+    wan: false,
     preset,
     messages: count,
     seed,
@@ -389,6 +429,7 @@ function ensureMbsync(notes: string[]): string | undefined {
 
 async function main(): Promise<void> {
   const opts = options();
+  if (opts.wan) return runWan({ ...opts, root: ROOT, log });
   const started = performance.now();
   const notes: string[] = [];
   const dovecot = ensureDovecot();

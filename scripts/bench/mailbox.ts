@@ -19,6 +19,8 @@ import { prng, randomBytes } from '../../test/fixtures/nasty.js';
 export interface MailboxSpec {
   messages: number;
   seed: number;
+  /** folders (default: folderCount(messages)); the WAN run spreads 2,000 messages over 16 */
+  folders?: number;
 }
 
 export interface FolderPlan {
@@ -60,7 +62,7 @@ export function folderCount(messages: number): number {
 }
 
 export function planMailbox(spec: MailboxSpec): FolderPlan[] {
-  const chosen = FOLDERS.slice(0, folderCount(spec.messages));
+  const chosen = FOLDERS.slice(0, Math.min(FOLDERS.length, spec.folders ?? folderCount(spec.messages)));
   const weight = chosen.reduce((n, f) => n + f.weight, 0);
   const counts = chosen.map((f) => Math.floor((spec.messages * f.weight) / weight));
   // Hand out the rounding remainder from the first folder on.

@@ -20,6 +20,8 @@ export interface MbsyncAccount {
   caFile: string;
   user: string;
   passwordFile: string;
+  /** plain IMAP on this port instead of IMAPS (the WAN run, through its proxy); LOGIN allowed without TLS */
+  plainPort?: number;
 }
 
 export function mbsyncVersion(): string | undefined {
@@ -40,12 +42,10 @@ FSync yes
 
 IMAPAccount bench
 Host ${account.host}
-Port ${account.imapsPort}
+${account.plainPort === undefined ? `Port ${account.imapsPort}` : `Port ${account.plainPort}`}
 User ${account.user}
 PassCmd ${quoted(`cat ${account.passwordFile}`)}
-SSLType IMAPS
-CertificateFile ${account.caFile}
-SystemCertificates no
+${account.plainPort === undefined ? `SSLType IMAPS\nCertificateFile ${account.caFile}\nSystemCertificates no` : 'SSLType None\nAuthMechs LOGIN'}
 
 IMAPStore bench-far
 Account bench

@@ -244,6 +244,8 @@ export function readme(results: ResultsFile): string {
     '  Durability is comparable: mbsync fsyncs each message file and fdatasyncs its journal per message',
     '  (strace of a 2,000-message run: 2,000 fsync + 2,012 fdatasync); mailferry fsyncs each message',
     '  file before it counts, and per batch the cur/ directory and its state file (2,038 fsync).',
+    '- Over an emulated WAN link (`npm run bench -- --wan`: mailferry, mbsync and a bare fetch through',
+    '  scripts/bench/wan-proxy.ts at 0, 25 and 50 ms one way): raw results in `bench/wan.json`, read in docs/performance.md.',
     '',
     ...runs.map(section).flatMap((s) => [s, '']),
   ].join('\n');
