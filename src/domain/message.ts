@@ -7,7 +7,11 @@ export interface MailboxInfo {
   readonly path: string;
   /** Hierarchy delimiter of the source ("/" or "."); "" for a flat source such as POP3. */
   readonly delimiter: string;
-  /** IMAP UIDVALIDITY; ids are stable only while it is unchanged. Undefined for POP3 (UIDL is global). */
+  /**
+   * IMAP UIDVALIDITY; ids are stable only while it is unchanged. Undefined for POP3 (UIDL is global).
+   * Below zero: the server gave none usable, and this is a stand-in for one run only
+   * (drivers/imap/uid-validity.ts): it never equals what an earlier run recorded.
+   */
   readonly uidValidity?: bigint;
   /** RFC 6154 role (\Sent, \Drafts, \Trash, \Junk, \Archive, \All, \Flagged) when the server says so. */
   readonly specialUse?: string;

@@ -9,7 +9,10 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  * - `mailboxes()` lists every mailbox, parents before children, \Noselect containers included
  *   (flagged `noSelect`) so that a Sink can reproduce the hierarchy. Names are Unicode.
  * - `select(mailbox)` opens a mailbox and returns it with its current `uidValidity` and message count.
- *   Ids handed out afterwards are valid for that uidValidity only.
+ *   Ids handed out afterwards are valid for that uidValidity only. A folder whose server gives no
+ *   usable UIDVALIDITY (none, not a number, zero, over 19 digits) gets a stand-in below zero, new
+ *   for each run (drivers/imap/uid-validity.ts, warned once per folder): its ids are trusted
+ *   within the run only, so every run is a UIDVALIDITY change and re-matches by `headers()`.
  * - `list(mailbox, wanted)` yields metadata (no bodies) of the messages whose id `wanted` accepts,
  *   in ascending id order. It never fetches a body.
  * - `headers(mailbox)` yields the header block and size of every message; used to re-match an

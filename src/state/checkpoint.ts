@@ -23,6 +23,7 @@ import { decodeFlagSets, decodeUidRuns, encodeFlagSets, encodeUidRuns, type Flag
  * (drivers/archive-names.ts); a folder may have a place and no record yet.
  */
 export interface FolderCheckpoint {
+  /** The UIDVALIDITY the ids belong to, in decimal; compared as a string, any difference is a change. */
   uidValidity?: string;
   /** A UIDVALIDITY re-match was started and not finished: ids are not trustworthy. */
   rematching?: boolean;

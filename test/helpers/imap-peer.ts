@@ -5,13 +5,15 @@ import { lineServer, type LineServer } from './line-server.js';
  * A small scripted IMAP4rev1 server on 127.0.0.1 (RFC 3501), for what Dovecot cannot be made to
  * do: one read-only INBOX of `messages` (UIDs 1..n, UIDVALIDITY 1), LOGIN with any password,
  * LIST, EXAMINE/SELECT, UID SEARCH (ALL, UID <set>), UID FETCH of UID FLAGS INTERNALDATE
- * RFC822.SIZE and BODY.PEEK[], LOGOUT. Its one fault is the point: `leaveOut` UIDs are left out of
+ * RFC822.SIZE, BODY.PEEK[] and BODY.PEEK[HEADER], LOGOUT. Its one fault is the point: `leaveOut` UIDs are left out of
  * the UID FETCH replies that ask for bodies (`body`) or for metadata only (`meta`), while SEARCH
  * still finds them, as a faulty server or proxy does; with `expungeLeftOut` they were expunged
  * meanwhile instead (SEARCH no longer finds them: the honest case). Everything else is answered as
  * the RFC says. Hostile variants (issue 17): `folders`, more mailboxes listed (as literals, so a
  * name may hold a newline) whose SELECT is refused; `internalDate`, the INTERNALDATE sent for
- * every message (default a valid one), e.g. `garbage`.
+ * every message (default a valid one), e.g. `garbage`; `uidValidity`, the UIDVALIDITY token sent
+ * (default `1`; `''` sends none at all), and `uids`, the UID of each message (default 1..n), so that
+ * a test can renumber the folder between runs as a server does after a UIDVALIDITY change.
  */
 export interface ImapPeerOptions {
   messages: readonly Buffer[];
@@ -23,6 +25,10 @@ export interface ImapPeerOptions {
   folders?: readonly string[];
   /** The INTERNALDATE of every message, sent as given inside the quotes. */
   internalDate?: string;
+  /** The UIDVALIDITY token sent on SELECT/EXAMINE, as given (`abc`, a 23-digit number); `''`: none sent. */
+  uidValidity?: string;
+  /** The UID of each message, ascending (default 1..n). */
+  uids?: readonly number[];
 }
 
 export type ImapPeer = LineServer;
@@ -43,7 +49,13 @@ export function uidsOf(set: string, max: number): number[] {
 
 export async function imapPeer(opts: ImapPeerOptions): Promise<ImapPeer> {
   const { messages } = opts;
+  const uidList = opts.uids ?? messages.map((_, i) => i + 1);
+  const byUid = new Map(uidList.map((u, i) => [u, messages[i] as Buffer]));
   const n = messages.length;
+  const max = Math.max(0, ...uidList);
+  /** The UIDs of `set` this folder holds (`*` is the highest). */
+  const held = (set: string): number[] => uidsOf(set, max).filter((u) => byUid.has(u));
+  const validity = opts.uidValidity ?? '1';
   const expunged = new Set<number>();
   const answer = (sock: net.Socket, tag: string, command: string): void => {
     const verb = (command.split(' ')[0] ?? '').toUpperCase();
@@ -67,7 +79,8 @@ export async function imapPeer(opts: ImapPeerOptions): Promise<ImapPeer> {
       case 'EXAMINE':
         if (!/ INBOX$/i.test(command) && !/ "INBOX"$/i.test(command)) return void sock.write(`${tag} NO [NONEXISTENT] no such mailbox\r\n`);
         sock.write(`* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n* ${n} EXISTS\r\n* 0 RECENT\r\n`);
-        sock.write(`* OK [UIDVALIDITY 1] UIDs valid\r\n* OK [UIDNEXT ${n + 1}] next UID\r\n`);
+        if (validity !== '') sock.write(`* OK [UIDVALIDITY ${validity}] UIDs valid\r\n`);
+        sock.write(`* OK [UIDNEXT ${max + 1}] next UID\r\n`);
         return ok(`[READ-ONLY] ${verb} completed`);
       case 'UID':
         return uid(sock, tag, command.slice(4));
@@ -85,7 +98,7 @@ export async function imapPeer(opts: ImapPeerOptions): Promise<ImapPeer> {
     if (verb.toUpperCase() === 'SEARCH') {
       // ALL, or UID <set> (RFC 3501 6.4.4); nothing else is asked of this peer.
       const i = args.findIndex((a) => a.toUpperCase() === 'UID');
-      const found = (i >= 0 ? uidsOf(args[i + 1] ?? '', n) : uidsOf('1:*', n)).filter((u) => !expunged.has(u));
+      const found = held(i >= 0 ? (args[i + 1] ?? '') : '1:*').filter((u) => !expunged.has(u));
       sock.write(`* SEARCH${found.map((u) => ` ${u}`).join('')}\r\n${tag} OK SEARCH completed\r\n`);
       return;
     }
@@ -95,17 +108,23 @@ export async function imapPeer(opts: ImapPeerOptions): Promise<ImapPeer> {
     }
     const items = args.slice(1).join(' ').toUpperCase();
     const body = items.includes('BODY.PEEK[]') || items.includes('BODY[]');
+    const header = items.includes('BODY.PEEK[HEADER]');
     const leave = new Set((body ? opts.leaveOut?.body : opts.leaveOut?.meta) ?? []);
-    for (const u of uidsOf(args[0] ?? '', n)) {
+    for (const u of held(args[0] ?? '')) {
       if (expunged.has(u)) continue;
       if (leave.has(u)) {
         if (body && opts.expungeLeftOut === true) expunged.add(u);
         continue;
       }
-      const raw = messages[u - 1] as Buffer;
-      const head = `* ${u} FETCH (UID ${u} FLAGS () INTERNALDATE "${opts.internalDate ?? DATE}" RFC822.SIZE ${raw.length}`;
+      const raw = byUid.get(u) as Buffer;
+      const seq = uidList.indexOf(u) + 1;
+      const head = `* ${seq} FETCH (UID ${u} FLAGS () INTERNALDATE "${opts.internalDate ?? DATE}" RFC822.SIZE ${raw.length}`;
       if (body) sock.write(Buffer.concat([Buffer.from(`${head} BODY[] {${raw.length}}\r\n`), raw, Buffer.from(')\r\n')]));
-      else sock.write(`${head})\r\n`);
+      else if (header) {
+        const end = raw.indexOf('\r\n\r\n');
+        const block = end < 0 ? raw : raw.subarray(0, end + 4);
+        sock.write(Buffer.concat([Buffer.from(`${head} BODY[HEADER] {${block.length}}\r\n`), block, Buffer.from(')\r\n')]));
+      } else sock.write(`${head})\r\n`);
     }
     sock.write(`${tag} OK FETCH completed\r\n`);
   };

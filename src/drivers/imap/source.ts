@@ -8,6 +8,7 @@ import { assertAlive, commandError } from './errors.js';
 import { resumableBody, type ChunkReader } from './download.js';
 import { GMAIL_EXTENSION, gmailFolders, LABEL_QUERY, labelsOf } from './gmail.js';
 import { ImapPool, type Conn } from './pool.js';
+import { UidValidities, UNUSABLE } from './uid-validity.js';
 import type { Fetched, FolderStatus, HeaderSample, Missing, Selected, Source } from '../../sources/source.js';
 
 /**
@@ -62,12 +63,15 @@ export class ImapSource implements Source {
   private readonly pool: ImapPool;
   /** Large messages whose resumed download did not add up to RFC822.SIZE: not resumed again in this run. */
   private readonly whole = new Set<string>();
+  /** A folder without a usable UIDVALIDITY gets this run's stand-in (uid-validity.ts). */
+  private readonly validities: UidValidities;
 
   constructor(private readonly opts: ImapSourceOptions) {
     const e = opts.endpoint;
     this.identity = `${e.tls === 'tls' ? 'imaps' : 'imap'}://${e.user}@${e.host}:${e.port}`;
     this.caps = { parallel: Math.max(1, opts.connections) };
     this.pool = new ImapPool({ ...opts, size: this.caps.parallel });
+    this.validities = new UidValidities((path) => opts.log.warn(`${this.where}: folder "${path}" ${UNUSABLE}`));
   }
 
   private get where(): string {
@@ -84,7 +88,9 @@ export class ImapSource implements Source {
       try {
         const box = await c.client.mailboxOpen(mailbox.path, { readOnly: true });
         assertAlive(c.client, this.where, SELECTED);
-        c.open = { path: mailbox.path, uidValidity: box.uidValidity, exists: box.exists };
+        // imapflow leaves uidValidity undefined when the server's is unusable (uid-validity.ts).
+        const uidValidity = this.validities.of(mailbox.path, box.uidValidity as bigint | undefined);
+        c.open = { path: mailbox.path, uidValidity, exists: box.exists };
       } catch (err: unknown) {
         c.open = undefined;
         const mapped = commandError(err, c.client, this.where);

@@ -12,6 +12,7 @@ import { syncFlags } from './flags.js';
 import { deselect, targetKey, type TargetSink } from './target-common.js';
 import { assertAlive } from './errors.js';
 import { multiAppend } from './multi-append.js';
+import { UidValidities, UNUSABLE } from './uid-validity.js';
 import type { Fingerprint, Match, SinkFolder, Tx } from '../../sinks/sink.js';
 import { bodyLimit } from '../body.js';
 import { lfToCrlf } from '../../formats/encoder.js';
@@ -84,13 +85,22 @@ export class ImapFolder implements SinkFolder {
    * known as ours (--sync-deletions) and one the headers cannot match is not appended twice.
    */
   private kept: Map<string, number> | undefined;
+  /** A target folder without a usable UIDVALIDITY gets this run's stand-in (uid-validity.ts). */
+  private readonly validities: UidValidities;
 
   constructor(
     private readonly sink: TargetSink,
     readonly mailbox: MailboxInfo,
     private readonly path: string,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.validities = new UidValidities((p) => log.warn(`${sink.name}: target folder "${p}" ${UNUSABLE}`));
+  }
+
+  /** The target folder's UIDVALIDITY as EXAMINE gave it, or this run's stand-in. */
+  private validity(given: bigint | undefined): bigint {
+    return this.validities.of(this.path, given);
+  }
 
   private get checkpoint(): Checkpoint {
     return this.sink.checkpoint;
@@ -100,13 +110,14 @@ export class ImapFolder implements SinkFolder {
   private async examine(): Promise<{ uidValidity: bigint; uids: number[] }> {
     return this.sink.withConn(async (c) => {
       const box = await c.client.mailboxOpen(this.path, { readOnly: true });
+      const uidValidity = this.validity(box.uidValidity as bigint | undefined);
       try {
-        if (box.exists === 0) return { uidValidity: box.uidValidity, uids: [] };
+        if (box.exists === 0) return { uidValidity, uids: [] };
         const found = await c.client.search({ all: true }, { uid: true });
         assertAlive(c.client, this.sink.where, { selected: true });
         // A refused SEARCH is not an empty folder: read as one, every message would be appended again.
         if (found === false || found === undefined) throw new MailferryError('mailbox', `folder "${this.path}" on ${this.sink.name}: the server refused UID SEARCH ALL`);
-        return { uidValidity: box.uidValidity, uids: found };
+        return { uidValidity, uids: found };
       } finally {
         await deselect(c.client);
       }
@@ -174,7 +185,7 @@ export class ImapFolder implements SinkFolder {
       } finally {
         await deselect(c.client);
       }
-      this.seen = { uidValidity: box.uidValidity, uids };
+      this.seen = { uidValidity: this.validity(box.uidValidity as bigint | undefined), uids };
       return fps;
     }, `cannot open folder "${this.path}"`);
     yield* out;
