@@ -2,7 +2,8 @@ import { Transform, type TransformCallback } from 'node:stream';
 
 /**
  * Line endings, both directions, in this one file: the archive sinks write through ArchiveEncoder
- * (CRLF -> LF), the archive sources read through lfToCrlf / CrlfStream (LF -> CRLF), so every
+ * (CRLF -> LF), the archive sources read through lfToCrlf / CrlfStream (LF -> CRLF; the mbox source
+ * un-quotes too, unquoteMboxrd / MboxWireStream), so every
  * Source hands out the wire form and no Sink converts it again (`toLf` in fingerprint.ts is
  * ArchiveEncoder too).
  *
