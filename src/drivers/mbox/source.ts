@@ -34,7 +34,7 @@ import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sou
  *   exact wire size; no message is held. select(), list() and fetch() use it while the file's
  *   size, mtime and inode are unchanged (a changed file is indexed again); missing() indexes anew.
  *   internalDate is the From_ line's date (asctime, UTC).
- * - headers() reads each header block alone (the index knows where it ends).
+ * - headers() reads the header blocks only (in windows of 256 KiB: a large body is skipped).
  * - fetch(): a message up to `streamThreshold` (wire size) is read into a Buffer, un-quoted, in
  *   wire form; a larger one is a Readable streamed from the file through MboxWireStream, so memory
  *   is bounded by bytes, as for the Maildir source. A read error is `kind: 'message'`.
@@ -166,7 +166,7 @@ export class MboxSource implements Source {
     }
   }
 
-  /** Each message's header block alone: one read of exactly its bytes (the index knows where it ends). */
+  /** Each message's header block (the index knows where it ends), without reading large bodies. */
   async *headers(mailbox: MailboxInfo): AsyncIterable<HeaderSample> {
     const file = this.fileOf(mailbox);
     const { spans } = await this.index(file);
@@ -175,8 +175,20 @@ export class MboxSource implements Source {
       throw localError('mailbox', e, `mbox ${file}`);
     });
     try {
+      // Read in windows of consecutive messages (one read serves many small ones; a large
+      // message's body is skipped), never more than HEADER_WINDOW at once beyond a long header.
+      const last = (spans[spans.length - 1] as MboxSpan).end;
+      let win: Buffer = Buffer.alloc(0);
+      let winStart = 0;
       for (const s of spans) {
-        const raw = await readRange(fh, s.start, s.headerEnd, file);
+        let raw: Buffer;
+        if (s.start >= winStart && s.headerEnd <= winStart + win.length) raw = win.subarray(s.start - winStart, s.headerEnd - winStart);
+        else if (s.headerEnd - s.start > HEADER_WINDOW) raw = await readRange(fh, s.start, s.headerEnd, file);
+        else {
+          win = await readRange(fh, s.start, Math.min(s.start + HEADER_WINDOW, last), file);
+          winStart = s.start;
+          raw = win.subarray(0, s.headerEnd - s.start);
+        }
         yield { id: String(s.offset), size: s.size, header: lfToCrlf(unquoteMboxrd(raw)) };
       }
     } finally {
@@ -224,6 +236,9 @@ export class MboxSource implements Source {
     // Nothing held open between calls.
   }
 }
+
+/** Bytes read at once by headers(). */
+const HEADER_WINDOW = 256 * 1024;
 
 interface Index {
   readonly spans: readonly MboxSpan[];
