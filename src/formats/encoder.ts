@@ -2,7 +2,8 @@ import { Transform, type TransformCallback } from 'node:stream';
 
 /**
  * Line endings, both directions, in this one file: the archive sinks write through ArchiveEncoder
- * (CRLF -> LF), the archive sources read through lfToCrlf / CrlfStream (LF -> CRLF), so every
+ * (CRLF -> LF), the archive sources read through lfToCrlf / CrlfStream (LF -> CRLF; the mbox source
+ * un-quotes too, unquoteMboxrd / MboxWireStream), so every
  * Source hands out the wire form and no Sink converts it again (`toLf` in fingerprint.ts is
  * ArchiveEncoder too).
  *
@@ -183,20 +184,113 @@ export class CrlfStream extends Transform {
 
 /** Undo mboxrd quoting of one LF message body: /^>+From / loses one ">". */
 export function unquoteMboxrd(b: Buffer): Buffer {
-  const pieces: Buffer[] = [];
-  let segStart = 0;
-  let ls = 0;
-  while (ls !== -1 && ls < b.length) {
-    if (b[ls] === GT) {
-      let i = ls;
-      while (i < b.length && b[i] === GT) i++;
-      if (b.length - i >= FROM.length && b.compare(FROM, 0, FROM.length, i, i + FROM.length) === 0) {
-        pieces.push(b.subarray(segStart, ls));
-        segStart = ls + 1;
+  const u = new Unquoter();
+  return Buffer.concat([...u.push(b), ...u.end()]);
+}
+
+/**
+ * mboxrd un-quoting chunk by chunk (/^>+From / loses one ">"), equal to unquoteMboxrd of the whole
+ * however the input is cut, with O(1) carried state: whether the next byte starts a line, whether a
+ * line's first ">" is held back, and how many bytes of "From " after the ">" run are held back
+ * (at most 4). The ">" run itself is passed on as it comes: every ">" but one is kept anyway, and
+ * the one that may go is held, so a line of a million ">" costs nothing.
+ */
+export class Unquoter {
+  private mode: 'start' | 'gts' | 'from' | 'rest' = 'start';
+  /** Bytes of "From " matched and held back (from earlier chunks once a chunk ends). */
+  private k = 0;
+
+  push(b: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    const put = (x: Buffer): void => {
+      if (x.length > 0) out.push(x);
+    };
+    let seg = 0;
+    let i = 0;
+    // "From " bytes held from earlier chunks (none yet in this one).
+    let heldK = this.mode === 'from' ? this.k : 0;
+    while (i < b.length) {
+      if (this.mode === 'start') {
+        if (b[i] === GT) {
+          put(b.subarray(seg, i)); // the held ">" is left out of every segment
+          i++;
+          seg = i;
+          this.mode = 'gts';
+        } else this.mode = 'rest';
+      } else if (this.mode === 'gts') {
+        while (i < b.length && b[i] === GT) i++;
+        if (i === b.length) break;
+        if (b[i] === F) {
+          this.mode = 'from';
+          this.k = 0;
+          heldK = 0;
+          put(b.subarray(seg, i));
+          seg = i;
+        } else {
+          put(b.subarray(seg, i));
+          put(ONE_GT); // not quoted: the held ">" goes back (among ">" only: order is moot)
+          seg = i;
+          this.mode = 'rest';
+        }
+      } else if (this.mode === 'from') {
+        while (i < b.length && this.k < FROM.length && b[i] === FROM[this.k]) {
+          i++;
+          this.k++;
+        }
+        if (this.k === FROM.length) {
+          put(FROM.subarray(0, heldK)); // quoted: the held ">" is dropped
+          this.mode = 'rest';
+        } else if (i < b.length) {
+          put(ONE_GT);
+          put(FROM.subarray(0, heldK));
+          this.mode = 'rest';
+        } else {
+          return out; // undecided at the chunk's end: "From " bytes held (seg..end)
+        }
+      } else {
+        const nl = b.indexOf(LF, i);
+        if (nl === -1) break;
+        i = nl + 1;
+        this.mode = 'start';
       }
     }
-    ls = nextLineStart(b, ls);
+    put(b.subarray(seg));
+    return out;
   }
-  pieces.push(b.subarray(segStart));
-  return Buffer.concat(pieces);
+
+  /** The input ended: what is still held goes out unchanged (a line cut short is not quoted). */
+  end(): Buffer[] {
+    const out: Buffer[] = [];
+    if (this.mode === 'gts' || this.mode === 'from') out.push(ONE_GT);
+    if (this.mode === 'from' && this.k > 0) out.push(FROM.subarray(0, this.k));
+    this.mode = 'start';
+    this.k = 0;
+    return out;
+  }
+}
+
+/**
+ * An mboxrd message body (LF, quoted) to the wire form as a stream: un-quoted (Unquoter), then
+ * LF -> CRLF (as CrlfStream), chunk by chunk; equal to lfToCrlf(unquoteMboxrd(whole)).
+ */
+export class MboxWireStream extends Transform {
+  private readonly unquote = new Unquoter();
+  private prevCr = false;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.out(this.unquote.push(chunk));
+    done();
+  }
+
+  override _flush(done: TransformCallback): void {
+    this.out(this.unquote.end());
+    done();
+  }
+
+  private out(parts: Buffer[]): void {
+    for (const p of parts) {
+      this.push(lfToCrlf(p, this.prevCr));
+      this.prevCr = p[p.length - 1] === CR;
+    }
+  }
 }

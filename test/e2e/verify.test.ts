@@ -182,20 +182,29 @@ describe('verify', { skip: dc.skip }, () => {
     assert.ok(folders !== undefined && folders.includes('INBOX') && !folders.includes('Drafts'), String(folders));
   });
 
-  test('the 20 MB message is verified with memory bounded as for backup (peak RSS, full depth, Maildir copy)', async () => {
+  test('the 20 MB message is verified with memory bounded as for backup (peak RSS, Maildir and mbox copies)', async () => {
     const preload = join(root, 'maxrss.cjs');
     await writeFile(preload, "process.on('exit', () => require('fs').writeFileSync(process.env.MAXRSS_FILE, String(process.resourceUsage().maxRSS)));\n");
-    const peak = async (cmd: string, to: string): Promise<number> => {
+    const peak = async (cmd: string, to: string, extra: string[] = []): Promise<number> => {
       const file = join(root, `rss-${cmd}`);
-      const r = await runCli([cmd, ...alice(), '--to', to, '--include', 'Archive/2023'], { ...env(), MAXRSS_FILE: file, NODE_OPTIONS: `--require ${preload}` }, { timeoutMs: 120_000 });
+      const r = await runCli([cmd, ...alice(), '--to', to, '--include', 'Archive/2023', ...extra], { ...env(), MAXRSS_FILE: file, NODE_OPTIONS: `--require ${preload}` }, { timeoutMs: 120_000 });
       assert.equal(r.status, 0, r.stderr);
       return Number(await readFile(file, 'utf8')) / 1024; // KiB -> MiB
     };
     const backup = await peak('backup', `maildir:${join(root, 'rss-md')}`);
     const verify = await peak('verify', `maildir:${join(root, 'rss-md')}`);
-    process.stderr.write(`peak RSS with the 20 MB message: backup ${backup.toFixed(1)} MiB, verify (full) ${verify.toFixed(1)} MiB\n`);
+    // The mbox copy: its source indexes the file and streams the large message (issue 16).
+    await peak('backup', `mbox:${join(root, 'rss-mbox')}`);
+    const mbox = await peak('verify', `mbox:${join(root, 'rss-mbox')}`);
+    const mboxQuick = await peak('verify', `mbox:${join(root, 'rss-mbox')}`, ['--quick']);
+    process.stderr.write(
+      `peak RSS with the 20 MB message: backup ${backup.toFixed(1)} MiB, verify (full) ${verify.toFixed(1)} MiB, ` +
+        `verify of the mbox copy ${mbox.toFixed(1)} MiB full, ${mboxQuick.toFixed(1)} MiB quick\n`,
+    );
     // Held whole on both sides, the message would add 40 MB or more.
-    assert.ok(verify < backup + 20, `verify ${verify.toFixed(1)} MiB, backup ${backup.toFixed(1)} MiB`);
+    for (const [what, v] of [['maildir', verify], ['mbox', mbox], ['mbox --quick', mboxQuick]] as const) {
+      assert.ok(v < backup + 20, `verify (${what}) ${v.toFixed(1)} MiB, backup ${backup.toFixed(1)} MiB`);
+    }
   });
 
   test('a connection lost mid-verify is retried: the folder is compared again, no difference twice, exit 0', async () => {

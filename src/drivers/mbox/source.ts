@@ -1,15 +1,15 @@
-import { lstat, readdir } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { lstat, readdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { MailferryError, errnoCode } from '../../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../../domain/message.js';
-import { lfToCrlf } from '../../formats/encoder.js';
-import { headerBlock, wireSizeOfLf } from '../../formats/fingerprint.js';
-import { readMbox, type MboxEntry } from '../../formats/mbox-reader.js';
+import { lfToCrlf, MboxWireStream, unquoteMboxrd } from '../../formats/encoder.js';
+import { scanMbox, type MboxSpan } from '../../formats/mbox-reader.js';
 import type { Logger } from '../../log/logger.js';
 import { defaultPlace, mboxFolderFile, placePath, unescapeComponent } from '../archive-paths.js';
 import { compareMailboxes as byPath } from '../../domain/message.js';
-import { linkError } from '../../state/no-follow.js';
+import { linkError, openNoFollow, openNoFollowSync } from '../../state/no-follow.js';
 import { loadArchiveState, type ArchiveState, type RecordedName } from '../../state/archive-state.js';
 import { DEFAULT_UID_VALIDITY, localError } from '../local.js';
 import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sources/source.js';
@@ -29,11 +29,15 @@ import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sou
  * - Only the committed part of the file is read: up to the state file's `end` when it has one, so a
  *   message torn by a crashed backup is never offered. The state's `noEol` offsets tell which
  *   messages had no final newline, so their bytes come back exact.
- * - list() has to read the whole file (flags live in each message's Status/X-Status/X-Keywords
- *   lines); `size` is the exact wire size. internalDate is the From_ line's date (asctime, UTC).
- * - fetch() yields lfToCrlf(original bytes). readMbox holds one message at a time, so memory is
- *   bounded by the largest message (it is not streamed from disk); a message over
- *   `streamThreshold` is still handed over as a Readable, as the contract asks.
+ * - The file is read once per open into an index (formats/mbox-reader.ts MboxScanner): each
+ *   message's offsets, header end, flags (its Status/X-Status/X-Keywords lines), From_ line and
+ *   exact wire size; no message is held. select(), list() and fetch() use it while the file's
+ *   size, mtime and inode are unchanged (a changed file is indexed again); missing() indexes anew.
+ *   internalDate is the From_ line's date (asctime, UTC).
+ * - headers() reads the header blocks only (in windows of 256 KiB: a large body is skipped).
+ * - fetch(): a message up to `streamThreshold` (wire size) is read into a Buffer, un-quoted, in
+ *   wire form; a larger one is a Readable streamed from the file through MboxWireStream, so memory
+ *   is bounded by bytes, as for the Maildir source. A read error is `kind: 'message'`.
  */
 export interface MboxSourceOptions {
   root: string;
@@ -52,6 +56,7 @@ export class MboxSource implements Source {
   private folders: Map<string, Folder> | undefined;
   private state: Promise<ArchiveState> | undefined;
   private recordedNames: Promise<Map<string, RecordedName>> | undefined;
+  private readonly indexes = new Map<string, { stamp: Stamp; index: Index }>();
 
   constructor(private readonly opts: MboxSourceOptions) {
     this.identity = `mbox:${opts.root}`;
@@ -113,84 +118,118 @@ export class MboxSource implements Source {
     };
   }
 
-  /** Entries of the committed part of the file, from `start`. */
-  private async *entries(file: string, start = 0): AsyncGenerator<MboxEntry> {
+  /**
+   * The folder's index: every message's span (formats/mbox-reader.ts), from one read of the
+   * committed part of the file. Kept while the file's size, mtime and inode stay as they were
+   * (`fresh` reads it anew, as missing() must); a file that changed is read again.
+   */
+  private async index(file: string, fresh = false): Promise<Index> {
+    let st: Stamp | undefined;
+    try {
+      const s = await lstat(file);
+      if (s.isSymbolicLink()) throw linkError(file); // never followed (state/no-follow.ts)
+      st = { size: s.size, mtimeMs: s.mtimeMs, ino: s.ino };
+    } catch (e: unknown) {
+      if (errnoCode(e) !== 'ENOENT') throw localError('mailbox', e, `mbox ${file}`);
+    }
+    if (st === undefined) return { spans: [], byOffset: new Map() };
+    const known = this.indexes.get(file);
+    if (!fresh && known !== undefined && sameStamp(known.stamp, st)) return known.index;
     const rec = await this.recorded(file);
-    let size: number;
-    try {
-      const st = await lstat(file);
-      if (st.isSymbolicLink()) throw linkError(file); // never followed (state/no-follow.ts)
-      size = st.size;
-    } catch (e: unknown) {
-      if (errnoCode(e) === 'ENOENT') return;
-      throw localError('mailbox', e, `mbox ${file}`);
-    }
     // A file shorter than recorded was rewritten by someone else: read all of it.
-    const end = rec.end !== undefined && rec.end <= size ? rec.end : size;
-    if (start >= end) return;
+    const end = rec.end !== undefined && rec.end <= st.size ? rec.end : st.size;
+    const spans: MboxSpan[] = [];
     try {
-      yield* readMbox(file, rec.noEol, start, end, rec.labelled);
+      for await (const s of scanMbox(file, rec.noEol, end, rec.labelled)) spans.push(s);
     } catch (e: unknown) {
       throw localError('mailbox', e, `mbox ${file}`);
     }
+    const index = { spans, byOffset: new Map(spans.map((s) => [s.offset, s])) };
+    this.indexes.set(file, { stamp: st, index });
+    return index;
   }
 
   async select(mailbox: MailboxInfo): Promise<Selected> {
     const file = this.fileOf(mailbox);
     const rec = await this.recorded(file);
     const uidValidity = rec.uidValidity === undefined ? DEFAULT_UID_VALIDITY : BigInt(rec.uidValidity);
-    let count = 0;
-    if (mailbox.noSelect !== true) for await (const _e of this.entries(file)) count++;
+    const count = mailbox.noSelect === true ? 0 : (await this.index(file)).spans.length;
     return { mailbox: { ...mailbox, uidValidity }, count };
   }
 
   async *list(mailbox: MailboxInfo, wanted: (id: string) => boolean): AsyncIterable<MessageMeta> {
-    for await (const e of this.entries(this.fileOf(mailbox))) {
-      const id = String(e.offset);
+    for (const s of (await this.index(this.fileOf(mailbox))).spans) {
+      const id = String(s.offset);
       if (!wanted(id)) continue;
-      const date = dateOfFromLine(e.fromLine);
-      yield {
-        mailbox,
-        id,
-        size: wireSizeOfLf(e.body),
-        flags: e.flags,
-        ...(date === undefined ? {} : { internalDate: date }),
-      };
+      const date = dateOfFromLine(s.fromLine);
+      yield { mailbox, id, size: s.size, flags: s.flags, ...(date === undefined ? {} : { internalDate: date }) };
     }
   }
 
+  /** Each message's header block (the index knows where it ends), without reading large bodies. */
   async *headers(mailbox: MailboxInfo): AsyncIterable<HeaderSample> {
-    for await (const e of this.entries(this.fileOf(mailbox))) {
-      yield { id: String(e.offset), size: wireSizeOfLf(e.body), header: lfToCrlf(headerBlock(e.body)) };
+    const file = this.fileOf(mailbox);
+    const { spans } = await this.index(file);
+    if (spans.length === 0) return;
+    const fh = await openNoFollow(file, 'r').catch((e: unknown) => {
+      throw localError('mailbox', e, `mbox ${file}`);
+    });
+    try {
+      // Read in windows of consecutive messages (one read serves many small ones; a large
+      // message's body is skipped), never more than HEADER_WINDOW at once beyond a long header.
+      const last = (spans[spans.length - 1] as MboxSpan).end;
+      let win: Buffer = Buffer.alloc(0);
+      let winStart = 0;
+      for (const s of spans) {
+        let raw: Buffer;
+        if (s.start >= winStart && s.headerEnd <= winStart + win.length) raw = win.subarray(s.start - winStart, s.headerEnd - winStart);
+        else if (s.headerEnd - s.start > HEADER_WINDOW) raw = await readRange(fh, s.start, s.headerEnd, file);
+        else {
+          win = await readRange(fh, s.start, Math.min(s.start + HEADER_WINDOW, last), file);
+          winStart = s.start;
+          raw = win.subarray(0, s.headerEnd - s.start);
+        }
+        yield { id: String(s.offset), size: s.size, header: lfToCrlf(unquoteMboxrd(raw)) };
+      }
+    } finally {
+      await fh.close().catch(() => undefined);
     }
   }
 
+  /**
+   * Each message read from its span: up to `streamThreshold` (wire size) into a Buffer, above it
+   * streamed from the file through MboxWireStream (un-quoted, LF -> CRLF on the way), never whole.
+   */
   async *fetch(batch: readonly MessageMeta[], signal: AbortSignal): AsyncIterable<Fetched> {
     const first = batch[0];
     if (first === undefined) return;
     const file = this.fileOf(first.mailbox);
+    const { byOffset } = await this.index(file);
     const sorted = [...batch].sort((a, b) => Number(a.id) - Number(b.id));
-    for (const meta of sorted) {
-      if (signal.aborted) throw new MailferryError('interrupted', 'interrupted');
-      const offset = Number(meta.id);
-      if (!Number.isSafeInteger(offset) || offset < 0) continue;
-      let entry: MboxEntry | undefined;
-      // The first entry from `offset` is the message when a From_ line starts there.
-      for await (const e of this.entries(file, offset)) {
-        if (e.offset === offset) entry = e;
-        break;
+    let fh: FileHandle | undefined;
+    try {
+      for (const meta of sorted) {
+        if (signal.aborted) throw new MailferryError('interrupted', 'interrupted');
+        const span = byOffset.get(Number(meta.id));
+        if (span === undefined) continue; // gone (file rewritten or shortened)
+        if (span.size > this.opts.streamThreshold) {
+          yield { meta, body: streamRange(file, span.start, span.end) };
+          continue;
+        }
+        fh ??= await openNoFollow(file, 'r').catch((e: unknown) => {
+          throw localError('mailbox', e, `mbox ${file}`);
+        });
+        yield { meta, body: lfToCrlf(unquoteMboxrd(await readRange(fh, span.start, span.end, file))) };
       }
-      if (entry === undefined) continue; // gone (file rewritten or shortened)
-      const bytes = lfToCrlf(entry.body);
-      yield { meta, body: bytes.length > this.opts.streamThreshold ? chunked(bytes) : bytes };
+    } finally {
+      await fh?.close().catch(() => undefined);
     }
   }
 
   /** Offsets where no message starts any more (the file read anew) are gone. */
   async missing(mailbox: MailboxInfo, ids: readonly string[]): Promise<Missing> {
-    const present = new Set<string>();
-    if (mailbox.noSelect !== true) for await (const e of this.entries(this.fileOf(mailbox))) present.add(String(e.offset));
-    return { gone: new Set(ids.filter((id) => !present.has(id))) };
+    const present = mailbox.noSelect === true ? new Map() : (await this.index(this.fileOf(mailbox), true)).byOffset;
+    return { gone: new Set(ids.filter((id) => !present.has(Number(id)))) };
   }
 
   async close(): Promise<void> {
@@ -198,15 +237,58 @@ export class MboxSource implements Source {
   }
 }
 
-/** A large body as a Readable of 64 KiB chunks (the contract: over the threshold means a stream). */
-function chunked(b: Buffer): Readable {
-  const size = 1 << 16;
-  return Readable.from(
-    (function* () {
-      for (let i = 0; i < b.length; i += size) yield b.subarray(i, i + size);
-    })(),
-    { objectMode: false },
-  );
+/** Bytes read at once by headers(). */
+const HEADER_WINDOW = 256 * 1024;
+
+interface Index {
+  readonly spans: readonly MboxSpan[];
+  readonly byOffset: ReadonlyMap<number, MboxSpan>;
+}
+
+/** What tells that a file changed since it was indexed. */
+interface Stamp {
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly ino: number;
+}
+
+function sameStamp(a: Stamp, b: Stamp): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino;
+}
+
+/** Bytes start..end of the file; a file cut short meanwhile is an error of the message. */
+async function readRange(fh: FileHandle, start: number, end: number, file: string): Promise<Buffer> {
+  const out = Buffer.allocUnsafe(end - start);
+  let at = 0;
+  try {
+    while (at < out.length) {
+      const { bytesRead } = await fh.read(out, at, out.length - at, start + at);
+      if (bytesRead === 0) throw new MailferryError('message', `mbox ${file}: message at ${start} cut short`);
+      at += bytesRead;
+    }
+  } catch (e: unknown) {
+    throw localError('message', e, `message at ${start} in ${file}`);
+  }
+  return out;
+}
+
+/** Bytes start..end of the file as the wire form, streamed (a read error is the message's). */
+function streamRange(file: string, start: number, end: number): Readable {
+  const wire = new MboxWireStream();
+  if (end <= start) {
+    wire.end();
+    return wire;
+  }
+  let raw: Readable;
+  try {
+    raw = createReadStream(file, { fd: openNoFollowSync(file, 'r'), start, end: end - 1 });
+  } catch (e: unknown) {
+    wire.destroy(localError('message', e, `message at ${start} in ${file}`));
+    return wire;
+  }
+  raw.on('error', (e: unknown) => wire.destroy(localError('message', e, `message at ${start} in ${file}`)));
+  wire.on('close', () => raw.destroy());
+  return raw.pipe(wire);
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
