@@ -1,3 +1,4 @@
+import { sleep } from '../../domain/retry.js';
 import { MailferryError } from '../../domain/errors.js';
 import type { SmtpSender } from './transport.js';
 
@@ -47,16 +48,8 @@ export function rateLimited(sender: SmtpSender, rate: Rate, signal: AbortSignal)
   };
 }
 
+/** Wait until `at` (ms since the epoch), or less when `signal` aborts: the one `sleep` of domain/retry.ts. */
 export function sleepUntil(at: number, signal: AbortSignal): Promise<void> {
   const ms = at - Date.now();
-  if (ms <= 0 || signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
+  return ms <= 0 ? Promise.resolve() : sleep(ms, signal);
 }
