@@ -1,9 +1,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli, type CliResult } from '../helpers/cli.js';
+import { peakRss } from '../helpers/peak-rss.js';
 import { withTempDir } from '../helpers/tmpdir.js';
 import { endless, fakeServer, standard, type Mailbox } from '../helpers/pop3-peer.js';
 import type net from 'node:net';
@@ -24,29 +24,19 @@ async function archived(dir: string, sub: string): Promise<string[]> {
 /** Run a backup against `box` (with `override`), sampling the child's peak RSS (VmHWM, kB). */
 async function run(box: Mailbox, override: ((line: string, sock: net.Socket) => boolean) | undefined, dir: string): Promise<{ r: CliResult; peakKb: number }> {
   const fake = await fakeServer(standard({ messages, ...box }, override));
-  let peakKb = 0;
-  let sampler: NodeJS.Timeout | undefined;
+  const rss = peakRss();
   try {
     const r = await runCli(
       ['backup', '--from', `pop3://alice@127.0.0.1:${fake.port}`, '--tls-mode', 'plain', '--password-env', 'PW', '--to', `maildir:${dir}`, '--json'],
       { PW: 'pw', XDG_STATE_HOME: join(dir, '.xdg') },
       {
         timeoutMs: 90_000,
-        onSpawn: (child) => {
-          sampler = setInterval(() => {
-            try {
-              const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid ?? 0}/status`, 'utf8'));
-              if (m !== null) peakKb = Math.max(peakKb, Number(m[1]));
-            } catch {
-              // exited meanwhile
-            }
-          }, 50);
-        },
+        onSpawn: rss.onSpawn,
       },
     );
-    return { r, peakKb };
+    return { r, peakKb: rss.peakKb };
   } finally {
-    clearInterval(sampler);
+    rss.stop();
     await fake.close();
   }
 }

@@ -4,7 +4,8 @@ import { imapAuth, NoOAuth2Login, withCredential, type Credential, type Credenti
 import { MailferryError } from '../../domain/errors.js';
 import type { RemoteEndpoint } from '../../endpoints/url.js';
 import type { Logger } from '../../log/logger.js';
-import { assertAlive, commandError, isAlive, mapImapError, printable } from './errors.js';
+import { MAX_MESSAGE_SIZE } from '../message-limit.js';
+import { assertAlive, commandError, isAlive, mapImapError, noteFault, printable } from './errors.js';
 
 /**
  * A pool of logged-in imapflow clients, shared by the IMAP Source and the IMAP APPEND Sink.
@@ -19,6 +20,14 @@ import { assertAlive, commandError, isAlive, mapImapError, printable } from './e
  * quietly after the BYE fails the use, retryable, and its result is not used), and a connection
  * that is no longer alive is not pooled again. The BYE's text is logged (debug) when the
  * connection closes, and is in the lost-connection error the retry logs.
+ *
+ * What a server may make us buffer or wait for is bounded (issue 17). imapflow bounds one
+ * response (options below: a line, a literal, a response's bytes and tokens); a command's answer
+ * of many responses (an endless LIST, SEARCH or metadata FETCH) and its time are bounded here, per
+ * `withConn` use (guard): COMMAND_BYTES received (a use may `allow` more, e.g. per message it
+ * lists) and COMMAND_MS in all, besides imapflow's idle timeout, which a server trickling a byte
+ * now and then never trips. Over either, the connection is dropped: too much is a server fault
+ * (`protocol`, exit 5), too slow a retryable network error.
  */
 export interface ImapPoolOptions {
   endpoint: RemoteEndpoint;
@@ -29,6 +38,10 @@ export interface ImapPoolOptions {
   size: number;
   log: Logger;
   debug: boolean;
+  /** The largest literal a server may send (a message body); default MAX_MESSAGE_SIZE. */
+  maxMessageSize?: number;
+  /** A `withConn` use's time limit; default COMMAND_MS. */
+  commandMs?: number;
   /** Called once per new client after login (e.g. to read its NAMESPACE). */
   onConnect?: (client: ImapFlow) => void;
 }
@@ -38,7 +51,16 @@ export interface Conn {
   broken: boolean;
   /** Path and UIDVALIDITY of the mailbox this connection has open (the Source's business). */
   open?: { path: string; uidValidity: bigint; exists: number };
+  /** Raise the current `withConn` use's byte bound by `bytes` (no-op outside one). */
+  allow(bytes: number): void;
 }
+
+/** One response line (a SEARCH of ~4M UIDs), and the parse tree nodes of one response. */
+const MAX_LINE = 32 << 20;
+const MAX_TOKENS = 200_000;
+/** A `withConn` use: bytes received (before `allow`) and time. */
+export const COMMAND_BYTES = 4 << 20;
+export const COMMAND_MS = 10 * 60_000;
 
 export class ImapPool {
   readonly where: string;
@@ -73,11 +95,16 @@ export class ImapPool {
       connectionTimeout: 30_000,
       greetingTimeout: 30_000,
       socketTimeout: 5 * 60_000,
+      maxLiteralSize: this.opts.maxMessageSize ?? MAX_MESSAGE_SIZE,
+      maxResponseSize: (this.opts.maxMessageSize ?? MAX_MESSAGE_SIZE) + MAX_LINE,
+      maxLineLength: MAX_LINE,
+      maxResponseTokens: MAX_TOKENS,
     };
     const client = new ImapFlow(options);
-    const conn: Conn = { client, broken: false };
+    const conn: Conn = { client, broken: false, allow: () => undefined };
     client.on('error', (err: unknown) => {
       conn.broken = true;
+      noteFault(client, err, this.where);
       this.opts.log.debug(`imap connection error: ${mapImapError(err, this.where).message}`);
     });
     client.on('close', () => {
@@ -165,6 +192,7 @@ export class ImapPool {
   /** Run `fn` on a pooled connection; errors become MailferryError (`what` prefixes a NO). */
   async withConn<T>(fn: (c: Conn) => Promise<T>, what?: string): Promise<T> {
     const c = await this.acquire();
+    const stop = this.guard(c);
     try {
       const out = await fn(c);
       assertAlive(c.client, this.where);
@@ -177,8 +205,41 @@ export class ImapPool {
       }
       throw mapped;
     } finally {
+      stop();
       this.release(c);
     }
+  }
+
+  /**
+   * Bound one use of `c`: COMMAND_BYTES received (plus what `c.allow` adds) and `commandMs`; over
+   * either, the fault is noted for commandError and the connection closed, which fails the
+   * command in flight at once. Returns the function that ends the watch.
+   */
+  private guard(c: Conn): () => void {
+    let budget = COMMAND_BYTES;
+    let received = 0;
+    const ms = this.opts.commandMs ?? COMMAND_MS;
+    const drop = (fault: MailferryError): void => {
+      noteFault(c.client, fault, this.where);
+      c.broken = true;
+      c.client.close();
+    };
+    const onData = (chunk: Buffer): void => {
+      received += chunk.length;
+      if (received > budget) drop(new MailferryError('protocol', `${this.where} sent more than ${Math.round(budget / 2 ** 20)} MiB in answer to one command; connection dropped`));
+    };
+    // imapflow's socket (not in its types): every byte read, before TLS and parsing are done with it.
+    const socket = (c.client as unknown as { socket?: NodeJS.EventEmitter | false }).socket || undefined;
+    socket?.on('data', onData);
+    const timer = setTimeout(() => drop(new MailferryError('network', `${this.where} sends too slowly: no complete answer after ${Math.round(ms / 1000)} s`, { retryable: true })), ms);
+    c.allow = (bytes) => {
+      budget += bytes;
+    };
+    return () => {
+      clearTimeout(timer);
+      socket?.off('data', onData);
+      c.allow = () => undefined;
+    };
   }
 
   /** Log out every connection (2 s at most each); never throws. */
@@ -197,6 +258,23 @@ export class ImapPool {
       }),
     );
   }
+}
+
+/**
+ * Until the returned function is called, a literal over `bytes` ends `client`'s connection at its
+ * `{n}` marker, before a byte of it is buffered (imapflow's LiteralTooLarge, noted by the 'error'
+ * listener; errors.ts isLiteralTooLarge). imapflow reads the bound from its parser at every
+ * literal, so it is set per command there (not in imapflow's types); the connection's own bound
+ * (maxMessageSize) is put back afterwards.
+ */
+export function capLiterals(client: ImapFlow, bytes: number): () => void {
+  const parser = (client as unknown as { streamer?: { maxLiteralSize?: number } }).streamer;
+  if (parser === undefined || typeof parser.maxLiteralSize !== 'number') return () => undefined;
+  const before = parser.maxLiteralSize;
+  parser.maxLiteralSize = Math.min(before, bytes);
+  return () => {
+    parser.maxLiteralSize = before;
+  };
 }
 
 function imapLogger(log: Logger): NonNullable<ImapFlowOptions['logger']> {
