@@ -13,6 +13,8 @@ import type { Source } from '../sources/source.js';
 /** What every Source a command builds is given. */
 export interface SourceOptions {
   streamThreshold: number;
+  /** `--max-message-size`: the most a server may send for one message (drivers/message-limit.ts). */
+  maxMessageSize?: number;
   log: Logger;
   debug: boolean;
 }
@@ -40,6 +42,7 @@ export function accountSource(a: AccountSpec, o: SourceOptions): Source {
     streamThreshold: o.streamThreshold,
     log: o.log,
     debug: o.debug,
+    ...(o.maxMessageSize === undefined ? {} : { maxMessageSize: o.maxMessageSize }),
   };
   return a.endpoint.kind === 'pop3' ? new Pop3Source({ ...common, noUidl: a.noUidl ?? false }) : new ImapSource({ ...common, connections: a.connections, labels: a.labels === true });
 }

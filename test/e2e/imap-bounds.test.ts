@@ -17,12 +17,12 @@ import { withTempDir } from '../helpers/tmpdir.js';
 const messages = [1, 2, 3].map((i) => Buffer.from(`Subject: m${i}\r\nMessage-ID: <m${i}@mailferry.test>\r\n\r\nbody ${i}\r\n`));
 const RSS_LIMIT_KB = 200 * 1024;
 
-async function backup(hostile: Hostile, dir: string): Promise<{ r: CliResult; peakKb: number }> {
-  const peer = await imapPeer({ messages, hostile });
+async function backup(hostile: Hostile | undefined, dir: string, more: string[] = [], box: readonly Buffer[] = messages): Promise<{ r: CliResult; peakKb: number }> {
+  const peer = await imapPeer({ messages: box, ...(hostile === undefined ? {} : { hostile }) });
   const rss = peakRss();
   try {
     const r = await runCli(
-      ['backup', '--from', `imap://alice@127.0.0.1:${peer.port}`, '--tls-mode', 'plain', '--password-env', 'PW', '--to', `maildir:${join(dir, 'archive')}`, '--json'],
+      ['backup', '--from', `imap://alice@127.0.0.1:${peer.port}`, '--tls-mode', 'plain', '--password-env', 'PW', '--to', `maildir:${join(dir, 'archive')}`, '--json', ...more],
       { PW: 'pw', XDG_STATE_HOME: join(dir, 'state') },
       {
         timeoutMs: 120_000,
@@ -63,4 +63,18 @@ describe('IMAP server sending more than it announced', () => {
       });
     });
   }
+});
+
+describe('--max-message-size', () => {
+  test('a message over it is skipped and reported without fetching it (exit 3), the others archived', { timeout: 60_000 }, async () => {
+    const box = [messages[0] as Buffer, Buffer.from(`Subject: big\r\n\r\n${'x'.repeat(2000)}\r\n`), messages[2] as Buffer];
+    await withTempDir('mf-imap-bounds-', async (dir) => {
+      const { r } = await backup(undefined, dir, ['--max-message-size', '1K'], box);
+      assert.equal(r.status, 3, r.stderr);
+      const summary = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as { skipped?: { id?: string; reason: string }[] };
+      assert.deepEqual(summary.skipped?.map((s) => s.id), ['2'], r.stdout);
+      assert.match(summary.skipped?.[0]?.reason ?? '', /over --max-message-size \(1024 bytes\)/);
+      assert.equal((await readdir(join(dir, 'archive', 'new'))).length, 2);
+    });
+  });
 });
