@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { imapPeer, type Hostile } from '../helpers/imap-peer.js';
 import { peakRss } from '../helpers/peak-rss.js';
@@ -17,7 +18,13 @@ import { withTempDir } from '../helpers/tmpdir.js';
 const messages = [1, 2, 3].map((i) => Buffer.from(`Subject: m${i}\r\nMessage-ID: <m${i}@mailferry.test>\r\n\r\nbody ${i}\r\n`));
 const RSS_LIMIT_KB = 200 * 1024;
 
-async function backup(hostile: Hostile | undefined, dir: string, more: string[] = [], box: readonly Buffer[] = messages): Promise<{ r: CliResult; peakKb: number }> {
+async function backup(
+  hostile: Hostile | undefined,
+  dir: string,
+  more: string[] = [],
+  box: readonly Buffer[] = messages,
+  onSpawn?: (child: ChildProcess) => void,
+): Promise<{ r: CliResult; peakKb: number }> {
   const peer = await imapPeer({ messages: box, ...(hostile === undefined ? {} : { hostile }) });
   const rss = peakRss();
   try {
@@ -26,7 +33,10 @@ async function backup(hostile: Hostile | undefined, dir: string, more: string[] 
       { PW: 'pw', XDG_STATE_HOME: join(dir, 'state') },
       {
         timeoutMs: 120_000,
-        onSpawn: rss.onSpawn,
+        onSpawn: (child) => {
+          rss.onSpawn(child);
+          onSpawn?.(child);
+        },
       },
     );
     return { r, peakKb: rss.peakKb };
@@ -75,6 +85,23 @@ describe('--max-message-size', () => {
       assert.deepEqual(summary.skipped?.map((s) => s.id), ['2'], r.stdout);
       assert.match(summary.skipped?.[0]?.reason ?? '', /over --max-message-size \(1024 bytes\)/);
       assert.equal((await readdir(join(dir, 'archive', 'new'))).length, 2);
+    });
+  });
+});
+
+describe('a server trickling its answer', () => {
+  test('SIGTERM during a LIST sent a byte every 200 ms: exit 130 within seconds', { timeout: 60_000 }, async () => {
+    await withTempDir('mf-imap-bounds-', async (dir) => {
+      let sent = 0;
+      const { r } = await backup({ kind: 'trickle', everyMs: 200 }, dir, [], messages, (child) => {
+        setTimeout(() => {
+          sent = Date.now();
+          child.kill('SIGTERM');
+        }, 2000);
+      });
+      const took = Date.now() - sent;
+      assert.equal(r.status, 130, r.stderr);
+      assert.ok(took < 5000, `${took} ms after SIGTERM`);
     });
   });
 });

@@ -42,6 +42,8 @@ export interface ImapPoolOptions {
   maxMessageSize?: number;
   /** A `withConn` use's time limit; default COMMAND_MS. */
   commandMs?: number;
+  /** The run's: once aborted, every connection is closed, so a command in flight ends at once (SIGTERM). */
+  signal?: AbortSignal;
   /** Called once per new client after login (e.g. to read its NAMESPACE). */
   onConnect?: (client: ImapFlow) => void;
 }
@@ -72,6 +74,16 @@ export class ImapPool {
 
   constructor(private readonly opts: ImapPoolOptions) {
     this.where = `${opts.endpoint.host}:${opts.endpoint.port}`;
+    opts.signal?.addEventListener('abort', () => this.interrupt(), { once: true });
+  }
+
+  /** The run was interrupted: every command in flight fails now as `interrupted`, not when its server answers. */
+  private interrupt(): void {
+    for (const c of this.all) {
+      noteFault(c.client, new MailferryError('interrupted', 'interrupted'), this.where);
+      c.broken = true;
+      c.client.close();
+    }
   }
 
   private connect(): Promise<Conn> {
@@ -143,6 +155,8 @@ export class ImapPool {
       try {
         const c = await this.connect();
         this.all.add(c);
+        // Interrupted while it logged in: interrupt() did not see it.
+        if (this.opts.signal?.aborted === true) this.interrupt();
         return c;
       } finally {
         this.creating--;

@@ -52,6 +52,8 @@ export interface ImapSourceOptions {
   maxMessageSize?: number;
   /** The time one LIST, SEARCH or listing may take in all (pool.ts); default COMMAND_MS. */
   commandMs?: number;
+  /** The run's abort signal: an interrupt closes every connection at once (pool.ts). */
+  signal?: AbortSignal;
 }
 
 
