@@ -107,7 +107,8 @@ const MESSAGE_SIZE_FLAG: Record<string, Options> = {
     type: 'string',
     requiresArg: true,
     ...shown('1024M'),
-    describe: 'a message over BYTES (or NK, NM), or sent larger than the server announced it, is skipped and reported (exit 3)',
+    hidden: true,
+    describe: 'skip (and report) a message over BYTES (or NK, NM), or sent larger than announced',
   },
 };
 

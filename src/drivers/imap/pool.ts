@@ -24,8 +24,8 @@ import { assertAlive, commandError, isAlive, mapImapError, noteFault, printable 
  * What a server may make us buffer or wait for is bounded (issue 17). imapflow bounds one
  * response (options below: a line, a literal, a response's bytes and tokens); a command's answer
  * of many responses (an endless LIST, SEARCH or metadata FETCH) and its time are bounded here, per
- * `withConn` use (guard): COMMAND_BYTES received (a use may `allow` more, e.g. per message it
- * lists) and COMMAND_MS in all, besides imapflow's idle timeout, which a server trickling a byte
+ * `withConn` use (guard): COMMAND_BYTES received (plus PER_MESSAGE per message of the folder
+ * selected) and COMMAND_MS (plus PER_MESSAGE_MS per message) in all, besides imapflow's idle timeout, which a server trickling a byte
  * now and then never trips. Over either, the connection is dropped: too much is a server fault
  * (`protocol`, exit 5), too slow a retryable network error.
  */
@@ -53,15 +53,15 @@ export interface Conn {
   broken: boolean;
   /** Path and UIDVALIDITY of the mailbox this connection has open (the Source's business). */
   open?: { path: string; uidValidity: bigint; exists: number };
-  /** Raise the current `withConn` use's byte bound by `bytes` (no-op outside one). */
-  allow(bytes: number): void;
 }
 
 /** One response line (a SEARCH of ~4M UIDs), and the parse tree nodes of one response. */
 const MAX_LINE = 32 << 20;
 const MAX_TOKENS = 200_000;
-/** A `withConn` use: bytes received (before `allow`) and time. */
+/** A `withConn` use: bytes received (plus PER_MESSAGE for each message of the folder selected) and time. */
 export const COMMAND_BYTES = 4 << 20;
+export const PER_MESSAGE = 16 << 10;
+export const PER_MESSAGE_MS = 10;
 export const COMMAND_MS = 10 * 60_000;
 
 export class ImapPool {
@@ -113,7 +113,7 @@ export class ImapPool {
       maxResponseTokens: MAX_TOKENS,
     };
     const client = new ImapFlow(options);
-    const conn: Conn = { client, broken: false, allow: () => undefined };
+    const conn: Conn = { client, broken: false };
     client.on('error', (err: unknown) => {
       conn.broken = true;
       noteFault(client, err, this.where);
@@ -225,12 +225,13 @@ export class ImapPool {
   }
 
   /**
-   * Bound one use of `c`: COMMAND_BYTES received (plus what `c.allow` adds) and `commandMs`; over
+   * Bound one use of `c`: COMMAND_BYTES received, plus PER_MESSAGE for each message of the folder
+   * it has selected (a SEARCH ALL, the flags or the headers of every message are legitimately
+   * that large), and `commandMs`; over
    * either, the fault is noted for commandError and the connection closed, which fails the
    * command in flight at once. Returns the function that ends the watch.
    */
   private guard(c: Conn): () => void {
-    let budget = COMMAND_BYTES;
     let received = 0;
     const ms = this.opts.commandMs ?? COMMAND_MS;
     const drop = (fault: MailferryError): void => {
@@ -240,19 +241,28 @@ export class ImapPool {
     };
     const onData = (chunk: Buffer): void => {
       received += chunk.length;
+      if (received <= COMMAND_BYTES) return;
+      const box = c.client.mailbox;
+      const budget = COMMAND_BYTES + (box === false ? 0 : box.exists * PER_MESSAGE);
       if (received > budget) drop(new MailferryError('protocol', `${this.where} sent more than ${Math.round(budget / 2 ** 20)} MiB in answer to one command; connection dropped`));
     };
     // imapflow's socket (not in its types): every byte read, before TLS and parsing are done with it.
     const socket = (c.client as unknown as { socket?: NodeJS.EventEmitter | false }).socket || undefined;
     socket?.on('data', onData);
-    const timer = setTimeout(() => drop(new MailferryError('network', `${this.where} sends too slowly: no complete answer after ${Math.round(ms / 1000)} s`, { retryable: true })), ms);
-    c.allow = (bytes) => {
-      budget += bytes;
+    const started = Date.now();
+    let timer: NodeJS.Timeout;
+    const check = (): void => {
+      // The folder selected meanwhile may be large: PER_MESSAGE_MS more for each of its messages.
+      const box = c.client.mailbox;
+      const allowed = ms + (box === false ? 0 : box.exists * PER_MESSAGE_MS);
+      const left = allowed - (Date.now() - started);
+      if (left > 0) timer = setTimeout(check, left);
+      else drop(new MailferryError('network', `${this.where} sends too slowly: no complete answer after ${Math.round(allowed / 1000)} s`, { retryable: true }));
     };
+    timer = setTimeout(check, ms);
     return () => {
       clearTimeout(timer);
       socket?.off('data', onData);
-      c.allow = () => undefined;
     };
   }
 

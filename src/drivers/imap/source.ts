@@ -179,8 +179,6 @@ export class ImapSource implements Source {
     const metas = await this.withConn(async (c) => {
       const { exists } = await this.openOn(c, mailbox);
       if (exists === 0) return [];
-      // Its SEARCH and metadata: about 1 KiB a message at most (flags, labels), beyond the pool's bound.
-      c.allow(exists * 1024);
       const found = await c.client.search({ all: true }, { uid: true });
       assertAlive(c.client, this.where, SELECTED);
       // imapflow 2.10.2: false now means the server refused the SEARCH (NO/BAD).
