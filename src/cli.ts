@@ -101,6 +101,17 @@ const VERIFY_FLAG: Record<string, Options> = {
   verify: { type: 'string', describe: 'after the copy, verify it (mailferry verify with the same flags): --verify is the quick check, --verify=full compares content digests; exit 9 on a difference' },
 };
 
+/** Every command that reads a mail server: the most bytes one message may take (drivers/message-limit.ts). */
+const MESSAGE_SIZE_FLAG: Record<string, Options> = {
+  'max-message-size': {
+    type: 'string',
+    requiresArg: true,
+    ...shown('1024M'),
+    hidden: true,
+    describe: 'skip (and report) a message over BYTES (or NK, NM), or sent larger than announced',
+  },
+};
+
 const FOLDER_FLAGS: Record<string, Options> = {
   include: { type: 'string', array: true, describe: 'only folders matching this pattern (* any, % one level, ? one char)' },
   exclude: { type: 'string', array: true, describe: 'skip folders matching this pattern' },
@@ -225,6 +236,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           // `--no-uidl` reaches yargs as the negation of this one.
           .option('uidl', { type: 'boolean', hidden: true })
           .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
+          .options(MESSAGE_SIZE_FLAG)
           .options(PROFILE_FLAGS)
           .example('PW=... $0 backup --from imaps://me@imap.example.org --password-env PW --to maildir:~/mail-backup', '')
           .example('$0 backup --user me@gmail.com --password-file ~/.gmail-app-pw --to maildir:~/mail-backup', '')
@@ -278,6 +290,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(TARGET_FLAGS)
           .options(MIGRATE_PROFILE_FLAGS)
           .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
+          .options(MESSAGE_SIZE_FLAG)
           .example('A=... B=... $0 migrate --from imaps://me@old.example.org --password-env A --to imaps://me@new.example.org --target-password-env B', '')
           .epilogue(commandEpilogue(TRANSFER_STATE)),
       (args) => onCommand({ command: 'migrate', args }),
@@ -317,6 +330,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
             describe: 'record the messages this run would forward as already sent, without sending them or contacting the relay (start forwarding from now on)',
           })
           .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
+          .options(MESSAGE_SIZE_FLAG)
           .example('PW=... SMTP_PW=... $0 forward --from pop3s://me@old.example.org --password-env PW --smtp smtps://me@new.example.org@smtp.new.example.org --smtp-password-env SMTP_PW --rcpt me@new.example.org --rate 30/m', '')
           .epilogue(commandEpilogue(FORWARD_STATE)),
       (args) => onCommand({ command: 'forward', args }),
@@ -362,6 +376,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .option('no-uidl', { type: 'boolean', describe: 'POP3: as the backup was given it' })
           .option('uidl', { type: 'boolean', hidden: true })
           .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes read per batch, in MiB (bounds memory)' })
+          .options(MESSAGE_SIZE_FLAG)
           // What only changes what a copy does: accepted so that its command line works as is.
           .options(Object.fromEntries(['delete', 'dry-run', 'sync-deletions'].map((k) => [k, { type: 'boolean', hidden: true } as Options])))
           .options(Object.fromEntries(['delete-older-than', 'state', 'verify'].map((k) => [k, { type: 'string', hidden: true } as Options])))

@@ -22,7 +22,7 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
   const credentials = credentialsFor(cfg.auth, cfg.from);
   const source = accountSource(
     { endpoint: cfg.from, credentials, ...(cfg.ca === undefined ? {} : { ca: cfg.ca }), insecure: cfg.insecure, connections: cfg.connections, noUidl: cfg.noUidl, labels: keepsLabels(cfg) },
-    { streamThreshold: cfg.streamThreshold, log: deps.log, debug: deps.debug ?? false },
+    { streamThreshold: cfg.streamThreshold, maxMessageSize: cfg.maxMessageSize, signal: deps.signal, log: deps.log, debug: deps.debug ?? false },
   );
   // The credential first: a bad password source is a usage error before any connection, and a
   // refused OAuth2 refresh token an auth error.

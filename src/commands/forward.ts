@@ -111,7 +111,7 @@ function markingSender(): SmtpSender {
 /** The source: an IMAP or POP3 account, or a local archive read back (as restore reads it). */
 async function openSource(cfg: ForwardConfig, credentials: Credentials | undefined, deps: CommandDeps): Promise<Source> {
   const s = cfg.source;
-  const o = { streamThreshold: cfg.streamThreshold, log: deps.log, debug: deps.debug ?? false };
+  const o = { streamThreshold: cfg.streamThreshold, maxMessageSize: cfg.maxMessageSize, signal: deps.signal, log: deps.log, debug: deps.debug ?? false };
   if ('path' in s) return archiveSource(s, cfg.layout, o);
   if (credentials === undefined) throw new MailferryError('internal', 'a mail account without credentials');
   return accountSource({ ...s, credentials }, o);

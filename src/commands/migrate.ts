@@ -21,7 +21,7 @@ export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<Tr
   const credentials = credentialsFor(s.auth, s.endpoint);
   await credentials.get();
   // POP3: its one INBOX into the target's INBOX.
-  const server = accountSource({ ...s, credentials }, { streamThreshold: cfg.streamThreshold, log: deps.log, debug: deps.debug ?? false });
+  const server = accountSource({ ...s, credentials }, { streamThreshold: cfg.streamThreshold, maxMessageSize: cfg.maxMessageSize, signal: deps.signal, log: deps.log, debug: deps.debug ?? false });
   const source = new ProfileRolesSource(server, cfg.sourceRoles);
   let target: OpenTarget | undefined;
   let archives: Awaited<ReturnType<typeof openArchives>> | undefined;

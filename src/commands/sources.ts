@@ -13,6 +13,10 @@ import type { Source } from '../sources/source.js';
 /** What every Source a command builds is given. */
 export interface SourceOptions {
   streamThreshold: number;
+  /** `--max-message-size`: the most a server may send for one message (drivers/message-limit.ts). */
+  maxMessageSize?: number;
+  /** The run's: an IMAP source closes its connections when it is aborted, so SIGTERM is answered at once. */
+  signal?: AbortSignal;
   log: Logger;
   debug: boolean;
 }
@@ -40,8 +44,9 @@ export function accountSource(a: AccountSpec, o: SourceOptions): Source {
     streamThreshold: o.streamThreshold,
     log: o.log,
     debug: o.debug,
+    ...(o.maxMessageSize === undefined ? {} : { maxMessageSize: o.maxMessageSize }),
   };
-  return a.endpoint.kind === 'pop3' ? new Pop3Source({ ...common, noUidl: a.noUidl ?? false }) : new ImapSource({ ...common, connections: a.connections, labels: a.labels === true });
+  return a.endpoint.kind === 'pop3' ? new Pop3Source({ ...common, noUidl: a.noUidl ?? false }) : new ImapSource({ ...common, connections: a.connections, labels: a.labels === true, ...(o.signal === undefined ? {} : { signal: o.signal }) });
 }
 
 /** The Source for an archive mailferry wrote (read back, never written): a usage error when it is not there. */

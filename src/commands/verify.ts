@@ -36,7 +36,7 @@ interface Copy {
 }
 
 export async function verify(cfg: VerifyConfig, deps: CommandDeps): Promise<VerifyResult> {
-  const o: SourceOptions = { streamThreshold: cfg.copy.streamThreshold, log: deps.log, debug: deps.debug ?? false };
+  const o: SourceOptions = { streamThreshold: cfg.copy.streamThreshold, maxMessageSize: cfg.copy.maxMessageSize, signal: deps.signal, log: deps.log, debug: deps.debug ?? false };
   const opened: Source[] = [];
   const open = <S extends Source>(s: S): S => {
     opened.push(s);

@@ -26,6 +26,7 @@ export interface BackupConfig {
   batchBytes: number;
   batchMessages: number;
   streamThreshold: number;
+  maxMessageSize: number;
   /** POP3 only: remove from the server what every archive holds durably. */
   delete: boolean;
   /**
@@ -48,6 +49,7 @@ export interface RawBackupFlags extends RawAccountFlags, RawProfileFlags, RawFil
   exclude?: string[];
   layout?: string;
   batchMb?: number;
+  maxMessageSize?: string;
   delete?: boolean;
   /** Days as typed (a decimal number); checked here. */
   deleteOlderThan?: string;
@@ -81,7 +83,7 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
 
   const acct = account(problems, from, { ...raw, oauth2: profileOAuth2(raw.oauth2, prof) }, '');
   const layout = layoutFlag(problems, raw.layout);
-  const batch = batchSizes(problems, raw.batchMb);
+  const batch = batchSizes(problems, raw.batchMb, raw.maxMessageSize);
 
   if (problems.length > 0 || acct === undefined) {
     throw new MailferryError('usage', problems.join('; '));

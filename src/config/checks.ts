@@ -4,6 +4,7 @@ import { parseEndpoint, type LocalEndpoint, type RemoteEndpoint } from '../endpo
 import { resolveProfile, type ProfileSettings, type RawProfileFlags } from '../profiles/resolve.js';
 import type { MessageFilter } from '../sources/filter.js';
 import { DEFAULTS } from './defaults.js';
+import { parseSize } from './filter.js';
 import { attempt, type Problems } from '../domain/problems.js';
 
 /** The checks several command loaders share, each adding what is wrong to `problems`. */
@@ -61,10 +62,19 @@ export function layoutFlag(problems: Problems, text: string | undefined): Maildi
   return layout as MaildirLayout;
 }
 
-/** How much one fetch batch holds: `--batch-mb` (16 unless given), and the fixed message count and streaming threshold. */
-export function batchSizes(problems: Problems, batchMb: number = DEFAULTS.batchMb): { batchBytes: number; batchMessages: number; streamThreshold: number } {
+/**
+ * How much one fetch batch holds: `--batch-mb` (16 unless given), and the fixed message count and
+ * streaming threshold; and the largest message a server may send, `--max-message-size` (1 GiB
+ * unless given).
+ */
+export function batchSizes(
+  problems: Problems,
+  batchMb: number = DEFAULTS.batchMb,
+  maxMessageSize?: string,
+): { batchBytes: number; batchMessages: number; streamThreshold: number; maxMessageSize: number } {
   if (!(batchMb > 0 && batchMb <= 1024)) problems.push('--batch-mb must be between 0 and 1024');
-  return { batchBytes: Math.round(batchMb * (1 << 20)), batchMessages: DEFAULTS.batchMessages, streamThreshold: DEFAULTS.streamThreshold };
+  const max = maxMessageSize === undefined ? DEFAULTS.maxMessageSize : (parseSize(problems, maxMessageSize, '--max-message-size') ?? DEFAULTS.maxMessageSize);
+  return { batchBytes: Math.round(batchMb * (1 << 20)), batchMessages: DEFAULTS.batchMessages, streamThreshold: DEFAULTS.streamThreshold, maxMessageSize: max };
 }
 
 /** `--state FILE`, absolute (`~/` already expanded by flags.ts); left out when not given (the command picks one under state/dir.ts). */

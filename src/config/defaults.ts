@@ -14,4 +14,6 @@ export const DEFAULTS = {
   batchMessages: 2000,
   /** A message larger than this is streamed, not held in memory. */
   streamThreshold: 8 << 20,
+  /** The largest message a server may send (`--max-message-size`): 1 GiB, as drivers/message-limit.ts. */
+  maxMessageSize: 1 << 30,
 } as const;

@@ -59,12 +59,13 @@ function ago(n: number, unit: 'd' | 'w' | 'm' | 'y', now: Date): Date {
   return new Date(Date.UTC(y, months, Math.min(d, last)));
 }
 
-function parseSize(problems: Problems, text: string): number | undefined {
+/** BYTES, NK or NM (1024-based), at least 1 byte; a problem naming `flag` otherwise. */
+export function parseSize(problems: Problems, text: string, flag = '--max-size'): number | undefined {
   const m = /^(\d+(?:\.\d+)?)\s*([kKmM]?)$/.exec(text.trim());
   const unit = m?.[2]?.toLowerCase() === 'k' ? 1024 : m?.[2]?.toLowerCase() === 'm' ? 1024 * 1024 : 1;
   const n = m === null ? NaN : Math.floor(Number(m[1]) * unit);
   if (!Number.isSafeInteger(n) || n < 1) {
-    problems.push(`--max-size needs a size: BYTES, NK or NM (1024-based, at least 1 byte), not "${text}"`);
+    problems.push(`${flag} needs a size: BYTES, NK or NM (1024-based, at least 1 byte), not "${text}"`);
     return undefined;
   }
   return n;

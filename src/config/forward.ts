@@ -42,6 +42,7 @@ export interface ForwardConfig {
   batchBytes: number;
   batchMessages: number;
   streamThreshold: number;
+  maxMessageSize: number;
   statePath?: string;
   /** Print what would be forwarded; send nothing, write nothing, contact no relay. */
   dryRun: boolean;
@@ -63,6 +64,7 @@ export interface RawForwardFlags extends RawAccountFlags, PrefixedAccountFlags<'
   include?: string[];
   exclude?: string[];
   batchMb?: number;
+  maxMessageSize?: string;
   state?: string;
   dryRun?: boolean;
   markSent?: boolean;
@@ -93,7 +95,7 @@ export function loadForwardConfig(raw: RawForwardFlags): ForwardConfig {
   const local = source !== undefined && 'path' in source ? source.path : undefined;
   const archives = localEndpoints(problems, raw.archive ?? [], '--archive', local, 'is given twice (or is the source)');
   const layout = layoutFlag(problems, raw.layout);
-  const batch = batchSizes(problems, raw.batchMb);
+  const batch = batchSizes(problems, raw.batchMb, raw.maxMessageSize);
   const state = stateFlag(problems, raw.state);
   if (raw.markSent === true && raw.dryRun === true) problems.push('--mark-sent and --dry-run do not go together (--dry-run shows what --mark-sent would record)');
 

@@ -25,6 +25,7 @@ export interface TransferCommon {
   batchBytes: number;
   batchMessages: number;
   streamThreshold: number;
+  maxMessageSize: number;
   /** Print what would be copied; change nothing. */
   dryRun: boolean;
   /** `--map OLD=NEW` rules ("/"-separated paths), applied before the special-use role mapping. */
@@ -67,6 +68,7 @@ interface RawCommonFlags extends RawFilterFlags {
   exclude?: string[];
   layout?: string;
   batchMb?: number;
+  maxMessageSize?: string;
   dryRun?: boolean;
   state?: string;
   map?: string[];
@@ -108,7 +110,7 @@ function common(problems: Problems, raw: RawCommonFlags): Omit<TransferCommon, '
   // A message a filter leaves out is not listed, so it would look deleted on the source.
   if (syncDeletions) for (const flag of filterFlagsGiven(raw)) problems.push(`--sync-deletions cannot be combined with ${flag} (a message it leaves out would look deleted)`);
   const layout = layoutFlag(problems, raw.layout);
-  const batch = batchSizes(problems, raw.batchMb);
+  const batch = batchSizes(problems, raw.batchMb, raw.maxMessageSize);
   const state = stateFlag(problems, raw.state);
   const map: MapRule[] = [];
   for (const text of raw.map ?? []) {

@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import { lineServer, type LineServer } from './line-server.js';
+import { dribble, endless } from './pop3-peer.js';
 
 /**
  * A small scripted IMAP4rev1 server on 127.0.0.1 (RFC 3501), for what Dovecot cannot be made to
@@ -14,6 +15,9 @@ import { lineServer, type LineServer } from './line-server.js';
  * every message (default a valid one), e.g. `garbage`; `uidValidity`, the UIDVALIDITY token sent
  * (default `1`; `''` sends none at all), and `uids`, the UID of each message (default 1..n), so that
  * a test can renumber the folder between runs as a server does after a UIDVALIDITY change.
+ * `hostile`: one answer that never ends
+ * (an endless LIST, an endless UID SEARCH line, a LIST answer trickled a byte at a time) or a body
+ * literal far larger than the RFC822.SIZE announced for it.
  */
 export interface ImapPeerOptions {
   messages: readonly Buffer[];
@@ -29,6 +33,33 @@ export interface ImapPeerOptions {
   uidValidity?: string;
   /** The UID of each message, ascending (default 1..n). */
   uids?: readonly number[];
+  hostile?: Hostile;
+}
+
+/**
+ * One answer that never ends: `list`, `* LIST` lines for ever; `search`, one `* SEARCH` line that
+ * never ends; `trickle`, the LIST answer one byte every `everyMs`; `literal`, the BODY[] literal
+ * of message `uid` announced (in `{n}`) and sent as `bytes` bytes, its RFC822.SIZE the real one.
+ */
+export type Hostile =
+  | { kind: 'list' }
+  | { kind: 'search' }
+  | { kind: 'trickle'; everyMs: number }
+  | { kind: 'literal'; uid: number; bytes: number };
+
+/** Send `bytes` bytes of `x\r\n` lines, paced by the socket, then `tail`. */
+function flood(sock: net.Socket, bytes: number, tail: string): void {
+  const chunk = Buffer.alloc(64 << 10, 'x\r\n');
+  let left = bytes;
+  const pump = (): void => {
+    while (!sock.destroyed && left > 0) {
+      const piece = chunk.subarray(0, Math.min(left, chunk.length));
+      left -= piece.length;
+      if (!sock.write(piece)) return void sock.once('drain', pump);
+    }
+    if (!sock.destroyed) sock.write(tail);
+  };
+  pump();
 }
 
 export type ImapPeer = LineServer;
@@ -69,6 +100,8 @@ export async function imapPeer(opts: ImapPeerOptions): Promise<ImapPeer> {
       case 'LOGIN':
         return ok('[CAPABILITY IMAP4rev1] LOGIN completed');
       case 'LIST':
+        if (opts.hostile?.kind === 'list' && !/""\s*$/.test(command)) return endless(sock, Buffer.from('* LIST (\\HasNoChildren) "/" "spam-folder-name-0123456789"\r\n'.repeat(512)));
+        if (opts.hostile?.kind === 'trickle' && !/""\s*$/.test(command)) return dribble(sock, Buffer.from('* LIST (\\HasNoChildren) "/" INBOX\r\n'), opts.hostile.everyMs);
         if (/""\s*$/.test(command)) sock.write('* LIST (\\Noselect) "/" ""\r\n');
         else {
           sock.write('* LIST (\\HasNoChildren) "/" INBOX\r\n');
@@ -96,6 +129,10 @@ export async function imapPeer(opts: ImapPeerOptions): Promise<ImapPeer> {
   const uid = (sock: net.Socket, tag: string, command: string): void => {
     const [verb = '', ...args] = command.split(' ');
     if (verb.toUpperCase() === 'SEARCH') {
+      if (opts.hostile?.kind === 'search') {
+        sock.write('* SEARCH');
+        return endless(sock, Buffer.from(' 1'.repeat(32 << 10)));
+      }
       // ALL, or UID <set> (RFC 3501 6.4.4); nothing else is asked of this peer.
       const i = args.findIndex((a) => a.toUpperCase() === 'UID');
       const found = held(i >= 0 ? (args[i + 1] ?? '') : '1:*').filter((u) => !expunged.has(u));
@@ -119,6 +156,12 @@ export async function imapPeer(opts: ImapPeerOptions): Promise<ImapPeer> {
       const raw = byUid.get(u) as Buffer;
       const seq = uidList.indexOf(u) + 1;
       const head = `* ${seq} FETCH (UID ${u} FLAGS () INTERNALDATE "${opts.internalDate ?? DATE}" RFC822.SIZE ${raw.length}`;
+      const h = opts.hostile;
+      if (body && h?.kind === 'literal' && h.uid === u) {
+        sock.write(`${head} BODY[] {${h.bytes}}\r\n`);
+        // The rest of this answer waits for the literal; nothing else is sent on this socket.
+        return flood(sock, h.bytes, `)\r\n${tag} OK FETCH completed\r\n`);
+      }
       if (body) sock.write(Buffer.concat([Buffer.from(`${head} BODY[] {${raw.length}}\r\n`), raw, Buffer.from(')\r\n')]));
       else if (header) {
         const end = raw.indexOf('\r\n\r\n');

@@ -19,6 +19,9 @@ import type { Logger } from '../../log/logger.js';
  *   (retryable) instead of ending, and `onMismatch` is told, so that the message is fetched whole
  *   next time. Without a resume a size off RFC822.SIZE is taken as the server sent it (some
  *   servers count differently), as a whole-message FETCH takes it.
+ * - Bounded: bytes past `limit` (RFC822.SIZE plus a tolerance, or --max-message-size) fail the
+ *   stream with a `message` error (that message is skipped and reported), however the server
+ *   keeps sending full chunks.
  * - Every error the stream fails with is a MailferryError (the source's: a sink tells it from its
  *   own write errors); a message gone meanwhile fails it as retryable, and the batch's
  *   reconciliation then finds it gone.
@@ -40,6 +43,8 @@ export interface ResumableOptions {
   /** RFC822.SIZE. */
   size: number;
   chunk: number;
+  /** The most bytes the message may have (drivers/message-limit.ts). */
+  limit?: number;
   signal: AbortSignal;
   log: Logger;
   /** Names the message in errors and logs, e.g. `INBOX message 42`. */
@@ -105,6 +110,9 @@ class ResumableBody extends Readable {
 
   /** Whether `b`, read from `start`, was the last chunk. */
   private done(b: Buffer, start: number): boolean {
+    if (start + b.length > (this.opts.limit ?? Infinity)) {
+      throw new MailferryError('message', `${this.opts.what}: the server sent more than ${this.opts.limit ?? 0} bytes for it, larger than announced (RFC822.SIZE ${this.opts.size}) or over --max-message-size`);
+    }
     if (b.length > this.opts.chunk) {
       // A server that ignores the partial range sends the whole message: complete if asked from 0.
       if (start === 0) return true;

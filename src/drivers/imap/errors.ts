@@ -95,8 +95,42 @@ export function isAlive(client: ImapFlow): boolean {
  */
 export function commandError(e: unknown, client: ImapFlow, where: string): MailferryError {
   if (e instanceof MailferryError) return e;
+  const fault = faults.get(client);
+  if (fault !== undefined) return fault;
   if (!alive(client) && !client.closedByClient) return connectionLost(client, where, e);
   return mapImapError(e, where);
+}
+
+/**
+ * imapflow's bounds on what a server may make it buffer (its ImapStream and parser, set in
+ * pool.ts): a literal, a line, a response over its size, a response of too many tokens. Any of
+ * them ends the connection: imapflow emits the error on the client ('error') and the command in
+ * flight fails with a closed connection, so pool.ts notes the error (noteFault) and commandError
+ * reports it instead of a lost connection: a server fault, not retried (exit 5). The Source tells
+ * a body literal over its message's bound apart (literalTooLarge) and skips that message.
+ */
+const LIMIT_CODES = new Set(['LiteralTooLarge', 'LineTooLarge', 'ResponseTooLarge', 'TooManyTokens']);
+const faults = new WeakMap<ImapFlow, MailferryError>();
+
+/** The size of the literal imapflow refused for being over its bound, when that is what `e` is (or was caused by). */
+export function literalTooLarge(e: unknown): number | undefined {
+  const cause = e instanceof MailferryError ? e.cause : e;
+  if (errnoCode(cause) !== 'LiteralTooLarge') return undefined;
+  const size = prop(cause, 'literalSize');
+  return typeof size === 'number' ? size : Infinity;
+}
+
+/** The server broke one of our bounds on `client` (or its connection was ended for it): the command's error from now on. */
+export function noteFault(client: ImapFlow, e: unknown, where: string): void {
+  if (faults.has(client)) return;
+  if (e instanceof MailferryError) faults.set(client, e);
+  else if (LIMIT_CODES.has(errnoCode(e) ?? '')) faults.set(client, overLimit(e, where));
+}
+
+function overLimit(e: unknown, where: string): MailferryError {
+  const max = prop(e, 'maxSize');
+  const what = { LiteralTooLarge: 'a literal', LineTooLarge: 'a line', ResponseTooLarge: 'an answer', TooManyTokens: 'an answer of too many parts' }[errnoCode(e) ?? ''] ?? 'an answer';
+  return new MailferryError('protocol', `${where} sent ${what} too large (more than ${String(max)}${errnoCode(e) === 'TooManyTokens' ? '' : ' bytes'}); connection dropped`, { cause: e });
 }
 
 /** A connection that went away under a command: retried; the BYE text says why, when the server sent one. */

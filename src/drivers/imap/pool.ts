@@ -4,7 +4,8 @@ import { imapAuth, NoOAuth2Login, withCredential, type Credential, type Credenti
 import { MailferryError } from '../../domain/errors.js';
 import type { RemoteEndpoint } from '../../endpoints/url.js';
 import type { Logger } from '../../log/logger.js';
-import { assertAlive, commandError, isAlive, mapImapError, printable } from './errors.js';
+import { MAX_MESSAGE_SIZE } from '../message-limit.js';
+import { assertAlive, commandError, isAlive, mapImapError, noteFault, printable } from './errors.js';
 
 /**
  * A pool of logged-in imapflow clients, shared by the IMAP Source and the IMAP APPEND Sink.
@@ -19,6 +20,14 @@ import { assertAlive, commandError, isAlive, mapImapError, printable } from './e
  * quietly after the BYE fails the use, retryable, and its result is not used), and a connection
  * that is no longer alive is not pooled again. The BYE's text is logged (debug) when the
  * connection closes, and is in the lost-connection error the retry logs.
+ *
+ * What a server may make us buffer or wait for is bounded (issue 17). imapflow bounds one
+ * response (options below: a line, a literal, a response's bytes and tokens); a command's answer
+ * of many responses (an endless LIST, SEARCH or metadata FETCH) and its time are bounded here, per
+ * `withConn` use (guard): COMMAND_BYTES received (plus PER_MESSAGE per message of the folder
+ * selected) and COMMAND_MS (plus PER_MESSAGE_MS per message) in all, besides imapflow's idle timeout, which a server trickling a byte
+ * now and then never trips. Over either, the connection is dropped: too much is a server fault
+ * (`protocol`, exit 5), too slow a retryable network error.
  */
 export interface ImapPoolOptions {
   endpoint: RemoteEndpoint;
@@ -29,6 +38,12 @@ export interface ImapPoolOptions {
   size: number;
   log: Logger;
   debug: boolean;
+  /** The largest literal a server may send (a message body); default MAX_MESSAGE_SIZE. */
+  maxMessageSize?: number;
+  /** A `withConn` use's time limit; default COMMAND_MS. */
+  commandMs?: number;
+  /** The run's: once aborted, every connection is closed, so a command in flight ends at once (SIGTERM). */
+  signal?: AbortSignal;
   /** Called once per new client after login (e.g. to read its NAMESPACE). */
   onConnect?: (client: ImapFlow) => void;
 }
@@ -40,6 +55,15 @@ export interface Conn {
   open?: { path: string; uidValidity: bigint; exists: number };
 }
 
+/** One response line (a SEARCH of ~4M UIDs), and the parse tree nodes of one response. */
+const MAX_LINE = 32 << 20;
+const MAX_TOKENS = 200_000;
+/** A `withConn` use: bytes received (plus PER_MESSAGE for each message of the folder selected) and time. */
+export const COMMAND_BYTES = 4 << 20;
+export const PER_MESSAGE = 16 << 10;
+export const PER_MESSAGE_MS = 10;
+export const COMMAND_MS = 10 * 60_000;
+
 export class ImapPool {
   readonly where: string;
   private readonly idle: Conn[] = [];
@@ -50,6 +74,16 @@ export class ImapPool {
 
   constructor(private readonly opts: ImapPoolOptions) {
     this.where = `${opts.endpoint.host}:${opts.endpoint.port}`;
+    opts.signal?.addEventListener('abort', () => this.interrupt(), { once: true });
+  }
+
+  /** The run was interrupted: every command in flight fails now as `interrupted`, not when its server answers. */
+  private interrupt(): void {
+    for (const c of this.all) {
+      noteFault(c.client, new MailferryError('interrupted', 'interrupted'), this.where);
+      c.broken = true;
+      c.client.close();
+    }
   }
 
   private connect(): Promise<Conn> {
@@ -73,11 +107,16 @@ export class ImapPool {
       connectionTimeout: 30_000,
       greetingTimeout: 30_000,
       socketTimeout: 5 * 60_000,
+      maxLiteralSize: this.opts.maxMessageSize ?? MAX_MESSAGE_SIZE,
+      maxResponseSize: (this.opts.maxMessageSize ?? MAX_MESSAGE_SIZE) + MAX_LINE,
+      maxLineLength: MAX_LINE,
+      maxResponseTokens: MAX_TOKENS,
     };
     const client = new ImapFlow(options);
     const conn: Conn = { client, broken: false };
     client.on('error', (err: unknown) => {
       conn.broken = true;
+      noteFault(client, err, this.where);
       this.opts.log.debug(`imap connection error: ${mapImapError(err, this.where).message}`);
     });
     client.on('close', () => {
@@ -116,6 +155,8 @@ export class ImapPool {
       try {
         const c = await this.connect();
         this.all.add(c);
+        // Interrupted while it logged in: interrupt() did not see it.
+        if (this.opts.signal?.aborted === true) this.interrupt();
         return c;
       } finally {
         this.creating--;
@@ -165,6 +206,7 @@ export class ImapPool {
   /** Run `fn` on a pooled connection; errors become MailferryError (`what` prefixes a NO). */
   async withConn<T>(fn: (c: Conn) => Promise<T>, what?: string): Promise<T> {
     const c = await this.acquire();
+    const stop = this.guard(c);
     try {
       const out = await fn(c);
       assertAlive(c.client, this.where);
@@ -177,8 +219,51 @@ export class ImapPool {
       }
       throw mapped;
     } finally {
+      stop();
       this.release(c);
     }
+  }
+
+  /**
+   * Bound one use of `c`: COMMAND_BYTES received, plus PER_MESSAGE for each message of the folder
+   * it has selected (a SEARCH ALL, the flags or the headers of every message are legitimately
+   * that large), and `commandMs`; over
+   * either, the fault is noted for commandError and the connection closed, which fails the
+   * command in flight at once. Returns the function that ends the watch.
+   */
+  private guard(c: Conn): () => void {
+    let received = 0;
+    const ms = this.opts.commandMs ?? COMMAND_MS;
+    const drop = (fault: MailferryError): void => {
+      noteFault(c.client, fault, this.where);
+      c.broken = true;
+      c.client.close();
+    };
+    const onData = (chunk: Buffer): void => {
+      received += chunk.length;
+      if (received <= COMMAND_BYTES) return;
+      const box = c.client.mailbox;
+      const budget = COMMAND_BYTES + (box === false ? 0 : box.exists * PER_MESSAGE);
+      if (received > budget) drop(new MailferryError('protocol', `${this.where} sent more than ${Math.round(budget / 2 ** 20)} MiB in answer to one command; connection dropped`));
+    };
+    // imapflow's socket (not in its types): every byte read, before TLS and parsing are done with it.
+    const socket = (c.client as unknown as { socket?: NodeJS.EventEmitter | false }).socket || undefined;
+    socket?.on('data', onData);
+    const started = Date.now();
+    let timer: NodeJS.Timeout;
+    const check = (): void => {
+      // The folder selected meanwhile may be large: PER_MESSAGE_MS more for each of its messages.
+      const box = c.client.mailbox;
+      const allowed = ms + (box === false ? 0 : box.exists * PER_MESSAGE_MS);
+      const left = allowed - (Date.now() - started);
+      if (left > 0) timer = setTimeout(check, left);
+      else drop(new MailferryError('network', `${this.where} sends too slowly: no complete answer after ${Math.round(allowed / 1000)} s`, { retryable: true }));
+    };
+    timer = setTimeout(check, ms);
+    return () => {
+      clearTimeout(timer);
+      socket?.off('data', onData);
+    };
   }
 
   /** Log out every connection (2 s at most each); never throws. */
@@ -197,6 +282,23 @@ export class ImapPool {
       }),
     );
   }
+}
+
+/**
+ * Until the returned function is called, a literal over `bytes` ends `client`'s connection at its
+ * `{n}` marker, before a byte of it is buffered (imapflow's LiteralTooLarge, noted by the 'error'
+ * listener; errors.ts isLiteralTooLarge). imapflow reads the bound from its parser at every
+ * literal, so it is set per command there (not in imapflow's types); the connection's own bound
+ * (maxMessageSize) is put back afterwards.
+ */
+export function capLiterals(client: ImapFlow, bytes: number): () => void {
+  const parser = (client as unknown as { streamer?: { maxLiteralSize?: number } }).streamer;
+  if (parser === undefined || typeof parser.maxLiteralSize !== 'number') return () => undefined;
+  const before = parser.maxLiteralSize;
+  parser.maxLiteralSize = Math.min(before, bytes);
+  return () => {
+    parser.maxLiteralSize = before;
+  };
 }
 
 function imapLogger(log: Logger): NonNullable<ImapFlowOptions['logger']> {

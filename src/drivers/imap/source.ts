@@ -4,10 +4,11 @@ import { compareMailboxes, type MailboxInfo, type MessageMeta } from '../../doma
 import type { RemoteEndpoint } from '../../endpoints/url.js';
 import type { Logger } from '../../log/logger.js';
 import { toRanges } from '../../state/ids.js';
-import { assertAlive, commandError } from './errors.js';
+import { MAX_MESSAGE_SIZE, messageLimit } from '../message-limit.js';
+import { assertAlive, commandError, literalTooLarge } from './errors.js';
 import { resumableBody, type ChunkReader } from './download.js';
 import { GMAIL_EXTENSION, gmailFolders, LABEL_QUERY, labelsOf } from './gmail.js';
-import { ImapPool, type Conn } from './pool.js';
+import { capLiterals, ImapPool, type Conn } from './pool.js';
 import { UidValidities, UNUSABLE } from './uid-validity.js';
 import type { Fetched, FolderStatus, HeaderSample, Missing, Selected, Source } from '../../sources/source.js';
 
@@ -27,6 +28,15 @@ import type { Fetched, FolderStatus, HeaderSample, Missing, Selected, Source } f
  * With `labels`, a server that announces X-GM-EXT-1 is read in Gmail mode (gmail.ts): All Mail is
  * listed with each message's labels and Gmail ids, the folders that show labels are handed on as
  * such and never fetched.
+ *
+ * Every body is bounded (issue 17): a message may take its RFC822.SIZE plus a small tolerance, and
+ * never more than `maxMessageSize` (drivers/message-limit.ts). A FETCH refuses a literal over the
+ * largest bound of the messages it asks for at its `{n}` marker (pool.ts capLiterals), before a
+ * byte of it is held; the messages of that command not yet received are then asked again one by
+ * one on a fresh connection, and the one refused alone is that message's fault: not yielded, and
+ * `missing()` reports it as refused (skipped, exit 3). So is a body received over its own bound,
+ * a message announced over `maxMessageSize`, and a large message's partial fetches that add up to
+ * more than its bound (download.ts).
  */
 export interface ImapSourceOptions {
   endpoint: RemoteEndpoint;
@@ -39,6 +49,12 @@ export interface ImapSourceOptions {
   debug: boolean;
   /** The sinks keep Gmail labels: Gmail mode when the server announces X-GM-EXT-1 (gmail.ts). */
   labels?: boolean;
+  /** `--max-message-size`; default MAX_MESSAGE_SIZE (1 GiB). */
+  maxMessageSize?: number;
+  /** The time one LIST, SEARCH or listing may take in all (pool.ts); default COMMAND_MS. */
+  commandMs?: number;
+  /** The run's abort signal: an interrupt closes every connection at once (pool.ts). */
+  signal?: AbortSignal;
 }
 
 
@@ -65,6 +81,8 @@ export class ImapSource implements Source {
   private readonly whole = new Set<string>();
   /** A folder without a usable UIDVALIDITY gets this run's stand-in (uid-validity.ts). */
   private readonly validities: UidValidities;
+  /** Messages refused for their size (folder path NUL id -> why), reported by missing(), never asked for again. */
+  private readonly refused = new Map<string, string>();
 
   constructor(private readonly opts: ImapSourceOptions) {
     const e = opts.endpoint;
@@ -221,21 +239,53 @@ export class ImapSource implements Source {
     try {
       await this.openOn(held.c, first.mailbox);
       const byId = new Map(batch.map((m) => [m.id, m]));
-      const small = batch.filter((m) => (m.size ?? 0) <= this.opts.streamThreshold).map((m) => Number(m.id));
-      const large = batch.filter((m) => (m.size ?? 0) > this.opts.streamThreshold);
-      for (const set of rangeCommands(small)) {
+      const limit = (m: MessageMeta): number => messageLimit(m.size, this.opts.maxMessageSize);
+      const todo = batch.filter((m) => !this.refused.has(key(m)) && !this.overMax(m));
+      const small = todo.filter((m) => (m.size ?? 0) <= this.opts.streamThreshold).map((m) => Number(m.id));
+      const large = todo.filter((m) => (m.size ?? 0) > this.opts.streamThreshold);
+      const queue = uidGroups(small);
+      for (let group = queue.shift(); group !== undefined; group = queue.shift()) {
         const c = held.c;
         const query = { uid: true, flags: true, internalDate: true, size: true, source: true };
-        for await (const msg of c.client.fetch(set, query, { uid: true })) {
-          const meta = byId.get(String(msg.uid));
-          if (meta === undefined || msg.source === undefined) continue;
-          yield { meta: refresh(meta, msg.flags, msg.internalDate), body: msg.source };
+        const got = new Set<number>();
+        const restore = capLiterals(c.client, Math.max(...group.map((u) => limit(byId.get(String(u)) as MessageMeta))));
+        try {
+          for await (const msg of c.client.fetch(toRanges(group), query, { uid: true })) {
+            got.add(msg.uid);
+            const meta = byId.get(String(msg.uid));
+            if (meta === undefined || msg.source === undefined) continue;
+            if (msg.source.length > limit(meta)) {
+              this.refuse(meta, msg.source.length);
+              continue;
+            }
+            yield { meta: refresh(meta, msg.flags, msg.internalDate), body: msg.source };
+          }
+          assertAlive(c.client, this.where, SELECTED);
+        } catch (err: unknown) {
+          const size = literalTooLarge(commandError(err, c.client, this.where));
+          if (size === undefined) throw err;
+          // One literal over the command's bound: the rest asked again one by one, the one alone refused.
+          const left = group.filter((u) => !got.has(u));
+          const only = left.length === 1 ? byId.get(String(left[0])) : undefined;
+          if (only !== undefined) this.refuse(only, size);
+          else queue.unshift(...left.map((u) => [u]));
+          await this.renew(held, first.mailbox);
+        } finally {
+          restore();
         }
-        assertAlive(c.client, this.where, SELECTED);
       }
       for (const meta of large) {
         const reader = this.chunkReader(held, meta);
-        const head = await reader.read(0, DOWNLOAD_CHUNK);
+        let head: Buffer | false;
+        try {
+          head = await reader.read(0, DOWNLOAD_CHUNK);
+        } catch (err: unknown) {
+          const size = literalTooLarge(err);
+          if (size === undefined) throw err;
+          this.refuse(meta, size);
+          await this.renew(held, meta.mailbox);
+          continue;
+        }
         // Expunged meanwhile, or no bytes sent for it: reconciled by missing() (gone, or retried).
         if (head === false || head.length === 0) continue;
         const what = `${meta.mailbox.path} message ${meta.id}`;
@@ -245,6 +295,7 @@ export class ImapSource implements Source {
           resume: !whole,
           size: meta.size ?? 0,
           chunk: DOWNLOAD_CHUNK,
+          limit: limit(meta),
           signal,
           log: this.opts.log,
           what,
@@ -277,7 +328,9 @@ export class ImapSource implements Source {
         const c = held.c;
         try {
           assertAlive(c.client, this.where, SELECTED);
-          const msg = await c.client.fetchOne(meta.id, { uid: true, source: { start, maxLength: length } }, { uid: true });
+          // A server may ignore the range from byte 0 and send the whole message (download.ts), never more.
+          const restore = capLiterals(c.client, start === 0 ? Math.max(length, messageLimit(meta.size, this.opts.maxMessageSize)) : length);
+          const msg = await c.client.fetchOne(meta.id, { uid: true, source: { start, maxLength: length } }, { uid: true }).finally(restore);
           assertAlive(c.client, this.where, SELECTED);
           // A message that is there but has nothing from `start` on (its size a multiple of the chunk) ends here.
           return msg === false ? false : (msg.source ?? Buffer.alloc(0));
@@ -287,21 +340,38 @@ export class ImapSource implements Source {
           throw mapped;
         }
       },
-      reconnect: async () => {
-        if (!held.dropped) {
-          held.c.broken = true;
-          this.pool.release(held.c);
-          held.dropped = true;
-        }
-        held.c = await this.pool.acquire();
-        held.dropped = false;
-        await this.openOn(held.c, meta.mailbox);
-      },
+      reconnect: () => this.renew(held, meta.mailbox),
       abandon: () => {
         held.c.broken = true;
         held.c.client.close();
       },
     };
+  }
+
+  /** The batch's connection given back as broken, and a fresh one with `mailbox` open in its place. */
+  private async renew(held: Held, mailbox: MailboxInfo): Promise<void> {
+    if (!held.dropped) {
+      held.c.broken = true;
+      this.pool.release(held.c);
+      held.dropped = true;
+    }
+    held.c = await this.pool.acquire();
+    held.dropped = false;
+    await this.openOn(held.c, mailbox);
+  }
+
+  /** A message announced over `maxMessageSize`: refused without asking for its body. */
+  private overMax(m: MessageMeta): boolean {
+    const max = this.opts.maxMessageSize ?? MAX_MESSAGE_SIZE;
+    if ((m.size ?? 0) <= max) return false;
+    this.refused.set(key(m), `RFC822.SIZE ${m.size ?? 0} is over --max-message-size (${max} bytes)`);
+    return true;
+  }
+
+  private refuse(m: MessageMeta, received: number): void {
+    const why = `the server sent ${Number.isFinite(received) ? `${received} bytes` : 'a body'} for it, larger than announced (RFC822.SIZE ${m.size ?? 0}) or over --max-message-size`;
+    this.opts.log.debug(`${m.mailbox.path} message ${m.id}: ${why}`);
+    this.refused.set(key(m), why);
   }
 
   /**
@@ -311,18 +381,25 @@ export class ImapSource implements Source {
    */
   async missing(mailbox: MailboxInfo, ids: readonly string[], signal: AbortSignal): Promise<Missing> {
     if (signal.aborted) throw new MailferryError('interrupted', 'interrupted');
+    const refused = new Map<string, string>();
+    for (const id of ids) {
+      const why = this.refused.get(key({ mailbox, id }));
+      if (why !== undefined) refused.set(id, why);
+    }
+    if (refused.size === ids.length) return { gone: new Set(), refused };
+    const asked = ids.filter((id) => !refused.has(id));
     const c = await this.pool.acquireFresh();
     try {
       await this.openOn(c, mailbox);
       const present = new Set<string>();
-      for (const set of rangeCommands(ids.map(Number).filter((u) => Number.isSafeInteger(u) && u > 0))) {
+      for (const set of rangeCommands(asked.map(Number).filter((u) => Number.isSafeInteger(u) && u > 0))) {
         const found = await c.client.search({ uid: set }, { uid: true });
         assertAlive(c.client, this.where, SELECTED);
         // Never read a refused or empty-handed SEARCH as "none there": that would count mail as vanished.
         if (found === false || found === undefined) throw new MailferryError('mailbox', `folder "${mailbox.path}": the server refused UID SEARCH UID`);
         for (const u of found) present.add(String(u));
       }
-      return { gone: new Set(ids.filter((id) => !present.has(id))) };
+      return { gone: new Set(asked.filter((id) => !present.has(id))), refused };
     } catch (err: unknown) {
       const mapped = commandError(err, c.client, this.where);
       if (mapped.retryable) c.broken = true;
@@ -343,6 +420,24 @@ function refresh(meta: MessageMeta, flags: Set<string> | undefined, date: Date |
     ...(flags === undefined ? {} : { flags: new Set(flags) }),
     ...(date === undefined ? {} : { internalDate: new Date(date) }),
   };
+}
+
+function key(m: Pick<MessageMeta, 'mailbox' | 'id'>): string {
+  return `${m.mailbox.path}\0${m.id}`;
+}
+
+/** UIDs in groups, each as one UID set short enough for one command line. */
+function uidGroups(uids: number[]): number[][] {
+  const out: number[][] = [];
+  let ranges = 0;
+  let prev = NaN;
+  for (const u of [...new Set(uids)].sort((a, b) => a - b)) {
+    if (u !== prev + 1 && ++ranges > RANGES_PER_COMMAND) ranges = 1;
+    if (u !== prev + 1 && ranges === 1) out.push([]);
+    (out.at(-1) as number[]).push(u);
+    prev = u;
+  }
+  return out;
 }
 
 /** UID sets, each short enough for one command line. */

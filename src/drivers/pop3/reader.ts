@@ -54,17 +54,8 @@ export const MAX_LINE = 8192;
 export const LISTING_LIMIT = 64 << 20;
 export const LISTING_LINES = 1_000_000;
 export const LISTING_LINE = 1024;
-/** The largest message a RETR may send, whatever its LIST size says (1 GiB). */
-export const MAX_MESSAGE_SIZE = 1 << 30;
-
-/**
- * The most bytes RETR of a message may send (decoded): its LIST size plus a small tolerance (a
- * server's LIST size may be an estimate: an eighth more, plus 64 KiB), never over `max`; without a
- * LIST size, `max`. More is a `message` error: that message is skipped and reported.
- */
-export function retrLimit(size: number | undefined, max = MAX_MESSAGE_SIZE): number {
-  return size === undefined ? max : Math.min(max, size + Math.ceil(size / 8) + (64 << 10));
-}
+/** The bound of a RETR (decoded): its LIST size plus a small tolerance, never over `max` (drivers/message-limit.ts). */
+export { MAX_MESSAGE_SIZE, messageLimit as retrLimit } from '../message-limit.js';
 export const PIPELINE_DEPTH = 16;
 export const PIPELINE_BYTES = 4 << 20;
 export const STREAM_HWM = 1 << 20;

@@ -50,6 +50,8 @@ export interface Pop3SourceOptions {
   timeoutMs?: number;
   /** Name messages by header hash and size instead of UIDL (`--no-uidl`). */
   noUidl?: boolean;
+  /** `--max-message-size`; default MAX_MESSAGE_SIZE (1 GiB). */
+  maxMessageSize?: number;
 }
 
 export const POP3_INBOX: MailboxInfo = { path: 'INBOX', delimiter: '' };
@@ -121,6 +123,7 @@ export class Pop3Source implements Source {
         ...(this.opts.ca === undefined ? {} : { ca: this.opts.ca }),
         insecure: this.opts.insecure,
         ...(this.opts.timeoutMs === undefined ? {} : { idleTimeoutMs: this.opts.timeoutMs }),
+        ...(this.opts.maxMessageSize === undefined ? {} : { maxMessageSize: this.opts.maxMessageSize }),
         ...(this.opts.debug ? { debug: (line: string) => log.debug(`pop3 ${line}`) } : {}),
       }),
     );
