@@ -53,7 +53,8 @@ print(json.dumps({'status': os.waitstatus_to_exitcode(status), 'output': out.dec
 
 function onPty(args: string[], pairs: [string, string][]): Promise<{ status: number; output: string; typed: number }> {
   return new Promise((resolve, reject) => {
-    const env = { ...process.env, PAIRS: JSON.stringify(pairs) };
+    // Its own state directory: a run elsewhere on this machine may hold the default one's lock.
+    const env = { ...process.env, PAIRS: JSON.stringify(pairs), XDG_STATE_HOME: path.join(root, 'state') };
     const child = spawn('python3', ['-c', PTY, process.execPath, CLI_BIN, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
     const out: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));

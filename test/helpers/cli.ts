@@ -1,10 +1,13 @@
 /**
  * Runs the real CLI (`node bin/mailferry.js ...`) as a child process, asynchronously, so a test
  * can act (kick sessions, watch files) while it runs. The child gets the parent's environment plus
- * `env`; it is SIGKILLed when it outlives `timeoutMs` (the result then has signal 'SIGKILL' and
+ * `env`, and XDG_STATE_HOME set to a directory of this test process's own unless `env` gives one:
+ * two test runs on one machine never share a state directory or its lock. It is SIGKILLed when it outlives `timeoutMs` (the result then has signal 'SIGKILL' and
  * `timedOut: true`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -32,13 +35,24 @@ export interface CliOptions {
   prefix?: readonly string[];
 }
 
+/** This test process's state home (under the system temp dir), made on first use. */
+let stateHome: string | undefined;
+function ownStateHome(): string {
+  if (stateHome === undefined) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'mf-state-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    stateHome = dir;
+  }
+  return stateHome;
+}
+
 export function runCli(args: string[], env: Record<string, string> = {}, opts: CliOptions = {}): Promise<CliResult> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const [cmd, ...pre] = [...(opts.prefix ?? []), process.execPath];
     const child = spawn(cmd as string, [...pre, CLI_BIN, ...args], {
       cwd: opts.cwd ?? REPO_ROOT,
-      env: { ...process.env, ...env },
+      env: { ...process.env, XDG_STATE_HOME: ownStateHome(), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];
