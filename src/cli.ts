@@ -114,6 +114,17 @@ export const FILTER_FLAGS: Record<string, Options> = {
   'unseen-only': { type: 'boolean', describe: 'only messages without \\Seen (not for POP3, which has no flags)' },
 };
 
+/** backup, forward: stay after the run and copy new mail as it comes (config/watch.ts, pipeline/watch.ts). */
+const WATCH_FLAGS: Record<string, Options> = {
+  watch: {
+    type: 'boolean',
+    describe: 'after the run, stay and copy new mail as it comes (IMAP: IDLE on INBOX; POP3: a poll every --watch-interval); SIGTERM ends it (exit 0)',
+  },
+  'watch-interval': { type: 'string', requiresArg: true, describe: 'with --watch: a full incremental pass this often (90s, 15m, 1h)', ...shown(DEFAULTS.watchInterval) },
+  'watch-folders': { type: 'string', array: true, requiresArg: true, describe: 'with --watch: IMAP folders to IDLE on besides INBOX (one connection each)' },
+  'watch-heartbeat': { type: 'string', requiresArg: true, describe: 'with --watch: a heartbeat this often (--json: {"type":"heartbeat"}; else the --log-file at debug)', ...shown(DEFAULTS.watchHeartbeat) },
+};
+
 /** restore and migrate: where the target's state lives, folder mapping, dry run. */
 const TARGET_FLAGS: Record<string, Options> = {
   state: { type: 'string', describe: 'file that keeps what is already on the target (default: under $XDG_STATE_HOME/mailferry/)' },
@@ -226,6 +237,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .option('uidl', { type: 'boolean', hidden: true })
           .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
           .options(PROFILE_FLAGS)
+          .options(WATCH_FLAGS)
           .example('PW=... $0 backup --from imaps://me@imap.example.org --password-env PW --to maildir:~/mail-backup', '')
           .example('$0 backup --user me@gmail.com --password-file ~/.gmail-app-pw --to maildir:~/mail-backup', '')
           .example('$0 backup --from pop3s://me@pop.example.org --password-file ~/.pop-pw --to maildir:~/mail-backup --delete-older-than 14', '')
@@ -317,6 +329,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
             describe: 'record the messages this run would forward as already sent, without sending them or contacting the relay (start forwarding from now on)',
           })
           .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
+          .options(WATCH_FLAGS)
           .example('PW=... SMTP_PW=... $0 forward --from pop3s://me@old.example.org --password-env PW --smtp smtps://me@new.example.org@smtp.new.example.org --smtp-password-env SMTP_PW --rcpt me@new.example.org --rate 30/m', '')
           .epilogue(commandEpilogue(FORWARD_STATE)),
       (args) => onCommand({ command: 'forward', args }),

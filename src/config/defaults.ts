@@ -14,4 +14,7 @@ export const DEFAULTS = {
   batchMessages: 2000,
   /** A message larger than this is streamed, not held in memory. */
   streamThreshold: 8 << 20,
+  /** `--watch`: a full incremental pass this often, and a heartbeat event this often. */
+  watchInterval: '15m',
+  watchHeartbeat: '60s',
 } as const;
