@@ -7,14 +7,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { findDoveadm } from '../../scripts/dev/dovecot.js';
 import { smallMessages } from '../fixtures/nasty.js';
-import { connect, withDovecot, type Account } from '../helpers/server.js';
-import { startWatch, type Watching } from '../helpers/watch.js';
+import { withDovecot, type Account } from '../helpers/server.js';
+import { archivedIds, deliverTo, serverIds, startWatch, watchBackupArgs, type Watching } from '../helpers/watch.js';
 
 const exec = promisify(execFile);
 const kim: Account = { name: 'watch-kim', password: 'watch-kim-pw' };
@@ -34,49 +34,9 @@ before(async () => {
 after(async () => {
   await rm(root, { recursive: true, force: true });
 });
+const deliver = (user: Account, folder = 'INBOX'): Promise<string> => deliverTo(dc.server, user, folder);
 
-let serial = 0;
-/** A new message with a Message-ID of its own, APPENDed by another client (as a delivery would). */
-export async function deliver(user: Account, folder = 'INBOX'): Promise<string> {
-  const id = `<watch-${process.pid}-${++serial}@watch.test>`;
-  const c = await connect(dc.server, user);
-  try {
-    await c.append(folder, Buffer.from(`From: a@example.org\r\nTo: b@example.org\r\nSubject: watch ${serial}\r\nMessage-ID: ${id}\r\n\r\nbody ${serial}\r\n`));
-  } finally {
-    await c.logout();
-  }
-  return id;
-}
-
-/** Message-IDs of every message in a Maildir folder (cur/ and new/), duplicates kept. */
-async function archivedIds(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const sub of ['cur', 'new']) {
-    for (const f of await readdir(join(dir, sub)).catch(() => [] as string[])) {
-      const m = /^Message-ID: (.+)$/im.exec(await readFile(join(dir, sub, f), 'utf8'));
-      out.push(m?.[1]?.trim() ?? `(none: ${f})`);
-    }
-  }
-  return out.sort();
-}
-
-async function serverIds(user: Account, folder: string): Promise<string[]> {
-  const c = await connect(dc.server, user);
-  try {
-    const box = await c.mailboxOpen(folder, { readOnly: true });
-    const out: string[] = [];
-    if (box.exists > 0) for await (const m of c.fetch('1:*', { envelope: true })) out.push(m.envelope?.messageId ?? '(none)');
-    return out.sort();
-  } finally {
-    await c.logout();
-  }
-}
-
-async function watchArgs(archive: string, user: Account, extra: string[] = []): Promise<string[]> {
-  const pw = join(root, `pw-${user.name}`);
-  await writeFile(pw, `${user.password}\n`, { mode: 0o600 });
-  return ['backup', '--from', `imap://${user.name}@127.0.0.1:${dc.server.imapPort}`, '--tls-mode', 'plain', '--password-file', pw, '--to', `maildir:${archive}`, '--json', '--watch', ...extra];
-}
+const watchArgs = (archive: string, user: Account, extra: string[] = []): Promise<string[]> => watchBackupArgs(dc.server, user, root, archive, extra);
 
 /** The `message` events so far, as folder/uid. */
 const messages = (w: Watching): string[] => w.events.filter((e) => e['type'] === 'message').map((e) => `${String(e['mailbox'])}/${String(e['id'])}`);
@@ -97,8 +57,8 @@ describe('backup --watch (IMAP IDLE)', { skip: dc.skip }, () => {
         const took = Date.now() - sent;
         assert.ok(took < 5_000, `${folder}: archived ${took} ms after delivery`);
       }
-      assert.deepEqual(await archivedIds(archive), await serverIds(dc.alice, 'INBOX'));
-      assert.deepEqual(await archivedIds(join(archive, '.Work')), await serverIds(dc.alice, 'Work'));
+      assert.deepEqual(await archivedIds(archive), await serverIds(dc.server, dc.alice, 'INBOX'));
+      assert.deepEqual(await archivedIds(join(archive, '.Work')), await serverIds(dc.server, dc.alice, 'Work'));
     } finally {
       const t = Date.now();
       w.child.kill('SIGTERM');
@@ -145,7 +105,7 @@ describe('backup --watch survives what passes', { skip: dc.skip }, () => {
       const sent = Date.now();
       await w.until((e) => e['type'] === 'message', 30_000, from);
       assert.ok(Date.now() - sent < 15_000, `after the restart: ${id} archived ${Date.now() - sent} ms after delivery`);
-      assert.deepEqual(await archivedIds(archive), await serverIds(kim, 'INBOX'), 'every message once');
+      assert.deepEqual(await archivedIds(archive), await serverIds(dc.server, kim, 'INBOX'), 'every message once');
       assert.equal(messages(w).length, 5, 'one message event per message');
     } finally {
       w.child.kill('SIGTERM');
