@@ -18,13 +18,13 @@ import type { CommandDeps } from './deps.js';
  */
 export async function onceOrWatch(
   watch: WatchConfig | undefined,
-  makeSource: () => Source,
+  makeSource: () => Source | Promise<Source>,
   sinks: readonly Sink[],
   once: (source: Source, sinks: readonly Sink[], only: readonly string[] | undefined, deps: CommandDeps) => Promise<RunReport>,
   deps: CommandDeps,
 ): Promise<RunReport> {
   if (watch === undefined) {
-    const source = makeSource();
+    const source = await makeSource();
     try {
       return await once(source, sinks, undefined, deps);
     } finally {
@@ -39,7 +39,7 @@ export async function onceOrWatch(
     }),
   );
   // The first source only lends its FolderWatch (its own connections, which outlive it).
-  const probe = makeSource();
+  const probe = await makeSource();
   const folders = probe.watch?.(watch.folders, { renewMs: IDLE_RENEW_MS, backoff: WATCH_BACKOFF });
   await probe.close();
   if (folders !== undefined) deps.log.info(`watch: IDLE on ${watch.folders.join(', ')}; a full pass every ${watch.intervalMs / 1000} s`);
@@ -48,7 +48,7 @@ export async function onceOrWatch(
   try {
     return await watchLoop(
       async (only) => {
-        const source = makeSource();
+        const source = await makeSource();
         // The first pass is the normal run, with its progress display; later ones say what they copied.
         const passDeps: CommandDeps = passes++ === 0 ? deps : { log: deps.log, signal: deps.signal, ...(deps.debug === undefined ? {} : { debug: deps.debug }) };
         try {
