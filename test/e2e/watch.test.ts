@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -19,12 +19,13 @@ import { archivedIds, deliverTo, serverIds, startWatch, watchBackupArgs, type Wa
 const exec = promisify(execFile);
 const kim: Account = { name: 'watch-kim', password: 'watch-kim-pw' };
 const rex: Account = { name: 'watch-rex', password: 'watch-rex-pw' };
+const hal: Account = { name: 'watch-hal', password: 'watch-hal-pw' };
 const dc = withDovecot({
   seed: [
     { path: 'INBOX', messages: smallMessages(3, 41) },
     { path: 'Work', messages: smallMessages(2, 42) },
   ],
-  users: [kim, rex],
+  users: [kim, rex, hal],
 });
 
 let root: string;
@@ -127,5 +128,30 @@ describe('backup --watch survives what passes', { skip: dc.skip }, () => {
     assert.equal(end?.status, 4, w.stderr());
     assert.match(w.stderr(), /login refused/);
     assert.equal(w.events.at(-1)?.['type'], 'error');
+  });
+});
+
+describe('backup --watch as a service', { skip: dc.skip }, () => {
+  test('SIGHUP opens the --log-file again (logrotate): later lines go to the new file', { timeout: 60_000 }, async () => {
+    const archive = join(root, 'rotated');
+    const log = join(root, 'watch.log');
+    const w = startWatch(await watchArgs(archive, hal, ['--log-file', log]));
+    try {
+      await w.until((e) => e['type'] === 'pass' && e['full'] === true);
+      await rename(log, `${log}.1`);
+      w.child.kill('SIGHUP');
+      await new Promise((r) => setTimeout(r, 300));
+      const from = w.events.length;
+      const id = await deliverTo(dc.server, hal);
+      await w.until((e) => e['type'] === 'message', 10_000, from);
+      const fresh = await readFile(log, 'utf8');
+      assert.match(fresh, /watch: INBOX \d+ copied to maildir:/, 'the copy is logged in the new file');
+      assert.match(await readFile(`${log}.1`, 'utf8'), /mailferry backup started/, 'the old file keeps what came before');
+      assert.equal(w.child.exitCode, null, `still running after SIGHUP (${id})`);
+    } finally {
+      w.child.kill('SIGTERM');
+      assert.equal((await w.exited).status, 0, w.stderr());
+    }
+    assert.match(await readFile(log, 'utf8'), /mailferry backup exit 0/);
   });
 });
