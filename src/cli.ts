@@ -118,7 +118,7 @@ export const FILTER_FLAGS: Record<string, Options> = {
 const WATCH_FLAGS: Record<string, Options> = {
   watch: {
     type: 'boolean',
-    describe: 'after the run, stay and copy new mail as it comes (IMAP: IDLE on INBOX; POP3: a poll every --watch-interval); SIGTERM ends it (exit 0)',
+    describe: 'after the run, stay and copy new mail as it comes (IMAP IDLE, POP3 polls); SIGTERM: exit 0; --watch-* flags: --show-hidden',
   },
   'watch-interval': { type: 'string', requiresArg: true, describe: 'with --watch: a full incremental pass this often (90s, 15m, 1h)', ...shown(DEFAULTS.watchInterval) },
   'watch-folders': { type: 'string', array: true, requiresArg: true, describe: 'with --watch: IMAP folders to IDLE on besides INBOX (one connection each)' },
@@ -178,10 +178,18 @@ const MIGRATE_PROFILE_FLAGS: Record<string, Options> = {
 const GLOBAL_FLAGS = ['config', 'log-file', 'json', 'quiet', 'debug', 'help', 'version', 'show-hidden'];
 const GLOBALS_HELP = 'Global options (mailferry --help): --config FILE, --log-file FILE, --json, -q/--quiet, --debug, -h/--help, -V/--version, --show-hidden';
 
-/** The OAuth2 refresh flow's details, named in --oauth2-token-url's description, listed with --show-hidden. */
-const OAUTH2_DETAILS = ['', 'target-', 'smtp-'].flatMap((p) =>
-  ['client-id', 'client-secret-env', 'client-secret-file', 'refresh-token-env', 'refresh-token-file', 'refresh-token-command'].map((d) => `${p}oauth2-${d}`),
-);
+/**
+ * The OAuth2 refresh flow's details, named in --oauth2-token-url's description, and --watch's,
+ * named in its description: listed with --show-hidden.
+ */
+const OAUTH2_DETAILS = [
+  ...['', 'target-', 'smtp-'].flatMap((p) =>
+    ['client-id', 'client-secret-env', 'client-secret-file', 'refresh-token-env', 'refresh-token-file', 'refresh-token-command'].map((d) => `${p}oauth2-${d}`),
+  ),
+  'watch-interval',
+  'watch-folders',
+  'watch-heartbeat',
+];
 
 /**
  * A command's help lists its own flags (the OAuth2 details only with --show-hidden, so that it
