@@ -298,6 +298,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(TARGET_FLAGS)
           .options(MIGRATE_PROFILE_FLAGS)
           .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
+          .options(WATCH_FLAGS)
           .example('A=... B=... $0 migrate --from imaps://me@old.example.org --password-env A --to imaps://me@new.example.org --target-password-env B', '')
           .epilogue(commandEpilogue(TRANSFER_STATE)),
       (args) => onCommand({ command: 'migrate', args }),

@@ -2,7 +2,8 @@
  * Watch mode beyond IMAP backup, against Dovecot: `backup --watch` of a POP3 maildrop polls every
  * --watch-interval (a message delivered is archived within the interval, once, and `--delete`
  * removes it from the server after it is durable); `forward --watch` from IMAP sends a message
- * delivered while it watches through the relay within seconds, once, and records it.
+ * delivered while it watches through the relay within seconds, once, and records it; `migrate
+ * --watch` APPENDs a delivery to the target within seconds, once.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +16,9 @@ import { archivedIds, deliverTo, serverIds, startWatch } from '../helpers/watch.
 
 const pia: Account = { name: 'watch-pia', password: 'watch-pia-pw' };
 const fay: Account = { name: 'watch-fay', password: 'watch-fay-pw' };
-const dc = withDovecot({ users: [pia, fay] });
+const mo: Account = { name: 'watch-mo', password: 'watch-mo-pw' };
+const tia: Account = { name: 'watch-tia', password: 'watch-tia-pw' };
+const dc = withDovecot({ users: [pia, fay, mo, tia] });
 
 let root: string;
 before(async () => {
@@ -87,6 +90,31 @@ describe('watch mode: POP3 and forward', { skip: dc.skip }, () => {
       }
     } finally {
       await relay.stop();
+    }
+  });
+
+  test('migrate --watch: a message delivered to the source is APPENDed to the target within seconds, once', { timeout: 60_000 }, async () => {
+    await deliverTo(dc.server, mo);
+    await deliverTo(dc.server, mo, 'INBOX');
+    const args = [
+      'migrate', '--from', `imap://${mo.name}@127.0.0.1:${dc.server.imapPort}`, '--tls-mode', 'plain', '--password-file', await passwordFile(mo),
+      '--to', `imap://${tia.name}@127.0.0.1:${dc.server.imapPort}`, '--target-tls-mode', 'plain', '--target-password-file', await passwordFile(tia),
+      '--state', join(root, 'migrate.json'), '--json', '--watch',
+    ];
+    const w = startWatch(args);
+    try {
+      await w.until((e) => e['type'] === 'pass' && e['full'] === true && e['messages'] === 2);
+      for (let i = 0; i < 2; i++) {
+        const from = w.events.length;
+        await deliverTo(dc.server, mo);
+        const sent = Date.now();
+        await w.until((e) => e['type'] === 'message', 10_000, from);
+        assert.ok(Date.now() - sent < 5_000, `APPENDed ${Date.now() - sent} ms after delivery`);
+      }
+      assert.deepEqual(await serverIds(dc.server, tia, 'INBOX'), await serverIds(dc.server, mo, 'INBOX'), 'the target holds each message once');
+    } finally {
+      w.child.kill('SIGTERM');
+      assert.equal((await w.exited).status, 0, w.stderr());
     }
   });
 });
