@@ -20,12 +20,13 @@ const exec = promisify(execFile);
 const kim: Account = { name: 'watch-kim', password: 'watch-kim-pw' };
 const rex: Account = { name: 'watch-rex', password: 'watch-rex-pw' };
 const hal: Account = { name: 'watch-hal', password: 'watch-hal-pw' };
+const dan: Account = { name: 'watch-dan', password: 'watch-dan-pw' };
 const dc = withDovecot({
   seed: [
     { path: 'INBOX', messages: smallMessages(3, 41) },
     { path: 'Work', messages: smallMessages(2, 42) },
   ],
-  users: [kim, rex, hal],
+  users: [kim, rex, hal, dan],
 });
 
 let root: string;
@@ -132,6 +133,22 @@ describe('backup --watch survives what passes', { skip: dc.skip }, () => {
 });
 
 describe('backup --watch as a service', { skip: dc.skip }, () => {
+  test('an archive that cannot be written (a file size limit, as a full disk) ends the watch with exit 6', { timeout: 60_000 }, async () => {
+    const archive = join(root, 'full');
+    await deliverTo(dc.server, dan);
+    const w = startWatch(await watchArgs(archive, dan), {}, ['bash', '-c', 'ulimit -f 100; exec "$0" "$@"']);
+    await w.until((e) => e['type'] === 'pass' && e['full'] === true);
+    const sent = Date.now();
+    await deliverTo(dc.server, dan, 'INBOX', 300_000);
+    const end = await Promise.race([w.exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 20_000))]);
+    if (end === undefined) w.child.kill('SIGKILL');
+    assert.equal(end?.status, 6, w.stderr());
+    assert.ok((end?.at ?? Infinity) - sent < 10_000, 'ended within seconds of the delivery');
+    assert.match(w.stderr(), /cannot write/);
+    assert.equal(w.events.at(-1)?.['type'], 'error');
+    assert.equal((await archivedIds(archive)).length, 1, 'the first message stays, the large one is not half there');
+  });
+
   test('SIGHUP opens the --log-file again (logrotate): later lines go to the new file', { timeout: 60_000 }, async () => {
     const archive = join(root, 'rotated');
     const log = join(root, 'watch.log');

@@ -22,8 +22,10 @@ export interface Watching {
   exited: Promise<{ status: number | null; signal: NodeJS.Signals | null; at: number }>;
 }
 
-export function startWatch(args: string[], env: Record<string, string> = {}): Watching {
-  const child = spawn(process.execPath, [CLI_BIN, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startWatch(args: string[], env: Record<string, string> = {}, prefix: readonly string[] = []): Watching {
+  // `prefix`: run node through this command, e.g. `['bash', '-c', 'ulimit -f 100; exec "$0" "$@"']`.
+  const [cmd, ...pre] = [...prefix, process.execPath];
+  const child = spawn(cmd as string, [...pre, CLI_BIN, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const events: Event[] = [];
   let err = '';
   let rest = '';
