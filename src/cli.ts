@@ -125,6 +125,17 @@ export const FILTER_FLAGS: Record<string, Options> = {
   'unseen-only': { type: 'boolean', describe: 'only messages without \\Seen (not for POP3, which has no flags)' },
 };
 
+/** backup, forward: stay after the run and copy new mail as it comes (config/watch.ts, pipeline/watch.ts). */
+const WATCH_FLAGS: Record<string, Options> = {
+  watch: {
+    type: 'boolean',
+    describe: 'after the run, stay and copy new mail as it comes (IMAP IDLE, POP3 polls); SIGTERM: exit 0; --watch-* flags: --show-hidden',
+  },
+  'watch-interval': { type: 'string', requiresArg: true, describe: 'with --watch: a full incremental pass this often (90s, 15m, 1h)', ...shown(DEFAULTS.watchInterval) },
+  'watch-folders': { type: 'string', array: true, requiresArg: true, describe: 'with --watch: IMAP folders to IDLE on besides INBOX (one connection each)' },
+  'watch-heartbeat': { type: 'string', requiresArg: true, describe: 'with --watch: a heartbeat this often (--json: {"type":"heartbeat"}; else the --log-file at debug)', ...shown(DEFAULTS.watchHeartbeat) },
+};
+
 /** restore and migrate: where the target's state lives, folder mapping, dry run. */
 const TARGET_FLAGS: Record<string, Options> = {
   state: { type: 'string', describe: 'file that keeps what is already on the target (default: under $XDG_STATE_HOME/mailferry/)' },
@@ -178,10 +189,18 @@ const MIGRATE_PROFILE_FLAGS: Record<string, Options> = {
 const GLOBAL_FLAGS = ['config', 'log-file', 'json', 'quiet', 'debug', 'help', 'version', 'show-hidden'];
 const GLOBALS_HELP = 'Global options (mailferry --help): --config FILE, --log-file FILE, --json, -q/--quiet, --debug, -h/--help, -V/--version, --show-hidden';
 
-/** The OAuth2 refresh flow's details, named in --oauth2-token-url's description, listed with --show-hidden. */
-const OAUTH2_DETAILS = ['', 'target-', 'smtp-'].flatMap((p) =>
-  ['client-id', 'client-secret-env', 'client-secret-file', 'refresh-token-env', 'refresh-token-file', 'refresh-token-command'].map((d) => `${p}oauth2-${d}`),
-);
+/**
+ * The OAuth2 refresh flow's details, named in --oauth2-token-url's description, and --watch's,
+ * named in its description: listed with --show-hidden.
+ */
+const OAUTH2_DETAILS = [
+  ...['', 'target-', 'smtp-'].flatMap((p) =>
+    ['client-id', 'client-secret-env', 'client-secret-file', 'refresh-token-env', 'refresh-token-file', 'refresh-token-command'].map((d) => `${p}oauth2-${d}`),
+  ),
+  'watch-interval',
+  'watch-folders',
+  'watch-heartbeat',
+];
 
 /**
  * A command's help lists its own flags (the OAuth2 details only with --show-hidden, so that it
@@ -238,6 +257,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
           .options(MESSAGE_SIZE_FLAG)
           .options(PROFILE_FLAGS)
+          .options(WATCH_FLAGS)
           .example('PW=... $0 backup --from imaps://me@imap.example.org --password-env PW --to maildir:~/mail-backup', '')
           .example('$0 backup --user me@gmail.com --password-file ~/.gmail-app-pw --to maildir:~/mail-backup', '')
           .example('$0 backup --from pop3s://me@pop.example.org --password-file ~/.pop-pw --to maildir:~/mail-backup --delete-older-than 14', '')
@@ -291,6 +311,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(MIGRATE_PROFILE_FLAGS)
           .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
           .options(MESSAGE_SIZE_FLAG)
+          .options(WATCH_FLAGS)
           .example('A=... B=... $0 migrate --from imaps://me@old.example.org --password-env A --to imaps://me@new.example.org --target-password-env B', '')
           .epilogue(commandEpilogue(TRANSFER_STATE)),
       (args) => onCommand({ command: 'migrate', args }),
@@ -331,6 +352,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           })
           .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
           .options(MESSAGE_SIZE_FLAG)
+          .options(WATCH_FLAGS)
           .example('PW=... SMTP_PW=... $0 forward --from pop3s://me@old.example.org --password-env PW --smtp smtps://me@new.example.org@smtp.new.example.org --smtp-password-env SMTP_PW --rcpt me@new.example.org --rate 30/m', '')
           .epilogue(commandEpilogue(FORWARD_STATE)),
       (args) => onCommand({ command: 'forward', args }),

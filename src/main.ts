@@ -61,6 +61,11 @@ export async function main(words: string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // --watch runs as a service: SIGHUP (logrotate, systemctl reload) opens the --log-file again;
+  // without one it is ignored.
+  const onHangup = (): void => logFile?.reopen();
+  const service = args['watch'] === true;
+  if (service) process.on('SIGHUP', onHangup);
 
   try {
     const { logFile: logPath } = rawFlags<{ logFile?: string }>(args);
@@ -74,7 +79,14 @@ export async function main(words: string[]): Promise<number> {
     const cfg = command.load(args);
     const { progressOutput } = await import('./commands/output.js');
     const progress = await progressOutput(out);
-    const result = await command.run(cfg, { log, signal: controller.signal, debug, ...(progress === undefined ? {} : { onProgress: progress.update }) });
+    const onEvent = json ? (e: Readonly<Record<string, unknown>>): void => writeStdout(JSON.stringify(e)) : undefined;
+    const result = await command.run(cfg, {
+      log,
+      signal: controller.signal,
+      debug,
+      ...(progress === undefined ? {} : { onProgress: progress.update }),
+      ...(onEvent === undefined ? {} : { onEvent }),
+    });
     progress?.done();
     code = await command.print(result, out);
     return code;
@@ -99,6 +111,7 @@ export async function main(words: string[]): Promise<number> {
     logFile?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    process.off('SIGHUP', onHangup);
   }
 }
 

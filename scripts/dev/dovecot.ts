@@ -58,6 +58,8 @@ export interface DovecotServer {
   addUser(spec: UserSpec): Promise<void>;
   /** Stops Dovecot and waits for it; idempotent. Removes `dir` unless it was given or kept. */
   stop(): Promise<void>;
+  /** Stops Dovecot (every session ends) and starts it again on the same ports, mail and config. */
+  restart(): Promise<void>;
   /** Last lines of the Dovecot log, for failed tests. */
   logTail(lines?: number): string;
 }
@@ -543,10 +545,17 @@ export async function startDovecot(opts: StartOptions): Promise<DovecotServer> {
     }
   }
   if (child === undefined || ports === undefined) throw lastError instanceof Error ? lastError : new Error(String(lastError));
-  const proc = child;
+  let proc = child;
   started = true;
   running.add(proc);
   installExitHook();
+  const listened = opts.ssl !== false ? [ports.imap, ports.imaps, ports.pop3, ports.pop3s] : [ports.imap, ports.pop3];
+  const restart = async (): Promise<void> => {
+    await killChild(proc);
+    running.delete(proc);
+    proc = await launch(binary, l, listened);
+    running.add(proc);
+  };
 
   const keep = !ownDir || opts.keep === true || process.env.MAILFERRY_KEEP_DOVECOT === '1';
   let stopped: Promise<void> | undefined;
@@ -576,6 +585,7 @@ export async function startDovecot(opts: StartOptions): Promise<DovecotServer> {
     homeOf,
     addUser,
     stop,
+    restart,
     logTail: (n = 40) => (finalLog !== undefined ? tailOf(finalLog, n) : existsSync(l.log) ? readTail(l.log, n) : ''),
   };
 }

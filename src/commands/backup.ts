@@ -10,37 +10,49 @@ import type { Command, CommandDeps } from './deps.js';
 import { printOutcome } from './output.js';
 import { accountSource } from './sources.js';
 import { transfer } from './transfer.js';
+import { onceOrWatch } from './watch.js';
+import type { Source } from '../sources/source.js';
 
 /**
  * `mailferry backup`: an IMAP or POP3 account into one or more local archives, through the one
  * pipeline every command uses (transfer.ts: limits, filter, run). With `--delete` (POP3), messages
  * are removed from the server after the run, and only those that every archive holds durably
  * (checkpointed after fsync), in one session that ends with QUIT. With `--delete-older-than DAYS`,
- * only those of them first archived more than DAYS days ago (see deletable.ts).
+ * only those of them first archived more than DAYS days ago (see deletable.ts). With `--watch`
+ * the archives stay open and locked while every pass runs on a fresh Source (watch.ts); POP3
+ * --delete follows each pass.
  */
 export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunReport> {
   const credentials = credentialsFor(cfg.auth, cfg.from);
-  const source = accountSource(
-    { endpoint: cfg.from, credentials, ...(cfg.ca === undefined ? {} : { ca: cfg.ca }), insecure: cfg.insecure, connections: cfg.connections, noUidl: cfg.noUidl, labels: keepsLabels(cfg) },
-    { streamThreshold: cfg.streamThreshold, maxMessageSize: cfg.maxMessageSize, signal: deps.signal, log: deps.log, debug: deps.debug ?? false },
-  );
+  const makeSource = (): Source =>
+    accountSource(
+      { endpoint: cfg.from, credentials, ...(cfg.ca === undefined ? {} : { ca: cfg.ca }), insecure: cfg.insecure, connections: cfg.connections, noUidl: cfg.noUidl, labels: keepsLabels(cfg) },
+      { streamThreshold: cfg.streamThreshold, maxMessageSize: cfg.maxMessageSize, signal: deps.signal, log: deps.log, debug: deps.debug ?? false },
+    );
+  const identity = makeSource().identity;
   // The credential first: a bad password source is a usage error before any connection, and a
   // refused OAuth2 refresh token an auth error.
   await credentials.get();
   const archives: OpenArchive[] = [];
   try {
-    for (const to of cfg.to) archives.push(await openArchive(to, source.identity, cfg.layout, deps.log));
-    const sinks = archives.map((a) => a.sink);
-    const { report } = await transfer(source, sinks, { ...cfg, dryRun: false }, deps);
-    if (cfg.delete && source instanceof Pop3Source) {
-      const onServer: string[] = [];
-      for await (const m of source.list(source.inbox, () => true)) onServer.push(m.id);
-      const ids = await deletable(onServer, archives, source.inbox, cfg.deleteOlderThanDays, epochSeconds());
-      report.deleted = await source.delete(ids);
-    }
-    return report;
+    for (const to of cfg.to) archives.push(await openArchive(to, identity, cfg.layout, deps.log));
+    return await onceOrWatch(
+      cfg.watch,
+      makeSource,
+      archives.map((a) => a.sink),
+      async (source, sinks, only, passDeps) => {
+        const { report } = await transfer(source, sinks, { ...cfg, dryRun: false, ...(only === undefined ? {} : { only }) }, passDeps);
+        if (cfg.delete && source instanceof Pop3Source) {
+          const onServer: string[] = [];
+          for await (const m of source.list(source.inbox, () => true)) onServer.push(m.id);
+          const ids = await deletable(onServer, archives, source.inbox, cfg.deleteOlderThanDays, epochSeconds());
+          report.deleted = await source.delete(ids);
+        }
+        return report;
+      },
+      deps,
+    );
   } finally {
-    await source.close();
     for (const a of archives) {
       await a.sink.close();
       await a.lock.release();

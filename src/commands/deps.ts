@@ -10,6 +10,8 @@ export interface CommandDeps {
   signal: AbortSignal;
   debug?: boolean;
   onProgress?: (report: RunReport, event: ProgressEvent) => void;
+  /** `--json`: one line per event of a long run (watch mode: each message copied, each pass, the heartbeat). */
+  onEvent?: (event: Readonly<Record<string, unknown>>) => void;
 }
 
 /** Where a command's results go: stdout (JSON lines with --json, nothing with --quiet), the --log-file. */

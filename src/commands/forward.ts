@@ -20,6 +20,7 @@ import { openState } from './target.js';
 import { printResult } from './output.js';
 import { transfer, type TransferResult } from './transfer.js';
 import { accountSource, archiveSource } from './sources.js';
+import { onceOrWatch } from './watch.js';
 
 /**
  * `mailferry forward`: new mail from an account (POP3, IMAP) or a local archive, sent through an
@@ -29,6 +30,8 @@ import { accountSource, archiveSource } from './sources.js';
  * the hex from the source account, the relay (user and host) and the recipient, so each such
  * triple has its own record; 0600 in a 0700 directory, no secret; `FILE.lock` beside it (exit 7).
  * `--dry-run` plans from that state alone (the dry-run wrappers of migrate): no lock, no relay.
+ * `--watch` keeps the relay, the state and its lock for the whole watch and forwards new mail as
+ * it comes (commands/watch.ts): IDLE for an IMAP source, a poll every --watch-interval otherwise.
  */
 export function forwardStatePath(sourceIdentity: string, relayIdentity: string, rcpt: string, env: NodeJS.ProcessEnv = process.env): string {
   const hash = createHash('sha256')
@@ -46,7 +49,8 @@ export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<Tr
   // --mark-sent never talks to the relay: no relay credential is read.
   const relayCredentials = cfg.smtp.auth === undefined || cfg.markSent ? undefined : credentialsFor(cfg.smtp.auth, cfg.smtp.endpoint);
   const relayCredential = await relayCredentials?.get();
-  const source = await openSource(cfg, credentials, deps);
+  const makeSource = (): Promise<Source> => openSource(cfg, credentials, deps);
+  const source = await makeSource();
   const relayIdentity = describeEndpoint(cfg.smtp.endpoint);
   const name = `${relayIdentity} -> ${cfg.rcpt}`;
   const statePath = cfg.statePath ?? forwardStatePath(source.identity, relayIdentity, cfg.rcpt);
@@ -85,10 +89,22 @@ export async function forward(cfg: ForwardConfig, deps: CommandDeps): Promise<Tr
       signal: deps.signal,
       log: deps.log,
     });
-    const result = await transfer(source, [sink, ...archives.sinks], cfg, deps, statePath);
-    if (cfg.markSent) result.report.markedSent = sink.forwarded;
-    else result.report.forwarded = sink.forwarded;
-    return result;
+    const smtp = sink;
+    // The sink counts every message it forwarded; each pass reports its own.
+    const report = await onceOrWatch(
+      cfg.watch,
+      makeSource,
+      [smtp, ...archives.sinks],
+      async (from, sinks, only, passDeps) => {
+        const before = smtp.forwarded;
+        const { report: r } = await transfer(from, sinks, { ...cfg, ...(only === undefined ? {} : { only }) }, passDeps, statePath);
+        if (cfg.markSent) r.markedSent = smtp.forwarded - before;
+        else r.forwarded = smtp.forwarded - before;
+        return r;
+      },
+      deps,
+    );
+    return { report, statePath };
   } finally {
     await source.close();
     await sink?.close();

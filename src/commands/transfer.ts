@@ -25,7 +25,7 @@ export interface TransferResult {
 export async function transfer(
   source: Source,
   sinks: readonly Sink[],
-  cfg: Pick<TransferCommon, 'dryRun' | 'filter' | 'limits' | 'include' | 'exclude' | 'batchBytes' | 'batchMessages'> & { syncDeletions?: boolean },
+  cfg: Pick<TransferCommon, 'dryRun' | 'filter' | 'limits' | 'include' | 'exclude' | 'batchBytes' | 'batchMessages'> & { syncDeletions?: boolean; only?: readonly string[] },
   deps: CommandDeps,
   statePath?: string,
 ): Promise<TransferResult> {
@@ -36,6 +36,7 @@ export async function transfer(
   const report = await runPipeline(cfg.dryRun ? dryRunSource(filtered) : filtered, sinks, {
     ...pipelineOptions(cfg, { log: deps.log, signal: deps.signal }),
     ...(cfg.syncDeletions === true ? { syncDeletions: true } : {}),
+    ...(cfg.only === undefined ? {} : { only: cfg.only }),
     onProgress: (r, event) => {
       if (event.type === 'planned') {
         plan.push({ mailbox: event.mailbox, messages: event.messages, bytes: event.bytes, ...(event.removed === undefined ? {} : { remove: event.removed }) });

@@ -4,6 +4,7 @@ import { account, type RawAccountFlags } from './account.js';
 import type { AuthSpec } from '../auth/login.js';
 import { accountFrom, batchSizes, layoutFlag, localEndpoints, unseenOnlyFlag } from './checks.js';
 import { parseFilter, type RawFilterFlags } from './filter.js';
+import { parseWatch, watchConnections, type RawWatchFlags, type WatchConfig } from './watch.js';
 import type { Problems } from '../domain/problems.js';
 import type { MessageFilter } from '../sources/filter.js';
 import type { MaildirLayout } from '../drivers/maildir/sink.js';
@@ -40,9 +41,11 @@ export interface BackupConfig {
   limits: RunLimits;
   /** --since/--before/--max-size/--unseen-only. */
   filter: MessageFilter;
+  /** `--watch`: stay after the run and copy new mail as it comes (pipeline/watch.ts). */
+  watch?: WatchConfig;
 }
 
-export interface RawBackupFlags extends RawAccountFlags, RawProfileFlags, RawFilterFlags {
+export interface RawBackupFlags extends RawAccountFlags, RawProfileFlags, RawFilterFlags, RawWatchFlags {
   from?: string;
   to?: string[];
   include?: string[];
@@ -84,11 +87,12 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
   const acct = account(problems, from, { ...raw, oauth2: profileOAuth2(raw.oauth2, prof) }, '');
   const layout = layoutFlag(problems, raw.layout);
   const batch = batchSizes(problems, raw.batchMb, raw.maxMessageSize);
+  const watch = parseWatch(problems, raw);
 
   if (problems.length > 0 || acct === undefined) {
     throw new MailferryError('usage', problems.join('; '));
   }
-  const connections = capConnections(acct.connections, prof, '--connections');
+  const connections = watchConnections(capConnections(acct.connections, prof, '--connections'), prof.connections, watch, acct.endpoint.kind);
   return {
     from: acct.endpoint,
     to,
@@ -105,5 +109,6 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
     noUidl,
     limits: runLimits({ settings: prof, account: acct.endpoint }, undefined),
     filter,
+    ...(watch === undefined ? {} : { watch }),
   };
 }

@@ -16,4 +16,7 @@ export const DEFAULTS = {
   streamThreshold: 8 << 20,
   /** The largest message a server may send (`--max-message-size`): 1 GiB, as drivers/message-limit.ts. */
   maxMessageSize: 1 << 30,
+  /** `--watch`: a full incremental pass this often, and a heartbeat event this often. */
+  watchInterval: '15m',
+  watchHeartbeat: '60s',
 } as const;

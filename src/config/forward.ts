@@ -9,6 +9,7 @@ import type { AuthSpec } from '../auth/login.js';
 import { capConnections, profileOAuth2, resolveProfile, runLimits, type ProfileSettings, type RawProfileFlags, type RunLimits } from '../profiles/resolve.js';
 import type { MessageFilter } from '../sources/filter.js';
 import { parseFilter, type RawFilterFlags } from './filter.js';
+import { parseWatch, watchConnections, type RawWatchFlags, type WatchConfig } from './watch.js';
 import { RELAY_RETRY } from '../domain/retry.js';
 
 /**
@@ -51,9 +52,11 @@ export interface ForwardConfig {
   /** Attempts per message when the relay answers 4xx, and the first delay between them. */
   retries: number;
   retryBaseMs: number;
+  /** `--watch`: stay after the run and forward new mail as it comes (pipeline/watch.ts). */
+  watch?: WatchConfig;
 }
 
-export interface RawForwardFlags extends RawAccountFlags, PrefixedAccountFlags<'smtp'>, RawFilterFlags, RawProfileFlags {
+export interface RawForwardFlags extends RawAccountFlags, PrefixedAccountFlags<'smtp'>, RawFilterFlags, RawProfileFlags, RawWatchFlags {
   from?: string;
   smtp?: string;
   rcpt?: string;
@@ -98,10 +101,13 @@ export function loadForwardConfig(raw: RawForwardFlags): ForwardConfig {
   const batch = batchSizes(problems, raw.batchMb, raw.maxMessageSize);
   const state = stateFlag(problems, raw.state);
   if (raw.markSent === true && raw.dryRun === true) problems.push('--mark-sent and --dry-run do not go together (--dry-run shows what --mark-sent would record)');
+  const watch = parseWatch(problems, raw);
+  if (watch !== undefined && raw.markSent === true) problems.push('--watch and --mark-sent do not go together (--mark-sent records what is there now, once)');
 
   if (problems.length > 0 || source === undefined || smtp === undefined || raw.rcpt === undefined || envelopeFrom === undefined) {
     throw new MailferryError('usage', problems.join('; '));
   }
+  if (watch !== undefined && 'endpoint' in source) source.connections = watchConnections(source.connections, prof?.connections, watch, source.endpoint.kind);
   return {
     source,
     smtp,
@@ -120,6 +126,7 @@ export function loadForwardConfig(raw: RawForwardFlags): ForwardConfig {
     ...state,
     retries: RELAY_RETRY.attempts,
     retryBaseMs: RELAY_RETRY.baseMs,
+    ...(watch === undefined ? {} : { watch }),
   };
 }
 

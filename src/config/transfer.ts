@@ -9,6 +9,7 @@ import { capConnections, profileOAuth2, resolveProfile, resolveTarget, runLimits
 import type { FolderRole } from '../profiles/schema.js';
 import type { MessageFilter } from '../sources/filter.js';
 import { filterFlagsGiven, parseFilter, type RawFilterFlags } from './filter.js';
+import { parseWatch, watchConnections, type RawWatchFlags, type WatchConfig } from './watch.js';
 
 /**
  * The loaders for `restore` (a local archive into an IMAP account) and `migrate` (one IMAP account
@@ -49,6 +50,8 @@ export interface RestoreConfig extends TransferCommon {
 }
 
 export interface MigrateConfig extends TransferCommon {
+  /** `--watch`: stay after the run and copy new mail as it comes (pipeline/watch.ts). */
+  watch?: WatchConfig;
   source: RemoteAccount;
   /** The source profile's folder roles (`folders.roles`), for folders the server gives no special-use flag. */
   sourceRoles: Partial<Record<FolderRole, string>>;
@@ -80,7 +83,7 @@ export interface RawRestoreFlags extends RawAccountFlags, RawCommonFlags {
   to?: string;
 }
 
-export interface RawMigrateFlags extends RawAccountFlags, PrefixedAccountFlags<'target'>, RawCommonFlags {
+export interface RawMigrateFlags extends RawAccountFlags, PrefixedAccountFlags<'target'>, RawCommonFlags, RawWatchFlags {
   from?: string;
   to?: string;
   targetUser?: string;
@@ -173,11 +176,13 @@ export function loadMigrateConfig(raw: RawMigrateFlags): MigrateConfig {
   const archives = localEndpoints(problems, raw.archive ?? [], '--archive');
   const rest = common(problems, raw);
   unseenOnlyFlag(problems, rest.filter, source?.endpoint.kind);
+  const watch = parseWatch(problems, raw);
   if (problems.length > 0 || source === undefined || target === undefined) throw new MailferryError('usage', problems.join('; '));
   return {
+    ...(watch === undefined ? {} : { watch }),
     ...rest,
     exclude: [...rest.exclude, ...sp.skip],
-    source: { ...source, connections: capConnections(source.connections, sp, '--connections') },
+    source: { ...source, connections: watchConnections(capConnections(source.connections, sp, '--connections'), sp.connections, watch, source.endpoint.kind) },
     sourceRoles: sp.profile?.folders.roles ?? {},
     target: { ...target, connections: capConnections(target.connections, tp, '--target-connections') },
     targetRoles: tp.profile?.folders.roles ?? {},

@@ -77,3 +77,15 @@ export function sleep(ms: number, signal: AbortSignal): Promise<void> {
  */
 export const RETRY = { attempts: 5, baseMs: 1000 } as const;
 export const RELAY_RETRY = { attempts: 4, baseMs: 2000 } as const;
+
+/**
+ * Watch mode's reconnect policy (pipeline/watch.ts, drivers/imap/idle.ts): a transient fault is
+ * waited out for ever, 1 s after the first failure, doubled after each one, at most 60 s; a
+ * success starts again from 1 s.
+ */
+export const WATCH_BACKOFF = { baseMs: 1000, maxMs: 60_000 } as const;
+
+/** The wait before attempt `failures + 1` of a capped exponential backoff. */
+export function backoffMs(failures: number, policy: { baseMs: number; maxMs: number }): number {
+  return Math.min(policy.maxMs, policy.baseMs * 2 ** Math.min(Math.max(failures, 0), 30));
+}

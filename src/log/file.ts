@@ -14,18 +14,22 @@ export interface LogFile {
   readonly logger: Logger;
   /** A result line (the summary) that goes to stdout too. */
   line(text: string): void;
+  /** Close and open the file again by its path (SIGHUP: logrotate moved it away). */
+  reopen(): void;
   close(): void;
 }
 
 export function openLogFile(path: string, level: Level): LogFile {
-  let fd: number;
-  try {
-    // A first cron run on a fresh account: the log's folder (~/.local/state/mailferry, say) is made.
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    fd = openSync(path, 'a', 0o600);
-  } catch (e: unknown) {
-    throw new MailferryError('usage', `cannot open --log-file ${path}: ${errnoCode(e) ?? 'error'}`);
-  }
+  const open = (): number => {
+    try {
+      // A first cron run on a fresh account: the log's folder (~/.local/state/mailferry, say) is made.
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      return openSync(path, 'a', 0o600);
+    } catch (e: unknown) {
+      throw new MailferryError('usage', `cannot open --log-file ${path}: ${errnoCode(e) ?? 'error'}`);
+    }
+  };
+  let fd = open();
   const write = (line: string): void => {
     try {
       writeSync(fd, `${line}\n`);
@@ -37,6 +41,21 @@ export function openLogFile(path: string, level: Level): LogFile {
   return {
     logger,
     line: (text) => logger.info(text),
+    reopen: () => {
+      // The old file stays in use when the new one cannot be opened: a line lost is worse than a line misplaced.
+      let next: number;
+      try {
+        next = open();
+      } catch {
+        return;
+      }
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
+      }
+      fd = next;
+    },
     close: () => {
       try {
         closeSync(fd);

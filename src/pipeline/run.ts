@@ -53,6 +53,12 @@ export interface PipelineOptions {
   onProgress?: (report: RunReport, event: ProgressEvent) => void;
   /** Let sink folders remove what they hold that the source no longer has (`removeGone`). */
   syncDeletions?: boolean;
+  /**
+   * Only these of the folders include/exclude choose (watch mode's pass of the folders that
+   * changed, watch.ts); a label folder among them brings its labelled folder (Gmail's All Mail).
+   * The include patterns that match nothing are not reported again.
+   */
+  only?: readonly string[];
 }
 
 export type ProgressEvent =
@@ -136,9 +142,13 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
 
   const all = await retry('list folders', () => source.mailboxes());
   for (const sink of sinks) await sink.plan?.(all);
-  const { mailboxes, unmatched } = chooseFolders(all, opts.include, opts.exclude);
+  const chosen = chooseFolders(all, opts.include, opts.exclude);
   // Gmail mode: a label folder is made from the labelled folder (All Mail); without it, it would stay empty.
   const labelled = all.find((m) => m.labelled === true);
+  const only = opts.only === undefined ? undefined : new Set(opts.only);
+  const withLabels = only !== undefined && chosen.mailboxes.some((m) => only.has(m.path) && m.label !== undefined);
+  const mailboxes = only === undefined ? chosen.mailboxes : chosen.mailboxes.filter((m) => only.has(m.path) || (withLabels && m === labelled));
+  const unmatched = only === undefined ? chosen.unmatched : [];
   if (labelled !== undefined && !mailboxes.includes(labelled) && mailboxes.some((m) => m.label !== undefined)) {
     const reason = `the label folders chosen are made from ${labelled.path}, which --include/--exclude left out: include it to archive their messages`;
     opts.log.warn(reason);

@@ -62,7 +62,32 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  *   fetches them. `list()` of the labelled folder gives each message its `labels` (sorted,
  *   Unicode, each the `label` of a listed folder or of none), `globalId` and `threadId`; `fetch`
  *   hands the same on. Spam and Trash, which All Mail does not hold, are plain folders.
+ * - `watch(paths, opts)`, optional (IMAP: IDLE, drivers/imap/idle.ts): a FolderWatch on the named
+ *   folders, with connections of its own (one per folder, besides `caps.parallel`), that outlives
+ *   the Source: `close()` of the Source does not end it, its own `close()` does. It only says
+ *   which folders may have new messages; copying them stays the pipeline's (a normal run of those
+ *   folders), so nothing it says can lose or double a message. A source without it is polled.
  */
+export interface FolderWatch {
+  /**
+   * The watched folders that may have new messages since the last call: at once when some
+   * already may (every folder counts as changed right after its session (re)connected, since
+   * mail may have come while nobody watched), else when the server says so, or `[]` after `ms`
+   * or when `signal` aborts. A lost session is reconnected inside, with capped backoff, for ever;
+   * what cannot pass by waiting (a refused login, an untrusted certificate) rejects here.
+   */
+  changes(ms: number, signal: AbortSignal): Promise<string[]>;
+  /** How many of the watched folders have a live session now (the heartbeat reports it). */
+  readonly live: number;
+  close(): Promise<void>;
+}
+
+export interface WatchOptions {
+  /** IDLE is ended and issued again after this long (RFC 2177 section 3: at most 29 minutes). */
+  renewMs: number;
+  /** Reconnect backoff: the first wait, doubled after each failure up to `maxMs`. */
+  backoff: { baseMs: number; maxMs: number };
+}
 export interface FolderStatus {
   readonly messages: number;
   /** Total size in bytes (wire form), when the source can tell without listing. */
@@ -127,4 +152,5 @@ export interface Source {
   filtered?(mailbox: MailboxInfo): number;
   status?(mailbox: MailboxInfo): Promise<FolderStatus>;
   unlisted?(mailbox: MailboxInfo): readonly Unlisted[];
+  watch?(paths: readonly string[], opts: WatchOptions): FolderWatch;
 }

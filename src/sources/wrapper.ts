@@ -7,7 +7,12 @@ import type { Fetched, HeaderSample, Missing, Selected, Source, SourceCaps, Unli
  * they change, usually `fetch`.
  */
 export class SourceWrapper implements Source {
-  constructor(protected readonly inner: Source) {}
+  /** The inner source's FolderWatch, when it has one (watch mode only asks; it copies nothing). */
+  readonly watch?: Source['watch'];
+  constructor(protected readonly inner: Source) {
+    const watch = inner.watch;
+    if (watch !== undefined) this.watch = (paths, opts) => watch.call(inner, paths, opts);
+  }
   get caps(): SourceCaps {
     return this.inner.caps;
   }

@@ -10,7 +10,8 @@ import { resumableBody, type ChunkReader } from './download.js';
 import { GMAIL_EXTENSION, gmailFolders, LABEL_QUERY, labelsOf } from './gmail.js';
 import { capLiterals, ImapPool, type Conn } from './pool.js';
 import { UidValidities, UNUSABLE } from './uid-validity.js';
-import type { Fetched, FolderStatus, HeaderSample, Missing, Selected, Source } from '../../sources/source.js';
+import { ImapWatch } from './idle.js';
+import type { Fetched, FolderStatus, FolderWatch, HeaderSample, Missing, Selected, Source, WatchOptions } from '../../sources/source.js';
 
 /**
  * IMAP Source on imapflow. Holds up to `connections` logged-in clients; `fetch` takes one for the
@@ -407,6 +408,11 @@ export class ImapSource implements Source {
     } finally {
       this.pool.release(c);
     }
+  }
+
+  /** IDLE on `paths`, one session each, besides this Source's connections (idle.ts). */
+  watch(paths: readonly string[], opts: WatchOptions): FolderWatch {
+    return new ImapWatch(this.opts, paths, opts, this.opts.log);
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,120 @@
+/**
+ * Watch mode beyond IMAP backup, against Dovecot: `backup --watch` of a POP3 maildrop polls every
+ * --watch-interval (a message delivered is archived within the interval, once, and `--delete`
+ * removes it from the server after it is durable); `forward --watch` from IMAP sends a message
+ * delivered while it watches through the relay within seconds, once, and records it; `migrate
+ * --watch` APPENDs a delivery to the target within seconds, once.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { withDovecot, type Account } from '../helpers/server.js';
+import { startSmtp } from '../helpers/smtp.js';
+import { archivedIds, deliverTo, serverIds, startWatch } from '../helpers/watch.js';
+
+const pia: Account = { name: 'watch-pia', password: 'watch-pia-pw' };
+const fay: Account = { name: 'watch-fay', password: 'watch-fay-pw' };
+const mo: Account = { name: 'watch-mo', password: 'watch-mo-pw' };
+const tia: Account = { name: 'watch-tia', password: 'watch-tia-pw' };
+const dc = withDovecot({ users: [pia, fay, mo, tia] });
+
+let root: string;
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'mf-watch-more-'));
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+async function passwordFile(user: Account): Promise<string> {
+  const pw = join(root, `pw-${user.name}`);
+  await writeFile(pw, `${user.password}\n`, { mode: 0o600 });
+  return pw;
+}
+
+describe('watch mode: POP3 and forward', { skip: dc.skip }, () => {
+  test('backup --watch from POP3 polls every --watch-interval: each message archived once, then deleted (--delete)', { timeout: 60_000 }, async () => {
+    const archive = join(root, 'pop3');
+    const first = await deliverTo(dc.server, pia);
+    const args = ['backup', '--from', `pop3://${pia.name}@127.0.0.1:${dc.server.pop3Port}`, '--tls-mode', 'plain', '--password-file', await passwordFile(pia)];
+    const w = startWatch([...args, '--to', `maildir:${archive}`, '--delete', '--json', '--watch', '--watch-interval', '2s']);
+    try {
+      await w.until((e) => e['type'] === 'pass' && e['full'] === true && e['messages'] === 1);
+      const ids = [first];
+      for (let i = 0; i < 2; i++) {
+        const from = w.events.length;
+        ids.push(await deliverTo(dc.server, pia));
+        const sent = Date.now();
+        await w.until((e) => e['type'] === 'message', 10_000, from);
+        assert.ok(Date.now() - sent < 4_500, `archived ${Date.now() - sent} ms after delivery (poll every 2 s)`);
+      }
+      await w.until((e) => e['type'] === 'pass', 5_000, w.events.length);
+      assert.deepEqual(await archivedIds(archive), ids.sort(), 'each message once');
+      assert.deepEqual(await serverIds(dc.server, pia, 'INBOX'), [], '--delete removed what is archived');
+      const heartbeat = w.events.find((e) => e['type'] === 'heartbeat');
+      assert.equal(heartbeat, undefined, 'no heartbeat before --watch-heartbeat (60 s)');
+    } finally {
+      w.child.kill('SIGTERM');
+      assert.equal((await w.exited).status, 0, w.stderr());
+    }
+  });
+
+  test('forward --watch from IMAP: a message delivered while it watches reaches the relay within seconds, once', { timeout: 60_000 }, async () => {
+    const relay = await startSmtp({ mode: 'plain' });
+    try {
+      await deliverTo(dc.server, fay);
+      const state = join(root, 'forward.json');
+      const args = [
+        'forward', '--from', `imap://${fay.name}@127.0.0.1:${dc.server.imapPort}`, '--tls-mode', 'plain', '--password-file', await passwordFile(fay),
+        '--smtp', `smtp://127.0.0.1:${relay.port}`, '--smtp-tls-mode', 'plain', '--rcpt', 'me@new.example.org', '--state', state, '--json', '--watch',
+      ];
+      const w = startWatch(args);
+      try {
+        await w.until((e) => e['type'] === 'pass' && e['full'] === true);
+        assert.equal(relay.received.length, 1, 'the first pass forwarded the message that was there');
+        const from = w.events.length;
+        const id = await deliverTo(dc.server, fay);
+        const sent = Date.now();
+        await w.until((e) => e['type'] === 'message' && String(e['sink']).startsWith('smtp'), 10_000, from);
+        assert.ok(Date.now() - sent < 5_000, `forwarded ${Date.now() - sent} ms after delivery`);
+        assert.equal(relay.received.length, 2);
+        assert.ok(relay.received[1]?.data.toString().includes(id), 'the new message');
+      } finally {
+        w.child.kill('SIGTERM');
+        const end = await w.exited;
+        assert.equal(end.status, 0, w.stderr());
+        const summary = w.events.at(-1);
+        assert.equal(summary?.['forwarded'], 2, 'the summary counts each message forwarded once');
+      }
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  test('migrate --watch: a message delivered to the source is APPENDed to the target within seconds, once', { timeout: 60_000 }, async () => {
+    await deliverTo(dc.server, mo);
+    await deliverTo(dc.server, mo, 'INBOX');
+    const args = [
+      'migrate', '--from', `imap://${mo.name}@127.0.0.1:${dc.server.imapPort}`, '--tls-mode', 'plain', '--password-file', await passwordFile(mo),
+      '--to', `imap://${tia.name}@127.0.0.1:${dc.server.imapPort}`, '--target-tls-mode', 'plain', '--target-password-file', await passwordFile(tia),
+      '--state', join(root, 'migrate.json'), '--json', '--watch',
+    ];
+    const w = startWatch(args);
+    try {
+      await w.until((e) => e['type'] === 'pass' && e['full'] === true && e['messages'] === 2);
+      for (let i = 0; i < 2; i++) {
+        const from = w.events.length;
+        await deliverTo(dc.server, mo);
+        const sent = Date.now();
+        await w.until((e) => e['type'] === 'message', 10_000, from);
+        assert.ok(Date.now() - sent < 5_000, `APPENDed ${Date.now() - sent} ms after delivery`);
+      }
+      assert.deepEqual(await serverIds(dc.server, tia, 'INBOX'), await serverIds(dc.server, mo, 'INBOX'), 'the target holds each message once');
+    } finally {
+      w.child.kill('SIGTERM');
+      assert.equal((await w.exited).status, 0, w.stderr());
+    }
+  });
+});
