@@ -4,6 +4,7 @@ import { imapAuth, NoOAuth2Login, withCredential, type Credential, type Credenti
 import { MailferryError } from '../../domain/errors.js';
 import type { RemoteEndpoint } from '../../endpoints/url.js';
 import type { Logger } from '../../log/logger.js';
+import { checkedConnect } from '../scheme.js';
 import { assertAlive, commandError, isAlive, mapImapError, printable } from './errors.js';
 
 /**
@@ -88,7 +89,7 @@ export class ImapPool {
       }
     });
     try {
-      await client.connect();
+      await checkedConnect(e, client.connect(), () => client.close());
     } catch (err: unknown) {
       client.close();
       const auth = [...client.capabilities.keys()].filter((k) => k.startsWith('AUTH=')).map((k) => k.slice(5));
