@@ -39,6 +39,8 @@ export interface BackupConfig {
   limits: RunLimits;
   /** --since/--before/--max-size/--unseen-only. */
   filter: MessageFilter;
+  /** `--dry-run` (`--check`): log in, list and plan; no lock, nothing written or deleted. */
+  dryRun: boolean;
 }
 
 export interface RawBackupFlags extends RawAccountFlags, RawProfileFlags, RawFilterFlags {
@@ -54,6 +56,7 @@ export interface RawBackupFlags extends RawAccountFlags, RawProfileFlags, RawFil
   noUidl?: boolean;
   /** `--no-uidl` as yargs reads it: the negation of a (hidden) `--uidl`. */
   uidl?: boolean;
+  dryRun?: boolean;
 }
 
 export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
@@ -103,5 +106,6 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
     noUidl,
     limits: runLimits({ settings: prof, account: acct.endpoint }, undefined),
     filter,
+    dryRun: raw.dryRun === true,
   };
 }
