@@ -20,7 +20,8 @@ import type { RemoteEndpoint } from '../endpoints/url.js';
  *   on a second connection (certificate not checked: it only asks what the port speaks, and
  *   sends nothing else); a server that completes it or answers with a TLS alert speaks TLS, and
  *   the connection is dropped with that error. A plain server (one that greets slowly, or logs in
- *   slowly) answers the ClientHello in plain text and is left alone.
+ *   slowly) answers the ClientHello in plain text and is left alone; one that has greeted on the
+ *   driver's own connection already (where the driver can tell) is not probed at all.
  * - An endpoint whose connection came up once is not probed again in this process.
  */
 /** How long a plain-text connection may wait for its greeting and login before the port is probed. */
@@ -41,18 +42,21 @@ const key = (e: RemoteEndpoint): string => `${e.kind} ${e.tls} ${e.host} ${e.por
 const hostPort = (e: RemoteEndpoint): string => `${e.host.includes(':') ? `[${e.host}]` : e.host}:${e.port}`;
 const address = (e: RemoteEndpoint, scheme: string): string => `${scheme}://${e.user === '' ? '' : `${e.user}@`}${hostPort(e)}`;
 
+export interface ConnectCheck {
+  /** Ends the connection attempt when the port turns out to speak TLS (`connecting` then rejects). */
+  drop: (err: MailferryError) => void;
+  /** The socket's code of a failure, when the library moved it (nodemailer: `originalCode`). */
+  code?: (err: unknown) => string | undefined;
+  /** Whether the server has spoken on the driver's connection: then it is plain, and not probed. */
+  greeted?: () => boolean;
+}
+
 /**
- * `connecting` (a driver's connect, greeting and login), with the port's scheme checked as above.
- * `drop(err)` ends the connection attempt when the port turns out to speak TLS; `connecting` then
- * rejects, and this rejects with `err`. `code(err)`: the socket's code of a failure, when the
- * library moved it.
+ * `connecting` (a driver's connect, greeting and login), with the port's scheme checked as above;
+ * rejects with the scheme's error when the port speaks the other one.
  */
-export async function checkedConnect<T>(
-  e: RemoteEndpoint,
-  connecting: Promise<T>,
-  drop: (err: MailferryError) => void,
-  code?: (err: unknown) => string | undefined,
-): Promise<T> {
+export async function checkedConnect<T>(e: RemoteEndpoint, connecting: Promise<T>, check: ConnectCheck): Promise<T> {
+  const { drop, code, greeted } = check;
   if (e.tls === 'tls') {
     try {
       const done = await connecting;
@@ -67,6 +71,7 @@ export async function checkedConnect<T>(
   let timer: NodeJS.Timeout | undefined;
   const verdict = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
+      if (greeted?.() === true) return;
       void speaksTls(e.host, e.port).then((yes) => {
         if (!yes || settled) return;
         const err = new MailferryError('tls', `${hostPort(e)} speaks TLS from the first byte: use ${address(e, NAMES[e.kind].tls)}`);

@@ -89,7 +89,9 @@ export class ImapPool {
       }
     });
     try {
-      await checkedConnect(e, client.connect(), () => client.close());
+      // imapflow's `greetingReceived` (2.10, not in its types): the server spoke, so it is plain.
+      const greeted = (): boolean => (client as unknown as { greetingReceived?: boolean }).greetingReceived === true;
+      await checkedConnect(e, client.connect(), { drop: () => client.close(), greeted });
     } catch (err: unknown) {
       client.close();
       const auth = [...client.capabilities.keys()].filter((k) => k.startsWith('AUTH=')).map((k) => k.slice(5));

@@ -161,7 +161,7 @@ export class Pop3Client {
     const c = new Pop3Client(o, sock);
     const endpoint: RemoteEndpoint = { kind: 'pop3', user: o.user, host: o.host, port: o.port, tls: o.tls };
     try {
-      await checkedConnect(endpoint, c.open(sock), (err) => c.fail(err));
+      await checkedConnect(endpoint, c.open(sock), { drop: (err) => c.fail(err), greeted: () => sock.bytesRead > 0 });
       return c;
     } catch (e: unknown) {
       const err = e instanceof MailferryError ? e : (c.failure ?? c.mapError(e));

@@ -86,7 +86,7 @@ export function smtpSender(opts: SmtpTransportOptions): SmtpSender {
         // The abort closes the connection this message waits for (a TLS port never greets).
         const abort = new AbortController();
         const sending = transport.sendMail({ envelope: { from: envelope.from, to: [envelope.to] }, raw, signal: abort.signal });
-        const info = await checkedConnect(e, sending, () => abort.abort(), socketCode);
+        const info = await checkedConnect(e, sending, { drop: () => abort.abort(), code: socketCode });
         return { accepted: true, text: oneLine(info.response) };
       } catch (err: unknown) {
         return replyOf(err, where);
