@@ -5,8 +5,8 @@
  * and the secrets they name (`--password-env VAR`, `--password-file FILE`) are provided. HOME is a
  * temporary directory, so `~/Mail/backup` is where the README says. Examples that need a
  * provider (`--user`, OAuth2), a relay or a job file are only parsed (test/unit/readme.test.ts).
- * Each must exit 0: a backup, its verify, a restore and its verify, a migrate (with the archive of
- * the backup) and its verify.
+ * Each must exit 0: the copies (backup, restore, migrate with the backup's archive), then the
+ * verify of each.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -66,10 +66,11 @@ describe('the README\'s examples, run as written against Dovecot', { skip: dc.sk
 
   test('backup, verify, restore, migrate: each exits 0', async () => {
     const examples = readmeExamples(join(REPO_ROOT, 'README.md')).filter(runnable);
-    const ran = examples.map((ex) => ex.argv[0]);
-    assert.deepEqual(ran, ['backup', 'restore', 'migrate', 'verify', 'verify', 'verify'], 'the README\'s runnable examples changed: update this test');
-    // Run in the order a reader would: each copy before its verify.
-    const order = [0, 3, 1, 5, 2, 4].map((i) => examples[i] as Example);
+    for (const command of ['backup', 'restore', 'migrate', 'verify']) {
+      assert.ok(examples.some((ex) => ex.argv[0] === command), `no runnable ${command} example in the README`);
+    }
+    // Every copy (in the README's order), then every verify, as a reader would run them.
+    const order = [...examples.filter((ex) => ex.argv[0] !== 'verify'), ...examples.filter((ex) => ex.argv[0] === 'verify')];
     for (const ex of order) {
       const { argv, env } = await localised(ex, home);
       const r = await runCli(argv, { ...env, HOME: home, XDG_STATE_HOME: join(home, '.local', 'state') }, { timeoutMs: 180_000 });

@@ -59,8 +59,8 @@ test('every mailferry command line in the README parses with the CLI\'s flags', 
       assert.ok(r.command !== undefined && (COMMAND_NAMES as readonly string[]).includes(r.command), `README line ${ex.line}: no command`);
       commands.add(r.command);
     }
-    // The README shows every command but `folders` (in prose) in a block.
-    assert.deepEqual([...commands].sort(), ['backup', 'forward', 'migrate', 'profiles', 'restore', 'verify']);
+    // The README shows these in its blocks (`folders` in prose).
+    for (const c of ['backup', 'forward', 'migrate', 'profiles', 'restore', 'verify']) assert.ok(commands.has(c), `no ${c} example`);
     // The check can fail: a flag that does not exist (or no longer does) is refused.
     const removed = await parse(['backup', '--from', 'imaps://me@example.org', '--to', 'maildir:/x', '--removed-flag']);
     assert.match(String(removed.error), /removed-flag/);
