@@ -8,19 +8,28 @@ import { EXIT } from './domain/errors.js';
  * flags: config/flags.ts hands what yargs parsed to the command's loader by name. Defaults are
  * the loaders' (config/defaults.ts): yargs only shows them in --help, it does not fill them in.
  */
+const EXIT_MEANINGS: [number, string][] = [
+  [EXIT.ok, 'ok'],
+  [EXIT.internal, 'internal error (a bug: report it)'],
+  [EXIT.usage, 'usage or config: nothing done'],
+  [EXIT.partial, 'partial: skipped ones are listed'],
+  [EXIT.auth, 'authentication failed'],
+  [EXIT.network, 'network, TLS or wrong scheme'],
+  [EXIT.destination, 'archive not writable'],
+  [EXIT.locked, 'another run holds the lock'],
+  [EXIT.budget, 'daily budget spent: resume later'],
+  [EXIT.differences, 'verify: the copy differs'],
+  [EXIT.interrupted, 'interrupted: a rerun resumes'],
+];
+
+/** The exit codes as a two-column table of six lines, at most 80 wide (the README has the long form). */
 export const EXIT_CODES_HELP = [
   'Exit codes:',
-  `  ${EXIT.ok}  ok`,
-  `  ${EXIT.internal}  internal error (a bug: please report it)`,
-  `  ${EXIT.usage}  usage or configuration error (nothing was done)`,
-  `  ${EXIT.partial}  partial: some messages or folders were skipped (listed), or the IMAP target is full; rerun to retry them`,
-  `  ${EXIT.auth}  authentication failed`,
-  `  ${EXIT.network}  network or TLS error (refused, unknown host, untrusted certificate, dropped)`,
-  `  ${EXIT.destination}  archive not writable (permissions, disk full)`,
-  `  ${EXIT.locked}  another run holds the archive lock`,
-  `  ${EXIT.budget}  daily transfer budget reached (the provider's or --max-bytes-per-day): what was copied is kept, resume next run`,
-  `  ${EXIT.differences}  verify: the copy differs from the source (missing, extra, altered messages or folders; each one listed)`,
-  `  ${EXIT.interrupted}  interrupted (SIGINT/SIGTERM); the archive is consistent, rerun to resume`,
+  ...EXIT_MEANINGS.slice(0, 6).map(([code, text], i) => {
+    const right = EXIT_MEANINGS[i + 6];
+    const left = `  ${String(code).padEnd(4)}${text}`;
+    return right === undefined ? left : `${left.padEnd(42)}${String(right[0]).padEnd(5)}${right[1]}`;
+  }),
 ].join('\n');
 
 export const COMMAND_NAMES = ['backup', 'restore', 'migrate', 'forward', 'folders', 'verify', 'profiles'] as const;
@@ -63,7 +72,7 @@ export function oauth2Flags(who = '', prefix = ''): Record<string, Options> {
     [`${o}token-command`]: { type: 'string', describe: `${who}OAuth2: run this command (no shell) for an access token` },
     [`${o}token-url`]: {
       type: 'string',
-      describe: `${who}OAuth2 refresh flow: token endpoint, "google" or "microsoft"; with --${o}client-id, --${o}refresh-token-env|-file|-command, --${o}client-secret-env|-file (--show-hidden)`,
+      describe: `${who}OAuth2 refresh flow: token URL, google or microsoft`,
     },
     [`${o}client-id`]: detail('the client id'),
     [`${o}client-secret-env`]: detail('read the client secret from this environment variable'),
@@ -79,7 +88,7 @@ function tlsFlags(who = '', prefix = ''): Record<string, Options> {
     [`${prefix}tls-mode`]: {
       type: 'string',
       choices: ['tls', 'starttls', 'plain'],
-      describe: `${who}override the TLS mode of the address; plain sends the password unencrypted`,
+      describe: `${who}override the address's TLS mode (plain: the password unencrypted)`,
     },
     [`${prefix}tls-insecure`]: { type: 'boolean', describe: `${who}accept any server certificate (not recommended)` },
     [`${prefix}ca`]: { type: 'string', describe: `${who}trust the CA certificate(s) in this PEM file` },
@@ -98,7 +107,7 @@ function imapAccountFlags(who = '', prefix = ''): Record<string, Options> {
 
 /** backup, migrate, restore: verify the copy right after it (commands/verify.ts thenVerify). */
 const VERIFY_FLAG: Record<string, Options> = {
-  verify: { type: 'string', describe: 'after the copy, verify it (mailferry verify with the same flags): --verify is the quick check, --verify=full compares content digests; exit 9 on a difference' },
+  verify: { type: 'string', describe: 'then verify the copy (=full: digests too); exit 9 if it differs' },
 };
 
 /** Every command that reads a mail server: the most bytes one message may take (drivers/message-limit.ts). */
@@ -119,10 +128,10 @@ const FOLDER_FLAGS: Record<string, Options> = {
 
 /** backup, restore, migrate (and what else reads a Source): which messages to copy (sources/filter.ts). */
 export const FILTER_FLAGS: Record<string, Options> = {
-  since: { type: 'string', requiresArg: true, describe: 'only messages dated on or after DATE: YYYY-MM-DD (midnight UTC), an ISO time with zone, or 7d, 2w, 3m, 1y back' },
+  since: { type: 'string', requiresArg: true, describe: 'only messages from DATE: YYYY-MM-DD, ISO time, or 7d/2w/3m/1y ago' },
   before: { type: 'string', requiresArg: true, describe: 'only messages dated before DATE (the same forms)' },
   'max-size': { type: 'string', requiresArg: true, describe: 'only messages of at most BYTES (or NK, NM: 1024-based)' },
-  'unseen-only': { type: 'boolean', describe: 'only messages without \\Seen (not for POP3, which has no flags)' },
+  'unseen-only': { type: 'boolean', describe: 'only messages without \\Seen (not POP3: it has no flags)' },
 };
 
 /** backup, forward: stay after the run and copy new mail as it comes (config/watch.ts, pipeline/watch.ts). */
@@ -156,11 +165,11 @@ const TARGET_FLAGS: Record<string, Options> = {
 
 /** backup: the account from a provider profile, and the limits (src/profiles/). */
 const PROFILE_FLAGS: Record<string, Options> = {
-  user: { type: 'string', describe: 'the account as an e-mail address, instead of --from: the server comes from its provider\'s profile (see mailferry profiles)' },
-  profile: { type: 'string', describe: 'provider profile by name (gmail, outlook, ...) or your own file (./my.json); default: from the domain of --user' },
+  user: { type: 'string', describe: 'the account\'s e-mail address, instead of --from (its profile)' },
+  profile: { type: 'string', describe: 'provider profile: gmail, outlook, ... or ./my.json' },
   protocol: { type: 'string', choices: ['imap', 'pop3'], describe: 'with --user: which server of the profile (default imap)' },
-  'all-folders': { type: 'boolean', describe: 'also back up the folders the profile skips because they repeat others (Gmail\'s Important, Starred)' },
-  'max-bytes-per-day': { type: 'string', describe: 'stop cleanly after this much per UTC day for this account, e.g. 2500MB (default: the profile\'s limit; 0: none); the next run resumes' },
+  'all-folders': { type: 'boolean', describe: 'also the folders the profile skips as repeats (Gmail\'s Starred)' },
+  'max-bytes-per-day': { type: 'string', describe: 'stop cleanly after this much per UTC day, e.g. 2500MB (0: none)' },
   'max-bytes-per-second': { type: 'string', describe: 'download no faster than this, e.g. 2M or 500k' },
 };
 
@@ -187,7 +196,10 @@ const MIGRATE_PROFILE_FLAGS: Record<string, Options> = {
 
 /** The flags every command takes, shown once in `mailferry --help` and named in one line under each command's. */
 const GLOBAL_FLAGS = ['config', 'log-file', 'json', 'quiet', 'debug', 'help', 'version', 'show-hidden'];
-const GLOBALS_HELP = 'Global options (mailferry --help): --config FILE, --log-file FILE, --json, -q/--quiet, --debug, -h/--help, -V/--version, --show-hidden';
+const GLOBALS_HELP = 'Global options (mailferry --help): --config FILE, --log-file FILE, --json, -q/--quiet, --debug, -h/--help, -V/--version; --show-hidden: every flag';
+
+/** Flags few need (the OAuth2 refresh flow's details, tuning), listed with --show-hidden. */
+const ADVANCED = ['batch-mb', 'no-uidl', 'layout', 'protocol', 'tls-mode'];
 
 /**
  * The OAuth2 refresh flow's details, named in --oauth2-token-url's description, and --watch's,
@@ -203,11 +215,12 @@ const OAUTH2_DETAILS = [
 ];
 
 /**
- * A command's help lists its own flags (the OAuth2 details only with --show-hidden, so that it
- * stays short); the global ones are named in its epilogue.
+ * A command's help lists its own flags (the OAuth2 details and ADVANCED only with --show-hidden,
+ * so that it stays short: backup's at most 60 lines at 100 columns, test/e2e/help.test.ts); the
+ * global ones are named in its epilogue.
  */
 function commandHelp(y: Argv, all: boolean): Argv {
-  return [...GLOBAL_FLAGS, ...(all ? [] : OAUTH2_DETAILS)].reduce((a, k) => a.hide(k), y);
+  return [...GLOBAL_FLAGS, ...(all ? [] : [...OAUTH2_DETAILS, ...ADVANCED])].reduce((a, k) => a.hide(k), y);
 }
 
 /** A command's epilogue: its own notes, the global flags, the exit codes. */
@@ -229,7 +242,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
         commandHelp(y, all)
           .option('from', {
             type: 'string',
-            describe: 'source account: imaps://USER@HOST[:993], imap://USER@HOST[:143] (STARTTLS), pop3s://USER@HOST[:995], pop3://USER@HOST[:110] (STLS)',
+            describe: 'imaps://USER@HOST (port 993), imap:// (143, STARTTLS), pop3s:// (995), pop3:// (110)',
           })
           .option('to', { type: 'string', array: true, describe: 'archive: maildir:DIR or mbox:DIR (repeatable)' })
           .options(passwordFlags())
@@ -240,31 +253,25 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(VERIFY_FLAG)
           .options(FILTER_FLAGS)
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], ...shown(DEFAULTS.layout), describe: 'Maildir folder layout' })
-          .option('delete', { type: 'boolean', describe: 'POP3: delete from the server what every archive holds durably (after the copy, never before)' })
+          .option('delete', { type: 'boolean', describe: 'POP3: then delete from the server what every archive holds' })
           .option('delete-older-than', {
             type: 'string',
             requiresArg: true,
-            describe:
-              'POP3, DAYS: like --delete, but keep recent mail on the server: delete only what every archive has held for more than DAYS days (a number, fractions allowed; 0 is --delete)',
+            describe: 'POP3: like --delete, only what was archived over DAYS days ago',
           })
           .option('no-uidl', {
             type: 'boolean',
-            describe:
-              'POP3: name messages by a hash of their headers (TOP) and their size instead of UIDL, for servers without UIDL; identical copies are told apart by order only',
+            describe: 'POP3 without UIDL: name messages by a header hash and size (TOP)',
           })
           // `--no-uidl` reaches yargs as the negation of this one.
           .option('uidl', { type: 'boolean', hidden: true })
-          .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
+          .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'MiB fetched per IMAP command (bounds memory)' })
           .options(MESSAGE_SIZE_FLAG)
           .options(PROFILE_FLAGS)
+          .option('dry-run', { alias: 'check', type: 'boolean', describe: 'log in, list what is new in each folder; write nothing' })
           .options(WATCH_FLAGS)
           .example('PW=... $0 backup --from imaps://me@imap.example.org --password-env PW --to maildir:~/mail-backup', '')
           .example('$0 backup --user me@gmail.com --password-file ~/.gmail-app-pw --to maildir:~/mail-backup', '')
-          .example('$0 backup --from pop3s://me@pop.example.org --password-file ~/.pop-pw --to maildir:~/mail-backup --delete-older-than 14', '')
-          .example(
-            '$0 backup --from imaps://me@gmail.com@imap.gmail.com --oauth2-token-url google --oauth2-client-id ID --oauth2-client-secret-file ~/.gmail-cs --oauth2-refresh-token-file ~/.gmail-rt --to maildir:~/gmail',
-            '',
-          )
           .epilogue(commandEpilogue()),
       (args) => onCommand({ command: 'backup', args }),
     )
@@ -433,7 +440,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .help()
     .alias('help', 'h')
-    .option('show-hidden', { type: 'boolean', describe: 'with --help: also show the OAuth2 refresh flow\'s details' })
+    .option('show-hidden', { type: 'boolean', describe: 'with --help: every flag (the OAuth2 refresh flow\'s details, tuning)' })
     .version()
     .alias('version', 'V');
 }

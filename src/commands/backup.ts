@@ -2,16 +2,15 @@ import { credentialsFor } from '../auth/login.js';
 import { loadBackupConfig, type BackupConfig } from '../config/backup.js';
 import { rawFlags } from '../config/flags.js';
 import { Pop3Source } from '../drivers/pop3/source.js';
-import type { RunReport } from '../report.js';
+import type { Source } from '../sources/source.js';
 import { epochSeconds } from '../state/checkpoint.js';
-import { openArchive, type OpenArchive } from './archive.js';
+import { openArchive, openArchives, type OpenArchive } from './archive.js';
 import { deletable } from './deletable.js';
 import type { Command, CommandDeps } from './deps.js';
-import { printOutcome } from './output.js';
+import { printOutcome, printResult } from './output.js';
 import { accountSource } from './sources.js';
-import { transfer } from './transfer.js';
+import { transfer, type TransferResult } from './transfer.js';
 import { onceOrWatch } from './watch.js';
-import type { Source } from '../sources/source.js';
 
 /**
  * `mailferry backup`: an IMAP or POP3 account into one or more local archives, through the one
@@ -20,9 +19,9 @@ import type { Source } from '../sources/source.js';
  * (checkpointed after fsync), in one session that ends with QUIT. With `--delete-older-than DAYS`,
  * only those of them first archived more than DAYS days ago (see deletable.ts). With `--watch`
  * the archives stay open and locked while every pass runs on a fresh Source (watch.ts); POP3
- * --delete follows each pass.
+ * --delete follows each pass. `--dry-run` plans and returns the plan (dryRun below).
  */
-export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunReport> {
+export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<TransferResult> {
   const credentials = credentialsFor(cfg.auth, cfg.from);
   const makeSource = (): Source =>
     accountSource(
@@ -33,10 +32,11 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
   // The credential first: a bad password source is a usage error before any connection, and a
   // refused OAuth2 refresh token an auth error.
   await credentials.get();
+  if (cfg.dryRun) return dryRun(makeSource(), cfg, deps);
   const archives: OpenArchive[] = [];
   try {
     for (const to of cfg.to) archives.push(await openArchive(to, identity, cfg.layout, deps.log));
-    return await onceOrWatch(
+    const report = await onceOrWatch(
       cfg.watch,
       makeSource,
       archives.map((a) => a.sink),
@@ -52,6 +52,7 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
       },
       deps,
     );
+    return { report };
   } finally {
     for (const a of archives) {
       await a.sink.close();
@@ -60,13 +61,29 @@ export async function backup(cfg: BackupConfig, deps: CommandDeps): Promise<RunR
   }
 }
 
+/**
+ * `--dry-run` (`--check`): log in, list every folder and plan it against each archive's state as
+ * a real run would, fetch nothing; no lock is taken (a cron run may hold it), nothing is created
+ * or written, nothing deleted (dry-run.ts). The plan says per folder what is new since the last
+ * run, and how much the archive already holds.
+ */
+async function dryRun(source: Source, cfg: BackupConfig, deps: CommandDeps): Promise<TransferResult> {
+  const archives = await openArchives(cfg.to, source.identity, cfg.layout, deps.log, true);
+  try {
+    return await transfer(source, archives.sinks, cfg, deps);
+  } finally {
+    await source.close();
+    await archives.close();
+  }
+}
+
 /** Both archive formats keep Gmail labels (Maildir: hard-linked label folders; mbox: X-Gmail-Labels). */
 function keepsLabels(cfg: BackupConfig): boolean {
   return cfg.to.every((t) => t.kind === 'maildir' || t.kind === 'mbox');
 }
 
-export const BACKUP: Command<BackupConfig, RunReport> = {
+export const BACKUP: Command<BackupConfig, TransferResult> = {
   load: (args) => loadBackupConfig(rawFlags(args)),
   run: backup,
-  print: (report, out) => printOutcome(report, out),
+  print: (result, out) => (result.plan === undefined ? printOutcome(result.report, out) : printResult(result, out)),
 };

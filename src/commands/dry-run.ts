@@ -87,6 +87,8 @@ export interface PlannedFolder {
   mailbox: string;
   messages: number;
   bytes: number;
+  /** Messages the copy already holds (copied by an earlier run): not copied again. */
+  present?: number;
   /** The target folder (the target's delimiter) and whether a real run would create it. */
   target?: string;
   create?: boolean;

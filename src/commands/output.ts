@@ -41,7 +41,7 @@ export function printOutcome(report: RunReport, o: Output, extra: Record<string,
   return report.exitCode;
 }
 
-/** restore, migrate, forward: the plan of a dry run, or the summary of a run with where the state lives; the exit code. */
+/** backup, restore, migrate, forward: the plan of a dry run, or the summary of a run with where the state lives; the exit code. */
 export function printResult(result: TransferResult, o: Output): number {
   const { report, plan } = result;
   if (plan === undefined) return printOutcome(report, o, { state: result.statePath });
@@ -54,7 +54,8 @@ export function printResult(result: TransferResult, o: Output): number {
 export function planText(plan: readonly PlannedFolder[]): string {
   const to = (p: PlannedFolder): string => (p.target === undefined || p.target === p.mailbox ? '' : ` -> ${p.target}`);
   const remove = (p: PlannedFolder): string => (p.remove === undefined ? '' : `, ${p.remove} to remove (deleted on the source)`);
-  const lines = plan.map((p) => `  ${p.mailbox}${to(p)}: ${p.messages} messages, ${(p.bytes / 1e6).toFixed(2)} MB${p.create === true ? ', new folder' : ''}${remove(p)}`);
+  const present = (p: PlannedFolder): string => (p.present === undefined || p.present === 0 ? '' : ` (${p.present} already there)`);
+  const lines = plan.map((p) => `  ${p.mailbox}${to(p)}: ${p.messages} messages, ${(p.bytes / 1e6).toFixed(2)} MB${present(p)}${p.create === true ? ', new folder' : ''}${remove(p)}`);
   const messages = plan.reduce((n, p) => n + p.messages, 0);
   const bytes = plan.reduce((n, p) => n + p.bytes, 0);
   return [`dry run: nothing was changed; a real run would copy ${messages} messages (${(bytes / 1e6).toFixed(2)} MB) in ${plan.length} folders:`, ...lines].join('\n');

@@ -52,6 +52,7 @@ export async function transfer(
   for (const p of plan) {
     const t = targets?.get(p.mailbox);
     if (t !== undefined) Object.assign(p, { target: t.path, create: !t.exists });
+    p.present = report.perFolder.get(p.mailbox)?.unchanged ?? 0;
   }
   plan.sort((a, b) => (a.mailbox < b.mailbox ? -1 : a.mailbox > b.mailbox ? 1 : 0));
   return { report, plan, ...(statePath === undefined ? {} : { statePath }) };

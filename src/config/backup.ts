@@ -43,6 +43,8 @@ export interface BackupConfig {
   filter: MessageFilter;
   /** `--watch`: stay after the run and copy new mail as it comes (pipeline/watch.ts). */
   watch?: WatchConfig;
+  /** `--dry-run` (`--check`): log in, list and plan; no lock, nothing written or deleted. */
+  dryRun: boolean;
 }
 
 export interface RawBackupFlags extends RawAccountFlags, RawProfileFlags, RawFilterFlags, RawWatchFlags {
@@ -59,6 +61,7 @@ export interface RawBackupFlags extends RawAccountFlags, RawProfileFlags, RawFil
   noUidl?: boolean;
   /** `--no-uidl` as yargs reads it: the negation of a (hidden) `--uidl`. */
   uidl?: boolean;
+  dryRun?: boolean;
 }
 
 export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
@@ -110,5 +113,6 @@ export function loadBackupConfig(raw: RawBackupFlags): BackupConfig {
     limits: runLimits({ settings: prof, account: acct.endpoint }, undefined),
     filter,
     ...(watch === undefined ? {} : { watch }),
+    dryRun: raw.dryRun === true,
   };
 }

@@ -32,6 +32,21 @@ const TLS_CODES = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
+/**
+ * OpenSSL's verdicts on a first reply that is no TLS record: a plain-text greeting read as one
+ * (a TLS scheme on a plain port; drivers/scheme.ts says which scheme the port speaks).
+ */
+const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_HTTP_REQUEST', 'ERR_SSL_UNKNOWN_PROTOCOL']);
+
+/**
+ * The TLS handshake got plain text back: the code of `e`, or of the error it wraps, or `code` when
+ * the library moved it (nodemailer keeps it in `originalCode`).
+ */
+export function answeredInPlainText(e: unknown, code?: string): boolean {
+  const c = code ?? errnoCode(e) ?? (e instanceof Error ? errnoCode(e.cause) : undefined);
+  return c !== undefined && NOT_TLS.has(c);
+}
+
 /** Socket codes that mean the connection went away under us: a new connection may succeed. */
 const LOST = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ETIMEOUT', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN']);
 
@@ -68,6 +83,7 @@ export function mapNetError(
   if (code === undefined) return undefined;
   if (code === 'ECONNREFUSED') return new MailferryError('network', `connection refused by ${where}`, { cause: e });
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new MailferryError('network', `unknown host in ${where}`, { cause: e });
+  if (NOT_TLS.has(code)) return new MailferryError('tls', `${where} answered the TLS handshake in plain text (${code})`, { cause: e });
   if (isTlsCode(code)) {
     const hint = opts.tlsHint ?? 'pass --ca FILE to trust it, or --tls-insecure';
     return new MailferryError('tls', `TLS certificate of ${where} is not trusted (${code}); ${hint}`, { cause: e });

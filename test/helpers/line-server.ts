@@ -2,7 +2,7 @@ import net from 'node:net';
 
 /**
  * A loopback server for scripted peers of line-based protocols (POP3, IMAP): on 127.0.0.1, a free
- * port, `greeting` sent on connect, then `handler` called with each CRLF-terminated line received.
+ * port, `greeting` sent on connect (or `greetAfterMs` later), then `handler` called with each CRLF-terminated line received.
  */
 export interface LineServer {
   port: number;
@@ -14,7 +14,7 @@ export interface LineServer {
 
 export type Handler = (line: string, sock: net.Socket) => void;
 
-export async function lineServer(handler: Handler, greeting: string): Promise<LineServer> {
+export async function lineServer(handler: Handler, greeting: string, opts: { greetAfterMs?: number } = {}): Promise<LineServer> {
   const sockets = new Set<net.Socket>();
   const fake: LineServer = { port: 0, received: [], connections: 0, close: async () => undefined };
   const server = net.createServer((sock) => {
@@ -22,7 +22,11 @@ export async function lineServer(handler: Handler, greeting: string): Promise<Li
     sockets.add(sock);
     sock.on('close', () => sockets.delete(sock));
     sock.on('error', () => undefined);
-    sock.write(`${greeting}\r\n`);
+    const greet = (): void => {
+      if (!sock.destroyed) sock.write(`${greeting}\r\n`);
+    };
+    if (opts.greetAfterMs === undefined) greet();
+    else setTimeout(greet, opts.greetAfterMs);
     let buf = '';
     sock.on('data', (d: Buffer) => {
       buf += d.toString('latin1');

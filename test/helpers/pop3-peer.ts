@@ -11,8 +11,8 @@ export type { Handler } from './line-server.js';
  */
 export type Fake = LineServer;
 
-export function fakeServer(handler: Handler, greeting = '+OK fake ready'): Promise<Fake> {
-  return lineServer(handler, greeting);
+export function fakeServer(handler: Handler, greeting = '+OK fake ready', opts: { greetAfterMs?: number } = {}): Promise<Fake> {
+  return lineServer(handler, greeting, opts);
 }
 
 export function stuff(body: Buffer): Buffer {

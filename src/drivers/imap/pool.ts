@@ -5,6 +5,7 @@ import { MailferryError } from '../../domain/errors.js';
 import type { RemoteEndpoint } from '../../endpoints/url.js';
 import type { Logger } from '../../log/logger.js';
 import { MAX_MESSAGE_SIZE } from '../message-limit.js';
+import { checkedConnect } from '../scheme.js';
 import { assertAlive, commandError, isAlive, mapImapError, noteFault, printable } from './errors.js';
 
 /**
@@ -127,7 +128,9 @@ export class ImapPool {
       }
     });
     try {
-      await client.connect();
+      // imapflow's `greetingReceived` (2.10, not in its types): the server spoke, so it is plain.
+      const greeted = (): boolean => (client as unknown as { greetingReceived?: boolean }).greetingReceived === true;
+      await checkedConnect(e, client.connect(), { drop: () => client.close(), greeted });
     } catch (err: unknown) {
       client.close();
       const auth = [...client.capabilities.keys()].filter((k) => k.startsWith('AUTH=')).map((k) => k.slice(5));

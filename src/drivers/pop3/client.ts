@@ -4,6 +4,8 @@ import tls from 'node:tls';
 import { NoOAuth2Login } from '../../auth/credentials.js';
 import { MailferryError, errnoCode } from '../../domain/errors.js';
 import { mapNetError } from '../../domain/net-errors.js';
+import type { RemoteEndpoint } from '../../endpoints/url.js';
+import { checkedConnect } from '../scheme.js';
 import {
   BufferBody,
   deferred,
@@ -157,24 +159,30 @@ export class Pop3Client {
       o.tls === 'tls' ? tls.connect({ host: o.host, port: o.port, ...tlsOptions(o) }) : net.connect({ host: o.host, port: o.port });
     sock.setTimeout(o.connectTimeoutMs ?? 30_000);
     const c = new Pop3Client(o, sock);
+    const endpoint: RemoteEndpoint = { kind: 'pop3', user: o.user, host: o.host, port: o.port, tls: o.tls };
     try {
-      const greeting = c.expect();
-      await c.until(once(sock, o.tls === 'tls' ? 'secureConnect' : 'connect'));
-      const hello = await greeting;
-      if (hello.status !== '+OK') {
-        throw new MailferryError('network', `${c.where} refused the session: ${printable(hello.text)}`, { retryable: true });
-      }
-      await c.capa();
-      if (o.tls === 'starttls') await c.starttls();
-      await c.login();
-      c.connecting = false;
-      c.sock.setTimeout(c.idleMs);
+      await checkedConnect(endpoint, c.open(sock), { drop: (err) => c.fail(err), greeted: () => sock.bytesRead > 0 });
       return c;
     } catch (e: unknown) {
       const err = e instanceof MailferryError ? e : (c.failure ?? c.mapError(e));
       c.fail(err);
       throw err;
     }
+  }
+
+  /** The greeting, CAPA, STLS when asked, the login. */
+  private async open(sock: net.Socket): Promise<void> {
+    const greeting = this.expect();
+    await this.until(once(sock, this.o.tls === 'tls' ? 'secureConnect' : 'connect'));
+    const hello = await greeting;
+    if (hello.status !== '+OK') {
+      throw new MailferryError('network', `${this.where} refused the session: ${printable(hello.text)}`, { retryable: true });
+    }
+    await this.capa();
+    if (this.o.tls === 'starttls') await this.starttls();
+    await this.login();
+    this.connecting = false;
+    this.sock.setTimeout(this.idleMs);
   }
 
   /** True once the connection failed or ended; a new client is needed. */

@@ -5,6 +5,7 @@ import { MailferryError } from '../../domain/errors.js';
 import { mapNetError } from '../../domain/net-errors.js';
 import type { RemoteEndpoint } from '../../endpoints/url.js';
 import type { Logger } from '../../log/logger.js';
+import { checkedConnect } from '../scheme.js';
 
 /**
  * The SMTP adapter: nodemailer stays in this file. One pooled connection (`maxConnections: 1`),
@@ -82,7 +83,10 @@ export function smtpSender(opts: SmtpTransportOptions): SmtpSender {
   return {
     async send(envelope, raw) {
       try {
-        const info = await transport.sendMail({ envelope: { from: envelope.from, to: [envelope.to] }, raw });
+        // The abort closes the connection this message waits for (a TLS port never greets).
+        const abort = new AbortController();
+        const sending = transport.sendMail({ envelope: { from: envelope.from, to: [envelope.to] }, raw, signal: abort.signal });
+        const info = await checkedConnect(e, sending, { drop: () => abort.abort(), code: socketCode });
         return { accepted: true, text: oneLine(info.response) };
       } catch (err: unknown) {
         return replyOf(err, where);
@@ -96,6 +100,7 @@ export function smtpSender(opts: SmtpTransportOptions): SmtpSender {
 
 /** A refusal of this message as a Reply; anything about the session as a MailferryError. */
 function replyOf(err: unknown, where: string): Reply {
+  if (err instanceof MailferryError) throw err;
   const o = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; responseCode?: unknown; response?: unknown; command?: unknown; originalCode?: unknown };
   const code = typeof o.code === 'string' ? o.code : undefined;
   const responseCode = typeof o.responseCode === 'number' ? o.responseCode : undefined;
@@ -114,12 +119,18 @@ function replyOf(err: unknown, where: string): Reply {
     // Refused before it was sent (larger than the relay's SIZE, an address nodemailer cannot send).
     return { accepted: false, code: 554, text, permanent: true };
   }
-  // The socket's code, which nodemailer moves to `originalCode` (its own EDNS is a DNS failure).
-  const sys = typeof o.originalCode === 'string' ? o.originalCode : code === 'EDNS' ? 'ENOTFOUND' : code;
+  const sys = socketCode(err);
   const net = mapNetError(err, where, SMTP_LOST, { ...(sys === undefined ? {} : { code: sys }), tlsHint: 'use --smtp-ca FILE for a private CA' });
   if (net !== undefined) throw net;
   // Anything else about the session (a garbled reply): a new connection may do better.
   throw new MailferryError('network', `${where}: ${text}`, { cause: err, retryable: true });
+}
+
+/** The socket's code, which nodemailer moves to `originalCode` (its own EDNS is a DNS failure). */
+function socketCode(err: unknown): string | undefined {
+  const o = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; originalCode?: unknown };
+  if (typeof o.originalCode === 'string') return o.originalCode;
+  return o.code === 'EDNS' ? 'ENOTFOUND' : typeof o.code === 'string' ? o.code : undefined;
 }
 
 function oneLine(text: string): string {
