@@ -13,10 +13,13 @@ import { withTempDir } from '../helpers/tmpdir.js';
  * literal far larger than its RFC822.SIZE is refused at its `{n}` marker (that message skipped and
  * reported, exit 3, the others archived); an endless LIST or an endless UID SEARCH line ends the
  * run with a protocol error (exit 5) instead of eating the machine's memory. Each samples the
- * child's peak RSS (VmHWM): under 200 MB.
+ * child's peak RSS (VmHWM): under 150 MB, the issue's target. Measured (5 runs each): the literal
+ * 77-78 MB, the endless SEARCH 80-81 MB, the endless LIST 132-135 MB (the CLI alone takes ~77 MB;
+ * the LIST's 4 MiB, ~74,000 folders, cost ~45 MB of heap as imapflow's parsed entries, held until
+ * the command ends).
  */
 const messages = [1, 2, 3].map((i) => Buffer.from(`Subject: m${i}\r\nMessage-ID: <m${i}@mailferry.test>\r\n\r\nbody ${i}\r\n`));
-const RSS_LIMIT_KB = 200 * 1024;
+const RSS_LIMIT_KB = 150 * 1024;
 
 async function backup(
   hostile: Hostile | undefined,
