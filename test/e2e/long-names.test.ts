@@ -19,7 +19,7 @@ import { withTempDir } from '../helpers/tmpdir.js';
  * backed up into Maildir++, fs and mbox. Exit 0 with every message; a rerun writes nothing; the
  * archive read back by its own Source (what `restore` and `verify` read) gives every folder its
  * own name with its messages, from the state and, with the state moved away, from the archive's
- * names file alone. A folder nested deeper than a path may be (PATH_MAX) is skipped and named
+ * names file alone; a rerun then finds the same places and writes nothing. A folder nested deeper than a path may be (PATH_MAX) is skipped and named
  * (exit 3); the others are archived.
  */
 const LONG = ['Projects and plans for the year ahead, '.repeat(8).slice(0, 300), '漢字かな交じりの長いフォルダー名'.repeat(6).slice(0, 90), 'x'.repeat(5000)];
@@ -67,6 +67,11 @@ describe('folder names longer than a file name may be', () => {
           // Without the state (moved away to rebuild it), the archive still names its folders.
           await rm(join(root, STATE_FILE));
           assert.deepEqual(await readBack(a.source(root)), want, 'read back without the state');
+          // A rerun without the state finds the same places (the same hash) and re-matches them.
+          const rebuilt = await runCliJson(args, env);
+          assert.equal(rebuilt.status, 0, rebuilt.stderr);
+          assert.equal(rebuilt.out['messages'], 0, 'nothing written twice');
+          assert.deepEqual(await readBack(a.source(root)), want);
         } finally {
           await peer.close();
         }
