@@ -34,6 +34,17 @@ export interface AccountSpec {
   labels?: boolean;
 }
 
+/**
+ * MAILFERRY_IMAP_COMMAND_MS, for tests only (not a setting: no flag, not in --help): the IMAP
+ * per-command deadline in milliseconds instead of 10 minutes (drivers/imap/pool.ts COMMAND_MS),
+ * so that a test of a server trickling its answer ends in seconds. Anything but a positive
+ * integer is ignored.
+ */
+export function commandDeadline(env: NodeJS.ProcessEnv = process.env): { commandMs?: number } {
+  const v = env['MAILFERRY_IMAP_COMMAND_MS'];
+  return v !== undefined && /^[1-9]\d{0,8}$/.test(v) ? { commandMs: Number(v) } : {};
+}
+
 /** The Source for a mail account: IMAP or POP3, by the address's scheme. */
 export function accountSource(a: AccountSpec, o: SourceOptions): Source {
   const common = {
@@ -46,7 +57,7 @@ export function accountSource(a: AccountSpec, o: SourceOptions): Source {
     debug: o.debug,
     ...(o.maxMessageSize === undefined ? {} : { maxMessageSize: o.maxMessageSize }),
   };
-  return a.endpoint.kind === 'pop3' ? new Pop3Source({ ...common, noUidl: a.noUidl ?? false }) : new ImapSource({ ...common, connections: a.connections, labels: a.labels === true, ...(o.signal === undefined ? {} : { signal: o.signal }) });
+  return a.endpoint.kind === 'pop3' ? new Pop3Source({ ...common, noUidl: a.noUidl ?? false }) : new ImapSource({ ...common, connections: a.connections, labels: a.labels === true, ...(o.signal === undefined ? {} : { signal: o.signal }), ...commandDeadline() });
 }
 
 /** The Source for an archive mailferry wrote (read back, never written): a usage error when it is not there. */

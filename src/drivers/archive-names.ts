@@ -1,6 +1,7 @@
 import { MailferryError } from '../domain/errors.js';
 import { isInbox, pathComponents, type MailboxInfo } from '../domain/message.js';
-import { defaultPlace, escapeComponent, foldName, reservedChars, type ArchiveLayout } from './archive-paths.js';
+import { NAMES_FILE } from '../state/files.js';
+import { defaultPlace, escapeComponent, foldName, NAME_MAX, reservedChars, shortComponent, type ArchiveLayout } from './archive-paths.js';
 
 /**
  * One folder, one place on disk. Every source folder gets a place (its components' on-disk forms,
@@ -17,6 +18,13 @@ import { defaultPlace, escapeComponent, foldName, reservedChars, type ArchiveLay
  * - The others get the first variant that is free: the first 1, 2, ... characters escaped as well
  *   (`\49nbox`, `\77ork`, `\63ur`): still listescape, still unescaping to the folder's own name,
  *   so Dovecot (with listescape) and our archive Source read the original name back.
+ * - A form longer than a file name may be (NAME_MAX, 255 bytes of UTF-8, less what the layout adds
+ *   around it: `.sbd` in mbox; in Maildir++ the whole `.A.B` name, parents included, is one file
+ *   name) is shortened (archive-paths.ts shortComponent: a readable prefix, `~`, a hash of the
+ *   name; its variants hash the variant number too). It does not read back as the name: the
+ *   sink records it in the state's places and the archive's names file (state/names-file.ts).
+ *   A folder with no room left for a name at all (Maildir++ nested that deep) gets no place:
+ *   `placeOf` throws a `mailbox` error naming why, so that folder is skipped and the rest goes on.
  * - Stable: places already recorded in the archive's state (its `places`, or the plain form for a
  *   folder recorded without one, as in every archive written before this) are kept first, also
  *   when they only differ in case (they worked on that file system); only a place two
@@ -37,6 +45,8 @@ export interface RecordedFolder {
 interface Node {
   readonly raw: string;
   form?: string;
+  /** Why this folder (or a parent) has no place on disk. */
+  unplaced?: string;
   readonly children: Map<string, Node>;
   /** The children's own forms, and every name they occupy, folded (new places avoid both). */
   readonly exact: Set<string>;
@@ -46,13 +56,14 @@ interface Node {
 /** fs layout: names inside every Maildir folder (ours and Dovecot's) a child folder must not take. */
 const FS_RESERVED = new Set(['cur', 'new', 'tmp', 'maildirfolder', 'subscriptions', 'dovecot-keywords', 'dovecot-uidlist']);
 /** Maildir++: files at the root whose names a `.A.B` folder could spell. */
-const ROOT_FILES = new Set(['.mailferry-state.json', '.mailferry-state.json.journal', '.mailferry.lock']);
+const ROOT_FILES = new Set(['.mailferry-state.json', '.mailferry-state.json.journal', '.mailferry.lock', NAMES_FILE]);
 
 const newNode = (raw: string): Node => ({ raw, children: new Map(), exact: new Set(), folded: new Set() });
 
 export class ArchiveNames {
   private readonly root = newNode('');
   private readonly places = new Map<string, string[]>();
+  private readonly unplaced = new Map<string, string>();
   private readonly movedPaths = new Set<string>();
 
   /**
@@ -83,20 +94,22 @@ export class ArchiveNames {
   plan(mailboxes: readonly Pick<MailboxInfo, 'path' | 'delimiter'>[]): void {
     const leaves: [Pick<MailboxInfo, 'path' | 'delimiter'>, Node[]][] = [];
     for (const m of mailboxes) {
-      if (this.places.has(m.path)) continue;
+      if (this.places.has(m.path) || this.unplaced.has(m.path)) continue;
       leaves.push([m, this.chain(m)]);
     }
     this.assign(this.root, []);
-    for (const [m, nodes] of leaves) this.places.set(m.path, nodes.map((n) => n.form as string));
+    for (const [m, nodes] of leaves) {
+      const lost = nodes.find((n) => n.unplaced !== undefined)?.unplaced;
+      if (lost === undefined) this.places.set(m.path, nodes.map((n) => n.form as string));
+      else this.unplaced.set(m.path, lost);
+    }
   }
 
-  /** The place of a mailbox (planning it alone when it was not planned). */
+  /** The place of a mailbox (planning it alone when it was not planned); a `mailbox` error when it has none. */
   placeOf(mailbox: Pick<MailboxInfo, 'path' | 'delimiter'>): string[] {
-    let place = this.places.get(mailbox.path);
-    if (place === undefined) {
-      this.plan([mailbox]);
-      place = this.places.get(mailbox.path) as string[];
-    }
+    if (!this.places.has(mailbox.path) && !this.unplaced.has(mailbox.path)) this.plan([mailbox]);
+    const place = this.places.get(mailbox.path);
+    if (place === undefined) throw new MailferryError('mailbox', this.unplaced.get(mailbox.path) ?? 'no place in the archive');
     return place;
   }
 
@@ -149,21 +162,45 @@ export class ArchiveNames {
   }
 
   private assign(parent: Node, forms: string[]): void {
-    const open = [...parent.children.values()].filter((n) => n.form === undefined);
+    const open = [...parent.children.values()].filter((n) => n.form === undefined && n.unplaced === undefined);
     open.sort((a, b) => prefer(a.raw, this.plain(a, forms) === a.raw, b.raw, this.plain(b, forms) === b.raw));
+    const budget = this.budget(forms);
     for (const node of open) {
       const chars = [...node.raw].length;
       let chosen: string | undefined;
-      for (let k = 0; k <= chars && chosen === undefined; k++) {
-        const form = k === 0 ? this.plain(node, forms) : escapeComponent(node.raw, reservedChars(this.layout), k);
-        if (this.reserved(forms, form, false)) continue;
-        if (this.occupies(form).some((n) => parent.folded.has(foldName(n)))) continue;
-        chosen = form;
+      let room = true;
+      for (let k = 0; k <= chars && chosen === undefined && room; k++) {
+        let form: string | undefined = k === 0 ? this.plain(node, forms) : escapeComponent(node.raw, reservedChars(this.layout), k);
+        if (Buffer.byteLength(form) > budget) form = shortComponent(node.raw, reservedChars(this.layout), budget, k);
+        if (form === undefined) room = false;
+        else if (this.reserved(forms, form, false)) continue;
+        else if (this.occupies(form).some((n) => parent.folded.has(foldName(n)))) continue;
+        else chosen = form;
       }
-      if (chosen === undefined) throw new MailferryError('destination', `folder ${node.raw}: no free name on disk`);
-      this.take(parent, node, chosen);
+      if (chosen !== undefined) this.take(parent, node, chosen);
+      else this.unplace(node, room ? 'no free name for it in the archive' : this.tooLong());
     }
-    for (const node of parent.children.values()) this.assign(node, [...forms, node.form as string]);
+    for (const node of parent.children.values()) {
+      if (node.form !== undefined) this.assign(node, [...forms, node.form]);
+    }
+  }
+
+  /** The bytes a component's form may take under `parents`: NAME_MAX, less what the layout adds. */
+  private budget(parents: readonly string[]): number {
+    if (this.layout === 'fs') return NAME_MAX;
+    if (this.layout === 'mbox') return NAME_MAX - '.sbd'.length;
+    return NAME_MAX - Buffer.byteLength(`.${parents.map((p) => `${p}.`).join('')}`);
+  }
+
+  private tooLong(): string {
+    const why = this.layout === 'maildir++' ? ' (Maildir++ puts a folder and all its parents in one name; --layout fs does not)' : '';
+    return `its name is too long for the archive: no room left within a file name's ${NAME_MAX} bytes${why}`;
+  }
+
+  /** `node` and every folder below it have no place. */
+  private unplace(node: Node, reason: string): void {
+    node.unplaced = reason;
+    for (const child of node.children.values()) this.unplace(child, reason);
   }
 
   private plain(node: Node, parents: readonly string[]): string {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { pathComponents, isInbox, type MailboxInfo } from '../domain/message.js';
 
@@ -10,15 +11,54 @@ import { pathComponents, isInbox, type MailboxInfo } from '../domain/message.js'
  * taken (archive-names.ts).
  */
 export function escapeComponent(name: string, reserved: string, escaped = 0): string {
-  let out = '';
-  let i = 0;
-  for (const ch of name) {
-    const special = i < escaped || ch === '/' || ch === '\\' || ch === '\0' || reserved.includes(ch) || (i === 0 && (ch === '~' || ch === '.'));
-    out += special ? hexBytes(ch) : ch;
-    i++;
-  }
+  const out = escapedChars(name, reserved, escaped).join('');
   if (out === '') return '\\00';
   return out;
+}
+
+/** Each character of `name` as escapeComponent writes it. */
+function escapedChars(name: string, reserved: string, escaped: number): string[] {
+  const out: string[] = [];
+  for (const ch of name) {
+    const i = out.length;
+    const special = i < escaped || ch === '/' || ch === '\\' || ch === '\0' || reserved.includes(ch) || (i === 0 && (ch === '~' || ch === '.'));
+    out.push(special ? hexBytes(ch) : ch);
+  }
+  return out;
+}
+
+/** The longest file name Linux file systems take (NAME_MAX, bytes), and the longest path (PATH_MAX, with its NUL). */
+export const NAME_MAX = 255;
+export const PATH_MAX = 4096;
+
+/** `~` and 16 hex digits: what a shortened component ends with. */
+const HASH_CHARS = 17;
+/**
+ * The most bytes a shortened component takes: enough of a prefix to recognise the folder, and
+ * room left for its parents and children (in Maildir++ a folder and all its parents are one name)
+ * and for deep trees within PATH_MAX.
+ */
+export const SHORT_MAX = 100;
+
+/**
+ * A component whose escaped form is longer than `budget` bytes (NAME_MAX, less what the layout
+ * adds around it), shortened to at most SHORT_MAX bytes (or the budget, when less): the escaped
+ * form's first characters that fit (never cut inside a character or its escape), `~`, and the first 16 hex digits of the sha256 of the name's UTF-8
+ * (with `variant` after a NUL, for a variant whose shortened form is taken: archive-names.ts).
+ * Not reversible: the name is recorded in the state's places and the archive's names file
+ * (state/names-file.ts). Undefined when the budget leaves no room for a character before the hash.
+ */
+export function shortComponent(name: string, reserved: string, budget: number, variant = 0): string | undefined {
+  const hash = createHash('sha256').update(variant === 0 ? name : `${name}\0${variant}`).digest('hex').slice(0, HASH_CHARS - 1);
+  let prefix = '';
+  let bytes = 0;
+  for (const piece of escapedChars(name, reserved, 0)) {
+    const n = Buffer.byteLength(piece);
+    if (bytes + n + HASH_CHARS > Math.min(budget, SHORT_MAX)) break;
+    prefix += piece;
+    bytes += n;
+  }
+  return prefix === '' ? undefined : `${prefix}~${hash}`;
 }
 
 function hexBytes(ch: string): string {

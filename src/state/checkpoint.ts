@@ -174,7 +174,7 @@ export class Checkpoint {
         ...(f.labels === undefined ? {} : { labels: decodeLabels(f.labels, path) }),
       });
     }
-    for (const [name, p] of Object.entries(json.places ?? {})) cp.places.set(name, decodePlace(p, path, name));
+    for (const [name, p] of Object.entries(json.places ?? {})) cp.places.set(name, decodePlace(p, `state file ${path}`, name));
     return cp.replay();
   }
 
@@ -340,11 +340,12 @@ function decodeLabels(json: unknown, path: string): Map<string, LabelRecord> {
   return out;
 }
 
-function decodePlace(json: unknown, path: string, folder: string): FolderPlace {
+/** A recorded place (the state's `places`, the names file's), checked; `file` names the file in the error. */
+export function decodePlace(json: unknown, file: string, folder: string): FolderPlace {
   const p = json as Partial<FolderPlace> | null;
   const forms = p?.place;
   if (typeof p?.delimiter !== 'string' || (forms !== undefined && (!Array.isArray(forms) || !forms.every((f) => typeof f === 'string' && f !== '')))) {
-    throw new MailferryError('destination', `state file ${path} has an unknown format (place of ${folder})`);
+    throw new MailferryError('destination', `${file} has an unknown format (place of ${folder})`);
   }
   return { delimiter: p.delimiter, ...(forms === undefined ? {} : { place: forms }) };
 }

@@ -10,6 +10,7 @@ import { MaildirSource } from '../../src/drivers/maildir/source.js';
 import { MboxSink } from '../../src/drivers/mbox/sink.js';
 import { MboxSource } from '../../src/drivers/mbox/source.js';
 import { silentLogger } from '../../src/log/logger.js';
+import { readBack as readBackBy } from '../helpers/archive.js';
 import { foldClashes } from '../helpers/fold-clashes.js';
 import { runPipeline } from '../../src/pipeline/run.js';
 import type { Sink } from '../../src/sinks/sink.js';
@@ -90,25 +91,8 @@ const run = (sink: Sink, folders = FOLDERS) =>
     log: silentLogger,
   });
 
-/** Folder -> its message bodies, read back through the archive's Source. */
-async function readBack(source: Source): Promise<Map<string, string[]>> {
-  const out = new Map<string, string[]>();
-  for (const m of await source.mailboxes()) {
-    if (m.noSelect === true) continue;
-    const key = `${m.path} (${m.delimiter})`;
-    assert.ok(!out.has(key), `${key} listed twice`);
-    const sel = await source.select(m);
-    const metas: MessageMeta[] = [];
-    for await (const meta of source.list(sel.mailbox, () => true)) metas.push(meta);
-    const bodies: string[] = [];
-    for await (const f of source.fetch(metas, new AbortController().signal)) {
-      assert.ok(Buffer.isBuffer(f.body));
-      bodies.push(f.body.toString('utf8'));
-    }
-    out.set(key, bodies.sort());
-  }
-  return out;
-}
+/** Folder (path and delimiter) -> its message bodies, read back through the archive's Source. */
+const readBack = (source: Source): Promise<Map<string, string[]>> => readBackBy(source, (m) => `${m.path} (${m.delimiter})`);
 
 const want = new Map(FOLDERS.map((f) => [`${f.path} (${f.delimiter})`, [bodyOf(f.path, 1), bodyOf(f.path, 2)].map((b) => b.toString('utf8')).sort()]));
 

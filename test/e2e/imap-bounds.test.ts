@@ -13,10 +13,13 @@ import { withTempDir } from '../helpers/tmpdir.js';
  * literal far larger than its RFC822.SIZE is refused at its `{n}` marker (that message skipped and
  * reported, exit 3, the others archived); an endless LIST or an endless UID SEARCH line ends the
  * run with a protocol error (exit 5) instead of eating the machine's memory. Each samples the
- * child's peak RSS (VmHWM): under 200 MB.
+ * child's peak RSS (VmHWM): under 150 MB, the issue's target. Measured (5 runs each): the literal
+ * 77-78 MB, the endless SEARCH 80-81 MB, the endless LIST 132-135 MB (the CLI alone takes ~77 MB;
+ * the LIST's 4 MiB, ~74,000 folders, cost ~45 MB of heap as imapflow's parsed entries, held until
+ * the command ends).
  */
 const messages = [1, 2, 3].map((i) => Buffer.from(`Subject: m${i}\r\nMessage-ID: <m${i}@mailferry.test>\r\n\r\nbody ${i}\r\n`));
-const RSS_LIMIT_KB = 200 * 1024;
+const RSS_LIMIT_KB = 150 * 1024;
 
 async function backup(
   hostile: Hostile | undefined,
@@ -24,13 +27,14 @@ async function backup(
   more: string[] = [],
   box: readonly Buffer[] = messages,
   onSpawn?: (child: ChildProcess) => void,
+  env: Record<string, string> = {},
 ): Promise<{ r: CliResult; peakKb: number }> {
   const peer = await imapPeer({ messages: box, ...(hostile === undefined ? {} : { hostile }) });
   const rss = peakRss();
   try {
     const r = await runCli(
       ['backup', '--from', `imap://alice@127.0.0.1:${peer.port}`, '--tls-mode', 'plain', '--password-env', 'PW', '--to', `maildir:${join(dir, 'archive')}`, '--json', ...more],
-      { PW: 'pw', XDG_STATE_HOME: join(dir, 'state') },
+      { PW: 'pw', XDG_STATE_HOME: join(dir, 'state'), ...env },
       {
         timeoutMs: 120_000,
         onSpawn: (child) => {
@@ -102,6 +106,20 @@ describe('a server trickling its answer', () => {
       const took = Date.now() - sent;
       assert.equal(r.status, 130, r.stderr);
       assert.ok(took < 5000, `${took} ms after SIGTERM`);
+    });
+  });
+
+  // Issue 17: a byte every 20 s was still running after 100 s (the idle timeout only counts
+  // silence). The per-command deadline (10 min; MAILFERRY_IMAP_COMMAND_MS for tests) ends each
+  // try, the retries (5, after 1, 2, 4, 8 s) end the run: exit 5, naming the slow server.
+  test('a LIST sent a byte every 500 ms, never idle: each try ends at the command deadline, the run with exit 5', { timeout: 90_000 }, async () => {
+    await withTempDir('mf-imap-bounds-', async (dir) => {
+      const started = Date.now();
+      const { r } = await backup({ kind: 'trickle', everyMs: 500 }, dir, [], messages, undefined, { MAILFERRY_IMAP_COMMAND_MS: '2000' });
+      const took = Date.now() - started;
+      assert.equal(r.status, 5, r.stderr);
+      assert.match(r.stderr, /sends too slowly: no complete answer after 2 s/);
+      assert.ok(took < 45_000, `${took} ms`);
     });
   });
 });

@@ -11,11 +11,12 @@ import type net from 'node:net';
 /**
  * A hostile POP3 server (issue 17): a RETR that never ends is cut at its LIST size plus a small
  * tolerance (drivers/pop3/reader.ts retrLimit), that message is skipped and reported (exit 3),
- * its partial file removed, the others archived, and the peak RSS of the run stays small; odd
+ * its partial file removed, the others archived, and the peak RSS of the run stays under the
+ * issue's 150 MB (measured, 5 runs: 77-78 MB held in memory, 106-108 MB streamed to disk); odd
  * UIDLs (a space, 70 '%' signs, 250 characters) are archived under safe names, exit 0.
  */
 const messages = [1, 2, 3].map((i) => Buffer.from(`Subject: m${i}\r\nMessage-ID: <m${i}@mailferry.test>\r\n\r\nbody ${i}\r\n`));
-const RSS_LIMIT_KB = 200 * 1024;
+const RSS_LIMIT_KB = 150 * 1024;
 
 async function archived(dir: string, sub: string): Promise<string[]> {
   return readdir(join(dir, sub)).catch(() => []);

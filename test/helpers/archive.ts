@@ -1,5 +1,8 @@
+import assert from 'node:assert/strict';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { MailboxInfo, MessageMeta } from '../../src/domain/message.js';
+import type { Source } from '../../src/sources/source.js';
 import { flagsOfInfo, parseName } from '../../src/formats/maildir-name.js';
 import { readMbox } from '../../src/formats/mbox-reader.js';
 import { Checkpoint } from '../../src/state/checkpoint.js';
@@ -51,5 +54,29 @@ export async function readMboxFile(file: string, archiveRoot: string, folderPath
     const date = new Date(`${e.fromLine.split(' ').slice(2).join(' ')} UTC`);
     out.push({ flags: e.flags, date, body: e.body });
   }
+  return out;
+}
+
+/**
+ * Folder -> its message bodies (sorted), read back through an archive's own Source (what restore
+ * and verify read); `key` names a folder in the map (default its path), never two alike.
+ */
+export async function readBack(source: Source, key = (m: MailboxInfo): string => m.path): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  for (const m of await source.mailboxes()) {
+    if (m.noSelect === true) continue;
+    const k = key(m);
+    assert.ok(!out.has(k), `${k} listed twice`);
+    const sel = await source.select(m);
+    const metas: MessageMeta[] = [];
+    for await (const meta of source.list(sel.mailbox, () => true)) metas.push(meta);
+    const bodies: string[] = [];
+    for await (const f of source.fetch(metas, new AbortController().signal)) {
+      assert.ok(Buffer.isBuffer(f.body));
+      bodies.push(f.body.toString('utf8'));
+    }
+    out.set(k, bodies.sort());
+  }
+  await source.close();
   return out;
 }

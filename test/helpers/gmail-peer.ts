@@ -1,6 +1,7 @@
 import type net from 'node:net';
 import { encodeMailboxName } from '../../scripts/dev/seed.js';
 import { uidsOf } from './imap-peer.js';
+import { fromMutf7 } from './mutf7.js';
 import { lineServer, type LineServer } from './line-server.js';
 
 /**
@@ -136,7 +137,7 @@ export async function gmailPeer(opts: GmailPeerOptions): Promise<GmailPeer> {
         return ok('Success');
       case 'SELECT':
       case 'EXAMINE': {
-        const name = fromUtf7(unquote(command.slice(verb.length + 1).trim()));
+        const name = fromMutf7(unquote(command.slice(verb.length + 1).trim()));
         const f = folders.find((x) => x.path === name || (name.toUpperCase() === 'INBOX' && x.path === 'INBOX'));
         if (f === undefined) return void sock.write(`${tag} NO [NONEXISTENT] Unknown Mailbox: ${name}\r\n`);
         selected.set(sock, f);
@@ -218,15 +219,4 @@ function astring(s: string): string {
 
 function unquote(s: string): string {
   return s.startsWith('"') && s.endsWith('"') ? s.slice(1, -1).replace(/\\(.)/g, '$1') : s;
-}
-
-/** Modified UTF-7 (RFC 3501 5.1.3) back to Unicode: the names clients send. */
-function fromUtf7(s: string): string {
-  return s.replace(/&([^-]*)-/g, (_m, b64: string) => {
-    if (b64 === '') return '&';
-    const b = Buffer.from(b64.replace(/,/g, '/'), 'base64');
-    let out = '';
-    for (let i = 0; i + 1 < b.length; i += 2) out += String.fromCharCode(b.readUInt16BE(i));
-    return out;
-  });
 }

@@ -1,5 +1,7 @@
 import type net from 'node:net';
 import { lineServer, type LineServer } from './line-server.js';
+import { encodeMailboxName } from '../../scripts/dev/seed.js';
+import { fromMutf7 } from './mutf7.js';
 import { dribble, endless } from './pop3-peer.js';
 
 /**
@@ -11,7 +13,9 @@ import { dribble, endless } from './pop3-peer.js';
  * still finds them, as a faulty server or proxy does; with `expungeLeftOut` they were expunged
  * meanwhile instead (SEARCH no longer finds them: the honest case). Everything else is answered as
  * the RFC says. Hostile variants (issue 17): `folders`, more mailboxes listed (as literals, so a
- * name may hold a newline) whose SELECT is refused; `internalDate`, the INTERNALDATE sent for
+ * name may hold a newline; in modified UTF-7, RFC 3501 §5.1.3), whose SELECT is refused
+ * unless given with messages of their own (then they are folders like INBOX: a 5,000-character
+ * or CJK name); `internalDate`, the INTERNALDATE sent for
  * every message (default a valid one), e.g. `garbage`; `uidValidity`, the UIDVALIDITY token sent
  * (default `1`; `''` sends none at all), and `uids`, the UID of each message (default 1..n), so that
  * a test can renumber the folder between runs as a server does after a UIDVALIDITY change.
@@ -25,8 +29,11 @@ export interface ImapPeerOptions {
   leaveOut?: { body?: readonly number[]; meta?: readonly number[] };
   /** The UIDs left out of a body fetch were expunged meanwhile: SEARCH no longer finds them. */
   expungeLeftOut?: boolean;
-  /** More mailboxes listed after INBOX (sent as literals); their SELECT/EXAMINE is answered NO. */
-  folders?: readonly string[];
+  /**
+   * More mailboxes listed after INBOX (sent as literals): a name alone is answered NO on
+   * SELECT/EXAMINE; one with `messages` holds them (UIDs 1..n, UIDVALIDITY 1).
+   */
+  folders?: readonly (string | PeerFolder)[];
   /** The INTERNALDATE of every message, sent as given inside the quotes. */
   internalDate?: string;
   /** The UIDVALIDITY token sent on SELECT/EXAMINE, as given (`abc`, a 23-digit number); `''`: none sent. */
@@ -34,6 +41,11 @@ export interface ImapPeerOptions {
   /** The UID of each message, ascending (default 1..n). */
   uids?: readonly number[];
   hostile?: Hostile;
+}
+
+export interface PeerFolder {
+  readonly name: string;
+  readonly messages: readonly Buffer[];
 }
 
 /**
@@ -64,6 +76,25 @@ function flood(sock: net.Socket, bytes: number, tail: string): void {
 
 export type ImapPeer = LineServer;
 
+/** The mailbox argument of SELECT/EXAMINE: an atom or a quoted string (RFC 3501 §4.3), decoded. */
+function mailboxArg(command: string): string {
+  const arg = command.slice(command.indexOf(' ') + 1).trim();
+  const quoted = /^"((?:[^"\\]|\\.)*)"/.exec(arg);
+  return fromMutf7(quoted === null ? (arg.split(' ')[0] ?? '') : (quoted[1] as string).replace(/\\(.)/g, '$1'));
+}
+
+/** One mailbox's messages, by UID. */
+interface Box {
+  readonly uidList: readonly number[];
+  readonly byUid: Map<number, Buffer>;
+  readonly max: number;
+}
+
+function boxOf(messages: readonly Buffer[], uids?: readonly number[]): Box {
+  const uidList = uids ?? messages.map((_, i) => i + 1);
+  return { uidList, byUid: new Map(uidList.map((u, i) => [u, messages[i] as Buffer])), max: Math.max(0, ...uidList) };
+}
+
 const DATE = '01-Jan-2024 10:00:00 +0000';
 
 /** The UIDs of a sequence set (RFC 3501 §9 sequence-set) among 1..max; `*` is max. */
@@ -79,13 +110,13 @@ export function uidsOf(set: string, max: number): number[] {
 }
 
 export async function imapPeer(opts: ImapPeerOptions): Promise<ImapPeer> {
-  const { messages } = opts;
-  const uidList = opts.uids ?? messages.map((_, i) => i + 1);
-  const byUid = new Map(uidList.map((u, i) => [u, messages[i] as Buffer]));
-  const n = messages.length;
-  const max = Math.max(0, ...uidList);
-  /** The UIDs of `set` this folder holds (`*` is the highest). */
-  const held = (set: string): number[] => uidsOf(set, max).filter((u) => byUid.has(u));
+  const inbox = boxOf(opts.messages, opts.uids);
+  const extra = (opts.folders ?? []).map((f) => (typeof f === 'string' ? { name: f } : { name: f.name, box: boxOf(f.messages) }));
+  /** The mailbox each connection has selected (INBOX until a SELECT says otherwise). */
+  const selected = new WeakMap<net.Socket, Box>();
+  const boxIn = (sock: net.Socket): Box => selected.get(sock) ?? inbox;
+  /** The UIDs of `set` the selected folder holds (`*` is the highest). */
+  const held = (box: Box, set: string): number[] => uidsOf(set, box.max).filter((u) => box.byUid.has(u));
   const validity = opts.uidValidity ?? '1';
   const expunged = new Set<number>();
   const answer = (sock: net.Socket, tag: string, command: string): void => {
@@ -105,16 +136,23 @@ export async function imapPeer(opts: ImapPeerOptions): Promise<ImapPeer> {
         if (/""\s*$/.test(command)) sock.write('* LIST (\\Noselect) "/" ""\r\n');
         else {
           sock.write('* LIST (\\HasNoChildren) "/" INBOX\r\n');
-          for (const f of opts.folders ?? []) sock.write(`* LIST (\\HasNoChildren) "/" {${Buffer.byteLength(f)}}\r\n${f}\r\n`);
+          for (const { name } of extra) {
+            const wire = encodeMailboxName(name);
+            sock.write(`* LIST (\\HasNoChildren) "/" {${Buffer.byteLength(wire)}}\r\n${wire}\r\n`);
+          }
         }
         return ok('LIST completed');
       case 'SELECT':
-      case 'EXAMINE':
-        if (!/ INBOX$/i.test(command) && !/ "INBOX"$/i.test(command)) return void sock.write(`${tag} NO [NONEXISTENT] no such mailbox\r\n`);
-        sock.write(`* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n* ${n} EXISTS\r\n* 0 RECENT\r\n`);
+      case 'EXAMINE': {
+        const name = mailboxArg(command);
+        const box = name.toUpperCase() === 'INBOX' ? inbox : extra.find((f) => f.name === name)?.box;
+        if (box === undefined) return void sock.write(`${tag} NO [NONEXISTENT] no such mailbox\r\n`);
+        selected.set(sock, box);
+        sock.write(`* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n* ${box.uidList.length} EXISTS\r\n* 0 RECENT\r\n`);
         if (validity !== '') sock.write(`* OK [UIDVALIDITY ${validity}] UIDs valid\r\n`);
-        sock.write(`* OK [UIDNEXT ${max + 1}] next UID\r\n`);
+        sock.write(`* OK [UIDNEXT ${box.max + 1}] next UID\r\n`);
         return ok(`[READ-ONLY] ${verb} completed`);
+      }
       case 'UID':
         return uid(sock, tag, command.slice(4));
       case 'LOGOUT':
@@ -128,6 +166,7 @@ export async function imapPeer(opts: ImapPeerOptions): Promise<ImapPeer> {
   };
   const uid = (sock: net.Socket, tag: string, command: string): void => {
     const [verb = '', ...args] = command.split(' ');
+    const box = boxIn(sock);
     if (verb.toUpperCase() === 'SEARCH') {
       if (opts.hostile?.kind === 'search') {
         sock.write('* SEARCH');
@@ -135,7 +174,7 @@ export async function imapPeer(opts: ImapPeerOptions): Promise<ImapPeer> {
       }
       // ALL, or UID <set> (RFC 3501 6.4.4); nothing else is asked of this peer.
       const i = args.findIndex((a) => a.toUpperCase() === 'UID');
-      const found = held(i >= 0 ? (args[i + 1] ?? '') : '1:*').filter((u) => !expunged.has(u));
+      const found = held(box, i >= 0 ? (args[i + 1] ?? '') : '1:*').filter((u) => box !== inbox || !expunged.has(u));
       sock.write(`* SEARCH${found.map((u) => ` ${u}`).join('')}\r\n${tag} OK SEARCH completed\r\n`);
       return;
     }
@@ -146,15 +185,15 @@ export async function imapPeer(opts: ImapPeerOptions): Promise<ImapPeer> {
     const items = args.slice(1).join(' ').toUpperCase();
     const body = items.includes('BODY.PEEK[]') || items.includes('BODY[]');
     const header = items.includes('BODY.PEEK[HEADER]');
-    const leave = new Set((body ? opts.leaveOut?.body : opts.leaveOut?.meta) ?? []);
-    for (const u of held(args[0] ?? '')) {
-      if (expunged.has(u)) continue;
+    const leave = new Set((box !== inbox ? [] : body ? opts.leaveOut?.body : opts.leaveOut?.meta) ?? []);
+    for (const u of held(box, args[0] ?? '')) {
+      if (box === inbox && expunged.has(u)) continue;
       if (leave.has(u)) {
         if (body && opts.expungeLeftOut === true) expunged.add(u);
         continue;
       }
-      const raw = byUid.get(u) as Buffer;
-      const seq = uidList.indexOf(u) + 1;
+      const raw = box.byUid.get(u) as Buffer;
+      const seq = box.uidList.indexOf(u) + 1;
       const head = `* ${seq} FETCH (UID ${u} FLAGS () INTERNALDATE "${opts.internalDate ?? DATE}" RFC822.SIZE ${raw.length}`;
       const h = opts.hostile;
       if (body && h?.kind === 'literal' && h.uid === u) {

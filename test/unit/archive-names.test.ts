@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MailboxInfo } from '../../src/domain/message.js';
+import { MailferryError } from '../../src/domain/errors.js';
 import { ArchiveNames } from '../../src/drivers/archive-names.js';
 import { escapeComponent, unescapeComponent } from '../../src/drivers/archive-paths.js';
 
@@ -50,4 +51,52 @@ test('recorded places are stable whatever order and company the folders come in'
   assert.deepEqual(places(later, all), places(first, all));
   assert.deepEqual(places(later, [box('x')]), { x: 'x' });
   assert.equal(places(first, [box('Caf\u00e9')])['Caf\u00e9'], 'Caf\u00e9', 'the NFC name keeps the plain form');
+});
+
+test('a form over a file name (255 bytes, less .sbd in mbox; the whole .A.B in Maildir++) is shortened to 100 bytes: a prefix, ~ and a hash', () => {
+  const bytes = (s: string): number => Buffer.byteLength(s);
+  const long = 'x'.repeat(300);
+  const cjk = '漢'.repeat(90); // 270 bytes of UTF-8
+  for (const layout of ['fs', 'mbox', 'maildir++'] as const) {
+    const n = new ArchiveNames(layout, []);
+    n.plan([box(long), box(cjk), box(`${long}/${cjk}`), box('short')]);
+    const limit = layout === 'mbox' ? 251 : layout === 'fs' ? 255 : 254;
+    const [a] = n.placeOf(box(long));
+    assert.match(a ?? '', /^x+~[0-9a-f]{16}$/);
+    assert.equal(bytes(a ?? ''), 100);
+    assert.match(n.placeOf(box(cjk))[0] ?? '', /^漢+~[0-9a-f]{16}$/);
+    assert.ok(bytes(n.placeOf(box(cjk))[0] ?? '') <= 100);
+    const nested = n.placeOf(box(`${long}/${cjk}`));
+    assert.equal(nested[0], a, 'the parent keeps its place');
+    if (layout === 'maildir++') assert.ok(bytes(`.${nested.join('.')}`) <= 255);
+    else assert.ok(nested.every((f) => bytes(f) <= limit));
+    assert.deepEqual(n.placeOf(box('short')), ['short'], 'a name that fits is kept as it is');
+  }
+  // Stable: the same name, the same form, in any company.
+  const again = new ArchiveNames('fs', []);
+  again.plan([box(long)]);
+  const first = new ArchiveNames('fs', []);
+  first.plan([box('a'), box(long), box(cjk)]);
+  assert.deepEqual(again.placeOf(box(long)), first.placeOf(box(long)));
+});
+
+test('two long names that shorten alike (case) get forms a case-insensitive file system keeps apart', () => {
+  const upper = `${'W'.repeat(300)}`;
+  const lower = `${'w'.repeat(300)}`;
+  const n = new ArchiveNames('fs', []);
+  n.plan([box(upper), box(lower)]);
+  const a = (n.placeOf(box(upper))[0] ?? '').toLowerCase();
+  const b = (n.placeOf(box(lower))[0] ?? '').toLowerCase();
+  assert.notEqual(a, b);
+  assert.ok(Buffer.byteLength(a) <= 255 && Buffer.byteLength(b) <= 255);
+});
+
+test('Maildir++ with no room left for a name: that folder (and those below it) gets none, as a mailbox error', () => {
+  const parent = 'p'.repeat(200);
+  const n = new ArchiveNames('maildir++', []);
+  const deep = `${parent}/${'q'.repeat(52)}/r`; // .p….q…. is 255 bytes already
+  n.plan([box(parent), box(deep), box('other')]);
+  assert.deepEqual(n.placeOf(box('other')), ['other']);
+  assert.throws(() => n.placeOf(box(deep)), (e: unknown) => e instanceof MailferryError && e.kind === 'mailbox' && /too long/.test(e.message));
+  assert.throws(() => n.placeOf(box(`${deep}/s`)), (e: unknown) => e instanceof MailferryError && e.kind === 'mailbox');
 });

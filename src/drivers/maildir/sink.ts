@@ -13,7 +13,7 @@ import { mkdirNoFollow, openNoFollow, openNoFollowSync, readNoFollow } from '../
 import { KeywordTable } from './keywords.js';
 import { LabelLinks, makeMaildir } from './labels.js';
 import { labelFolder } from '../labels.js';
-import { SinkPlaces } from '../sink-places.js';
+import { folderError, SinkPlaces } from '../sink-places.js';
 import type { Fingerprint, Match, Sink, SinkFolder, Tx } from '../../sinks/sink.js';
 import { writeAllSyncAt, writeEncoded } from '../body.js';
 import { withUsableDate } from '../archive-date.js';
@@ -78,7 +78,7 @@ export class MaildirSink implements Sink {
         if (dir !== this.root) await (await openNoFollow(join(dir, 'maildirfolder'), 'a', 0o600)).close();
       }
     } catch (e: unknown) {
-      throw destinationError(e, `folder ${dir}`);
+      throw folderError(e, `folder ${dir}`);
     }
     const links = mailbox.labelled === true ? new LabelLinks(this.root, this.views, this.places, dir, this.checkpoint, mailbox.path, this.log) : undefined;
     const folder = new MaildirFolder(mailbox, dir, this.checkpoint, this.log, links);

@@ -27,7 +27,8 @@ import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sou
  *   directory without cur/ is listed as \Noselect. Layout `fs`: every directory below the root
  *   (except cur, new, tmp and dot-entries) is a folder, \Noselect when it has no cur/. Components
  *   are unescaped (`\2e` -> `.`, `\49nbox` -> `Inbox`), so paths are Unicode with delimiter '/';
- *   a folder whose state entry records its delimiter gets its source name and delimiter back
+ *   a folder whose state entry (or the archive's names file, state/names-file.ts: a name
+ *   shortened to fit a file name) records its delimiter gets its source name and delimiter back
  *   (two source folders that unescape alike, `a/b` under '/' and `a.b` under '.', stay two).
  * - uidValidity: the one the archive's state file records for the folder, else 1. Ids do not depend
  *   on it (see below); it is passed on so a restore can tell archives of different epochs apart.

@@ -8,7 +8,7 @@ import { fingerprintKey, headerBlock, wireSizeOfLf } from '../../formats/fingerp
 import { fromLine, labelsHeader, metadataHeaders } from '../../formats/mbox.js';
 import { readMbox } from '../../formats/mbox-reader.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../../state/checkpoint.js';
-import { SinkPlaces } from '../sink-places.js';
+import { folderError, SinkPlaces } from '../sink-places.js';
 import { checkNoLinks, mkdirNoFollow, openNoFollow } from '../../state/no-follow.js';
 import { labelFolder, recordLabels } from '../labels.js';
 import type { Logger } from '../../log/logger.js';
@@ -63,7 +63,7 @@ export class MboxSink implements Sink {
         await fh.close();
       }
     } catch (e: unknown) {
-      throw destinationError(e, `mbox ${file}`);
+      throw folderError(e, `mbox ${file}`);
     }
     const folder = new MboxFolder(mailbox, file, this.checkpoint, this.log);
     if (!mailbox.noSelect) await folder.init();

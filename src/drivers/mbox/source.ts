@@ -21,7 +21,8 @@ import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sou
  * - Mailboxes: every regular file below the root whose name does not start with '.' is a folder;
  *   a directory `X.sbd` holds the children of `X`, and `X` is \Noselect when there is no file `X`.
  *   Names are unescaped (`\2f` -> `/`, `\78.sbd` -> `x.sbd`), paths are Unicode with delimiter
- *   '/'; a folder whose state entry records its delimiter gets its source name and delimiter back.
+ *   '/'; a folder whose state entry (or the archive's names file, state/names-file.ts: a name
+ *   shortened to fit a file name) records its delimiter gets its source name and delimiter back.
  * - uidValidity: as recorded in the archive's state file for the folder, else 1.
  * - Ids: the byte offset of the message's From_ line, in decimal; stable while the file is only
  *   appended to (as the sink does). A file rewritten by another program (a MUA expunging) changes
