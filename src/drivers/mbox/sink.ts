@@ -1,4 +1,4 @@
-import { lstat } from 'node:fs/promises';
+import { lstat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { destinationError, MailferryError } from '../../domain/errors.js';
@@ -23,7 +23,9 @@ import { withUsableDate } from '../archive-date.js';
  *
  * Crash safety: one transaction at a time per file; it appends, fsyncs, then records the new file
  * length in the checkpoint. On open, anything past the recorded length (a torn message, or messages
- * written but not recorded) is cut off; those messages are fetched again.
+ * written but not recorded) is cut off, before a re-match as before a trusted resume; those
+ * messages are fetched again. A file re-matched without our state keeps what it holds, and the
+ * first message appended after it gets the empty line a From_ line needs before it.
  */
 export class MboxSink implements Sink {
   readonly name: string;
@@ -91,22 +93,20 @@ class MboxFolder implements SinkFolder {
   }
 
   async init(): Promise<void> {
-    const size = (await lstat(this.file)).size;
+    let size = (await lstat(this.file)).size;
     const cp = this.checkpoint.folder(this.key);
     const uidValidity = this.mailbox.uidValidity?.toString();
-    const end = cp?.end ?? 0;
-    if (cp !== undefined && cp.uidValidity === uidValidity && !cp.rematching && size >= end) {
-      if (size > end) {
-        const fh = await openNoFollow(this.file, 'r+').catch((e: unknown) => {
-          throw destinationError(e, `mbox ${this.file}`);
-        });
-        await fh
-          .truncate(end)
-          .catch((e: unknown) => {
-            throw destinationError(e, `mbox ${this.file}`);
-          })
-          .finally(() => fh.close());
-      }
+    const end = cp?.end;
+    // Bytes past the recorded end were written by a transaction that never committed (a kill -9
+    // mid-append: part of a message) or by someone else since: cut them off first, on every path.
+    // The re-match path needs it as much as the trusted one (a folder without a usable
+    // UIDVALIDITY takes it on every run): it would take the torn message for an archived one and
+    // glue the next From_ line to its last, unfinished line.
+    if (end !== undefined && size > end) {
+      await this.cut(end);
+      size = end;
+    }
+    if (cp !== undefined && cp.uidValidity === uidValidity && !cp.rematching && size === end) {
       this.known = new Set(cp.ids);
     } else if (size > 0) {
       // Filled under another UIDVALIDITY, or by someone else, or shortened behind our back.
@@ -122,6 +122,21 @@ class MboxFolder implements SinkFolder {
         delete f.firstSeen;
       });
       await this.checkpoint.save();
+    }
+  }
+
+  /** Truncates the file to `end`, durably (the cut bytes must not come back after a crash). */
+  private async cut(end: number): Promise<void> {
+    const fh = await openNoFollow(this.file, 'r+').catch((e: unknown) => {
+      throw destinationError(e, `mbox ${this.file}`);
+    });
+    try {
+      await fh.truncate(end);
+      await fh.sync();
+    } catch (e: unknown) {
+      throw destinationError(e, `mbox ${this.file}`);
+    } finally {
+      await fh.close().catch(() => undefined);
     }
   }
 
@@ -168,17 +183,22 @@ class MboxFolder implements SinkFolder {
     const folder = this;
     const cp = this.checkpoint.folder(this.key);
     const start = cp?.end ?? 0;
-    let fh;
+    let fh: FileHandle | undefined;
+    let pos = start;
     try {
       fh = await openNoFollow(this.file, 'r+');
       // A failed earlier transaction may have left bytes past the recorded end.
       await fh.truncate(start);
+      // A From_ line starts a line after an empty one (RFC 4155). Ours always end so; a file
+      // re-matched without our state (a foreign one, or ours with the state lost after a crash)
+      // may not: the first message appended after it is preceded by what is missing.
+      pos += await separatorNeeded(fh, start);
     } catch (e: unknown) {
+      await fh?.close().catch(() => undefined);
       release();
       throw destinationError(e, `mbox ${this.file}`);
     }
     const handle = fh;
-    let pos = start;
     const ids: string[] = [];
     const undated: string[] = [];
     const noEol: number[] = [];
@@ -262,4 +282,14 @@ class MboxFolder implements SinkFolder {
       },
     };
   }
+}
+
+/** How many LFs the file, `size` bytes long, lacks to end with an empty line ("\n\n"); written at `size`. */
+async function separatorNeeded(fh: FileHandle, size: number): Promise<number> {
+  if (size === 0) return 0;
+  const tail = Buffer.alloc(Math.min(2, size));
+  await fh.read(tail, 0, tail.length, size - tail.length);
+  const missing = tail[tail.length - 1] !== 0x0a ? 2 : tail.length === 2 && tail[0] !== 0x0a ? 1 : 0;
+  if (missing > 0) await fh.write(Buffer.from('\n'.repeat(missing)), 0, missing, size);
+  return missing;
 }
