@@ -4,7 +4,8 @@ import { execFile } from 'node:child_process';
 import { appendFile, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { runCli } from '../helpers/cli.js';
+import { runCli, type CliOptions } from '../helpers/cli.js';
+import { peakRss } from '../helpers/peak-rss.js';
 import { STATE_FILE } from '../../src/commands/archive.js';
 import { imapPeer, type ImapPeerOptions } from '../helpers/imap-peer.js';
 import { muttCases, skipUnlessMutt } from '../helpers/mutt.js';
@@ -31,13 +32,13 @@ box = mailbox.mbox(sys.argv[1], create=False)
 print(json.dumps([{'id': m['Message-ID'], 'body': m.get_payload()} for m in box]))
 `;
 
-async function backup(dir: string, opts: ImapPeerOptions): Promise<{ status: number | null; stderr: string }> {
+async function backup(dir: string, opts: ImapPeerOptions, onSpawn?: CliOptions['onSpawn']): Promise<{ status: number | null; stderr: string }> {
   const peer = await imapPeer(opts);
   try {
     return await runCli(
       ['backup', '--from', `imap://alice@127.0.0.1:${peer.port}`, '--tls-mode', 'plain', '--password-env', 'PW', '--to', `mbox:${join(dir, 'archive')}`],
       { PW: 'pw', XDG_STATE_HOME: join(dir, 'state') },
-      { timeoutMs: 60_000 },
+      { timeoutMs: 120_000, ...(onSpawn === undefined ? {} : { onSpawn }) },
     );
   } finally {
     await peer.close();
@@ -90,6 +91,23 @@ describe('mbox re-match path after a crash mid-append', () => {
       const exact = (n: number): { id: string; body: string } => ({ id: `<m${n}@mailferry.test>`, body: lf(message(n)).split('\n\n').slice(1).join('\n\n') });
       // Without the state nothing tells a torn record from a foreign message: it stays, framed.
       assert.deepEqual(got, [exact(1), exact(2), exact(3), { id: '<m4@mailferry.test>', body: 'bod\n' }, exact(4), exact(5)]);
+    });
+  });
+
+  test('the re-match streams: a 30 MB archived message is indexed, never held (peak RSS of the rerun)', async () => {
+    await withTempDir('mf-mbox-rematch-', async (dir) => {
+      const big = Buffer.concat([Buffer.from('Subject: big\r\nMessage-ID: <big@mailferry.test>\r\n\r\n'), Buffer.alloc(30 * 1024 * 1024, 'From a line mboxrd quotes\r\nand another one\r\n')]);
+      const messages = [message(1), big, message(2)];
+      const first = await backup(dir, { messages, uidValidity: '' });
+      assert.equal(first.status, 0, first.stderr);
+      const rss = peakRss();
+      const second = await backup(dir, { messages, uidValidity: '' }, rss.watch);
+      const peak = rss.stop();
+      process.stderr.write(`peak RSS of an mbox re-match with a 30 MB message archived: ${peak.toFixed(1)} MiB\n`);
+      assert.equal(second.status, 0, second.stderr);
+      const { stdout } = await run('python3', ['-c', READ, join(dir, 'archive', 'INBOX')], { maxBuffer: 1 << 27 });
+      assert.deepEqual((JSON.parse(stdout) as { id: string }[]).map((m) => m.id), ['<m1@mailferry.test>', '<big@mailferry.test>', '<m2@mailferry.test>'], 'matched, nothing copied twice');
+      assert.ok(peak > 0 && peak < 100, `peak RSS ${peak.toFixed(1)} MiB`);
     });
   });
 });

@@ -3,10 +3,11 @@ import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { destinationError, MailferryError } from '../../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../../domain/message.js';
-import { ArchiveEncoder } from '../../formats/encoder.js';
-import { fingerprintKey, headerBlock, wireSizeOfLf } from '../../formats/fingerprint.js';
+import { fingerprintKey } from '../../formats/fingerprint.js';
 import { fromLine, labelsHeader, metadataHeaders } from '../../formats/mbox.js';
-import { readMbox } from '../../formats/mbox-reader.js';
+import { scanMbox, type MboxSpan } from '../../formats/mbox-reader.js';
+import { ArchiveEncoder, unquoteMboxrd } from '../../formats/encoder.js';
+import { headerBlocks, readRange } from './header-blocks.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../../state/checkpoint.js';
 import { SinkPlaces } from '../sink-places.js';
 import { checkNoLinks, mkdirNoFollow, openNoFollow } from '../../state/no-follow.js';
@@ -140,16 +141,37 @@ class MboxFolder implements SinkFolder {
     }
   }
 
+  /**
+   * Streams: the file is indexed in one pass (formats/mbox-reader.ts scanMbox, as the mbox Source
+   * does) and only header blocks are read (header-blocks.ts), so memory does not grow with a
+   * message's size. Only the committed part is read (init() cut the rest).
+   */
   async *fingerprints(): AsyncIterable<Fingerprint> {
     const cp = this.checkpoint.folder(this.key);
     const noEol = new Set(cp?.noEol ?? []);
-    for await (const m of readMbox(this.file, noEol)) {
-      const header = headerBlock(m.body);
-      const key = fingerprintKey(header, wireSizeOfLf(m.body));
-      // Without our state we cannot tell whether the final LF was added to frame the message.
-      const unsure = cp === undefined && m.body.length > 0 && m.body[m.body.length - 1] === 0x0a;
-      const ref = String(m.offset);
-      yield unsure ? { key, ref, alt: fingerprintKey(header, wireSizeOfLf(m.body.subarray(0, m.body.length - 1))) } : { key, ref };
+    const labelled = (cp?.labels?.size ?? 0) > 0;
+    const spans: MboxSpan[] = [];
+    for await (const s of scanMbox(this.file, noEol, cp?.end, labelled)) spans.push(s);
+    let fh: FileHandle | undefined;
+    try {
+      for await (const { span, raw } of headerBlocks(this.file, spans)) {
+        const header = unquoteMboxrd(raw);
+        const key = fingerprintKey(header, span.size);
+        const ref = String(span.offset);
+        // Without our state we cannot tell whether the final LF was added to frame the message:
+        // the alternative is the message without it (its size, and its header when the header
+        // block runs to the message's end).
+        const tail = cp === undefined && span.end > span.start ? await readRange((fh ??= await openNoFollow(this.file, 'r')), Math.max(span.start, span.end - 2), span.end, this.file) : undefined;
+        if (tail === undefined || tail[tail.length - 1] !== 0x0a) {
+          yield { key, ref };
+          continue;
+        }
+        const altSize = span.size - (tail.length === 2 && tail[0] === 0x0d ? 1 : 2);
+        const altHeader = span.headerEnd < span.end ? header : header.subarray(0, header.length - 1);
+        yield { key, ref, alt: fingerprintKey(altHeader, altSize) };
+      }
+    } finally {
+      await fh?.close().catch(() => undefined);
     }
   }
 

@@ -12,6 +12,7 @@ import { compareMailboxes as byPath } from '../../domain/message.js';
 import { linkError, openNoFollow, openNoFollowSync } from '../../state/no-follow.js';
 import { loadArchiveState, type ArchiveState, type RecordedName } from '../../state/archive-state.js';
 import { DEFAULT_UID_VALIDITY, localError } from '../local.js';
+import { headerBlocks, readRange } from './header-blocks.js';
 import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sources/source.js';
 
 /**
@@ -169,30 +170,8 @@ export class MboxSource implements Source {
   /** Each message's header block (the index knows where it ends), without reading large bodies. */
   async *headers(mailbox: MailboxInfo): AsyncIterable<HeaderSample> {
     const file = this.fileOf(mailbox);
-    const { spans } = await this.index(file);
-    if (spans.length === 0) return;
-    const fh = await openNoFollow(file, 'r').catch((e: unknown) => {
-      throw localError('mailbox', e, `mbox ${file}`);
-    });
-    try {
-      // Read in windows of consecutive messages (one read serves many small ones; a large
-      // message's body is skipped), never more than HEADER_WINDOW at once beyond a long header.
-      const last = (spans[spans.length - 1] as MboxSpan).end;
-      let win: Buffer = Buffer.alloc(0);
-      let winStart = 0;
-      for (const s of spans) {
-        let raw: Buffer;
-        if (s.start >= winStart && s.headerEnd <= winStart + win.length) raw = win.subarray(s.start - winStart, s.headerEnd - winStart);
-        else if (s.headerEnd - s.start > HEADER_WINDOW) raw = await readRange(fh, s.start, s.headerEnd, file);
-        else {
-          win = await readRange(fh, s.start, Math.min(s.start + HEADER_WINDOW, last), file);
-          winStart = s.start;
-          raw = win.subarray(0, s.headerEnd - s.start);
-        }
-        yield { id: String(s.offset), size: s.size, header: lfToCrlf(unquoteMboxrd(raw)) };
-      }
-    } finally {
-      await fh.close().catch(() => undefined);
+    for await (const { span, raw } of headerBlocks(file, (await this.index(file)).spans)) {
+      yield { id: String(span.offset), size: span.size, header: lfToCrlf(unquoteMboxrd(raw)) };
     }
   }
 
@@ -237,9 +216,6 @@ export class MboxSource implements Source {
   }
 }
 
-/** Bytes read at once by headers(). */
-const HEADER_WINDOW = 256 * 1024;
-
 interface Index {
   readonly spans: readonly MboxSpan[];
   readonly byOffset: ReadonlyMap<number, MboxSpan>;
@@ -254,22 +230,6 @@ interface Stamp {
 
 function sameStamp(a: Stamp, b: Stamp): boolean {
   return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino;
-}
-
-/** Bytes start..end of the file; a file cut short meanwhile is an error of the message. */
-async function readRange(fh: FileHandle, start: number, end: number, file: string): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(end - start);
-  let at = 0;
-  try {
-    while (at < out.length) {
-      const { bytesRead } = await fh.read(out, at, out.length - at, start + at);
-      if (bytesRead === 0) throw new MailferryError('message', `mbox ${file}: message at ${start} cut short`);
-      at += bytesRead;
-    }
-  } catch (e: unknown) {
-    throw localError('message', e, `message at ${start} in ${file}`);
-  }
-  return out;
 }
 
 /** Bytes start..end of the file as the wire form, streamed (a read error is the message's). */
