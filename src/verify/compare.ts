@@ -154,17 +154,25 @@ function about(item: Item): Pick<Difference, 'messageId' | 'subject'> {
 
 async function compareFolder(source: Source, copy: Source, src: Item[], dst: Item[], o: VerifyOptions, report: Report): Promise<void> {
   // Pair by content key (a multiset), then what is left by Message-ID.
+  // A copy's message is found by its key and by its other key (an mbox without our state: the
+  // size without a final LF that may be framing), once.
   const free = new Map<string, Item[]>();
-  for (const d of dst) if (d.key !== undefined) free.set(d.key, [...(free.get(d.key) ?? []), d]);
+  const add = (k: string | undefined, d: Item): void => {
+    if (k !== undefined) free.set(k, [...(free.get(k) ?? []), d]);
+  };
+  for (const d of dst) {
+    add(d.key, d);
+    if (d.alt !== d.key) add(d.alt, d);
+  }
+  const taken = new Set<Item>();
   // Among copies of one content, the one with the same flags and date first, so that identical
   // messages are not cross-paired into flag differences.
   const take = (s: Item, key: string | undefined): Item | undefined => {
     if (key === undefined) return undefined;
-    const list = free.get(key);
-    if (list === undefined) return undefined;
-    const i = Math.max(0, list.findIndex((d) => flagKey(d.meta.flags) === flagKey(s.meta.flags) && sameSecond(d.meta.internalDate, s.meta.internalDate)));
-    const [d] = list.splice(i, 1);
-    if (list.length === 0) free.delete(key);
+    const list = free.get(key)?.filter((d) => !taken.has(d));
+    if (list === undefined || list.length === 0) return undefined;
+    const d = list.find((x) => flagKey(x.meta.flags) === flagKey(s.meta.flags) && sameSecond(x.meta.internalDate, s.meta.internalDate)) ?? list[0];
+    if (d !== undefined) taken.add(d);
     return d;
   };
   const pairs: [Item, Item][] = [];
@@ -174,7 +182,7 @@ async function compareFolder(source: Source, copy: Source, src: Item[], dst: Ite
     if (d === undefined) unpaired.push(s);
     else pairs.push([s, d]);
   }
-  const rest = new Set([...free.values()].flat());
+  const rest = new Set(dst.filter((d) => d.key !== undefined && !taken.has(d)));
   const byMessageId = new Map<string, Item>();
   for (const d of rest) if (d.messageId !== undefined && !byMessageId.has(d.messageId)) byMessageId.set(d.messageId, d);
   const altered = new Set<Item>();

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MailboxInfo } from '../../src/domain/message.js';
@@ -79,6 +79,37 @@ test('streamed re-match fingerprints equal the whole-message reference, with and
     // A foreign file (no metadata lines, no state).
     await writeFile(file, Buffer.from('From a Mon Jan  1 00:00:00 2024\nSubject: a\n\nx\n\nFrom b Mon Jan  1 00:00:00 2024\nSubject: b\n>From q\n', 'latin1'));
     assert.deepEqual(await fingerprints(root, INBOX), await reference(file, new Set(), true));
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('a file another program rewrote (longer than recorded, not our torn tail past the end) is not cut: it is re-matched as one without our state', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'mf-mbox-fp-'));
+  try {
+    const raws = ['Subject: one\r\n\r\nfirst\r\n', 'Subject: two\r\n\r\nno final newline', 'Subject: three\r\n\r\nthird\r\n'].map((s) => Buffer.from(s, 'latin1'));
+    const sink = new MboxSink(root, await Checkpoint.load(join(root, STATE_FILE), SOURCE));
+    const folder = await sink.open(INBOX);
+    const tx = await folder.begin();
+    for (const [i, raw] of raws.entries()) await tx.write({ mailbox: INBOX, id: String(i + 1), size: raw.length, flags: new Set(), internalDate: new Date(Date.UTC(2024, 0, 1)) }, raw);
+    await tx.commit();
+    await sink.close();
+    const file = sink.fileOf(INBOX);
+    // A MUA expunged the first message and another program put a longer one before the rest.
+    const text = await readFile(file, 'latin1');
+    const second = text.indexOf('\nFrom ') + 1;
+    const rewritten = `From x Mon Jan  1 00:00:00 2024\nSubject: added by someone else\n\n${'a long line\n'.repeat(20)}\n${text.slice(second)}`;
+    assert.ok(rewritten.length > text.length);
+    await writeFile(file, rewritten, 'latin1');
+    const again = await new MboxSink(root, await Checkpoint.load(join(root, STATE_FILE), SOURCE)).open(INBOX);
+    assert.equal(again.needsRematch, true);
+    assert.equal(await readFile(file, 'latin1'), rewritten, 'nothing cut');
+    const fps: Fingerprint[] = [];
+    for await (const f of again.fingerprints()) fps.push(f);
+    assert.equal(fps.length, 3);
+    // "two" is found by its key without the final LF (the state's noEol offset points elsewhere now).
+    const two = fingerprintKey(Buffer.from('Subject: two\n\n'), raws[1]!.length);
+    assert.ok(fps.some((f) => f.alt === two), JSON.stringify(fps));
   } finally {
     await rm(root, { recursive: true, force: true });
   }

@@ -54,3 +54,39 @@ export async function readRange(fh: FileHandle, start: number, end: number, file
   }
   return out;
 }
+
+/**
+ * Whether the state's recorded `end` still describes the file, `size` bytes long: the file is at
+ * least that long, and what lies past `end` can only be our own interrupted append (a record
+ * starts with its From_ line, so a torn one starts with "From " or a part of it, right after the
+ * empty line that ends our last record). Anything else means another program rewrote the file
+ * (a MUA expunged a message, say): `end` and the `noEol` offsets no longer point where they did,
+ * and nothing past `end` may be cut.
+ */
+export async function stateFits(file: string, end: number, size: number): Promise<boolean> {
+  if (size < end) return false;
+  if (size === end) return true;
+  const fh = await openNoFollow(file, 'r');
+  try {
+    const before = end === 0 ? Buffer.from('\n\n') : await readRange(fh, Math.max(0, end - 2), end, file);
+    const past = await readRange(fh, end, Math.min(size, end + FROM.length), file);
+    const framed = before[before.length - 1] === 0x0a && (end < 2 || before[0] === 0x0a);
+    return framed && FROM.subarray(0, past.length).equals(past);
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
+const FROM = Buffer.from('From ');
+
+/**
+ * Without state that says whether a message had a final newline, the one it ends with may be
+ * framing we added: its wire size without that LF (one byte less after a CR, else two), for a
+ * second key; undefined when the message does not end in LF.
+ */
+export async function sizeWithoutFinalLf(fh: FileHandle, span: MboxSpan, file: string): Promise<number | undefined> {
+  if (span.end <= span.start) return undefined;
+  const tail = await readRange(fh, Math.max(span.start, span.end - 2), span.end, file);
+  if (tail[tail.length - 1] !== 0x0a) return undefined;
+  return span.size - (tail.length === 2 && tail[0] === 0x0d ? 1 : 2);
+}

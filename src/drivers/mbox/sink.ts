@@ -7,7 +7,7 @@ import { fingerprintKey } from '../../formats/fingerprint.js';
 import { fromLine, labelsHeader, metadataHeaders } from '../../formats/mbox.js';
 import { scanMbox, type MboxSpan } from '../../formats/mbox-reader.js';
 import { ArchiveEncoder, unquoteMboxrd } from '../../formats/encoder.js';
-import { headerBlocks, readRange } from './header-blocks.js';
+import { headerBlocks, sizeWithoutFinalLf, stateFits } from './header-blocks.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../../state/checkpoint.js';
 import { SinkPlaces } from '../sink-places.js';
 import { checkNoLinks, mkdirNoFollow, openNoFollow } from '../../state/no-follow.js';
@@ -81,6 +81,8 @@ export class MboxSink implements Sink {
 class MboxFolder implements SinkFolder {
   known = new Set<string>();
   needsRematch = false;
+  /** The state does not describe the file (another program rewrote it): its offsets are not used. */
+  private stale = false;
   private queue: Promise<void> = Promise.resolve();
   private readonly key: string;
 
@@ -99,18 +101,25 @@ class MboxFolder implements SinkFolder {
     const uidValidity = this.mailbox.uidValidity?.toString();
     const end = cp?.end;
     // Bytes past the recorded end were written by a transaction that never committed (a kill -9
-    // mid-append: part of a message) or by someone else since: cut them off first, on every path.
-    // The re-match path needs it as much as the trusted one (a folder without a usable
-    // UIDVALIDITY takes it on every run): it would take the torn message for an archived one and
-    // glue the next From_ line to its last, unfinished line.
-    if (end !== undefined && size > end) {
-      await this.cut(end);
-      size = end;
+    // mid-append: part of a message): cut them off first, on every path. The re-match path needs
+    // it as much as the trusted one (a folder without a usable UIDVALIDITY takes it on every run):
+    // it would take the torn message for an archived one and glue the next From_ line to its last,
+    // unfinished line. A file another program rewrote (header-blocks.ts stateFits) is not cut: it
+    // is re-matched as a file without our state.
+    if (end !== undefined) {
+      const fits = await stateFits(this.file, end, size).catch((e: unknown) => {
+        throw destinationError(e, `mbox ${this.file}`);
+      });
+      if (!fits) this.stale = true;
+      else if (size > end) {
+        await this.cut(end);
+        size = end;
+      }
     }
     if (cp !== undefined && cp.uidValidity === uidValidity && !cp.rematching && size === end) {
       this.known = new Set(cp.ids);
     } else if (size > 0) {
-      // Filled under another UIDVALIDITY, or by someone else, or shortened behind our back.
+      // Filled under another UIDVALIDITY, or by someone else, or rewritten behind our back.
       this.needsRematch = true;
     } else {
       this.checkpoint.update(this.key, (f) => {
@@ -147,9 +156,9 @@ class MboxFolder implements SinkFolder {
    * message's size. Only the committed part is read (init() cut the rest).
    */
   async *fingerprints(): AsyncIterable<Fingerprint> {
-    const cp = this.checkpoint.folder(this.key);
+    const cp = this.stale ? undefined : this.checkpoint.folder(this.key);
     const noEol = new Set(cp?.noEol ?? []);
-    const labelled = (cp?.labels?.size ?? 0) > 0;
+    const labelled = (this.checkpoint.folder(this.key)?.labels?.size ?? 0) > 0;
     const spans: MboxSpan[] = [];
     for await (const s of scanMbox(this.file, noEol, cp?.end, labelled)) spans.push(s);
     let fh: FileHandle | undefined;
@@ -161,12 +170,11 @@ class MboxFolder implements SinkFolder {
         // Without our state we cannot tell whether the final LF was added to frame the message:
         // the alternative is the message without it (its size, and its header when the header
         // block runs to the message's end).
-        const tail = cp === undefined && span.end > span.start ? await readRange((fh ??= await openNoFollow(this.file, 'r')), Math.max(span.start, span.end - 2), span.end, this.file) : undefined;
-        if (tail === undefined || tail[tail.length - 1] !== 0x0a) {
+        const altSize = cp === undefined ? await sizeWithoutFinalLf((fh ??= await openNoFollow(this.file, 'r')), span, this.file) : undefined;
+        if (altSize === undefined) {
           yield { key, ref };
           continue;
         }
-        const altSize = span.size - (tail.length === 2 && tail[0] === 0x0d ? 1 : 2);
         const altHeader = span.headerEnd < span.end ? header : header.subarray(0, header.length - 1);
         yield { key, ref, alt: fingerprintKey(altHeader, altSize) };
       }
@@ -187,11 +195,14 @@ class MboxFolder implements SinkFolder {
       keepFirstSeen(f, f.ids);
       // A message matched without its final LF had that LF added by us as framing.
       const framed = matches.filter((m) => m.alt === true).map((m) => Number(m.ref));
-      if (framed.length > 0) f.noEol = [...new Set([...(f.noEol ?? []), ...framed])];
+      // A rewritten file's recorded offsets point nowhere now: only what this re-match found.
+      if (this.stale) f.noEol = framed;
+      else if (framed.length > 0) f.noEol = [...new Set([...(f.noEol ?? []), ...framed])];
     });
     await this.checkpoint.save();
     this.known = new Set(matchedIds);
     this.needsRematch = false;
+    this.stale = false;
   }
 
   begin(): Promise<Tx> {
