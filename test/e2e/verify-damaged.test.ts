@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { damageMaildir, differences, runJsonLines, STRAY, type JsonLinesRun as Run } from '../helpers/verify-run.js';
 import { withDovecot } from '../helpers/server.js';
+import { CLI_BIN, REPO_ROOT, runCli } from '../helpers/cli.js';
+import { spawn } from 'node:child_process';
 import { EXIT } from '../../src/domain/errors.js';
 
 /**
@@ -99,4 +101,59 @@ describe('verify of a damaged copy: mbox and the fs layout', { skip: dc.skip }, 
     await rm(join(md, 'Drafts'), { recursive: true });
     await expectFive(['--to', `maildir:${md}`, '--layout', 'fs'], want);
   });
+
+  test('progress: a redrawn line on a terminal, as a backup shows; nothing with --quiet or without a terminal', async () => {
+    const copy = ['--to', `mbox:${join(root, 'mbox')}`];
+    const shown = await onPty(['verify', ...alice(), ...copy], env());
+    assert.equal(shown.status, 0, shown.output);
+    // The last redraw before the summary: the folder, then the whole run's messages and MB.
+    const lines = shown.output.split('\r\x1b[K').filter((l) => / · all \d+\/\d+ msgs/.test(l));
+    assert.ok(lines.length > 0, JSON.stringify(shown.output));
+    const total = /all (\d+)\/(\d+) msgs/.exec(lines.at(-1) ?? '');
+    assert.ok(total !== null && Number(total[2]) > 0, lines.at(-1));
+    assert.match(shown.output, /no differences/);
+    const quiet = await onPty(['verify', '--quiet', ...alice(), ...copy], env());
+    assert.equal(quiet.status, 0, quiet.output);
+    assert.doesNotMatch(quiet.output, /msgs/);
+    const piped = await runCli(['verify', '--quick', ...alice(), ...copy], env(), { timeoutMs: 120_000 });
+    assert.equal(piped.status, 0, piped.stderr);
+    assert.doesNotMatch(piped.stderr, /msgs|\x1b/);
+  });
 });
+
+/** Runs the CLI under a pseudo-terminal (python3's pty): its exit status and all it wrote, stdout and stderr as one. */
+const PTY = `
+import fcntl, json, os, pty, struct, sys, termios
+pid, fd = pty.fork()
+if pid == 0:
+    os.environ['TERM'] = 'vt100'
+    fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack('HHHH', 40, 160, 0, 0))
+    os.execv(sys.argv[1], sys.argv[1:])
+out = b''
+while True:
+    try:
+        chunk = os.read(fd, 65536)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+_, status = os.waitpid(pid, 0)
+print(json.dumps({'status': os.waitstatus_to_exitcode(status), 'output': out.decode('utf-8', 'replace')}))
+`;
+
+function onPty(args: string[], env: Record<string, string>): Promise<{ status: number; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('python3', ['-c', PTY, process.execPath, CLI_BIN, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const out: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.once('error', reject);
+    child.once('close', () => {
+      try {
+        resolve(JSON.parse(Buffer.concat(out).toString('utf8')) as { status: number; output: string });
+      } catch (e: unknown) {
+        reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    });
+  });
+}
