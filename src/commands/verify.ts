@@ -11,7 +11,8 @@ import { ROLE_FLAG, type FolderRole } from '../profiles/schema.js';
 import { filterSource } from '../sources/filter.js';
 import { ProfileRolesSource } from '../sources/profile-roles.js';
 import type { Source } from '../sources/source.js';
-import { verifyCopy } from '../verify/compare.js';
+import { verifyCopy, type VerifyProgress } from '../verify/compare.js';
+import { RunReport } from '../report.js';
 import type { Difference, VerifyOutcome } from '../verify/difference.js';
 import type { Command, CommandDeps, Output } from './deps.js';
 import { accountSource, archiveSource, type SourceOptions } from './sources.js';
@@ -22,7 +23,8 @@ import { accountSource, archiveSource, type SourceOptions } from './sources.js';
  * Sources, read only: an IMAP account with EXAMINE and BODY.PEEK (no \Seen set), an archive by its
  * Maildir or mbox source without taking its lock (as restore reads one: an mbox up to its
  * committed length), no state file written. Exit 0 when nothing differs, EXIT.differences (9)
- * when something does; each difference is listed.
+ * when something does; each difference is listed. Progress goes where a copy's goes (main.ts:
+ * a redrawn line on a terminal, JSON lines with --json, nothing under cron or --quiet).
  */
 export interface VerifyResult {
   outcomes: VerifyOutcome[];
@@ -71,6 +73,24 @@ export async function verify(cfg: VerifyConfig, deps: CommandDeps): Promise<Veri
     const differences: Difference[] = [];
     const outcomes: VerifyOutcome[] = [];
     const popSource = cfg.mode !== 'restore' && (cfg.mode === 'backup' ? cfg.copy.from : cfg.copy.source.endpoint).kind === 'pop3';
+    // The progress display a copy has (a line on a terminal; nothing under cron or --quiet):
+    // the folders of every copy, their messages counted as compared.
+    const progress = new RunReport();
+    const onProgress =
+      deps.onProgress === undefined
+        ? undefined
+        : (copy: Copy) =>
+            (e: VerifyProgress): void => {
+              if (e.type === 'planned') {
+                progress.planned += e.messages;
+                progress.plannedBytes += e.bytes;
+              } else {
+                progress.messages += e.messages;
+                progress.bytes += e.bytes;
+              }
+              const mailbox = copies.length > 1 ? `${copy.destination} ${e.mailbox}` : e.mailbox;
+              deps.onProgress?.(progress, { ...e, mailbox });
+            };
     for (const copy of copies) {
       outcomes.push(
         await verifyCopy(filtered, copy.source, copy.destination, {
@@ -85,6 +105,7 @@ export async function verify(cfg: VerifyConfig, deps: CommandDeps): Promise<Veri
           signal: deps.signal,
           log: deps.log,
           onDifference: (d) => differences.push(d),
+          ...(onProgress === undefined ? {} : { onProgress: onProgress(copy) }),
         }),
       );
     }

@@ -5,8 +5,9 @@ import { unquoteMboxrd } from './encoder.js';
 /**
  * Reads an mboxrd file as written by our mbox sink (and, best effort, any mboxrd/mboxo file):
  * yields each message with its From_ line, flags from our metadata headers, and the original bytes
- * (LF, unquoted, our metadata lines removed). One message is held in memory at a time (the mbox
- * sink's re-match and the tests use it; the mbox Source indexes with MboxScanner below, holding none).
+ * (LF, unquoted, our metadata lines removed). One message is held in memory at a time (the tests
+ * use it as the reference; the mbox Source and the mbox Sink's re-match index with MboxScanner
+ * below, holding none).
  * `noEol` holds the From_ offsets of messages that had no final newline (from the archive state).
  */
 export interface MboxEntry {

@@ -49,6 +49,19 @@ export interface VerifyOptions {
   signal: AbortSignal;
   log: Logger;
   onDifference?: (d: Difference) => void;
+  /**
+   * Progress, as the pipeline reports a copy's: `planned` once a folder's source side is listed
+   * (its messages and bytes), `batch` as they are compared (each digest batch at full depth, the
+   * whole folder at once after the metadata at quick depth).
+   */
+  onProgress?: (e: VerifyProgress) => void;
+}
+
+export interface VerifyProgress {
+  type: 'planned' | 'batch';
+  mailbox: string;
+  messages: number;
+  bytes: number;
 }
 
 /** The folder count each kind of difference adds to. */
@@ -107,7 +120,17 @@ export async function verifyCopy(source: Source, copy: Source, destination: stri
       }
       const dst = await items(copy, there);
       fc.copy = dst.length;
-      await compareFolder(source, copy, src, dst, o, (d) => out.push(d));
+      const bytes = src.reduce((n, i) => n + (i.meta.size ?? 0), 0);
+      o.onProgress?.({ type: 'planned', mailbox: mailbox.path, messages: src.length, bytes });
+      // Full depth reports its digest batches; the rest (quick depth: all) once the folder is done.
+      const done = { messages: 0, bytes: 0 };
+      const counted = (e: VerifyProgress): void => {
+        done.messages += e.messages;
+        done.bytes += e.bytes;
+        o.onProgress?.(e);
+      };
+      await compareFolder(source, copy, src, dst, { ...o, onProgress: counted }, (d) => out.push(d));
+      o.onProgress?.({ type: 'batch', mailbox: mailbox.path, messages: src.length - done.messages, bytes: Math.max(0, bytes - done.bytes) });
       return out;
     });
     for (const d of found) {
@@ -154,17 +177,25 @@ function about(item: Item): Pick<Difference, 'messageId' | 'subject'> {
 
 async function compareFolder(source: Source, copy: Source, src: Item[], dst: Item[], o: VerifyOptions, report: Report): Promise<void> {
   // Pair by content key (a multiset), then what is left by Message-ID.
+  // A copy's message is found by its key and by its other key (an mbox without our state: the
+  // size without a final LF that may be framing), once.
   const free = new Map<string, Item[]>();
-  for (const d of dst) if (d.key !== undefined) free.set(d.key, [...(free.get(d.key) ?? []), d]);
+  const add = (k: string | undefined, d: Item): void => {
+    if (k !== undefined) free.set(k, [...(free.get(k) ?? []), d]);
+  };
+  for (const d of dst) {
+    add(d.key, d);
+    if (d.alt !== d.key) add(d.alt, d);
+  }
+  const taken = new Set<Item>();
   // Among copies of one content, the one with the same flags and date first, so that identical
   // messages are not cross-paired into flag differences.
   const take = (s: Item, key: string | undefined): Item | undefined => {
     if (key === undefined) return undefined;
-    const list = free.get(key);
-    if (list === undefined) return undefined;
-    const i = Math.max(0, list.findIndex((d) => flagKey(d.meta.flags) === flagKey(s.meta.flags) && sameSecond(d.meta.internalDate, s.meta.internalDate)));
-    const [d] = list.splice(i, 1);
-    if (list.length === 0) free.delete(key);
+    const list = free.get(key)?.filter((d) => !taken.has(d));
+    if (list === undefined || list.length === 0) return undefined;
+    const d = list.find((x) => flagKey(x.meta.flags) === flagKey(s.meta.flags) && sameSecond(x.meta.internalDate, s.meta.internalDate)) ?? list[0];
+    if (d !== undefined) taken.add(d);
     return d;
   };
   const pairs: [Item, Item][] = [];
@@ -174,7 +205,7 @@ async function compareFolder(source: Source, copy: Source, src: Item[], dst: Ite
     if (d === undefined) unpaired.push(s);
     else pairs.push([s, d]);
   }
-  const rest = new Set([...free.values()].flat());
+  const rest = new Set(dst.filter((d) => d.key !== undefined && !taken.has(d)));
   const byMessageId = new Map<string, Item>();
   for (const d of rest) if (d.messageId !== undefined && !byMessageId.has(d.messageId)) byMessageId.set(d.messageId, d);
   const altered = new Set<Item>();
@@ -210,8 +241,9 @@ async function compareFolder(source: Source, copy: Source, src: Item[], dst: Ite
   }
   if (o.depth === 'quick') return;
   const todo = pairs.filter(([s]) => !altered.has(s));
-  const srcDigests = await digests(source, todo.map(([s]) => s.meta), o);
-  const dstDigests = await digests(copy, todo.map(([, d]) => d.meta), o);
+  // Progress counts the copy side's batches (read second): a folder is done when they are.
+  const srcDigests = await digests(source, todo.map(([s]) => s.meta), o, 'source');
+  const dstDigests = await digests(copy, todo.map(([, d]) => d.meta), o, 'copy');
   for (const [s, d] of todo) {
     const a = srcDigests.get(s.meta.id);
     const b = dstDigests.get(d.meta.id);
@@ -236,13 +268,14 @@ function sameSecond(a: Date | undefined, b: Date | undefined): boolean {
 }
 
 /** Digests of `metas` (one folder), fetched in batches bounded by bytes and by count. */
-async function digests(s: Source, metas: readonly MessageMeta[], o: VerifyOptions): Promise<Map<string, Digests>> {
+async function digests(s: Source, metas: readonly MessageMeta[], o: VerifyOptions, side: 'source' | 'copy'): Promise<Map<string, Digests>> {
   const out = new Map<string, Digests>();
   let batch: MessageMeta[] = [];
   let bytes = 0;
   const flush = async (): Promise<void> => {
     if (batch.length === 0) return;
     for await (const f of s.fetch(batch, o.signal)) out.set(f.meta.id, await digestBody(f.body));
+    if (side === 'copy') o.onProgress?.({ type: 'batch', mailbox: batch[0]?.mailbox.path ?? '', messages: batch.length, bytes });
     batch = [];
     bytes = 0;
   };

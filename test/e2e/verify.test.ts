@@ -1,11 +1,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { cp, mkdtemp, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { nastyMailbox } from '../fixtures/nasty.js';
 import { runCli } from '../helpers/cli.js';
+import { damageMaildir, differences, runJsonLines, type JsonLinesRun as Run } from '../helpers/verify-run.js';
 import { cutProxy } from '../helpers/cut-proxy.js';
 import { selectableFolders, sysFlags } from '../helpers/compare.js';
 import { fetchAll, withDovecot, type Account } from '../helpers/server.js';
@@ -21,12 +22,6 @@ const carol: Account = { name: 'verify-carol', password: 'verify-carol-pw' };
 const dan: Account = { name: 'verify-dan', password: 'verify-dan-pw' };
 const dc = withDovecot({ nasty: true, users: [bob, carol, dan] });
 
-interface Run {
-  status: number | null;
-  lines: Record<string, unknown>[];
-  stdout: string;
-  stderr: string;
-}
 
 describe('verify', { skip: dc.skip }, () => {
   let root = '';
@@ -37,17 +32,8 @@ describe('verify', { skip: dc.skip }, () => {
   };
   const target = (user: Account, env: string, prefix = ''): string[] => ['--to', `imaps://${user.name}@127.0.0.1:${dc.server.imapsPort}`, `--${prefix}ca`, dc.server.caFile, `--${prefix}password-env`, env];
 
-  async function run(args: string[]): Promise<Run> {
-    const r = await runCli(args, env(), { timeoutMs: 180_000 });
-    const lines = r.stdout
-      .trim()
-      .split('\n')
-      .filter((l) => l !== '')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-    return { status: r.status, lines, stdout: r.stdout, stderr: r.stderr };
-  }
+  const run = (args: string[]): Promise<Run> => runJsonLines(args, env());
 
-  const differences = (r: Run): Record<string, unknown>[] => r.lines.filter((l) => l['type'] === 'difference' && l['kind'] !== 'known');
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'mf-verify-'));
@@ -96,22 +82,9 @@ describe('verify', { skip: dc.skip }, () => {
     const withSubject: string[] = [];
     for (const f of files) if (/^Subject: [A-Za-z]/m.test(await readFile(join(cur, f), 'latin1'))) withSubject.push(f);
     const [gone, altered, flagged] = withSubject as [string, string, string];
-    // 1. one message removed
-    await rm(join(cur, gone));
-    // 2. one byte of another altered (in its Subject), its size and mtime kept
-    const file = join(cur, altered);
-    const st = await stat(file);
-    const bytes = await readFile(file);
-    const at = bytes.indexOf('Subject: ') + 9;
-    bytes[at] = (bytes[at] as number) ^ 0x20;
-    await writeFile(file, bytes);
-    await utimes(file, st.atime, st.mtime);
-    // 3. a flag changed on a third (the info part of its name)
-    const info = flagged.slice(flagged.indexOf(':2,') + 3);
-    const next = info.includes('F') ? info.replace('F', '') : [...info, 'F'].sort().join('');
-    await rename(join(cur, flagged), join(cur, `${flagged.slice(0, flagged.indexOf(':2,') + 3)}${next}`));
-    // 4. a stray message
-    await writeFile(join(cur, '1700000000.stray.host,S=60:2,S'), 'From: x@example.org\nSubject: stray\nMessage-ID: <stray@example.org>\n\nstray\n');
+    // 1. one message removed, 2. one byte of another altered (in its Subject), its size and mtime
+    // kept, 3. a flag changed on a third (the info part of its name), 4. a stray message
+    await damageMaildir(cur, gone, altered, flagged);
     // 5. a folder deleted
     await rm(join(md, '.Drafts'), { recursive: true });
 

@@ -1,12 +1,13 @@
-import { lstat } from 'node:fs/promises';
+import { lstat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
 import { destinationError, MailferryError } from '../../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../../domain/message.js';
-import { ArchiveEncoder } from '../../formats/encoder.js';
-import { fingerprintKey, headerBlock, wireSizeOfLf } from '../../formats/fingerprint.js';
+import { fingerprintKey } from '../../formats/fingerprint.js';
 import { fromLine, labelsHeader, metadataHeaders } from '../../formats/mbox.js';
-import { readMbox } from '../../formats/mbox-reader.js';
+import { scanMbox, type MboxSpan } from '../../formats/mbox-reader.js';
+import { ArchiveEncoder, unquoteMboxrd } from '../../formats/encoder.js';
+import { headerBlocks, sizeWithoutFinalLf, stateFits } from './header-blocks.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../../state/checkpoint.js';
 import { folderError, SinkPlaces } from '../sink-places.js';
 import { checkNoLinks, mkdirNoFollow, openNoFollow } from '../../state/no-follow.js';
@@ -23,7 +24,9 @@ import { withUsableDate } from '../archive-date.js';
  *
  * Crash safety: one transaction at a time per file; it appends, fsyncs, then records the new file
  * length in the checkpoint. On open, anything past the recorded length (a torn message, or messages
- * written but not recorded) is cut off; those messages are fetched again.
+ * written but not recorded) is cut off, before a re-match as before a trusted resume; those
+ * messages are fetched again. A file re-matched without our state keeps what it holds, and the
+ * first message appended after it gets the empty line a From_ line needs before it.
  */
 export class MboxSink implements Sink {
   readonly name: string;
@@ -78,6 +81,8 @@ export class MboxSink implements Sink {
 class MboxFolder implements SinkFolder {
   known = new Set<string>();
   needsRematch = false;
+  /** The state does not describe the file (another program rewrote it): its offsets are not used. */
+  private stale = false;
   private queue: Promise<void> = Promise.resolve();
   private readonly key: string;
 
@@ -91,25 +96,30 @@ class MboxFolder implements SinkFolder {
   }
 
   async init(): Promise<void> {
-    const size = (await lstat(this.file)).size;
+    let size = (await lstat(this.file)).size;
     const cp = this.checkpoint.folder(this.key);
     const uidValidity = this.mailbox.uidValidity?.toString();
-    const end = cp?.end ?? 0;
-    if (cp !== undefined && cp.uidValidity === uidValidity && !cp.rematching && size >= end) {
-      if (size > end) {
-        const fh = await openNoFollow(this.file, 'r+').catch((e: unknown) => {
-          throw destinationError(e, `mbox ${this.file}`);
-        });
-        await fh
-          .truncate(end)
-          .catch((e: unknown) => {
-            throw destinationError(e, `mbox ${this.file}`);
-          })
-          .finally(() => fh.close());
+    const end = cp?.end;
+    // Bytes past the recorded end were written by a transaction that never committed (a kill -9
+    // mid-append: part of a message): cut them off first, on every path. The re-match path needs
+    // it as much as the trusted one (a folder without a usable UIDVALIDITY takes it on every run):
+    // it would take the torn message for an archived one and glue the next From_ line to its last,
+    // unfinished line. A file another program rewrote (header-blocks.ts stateFits) is not cut: it
+    // is re-matched as a file without our state.
+    if (end !== undefined) {
+      const fits = await stateFits(this.file, end, size).catch((e: unknown) => {
+        throw destinationError(e, `mbox ${this.file}`);
+      });
+      if (!fits) this.stale = true;
+      else if (size > end) {
+        await this.cut(end);
+        size = end;
       }
+    }
+    if (cp !== undefined && cp.uidValidity === uidValidity && !cp.rematching && size === end) {
       this.known = new Set(cp.ids);
     } else if (size > 0) {
-      // Filled under another UIDVALIDITY, or by someone else, or shortened behind our back.
+      // Filled under another UIDVALIDITY, or by someone else, or rewritten behind our back.
       this.needsRematch = true;
     } else {
       this.checkpoint.update(this.key, (f) => {
@@ -125,16 +135,51 @@ class MboxFolder implements SinkFolder {
     }
   }
 
+  /** Truncates the file to `end`, durably (the cut bytes must not come back after a crash). */
+  private async cut(end: number): Promise<void> {
+    const fh = await openNoFollow(this.file, 'r+').catch((e: unknown) => {
+      throw destinationError(e, `mbox ${this.file}`);
+    });
+    try {
+      await fh.truncate(end);
+      await fh.sync();
+    } catch (e: unknown) {
+      throw destinationError(e, `mbox ${this.file}`);
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Streams: the file is indexed in one pass (formats/mbox-reader.ts scanMbox, as the mbox Source
+   * does) and only header blocks are read (header-blocks.ts), so memory does not grow with a
+   * message's size. Only the committed part is read (init() cut the rest).
+   */
   async *fingerprints(): AsyncIterable<Fingerprint> {
-    const cp = this.checkpoint.folder(this.key);
+    const cp = this.stale ? undefined : this.checkpoint.folder(this.key);
     const noEol = new Set(cp?.noEol ?? []);
-    for await (const m of readMbox(this.file, noEol)) {
-      const header = headerBlock(m.body);
-      const key = fingerprintKey(header, wireSizeOfLf(m.body));
-      // Without our state we cannot tell whether the final LF was added to frame the message.
-      const unsure = cp === undefined && m.body.length > 0 && m.body[m.body.length - 1] === 0x0a;
-      const ref = String(m.offset);
-      yield unsure ? { key, ref, alt: fingerprintKey(header, wireSizeOfLf(m.body.subarray(0, m.body.length - 1))) } : { key, ref };
+    const labelled = (this.checkpoint.folder(this.key)?.labels?.size ?? 0) > 0;
+    const spans: MboxSpan[] = [];
+    for await (const s of scanMbox(this.file, noEol, cp?.end, labelled)) spans.push(s);
+    let fh: FileHandle | undefined;
+    try {
+      for await (const { span, raw } of headerBlocks(this.file, spans)) {
+        const header = unquoteMboxrd(raw);
+        const key = fingerprintKey(header, span.size);
+        const ref = String(span.offset);
+        // Without our state we cannot tell whether the final LF was added to frame the message:
+        // the alternative is the message without it (its size, and its header when the header
+        // block runs to the message's end).
+        const altSize = cp === undefined ? await sizeWithoutFinalLf((fh ??= await openNoFollow(this.file, 'r')), span, this.file) : undefined;
+        if (altSize === undefined) {
+          yield { key, ref };
+          continue;
+        }
+        const altHeader = span.headerEnd < span.end ? header : header.subarray(0, header.length - 1);
+        yield { key, ref, alt: fingerprintKey(altHeader, altSize) };
+      }
+    } finally {
+      await fh?.close().catch(() => undefined);
     }
   }
 
@@ -150,11 +195,14 @@ class MboxFolder implements SinkFolder {
       keepFirstSeen(f, f.ids);
       // A message matched without its final LF had that LF added by us as framing.
       const framed = matches.filter((m) => m.alt === true).map((m) => Number(m.ref));
-      if (framed.length > 0) f.noEol = [...new Set([...(f.noEol ?? []), ...framed])];
+      // A rewritten file's recorded offsets point nowhere now: only what this re-match found.
+      if (this.stale) f.noEol = framed;
+      else if (framed.length > 0) f.noEol = [...new Set([...(f.noEol ?? []), ...framed])];
     });
     await this.checkpoint.save();
     this.known = new Set(matchedIds);
     this.needsRematch = false;
+    this.stale = false;
   }
 
   begin(): Promise<Tx> {
@@ -168,17 +216,22 @@ class MboxFolder implements SinkFolder {
     const folder = this;
     const cp = this.checkpoint.folder(this.key);
     const start = cp?.end ?? 0;
-    let fh;
+    let fh: FileHandle | undefined;
+    let pos = start;
     try {
       fh = await openNoFollow(this.file, 'r+');
       // A failed earlier transaction may have left bytes past the recorded end.
       await fh.truncate(start);
+      // A From_ line starts a line after an empty one (RFC 4155). Ours always end so; a file
+      // re-matched without our state (a foreign one, or ours with the state lost after a crash)
+      // may not: the first message appended after it is preceded by what is missing.
+      pos += await separatorNeeded(fh, start);
     } catch (e: unknown) {
+      await fh?.close().catch(() => undefined);
       release();
       throw destinationError(e, `mbox ${this.file}`);
     }
     const handle = fh;
-    let pos = start;
     const ids: string[] = [];
     const undated: string[] = [];
     const noEol: number[] = [];
@@ -262,4 +315,14 @@ class MboxFolder implements SinkFolder {
       },
     };
   }
+}
+
+/** How many LFs the file, `size` bytes long, lacks to end with an empty line ("\n\n"); written at `size`. */
+async function separatorNeeded(fh: FileHandle, size: number): Promise<number> {
+  if (size === 0) return 0;
+  const tail = Buffer.alloc(Math.min(2, size));
+  await fh.read(tail, 0, tail.length, size - tail.length);
+  const missing = tail[tail.length - 1] !== 0x0a ? 2 : tail.length === 2 && tail[0] !== 0x0a ? 1 : 0;
+  if (missing > 0) await fh.write(Buffer.from('\n'.repeat(missing)), 0, missing, size);
+  return missing;
 }

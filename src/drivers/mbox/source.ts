@@ -12,6 +12,7 @@ import { compareMailboxes as byPath } from '../../domain/message.js';
 import { linkError, openNoFollow, openNoFollowSync } from '../../state/no-follow.js';
 import { loadArchiveState, type ArchiveState, type RecordedName } from '../../state/archive-state.js';
 import { DEFAULT_UID_VALIDITY, localError } from '../local.js';
+import { headerBlocks, readRange, sizeWithoutFinalLf, stateFits } from './header-blocks.js';
 import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sources/source.js';
 
 /**
@@ -29,7 +30,9 @@ import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sou
  *   them; a message whose offset no longer starts a message is not yielded by fetch().
  * - Only the committed part of the file is read: up to the state file's `end` when it has one, so a
  *   message torn by a crashed backup is never offered. The state's `noEol` offsets tell which
- *   messages had no final newline, so their bytes come back exact.
+ *   messages had no final newline, so their bytes come back exact. A file another program
+ *   rewrote (header-blocks.ts stateFits) is read whole, without them; headers() then offers each
+ *   message ending in LF with its size without that LF too (`altSize`), as the LF may be framing.
  * - The file is read once per open into an index (formats/mbox-reader.ts MboxScanner): each
  *   message's offsets, header end, flags (its Status/X-Status/X-Keywords lines), From_ line and
  *   exact wire size; no message is held. select(), list() and fetch() use it while the file's
@@ -133,19 +136,23 @@ export class MboxSource implements Source {
     } catch (e: unknown) {
       if (errnoCode(e) !== 'ENOENT') throw localError('mailbox', e, `mbox ${file}`);
     }
-    if (st === undefined) return { spans: [], byOffset: new Map() };
+    if (st === undefined) return { spans: [], byOffset: new Map(), stateless: true };
     const known = this.indexes.get(file);
     if (!fresh && known !== undefined && sameStamp(known.stamp, st)) return known.index;
     const rec = await this.recorded(file);
-    // A file shorter than recorded was rewritten by someone else: read all of it.
-    const end = rec.end !== undefined && rec.end <= st.size ? rec.end : st.size;
     const spans: MboxSpan[] = [];
+    let stateless: boolean;
     try {
-      for await (const s of scanMbox(file, rec.noEol, end, rec.labelled)) spans.push(s);
+      // A file another program rewrote (header-blocks.ts stateFits) is read whole, as one
+      // without our state: its recorded end and noEol offsets point elsewhere now.
+      const { size } = st;
+      stateless = rec.end === undefined || !(await stateFits(file, rec.end, size));
+      const end = stateless ? size : rec.end;
+      for await (const s of scanMbox(file, stateless ? new Set() : rec.noEol, end, rec.labelled)) spans.push(s);
     } catch (e: unknown) {
       throw localError('mailbox', e, `mbox ${file}`);
     }
-    const index = { spans, byOffset: new Map(spans.map((s) => [s.offset, s])) };
+    const index = { spans, byOffset: new Map(spans.map((s) => [s.offset, s])), stateless };
     this.indexes.set(file, { stamp: st, index });
     return index;
   }
@@ -170,30 +177,18 @@ export class MboxSource implements Source {
   /** Each message's header block (the index knows where it ends), without reading large bodies. */
   async *headers(mailbox: MailboxInfo): AsyncIterable<HeaderSample> {
     const file = this.fileOf(mailbox);
-    const { spans } = await this.index(file);
-    if (spans.length === 0) return;
-    const fh = await openNoFollow(file, 'r').catch((e: unknown) => {
+    const { spans, stateless } = await this.index(file);
+    // Without our state a final LF may be framing we added: the size without it is offered too.
+    const fh = stateless && spans.length > 0 ? await openNoFollow(file, 'r').catch((e: unknown) => {
       throw localError('mailbox', e, `mbox ${file}`);
-    });
+    }) : undefined;
     try {
-      // Read in windows of consecutive messages (one read serves many small ones; a large
-      // message's body is skipped), never more than HEADER_WINDOW at once beyond a long header.
-      const last = (spans[spans.length - 1] as MboxSpan).end;
-      let win: Buffer = Buffer.alloc(0);
-      let winStart = 0;
-      for (const s of spans) {
-        let raw: Buffer;
-        if (s.start >= winStart && s.headerEnd <= winStart + win.length) raw = win.subarray(s.start - winStart, s.headerEnd - winStart);
-        else if (s.headerEnd - s.start > HEADER_WINDOW) raw = await readRange(fh, s.start, s.headerEnd, file);
-        else {
-          win = await readRange(fh, s.start, Math.min(s.start + HEADER_WINDOW, last), file);
-          winStart = s.start;
-          raw = win.subarray(0, s.headerEnd - s.start);
-        }
-        yield { id: String(s.offset), size: s.size, header: lfToCrlf(unquoteMboxrd(raw)) };
+      for await (const { span, raw } of headerBlocks(file, spans)) {
+        const altSize = fh === undefined ? undefined : await sizeWithoutFinalLf(fh, span, file);
+        yield { id: String(span.offset), size: span.size, header: lfToCrlf(unquoteMboxrd(raw)), ...(altSize === undefined ? {} : { altSize }) };
       }
     } finally {
-      await fh.close().catch(() => undefined);
+      await fh?.close().catch(() => undefined);
     }
   }
 
@@ -238,12 +233,11 @@ export class MboxSource implements Source {
   }
 }
 
-/** Bytes read at once by headers(). */
-const HEADER_WINDOW = 256 * 1024;
-
 interface Index {
   readonly spans: readonly MboxSpan[];
   readonly byOffset: ReadonlyMap<number, MboxSpan>;
+  /** No state describes the file (none, or another program rewrote it): no noEol offsets known. */
+  readonly stateless: boolean;
 }
 
 /** What tells that a file changed since it was indexed. */
@@ -255,22 +249,6 @@ interface Stamp {
 
 function sameStamp(a: Stamp, b: Stamp): boolean {
   return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino;
-}
-
-/** Bytes start..end of the file; a file cut short meanwhile is an error of the message. */
-async function readRange(fh: FileHandle, start: number, end: number, file: string): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(end - start);
-  let at = 0;
-  try {
-    while (at < out.length) {
-      const { bytesRead } = await fh.read(out, at, out.length - at, start + at);
-      if (bytesRead === 0) throw new MailferryError('message', `mbox ${file}: message at ${start} cut short`);
-      at += bytesRead;
-    }
-  } catch (e: unknown) {
-    throw localError('message', e, `message at ${start} in ${file}`);
-  }
-  return out;
 }
 
 /** Bytes start..end of the file as the wire form, streamed (a read error is the message's). */
