@@ -153,13 +153,13 @@ const TARGET_FLAGS: Record<string, Options> = {
     array: true,
     requiresArg: true,
     describe:
-      'OLD=NEW: put source folder OLD into target folder NEW ("/" between levels whatever the servers use; repeatable); OLD/*=NEW/* moves a whole subtree. Applied before special-use folders (Sent, Drafts, Trash, Junk, Archive) are mapped to the target\'s own',
+      'OLD=NEW: source folder OLD into target folder NEW ("/" between levels; OLD/*=NEW/* a subtree; repeatable; before Sent, Trash... roles)',
   },
-  'dry-run': { type: 'boolean', describe: 'print the folders, messages and bytes that would be copied; change nothing' },
+  'dry-run': { type: 'boolean', describe: 'print what would be copied (folders, messages, bytes); change nothing' },
   'sync-deletions': {
     type: 'boolean',
     describe:
-      'also remove from the target the messages mailferry copied there that the source no longer has (UID EXPUNGE of exactly those; needs UIDPLUS on the target; not with --since/--before/--max-size/--unseen-only)',
+      'also remove from the target what mailferry copied there and the source no longer has (needs UIDPLUS; not with filters)',
   },
 };
 
@@ -190,7 +190,7 @@ const MIGRATE_PROFILE_FLAGS: Record<string, Options> = {
   'target-user': { type: 'string', describe: 'target: the account as an e-mail address, instead of --to' },
   'target-profile': { type: 'string', describe: 'target: provider profile by name or file; default: from the domain of --target-user' },
   'all-folders': PROFILE_FLAGS['all-folders'] as Options,
-  'max-bytes-per-day': { type: 'string', describe: 'source: download at most this much per UTC day (default: the profile\'s limit; 0: none); the target\'s upload limit comes from its profile' },
+  'max-bytes-per-day': { type: 'string', describe: 'source: download at most this much per UTC day (default: the profile\'s; 0: none)' },
   ...RATE_FLAG,
 };
 
