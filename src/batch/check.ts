@@ -1,7 +1,8 @@
+import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { buildCli } from '../cli.js';
 import { jobFlags, kebab } from '../config/job-file.js';
-import { MailferryError } from '../domain/errors.js';
+import { errnoCode, MailferryError } from '../domain/errors.js';
 import type { RemoteEndpoint } from '../endpoints/url.js';
 import { findProfile, loadProfiles, profileForHost } from '../profiles/load.js';
 import type { Profile } from '../profiles/schema.js';
@@ -44,8 +45,9 @@ const COPIES = new Set(['backup', 'migrate', 'restore']);
 export function checkRows(
   rows: readonly BatchRow[],
   commands: Readonly<Record<BatchCommandName, RowCommand>>,
-  opts: { verify?: string; problems: string[] },
+  opts: { verify?: string; problems: string[]; env?: NodeJS.ProcessEnv },
 ): CheckedRow[] {
+  const env = opts.env ?? process.env;
   const problems = opts.problems;
   const out: CheckedRow[] = [];
   const seen = new Map<string, number>();
@@ -79,6 +81,7 @@ export function checkRows(
       continue;
     }
     if (asksPassword(cfg)) say('a password source is needed in every row (password-env, password-file, password-command or OAuth2): a batch never prompts');
+    for (const p of secretProblems(cfg, env)) say(p);
     const id = rowIdentity(data);
     const key = identityKey(id);
     const twin = seen.get(key);
@@ -111,6 +114,27 @@ function parseRow(argv: string[], say: (p: string) => void): Record<string, unkn
     return undefined;
   }
   return parsed;
+}
+
+/**
+ * What can be known of a row's secrets without reading them: a variable a `*-env` flag names is
+ * set, a file a `*-file` flag names is there and private (as secrets.ts will insist). Found by
+ * their shape, a SecretRef (`{env}`, `{file}`), wherever the command's config holds one.
+ */
+function secretProblems(v: unknown, env: NodeJS.ProcessEnv, out: string[] = []): string[] {
+  if (typeof v !== 'object' || v === null || Buffer.isBuffer(v)) return out;
+  const keys = Object.keys(v);
+  const ref = v as { env?: unknown; file?: unknown };
+  if (keys.length === 1 && typeof ref.env === 'string') {
+    if ((env[ref.env] ?? '') === '') out.push(`environment variable ${ref.env} is not set`);
+  } else if (keys.length === 1 && typeof ref.file === 'string') {
+    try {
+      if ((statSync(ref.file).mode & 0o077) !== 0) out.push(`secret file ${ref.file} is readable by others; run: chmod 600 ${ref.file}`);
+    } catch (e: unknown) {
+      out.push(`cannot read secret file ${ref.file}: ${errnoCode(e) ?? 'error'}`);
+    }
+  } else for (const x of Object.values(v)) secretProblems(x, env, out);
+  return out;
 }
 
 /** True when the loaded config would ask for a password on the terminal (no source given). */

@@ -69,19 +69,24 @@ describe('mailferry batch', { skip: dc.skip }, () => {
     await writeFile(
       file,
       [
-        'command,from,to,password-env,password,frobnicate',
-        `backup,${imap(sources[0] as Account)},maildir:${join(root, 'bad-a')},X,,`,
-        `frob,${imap(sources[1] as Account)},maildir:${join(root, 'bad-b')},X,,`,
-        `backup,${imap(sources[2] as Account)},maildir:${join(root, 'bad-c')},X,hunter2-secret,`,
-        `backup,${imap(sources[3] as Account)},maildir:${join(root, 'bad-d')},X,,yes`,
-        `migrate,${imap(sources[4] as Account)},,X,,`,
-        `backup,${imap(sources[5] as Account)},maildir:${join(root, 'bad-a')},X,,`,
-        `backup,${imap(sources[0] as Account)},maildir:${join(root, 'bad-a')},X,,`,
+        'command,from,to,password-env,password,frobnicate,password-file',
+        `backup,${imap(sources[0] as Account)},maildir:${join(root, 'bad-a')},WRONG_PW,,,`,
+        `frob,${imap(sources[1] as Account)},maildir:${join(root, 'bad-b')},WRONG_PW,,,`,
+        `backup,${imap(sources[2] as Account)},maildir:${join(root, 'bad-c')},WRONG_PW,hunter2-secret,,`,
+        `backup,${imap(sources[3] as Account)},maildir:${join(root, 'bad-d')},WRONG_PW,,yes,`,
+        `migrate,${imap(sources[4] as Account)},,WRONG_PW,,,`,
+        `backup,${imap(sources[5] as Account)},maildir:${join(root, 'bad-a')},WRONG_PW,,,`,
+        `backup,${imap(sources[0] as Account)},maildir:${join(root, 'bad-a')},WRONG_PW,,,`,
+        `backup,${imap(sources[6] as Account)},maildir:${join(root, 'bad-e')},NOT_SET_ANYWHERE,,,`,
+        `backup,${imap(sources[7] as Account)},maildir:${join(root, 'bad-f')},,,,${join(root, 'open-pw')}`,
       ].join('\n'),
     );
+    await writeFile(join(root, 'open-pw'), 'pw\n', { mode: 0o644 });
     const r = await runCli(['batch', file, '--jobs', '2'], env());
     assert.equal(r.status, 2, r.stderr);
-    assert.match(r.stderr, /6 problems, nothing was started/);
+    assert.match(r.stderr, /8 problems, nothing was started/);
+    assert.match(r.stderr, /row 8 \(line 9\): environment variable NOT_SET_ANYWHERE is not set/);
+    assert.match(r.stderr, /row 9 \(line 10\): secret file .*open-pw is readable by others/);
     assert.match(r.stderr, /row 2 \(line 3\): "frob" is not a command/);
     assert.match(r.stderr, /row 3 \(line 4\): "password": secrets are not written/);
     assert.match(r.stderr, /row 4 \(line 5\): Unknown argument: frobnicate/);
@@ -139,6 +144,37 @@ describe('mailferry batch', { skip: dc.skip }, () => {
     assert.equal(csv.length, 6);
     assert.match(csv[0] ?? '', /^row,line,command,source,destinations,status,exit,messages,/);
     assert.match(csv[1] ?? '', /^1,2,backup,imap:\/\/batch-s1@127\.0\.0\.1:\d+,.*,ok,0,0,0,/);
+  });
+
+  test('SIGTERM stops the batch: exit 130, the report has every row (done, interrupted or not run); a rerun finishes, nothing twice', async () => {
+    const file = join(root, 'stop.csv');
+    const dir = (i: number): string => join(root, 'stop', String(i));
+    await writeFile(file, ['command,from,to,password-env,ca,batch-mb', ...sources.slice(0, 4).map((s, i) => `backup,${imap(s)},maildir:${dir(i)},${pwEnv(s)},${dc.server.caFile},0.05`)].join('\n'));
+    const reportPath = join(root, 'stop.report.jsonl');
+    const r = await runCli(['batch', file], env(), {
+      timeoutMs: 120_000,
+      onSpawn: (child) => {
+        const timer = setInterval(() => {
+          readFile(reportPath, 'utf8').then(
+            () => {
+              clearInterval(timer);
+              child.kill('SIGTERM');
+            },
+            () => undefined,
+          );
+        }, 10);
+        child.once('exit', () => clearInterval(timer));
+      },
+    });
+    assert.equal(r.status, 130, `${r.stdout}\n${r.stderr}`);
+    const report = readReport(await readFile(reportPath, 'utf8'));
+    assert.deepEqual(report.map((o) => o.row), [1, 2, 3, 4]);
+    assert.equal(report[0]?.status, 'ok');
+    assert.ok(report.slice(1).every((o) => o.status === 'interrupted' || o.status === 'not-run' || o.status === 'ok'), JSON.stringify(report));
+    assert.equal(report[3]?.status, 'not-run');
+    const again = await runCli(['batch', file], env(), { timeoutMs: 120_000 });
+    assert.equal(again.status, 0, again.stderr);
+    for (let i = 0; i < 4; i++) assert.equal(await archived(dir(i)), TOTAL);
   });
 
   test('3 shards as 3 concurrent processes (one by JOB_COMPLETION_INDEX), one killed with SIGKILL and rerun: every row once, every account copied exactly once; a rerun redoes nothing', async () => {

@@ -91,7 +91,9 @@ test('the Kubernetes Indexed Job: completions = parallelism = --shards, its inde
   const csv = obj(cm['data'], 'ConfigMap.data')[file.split('/').pop() ?? ''];
   assert.equal(typeof csv, 'string', `the ConfigMap holds ${file}`);
   const { rows, problems } = csvRows(String(csv));
-  const checked = checkRows(rows, { backup: BACKUP, migrate: MIGRATE, restore: RESTORE, forward: FORWARD }, { problems });
+  // The Secret's variables, as the pod has them (their names from the rows, their values made up).
+  const secretEnv = Object.fromEntries(rows.flatMap((r) => Object.entries(r.data).filter(([k]) => k.endsWith('password-env')).map(([, v]) => [String(v), 'set'])));
+  const checked = checkRows(rows, { backup: BACKUP, migrate: MIGRATE, restore: RESTORE, forward: FORWARD }, { problems, env: secretEnv });
   assert.deepEqual(problems, []);
   assert.equal(checked.length, rows.length);
   // Reports, state and the archives the rows write: on the persistent volume.
