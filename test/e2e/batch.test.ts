@@ -9,6 +9,7 @@ import { seedMailbox, type SeedFolder } from '../../scripts/dev/seed.js';
 import { rowIdentity, shardOf } from '../../src/batch/shard.js';
 import type { RowOutcome } from '../../src/batch/report.js';
 import { runCli } from '../helpers/cli.js';
+import { tcpProxy } from '../helpers/proxy.js';
 import { messageCount } from '../helpers/compare.js';
 import { withDovecot, type Account } from '../helpers/server.js';
 
@@ -175,6 +176,45 @@ describe('mailferry batch', { skip: dc.skip }, () => {
     const again = await runCli(['batch', file], env(), { timeoutMs: 120_000 });
     assert.equal(again.status, 0, again.stderr);
     for (let i = 0; i < 4; i++) assert.equal(await archived(dir(i)), TOTAL);
+  });
+
+  test('--jobs 4 keeps to a profile\'s limits.serverConnections across the rows on one server (the account cap across rows: unit/batch.test.ts)', async () => {
+    // A proxy in front of Dovecot counts the connections open at once, in all and per account.
+    let open = 0;
+    let peak = 0;
+    const proxy = await tcpProxy(dc.server.imapPort, (client, upstream, drop) => {
+      open++;
+      peak = Math.max(peak, open);
+      let closed = false;
+      const close = (): void => {
+        if (!closed) open--;
+        closed = true;
+      };
+      client.once('close', close);
+      client.pipe(upstream);
+      upstream.pipe(client);
+      void drop;
+    });
+    try {
+      const run = async (limits: Record<string, number>, tag: string): Promise<number> => {
+        const profile = join(root, `capped-${tag}.json`);
+        await writeFile(profile, JSON.stringify({ name: 'capped', description: 'test', domains: ['capped.example'], imap: { host: '127.0.0.1', port: proxy.port, tls: 'starttls' }, limits, auth: { methods: ['password'] } }));
+        const file = join(root, `capped-${tag}.csv`);
+        const rows = sources.slice(0, 4).map((s, i) => `backup,imap://${s.name}@127.0.0.1:${proxy.port},maildir:${join(root, `capped-${tag}`, String(i))},${pwEnv(s)},${dc.server.caFile},${profile},2,0.05`);
+        await writeFile(file, ['command,from,to,password-env,ca,profile,connections,batch-mb', ...rows].join('\n'));
+        peak = 0;
+        const r = await runCli(['batch', file, '--jobs', '4'], env(), { timeoutMs: 240_000 });
+        assert.equal(r.status, 0, r.stderr);
+        for (let i = 0; i < 4; i++) assert.equal(await archived(join(root, `capped-${tag}`, String(i))), TOTAL);
+        return peak;
+      };
+      const free = await run({ connections: 2 }, 'free');
+      const capped = await run({ connections: 2, serverConnections: 3 }, 'capped');
+      assert.ok(free > 3, `without a server cap the 4 rows together opened ${free} connections at once`);
+      assert.ok(capped <= 3, `with serverConnections 3 the rows together opened ${capped} at once`);
+    } finally {
+      await proxy.close();
+    }
   });
 
   test('3 shards as 3 concurrent processes (one by JOB_COMPLETION_INDEX), one killed with SIGKILL and rerun: every row once, every account copied exactly once; a rerun redoes nothing', async () => {
