@@ -173,11 +173,14 @@ function needsOf(command: BatchCommandName, cfg: unknown, data: Readonly<Record<
     const s = (c as { source: Account | { path: string } }).source;
     if ('endpoint' in s) accounts.push({ a: s, profile: flag('profile') });
   }
+  // The accounts whose daily budget the row counts (a profile's, or --max-bytes-per-day).
+  const budgets = ((c as { limits?: { budgets?: { account: RemoteEndpoint }[] } }).limits?.budgets ?? []).map((b) => key(b.account));
   return accounts.map(({ a, profile }) => {
     const p = profileOf(a.endpoint, profile);
     const e = a.endpoint;
     return {
-      account: `${e.user}@${e.host.toLowerCase()}:${e.port}`,
+      ...(budgets.includes(key(e)) ? { exclusive: true } : {}),
+      account: key(e),
       server: `${e.host.toLowerCase()}:${e.port}`,
       connections: e.kind === 'pop3' ? 1 : a.connections,
       ...(p?.limits.connections === undefined ? {} : { accountCap: p.limits.connections }),
@@ -185,6 +188,8 @@ function needsOf(command: BatchCommandName, cfg: unknown, data: Readonly<Record<
     };
   });
 }
+
+const key = (e: RemoteEndpoint): string => `${e.user}@${e.host.toLowerCase()}:${e.port}`;
 
 let profiles: Profile[] | undefined;
 

@@ -4,7 +4,8 @@
  * `limits.connections` per account, and `limits.serverConnections` per server (host and port),
  * shared by every account on it. A row starts only when every count it needs fits under every cap
  * at once; it takes them all together and gives them all back when it ends, so two rows never wait
- * on each other holding half (no deadlock). A row asking more than a cap alone (a profile read
+ * on each other holding half (no deadlock). A row that counts a daily budget on an account has
+ * that account to itself (`exclusive`). A row asking more than a cap alone (a profile read
  * after the row was capped) is clamped to the cap, so it can always start on its own.
  */
 export interface Need {
@@ -15,6 +16,12 @@ export interface Need {
   readonly connections: number;
   readonly accountCap?: number;
   readonly serverCap?: number;
+  /**
+   * The row counts a daily budget on this account (sources/daily-budget.ts: one state file per
+   * account, read when a run starts and rewritten as it goes), so no other row may use the account
+   * while it runs: two would each count from the same start and the last to write would win.
+   */
+  readonly exclusive?: boolean;
 }
 
 /** The connections a need counts for: what the row asks, clamped to every cap of its account. */
@@ -45,6 +52,10 @@ export class ConnectionPools {
   }
 
   private fits(needs: readonly Need[]): boolean {
+    for (const n of needs) {
+      const held = this.holding(`account ${n.account}`) > 0;
+      if (held && (n.exclusive === true || this.holding(`alone ${n.account}`) > 0)) return false;
+    }
     const want = new Map<string, { n: number; cap: number }>();
     for (const n of needs) {
       for (const [key, cap] of [[`account ${n.account}`, n.accountCap], [`server ${n.server}`, n.serverCap]] as const) {
@@ -61,7 +72,7 @@ export class ConnectionPools {
 
   private take(needs: readonly Need[], sign: 1 | -1): void {
     for (const n of needs) {
-      for (const key of [`account ${n.account}`, `server ${n.server}`]) {
+      for (const key of [`account ${n.account}`, `server ${n.server}`, ...(n.exclusive === true ? [`alone ${n.account}`] : [])]) {
         const v = this.holding(key) + sign * count(n);
         if (v === 0) this.used.delete(key);
         else this.used.set(key, v);

@@ -125,3 +125,23 @@ test('connection pools: a row starts only when all it needs fits under the accou
   assert.equal(pools.holding('server imap.example.org:993'), 4);
   big();
 });
+
+test('connection pools: a row that counts a daily budget on an account has it to itself', async () => {
+  const pools = new ConnectionPools();
+  const a = (exclusive: boolean): Need => ({ account: 'me@imap.gmail.com:993', server: 'imap.gmail.com:993', connections: 1, ...(exclusive ? { exclusive } : {}) });
+  const started: string[] = [];
+  const r1 = await pools.acquire([a(false)]);
+  const p2 = pools.acquire([a(true)]).then((r) => (started.push('budget'), r));
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(started.length, 0, 'waits for the account to be free');
+  r1();
+  const r2 = await p2;
+  const p3 = pools.acquire([a(false)]).then((r) => (started.push('plain'), r));
+  const other = await pools.acquire([{ account: 'you@imap.gmail.com:993', server: 'imap.gmail.com:993', connections: 1 }]);
+  await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(started, ['budget'], 'nothing else on that account while the budget row runs; other accounts go on');
+  r2();
+  (await p3)();
+  other();
+  assert.equal(pools.holding('account me@imap.gmail.com:993'), 0);
+});
