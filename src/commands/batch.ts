@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import pLimit from 'p-limit';
 import { BATCH_COMMANDS, checkRows, type BatchCommandName, type CheckedRow } from '../batch/check.js';
@@ -8,7 +8,7 @@ import { ReportWriter, statusOf, worstExit, type RowOutcome } from '../batch/rep
 import { parseShard, shardOf, type Shard } from '../batch/shard.js';
 import { DEFAULTS } from '../config/defaults.js';
 import { homePath, rawFlags } from '../config/flags.js';
-import { EXIT, MailferryError } from '../domain/errors.js';
+import { errnoCode, EXIT, MailferryError } from '../domain/errors.js';
 import type { Logger } from '../log/logger.js';
 import { redact, writeStdout } from '../log/redact.js';
 import { RunReport } from '../report.js';
@@ -65,6 +65,7 @@ export function loadBatchConfig(raw: RawBatchFlags, commands: RowCommands): Batc
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 256) problems.push('--jobs must be a whole number from 1 to 256');
   const shard = parseShard(problems, raw.shard, raw.shards);
   const reportPath = reportFile(problems, file, raw.report, shard);
+  writableDir(problems, reportPath);
   const { rows, problems: textProblems } = readBatchFile(file);
   problems.push(...textProblems);
   if (rows.length === 0 && textProblems.length === 0) problems.push('the batch file has no rows');
@@ -87,6 +88,16 @@ function reportFile(problems: string[], file: string, report: string | undefined
   const dir = isDir ? path : dirname(path);
   if (!existsSync(dir)) problems.push(`--report ${report}: the directory ${dir} does not exist`);
   return isDir ? join(path, name) : path;
+}
+
+/** The report's directory must take the report (a batch file on a read-only ConfigMap needs --report). */
+function writableDir(problems: string[], path: string): void {
+  const dir = dirname(path);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (e: unknown) {
+    if (errnoCode(e) !== 'ENOENT') problems.push(`the report ${path} cannot be written in ${dir} (${errnoCode(e) ?? 'error'}); --report PATH puts it elsewhere`);
+  }
 }
 
 export async function runBatch(cfg: BatchConfig, commands: RowCommands, deps: CommandDeps): Promise<BatchResult> {

@@ -85,6 +85,9 @@ describe('mailferry batch', { skip: dc.skip }, () => {
     await writeFile(join(root, 'open-pw'), 'pw\n', { mode: 0o644 });
     const r = await runCli(['batch', file, '--jobs', '2'], env());
     assert.equal(r.status, 2, r.stderr);
+    const nowhere = await runCli(['batch', file, '--report', join(root, 'no-such-dir', 'r.jsonl')], env());
+    assert.equal(nowhere.status, 2);
+    assert.match(nowhere.stderr, /9 problems, .*--report .*no-such-dir\/r\.jsonl: the directory .*no-such-dir does not exist/);
     assert.match(r.stderr, /8 problems, nothing was started/);
     assert.match(r.stderr, /row 8 \(line 9\): environment variable NOT_SET_ANYWHERE is not set/);
     assert.match(r.stderr, /row 9 \(line 10\): secret file .*open-pw is readable by others/);
@@ -271,6 +274,8 @@ describe('mailferry batch', { skip: dc.skip }, () => {
     const done = [1, 2, 3].find((i) => i !== victim && (shardRows[i - 1] ?? 0) > 0) ?? victim;
     const redo = await runCli([...args(done).argv, '--json'], { ...env(), ...args(done).extra }, { timeoutMs: 240_000 });
     assert.equal(redo.status, 0, redo.stderr);
+    const summary = JSON.parse(redo.stdout.trim().split('\n').pop() ?? '{}') as Record<string, unknown>;
+    assert.deepEqual([summary['type'], summary['rows'], summary['total'], summary['messages'], summary['exit']], ['batch', shardRows[done - 1], rows.length, 0, 0]);
     const redone = readReport(readFileSync(reportOf(done), 'utf8'));
     assert.equal(redone.length, shardRows[done - 1]);
     assert.ok(redone.every((o) => o.messages === 0 && o.unchanged === TOTAL), JSON.stringify(redone));
