@@ -1,10 +1,13 @@
 /**
- * `node dist/scripts/bench/batch.js [ACCOUNTS] [MESSAGES]`: how `mailferry batch --jobs N` grows
+ * `node dist/scripts/bench/batch.js [ACCOUNTS] [MESSAGES] [DELAY_MS] [BYTES_PER_S]`: how
+ * `mailferry batch --jobs N` grows
  * in wall time and peak RSS for N = 1, 2, 4, 8. A throwaway Dovecot on loopback gets ACCOUNTS
  * accounts (default 8) of MESSAGES messages each (default 300: 2-60 KB, log-uniform, plus two of
  * 3 MB), seeded the same every run; for each N a fresh batch of one backup row per account (into
  * Maildir) runs under GNU time (peak RSS of the process), and the archives are counted before the
- * time counts. Prints a Markdown table (docs/performance.md has the latest).
+ * time counts. With DELAY_MS, the rows reach Dovecot through the WAN proxy (wan-proxy.ts: that
+ * one-way delay, and BYTES_PER_S per connection and direction when given), as a remote provider
+ * would be reached. Prints a Markdown table (docs/performance.md has the latest).
  */
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,9 +16,12 @@ import { startDovecot } from '../dev/dovecot.js';
 import { seedMailbox, type SeedMessage } from '../dev/seed.js';
 import { prng } from '../../test/fixtures/nasty.js';
 import { measure } from './measure.js';
+import { startWanProxy } from './wan-proxy.js';
 
 const accounts = Number(process.argv[2] ?? 8);
 const perAccount = Number(process.argv[3] ?? 300);
+const delayMs = Number(process.argv[4] ?? 0);
+const bytesPerS = process.argv[5] === undefined ? undefined : Number(process.argv[5]);
 const BIN = resolve(import.meta.dirname, '..', '..', '..', 'bin', 'mailferry.js');
 
 function messages(seed: number): SeedMessage[] {
@@ -52,6 +58,8 @@ function overlap(rows: readonly { started: string; seconds: number }[]): number 
 const users = Array.from({ length: accounts }, (_v, i) => ({ name: `bench${i}`, password: `bench-pw-${i}` }));
 const server = await startDovecot({ users });
 const root = await mkdtemp(join(tmpdir(), 'mf-batch-bench-'));
+const wan = delayMs > 0 ? await startWanProxy({ targetPort: server.imapPort, delayMs, ...(bytesPerS === undefined ? {} : { bytesPerS }) }) : undefined;
+const port = wan?.port ?? server.imapPort;
 try {
   let bytes = 0;
   for (const [i, u] of users.entries()) {
@@ -59,14 +67,15 @@ try {
     bytes += m.reduce((n, x) => n + x.raw.length, 0);
     await seedMailbox(server, u, [{ path: 'INBOX', messages: m }]);
   }
-  process.stdout.write(`${accounts} accounts x ${perAccount} messages, ${(bytes / 1e6).toFixed(1)} MB in all\n\n`);
+  const link = wan === undefined ? '' : `, through a ${delayMs} ms one-way delay${bytesPerS === undefined ? '' : ` and ${bytesPerS} B/s per connection`}`;
+  process.stdout.write(`${accounts} accounts x ${perAccount} messages, ${(bytes / 1e6).toFixed(1)} MB in all${link}\n\n`);
   process.stdout.write('| --jobs | wall s | MB/s | CPU s | peak RSS MB | rows at once (measured) |\n|---:|---:|---:|---:|---:|---:|\n');
   const env: Record<string, string> = { XDG_STATE_HOME: join(root, 'state') };
   for (const u of users) env[`PW_${u.name.toUpperCase()}`] = u.password;
   for (const jobs of [1, 2, 4, 8]) {
     const dir = join(root, `jobs${jobs}`);
     const file = join(root, `jobs${jobs}.csv`);
-    const rows = users.map((u, i) => `backup,imap://${u.name}@127.0.0.1:${server.imapPort},maildir:${join(dir, String(i))},PW_${u.name.toUpperCase()},starttls,${server.caFile}`);
+    const rows = users.map((u, i) => `backup,imap://${u.name}@127.0.0.1:${port},maildir:${join(dir, String(i))},PW_${u.name.toUpperCase()},starttls,${server.caFile}`);
     await writeFile(file, ['command,from,to,password-env,tls-mode,ca', ...rows].join('\n'));
     const r = await measure([process.execPath, BIN, 'batch', file, '--jobs', String(jobs), '--quiet'], { env });
     if (r.status !== 0) throw new Error(`--jobs ${jobs}: exit ${r.status}: ${r.stderr}`);
@@ -84,7 +93,7 @@ try {
   const files = await Promise.all(
     users.map(async (u, i) => {
       const f = join(root, `one-${i}.csv`);
-      await writeFile(f, `command,from,to,password-env,tls-mode,ca\nbackup,imap://${u.name}@127.0.0.1:${server.imapPort},maildir:${join(dir, String(i))},PW_${u.name.toUpperCase()},starttls,${server.caFile}\n`);
+      await writeFile(f, `command,from,to,password-env,tls-mode,ca\nbackup,imap://${u.name}@127.0.0.1:${port},maildir:${join(dir, String(i))},PW_${u.name.toUpperCase()},starttls,${server.caFile}\n`);
       return f;
     }),
   );
@@ -92,6 +101,7 @@ try {
   if (x.status !== 0) throw new Error(`xargs: exit ${x.status}: ${x.stderr}`);
   process.stdout.write(`| xargs -P4, a process per row | ${x.wallS.toFixed(1)} | ${(bytes / 1e6 / x.wallS).toFixed(1)} | ${x.cpuS?.toFixed(1) ?? '?'} | ${x.peakRssMB?.toFixed(0) ?? '?'} (each) | 4 |\n`);
 } finally {
+  await wan?.close();
   await server.stop();
   await rm(root, { recursive: true, force: true });
 }
