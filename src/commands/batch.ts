@@ -1,4 +1,5 @@
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { setMaxListeners } from 'node:events';
 import { basename, dirname, join, resolve } from 'node:path';
 import pLimit from 'p-limit';
 import { BATCH_COMMANDS, checkRows, type BatchCommandName, type CheckedRow } from '../batch/check.js';
@@ -104,6 +105,7 @@ export async function runBatch(cfg: BatchConfig, commands: RowCommands, deps: Co
   const started = Date.now();
   const pools = new ConnectionPools();
   const limit = pLimit(cfg.jobs);
+  setMaxListeners(cfg.jobs + 10, deps.signal);
   const writer = new ReportWriter(cfg.reportPath);
   const outcomes: RowOutcome[] = [];
   await Promise.all(
@@ -134,18 +136,25 @@ async function runRow(r: CheckedRow, command: Command<unknown, unknown>, pools: 
   if (deps.signal.aborted) return { ...base, ...zero, status: 'not-run', exit: EXIT.interrupted, seconds: 0, started: startedAt.toISOString() };
   const release = await pools.acquire(r.needs);
   const log = prefixed(deps.log, `row ${r.row.row}: `);
+  // The row's own signal, aborted with the batch's: the batch's carries one listener per running
+  // row, not one per connection of every row.
+  const controller = new AbortController();
+  const abort = (): void => controller.abort();
+  deps.signal.addEventListener('abort', abort, { once: true });
+  if (deps.signal.aborted) controller.abort();
   const t0 = Date.now();
   let exit: number;
   let result: unknown;
   let error: string | undefined;
   try {
-    result = await command.run(r.cfg, { log, signal: deps.signal, ...(deps.debug === undefined ? {} : { debug: deps.debug }) });
+    result = await command.run(r.cfg, { log, signal: controller.signal, ...(deps.debug === undefined ? {} : { debug: deps.debug }) });
     exit = await command.print(result, { log, json: false, quiet: true });
   } catch (thrown: unknown) {
     const e = deps.signal.aborted && !(thrown instanceof MailferryError && thrown.kind === 'interrupted') ? new MailferryError('interrupted', 'interrupted') : thrown;
     exit = e instanceof MailferryError ? e.exitCode : EXIT.internal;
     error = redact(e instanceof Error ? e.message : String(e));
   } finally {
+    deps.signal.removeEventListener('abort', abort);
     release();
   }
   const { report, verify } = figures(result);
