@@ -145,3 +145,27 @@ test('connection pools: a row that counts a daily budget on an account has it to
   other();
   assert.equal(pools.holding('account me@imap.gmail.com:993'), 0);
 });
+
+test('2,000-account files: checking 600 rows takes seconds, not minutes (one parser for all rows, no help laid out per row)', async () => {
+  const { checkRows } = await import('../../src/batch/check.js');
+  const { BACKUP } = await import('../../src/commands/backup.js');
+  const { MIGRATE } = await import('../../src/commands/migrate.js');
+  const { RESTORE } = await import('../../src/commands/restore.js');
+  const { FORWARD } = await import('../../src/commands/forward.js');
+  const rows = Array.from({ length: 600 }, (_v, i) => ({
+    row: i + 1,
+    line: i + 2,
+    data: i % 2 === 0
+      ? { command: 'backup', from: `imaps://u${i}@imap.example.org`, to: `maildir:/srv/m/${i}`, 'password-env': 'PW' }
+      : { command: 'migrate', from: `imaps://u${i}@imap.example.org`, to: `imaps://u${i}@imap.example.net`, 'password-env': 'PW', 'target-password-env': 'PW' },
+  }));
+  const problems: string[] = [];
+  const started = Date.now();
+  const checked = checkRows(rows, { backup: BACKUP, migrate: MIGRATE, restore: RESTORE, forward: FORWARD }, { problems, env: { PW: 'x' } });
+  const seconds = (Date.now() - started) / 1000;
+  assert.deepEqual(problems, []);
+  assert.equal(checked.length, 600);
+  // Measured on this 2-core VM at load 5: 2.5 s; with the parser reused but help laid out per row
+  // 18 s; with a parser built per row (the first version) over a minute.
+  assert.ok(seconds < 10, `${seconds} s for 600 rows`);
+});
