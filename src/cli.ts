@@ -32,7 +32,7 @@ export const EXIT_CODES_HELP = [
   }),
 ].join('\n');
 
-export const COMMAND_NAMES = ['backup', 'restore', 'migrate', 'forward', 'folders', 'verify', 'profiles'] as const;
+export const COMMAND_NAMES = ['backup', 'restore', 'migrate', 'forward', 'folders', 'verify', 'profiles', 'batch'] as const;
 
 export type Parsed = { command: (typeof COMMAND_NAMES)[number]; args: Record<string, unknown> };
 
@@ -418,6 +418,22 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
             ),
           ),
       (args) => onCommand({ command: 'verify', args }),
+    )
+    .command(
+      'batch <file>',
+      'Run many backup, migrate, restore and forward jobs from one CSV or JSON-lines file (one row per account), N at once, any share of it on each machine',
+      (y) =>
+        commandHelp(y, all)
+          .positional('file', { type: 'string', describe: 'the batch: CSV with a header, or JSON lines; a "command" column and that command\'s long flag names (secrets by reference only)' })
+          .option('jobs', { type: 'number', describe: 'rows run at once on this machine', ...shown(DEFAULTS.jobs) })
+          .option('shard', { type: 'string', describe: 'I/N: run only the rows whose identity (command, source, destinations) hashes into shard I of N' })
+          .option('shards', { type: 'number', describe: 'N, with the shard index from $JOB_COMPLETION_INDEX (a Kubernetes Indexed Job, 0-based)' })
+          .option('report', { type: 'string', describe: 'the report file (JSON lines; CSV when it ends in .csv), or a directory for it (default: beside FILE)' })
+          .options(VERIFY_FLAG)
+          .example('$0 batch accounts.csv --jobs 4 --verify', '')
+          .example('$0 batch accounts.csv --shard 2/3 --report /srv/reports/', '')
+          .epilogue(commandEpilogue('Every row is checked before any starts (every problem listed, exit 2). A failing row does not stop the others; the batch exits with its worst row\'s code, and the report has one line per row. See docs/batch.md.')),
+      (args) => onCommand({ command: 'batch', args }),
     )
     .command(
       'profiles',

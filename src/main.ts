@@ -127,6 +127,7 @@ const COMMANDS: Record<Parsed['command'], () => Promise<Command<unknown, unknown
   forward: async () => (await import('./commands/forward.js')).FORWARD,
   folders: async () => (await import('./commands/folders.js')).FOLDERS,
   verify: async () => (await import('./commands/verify.js')).VERIFY,
+  batch: async () => (await import('./commands/batch.js')).batchCommand((name) => COMMANDS[name]()) as Promise<Command<unknown, unknown>>,
   profiles: async () => {
     const { printProfiles } = await import('./profiles/list.js');
     return { load: () => undefined, run: () => Promise.resolve(undefined), print: (_none, out) => printProfiles(out.json) };

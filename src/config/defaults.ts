@@ -6,6 +6,8 @@
 export const DEFAULTS = {
   /** Parallel IMAP connections per account (`--connections`, `--target-connections`). */
   connections: 4,
+  /** Rows of a batch file run at once on this machine (`mailferry batch --jobs`). */
+  jobs: 1,
   /** Maildir folder layout (`--layout`). */
   layout: 'maildir++',
   /** Bytes per fetch batch, in MiB (`--batch-mb`). */

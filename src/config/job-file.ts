@@ -71,6 +71,16 @@ export function jobArgv(data: unknown, path: string, given: ReadonlySet<string> 
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new MailferryError('usage', `--config file ${path} must hold a JSON object of flags`);
   }
+  const { problems, ...job } = jobFlags(data as Record<string, unknown>, given);
+  if (problems.length > 0) throw new MailferryError('usage', `--config ${path}: ${problems.join('; ')}`);
+  return job;
+}
+
+/**
+ * A job's object of flags as argv words, and every problem of it (a secret written in it, a value
+ * of the wrong type): what a `--config` file and each row of a batch file (commands/batch.ts) say.
+ */
+export function jobFlags(data: Readonly<Record<string, unknown>>, given: ReadonlySet<string> = new Set()): JobFile & { problems: string[] } {
   const problems: string[] = [];
   const argv: string[] = [];
   let command: string | undefined;
@@ -98,8 +108,7 @@ export function jobArgv(data: unknown, path: string, given: ReadonlySet<string> 
       else problems.push(`"${key}": expected a string, a number, a boolean or a list of strings`);
     }
   }
-  if (problems.length > 0) throw new MailferryError('usage', `--config ${path}: ${problems.join('; ')}`);
-  return { ...(command === undefined ? {} : { command }), argv };
+  return { ...(command === undefined ? {} : { command }), argv, problems };
 }
 
 /**

@@ -22,7 +22,7 @@ export const ROLE_FLAG: Record<FolderRole, string> = {
   all: '\\All',
 };
 const AUTH_METHODS: readonly AuthMethod[] = ['password', 'app-password', 'oauth2'];
-const LIMITS = ['connections', 'downloadBytesPerDay', 'uploadBytesPerDay', 'pop3BytesPerDay', 'maxAppendBytes'] as const;
+const LIMITS = ['connections', 'serverConnections', 'downloadBytesPerDay', 'uploadBytesPerDay', 'pop3BytesPerDay', 'maxAppendBytes'] as const;
 
 export interface ServerSettings {
   host: string;
@@ -33,6 +33,8 @@ export interface ServerSettings {
 export interface ProfileLimits {
   /** Simultaneous connections per account the provider allows. */
   connections?: number;
+  /** Simultaneous connections to one server, all its accounts together (`mailferry batch --jobs` counts them across rows). */
+  serverConnections?: number;
   /** IMAP download per UTC day. */
   downloadBytesPerDay?: number;
   /** IMAP APPEND per UTC day. */
@@ -135,7 +137,7 @@ export function validateProfile(data: Json): { profile: Profile } | { problems: 
     known(l, 'limits.', LIMITS);
     for (const k of LIMITS) {
       if (l[k] === undefined) continue;
-      const v = k === 'connections' ? int(l[k], `limits.${k}`, 1, 64) : int(l[k], `limits.${k}`, 1, Number.MAX_SAFE_INTEGER);
+      const v = k === 'connections' ? int(l[k], `limits.${k}`, 1, 64) : k === 'serverConnections' ? int(l[k], `limits.${k}`, 1, 10000) : int(l[k], `limits.${k}`, 1, Number.MAX_SAFE_INTEGER);
       if (v !== undefined) limits[k] = v;
     }
   }
