@@ -1,6 +1,7 @@
 import { rawFlags } from '../config/flags.js';
 import { loadMigrateConfig, type MigrateConfig } from '../config/transfer.js';
 import { credentialsFor } from '../auth/login.js';
+import { LabelHomes } from '../sources/label-homes.js';
 import { ProfileRolesSource } from '../sources/profile-roles.js';
 import { openArchives } from './archive.js';
 import type { Command, CommandDeps } from './deps.js';
@@ -14,6 +15,9 @@ import { accountSource } from './sources.js';
  * each message fetched once and, with `--archive`, written in the same pass into local archives
  * (more sinks for the one pipeline; each keeps its own state beside it, as backup's do, so a
  * backup of the same account may share it). The target's state lives on this machine (target.ts).
+ * From Gmail, `--labels folders` (default) copies every folder Gmail's IMAP shows, so a message is
+ * in All Mail and once more per label; `--labels keywords` reads the source in Gmail mode and
+ * copies each message once (sources/label-homes.ts).
  */
 export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<TransferResult> {
   // Both secrets first: a bad password source is a usage error before any connection.
@@ -21,8 +25,10 @@ export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<Tr
   const credentials = credentialsFor(s.auth, s.endpoint);
   await credentials.get();
   // POP3: its one INBOX into the target's INBOX.
-  const server = accountSource({ ...s, credentials }, { streamThreshold: cfg.streamThreshold, log: deps.log, debug: deps.debug ?? false });
-  const source = new ProfileRolesSource(server, cfg.sourceRoles);
+  // `--labels keywords`: Gmail mode where the source offers it, each message once in its home folder.
+  const keywords = cfg.labels === 'keywords';
+  const server = accountSource({ ...s, credentials, labels: keywords }, { streamThreshold: cfg.streamThreshold, log: deps.log, debug: deps.debug ?? false });
+  const source = new ProfileRolesSource(keywords ? new LabelHomes(server) : server, cfg.sourceRoles);
   let target: OpenTarget | undefined;
   let archives: Awaited<ReturnType<typeof openArchives>> | undefined;
   try {

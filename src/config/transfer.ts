@@ -55,7 +55,15 @@ export interface MigrateConfig extends TransferCommon {
   archives: LocalEndpoint[];
   /** Layout of the Maildir archives written. */
   layout: MaildirLayout;
+  /**
+   * A Gmail source's labels on the target: `folders` (each label a folder holding a copy of its
+   * messages, as Gmail's own IMAP shows them) or `keywords` (Gmail mode: each message once, in its
+   * most specific label's folder, the others as keywords: sources/label-homes.ts).
+   */
+  labels: LabelsMode;
 }
+
+export type LabelsMode = 'folders' | 'keywords';
 
 interface RawCommonFlags extends RawFilterFlags {
   /** restore: the target account by address/profile; migrate: the source's. */
@@ -85,6 +93,7 @@ export interface RawMigrateFlags extends RawAccountFlags, PrefixedAccountFlags<'
   targetProfile?: string;
   allFolders?: boolean;
   archive?: string[];
+  labels?: string;
 }
 
 /** An imap:// or imaps:// address (or, with `pop3`, a pop3:// or pop3s:// one: a migrate source). */
@@ -171,9 +180,12 @@ export function loadMigrateConfig(raw: RawMigrateFlags): MigrateConfig {
   const archives = localEndpoints(problems, raw.archive ?? [], '--archive');
   const rest = common(problems, raw);
   unseenOnlyFlag(problems, rest.filter, source?.endpoint.kind);
+  const labels: LabelsMode = raw.labels === 'keywords' ? 'keywords' : 'folders';
+  if (raw.labels !== undefined && raw.labels !== labels) problems.push(`--labels ${raw.labels}: folders or keywords`);
   if (problems.length > 0 || source === undefined || target === undefined) throw new MailferryError('usage', problems.join('; '));
   return {
     ...rest,
+    labels,
     exclude: [...rest.exclude, ...sp.skip],
     source: { ...source, connections: capConnections(source.connections, sp, '--connections') },
     sourceRoles: sp.profile?.folders.roles ?? {},

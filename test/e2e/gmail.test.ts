@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { runCli, type CliResult } from '../helpers/cli.js';
-import { gmailPeer, type GmailMessage, type GmailPeer } from '../helpers/gmail-peer.js';
+import { gmailMailbox, gmailPeer, type GmailMessage, type GmailPeer } from '../helpers/gmail-peer.js';
 
 /**
  * Gmail done right (issue 15), against the Gmail stand-in (test/helpers/gmail-peer.ts): in Gmail
@@ -16,27 +16,7 @@ import { gmailPeer, type GmailMessage, type GmailPeer } from '../helpers/gmail-p
  */
 const run = promisify(execFile);
 
-const msg = (n: number, labels: string[], bin?: 'spam' | 'trash'): GmailMessage => ({
-  raw: Buffer.from(`Message-ID: <m${n}@gmail.test>\r\nSubject: m${n}\r\n\r\nbody ${n}\r\n`),
-  labels,
-  ...(bin === undefined ? {} : { bin }),
-  flags: n % 2 === 0 ? ['\\Seen'] : [],
-});
-
-/** 0 archived only; 1-5 with 1 to 4 labels (nested, non-ASCII, with spaces); 6 Spam; 7 Trash; 8 a draft. */
-function mailbox(): GmailMessage[] {
-  return [
-    msg(0, []),
-    msg(1, ['\\Inbox']),
-    msg(2, ['\\Important', '\\Inbox']),
-    msg(3, ['\\Sent', 'Work/Projects', 'Rechnungen bezahlt']),
-    msg(4, ['\\Inbox', '\\Starred', 'Reisen/Köln 2024', 'Work']),
-    msg(5, ['\\Important', 'Reisen/Köln 2024', 'Rechnungen bezahlt', 'Work/Projects']),
-    msg(6, [], 'spam'),
-    msg(7, ['Work'], 'trash'),
-    msg(8, ['\\Draft']),
-  ];
-}
+const mailbox = gmailMailbox;
 
 /** The Maildir++ folder (as Python's mailbox names it, "" for INBOX) that shows each label. */
 const FOLDER: Record<string, string> = { '\\Inbox': '', '\\Sent': '[Gmail].Sent Mail', '\\Starred': '[Gmail].Starred', '\\Important': '[Gmail].Important', '\\Draft': '[Gmail].Drafts' };

@@ -49,6 +49,27 @@ export interface GmailPeer extends LineServer {
 
 const DATE = '01-Jan-2024 10:00:00 +0000';
 
+/** The Gmail tests' mailbox: 0 archived only; 1-5 with 1 to 4 labels (nested, non-ASCII, with spaces); 6 Spam; 7 Trash; 8 a draft. */
+export function gmailMailbox(): GmailMessage[] {
+  const msg = (n: number, labels: string[], bin?: 'spam' | 'trash'): GmailMessage => ({
+    raw: Buffer.from(`Message-ID: <m${n}@gmail.test>\r\nSubject: m${n}\r\n\r\nbody ${n}\r\n`),
+    labels,
+    ...(bin === undefined ? {} : { bin }),
+    flags: n % 2 === 0 ? ['\\Seen'] : [],
+  });
+  return [
+    msg(0, []),
+    msg(1, ['\\Inbox']),
+    msg(2, ['\\Important', '\\Inbox']),
+    msg(3, ['\\Sent', 'Work/Projects', 'Rechnungen bezahlt']),
+    msg(4, ['\\Inbox', '\\Starred', 'Reisen/Köln 2024', 'Work']),
+    msg(5, ['\\Important', 'Reisen/Köln 2024', 'Rechnungen bezahlt', 'Work/Projects']),
+    msg(6, [], 'spam'),
+    msg(7, ['Work'], 'trash'),
+    msg(8, ['\\Draft']),
+  ];
+}
+
 interface Folder {
   path: string;
   attrs: string;
