@@ -29,6 +29,9 @@ import { accountSource, archiveSource } from './sources.js';
  * the hex from the source account, the relay (user and host) and the recipient, so each such
  * triple has its own record; 0600 in a 0700 directory, no secret; `FILE.lock` beside it (exit 7).
  * `--dry-run` plans from that state alone (the dry-run wrappers of migrate): no lock, no relay.
+ * From Gmail (X-GM-EXT-1) without `--include`, the source is read in Gmail mode: each message is
+ * sent once, from All Mail (or Spam, Trash), whatever labels it has; `--include` picks folders
+ * as folders (a message in two of them is sent twice).
  */
 export function forwardStatePath(sourceIdentity: string, relayIdentity: string, rcpt: string, env: NodeJS.ProcessEnv = process.env): string {
   const hash = createHash('sha256')
@@ -114,7 +117,9 @@ async function openSource(cfg: ForwardConfig, credentials: Credentials | undefin
   const o = { streamThreshold: cfg.streamThreshold, log: deps.log, debug: deps.debug ?? false };
   if ('path' in s) return archiveSource(s, cfg.layout, o);
   if (credentials === undefined) throw new MailferryError('internal', 'a mail account without credentials');
-  return accountSource({ ...s, credentials }, o);
+  // Gmail mode (a server with X-GM-EXT-1) unless folders are chosen by name: All Mail, Spam and
+  // Trash are sent, each message once, not once per label folder it shows in.
+  return accountSource({ ...s, credentials, labels: cfg.include.length === 0 }, o);
 }
 
 export const FORWARD: Command<ForwardConfig, TransferResult> = {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { gmailMailbox, gmailPeer, type GmailMessage, type GmailPeer } from '../helpers/gmail-peer.js';
+import { startSmtp } from '../helpers/smtp.js';
 
 /**
  * Gmail done right (issue 15), against the Gmail stand-in (test/helpers/gmail-peer.ts): in Gmail
@@ -228,6 +229,39 @@ describe('Gmail mode: label folders without All Mail', () => {
       assert.equal(peer.bodies, 0);
     } finally {
       await peer.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('Gmail: forward sends each message once', () => {
+  test('without --include: All Mail, Spam and Trash, one delivery per message whatever its labels; a rerun sends nothing; --include INBOX sends INBOX', async () => {
+    const box = mailbox();
+    const peer = await gmailPeer({ messages: box });
+    const relay = await startSmtp({ mode: 'tls' });
+    const root = await mkdtemp(join(tmpdir(), 'mf-gmail-forward-'));
+    const forward = (state: string, extra: string[] = []): Promise<CliResult> =>
+      runCli(
+        ['forward', '--from', `imap://alice@127.0.0.1:${peer.port}`, '--tls-mode', 'plain', '--password-env', 'PW', '--smtp', `smtps://127.0.0.1:${relay.port}`, '--smtp-ca', relay.caFile, '--rcpt', 'me@new.example.org', ...extra],
+        { PW: 'pw', XDG_STATE_HOME: join(root, state) },
+        { timeoutMs: 90_000 },
+      );
+    const ids = (): string[] => relay.received.map((m) => /^Message-ID: (.*)$/m.exec(m.data.toString('latin1'))?.[1]?.trim() ?? '?').sort();
+    try {
+      const r = await forward('st1');
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(ids(), box.map((_m, i) => `<m${i}@gmail.test>`).sort());
+      assert.equal(peer.bodies, box.length, 'each body fetched once');
+      const again = await forward('st1');
+      assert.equal(again.status, 0, again.stderr);
+      assert.equal(relay.received.length, box.length, 'a rerun sends nothing');
+      relay.received.length = 0;
+      const inbox = await forward('st2', ['--include', 'INBOX']);
+      assert.equal(inbox.status, 0, inbox.stderr);
+      assert.deepEqual(ids(), ['<m1@gmail.test>', '<m2@gmail.test>', '<m4@gmail.test>']);
+    } finally {
+      await peer.close();
+      await relay.stop();
       await rm(root, { recursive: true, force: true });
     }
   });
