@@ -9,6 +9,7 @@ import { openTarget, type OpenTarget } from './target.js';
 import { printResult } from './output.js';
 import { transfer, type TransferResult } from './transfer.js';
 import { accountSource } from './sources.js';
+import type { Source } from '../sources/source.js';
 
 /**
  * `mailferry migrate`: one IMAP account into another by APPEND (flags, keywords, INTERNALDATE),
@@ -17,7 +18,9 @@ import { accountSource } from './sources.js';
  * backup of the same account may share it). The target's state lives on this machine (target.ts).
  * From Gmail, `--labels folders` (default) copies every folder Gmail's IMAP shows, so a message is
  * in All Mail and once more per label; `--labels keywords` reads the source in Gmail mode and
- * copies each message once (sources/label-homes.ts).
+ * copies each message once (sources/label-homes.ts). Into Gmail (the target announces X-GM-EXT-1)
+ * the source is read in Gmail mode whatever `--labels` says: each message is appended once, to
+ * All Mail, and given its labels there (drivers/imap/target-labels.ts).
  */
 export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<TransferResult> {
   // Both secrets first: a bad password source is a usage error before any connection.
@@ -25,14 +28,22 @@ export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<Tr
   const credentials = credentialsFor(s.auth, s.endpoint);
   await credentials.get();
   // POP3: its one INBOX into the target's INBOX.
-  // `--labels keywords`: Gmail mode where the source offers it, each message once in its home folder.
-  const keywords = cfg.labels === 'keywords';
-  const server = accountSource({ ...s, credentials, labels: keywords }, { streamThreshold: cfg.streamThreshold, log: deps.log, debug: deps.debug ?? false });
-  const source = new ProfileRolesSource(keywords ? new LabelHomes(server) : server, cfg.sourceRoles);
+  const spec = { ...s, credentials };
+  const o = { streamThreshold: cfg.streamThreshold, log: deps.log, debug: deps.debug ?? false };
+  let server = accountSource(spec, o);
+  let source: Source = server;
   let target: OpenTarget | undefined;
   let archives: Awaited<ReturnType<typeof openArchives>> | undefined;
   try {
-    target = await openTarget(cfg, source.identity, deps);
+    target = await openTarget(cfg, server.identity, deps);
+    // Into Gmail: Gmail mode, each message appended once to All Mail and labelled there. Into
+    // another server, `--labels keywords`: Gmail mode, each message once in its home folder.
+    const gmailTarget = !cfg.dryRun && s.endpoint.kind === 'imap' && (await target.sink.isGmail());
+    if (gmailTarget || cfg.labels === 'keywords') {
+      await server.close();
+      server = accountSource({ ...spec, labels: true }, o);
+    }
+    source = new ProfileRolesSource(cfg.labels === 'keywords' && !gmailTarget ? new LabelHomes(server) : server, cfg.sourceRoles);
     archives = await openArchives(cfg.archives, source.identity, cfg.layout, deps.log, cfg.dryRun);
     return await transfer(source, [await target.runSink(), ...archives.sinks], cfg, deps, target.statePath);
   } finally {

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCliJson, type JsonResult } from '../helpers/cli.js';
-import { gmailMailbox, gmailPeer, type GmailPeer } from '../helpers/gmail-peer.js';
+import { gmailMailbox, gmailPeer, type GmailMessage, type GmailPeer } from '../helpers/gmail-peer.js';
 import { connect, withDovecot, type Account } from '../helpers/server.js';
 
 /**
@@ -96,5 +96,42 @@ describe('migrate from Gmail into a server without labels', { skip: dc.skip }, (
     const got = await onTarget(erin);
     assert.deepEqual(got.get('<m4@gmail.test>')?.map(([f]) => f).sort(), ['INBOX', 'Reisen/Köln 2024', 'Work', '[Gmail]/All Mail', '[Gmail]/Starred']);
     assert.deepEqual(got.get('<m0@gmail.test>')?.map(([f]) => f), ['[Gmail]/All Mail']);
+  });
+});
+
+describe('migrate from Gmail into Gmail', () => {
+  test('each message appended once, to All Mail, and given its labels with STORE +X-GM-LABELS; Spam and Trash as folders; a rerun appends nothing', async () => {
+    const box = mailbox();
+    const source = await gmailPeer({ messages: box });
+    const target = await gmailPeer({ messages: [] });
+    const root = await mkdtemp(join(tmpdir(), 'mf-gmail-gmail-'));
+    const migrate = (): Promise<JsonResult> =>
+      runCliJson(
+        [
+          'migrate', '--json',
+          '--from', `imap://alice@127.0.0.1:${source.port}`, '--tls-mode', 'plain', '--password-env', 'PW',
+          '--to', `imap://bob@127.0.0.1:${target.port}`, '--target-tls-mode', 'plain', '--target-password-env', 'PW',
+        ],
+        { PW: 'pw', XDG_STATE_HOME: join(root, 'state') },
+      );
+    const view = (msgs: GmailMessage[]): [string, string, string][] =>
+      msgs.map((m): [string, string, string] => [/^Message-ID: (.*)$/m.exec(m.raw.toString('latin1'))?.[1]?.trim() ?? '?', [...m.labels].sort().join(','), m.bin ?? '']).sort();
+    try {
+      const r = await migrate();
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.out['messages'], box.length);
+      assert.equal(source.bodies, box.length, 'each body fetched once');
+      // Spam and Trash are plain folders in Gmail mode (All Mail does not hold them): their messages come without labels.
+      const want = box.map((m) => (m.bin === undefined ? m : { ...m, labels: [] }));
+      assert.deepEqual(view(target.messages), view(want), 'one copy per message, with exactly its labels');
+      const again = await migrate();
+      assert.equal(again.status, 0, again.stderr);
+      assert.equal(again.out['messages'], 0);
+      assert.equal(target.messages.length, box.length, 'nothing appended twice');
+    } finally {
+      await source.close();
+      await target.close();
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });
