@@ -310,6 +310,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(imapAccountFlags('source: '))
           .options(imapAccountFlags('target: ', 'target-'))
           .option('archive', { type: 'string', array: true, describe: 'also keep a local copy: maildir:DIR or mbox:DIR (repeatable)' })
+          .option('labels', { type: 'string', choices: ['folders', 'keywords'], describe: 'from Gmail: each label a folder with a copy of its messages (default), or one copy per message in its most specific label\'s folder, the other labels as keywords' })
           .options(FOLDER_FLAGS)
           .options(VERIFY_FLAG)
           .options(FILTER_FLAGS)

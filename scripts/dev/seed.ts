@@ -28,6 +28,7 @@
  */
 import net from 'node:net';
 import { ImapFlow } from '../../src/drivers/imap/imapflow.js';
+import { encodeUtf7 } from '../../src/formats/utf7.js';
 
 export interface SeedMessage {
   raw: Buffer;
@@ -74,29 +75,8 @@ function flowClient(server: Server, user: User): ImapFlow {
   });
 }
 
-/** IMAP modified UTF-7 (RFC 3501 5.1.3) */
-export function encodeMailboxName(name: string): string {
-  let out = '';
-  let pending = '';
-  const flush = (): void => {
-    if (pending === '') return;
-    const utf16 = Buffer.alloc(pending.length * 2);
-    for (let i = 0; i < pending.length; i++) utf16.writeUInt16BE(pending.charCodeAt(i), i * 2);
-    out += '&' + utf16.toString('base64').replace(/=+$/, '').replace(/\//g, ',') + '-';
-    pending = '';
-  };
-  for (const ch of name) {
-    const code = ch.charCodeAt(0);
-    if (code >= 0x20 && code <= 0x7e) {
-      flush();
-      out += ch === '&' ? '&-' : ch;
-    } else {
-      pending += ch;
-    }
-  }
-  flush();
-  return out;
-}
+/** IMAP modified UTF-7 (RFC 3501 5.1.3). */
+export const encodeMailboxName = encodeUtf7;
 
 function quoted(s: string): string {
   if (/[\r\n\0]/.test(s)) throw new Error(`cannot quote ${JSON.stringify(s)}`);

@@ -32,6 +32,9 @@ import { onceOrWatch } from './watch.js';
  * `--dry-run` plans from that state alone (the dry-run wrappers of migrate): no lock, no relay.
  * `--watch` keeps the relay, the state and its lock for the whole watch and forwards new mail as
  * it comes (commands/watch.ts): IDLE for an IMAP source, a poll every --watch-interval otherwise.
+ * From Gmail (X-GM-EXT-1) without `--include`, the source is read in Gmail mode: each message is
+ * sent once, from All Mail (or Spam, Trash), whatever labels it has; `--include` picks folders
+ * as folders (a message in two of them is sent twice).
  */
 export function forwardStatePath(sourceIdentity: string, relayIdentity: string, rcpt: string, env: NodeJS.ProcessEnv = process.env): string {
   const hash = createHash('sha256')
@@ -130,7 +133,9 @@ async function openSource(cfg: ForwardConfig, credentials: Credentials | undefin
   const o = { streamThreshold: cfg.streamThreshold, maxMessageSize: cfg.maxMessageSize, signal: deps.signal, log: deps.log, debug: deps.debug ?? false };
   if ('path' in s) return archiveSource(s, cfg.layout, o);
   if (credentials === undefined) throw new MailferryError('internal', 'a mail account without credentials');
-  return accountSource({ ...s, credentials }, o);
+  // Gmail mode (a server with X-GM-EXT-1) unless folders are chosen by name: All Mail, Spam and
+  // Trash are sent, each message once, not once per label folder it shows in.
+  return accountSource({ ...s, credentials, labels: cfg.include.length === 0 }, o);
 }
 
 export const FORWARD: Command<ForwardConfig, TransferResult> = {

@@ -1,6 +1,7 @@
 import { rawFlags } from '../config/flags.js';
 import { loadMigrateConfig, type MigrateConfig } from '../config/transfer.js';
 import { credentialsFor } from '../auth/login.js';
+import { LabelHomes } from '../sources/label-homes.js';
 import { ProfileRolesSource } from '../sources/profile-roles.js';
 import { openArchives } from './archive.js';
 import type { Command, CommandDeps } from './deps.js';
@@ -18,6 +19,11 @@ import type { Source } from '../sources/source.js';
  * backup of the same account may share it). The target's state lives on this machine (target.ts).
  * `--watch` keeps the target, its state and lock (and the archives) for the whole watch and
  * copies new mail as it comes (commands/watch.ts).
+ * From Gmail, `--labels folders` (default) copies every folder Gmail's IMAP shows, so a message is
+ * in All Mail and once more per label; `--labels keywords` reads the source in Gmail mode and
+ * copies each message once (sources/label-homes.ts). Into Gmail (the target announces X-GM-EXT-1)
+ * the source is read in Gmail mode whatever `--labels` says: each message is appended once, to
+ * All Mail, and given its labels there (drivers/imap/target-labels.ts).
  */
 export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<TransferResult> {
   // Both secrets first: a bad password source is a usage error before any connection.
@@ -25,12 +31,26 @@ export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<Tr
   const credentials = credentialsFor(s.auth, s.endpoint);
   await credentials.get();
   // POP3: its one INBOX into the target's INBOX.
-  const makeSource = (): Source => new ProfileRolesSource(accountSource({ ...s, credentials }, { streamThreshold: cfg.streamThreshold, maxMessageSize: cfg.maxMessageSize, signal: deps.signal, log: deps.log, debug: deps.debug ?? false }), cfg.sourceRoles);
-  const source = makeSource();
+  const spec = { ...s, credentials };
+  const o = { streamThreshold: cfg.streamThreshold, maxMessageSize: cfg.maxMessageSize, signal: deps.signal, log: deps.log, debug: deps.debug ?? false };
+  let server = accountSource(spec, o);
+  let source: Source = server;
   let target: OpenTarget | undefined;
   let archives: Awaited<ReturnType<typeof openArchives>> | undefined;
   try {
-    target = await openTarget(cfg, source.identity, deps);
+    target = await openTarget(cfg, server.identity, deps);
+    // Into Gmail: Gmail mode, each message appended once to All Mail and labelled there. Into
+    // another server, `--labels keywords`: Gmail mode, each message once in its home folder.
+    const gmailTarget = !cfg.dryRun && s.endpoint.kind === 'imap' && (await target.sink.isGmail());
+    const gmailMode = gmailTarget || cfg.labels === 'keywords';
+    const wrap = (inner: Source): Source => new ProfileRolesSource(cfg.labels === 'keywords' && !gmailTarget ? new LabelHomes(inner) : inner, cfg.sourceRoles);
+    // Every --watch pass reads through a fresh Source of the same kind.
+    const makeSource = (): Source => wrap(accountSource(gmailMode ? { ...spec, labels: true } : spec, o));
+    if (gmailMode) {
+      await server.close();
+      server = accountSource({ ...spec, labels: true }, o);
+    }
+    source = wrap(server);
     archives = await openArchives(cfg.archives, source.identity, cfg.layout, deps.log, cfg.dryRun);
     const sinks = [await target.runSink(), ...archives.sinks];
     if (cfg.watch === undefined) return await transfer(source, sinks, cfg, deps, target.statePath);

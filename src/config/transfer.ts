@@ -59,7 +59,15 @@ export interface MigrateConfig extends TransferCommon {
   archives: LocalEndpoint[];
   /** Layout of the Maildir archives written. */
   layout: MaildirLayout;
+  /**
+   * A Gmail source's labels on the target: `folders` (each label a folder holding a copy of its
+   * messages, as Gmail's own IMAP shows them) or `keywords` (Gmail mode: each message once, in its
+   * most specific label's folder, the others as keywords: sources/label-homes.ts).
+   */
+  labels: LabelsMode;
 }
+
+export type LabelsMode = 'folders' | 'keywords';
 
 interface RawCommonFlags extends RawFilterFlags {
   /** restore: the target account by address/profile; migrate: the source's. */
@@ -90,6 +98,7 @@ export interface RawMigrateFlags extends RawAccountFlags, PrefixedAccountFlags<'
   targetProfile?: string;
   allFolders?: boolean;
   archive?: string[];
+  labels?: string;
 }
 
 /** An imap:// or imaps:// address (or, with `pop3`, a pop3:// or pop3s:// one: a migrate source). */
@@ -177,10 +186,13 @@ export function loadMigrateConfig(raw: RawMigrateFlags): MigrateConfig {
   const rest = common(problems, raw);
   unseenOnlyFlag(problems, rest.filter, source?.endpoint.kind);
   const watch = parseWatch(problems, raw);
+  const labels: LabelsMode = raw.labels === 'keywords' ? 'keywords' : 'folders';
+  if (raw.labels !== undefined && raw.labels !== labels) problems.push(`--labels ${raw.labels}: folders or keywords`);
   if (problems.length > 0 || source === undefined || target === undefined) throw new MailferryError('usage', problems.join('; '));
   return {
     ...(watch === undefined ? {} : { watch }),
     ...rest,
+    labels,
     exclude: [...rest.exclude, ...sp.skip],
     source: { ...source, connections: watchConnections(capConnections(source.connections, sp, '--connections'), sp.connections, watch, source.endpoint.kind) },
     sourceRoles: sp.profile?.folders.roles ?? {},

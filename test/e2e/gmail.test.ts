@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { runCli, type CliResult } from '../helpers/cli.js';
-import { gmailPeer, type GmailMessage, type GmailPeer } from '../helpers/gmail-peer.js';
+import { gmailMailbox, gmailPeer, type GmailMessage, type GmailPeer } from '../helpers/gmail-peer.js';
+import { startSmtp } from '../helpers/smtp.js';
 
 /**
  * Gmail done right (issue 15), against the Gmail stand-in (test/helpers/gmail-peer.ts): in Gmail
@@ -16,27 +17,7 @@ import { gmailPeer, type GmailMessage, type GmailPeer } from '../helpers/gmail-p
  */
 const run = promisify(execFile);
 
-const msg = (n: number, labels: string[], bin?: 'spam' | 'trash'): GmailMessage => ({
-  raw: Buffer.from(`Message-ID: <m${n}@gmail.test>\r\nSubject: m${n}\r\n\r\nbody ${n}\r\n`),
-  labels,
-  ...(bin === undefined ? {} : { bin }),
-  flags: n % 2 === 0 ? ['\\Seen'] : [],
-});
-
-/** 0 archived only; 1-5 with 1 to 4 labels (nested, non-ASCII, with spaces); 6 Spam; 7 Trash; 8 a draft. */
-function mailbox(): GmailMessage[] {
-  return [
-    msg(0, []),
-    msg(1, ['\\Inbox']),
-    msg(2, ['\\Important', '\\Inbox']),
-    msg(3, ['\\Sent', 'Work/Projects', 'Rechnungen bezahlt']),
-    msg(4, ['\\Inbox', '\\Starred', 'Reisen/Köln 2024', 'Work']),
-    msg(5, ['\\Important', 'Reisen/Köln 2024', 'Rechnungen bezahlt', 'Work/Projects']),
-    msg(6, [], 'spam'),
-    msg(7, ['Work'], 'trash'),
-    msg(8, ['\\Draft']),
-  ];
-}
+const mailbox = gmailMailbox;
 
 /** The Maildir++ folder (as Python's mailbox names it, "" for INBOX) that shows each label. */
 const FOLDER: Record<string, string> = { '\\Inbox': '', '\\Sent': '[Gmail].Sent Mail', '\\Starred': '[Gmail].Starred', '\\Important': '[Gmail].Important', '\\Draft': '[Gmail].Drafts' };
@@ -248,6 +229,39 @@ describe('Gmail mode: label folders without All Mail', () => {
       assert.equal(peer.bodies, 0);
     } finally {
       await peer.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('Gmail: forward sends each message once', () => {
+  test('without --include: All Mail, Spam and Trash, one delivery per message whatever its labels; a rerun sends nothing; --include INBOX sends INBOX', async () => {
+    const box = mailbox();
+    const peer = await gmailPeer({ messages: box });
+    const relay = await startSmtp({ mode: 'tls' });
+    const root = await mkdtemp(join(tmpdir(), 'mf-gmail-forward-'));
+    const forward = (state: string, extra: string[] = []): Promise<CliResult> =>
+      runCli(
+        ['forward', '--from', `imap://alice@127.0.0.1:${peer.port}`, '--tls-mode', 'plain', '--password-env', 'PW', '--smtp', `smtps://127.0.0.1:${relay.port}`, '--smtp-ca', relay.caFile, '--rcpt', 'me@new.example.org', ...extra],
+        { PW: 'pw', XDG_STATE_HOME: join(root, state) },
+        { timeoutMs: 90_000 },
+      );
+    const ids = (): string[] => relay.received.map((m) => /^Message-ID: (.*)$/m.exec(m.data.toString('latin1'))?.[1]?.trim() ?? '?').sort();
+    try {
+      const r = await forward('st1');
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(ids(), box.map((_m, i) => `<m${i}@gmail.test>`).sort());
+      assert.equal(peer.bodies, box.length, 'each body fetched once');
+      const again = await forward('st1');
+      assert.equal(again.status, 0, again.stderr);
+      assert.equal(relay.received.length, box.length, 'a rerun sends nothing');
+      relay.received.length = 0;
+      const inbox = await forward('st2', ['--include', 'INBOX']);
+      assert.equal(inbox.status, 0, inbox.stderr);
+      assert.deepEqual(ids(), ['<m1@gmail.test>', '<m2@gmail.test>', '<m4@gmail.test>']);
+    } finally {
+      await peer.close();
+      await relay.stop();
       await rm(root, { recursive: true, force: true });
     }
   });

@@ -23,9 +23,14 @@ import { lineServer, type LineServer } from './line-server.js';
  *   system label for All Mail (Gmail lists labels, not All Mail).
  * - UID SEARCH ALL / UID <set>, EXAMINE/SELECT, LOGIN (any password), NOOP, LOGOUT.
  *
+ * - As a target: UIDPLUS (APPEND answers APPENDUID), APPEND with a synchronizing literal (the
+ *   message gets the label of the folder it went to; into Spam or Trash it is binned), CREATE of
+ *   a user label, SUBSCRIBE, and UID STORE +X-GM-LABELS / -X-GM-LABELS (labels as astrings, user
+ *   labels in modified UTF-7), which adds or takes off labels as Gmail does.
+ *
  * `bodies` counts the messages whose body was sent (BODY[] in a FETCH), for tests that check a
- * rerun downloads nothing; `setLabels` changes a message's labels, as the web interface would.
- * STORE and APPEND are not spoken yet.
+ * rerun downloads nothing; `setLabels` changes a message's labels, as the web interface would;
+ * `messages` is the mailbox itself (what an APPEND added is there).
  */
 export interface GmailMessage {
   raw: Buffer;
@@ -45,10 +50,32 @@ export interface GmailPeerOptions {
 export interface GmailPeer extends LineServer {
   /** How many message bodies were sent. */
   bodies: number;
+  messages: GmailMessage[];
   setLabels(index: number, labels: string[]): void;
 }
 
 const DATE = '01-Jan-2024 10:00:00 +0000';
+
+/** The Gmail tests' mailbox: 0 archived only; 1-5 with 1 to 4 labels (nested, non-ASCII, with spaces); 6 Spam; 7 Trash; 8 a draft. */
+export function gmailMailbox(): GmailMessage[] {
+  const msg = (n: number, labels: string[], bin?: 'spam' | 'trash'): GmailMessage => ({
+    raw: Buffer.from(`Message-ID: <m${n}@gmail.test>\r\nSubject: m${n}\r\n\r\nbody ${n}\r\n`),
+    labels,
+    ...(bin === undefined ? {} : { bin }),
+    flags: n % 2 === 0 ? ['\\Seen'] : [],
+  });
+  return [
+    msg(0, []),
+    msg(1, ['\\Inbox']),
+    msg(2, ['\\Important', '\\Inbox']),
+    msg(3, ['\\Sent', 'Work/Projects', 'Rechnungen bezahlt']),
+    msg(4, ['\\Inbox', '\\Starred', 'Reisen/Köln 2024', 'Work']),
+    msg(5, ['\\Important', 'Reisen/Köln 2024', 'Rechnungen bezahlt', 'Work/Projects']),
+    msg(6, [], 'spam'),
+    msg(7, ['Work'], 'trash'),
+    msg(8, ['\\Draft']),
+  ];
+}
 
 interface Folder {
   path: string;
@@ -73,7 +100,7 @@ const SYSTEM: readonly [string, string, string][] = [
 export async function gmailPeer(opts: GmailPeerOptions): Promise<GmailPeer> {
   const msgs = opts.messages;
   const gm = opts.gmExt !== false;
-  const caps = `IMAP4rev1 SPECIAL-USE${gm ? ' X-GM-EXT-1' : ''}`;
+  const caps = `IMAP4rev1 SPECIAL-USE UIDPLUS${gm ? ' X-GM-EXT-1' : ''}`;
   const folders: Folder[] = [];
   const add = (path: string, attrs: string, holds: (m: GmailMessage) => boolean): void => {
     folders.push({ path, attrs, uidValidity: 100 + folders.length, holds, uidNext: 1, uids: new Map() });
@@ -93,7 +120,8 @@ export async function gmailPeer(opts: GmailPeerOptions): Promise<GmailPeer> {
       for (let i = 1; i <= parts.length; i++) user.add(parts.slice(0, i).join('/'));
     }
   }
-  for (const l of [...user].sort()) add(l, [...user].some((u) => u.startsWith(`${l}/`)) ? '\\HasChildren' : '\\HasNoChildren', (m) => live(m) && m.labels.includes(l));
+  const addLabel = (l: string, attrs = '\\HasNoChildren'): void => add(l, attrs, (m) => live(m) && m.labels.includes(l));
+  for (const l of [...user].sort()) addLabel(l, [...user].some((u) => u.startsWith(`${l}/`)) ? '\\HasChildren' : '\\HasNoChildren');
   /** Give every message that joined a folder its next UID; drop those that left. */
   const refresh = (f: Folder): void => {
     msgs.forEach((m, i) => {
@@ -104,11 +132,28 @@ export async function gmailPeer(opts: GmailPeerOptions): Promise<GmailPeer> {
   folders.forEach(refresh);
   const byUid = (f: Folder): Map<number, number> => new Map([...f.uids].map(([i, u]) => [u, i]));
 
+  /** An APPEND waiting for its literal (RFC 3501 4.3: `{n}`, answered with a continuation). */
+  const appending = new WeakMap<net.Socket, { tag: string; head: string; size: number; got: string }>();
   const peer = (await lineServer((line, sock) => {
+    const waiting = appending.get(sock);
+    if (waiting !== undefined) {
+      // The line server splits on CRLF: the literal's own line ends are put back.
+      waiting.got += `${line}\r\n`;
+      if (waiting.got.length < waiting.size + 2) return;
+      appending.delete(sock);
+      return append(sock, waiting.tag, waiting.head, Buffer.from(waiting.got.slice(0, waiting.size), 'latin1'));
+    }
     const [tag = '*', ...rest] = line.split(' ');
+    const literal = /^APPEND (.*) \{(\d+)\}$/i.exec(rest.join(' '));
+    if (literal !== null) {
+      appending.set(sock, { tag, head: literal[1] ?? '', size: Number(literal[2]), got: '' });
+      sock.write('+ Ready for literal data\r\n');
+      return;
+    }
     answer(sock, tag, rest.join(' '));
   }, `* OK [CAPABILITY ${caps}] Gimap stand-in ready`)) as GmailPeer;
   peer.bodies = 0;
+  peer.messages = msgs;
   peer.setLabels = (i, labels) => {
     (msgs[i] as GmailMessage).labels = labels;
     folders.forEach(refresh);
@@ -143,13 +188,22 @@ export async function gmailPeer(opts: GmailPeerOptions): Promise<GmailPeer> {
         selected.set(sock, f);
         sock.write(`* FLAGS (\\Answered \\Flagged \\Draft \\Deleted \\Seen)\r\n* ${f.uids.size} EXISTS\r\n* 0 RECENT\r\n`);
         sock.write(`* OK [UIDVALIDITY ${f.uidValidity}] UIDs valid.\r\n* OK [UIDNEXT ${f.uidNext}] Predicted next UID.\r\n`);
-        return ok(`[READ-ONLY] ${name} selected. (Success)`);
+        return ok(`[${verb === 'SELECT' ? 'READ-WRITE' : 'READ-ONLY'}] ${name} selected. (Success)`);
       }
       case 'UID': {
         const f = selected.get(sock);
         if (f === undefined) return void sock.write(`${tag} BAD no mailbox selected\r\n`);
         return uid(sock, tag, f, command.slice(4));
       }
+      case 'CREATE': {
+        // A folder is a label: CREATE makes a user label (Gmail nests with "/").
+        const name = fromMutf7(unquote(command.slice(verb.length + 1).trim())).replace(/\/$/, '');
+        if (folders.some((f) => f.path === name)) return void sock.write(`${tag} NO [ALREADYEXISTS] Duplicate folder name ${name} (Failure)\r\n`);
+        addLabel(name);
+        return ok('Success');
+      }
+      case 'SUBSCRIBE':
+        return ok('Success');
       case 'CLOSE':
       case 'UNSELECT':
         selected.delete(sock);
@@ -173,6 +227,7 @@ export async function gmailPeer(opts: GmailPeerOptions): Promise<GmailPeer> {
       sock.write(`* SEARCH${found.map((u) => ` ${u}`).join('')}\r\n${tag} OK SEARCH (Success)\r\n`);
       return;
     }
+    if (verb.toUpperCase() === 'STORE') return store(sock, tag, args, index, max);
     if (verb.toUpperCase() !== 'FETCH') return void sock.write(`${tag} BAD Unknown UID command\r\n`);
     const items = args.slice(1).join(' ').toUpperCase();
     const body = /BODY(\.PEEK)?\[\]/.test(items);
@@ -199,6 +254,34 @@ export async function gmailPeer(opts: GmailPeerOptions): Promise<GmailPeer> {
       } else sock.write(`${head})\r\n`);
     }
     sock.write(`${tag} OK Success\r\n`);
+  };
+  /** UID STORE <set> +X-GM-LABELS / -X-GM-LABELS (<labels>): labels added or taken off, as Gmail does. */
+  const store = (sock: net.Socket, tag: string, args: string[], index: Map<number, number>, max: number): void => {
+    const item = (args[1] ?? '').toUpperCase();
+    if (!gm || !/^[+-]X-GM-LABELS(\.SILENT)?$/.test(item)) return void sock.write(`${tag} BAD STORE of ${item} not spoken here\r\n`);
+    const list = args.slice(2).join(' ').replace(/^\(|\)$/g, '');
+    const labels = [...list.matchAll(/"((?:[^"\\]|\\.)*)"|([^\s"]+)/g)].map((x) => (x[1] === undefined ? (x[2] as string) : x[1].replace(/\\(.)/g, '$1'))).map((l) => (l.startsWith('\\') ? l : fromMutf7(l)));
+    for (const u of uidsOf(args[0] ?? '', max)) {
+      const i = index.get(u);
+      if (i === undefined) continue;
+      const m = msgs[i] as GmailMessage;
+      m.labels = item.startsWith('+') ? [...new Set([...m.labels, ...labels])] : m.labels.filter((l) => !labels.includes(l));
+    }
+    folders.forEach(refresh);
+    sock.write(`${tag} OK Success\r\n`);
+  };
+  /** APPEND <mailbox> [(<flags>)] [<date>] {n}: a new message, with the label of the folder it went to. */
+  const append = (sock: net.Socket, tag: string, head: string, raw: Buffer): void => {
+    const name = fromMutf7(unquote(/^("(?:[^"\\]|\\.)*"|\S+)/.exec(head)?.[1] ?? ''));
+    const f = folders.find((x) => x.path === name || (name.toUpperCase() === 'INBOX' && x.path === 'INBOX'));
+    if (f === undefined) return void sock.write(`${tag} NO [TRYCREATE] Folder doesn't exist. (Failure)\r\n`);
+    const flags = /\(([^)]*)\)/.exec(head)?.[1]?.split(' ').filter((x) => x !== '') ?? [];
+    const label = f.path === 'INBOX' ? '\\Inbox' : (SYSTEM.find(([p]) => p === f.path)?.[2] ?? (f.path.startsWith('[Gmail]/') ? '' : f.path));
+    const use = SYSTEM.find(([p]) => p === f.path)?.[1];
+    const m: GmailMessage = { raw, labels: label === '' ? [] : [label], flags, ...(use === '\\Junk' ? { bin: 'spam' as const } : use === '\\Trash' ? { bin: 'trash' as const } : {}) };
+    msgs.push(m);
+    folders.forEach(refresh);
+    sock.write(`${tag} OK [APPENDUID ${f.uidValidity} ${f.uids.get(msgs.length - 1) ?? 0}] (Success)\r\n`);
   };
   return peer;
 }

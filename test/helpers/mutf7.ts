@@ -1,7 +1,7 @@
 /**
  * Modified UTF-7 (RFC 3501 §5.1.3) back to Unicode: the mailbox names clients send to a server
- * without UTF8=ACCEPT, as the scripted peers read them (the encoder is scripts/dev/seed.ts
- * encodeMailboxName).
+ * without UTF8=ACCEPT, as the scripted peers read them (the encoder is src/formats/utf7.ts
+ * encodeUtf7).
  */
 export function fromMutf7(s: string): string {
   return s.replace(/&([^-]*)-/g, (_m, b64: string) => {

@@ -150,7 +150,11 @@ export class ImapSource implements Source {
         }
       }
       const all = [...byPath.values()].sort((a, b) => compareMailboxes(a, b));
-      if (this.opts.labels !== true || !c.client.capabilities.has(GMAIL_EXTENSION)) return all;
+      if (!c.client.capabilities.has(GMAIL_EXTENSION)) return all;
+      if (this.opts.labels !== true) {
+        this.opts.log.info(`${this.where} is Gmail (${GMAIL_EXTENSION}): its folders are copied as folders, so a message is copied into All Mail and once more into each label folder it shows in`);
+        return all;
+      }
       const gmail = gmailFolders(all, important);
       if (gmail === undefined) this.opts.log.warn(`${this.where} speaks ${GMAIL_EXTENSION} but lists no All Mail (\\All): its folders are copied as folders, labels are not kept`);
       else this.opts.log.info(`${this.where}: Gmail mode: All Mail fetched with its labels, label folders made from them`);

@@ -13,6 +13,8 @@ export interface TargetSink {
   readonly checkpoint: Checkpoint;
   /** The target takes MULTIAPPEND (and we may use it). */
   readonly multi: boolean;
+  /** The target is Gmail (X-GM-EXT-1): labels are set with STORE +X-GM-LABELS. */
+  readonly gmail: boolean;
   /** The largest message to send, and who says so; none when neither the server nor the profile does. */
   readonly appendLimit: { bytes: number; by: 'server' | 'profile' } | undefined;
   /** Run `fn` on a pooled connection; errors become MailferryError (`what` names a NO). */

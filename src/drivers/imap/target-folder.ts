@@ -9,6 +9,7 @@ import { flagKey } from '../../state/synced.js';
 import { memoryLiteral, spoolLiteral, type Literal } from './literal.js';
 import { removeGone } from './expunge.js';
 import { syncFlags } from './flags.js';
+import { storeLabels } from './target-labels.js';
 import { deselect, targetKey, type TargetSink } from './target-common.js';
 import { assertAlive } from './errors.js';
 import { multiAppend } from './multi-append.js';
@@ -59,6 +60,8 @@ export interface Refusal {
 
 interface Appended {
   id: string;
+  /** Gmail labels to set on the target (a labelled folder into Gmail), set before the commit. */
+  labels?: readonly string[];
   /** flagKey of the flags it was appended with. */
   flags: string;
   uid?: number;
@@ -370,7 +373,7 @@ export class ImapFolder implements SinkFolder {
     if (found === undefined || uid === undefined) return undefined;
     this.log.info(`${this.mailbox.path} ${meta.id}: already on the target (an APPEND cut off earlier went through); not appended again`);
     const flags = [...meta.flags].filter((f) => f.toLowerCase() !== '\\recent');
-    return { id: meta.id, flags: flagKey(flags), dated: meta.internalDate !== undefined, uid, uidValidity: found.uidValidity };
+    return { id: meta.id, flags: flagKey(flags), dated: meta.internalDate !== undefined, uid, uidValidity: found.uidValidity, ...this.labelsOf(meta) };
   }
 
   /** A dropped connection during an APPEND leaves its outcome unknown. */
@@ -405,6 +408,7 @@ export class ImapFolder implements SinkFolder {
         id: meta.id,
         flags: flagKey(items[i]?.flags ?? []),
         dated: meta.internalDate !== undefined,
+        ...this.labelsOf(meta),
         ...(uid === undefined ? {} : { uid }),
         ...(res.uidValidity === undefined ? {} : { uidValidity: res.uidValidity }),
       };
@@ -425,13 +429,20 @@ export class ImapFolder implements SinkFolder {
       id: meta.id,
       flags: flagKey(flags),
       dated: meta.internalDate !== undefined,
+      ...this.labelsOf(meta),
       ...(uid === undefined ? {} : { uid }),
       ...(res.uidValidity === undefined ? {} : { uidValidity: res.uidValidity }),
     };
   }
 
+  /** The labels a message is to get on a Gmail target (a labelled folder only). */
+  private labelsOf(meta: MessageMeta): { labels?: readonly string[] } {
+    return this.mailbox.labelled === true && this.sink.gmail && meta.labels !== undefined ? { labels: meta.labels } : {};
+  }
+
   private async commit(done: Appended[]): Promise<void> {
     if (done.length === 0) return;
+    await storeLabels(this.sink, this.path, done);
     const tKey = targetKey(this.mailbox.path);
     const tcp = this.checkpoint.folder(tKey);
     const withUid = done.every((a) => a.uid !== undefined && a.uidValidity?.toString() === tcp?.uidValidity);
@@ -449,6 +460,7 @@ export class ImapFolder implements SinkFolder {
     this.checkpoint.update(this.mailbox.path, (f) => {
       for (const id of ids) f.ids.add(id);
       for (const a of done) {
+        if (a.labels !== undefined) (f.labels ??= new Map()).set(a.id, { labels: [...a.labels] });
         (f.flags ??= new Map()).set(a.id, a.flags);
         if (withUid && a.uid !== undefined) (f.targetUids ??= new Map()).set(a.id, a.uid);
       }

@@ -10,6 +10,8 @@ import { mapFolder, sourceRole, targetRoles, type ListedFolder, type MapRule, ty
 import { ImapFolder, NoselectFolder } from './target-folder.js';
 import { targetKey, type TargetSink } from './target-common.js';
 import type { Sink, SinkFolder } from '../../sinks/sink.js';
+import { labelFolder } from '../labels.js';
+import { GMAIL_EXTENSION } from './gmail.js';
 
 export { targetKey };
 
@@ -57,6 +59,9 @@ export { targetKey };
  *   changed on the source since then (+FLAGS/-FLAGS, so a flag set only on the target stays); a
  *   message without a record (re-matched after a crash or a lost state) is compared with the
  *   target's current FLAGS instead. Without a known target UID (no UIDPLUS) flags are not carried.
+ * - Gmail as the target (X-GM-EXT-1) of a Gmail-mode source: a label folder is not written (a
+ *   user label is created), and each message of the labelled folder (All Mail) is appended once
+ *   and given its labels with UID STORE +X-GM-LABELS before its commit records it (labels too).
  */
 export interface ImapAppendSinkOptions {
   endpoint: RemoteEndpoint;
@@ -89,6 +94,8 @@ export class ImapAppendSink implements Sink, TargetSink {
   private delimiter: string | null | undefined;
   /** The target takes MULTIAPPEND (and we may use it). */
   multi = false;
+  /** The target announces X-GM-EXT-1 (Gmail): see target-labels.ts. */
+  gmail = false;
   /** Role -> target path, from one LIST of the target. */
   private roles: Promise<Map<Role, string>> | undefined;
   private listing: Promise<ListedFolder[]> | undefined;
@@ -108,6 +115,7 @@ export class ImapAppendSink implements Sink, TargetSink {
       onConnect: (client) => {
         if (this.delimiter === undefined) this.delimiter = client.namespace?.delimiter ?? '/';
         this.multi = opts.multiAppend !== false && canMultiAppend(client);
+        this.gmail = client.capabilities.has(GMAIL_EXTENSION);
       },
     });
   }
@@ -204,8 +212,25 @@ export class ImapAppendSink implements Sink, TargetSink {
     return (this.opts.map ?? []).filter((r) => !used.has(r));
   }
 
+  /** Whether the target is Gmail (one connection made to ask). */
+  async isGmail(): Promise<boolean> {
+    await this.withConn(async () => undefined);
+    return this.gmail;
+  }
+
   async open(mailbox: MailboxInfo): Promise<SinkFolder> {
     const path = await this.targetPath(mailbox);
+    // A Gmail source's label folder: its messages are appended once, to All Mail, and labelled
+    // there; a user label is created first (CREATE makes a label in Gmail), a system one exists.
+    if (mailbox.label !== undefined) {
+      if (this.gmail && !mailbox.label.startsWith('\\')) {
+        await this.withConn(async (c) => {
+          const r = await c.client.mailboxCreate(path);
+          if (r.created) await c.client.mailboxSubscribe(path);
+        }, `cannot create label "${path}"`);
+      }
+      return labelFolder(mailbox);
+    }
     // CREATE "a/" makes a selectable "a" on Dovecot's Maildir++; children create their parents.
     if (mailbox.noSelect) return new NoselectFolder(mailbox);
     await this.withConn(async (c) => {

@@ -1,6 +1,6 @@
 import { link, readdir, unlink } from 'node:fs/promises';
 import { checkNoLinks, mkdirNoFollow, openNoFollow } from '../../state/no-follow.js';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { destinationError, errnoCode } from '../../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../../domain/message.js';
 import { parseName } from '../../formats/maildir-name.js';
@@ -20,11 +20,12 @@ import type { SinkPlaces } from '../sink-places.js';
  * one inode per message.
  *
  * - `link` runs in a commit, after the files are renamed into place and before the checkpoint
- *   records them with their labels (`record`): a crash in between leaves links the rerun finds
- *   already there (EEXIST is success).
+ *   records them with their labels (`record`).
  * - `sync` carries label changes on a rerun from the listing's metadata (X-GM-LABELS), without
- *   the bodies: a new label is linked, a removed one unlinked (the link, never the file), then
- *   recorded. Unlink first, record after: a crash in between unlinks nothing twice (ENOENT).
+ *   the bodies, against what the label folders hold on disk (never against the records, which a
+ *   crash leaves behind the links): a label missing is linked, an extra link unlinked (the link,
+ *   never the file), then recorded. A crash anywhere in `link` or `sync` leaves links that the
+ *   next run's `sync` reads and corrects (EEXIST and ENOENT are success).
  * - A file system without hard links (EPERM, ENOTSUP, EXDEV ...): said once, the labels are
  *   then kept in the state only (`labels` of the folder's record), the label folders stay empty.
  * - A label no listed folder shows (hidden from IMAP in Gmail's settings) is recorded, not linked.
@@ -61,22 +62,37 @@ export class LabelLinks {
     recordLabels(f, metas);
   }
 
-  /** Carry label changes of archived messages; resolves with how many messages changed. */
+  /**
+   * Bring the label folders of archived messages in line with `metas` (their labels as the
+   * listing gives them now); resolves with how many messages changed (links or record).
+   * The label folders on disk are the truth, not the records: a run killed after a commit's links
+   * and before its checkpoint (no record), or in the middle of an earlier sync (the record older
+   * than the links), leaves links the records do not describe, and a label changed on the server
+   * meanwhile would otherwise keep a stale link. So every run reads what each label folder holds
+   * (one readdir per folder, the entries that are links to the labelled folder's files, by their
+   * unique base) and links what is missing, unlinks what is extra, then records.
+   */
   async sync(metas: readonly MessageMeta[]): Promise<number> {
     const recorded = this.checkpoint.folder(this.key)?.labels;
-    const changed = metas.filter((m) => m.labels !== undefined && !same(recorded?.get(m.id), m));
-    if (changed.length === 0) return 0;
+    const labelled = metas.filter((m) => m.labels !== undefined);
+    if (labelled.length === 0) return 0;
     const files = await this.files();
+    const linked = await this.linked(new Set([...files.values()].map((f) => parseName(f.slice(4)).base)));
     const touched = new Set<string>();
     const done: MessageMeta[] = [];
-    for (const m of changed) {
-      const before = new Set(recorded?.get(m.id)?.labels ?? []);
-      const now = new Set(m.labels ?? []);
+    for (const m of labelled) {
       const final = files.get(m.id);
       if (final === undefined) continue; // no file to link (removed by hand): the record stays as it was
-      for (const l of now) if (!before.has(l)) await this.linkOne(final, l, touched);
-      for (const l of before) if (!now.has(l)) await this.unlinkOne(final, l, touched);
-      done.push(m);
+      const have = linked.get(parseName(final.slice(4)).base) ?? new Map<string, string[]>();
+      const want = new Set(m.labels);
+      let moved = false;
+      for (const l of want) if (!have.has(l) && (await this.linkOne(final, l, touched))) moved = true;
+      for (const [l, paths] of have) {
+        if (want.has(l)) continue;
+        for (const path of paths) await this.unlinkPath(path, touched);
+        moved = true;
+      }
+      if (moved || !same(recorded?.get(m.id), m)) done.push(m);
     }
     for (const d of touched) await fsyncDir(d);
     if (done.length === 0) return 0;
@@ -85,9 +101,10 @@ export class LabelLinks {
     return done.length;
   }
 
-  private async linkOne(final: string, label: string, touched: Set<string>): Promise<void> {
+  /** Link one file into a label's folder; false when nothing was made (no such folder, no hard links, already there). */
+  private async linkOne(final: string, label: string, touched: Set<string>): Promise<boolean> {
     const view = this.views.get(label);
-    if (view === undefined || this.noLinks !== undefined) return;
+    if (view === undefined || this.noLinks !== undefined) return false;
     const dir = await this.folderOf(view);
     const sub = final.slice(0, 3);
     try {
@@ -95,33 +112,47 @@ export class LabelLinks {
       await checkNoLinks(this.root, join(dir, sub));
       await link(join(this.dir, final), join(dir, sub, linkName(final.slice(4))));
       touched.add(join(dir, sub));
+      return true;
     } catch (e: unknown) {
       const code = errnoCode(e);
-      if (code === 'EEXIST') return;
+      if (code === 'EEXIST') return false;
       if (code !== undefined && NO_LINKS.has(code)) {
         this.noLinks = code;
         this.log.warn(`${this.root}: this file system has no hard links (${code}): Gmail labels are kept in the archive's state only, the label folders stay empty`);
-        return;
+        return false;
       }
       throw destinationError(e, `folder ${dir}`);
     }
   }
 
-  private async unlinkOne(final: string, label: string, touched: Set<string>): Promise<void> {
-    const view = this.views.get(label);
-    if (view === undefined) return;
-    const dir = await this.folderOf(view);
-    const base = parseName(final.slice(4)).base;
-    for (const sub of ['cur', 'new']) {
-      await checkNoLinks(this.root, join(dir, sub));
-      for (const name of await readdir(join(dir, sub))) {
-        if (parseName(name).base !== base) continue;
-        await unlink(join(dir, sub, name)).catch((e: unknown) => {
-          if (errnoCode(e) !== 'ENOENT') throw destinationError(e, `folder ${dir}`);
-        });
-        touched.add(join(dir, sub));
+  private async unlinkPath(path: string, touched: Set<string>): Promise<void> {
+    await unlink(path).catch((e: unknown) => {
+      if (errnoCode(e) !== 'ENOENT') throw destinationError(e, `file ${path}`);
+    });
+    touched.add(dirname(path));
+  }
+
+  /**
+   * What the label folders hold now: the unique base of each of the labelled folder's files
+   * (`bases`) -> label -> the paths of its entries. Entries of other files (a label folder of an
+   * archive made before Gmail mode) are not ours to change and are left out.
+   */
+  private async linked(bases: ReadonlySet<string>): Promise<Map<string, Map<string, string[]>>> {
+    const out = new Map<string, Map<string, string[]>>();
+    for (const [label, view] of this.views) {
+      const dir = await this.folderOf(view);
+      for (const sub of ['cur', 'new']) {
+        await checkNoLinks(this.root, join(dir, sub));
+        for (const name of await readdir(join(dir, sub))) {
+          const base = parseName(name).base;
+          if (!bases.has(base)) continue;
+          let byLabel = out.get(base);
+          if (byLabel === undefined) out.set(base, (byLabel = new Map()));
+          byLabel.set(label, [...(byLabel.get(label) ?? []), join(dir, sub, name)]);
+        }
       }
     }
+    return out;
   }
 
   /** The label folder's directory, made a Maildir once per run (its place recorded as any folder's). */

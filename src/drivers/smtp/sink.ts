@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { labelFolder } from '../labels.js';
 import { MailferryError } from '../../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../../domain/message.js';
 import { fingerprintKey, headerBlock, toLf } from '../../formats/fingerprint.js';
@@ -71,6 +72,8 @@ export class SmtpSink implements Sink {
   }
 
   open(mailbox: MailboxInfo): Promise<SinkFolder> {
+    // A Gmail label folder: its messages are sent with the labelled folder (All Mail), once.
+    if (mailbox.label !== undefined) return Promise.resolve(labelFolder(mailbox));
     return Promise.resolve(new SmtpFolder(this, mailbox));
   }
 
