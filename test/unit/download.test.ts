@@ -55,13 +55,13 @@ describe('resumableBody', () => {
     assert.deepEqual(r.starts, [1000, 3000, 7000, 15000, 23000, 31000, 39000]);
   });
 
-  test('a lost connection mid-growth: resumed from the first byte not received with the chunk it was asking for', async () => {
-    const big = Buffer.from(Array.from({ length: 20_000 }, (_, i) => i % 241));
+  test('a lost connection mid-growth: resumed from the first byte not received, in first-size chunks from then on (a cut loses at most one)', async () => {
+    const big = Buffer.from(Array.from({ length: 9_500 }, (_, i) => i % 241));
     const r = reader(big, new Set([2]));
     const got = await drain(resumableBody(r, { ...opts(big.length), first: big.subarray(0, CHUNK), maxChunk: 4 * CHUNK }));
     assert.ok(got.equals(big));
-    assert.deepEqual(r.starts.slice(0, 3), [1000, 3000, 3000]);
-    assert.deepEqual(r.lengths.slice(0, 3), [2000, 4000, 4000]);
+    assert.deepEqual(r.starts, [1000, 3000, 3000, 4000, 5000, 6000, 7000, 8000, 9000]);
+    assert.deepEqual(r.lengths, [2000, 4000, 1000, 1000, 1000, 1000, 1000, 1000, 1000]);
   });
 
   test('lost connections: resumed from the first byte not received, never from 0 again; the bytes are whole', async () => {

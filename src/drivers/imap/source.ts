@@ -62,8 +62,9 @@ export interface ImapSourceOptions {
 /** assertAlive after a command that needs the folder selected. */
 const SELECTED = { selected: true };
 
-/** The first partial fetch of a large message; later ones grow up to the stream threshold (download.ts). */
+/** The first partial fetch of a large message, and the most a later one grows to (download.ts). */
 const DOWNLOAD_CHUNK = 1 << 20;
+const DOWNLOAD_MAX_CHUNK = 4 << 20;
 
 /** The connection a batch runs on, which a large message's stream may replace; `dropped`: already given back. */
 interface Held {
@@ -309,7 +310,7 @@ export class ImapSource implements Source {
           resume: !whole,
           size: meta.size ?? 0,
           chunk: DOWNLOAD_CHUNK,
-          maxChunk: Math.max(DOWNLOAD_CHUNK, this.opts.streamThreshold),
+          maxChunk: DOWNLOAD_MAX_CHUNK,
           limit: limit(meta),
           signal,
           log: this.opts.log,
