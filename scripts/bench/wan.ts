@@ -242,7 +242,7 @@ export async function runWan(o: WanOptions): Promise<void> {
       loadAverageAtEnd: os.loadavg().map((l) => r2(l)),
       totalSeconds: r2((performance.now() - started) / 1000, 0),
     };
-    await writeFile(file, `${JSON.stringify({ ...previous, [`messages-${o.messages}-delays-${o.delays.join('-')}${o.bytesPerS === undefined ? '' : `-rate-${o.bytesPerS}`}`]: entry }, null, 2)}\n`);
+    await writeFile(file, `${JSON.stringify({ ...previous, [`messages-${o.messages}-delays-${o.delays.join('-')}${o.bytesPerS === undefined ? '' : `-rate-${o.bytesPerS}`}${o.baseline === undefined && o.tools === undefined ? '' : `-runs-${tools.join('-')}`}`]: entry }, null, 2)}\n`);
     o.log(`wrote bench/wan.json (${entry.totalSeconds} s in all)`);
   } catch (e: unknown) {
     o.log(`dovecot log tail:\n${server.logTail(20)}`);
