@@ -174,7 +174,7 @@ export async function runWan(o: WanOptions): Promise<void> {
           const r = await one(tool, delayMs);
           const key = `${tool}@${delayMs}`;
           runs.set(key, [...(runs.get(key) ?? []), r]);
-          o.log(`round ${round}, ${delayMs} ms: ${LABELS[tool]} ${r.m.wallS.toFixed(2)} s, RSS ${r.m.peakRssMB?.toFixed(0) ?? '-'} MB, ${r.stats.length} conn, ${r.stats.reduce((n, s) => n + s.turns, 0)} turns`);
+          o.log(`round ${round}, ${delayMs} ms: ${LABELS[tool]} ${r.m.wallS.toFixed(2)} s, user CPU ${r.m.userS?.toFixed(2) ?? '-'} s, RSS ${r.m.peakRssMB?.toFixed(0) ?? '-'} MB, ${r.stats.length} conn, ${r.stats.reduce((n, s) => n + s.turns, 0)} turns`);
         }
       }
     }
