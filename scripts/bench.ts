@@ -31,7 +31,7 @@ import { describeMachine, processTreeCpuS } from './bench/machine.js';
 import { generateFolder, planMailbox, type MailboxSpec } from './bench/mailbox.js';
 import { aptInstall, ensureGnuTime, measure, type Measured } from './bench/measure.js';
 import { mbsyncVersion, writeMbsyncConfig } from './bench/mbsync.js';
-import { runWan } from './bench/wan.js';
+import { runWan, TOOLS as WAN_TOOLS, type Tool as WanTool } from './bench/wan.js';
 import { summarizeProfile } from './bench/profile.js';
 import { consoleTable, floorLines, readme, targetLines, type MailboxInfo, type ResultsFile, type RunResult, type ScenarioResult } from './bench/report.js';
 import { serverTruth, verifyArchive, verifyServer, type AccountTruth, type ArchiveFormat } from './bench/verify.js';
@@ -64,6 +64,8 @@ interface WanFlags {
   repeat: number;
   seed: number;
   bytesPerS: number | undefined;
+  tools?: WanTool[];
+  baseline?: string;
 }
 
 interface Options {
@@ -91,6 +93,8 @@ function options(): Options | WanFlags {
       folders: { type: 'string', default: '16' },
       delays: { type: 'string', default: '0,25,50' },
       rate: { type: 'string' },
+      tools: { type: 'string' },
+      baseline: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -105,7 +109,9 @@ function options(): Options | WanFlags {
         '  --keep         keep the work directory (archives, profiles, mbsync config)\n' +
         '  --wan          the WAN mode instead (scripts/bench/wan.ts): mailferry, mbsync and a bare fetch through an\n' +
         '                 emulated link; --messages (default 2000), --folders N (16), --delays MS,MS (0,25,50 one way),\n' +
-        '                 --rate BYTES/S (per connection and direction; default none), --repeat N (default 2); writes bench/wan.json\n',
+        '                 --rate BYTES/S (per connection and direction; default none), --repeat N (default 2); writes bench/wan.json;\n' +
+        '                 --tools a,b (a subset of the runs), --baseline DIR (another built checkout, run as baseline and\n' +
+        '                 baseline-c1 in the same rounds: before/after)\n',
     );
     process.exit(0);
   }
@@ -118,7 +124,11 @@ function options(): Options | WanFlags {
       repeat: Number(values.repeat ?? 2),
       seed: Number(values.seed),
       bytesPerS: values.rate === undefined ? undefined : Number(values.rate),
+      ...(values.tools === undefined ? {} : { tools: values.tools.split(',') as WanTool[] }),
+      ...(values.baseline === undefined ? {} : { baseline: path.resolve(values.baseline) }),
     };
+    const unknown = (wan.tools ?? []).filter((t) => !WAN_TOOLS.includes(t));
+    if (unknown.length > 0) throw new Error(`--tools: unknown ${unknown.join(', ')} (known: ${WAN_TOOLS.join(', ')})`);
     const whole = [wan.messages, wan.folders, wan.repeat, wan.seed, ...wan.delays, wan.bytesPerS ?? 1];
     if (!whole.every((n) => Number.isInteger(n) && n >= 0) || wan.messages < 10 || wan.folders < 1 || wan.repeat < 1) {
       throw new Error('--wan: --messages >= 10, --folders >= 1, --repeat >= 1, --delays and --rate whole numbers');

@@ -33,16 +33,25 @@ export interface WanOptions {
   delays: number[];
   repeat: number;
   bytesPerS: number | undefined;
+  /** which runs (default: all but the baseline ones) */
+  tools?: Tool[];
+  /** another mailferry checkout, built (its bin/mailferry.js), run as `baseline` in the same rounds */
+  baseline?: string;
   log: (s: string) => void;
 }
 
-type Tool = 'mailferry' | 'mailferry-c1' | 'mbsync' | 'fetch-floor';
-const TOOLS: Tool[] = ['fetch-floor', 'mbsync', 'mailferry', 'mailferry-c1'];
+export type Tool = 'mailferry' | 'mailferry-c1' | 'mbsync' | 'fetch-floor' | 'baseline' | 'baseline-c1' | 'no-flags';
+export const TOOLS: Tool[] = ['fetch-floor', 'mbsync', 'baseline', 'mailferry', 'baseline-c1', 'mailferry-c1', 'no-flags'];
+/** Run unless --tools says otherwise. */
+const DEFAULT_TOOLS: Tool[] = ['fetch-floor', 'mbsync', 'baseline', 'mailferry', 'baseline-c1', 'mailferry-c1'];
 const LABELS: Record<Tool, string> = {
   'fetch-floor': 'bare UID FETCH 1:* per folder',
   mbsync: 'mbsync',
   mailferry: 'mailferry (4 connections)',
   'mailferry-c1': 'mailferry --connections 1',
+  baseline: 'baseline (4 connections)',
+  'baseline-c1': 'baseline --connections 1',
+  'no-flags': 'node bin/mailferry.js (no #! flags)',
 };
 const PASSWORD_ENV = 'MAILFERRY_BENCH_PASSWORD';
 
@@ -96,6 +105,8 @@ export async function runWan(o: WanOptions): Promise<void> {
   if (mbsync === undefined) throw new Error('mbsync is needed for the WAN comparison: apt-get install isync');
   const machine = describeMachine(findDovecot() ?? '', mbsync);
   const bin = path.join(o.root, 'bin', 'mailferry.js');
+  const tools = TOOLS.filter((t) => (o.tools ?? DEFAULT_TOOLS.filter((x) => !x.startsWith('baseline') || o.baseline !== undefined)).includes(t));
+  if (o.baseline === undefined && tools.some((t) => t.startsWith('baseline'))) throw new Error('--tools baseline needs --baseline DIR');
   const floor = path.join(o.root, 'dist', 'scripts', 'bench', 'fetch-floor.js');
   const work = await mkdtemp(path.join(os.tmpdir(), 'mailferry-wan-'));
   const server = await startDovecot({ users: [] });
@@ -133,14 +144,17 @@ export async function runWan(o: WanOptions): Promise<void> {
           if (m.status !== 0) throw new Error(`mbsync exited with ${m.status}\n${m.stdout}\n${m.stderr}`);
           await verifyArchive(`mbsync at ${delayMs} ms`, 'maildir', out, truth);
         } else {
+          const base = tool.startsWith('baseline') ? path.join(o.baseline ?? '', 'bin', 'mailferry.js') : bin;
+          // `node bin/mailferry.js` ignores the #! line: the same program without its memory flags.
           m = await measure([
-            bin, 'backup',
+            ...(tool === 'no-flags' ? [process.execPath] : []),
+            base, 'backup',
             '--from', `imap://${user}@127.0.0.1:${proxy.port}`,
             '--tls-mode', 'plain',
             '--password-env', PASSWORD_ENV,
             '--to', `maildir:${out}`,
             '--json',
-            ...(tool === 'mailferry-c1' ? ['--connections', '1'] : []),
+            ...(tool.endsWith('-c1') ? ['--connections', '1'] : []),
           ], { env });
           if (m.status !== 0) throw new Error(`${tool} exited with ${m.status}\n${m.stderr}`);
           await verifyArchive(`${tool} at ${delayMs} ms`, 'maildir', out, truth);
@@ -156,18 +170,18 @@ export async function runWan(o: WanOptions): Promise<void> {
     const runs = new Map<string, { m: Measured; stats: ConnectionStats[] }[]>();
     for (let round = 1; round <= o.repeat; round++) {
       for (const delayMs of o.delays) {
-        for (const tool of TOOLS) {
+        for (const tool of tools) {
           const r = await one(tool, delayMs);
           const key = `${tool}@${delayMs}`;
           runs.set(key, [...(runs.get(key) ?? []), r]);
-          o.log(`round ${round}, ${delayMs} ms: ${LABELS[tool]} ${r.m.wallS.toFixed(2)} s, RSS ${r.m.peakRssMB?.toFixed(0) ?? '-'} MB, ${r.stats.length} conn, ${r.stats.reduce((n, s) => n + s.turns, 0)} turns`);
+          o.log(`round ${round}, ${delayMs} ms: ${LABELS[tool]} ${r.m.wallS.toFixed(2)} s, user CPU ${r.m.userS?.toFixed(2) ?? '-'} s, RSS ${r.m.peakRssMB?.toFixed(0) ?? '-'} MB, ${r.stats.length} conn, ${r.stats.reduce((n, s) => n + s.turns, 0)} turns`);
         }
       }
     }
 
     const results: WanRun[] = [];
     for (const delayMs of o.delays) {
-      for (const tool of TOOLS) {
+      for (const tool of tools) {
         const all = runs.get(`${tool}@${delayMs}`) ?? [];
         const sorted = [...all].sort((a, b) => a.m.wallS - b.m.wallS);
         const mid = sorted[Math.floor((sorted.length - 1) / 2)];
@@ -228,7 +242,7 @@ export async function runWan(o: WanOptions): Promise<void> {
       loadAverageAtEnd: os.loadavg().map((l) => r2(l)),
       totalSeconds: r2((performance.now() - started) / 1000, 0),
     };
-    await writeFile(file, `${JSON.stringify({ ...previous, [`messages-${o.messages}-delays-${o.delays.join('-')}${o.bytesPerS === undefined ? '' : `-rate-${o.bytesPerS}`}`]: entry }, null, 2)}\n`);
+    await writeFile(file, `${JSON.stringify({ ...previous, [`messages-${o.messages}-delays-${o.delays.join('-')}${o.bytesPerS === undefined ? '' : `-rate-${o.bytesPerS}`}${o.baseline === undefined && o.tools === undefined ? '' : `-runs-${tools.join('-')}`}`]: entry }, null, 2)}\n`);
     o.log(`wrote bench/wan.json (${entry.totalSeconds} s in all)`);
   } catch (e: unknown) {
     o.log(`dovecot log tail:\n${server.logTail(20)}`);

@@ -10,6 +10,8 @@ import type { Logger } from '../log/logger.js';
 interface CopyOptions {
   log: Logger;
   onProgress?: (report: RunReport, event: { type: 'batch'; mailbox: string; messages: number; bytes: number }) => void;
+  /** Runs a use of the source (the fetch, `missing()`) within the source's `caps.parallel`; the commit runs outside it. */
+  sourceSlot?: <T>(fn: () => Promise<T>) => Promise<T>;
 }
 
 /**
@@ -27,6 +29,8 @@ interface CopyOptions {
  *   rest is put to `source.missing()`: gone ones count as vanished, refused ones are skipped with
  *   the source's reason, held-back ones are counted as such; any other makes the batch fail as
  *   retryable ("the source returned 372 of 400 messages"), after what arrived is committed.
+ * - The source is used only inside `opts.sourceSlot` (the fetch, then `missing()`), never while
+ *   the sinks commit: another batch fetches meanwhile on the connection this one gave back.
  * - Every message of `batch` whose outcome is settled (copied, skipped, vanished, held, not copied
  *   to a full target) is counted once in `report` and added to `settled`, so a retry of the batch
  *   asks only for the rest. Refusals are reported only with the commit, so a batch that fails
@@ -92,36 +96,39 @@ export async function copyBatch(
   /** A write failed for the sink's own reason (not a body stream of the source's). */
   let sinkFailed = false;
   try {
+    const slot = opts.sourceSlot ?? (<T>(fn: () => Promise<T>): Promise<T> => fn());
     try {
-      for await (const { meta, body } of source.fetch(todo, signal)) {
-        if (!asked.has(meta.id) || arrived.has(meta.id)) {
-          // Not asked for, or twice: not ours to write (the contract says each once).
-          if (!Buffer.isBuffer(body)) body.resume();
-          continue;
+      await slot(async () => {
+        for await (const { meta, body } of source.fetch(todo, signal)) {
+          if (!asked.has(meta.id) || arrived.has(meta.id)) {
+            // Not asked for, or twice: not ours to write (the contract says each once).
+            if (!Buffer.isBuffer(body)) body.resume();
+            continue;
+          }
+          arrived.add(meta.id);
+          const targets = folders.filter((f) => !f.known.has(meta.id) && !fullFolders.has(f));
+          const bodies = fanOut(body, targets.length);
+          if (targets.length === 0 && !Buffer.isBuffer(body)) body.resume();
+          // Every write ends before the next step (a failed stream fails each of them): a sink is
+          // never committed with a write still running.
+          const results = await Promise.allSettled(targets.map((f, i) => write(f, meta, bodies[i] as Buffer | Readable)));
+          const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+          if (failed !== undefined) {
+            // A sink's own failure (an IMAP target's connection kicked mid-APPEND) is not a cut of the
+            // source: that sink cannot vouch for what it was sending, so nothing is committed (below)
+            // and the batch is retried whole, the sink re-matching what reached it.
+            if (!isSourceFault(failed.reason)) sinkFailed = true;
+            throw failed.reason;
+          }
+          const n = results.filter((r) => r.status === 'fulfilled' && r.value).length;
+          ended.add(meta.id);
+          if (n > 0) {
+            messages++;
+            bytes += meta.size ?? (Buffer.isBuffer(body) ? body.length : 0);
+            writes.set(meta.id, { n, bytes: meta.size ?? 0 });
+          }
         }
-        arrived.add(meta.id);
-        const targets = folders.filter((f) => !f.known.has(meta.id) && !fullFolders.has(f));
-        const bodies = fanOut(body, targets.length);
-        if (targets.length === 0 && !Buffer.isBuffer(body)) body.resume();
-        // Every write ends before the next step (a failed stream fails each of them): a sink is
-        // never committed with a write still running.
-        const results = await Promise.allSettled(targets.map((f, i) => write(f, meta, bodies[i] as Buffer | Readable)));
-        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-        if (failed !== undefined) {
-          // A sink's own failure (an IMAP target's connection kicked mid-APPEND) is not a cut of the
-          // source: that sink cannot vouch for what it was sending, so nothing is committed (below)
-          // and the batch is retried whole, the sink re-matching what reached it.
-          if (!isSourceFault(failed.reason)) sinkFailed = true;
-          throw failed.reason;
-        }
-        const n = results.filter((r) => r.status === 'fulfilled' && r.value).length;
-        ended.add(meta.id);
-        if (n > 0) {
-          messages++;
-          bytes += meta.size ?? (Buffer.isBuffer(body) ? body.length : 0);
-          writes.set(meta.id, { n, bytes: meta.size ?? 0 });
-        }
-      }
+      });
     } catch (e: unknown) {
       // Lost on the way (the source's error, whichever stream carried it: the sink dropped only
       // that message's file): what was written before is committed and counted below, and the
@@ -172,7 +179,7 @@ export async function copyBatch(
   for (const [f, e] of fullFolders) onFull(f, e);
   if (cut !== undefined) throw cut;
   const left = todo.filter((m) => !arrived.has(m.id)).map((m) => m.id);
-  if (left.length > 0) await reconcile(source, first.mailbox, left, todo.length, report, signal, opts, settled);
+  if (left.length > 0) await (opts.sourceSlot ?? ((fn) => fn()))(() => reconcile(source, first.mailbox, left, todo.length, report, signal, opts, settled));
 }
 
 /**

@@ -14,7 +14,8 @@ import { withRetry } from '../domain/retry.js';
 
 /**
  * The engine, written once against Source and Sink: plan each folder (what is new for any sink)
- * and run its fetch batches through p-limit with as many in flight as the source has connections.
+ * and run its fetch batches through p-limit: as many plans and fetches at once as the source has
+ * connections, and while a batch commits, another one fetches.
  * Folders are planned in order, a few at a time, and a folder is planned only while fewer than
  * PENDING_MESSAGES planned messages wait to be copied (or none do): the plans of a large account
  * are never all in memory at once, so memory does not grow with the number of messages (a `planned`
@@ -84,7 +85,13 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
   const signal = AbortSignal.any([opts.signal, internal.signal]);
   const retry = <T>(what: string, fn: () => Promise<T>): Promise<T> =>
     withRetry(what, fn, { attempts: opts.retries, baseMs: opts.retryBaseMs, log: opts.log, signal });
-  const limit = pLimit(source.caps.parallel);
+  // The source is used by at most `caps.parallel` plans and fetches at once (sourceSlot); twice
+  // as many batches run, so that a batch's commit (fsyncs, renames) overlaps the next fetch on the
+  // connection it gave back instead of holding it idle (issue 21). A batch that waits for a slot
+  // holds no message in memory.
+  const limit = pLimit(source.caps.parallel * 2);
+  const sourceSlot = pLimit(source.caps.parallel);
+  const copyOpts = { ...opts, sourceSlot: <T>(fn: () => Promise<T>): Promise<T> => sourceSlot(fn) };
 
   /** Why copying stopped for good (every sink full): what is not done yet is reported, not tried. */
   let stopped: string | undefined;
@@ -187,7 +194,7 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
         // and what it left out is reported as skipped (never counted as already archived).
         let attempts = 0;
         const plan = await retry(`plan ${mailbox.path}`, async () => {
-          const p = await planFolder(source, live, mailbox, opts);
+          const p = await sourceSlot(() => planFolder(source, live, mailbox, opts));
           if (p.leftOut.length > 0 && ++attempts < opts.retries) {
             throw new MailferryError('protocol', `the source listed ${p.listed} of ${p.listed + p.leftOut.length} messages (left out: ${someIds(p.leftOut)})`, {
               retryable: true,
@@ -241,7 +248,7 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
                     const before = settled.size;
                     part = rest().slice(0, take);
                     try {
-                      await copyBatch(source, folders, part, report, signal, opts, onFull, settled);
+                      await copyBatch(source, folders, part, report, signal, copyOpts, onFull, settled);
                     } catch (e: unknown) {
                       if (e instanceof ShortBatch && ++short >= opts.retries) {
                         for (const id of e.ids) {

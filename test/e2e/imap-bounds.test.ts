@@ -11,7 +11,8 @@ import { withTempDir } from '../helpers/tmpdir.js';
 /**
  * A hostile IMAP server (issue 17), scripted on loopback (test/helpers/imap-peer.ts): a body
  * literal far larger than its RFC822.SIZE is refused at its `{n}` marker (that message skipped and
- * reported, exit 3, the others archived); an endless LIST or an endless UID SEARCH line ends the
+ * reported, exit 3, the others archived); an endless LIST or an endless UID SEARCH line (asked
+ * when the metadata FETCH leaves a message out) ends the
  * run with a protocol error (exit 5) instead of eating the machine's memory. Each samples the
  * child's peak RSS (VmHWM): under 150 MB, the issue's target. Measured (5 runs each): the literal
  * 77-78 MB, the endless SEARCH 80-81 MB, the endless LIST 132-135 MB (the CLI alone takes ~77 MB;
@@ -29,7 +30,8 @@ async function backup(
   onSpawn?: (child: ChildProcess) => void,
   env: Record<string, string> = {},
 ): Promise<{ r: CliResult; peakKb: number }> {
-  const peer = await imapPeer({ messages: box, ...(hostile === undefined ? {} : { hostile }) });
+  // The source sends UID SEARCH ALL only when the metadata FETCH falls short: one message left out of it.
+  const peer = await imapPeer({ messages: box, ...(hostile === undefined ? {} : { hostile }), ...(hostile?.kind === 'search' ? { leaveOut: { meta: [2] } } : {}) });
   const rss = peakRss();
   try {
     const r = await runCli(

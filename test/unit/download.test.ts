@@ -13,14 +13,16 @@ const CHUNK = 1000;
 const message = Buffer.from(Array.from({ length: 10_500 }, (_, i) => i % 251));
 
 /** Reads `data`; the connection is lost on the reads numbered in `lose` (counted from 1); every read logged by its start. */
-function reader(data: Buffer, lose: ReadonlySet<number>): ChunkReader & { starts: number[]; reconnects: number; abandoned: number } {
+function reader(data: Buffer, lose: ReadonlySet<number>): ChunkReader & { starts: number[]; lengths: number[]; reconnects: number; abandoned: number } {
   let n = 0;
   const r = {
     starts: [] as number[],
+    lengths: [] as number[],
     reconnects: 0,
     abandoned: 0,
     read: (start: number, length: number): Promise<Buffer | false> => {
       r.starts.push(start);
+      r.lengths.push(length);
       if (lose.has(++n)) return Promise.reject(new MailferryError('network', 'connection lost', { retryable: true }));
       return Promise.resolve(data.subarray(start, start + length));
     },
@@ -44,6 +46,24 @@ async function drain(stream: AsyncIterable<Buffer>): Promise<Buffer> {
 const opts = (size: number) => ({ size, chunk: CHUNK, signal: new AbortController().signal, log: silentLogger, what: 'INBOX message 7', resume: true, baseMs: 1 });
 
 describe('resumableBody', () => {
+  test('each chunk asked for is twice the last, up to maxChunk: fewer round trips for a large message, the bytes whole', async () => {
+    const big = Buffer.from(Array.from({ length: 40_500 }, (_, i) => i % 253));
+    const r = reader(big, new Set());
+    const got = await drain(resumableBody(r, { ...opts(big.length), first: big.subarray(0, CHUNK), maxChunk: 8 * CHUNK }));
+    assert.ok(got.equals(big));
+    assert.deepEqual(r.lengths, [2000, 4000, 8000, 8000, 8000, 8000, 8000]);
+    assert.deepEqual(r.starts, [1000, 3000, 7000, 15000, 23000, 31000, 39000]);
+  });
+
+  test('a lost connection mid-growth: resumed from the first byte not received, in first-size chunks from then on (a cut loses at most one)', async () => {
+    const big = Buffer.from(Array.from({ length: 9_500 }, (_, i) => i % 241));
+    const r = reader(big, new Set([2]));
+    const got = await drain(resumableBody(r, { ...opts(big.length), first: big.subarray(0, CHUNK), maxChunk: 4 * CHUNK }));
+    assert.ok(got.equals(big));
+    assert.deepEqual(r.starts, [1000, 3000, 3000, 4000, 5000, 6000, 7000, 8000, 9000]);
+    assert.deepEqual(r.lengths, [2000, 4000, 1000, 1000, 1000, 1000, 1000, 1000, 1000]);
+  });
+
   test('lost connections: resumed from the first byte not received, never from 0 again; the bytes are whole', async () => {
     const r = reader(message, new Set([2, 5, 6]));
     const first = message.subarray(0, CHUNK);

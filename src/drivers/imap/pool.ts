@@ -143,9 +143,14 @@ export class ImapPool {
     return conn;
   }
 
-  /** A logged-in connection; at most `size` exist at once, others wait. */
-  async acquire(): Promise<Conn> {
+  /**
+   * A logged-in connection; at most `size` exist at once, others wait. An idle one that `prefer`
+   * accepts is taken first (the Source's: one with the folder already open, which saves a SELECT).
+   */
+  async acquire(prefer?: (c: Conn) => boolean): Promise<Conn> {
     if (this.closed) throw new MailferryError('interrupted', 'connections closed');
+    const i = prefer === undefined ? -1 : this.idle.findIndex(prefer);
+    if (i >= 0) this.idle.push(...this.idle.splice(i, 1));
     for (;;) {
       const c = this.idle.pop();
       if (c === undefined) break;
@@ -207,8 +212,8 @@ export class ImapPool {
   }
 
   /** Run `fn` on a pooled connection; errors become MailferryError (`what` prefixes a NO). */
-  async withConn<T>(fn: (c: Conn) => Promise<T>, what?: string): Promise<T> {
-    const c = await this.acquire();
+  async withConn<T>(fn: (c: Conn) => Promise<T>, what?: string, prefer?: (c: Conn) => boolean): Promise<T> {
+    const c = await this.acquire(prefer);
     const stop = this.guard(c);
     try {
       const out = await fn(c);

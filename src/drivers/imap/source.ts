@@ -8,6 +8,7 @@ import { MAX_MESSAGE_SIZE, messageLimit } from '../message-limit.js';
 import { assertAlive, commandError, literalTooLarge } from './errors.js';
 import { resumableBody, type ChunkReader } from './download.js';
 import { GMAIL_EXTENSION, gmailFolders, LABEL_QUERY, labelsOf } from './gmail.js';
+import type { ImapFlow } from './imapflow.js';
 import { capLiterals, ImapPool, type Conn } from './pool.js';
 import { UidValidities, UNUSABLE } from './uid-validity.js';
 import { ImapWatch } from './idle.js';
@@ -62,8 +63,9 @@ export interface ImapSourceOptions {
 /** assertAlive after a command that needs the folder selected. */
 const SELECTED = { selected: true };
 
-/** Bytes per partial fetch of a large message (the most of it held in memory at once, with the stream's buffer). */
+/** The first partial fetch of a large message, and the most a later one grows to (download.ts). */
 const DOWNLOAD_CHUNK = 1 << 20;
+const DOWNLOAD_MAX_CHUNK = 4 << 20;
 
 /** The connection a batch runs on, which a large message's stream may replace; `dropped`: already given back. */
 interface Held {
@@ -84,6 +86,8 @@ export class ImapSource implements Source {
   private readonly validities: UidValidities;
   /** Messages refused for their size (folder path NUL id -> why), reported by missing(), never asked for again. */
   private readonly refused = new Map<string, string>();
+  /** The LIST entries of `mailboxes()`, handed to each connection's imapflow (knowFolder). */
+  private listing = new Map<string, object>();
 
   constructor(private readonly opts: ImapSourceOptions) {
     const e = opts.endpoint;
@@ -97,14 +101,16 @@ export class ImapSource implements Source {
     return this.pool.where;
   }
 
-  private withConn<T>(fn: (c: Conn) => Promise<T>): Promise<T> {
-    return this.pool.withConn(fn);
+  /** Run `fn` on a pooled connection, preferably one that has `mailbox` open already. */
+  private withConn<T>(fn: (c: Conn) => Promise<T>, mailbox?: MailboxInfo): Promise<T> {
+    return this.pool.withConn(fn, undefined, mailbox === undefined ? undefined : hasOpen(mailbox));
   }
 
   private async openOn(c: Conn, mailbox: MailboxInfo): Promise<{ uidValidity: bigint; exists: number }> {
     assertAlive(c.client, this.where);
     if (c.open?.path !== mailbox.path || c.client.mailbox === false) {
       try {
+        knowFolder(c.client, mailbox.path, this.listing.get(mailbox.path));
         const box = await c.client.mailboxOpen(mailbox.path, { readOnly: true });
         assertAlive(c.client, this.where, SELECTED);
         // imapflow leaves uidValidity undefined when the server's is unusable (uid-validity.ts).
@@ -129,6 +135,7 @@ export class ImapSource implements Source {
   async mailboxes(): Promise<MailboxInfo[]> {
     return this.withConn(async (c) => {
       const listed = await c.client.list();
+      this.listing = new Map(listed.map((l) => [l.path, l]));
       const byPath = new Map<string, MailboxInfo>();
       const important = new Set(listed.filter((l) => l.flags.has('\\Important')).map((l) => l.path));
       for (const l of listed) {
@@ -183,36 +190,44 @@ export class ImapSource implements Source {
     return this.withConn(async (c) => {
       const { uidValidity, exists } = await this.openOn(c, { ...mailbox, uidValidity: undefined });
       return { mailbox: { ...mailbox, uidValidity }, count: exists };
-    });
+    }, mailbox);
   }
 
   async *list(mailbox: MailboxInfo, wanted: (id: string) => boolean): AsyncIterable<MessageMeta> {
     const metas = await this.withConn(async (c) => {
       const { exists } = await this.openOn(c, mailbox);
       if (exists === 0) return [];
-      const found = await c.client.search({ all: true }, { uid: true });
-      assertAlive(c.client, this.where, SELECTED);
-      // imapflow 2.10.2: false now means the server refused the SEARCH (NO/BAD).
-      if (found === false) throw new MailferryError('mailbox', `folder "${mailbox.path}": the server refused UID SEARCH ALL`);
-      const uids = found ?? [];
-      const want = uids.filter((u) => wanted(String(u)));
+      // One round trip (issue 21): the metadata FETCH of 1:* names every UID, so no UID SEARCH ALL
+      // before it. `wanted` sees each UID once (a server may repeat a message's FETCH).
+      const query = { uid: true, flags: true, internalDate: true, size: true, ...(mailbox.labelled === true ? LABEL_QUERY : {}) };
+      const seen = new Set<number>();
       const out: MessageMeta[] = [];
-      for (const set of rangeCommands(want)) {
-        const query = { uid: true, flags: true, internalDate: true, size: true, ...(mailbox.labelled === true ? LABEL_QUERY : {}) };
-        for await (const msg of c.client.fetch(set, query, { uid: true })) {
-          out.push({
-            mailbox,
-            id: String(msg.uid),
-            size: msg.size ?? 0,
-            flags: new Set(msg.flags ?? []),
-            ...(msg.internalDate === undefined ? {} : { internalDate: new Date(msg.internalDate) }),
-            ...(mailbox.labelled === true ? labelsOf(msg) : {}),
-          });
-        }
+      for await (const msg of c.client.fetch('1:*', query, { uid: true })) {
+        if (seen.has(msg.uid)) continue;
+        seen.add(msg.uid);
+        if (!wanted(String(msg.uid))) continue;
+        out.push({
+          mailbox,
+          id: String(msg.uid),
+          size: msg.size ?? 0,
+          flags: new Set(msg.flags ?? []),
+          ...(msg.internalDate === undefined ? {} : { internalDate: new Date(msg.internalDate) }),
+          ...(mailbox.labelled === true ? labelsOf(msg) : {}),
+        });
+      }
+      assertAlive(c.client, this.where, SELECTED);
+      // Fewer messages than the folder holds: UID SEARCH ALL says which the FETCH left out, and
+      // `wanted` hears of them, so that the pipeline asks `missing()` instead of taking them for
+      // archived (exit 0 means complete). The usual case pays nothing for it.
+      if (seen.size < (c.client.mailbox === false ? 0 : c.client.mailbox.exists)) {
+        const found = await c.client.search({ all: true }, { uid: true });
         assertAlive(c.client, this.where, SELECTED);
+        // imapflow 2.10.2: false now means the server refused the SEARCH (NO/BAD).
+        if (found === false) throw new MailferryError('mailbox', `folder "${mailbox.path}": the server refused UID SEARCH ALL`);
+        for (const u of found ?? []) if (!seen.has(u)) wanted(String(u));
       }
       return out;
-    });
+    }, mailbox);
     metas.sort((a, b) => Number(a.id) - Number(b.id));
     yield* metas;
   }
@@ -227,7 +242,7 @@ export class ImapSource implements Source {
       }
       assertAlive(c.client, this.where, SELECTED);
       return out;
-    });
+    }, mailbox);
     yield* samples;
   }
 
@@ -235,7 +250,7 @@ export class ImapSource implements Source {
     const first = batch[0];
     if (first === undefined) return;
     // The batch's connection; a large message's stream may replace a lost one (reconnect below).
-    const held: Held = { c: await this.pool.acquire(), dropped: false };
+    const held: Held = { c: await this.pool.acquire(hasOpen(first.mailbox)), dropped: false };
     const onAbort = (): void => {
       held.c.broken = true;
       held.c.client.close();
@@ -300,6 +315,7 @@ export class ImapSource implements Source {
           resume: !whole,
           size: meta.size ?? 0,
           chunk: DOWNLOAD_CHUNK,
+          maxChunk: DOWNLOAD_MAX_CHUNK,
           limit: limit(meta),
           signal,
           log: this.opts.log,
@@ -430,6 +446,22 @@ function refresh(meta: MessageMeta, flags: Set<string> | undefined, date: Date |
     ...(flags === undefined ? {} : { flags: new Set(flags) }),
     ...(date === undefined ? {} : { internalDate: new Date(date) }),
   };
+}
+
+/**
+ * imapflow sends `LIST "" <path>` before the SELECT of a folder its connection has not listed
+ * (for the delimiter and special use; its `folders` cache, not in its types): the entry the
+ * listing connection got is handed to the others, which saves that round trip per folder and
+ * connection (issue 21). Without the cache (another imapflow) nothing changes.
+ */
+function knowFolder(client: ImapFlow, path: string, entry: object | undefined): void {
+  const cache = (client as unknown as { folders?: unknown }).folders;
+  if (entry !== undefined && cache instanceof Map && !cache.has(path)) cache.set(path, entry);
+}
+
+/** A connection that has `mailbox` open (pool.ts acquire prefers it: no second SELECT). */
+function hasOpen(mailbox: MailboxInfo): (c: Conn) => boolean {
+  return (c) => c.open?.path === mailbox.path && c.client.mailbox !== false;
 }
 
 function key(m: Pick<MessageMeta, 'mailbox' | 'id'>): string {
