@@ -20,7 +20,7 @@ import { withDovecot, type Account } from '../helpers/server.js';
  */
 const acct = (name: string): Account => ({ name: `batch-${name}`, password: `pw-${name}-s3cret` });
 const sources = Array.from({ length: 8 }, (_v, i) => acct(`s${i + 1}`));
-const targets = Array.from({ length: 6 }, (_v, i) => acct(`t${i + 1}`));
+const targets = Array.from({ length: 7 }, (_v, i) => acct(`t${i + 1}`));
 const full = acct('full');
 const dc = withDovecot({ users: [...sources, ...targets, { ...full, quota: { storage: '12k' } }], dovecot: { quota: true } });
 
@@ -102,9 +102,9 @@ describe('mailferry batch', { skip: dc.skip }, () => {
     for (const d of ['bad-a', 'bad-b', 'bad-c', 'state']) await assert.rejects(readdir(join(root, d)), `${d} was created`);
   });
 
-  test('--jobs 3: backup and migrate rows; a wrong password and a full target fail alone; exit is the worst row\'s; the report lists each row, no secret', async () => {
-    const [s1, s2, s3, s4, s5] = sources as [Account, Account, Account, Account, Account];
-    const [t1, t2] = targets as [Account, Account];
+  test('--jobs 4 over 13 accounts: backup and migrate rows; a wrong password and a full target fail alone; exit is the worst row\'s; the report lists each row, no secret', async () => {
+    const [s1, s2, s3, s4, s5, s6, s7, s8] = sources as [Account, Account, Account, Account, Account, Account, Account, Account];
+    const [t1, t2, , , , t6, t7] = targets as [Account, Account, Account, Account, Account, Account, Account];
     const file = join(root, 'jobs.csv');
     const ca = dc.server.caFile;
     await writeFile(
@@ -116,9 +116,12 @@ describe('mailferry batch', { skip: dc.skip }, () => {
         `migrate,${imap(s3)},${imap(t2)},,${pwEnv(s3)},${ca},WRONG_PW,${ca}`,
         `migrate,${imap(s4)},${imap(full)},,${pwEnv(s4)},${ca},${pwEnv(full)},${ca}`,
         `backup,${imap(s5)},maildir:${join(root, 'a5')},,${pwEnv(s5)},${ca},,`,
+        `backup,${imap(s6)},maildir:${join(root, 'a6')},,${pwEnv(s6)},${ca},,`,
+        `migrate,${imap(s7)},${imap(t6)},,${pwEnv(s7)},${ca},${pwEnv(t6)},${ca}`,
+        `migrate,${imap(s8)},${imap(t7)},,${pwEnv(s8)},${ca},${pwEnv(t7)},${ca}`,
       ].join('\n'),
     );
-    const r = await runCli(['batch', file, '--jobs', '3', '--verify'], env(), { timeoutMs: 240_000 });
+    const r = await runCli(['batch', file, '--jobs', '4', '--verify'], env(), { timeoutMs: 240_000 });
     assert.equal(r.status, 4, `${r.stdout}\n${r.stderr}`);
     const report = readReport(await readFile(join(root, 'jobs.report.jsonl'), 'utf8'));
     assert.deepEqual(report.map((o) => [o.row, o.command, o.status, o.exit]), [
@@ -127,6 +130,9 @@ describe('mailferry batch', { skip: dc.skip }, () => {
       [3, 'migrate', 'failed', 4],
       [4, 'migrate', 'partial', 3],
       [5, 'backup', 'ok', 0],
+      [6, 'backup', 'ok', 0],
+      [7, 'migrate', 'ok', 0],
+      [8, 'migrate', 'ok', 0],
     ]);
     for (const o of report.filter((x) => x.exit === 0)) {
       assert.equal(o.messages, TOTAL, JSON.stringify(o));
@@ -135,9 +141,11 @@ describe('mailferry batch', { skip: dc.skip }, () => {
     assert.match(report[2]?.error ?? '', /auth|login|password|credentials/i);
     assert.equal(await archived(join(root, 'a1')), TOTAL);
     assert.equal(await archived(join(root, 'a5')), TOTAL);
+    assert.equal(await archived(join(root, 'a6')), TOTAL);
+    for (const t of [t6, t7]) assert.equal(await messageCount(dc.server, t), TOTAL);
     assert.equal(await messageCount(dc.server, t1), TOTAL);
     assert.equal(await messageCount(dc.server, t2), 0);
-    assert.match(r.stdout, /batch: 5 rows, 3 ok, 1 failed, 1 partial; .*exit 4/);
+    assert.match(r.stdout, /batch: 8 rows, 6 ok, 1 failed, 1 partial; .*exit 4/);
     const everything = `${await readFile(join(root, 'jobs.report.jsonl'), 'utf8')}${r.stdout}${r.stderr}`;
     for (const s of secrets()) assert.equal(everything.includes(s), false, 'a password in the report or output');
 
@@ -145,7 +153,7 @@ describe('mailferry batch', { skip: dc.skip }, () => {
     const again = await runCli(['batch', file, '--jobs', '2', '--report', join(root, 'jobs.csv.report.csv')], env(), { timeoutMs: 240_000 });
     assert.equal(again.status, 4, again.stderr);
     const csv = (await readFile(join(root, 'jobs.csv.report.csv'), 'utf8')).trim().split('\r\n');
-    assert.equal(csv.length, 6);
+    assert.equal(csv.length, 9);
     assert.match(csv[0] ?? '', /^row,line,command,source,destinations,status,exit,messages,/);
     assert.match(csv[1] ?? '', /^1,2,backup,imap:\/\/batch-s1@127\.0\.0\.1:\d+,.*,ok,0,0,0,/);
   });
