@@ -430,6 +430,8 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .option('shard', { type: 'string', describe: 'I/N: run only the rows whose identity (command, source, destinations) hashes into shard I of N' })
           .option('shards', { type: 'number', describe: 'N, with the shard index from $JOB_COMPLETION_INDEX (a Kubernetes Indexed Job, 0-based)' })
           .option('report', { type: 'string', describe: 'the report file (JSON lines; CSV when it ends in .csv), or a directory for it (default: beside FILE)' })
+          // Set by `mailferry --config FILE` with a "jobs" list (batch/file.ts): no report unless --report.
+          .option('of-config', { type: 'boolean', hidden: true })
           .options(VERIFY_FLAG)
           .example('$0 batch accounts.csv --jobs 4 --verify', '')
           .example('$0 batch accounts.csv --shard 2/3 --report /srv/reports/', '')
@@ -444,7 +446,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
     )
     .option('config', {
       type: 'string',
-      describe: 'read flags from this JSON file ({"command": "backup", "from": ..., "passwordFile": ...}); flags on the command line win',
+      describe: 'read flags from this JSON file ({"command": "backup", "from": ..., "passwordFile": ...}; several: {"jobs": [...]}); flags on the command line win',
     })
     .option('log-file', { type: 'string', describe: 'append a timestamped log of the run (info level, and the summary) to this file' })
     .option('json', { type: 'boolean', describe: 'write JSON lines on stdout: progress events and a final summary object' })

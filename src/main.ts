@@ -3,6 +3,7 @@ import { buildCli, COMMAND_NAMES, type Parsed } from './cli.js';
 import { EXIT, MailferryError } from './domain/errors.js';
 import { homePath, rawFlags } from './config/flags.js';
 import { configPath, readJobFile, withJobFile } from './config/job-file.js';
+import { jobsCommandLine } from './batch/file.js';
 import { openLogFile, teeLogger, type LogFile } from './log/file.js';
 import { createLogger, redact } from './log/logger.js';
 import { escapeControl, writeStdout } from './log/redact.js';
@@ -19,7 +20,7 @@ export async function main(words: string[]): Promise<number> {
   const jobPath = configPath(cmdline);
   if (jobPath !== undefined) {
     try {
-      argv = withJobFile(cmdline, readJobFile(homePath(jobPath), cmdline));
+      argv = jobsCommandLine(homePath(jobPath), cmdline) ?? withJobFile(cmdline, readJobFile(homePath(jobPath), cmdline));
     } catch (e: unknown) {
       return fatal(e instanceof MailferryError ? e : new MailferryError('usage', String(e)), cmdline.includes('--json'));
     }

@@ -6,7 +6,7 @@ import { errnoCode, MailferryError } from '../domain/errors.js';
 import type { RemoteEndpoint } from '../endpoints/url.js';
 import { findProfile, loadProfiles, profileForHost } from '../profiles/load.js';
 import type { Profile } from '../profiles/schema.js';
-import type { BatchRow } from './file.js';
+import { BATCH_ONLY, type BatchRow } from './file.js';
 import type { Need } from './pools.js';
 import { identityKey, rowIdentity, type RowIdentity } from './shard.js';
 
@@ -38,8 +38,6 @@ export interface CheckedRow {
   readonly needs: readonly Need[];
 }
 
-/** Flags of the batch itself, not of a row. */
-const BATCH_ONLY = new Set(['json', 'quiet', 'q', 'debug', 'log-file', 'help', 'h', 'version', 'show-hidden', 'jobs', 'shard', 'shards', 'report']);
 const COPIES = new Set(['backup', 'migrate', 'restore']);
 
 export function checkRows(
@@ -54,7 +52,7 @@ export function checkRows(
   const archives = new Map<string, number>();
   const parseRow = rowParser();
   for (const r of rows) {
-    const where = `row ${r.row} (line ${r.line})`;
+    const where = r.line === 0 ? `job ${r.row}` : `row ${r.row} (line ${r.line})`;
     const say = (p: string): void => {
       problems.push(`${where}: ${p}`);
     };

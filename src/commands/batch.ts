@@ -37,7 +37,8 @@ export interface BatchConfig {
   total: number;
   jobs: number;
   shard?: Shard;
-  reportPath: string;
+  /** Undefined: no report file (the jobs of a `--config` file, without --report). */
+  reportPath?: string;
 }
 
 export interface BatchResult {
@@ -53,6 +54,7 @@ interface RawBatchFlags {
   shards?: number;
   report?: string;
   verify?: string;
+  ofConfig?: boolean;
 }
 
 /** The whole Command of each row's command, as main.ts builds it (with `--verify` after a copy). */
@@ -65,15 +67,15 @@ export function loadBatchConfig(raw: RawBatchFlags, commands: RowCommands): Batc
   const jobs = raw.jobs ?? DEFAULTS.jobs;
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 256) problems.push('--jobs must be a whole number from 1 to 256');
   const shard = parseShard(problems, raw.shard, raw.shards);
-  const reportPath = reportFile(problems, file, raw.report, shard);
-  writableDir(problems, reportPath);
+  const reportPath = raw.ofConfig === true && raw.report === undefined ? undefined : reportFile(problems, file, raw.report, shard);
+  if (reportPath !== undefined) writableDir(problems, reportPath);
   const { rows, problems: textProblems } = readBatchFile(file);
   problems.push(...textProblems);
   if (rows.length === 0 && textProblems.length === 0) problems.push('the batch file has no rows');
   const checked = checkRows(rows, commands, { ...(raw.verify === undefined ? {} : { verify: raw.verify }), problems });
   if (problems.length > 0) throw new MailferryError('usage', `batch ${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'}, nothing was started: ${problems.join('; ')}`);
   const mine = shard === undefined ? checked : checked.filter((r) => shardOf(r.id, shard.count) === shard.index);
-  return { file, rows: mine, total: rows.length, jobs, ...(shard === undefined ? {} : { shard }), reportPath };
+  return { file, rows: mine, total: rows.length, jobs, ...(shard === undefined ? {} : { shard }), ...(reportPath === undefined ? {} : { reportPath }) };
 }
 
 /**
@@ -106,7 +108,7 @@ export async function runBatch(cfg: BatchConfig, commands: RowCommands, deps: Co
   const pools = new ConnectionPools();
   const limit = pLimit(cfg.jobs);
   setMaxListeners(cfg.jobs + 10, deps.signal);
-  const writer = new ReportWriter(cfg.reportPath);
+  const writer = cfg.reportPath === undefined ? undefined : new ReportWriter(cfg.reportPath);
   const outcomes: RowOutcome[] = [];
   await Promise.all(
     cfg.rows.map((r) =>
@@ -115,11 +117,11 @@ export async function runBatch(cfg: BatchConfig, commands: RowCommands, deps: Co
         outcomes.push(outcome);
         if (outcome.exit !== EXIT.ok) deps.log.warn(rowLine(outcome));
         else deps.log.info(rowLine(outcome));
-        await writer.write(outcomes);
+        await writer?.write(outcomes);
       }),
     ),
   );
-  await writer.write(outcomes);
+  await writer?.write(outcomes);
   return { outcomes: outcomes.sort((a, b) => a.row - b.row), cfg, seconds: (Date.now() - started) / 1000 };
 }
 
@@ -211,10 +213,10 @@ export function printBatch(result: BatchResult, out: Output): number {
   const messages = outcomes.reduce((n, o) => n + o.messages, 0);
   const bytes = outcomes.reduce((n, o) => n + o.bytes, 0);
   const shard = cfg.shard === undefined ? '' : ` (shard ${cfg.shard.index}/${cfg.shard.count} of ${cfg.total} rows)`;
-  const line = `batch: ${outcomes.length} rows${shard}${statuses.length === 0 ? '' : `, ${statuses.join(', ')}`}; ${messages} messages (${(bytes / 1e6).toFixed(1)} MB), ${result.seconds.toFixed(1)} s; exit ${exit}; report ${cfg.reportPath}`;
+  const line = `batch: ${outcomes.length} rows${shard}${statuses.length === 0 ? '' : `, ${statuses.join(', ')}`}; ${messages} messages (${(bytes / 1e6).toFixed(1)} MB), ${result.seconds.toFixed(1)} s; exit ${exit}${cfg.reportPath === undefined ? '' : `; report ${cfg.reportPath}`}`;
   if (out.json) {
     for (const o of outcomes) writeStdout(JSON.stringify({ type: 'row', ...o }));
-    writeStdout(JSON.stringify({ type: 'batch', rows: outcomes.length, total: cfg.total, ...(cfg.shard === undefined ? {} : { shard: cfg.shard }), messages, bytes, seconds: result.seconds, exit, report: cfg.reportPath }));
+    writeStdout(JSON.stringify({ type: 'batch', rows: outcomes.length, total: cfg.total, ...(cfg.shard === undefined ? {} : { shard: cfg.shard }), messages, bytes, seconds: result.seconds, exit, ...(cfg.reportPath === undefined ? {} : { report: cfg.reportPath }) }));
   } else if (!out.quiet) {
     writeStdout([...outcomes.map(rowLine), line].join('\n'));
   }
