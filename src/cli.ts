@@ -147,7 +147,7 @@ const WATCH_FLAGS: Record<string, Options> = {
 
 /** restore and migrate: where the target's state lives, folder mapping, dry run. */
 const TARGET_FLAGS: Record<string, Options> = {
-  state: { type: 'string', describe: 'file that keeps what is already on the target (default: under $XDG_STATE_HOME/mailferry/)' },
+  state: { type: 'string', describe: 'the file of what the target holds (see below)' },
   map: {
     type: 'string',
     array: true,
@@ -185,7 +185,7 @@ const RESTORE_PROFILE_FLAGS: Record<string, Options> = {
 
 /** migrate: both accounts by address and profile; the source's download and the target's upload budgets. */
 const MIGRATE_PROFILE_FLAGS: Record<string, Options> = {
-  user: { type: 'string', describe: 'source: the account as an e-mail address, instead of --from (server from its provider\'s profile)' },
+  user: { type: 'string', describe: 'source: its e-mail address, instead of --from (its profile)' },
   profile: { type: 'string', describe: 'source: provider profile by name or file (./my.json); default: from the domain of --user' },
   'target-user': { type: 'string', describe: 'target: the account as an e-mail address, instead of --to' },
   'target-profile': { type: 'string', describe: 'target: provider profile by name or file; default: from the domain of --target-user' },
@@ -310,7 +310,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(imapAccountFlags('source: '))
           .options(imapAccountFlags('target: ', 'target-'))
           .option('archive', { type: 'string', array: true, describe: 'also keep a local copy: maildir:DIR or mbox:DIR (repeatable)' })
-          .option('labels', { type: 'string', choices: ['folders', 'keywords'], describe: 'from Gmail: each label a folder with a copy of its messages (default), or one copy per message in its most specific label\'s folder, the other labels as keywords' })
+          .option('labels', { type: 'string', choices: ['folders', 'keywords'], describe: 'from Gmail: folders (a copy per label folder) or keywords (one copy, the other labels as keywords)' })
           .options(FOLDER_FLAGS)
           .options(VERIFY_FLAG)
           .options(FILTER_FLAGS)
