@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rename, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { differences, runJsonLines, type JsonLinesRun as Run } from '../helpers/verify-run.js';
@@ -58,5 +58,34 @@ describe('verify pairs by the ids the copy recorded', { skip: dc.skip }, () => {
         assert.match(String(file), new RegExp(`,U=${String(d['id'])}:2,`), JSON.stringify(d));
       }
     }
+  });
+
+  test("W= is trusted only while S= is the file's size; names without W= (older archives) are read whole", async () => {
+    const md = join(root, 'md2');
+    const b = await run(['backup', '--json', ...alice(), '--to', `maildir:${md}`]);
+    assert.equal(b.status, 0, b.stderr);
+    const quick = (): Promise<Run> => run(['verify', '--json', '--quick', ...alice(), '--to', `maildir:${md}`]);
+    assert.equal((await quick()).status, 0);
+    const cur = join(md, '.Twins', 'cur');
+    const first = (await readdir(cur)).find((n) => n.includes(',U=1:2,'));
+    assert.ok(first !== undefined && /,W=\d+,/.test(first), first);
+    const file = join(cur, first);
+    const before = await readFile(file);
+    const st = await stat(file);
+    // Another program grew the body and kept the name (and the mtime): its S= and W= are stale.
+    await appendFile(file, 'one more line\n');
+    await utimes(file, st.atime, st.mtime);
+    const grown = await quick();
+    assert.equal(grown.status, EXIT.differences, grown.stdout);
+    assert.deepEqual(differences(grown).map((d) => `${d['kind'] as string} ${d['id'] as string}`), ['altered 1'], grown.stdout);
+    assert.match(String(differences(grown)[0]?.['detail']), /size \d+ in the source, \d+ in the copy/);
+    // Back as it was, and every W= taken out of the names: measured from the files, still equal.
+    await writeFile(file, before);
+    await utimes(file, st.atime, st.mtime);
+    for (const n of await readdir(cur)) await rename(join(cur, n), join(cur, n.replace(/,W=\d+/, '')));
+    assert.ok((await readdir(cur)).every((n) => !n.includes(',W=')));
+    const older = await quick();
+    assert.equal(older.status, 0, older.stdout);
+    assert.deepEqual(differences(older), []);
   });
 });
