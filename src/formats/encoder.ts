@@ -29,10 +29,18 @@ export class ArchiveEncoder {
   private atLineStart = true;
   /** Bytes emitted so far. */
   bytes = 0;
+  /**
+   * What the bytes emitted so far measure once sent as CRLF (lfToCrlf: every LF not after a CR
+   * counts two), counted only when `countWire` is set (a Maildir's W= field).
+   */
+  wireBytes = 0;
   /** Last byte emitted, -1 before any. */
   lastByte = -1;
 
-  constructor(private readonly quoteFrom: boolean) {}
+  constructor(
+    private readonly quoteFrom: boolean,
+    private readonly countWire = false,
+  ) {}
 
   push(chunk: Buffer): Buffer[] {
     const out: Buffer[] = [];
@@ -128,6 +136,11 @@ export class ArchiveEncoder {
     if (b.length === 0) return;
     out.push(b);
     this.bytes += b.length;
+    if (this.countWire) {
+      let wire = b.length;
+      for (let nl = b.indexOf(LF); nl !== -1; nl = b.indexOf(LF, nl + 1)) if ((nl === 0 ? this.lastByte : b[nl - 1]) !== CR) wire++;
+      this.wireBytes += wire;
+    }
     this.lastByte = b[b.length - 1] as number;
   }
 }

@@ -3,9 +3,11 @@ import { hostname } from 'node:os';
 
 /**
  * Maildir file names (https://cr.yp.to/proto/maildir.html, Dovecot's and mbsync's extensions):
- *   <sec>.M<usec>P<pid>Q<seq>.<host>,S=<size>,U=<uid>:2,<info>
- * S= is the exact file size (Dovecot trusts it), U= the source id (as mbsync does) so that a run
- * killed between rename and checkpoint finds its message again. The info part holds the system
+ *   <sec>.M<usec>P<pid>Q<seq>.<host>,S=<size>,W=<wire size>,U=<uid>:2,<info>
+ * S= is the exact file size and W= the size once sent with CRLF line ends (Dovecot's "virtual
+ * size": every LF not after a CR counts two), both as Dovecot writes and trusts them; W= lets a
+ * reader learn the wire size without reading the file. U= is the source id (as mbsync does) so
+ * that a run killed between rename and checkpoint finds its message again. The info part holds the system
  * flags as letters in ASCII order and keywords as the lowercase letters that the folder's
  * `dovecot-keywords` file assigns (index 0 = 'a').
  */
@@ -68,14 +70,16 @@ function unescapeId(id: string): string {
   return id.replace(/%([0-9a-f]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16)));
 }
 
-export function fileName(base: string, size: number, id: string | undefined, info: string): string {
+export function fileName(base: string, size: number, wireSize: number, id: string | undefined, info: string): string {
   const idPart = id === undefined ? '' : `,U=${idField(id)}`;
-  return `${base},S=${size}${idPart}:2,${info}`;
+  return `${base},S=${size},W=${wireSize}${idPart}:2,${info}`;
 }
 
 export interface ParsedName {
   base: string;
   size?: number;
+  /** W=: the size on the wire (CRLF), when the writer recorded it. */
+  wireSize?: number;
   uid?: string;
   info: string;
 }
@@ -87,7 +91,8 @@ export function parseName(name: string): ParsedName {
   const [base = head, ...fields] = head.split(',');
   const parsed: ParsedName = { base, info };
   for (const f of fields) {
-    if (f.startsWith('S=')) parsed.size = Number(f.slice(2));
+    if (f.startsWith('S=')) parsed.size = sizeField(f);
+    else if (f.startsWith('W=')) parsed.wireSize = sizeField(f);
     else if (f.startsWith('U=')) {
       // A hashed field stays as it is (`#...`): it is matched with idField, never unescaped.
       const u = f.slice(2);
@@ -95,6 +100,12 @@ export function parseName(name: string): ParsedName {
     }
   }
   return parsed;
+}
+
+/** A size field's number, or undefined when it is not one (another program's name). */
+function sizeField(f: string): number | undefined {
+  const v = f.slice(2);
+  return /^\d{1,15}$/.test(v) ? Number(v) : undefined;
 }
 
 /** Name with the U= field removed (used when a UIDVALIDITY change makes the ids stale). */

@@ -115,6 +115,11 @@ export interface HeaderSample {
    * message lacks (RFC 1939 §3 cannot express its absence), and its LIST size does not count it.
    */
   readonly altSize?: number;
+  /**
+   * A copy's record of which source message this is: the source's id under that uidValidity (a
+   * Maildir archive's U=, with the folder's uidValidity from its state). Verify pairs by it first.
+   */
+  readonly origin?: { readonly uidValidity: bigint; readonly id: string };
 }
 
 export interface Fetched {

@@ -20,12 +20,15 @@ import { headerField } from './headers.js';
  * 1. Its folder in the copy is `place(mailbox)` (the copy command's own mapping); a copy without
  *    it is one `folder-missing` difference when the source folder holds messages.
  * 2. Both sides are listed (the source through the copy's message filter) and their header blocks
- *    read (`headers()`). Messages are paired by content key (sha256 of the header block in LF
- *    form, and the size on the wire: formats/fingerprint.ts, what a re-match after a UIDVALIDITY
- *    change uses; POP3's other size counts too), copies of the same key as a multiset; what is
- *    left is paired by Message-ID (then `altered`: headers or size differ). The rest is `missing`
- *    on one side, `extra` on the other. Pairing by content and not by the state's records works
- *    for every copy alike, state or not.
+ *    read (`headers()`). Messages are paired first by the id the copy recorded (HeaderSample
+ *    `origin`: a Maildir's U= under the uidValidity its state records, when that is the source
+ *    folder's now), if their content keys or Message-IDs agree too (an id alone could be another
+ *    account's); then by content key (sha256 of the header block in LF form, and the size on the
+ *    wire: formats/fingerprint.ts, what a re-match after a UIDVALIDITY change uses; POP3's other
+ *    size counts too), copies of the same key as a multiset; what is left by Message-ID. A pair
+ *    whose keys differ is `altered` (headers or size differ). The rest is `missing` on one side,
+ *    `extra` on the other. Recorded ids tell apart messages whose headers and sizes are the same
+ *    (their bodies differ); content pairing works for every copy alike, state or not.
  * 3. Each pair: flags (\Recent aside) and internal dates (to the second) compared, unless the
  *    source has none (POP3: one `known` note per folder).
  * 4. `full` depth: the bodies of every pair, read from both sides in batches bounded by bytes
@@ -78,6 +81,8 @@ interface Item {
   meta: MessageMeta;
   key?: string;
   alt?: string;
+  /** The source id the copy recorded for this message, valid under `uidValidity` (HeaderSample.origin). */
+  origin?: { uidValidity: bigint; id: string };
   messageId?: string;
   subject?: string;
 }
@@ -157,6 +162,7 @@ async function items(s: Source, mailbox: MailboxInfo): Promise<Item[]> {
   for await (const h of s.headers(selected)) {
     const item = byId.get(h.id);
     if (item === undefined) continue;
+    if (h.origin !== undefined) item.origin = h.origin;
     const lf = toLf(headerBlock(h.header));
     item.key = fingerprintKey(lf, h.size);
     if (h.altSize !== undefined) item.alt = fingerprintKey(lf, h.altSize);
@@ -176,7 +182,32 @@ function about(item: Item): Pick<Difference, 'messageId' | 'subject'> {
 }
 
 async function compareFolder(source: Source, copy: Source, src: Item[], dst: Item[], o: VerifyOptions, report: Report): Promise<void> {
-  // Pair by content key (a multiset), then what is left by Message-ID.
+  const pairs: [Item, Item][] = [];
+  const altered = new Set<Item>();
+  const taken = new Set<Item>();
+  const alteredPair = (s: Item, d: Item): void => {
+    pairs.push([s, d]);
+    altered.add(s);
+    const size = s.meta.size === d.meta.size ? 'headers differ' : `headers or size differ (size ${s.meta.size ?? '?'} in the source, ${d.meta.size ?? '?'} in the copy)`;
+    report({ kind: 'altered', id: s.meta.id, copyId: d.meta.id, ...about(s), detail: size });
+  };
+  // Pair by the ids the copy recorded, where they are of the source folder's uidValidity now.
+  const epoch = src[0]?.meta.mailbox.uidValidity;
+  const recorded = new Map<string, Item>();
+  for (const d of dst) if (epoch !== undefined && d.origin?.uidValidity === epoch && !recorded.has(d.origin.id)) recorded.set(d.origin.id, d);
+  const left: Item[] = [];
+  for (const s of src) {
+    const d = recorded.get(s.meta.id);
+    const sameKey = d !== undefined && s.key !== undefined && (d.key === s.key || d.alt === s.key || (s.alt !== undefined && (d.key === s.alt || d.alt === s.alt)));
+    if (d === undefined || (!sameKey && (s.messageId === undefined || s.messageId !== d.messageId))) {
+      left.push(s);
+      continue;
+    }
+    taken.add(d);
+    if (sameKey) pairs.push([s, d]);
+    else alteredPair(s, d);
+  }
+  // Then by content key (a multiset), then what is left by Message-ID.
   // A copy's message is found by its key and by its other key (an mbox without our state: the
   // size without a final LF that may be framing), once.
   const free = new Map<string, Item[]>();
@@ -184,10 +215,10 @@ async function compareFolder(source: Source, copy: Source, src: Item[], dst: Ite
     if (k !== undefined) free.set(k, [...(free.get(k) ?? []), d]);
   };
   for (const d of dst) {
+    if (taken.has(d)) continue;
     add(d.key, d);
     if (d.alt !== d.key) add(d.alt, d);
   }
-  const taken = new Set<Item>();
   // Among copies of one content, the one with the same flags and date first, so that identical
   // messages are not cross-paired into flag differences.
   const take = (s: Item, key: string | undefined): Item | undefined => {
@@ -198,9 +229,8 @@ async function compareFolder(source: Source, copy: Source, src: Item[], dst: Ite
     if (d !== undefined) taken.add(d);
     return d;
   };
-  const pairs: [Item, Item][] = [];
   const unpaired: Item[] = [];
-  for (const s of src) {
+  for (const s of left) {
     const d = take(s, s.key) ?? take(s, s.alt);
     if (d === undefined) unpaired.push(s);
     else pairs.push([s, d]);
@@ -208,7 +238,6 @@ async function compareFolder(source: Source, copy: Source, src: Item[], dst: Ite
   const rest = new Set(dst.filter((d) => d.key !== undefined && !taken.has(d)));
   const byMessageId = new Map<string, Item>();
   for (const d of rest) if (d.messageId !== undefined && !byMessageId.has(d.messageId)) byMessageId.set(d.messageId, d);
-  const altered = new Set<Item>();
   for (const s of unpaired) {
     const d = s.messageId === undefined ? undefined : byMessageId.get(s.messageId);
     if (d === undefined || !rest.has(d)) {
@@ -216,10 +245,7 @@ async function compareFolder(source: Source, copy: Source, src: Item[], dst: Ite
       continue;
     }
     rest.delete(d);
-    pairs.push([s, d]);
-    altered.add(s);
-    const size = s.meta.size === d.meta.size ? 'headers differ' : `headers or size differ (size ${s.meta.size ?? '?'} in the source, ${d.meta.size ?? '?'} in the copy)`;
-    report({ kind: 'altered', id: s.meta.id, copyId: d.meta.id, ...about(s), detail: size });
+    alteredPair(s, d);
   }
   for (const d of rest) {
     report({ kind: 'extra', copyId: d.meta.id, ...about(d), detail: 'in the copy only' });

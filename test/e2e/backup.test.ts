@@ -1,13 +1,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { chownToMailUser, findDoveadm } from '../../scripts/dev/dovecot.js';
 import { seedMailbox } from '../../scripts/dev/seed.js';
 import { toLf } from '../../src/formats/fingerprint.js';
+import { lfToCrlf } from '../../src/formats/encoder.js';
 import { maildirFolderDir, mboxFolderFile } from '../../src/drivers/archive-paths.js';
 import { imapView, nastyMailbox, smallMessages } from '../fixtures/nasty.js';
 import { readMaildirFolder, readMboxFile, type ArchivedMessage } from '../helpers/archive.js';
@@ -90,6 +91,16 @@ async function assertDovecotServes(archive: string, user: string, params: string
         assert.deepEqual(sysFlags(s.flags), sysFlags(m.flags), `${path} UID ${m.uid} flags`);
         assert.equal(sec(s.internalDate), sec(m.internalDate), `${path} UID ${m.uid} date`);
       }
+      // RFC822.SIZE as Dovecot takes it from our names' W= (it does not measure a file that has one).
+      const rc = await connect(dc.server, reader);
+      try {
+        await rc.mailboxOpen(path, { readOnly: true });
+        for await (const m of rc.fetch('1:*', { uid: true, size: true, source: true })) {
+          assert.equal(m.size, m.source?.length, `${path} UID ${m.uid}: RFC822.SIZE is the size served`);
+        }
+      } finally {
+        await rc.logout();
+      }
     }
   } finally {
     await rm(copy, { recursive: true, force: true });
@@ -120,6 +131,13 @@ describe('backup IMAP -> Maildir + mbox', { skip: dc.skip }, () => {
     assert.equal(r.summary['messages'], total);
     assert.equal(r.summary['folders'], selectable.length);
     await assertArchiveExact(root);
+    // Every name carries S= (the file's size) and W= (its size with CRLF), as Dovecot writes them.
+    for (const sub of ['cur', 'new']) {
+      for (const name of await readdir(join(root, 'md', sub))) {
+        const body = await readFile(join(root, 'md', sub, name));
+        assert.match(name, new RegExp(`,S=${body.length},W=${lfToCrlf(body).length},U=`), name);
+      }
+    }
     // Empty folders exist; the \Noselect parent "Deep" holds no messages but its child does.
     assert.ok((await stat(join(root, 'md', '.Empty', 'cur'))).isDirectory());
     assert.equal((await stat(join(root, 'mbox', 'Empty'))).size, 0);

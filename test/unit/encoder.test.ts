@@ -95,3 +95,17 @@ test('CRLF -> LF matches a byte-by-byte reference on random CR/LF-heavy input, i
     assert.deepEqual(encodeInChunks(input, false, size), Buffer.from(want), `round ${round}, chunks of ${size}`);
   }
 });
+
+test('wireBytes is the size lfToCrlf gives the output, in any chunking (a Maildir W=)', () => {
+  const input = Buffer.concat([sample, Buffer.from('\r\n\ra\n\r\r\n\n', 'latin1')]);
+  for (let size = 1; size <= 17; size++) {
+    const enc = new ArchiveEncoder(false, true);
+    const out: Buffer[] = [];
+    for (let i = 0; i < input.length; i += size) out.push(...enc.push(input.subarray(i, i + size)));
+    out.push(...enc.end());
+    assert.equal(enc.wireBytes, lfToCrlf(Buffer.concat(out)).length, `chunks of ${size}`);
+  }
+  const plain = new ArchiveEncoder(false);
+  plain.push(sample);
+  assert.equal(plain.wireBytes, 0, 'not counted unless asked');
+});

@@ -22,16 +22,19 @@ test('maildir info letters are sorted, keywords get letters', () => {
   );
 });
 
-test('maildir names carry size and uid and parse back', () => {
+test('maildir names carry size, wire size and uid and parse back', () => {
   const base = uniqueBase(new Date(1700000000123));
   assert.match(base, /^1700000000\.M123\d{3}P\d+Q\d+\./);
-  const name = fileName(base, 1234, '42', 'S');
+  const name = fileName(base, 1234, 1270, '42', 'S');
+  assert.match(name, /,S=1234,W=1270,U=42:2,S$/, "Dovecot's S= and W= order");
   const p = parseName(name);
   assert.equal(p.size, 1234);
+  assert.equal(p.wireSize, 1270);
+  assert.equal(parseName(`${base},S=12,W=x1:2,`).wireSize, undefined, 'not a number: not trusted');
   assert.equal(p.uid, '42');
   assert.equal(p.info, 'S');
   assert.equal(parseName(withoutUid(name)).uid, undefined);
-  const odd = fileName(base, 10, '0000a1:x,y/z%', 'S');
+  const odd = fileName(base, 10, 11, '0000a1:x,y/z%', 'S');
   assert.equal(odd.split(':').length, 2, 'only the info colon');
   assert.equal(parseName(odd).uid, '0000a1:x,y/z%');
   assert.equal(parseName(withoutUid(odd)).uid, undefined);

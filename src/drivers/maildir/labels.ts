@@ -185,7 +185,7 @@ const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV', '
 function linkName(name: string): string {
   const p = parseName(name);
   const info = p.info.replace(/[^A-Z]/g, '');
-  const head = `${p.base}${p.size === undefined ? '' : `,S=${p.size}`}`;
+  const head = `${p.base}${p.size === undefined ? '' : `,S=${p.size}`}${p.wireSize === undefined ? '' : `,W=${p.wireSize}`}`;
   return name.includes(':2,') ? `${head}:2,${info}` : head;
 }
 

@@ -24,7 +24,8 @@ import type { Logger } from '../../log/logger.js';
  * folders are `.A.B` directories beside it. Layout `fs`: `A/B` directories. Each folder has a
  * directory of its own (`plan`, then `open`: see ../archive-names.ts). Messages go to cur/
  * with their flags in the info part, or to new/ when they have no flag at all (unread, never
- * seen: every POP3 message); mtime = INTERNALDATE; LF line endings.
+ * seen: every POP3 message); mtime = INTERNALDATE; LF line endings; the name carries the file's
+ * size and its wire size (`,S=`, `,W=`, as Dovecot writes them) and the source id (`,U=`).
  * Writing: tmp/ -> fsync -> rename into cur/ -> fsync cur/ -> checkpoint. Files are 0600, dirs 0700.
  * A Gmail source's labels (labels.ts): the `labelled` folder holds the files, each label folder
  * hard links to them.
@@ -258,7 +259,7 @@ class MaildirFolder implements SinkFolder {
     } catch (e: unknown) {
       throw destinationError(e, `folder ${this.dir}`);
     }
-    const enc = new ArchiveEncoder(false);
+    const enc = new ArchiveEncoder(false, true);
     try {
       await writeEncoded(fh, body, enc);
     } catch (e: unknown) {
@@ -281,7 +282,7 @@ class MaildirFolder implements SinkFolder {
       }
     })();
     synced.catch(() => undefined);
-    return this.staged(meta, base, tmp, enc.bytes, synced);
+    return this.staged(meta, base, tmp, enc, synced);
   }
 
   /**
@@ -290,7 +291,7 @@ class MaildirFolder implements SinkFolder {
    * is closed once it is done. Same steps and order as the streamed path.
    */
   private stageBuffer(meta: MessageMeta, body: Buffer, base: string, tmp: string): Staged {
-    const enc = new ArchiveEncoder(false);
+    const enc = new ArchiveEncoder(false, true);
     let fd: number;
     try {
       fd = openNoFollowSync(tmp, 'wx', 0o600);
@@ -323,10 +324,10 @@ class MaildirFolder implements SinkFolder {
       });
     });
     synced.catch(() => undefined);
-    return this.staged(meta, base, tmp, enc.bytes, synced);
+    return this.staged(meta, base, tmp, enc, synced);
   }
 
-  private staged(meta: MessageMeta, base: string, tmp: string, bytes: number, synced: Promise<void>): Staged {
+  private staged(meta: MessageMeta, base: string, tmp: string, enc: ArchiveEncoder, synced: Promise<void>): Staged {
     const dropped: string[] = [];
     const info = infoOf(meta.flags, (kw) => {
       const l = this.keywords.letter(kw);
@@ -337,7 +338,7 @@ class MaildirFolder implements SinkFolder {
       this.log.warn(`${this.mailbox.path} ${meta.id}: more than 26 keywords in folder; not kept: ${dropped.join(' ')}`);
     }
     // A message without any flag (all of POP3's) is new mail: new/, no info part, as the spec says.
-    const name = fileName(base, bytes, meta.id, info);
+    const name = fileName(base, enc.bytes, enc.wireBytes, meta.id, info);
     const final = meta.flags.size === 0 ? `new/${name.slice(0, name.lastIndexOf(':2,'))}` : `cur/${name}`;
     return { id: meta.id, tmp, final, dated: meta.internalDate !== undefined, synced, meta };
   }

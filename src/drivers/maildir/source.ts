@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { closeSync, createReadStream, readSync } from 'node:fs';
 import { lstat, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -6,7 +6,7 @@ import { MailferryError, errnoCode } from '../../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../../domain/message.js';
 import { CrlfStream, lfToCrlf } from '../../formats/encoder.js';
 import { headerBlock, wireSizeOfLf } from '../../formats/fingerprint.js';
-import { flagsOfInfo, parseName } from '../../formats/maildir-name.js';
+import { flagsOfInfo, parseName, type ParsedName } from '../../formats/maildir-name.js';
 import type { Logger } from '../../log/logger.js';
 import type { MaildirLayout } from './sink.js';
 import { KeywordTable } from './keywords.js';
@@ -35,9 +35,13 @@ import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sou
  * - Ids: the file's unique base name (before the first ',' or ':'), which a rename that only changes
  *   flags keeps. Ascending = string order (base names start with the delivery time in seconds).
  *   Files in tmp/ and dot-files do not count. A base name found twice (cur/ and new/) counts once.
- * - `size` in list(): the archive file's size (LF form, the S= field when present) — an estimate
- *   for the byte budget that undercounts the wire size by one byte per line (typically 2-3%).
- *   headers() reports the exact wire size (it reads the file anyway).
+ * - Sizes: a name's W= field is the wire size (CRLF) the writer counted (ours and Dovecot's), trusted
+ *   while its S= is the file's size (a file changed in place since is measured anew). list() gives
+ *   W=, else S= or the file's size (LF form: short of the wire size by a byte a line, 2-3%, enough
+ *   for a byte budget); headers() gives the exact wire size: with W= it reads only the header
+ *   block, without it (an older archive, another program's name) the whole file.
+ * - headers() also gives `origin`, the source id a name's U= records, when the archive's state
+ *   records the folder's uidValidity (and no re-match is half done): verify pairs by it.
  * - Flags from the info part and the folder's `dovecot-keywords`; internalDate = the file's mtime.
  * - fetch(): the file in wire form (LF -> CRLF, a CR already before an LF is kept, see lfToCrlf).
  *   A file larger than `streamThreshold` (LF size) comes as a Readable through CrlfStream, so it is
@@ -155,6 +159,13 @@ export class MaildirSource implements Source {
     return recordedUidValidity((await this.state)?.checkpoint, key);
   }
 
+  /** The folder's uidValidity when the archive's state records one, and no re-match is half done. */
+  private async epochOf(dir: string): Promise<bigint | undefined> {
+    const key = (await this.names()).get(dir)?.path;
+    const f = key === undefined ? undefined : (await this.state)?.checkpoint?.folder(key);
+    return f === undefined || f.rematching === true || f.uidValidity === undefined || !/^\d+$/.test(f.uidValidity) ? undefined : BigInt(f.uidValidity);
+  }
+
   /** The folder's message files, one per id, in ascending id order. */
   private async entries(dir: string): Promise<Entry[]> {
     const byId = new Map<string, Entry>();
@@ -201,7 +212,7 @@ export class MaildirSource implements Source {
       const found = await this.statEntry(dir, e);
       if (found === undefined) continue; // vanished meanwhile
       const parsed = parseName(found.entry.name);
-      const size = parsed.size !== undefined && Number.isSafeInteger(parsed.size) && parsed.size >= 0 ? parsed.size : found.size;
+      const size = wireSizeOf(parsed, found.size) ?? parsed.size ?? found.size;
       yield {
         mailbox,
         id: e.id,
@@ -215,16 +226,22 @@ export class MaildirSource implements Source {
   async *headers(mailbox: MailboxInfo): AsyncIterable<HeaderSample> {
     if (mailbox.noSelect === true) return;
     const dir = this.dirOf(mailbox);
+    const epoch = await this.epochOf(dir);
     for (const e of await this.entries(dir)) {
       const found = await this.statEntry(dir, e);
       if (found === undefined) continue;
       const file = join(dir, found.entry.sub, found.entry.name);
+      const parsed = parseName(found.entry.name);
+      const wire = wireSizeOf(parsed, found.size);
+      const origin = epoch !== undefined && parsed.uid !== undefined && !parsed.uid.startsWith('#') ? { origin: { uidValidity: epoch, id: parsed.uid } } : {};
       try {
-        if (found.size > this.opts.streamThreshold) {
-          yield { id: e.id, ...(await scanLarge(file)) };
+        if (wire !== undefined) {
+          yield { id: e.id, size: wire, header: lfToCrlf(readHead(file)), ...origin };
+        } else if (found.size > this.opts.streamThreshold) {
+          yield { id: e.id, ...(await scanLarge(file)), ...origin };
         } else {
           const body = await readNoFollow(file);
-          yield { id: e.id, size: wireSizeOfLf(body), header: lfToCrlf(headerBlock(body)) };
+          yield { id: e.id, size: wireSizeOfLf(body), header: lfToCrlf(headerBlock(body)), ...origin };
         }
       } catch (err: unknown) {
         if (errnoCode(err) === 'ENOENT') continue;
@@ -327,6 +344,40 @@ function recordedUidValidity(checkpoint: Checkpoint | undefined, key: string | u
   const recorded = key === undefined ? undefined : checkpoint?.folder(key)?.uidValidity;
   if (recorded === undefined || !/^\d+$/.test(recorded)) return UNKNOWN_UID_VALIDITY;
   return BigInt(recorded);
+}
+
+/** A name's W= when its S= is the file's size now (else the file changed since it was named). */
+function wireSizeOf(parsed: ParsedName, fileSize: number): number | undefined {
+  return parsed.wireSize !== undefined && parsed.size === fileSize ? parsed.wireSize : undefined;
+}
+
+/** Bytes read at a time by readHead(): most header blocks fit in the first. */
+const HEAD_WINDOW = 16 * 1024;
+
+/**
+ * The header block of a file (LF form, up to and including the first blank line; the whole file
+ * when it has none), read in windows: the body is not read. Direct calls, as the sink's writes
+ * are: a few microseconds each from the page cache, against a thread-pool round trip.
+ */
+function readHead(file: string): Buffer {
+  const fd = openNoFollowSync(file, 'r');
+  try {
+    const parts: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const buf = Buffer.allocUnsafe(HEAD_WINDOW);
+      const n = readSync(fd, buf, 0, HEAD_WINDOW, total);
+      if (n === 0) return Buffer.concat(parts, total);
+      parts.push(buf.subarray(0, n));
+      total += n;
+      // A blank line may straddle windows: look from three bytes before the new window.
+      const all = parts.length === 1 ? parts[0] ?? buf : Buffer.concat(parts, total);
+      const from = Math.max(0, total - n - 3);
+      if (all.indexOf('\n\n', from) !== -1 || all.indexOf('\r\n\r\n', from) !== -1) return headerBlock(all);
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
