@@ -47,7 +47,7 @@ export interface RestoreConfig extends TransferCommon {
   from: LocalEndpoint;
   /** Layout of a Maildir archive being read. */
   layout: MaildirLayout;
-  /** A Gmail-mode Maildir archive's labels on a target that is not Gmail (as MigrateConfig.labels). */
+  /** A Gmail-mode archive's labels on a target that is not Gmail (as MigrateConfig.labels; `folders`: the archive's folders as they are). */
   labels: LabelsMode;
 }
 

@@ -9,21 +9,24 @@ import { withDovecot, type Account } from '../helpers/server.js';
 import { byMessage, KEYWORD_HOMES, labelView, onTarget } from '../helpers/gmail-view.js';
 
 /**
- * restore of a Gmail-mode Maildir archive (backed up from the Gmail stand-in,
+ * restore of a Gmail-mode Maildir or mbox archive (backed up from the Gmail stand-in,
  * test/helpers/gmail-peer.ts) carries the labels: into Gmail, each message appended once to All
- * Mail and labelled there (drivers/maildir/gmail-archive.ts, imap/target-labels.ts); into plain
- * Dovecot with `--labels keywords`, each message once in its home folder (sources/label-homes.ts);
- * `--labels folders` (the default) a copy per label folder, as before.
+ * Mail and labelled there (drivers/maildir/gmail-archive.ts, mbox/gmail-archive.ts,
+ * imap/target-labels.ts); into plain Dovecot with `--labels keywords`, each message once in its
+ * home folder (sources/label-homes.ts); `--labels folders` (the default) the archive's folders as
+ * they are (Maildir: a copy per label folder).
  */
-const fay: Account = { name: 'gmail-fay', password: 'gmail-fay-pw' };
-const gus: Account = { name: 'gmail-gus', password: 'gmail-gus-pw' };
-const dc = withDovecot({ users: [fay, gus] });
+const KINDS = ['maildir', 'mbox'] as const;
+const user = (name: string, kind: string): Account => ({ name: `gmail-${name}-${kind}`, password: `gmail-${name}-${kind}-pw` });
+const dc = withDovecot({ users: KINDS.flatMap((k) => [user('fay', k), user('gus', k)]) });
 
-describe('restore a Gmail-mode Maildir archive', () => {
+for (const kind of KINDS) describe(`restore a Gmail-mode ${kind} archive`, () => {
   let peer: GmailPeer;
   let box: GmailMessage[];
   let root = '';
-  const archive = (): string => `maildir:${join(root, 'md')}`;
+  const archive = (): string => `${kind}:${join(root, 'archive')}`;
+  const fay = user('fay', kind);
+  const gus = user('gus', kind);
 
   before(async () => {
     box = gmailMailbox();
@@ -80,11 +83,13 @@ describe('restore a Gmail-mode Maildir archive', () => {
     assert.equal(again.out['messages'], 0);
   });
 
-  test('into Dovecot, --labels folders (the default): every label folder with a copy of its messages', { skip: dc.skip }, async () => {
+  test('into Dovecot, --labels folders (the default): the archive\'s folders as they are', { skip: dc.skip }, async () => {
     const r = await restoreInto(gus, []);
     assert.equal(r.status, 0, r.stderr);
     const got = await onTarget(dc.server, gus);
-    assert.deepEqual(got.get('<m4@gmail.test>')?.map(([f]) => f).sort(), ['INBOX', 'Reisen/Köln 2024', 'Work', '[Gmail]/All Mail', '[Gmail]/Starred']);
+    // Maildir: every label folder with a copy of its messages; mbox has no file per label.
+    const m4 = kind === 'maildir' ? ['INBOX', 'Reisen/Köln 2024', 'Work', '[Gmail]/All Mail', '[Gmail]/Starred'] : ['[Gmail]/All Mail'];
+    assert.deepEqual(got.get('<m4@gmail.test>')?.map(([f]) => f).sort(), m4);
     assert.deepEqual(got.get('<m0@gmail.test>')?.map(([f]) => f), ['[Gmail]/All Mail']);
   });
 });

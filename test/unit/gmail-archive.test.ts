@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { labelsOfViews, type View } from '../../src/drivers/maildir/gmail-archive.js';
+import { labelsHeader, parseLabelsHeader } from '../../src/formats/mbox.js';
 
 const v = (delimiter: string, ...sets: string[][]): View => ({ delimiter, sets });
 
@@ -31,4 +32,12 @@ test('two system labels on exactly the same messages cannot be told apart: both 
     ]),
   );
   assert.deepEqual(Object.fromEntries(got), {});
+});
+
+test('X-Gmail-Labels read back: Takeout names to Gmail labels, quoted labels with commas and quotes', () => {
+  const labels = ['\\Draft', '\\Inbox', '\\Important', '\\Sent', '\\Starred', 'Reisen/Köln 2024', 'a, "b"', 'x\\y'].sort();
+  const line = labelsHeader(labels);
+  assert.match(line, /^X-Gmail-Labels: Reisen\/Köln 2024,Drafts,Important,Inbox,Sent,Starred,"a, \\"b\\"",x\\y\n$/);
+  assert.deepEqual(parseLabelsHeader(line.slice('X-Gmail-Labels: '.length, -1)), labels);
+  assert.deepEqual(parseLabelsHeader(''), []);
 });
