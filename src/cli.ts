@@ -290,6 +290,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(VERIFY_FLAG)
           .options(FILTER_FLAGS)
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], ...shown(DEFAULTS.layout), describe: 'layout of the Maildir archive' })
+          .option('labels', { type: 'string', choices: ['folders', 'keywords'], describe: 'a Gmail-mode archive into a server that is not Gmail: its folders as they are (default), or one copy per message, the other labels as keywords' })
           .options(TARGET_FLAGS)
           .options(RESTORE_PROFILE_FLAGS)
           .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes read per batch, in MiB (bounds memory)' })

@@ -5,6 +5,7 @@ import { openTarget, type OpenTarget } from './target.js';
 import { printResult } from './output.js';
 import { transfer, type TransferResult } from './transfer.js';
 import { archiveSource } from './sources.js';
+import { LabelHomes } from '../sources/label-homes.js';
 
 /**
  * `mailferry restore`: a local archive (Maildir or mbox, as backup writes them) into an IMAP
@@ -14,10 +15,19 @@ import { archiveSource } from './sources.js';
  * takes no lock: a backup may keep writing it (an mbox is read up to its committed length).
  */
 export async function restore(cfg: RestoreConfig, deps: CommandDeps): Promise<TransferResult> {
-  const source = await archiveSource(cfg.from, cfg.layout, { streamThreshold: cfg.streamThreshold, log: deps.log, debug: deps.debug ?? false });
+  const o = { streamThreshold: cfg.streamThreshold, log: deps.log, debug: deps.debug ?? false };
+  let source = await archiveSource(cfg.from, cfg.layout, o);
   let target: OpenTarget | undefined;
   try {
     target = await openTarget(cfg, source.identity, deps);
+    // A Gmail-mode archive as migrate reads Gmail: into Gmail, each message appended once to All
+    // Mail and labelled there; elsewhere with `--labels keywords`, once in its home folder.
+    const gmailTarget = !cfg.dryRun && (await target.sink.isGmail());
+    if (gmailTarget || cfg.labels === 'keywords') {
+      await source.close();
+      source = await archiveSource(cfg.from, cfg.layout, o, true);
+      if (!gmailTarget) source = new LabelHomes(source);
+    }
     return await transfer(source, [await target.runSink()], cfg, deps, target.statePath);
   } finally {
     await source.close();

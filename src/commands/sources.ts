@@ -61,12 +61,13 @@ export function accountSource(a: AccountSpec, o: SourceOptions): Source {
 }
 
 /** The Source for an archive mailferry wrote (read back, never written): a usage error when it is not there. */
-export async function archiveSource(e: LocalEndpoint, layout: MaildirLayout, o: SourceOptions): Promise<Source> {
+/** `labels`: a Gmail-mode archive read in Gmail mode (drivers/maildir/gmail-archive.ts, mbox/gmail-archive.ts). */
+export async function archiveSource(e: LocalEndpoint, layout: MaildirLayout, o: SourceOptions, labels = false): Promise<Source> {
   const isDir = await stat(e.path).then(
     (s) => s.isDirectory(),
     () => false,
   );
   if (!isDir) throw new MailferryError('usage', `no archive at ${e.path} (--from ${e.kind}:DIR must be a directory)`);
   const local = { root: e.path, streamThreshold: o.streamThreshold, log: o.log };
-  return e.kind === 'maildir' ? new MaildirSource({ ...local, layout }) : new MboxSource(local);
+  return e.kind === 'maildir' ? new MaildirSource({ ...local, layout, labels }) : new MboxSource({ ...local, labels });
 }

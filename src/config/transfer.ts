@@ -47,6 +47,8 @@ export interface RestoreConfig extends TransferCommon {
   from: LocalEndpoint;
   /** Layout of a Maildir archive being read. */
   layout: MaildirLayout;
+  /** A Gmail-mode archive's labels on a target that is not Gmail (as MigrateConfig.labels; `folders`: the archive's folders as they are). */
+  labels: LabelsMode;
 }
 
 export interface MigrateConfig extends TransferCommon {
@@ -89,6 +91,7 @@ interface RawCommonFlags extends RawFilterFlags {
 export interface RawRestoreFlags extends RawAccountFlags, RawCommonFlags {
   from?: string;
   to?: string;
+  labels?: string;
 }
 
 export interface RawMigrateFlags extends RawAccountFlags, PrefixedAccountFlags<'target'>, RawCommonFlags, RawWatchFlags {
@@ -99,6 +102,13 @@ export interface RawMigrateFlags extends RawAccountFlags, PrefixedAccountFlags<'
   allFolders?: boolean;
   archive?: string[];
   labels?: string;
+}
+
+/** `--labels`: folders (the default) or keywords. */
+function labelsMode(problems: Problems, raw: string | undefined): LabelsMode {
+  const labels: LabelsMode = raw === 'keywords' ? 'keywords' : 'folders';
+  if (raw !== undefined && raw !== labels) problems.push(`--labels ${raw}: folders or keywords`);
+  return labels;
 }
 
 /** An imap:// or imaps:// address (or, with `pop3`, a pop3:// or pop3s:// one: a migrate source). */
@@ -155,9 +165,10 @@ export function loadRestoreConfig(raw: RawRestoreFlags): RestoreConfig {
   const rest = common(problems, raw);
   // An mbox message's id is its offset: removing one message from the file changes the ids of all after it.
   if (rest.syncDeletions && from?.kind === 'mbox') problems.push('--sync-deletions needs a Maildir archive: in an mbox file a deleted message changes the ids of every later one');
+  const labels = labelsMode(problems, raw.labels);
   if (problems.length > 0 || from === undefined || target === undefined) throw new MailferryError('usage', problems.join('; '));
   const connections = capConnections(target.connections, tp, '--connections');
-  return { ...rest, from, target: { ...target, connections }, targetRoles: tp.profile?.folders.roles ?? {}, limits: runLimits(undefined, { settings: tp, account: target.endpoint }) };
+  return { ...rest, from, labels, target: { ...target, connections }, targetRoles: tp.profile?.folders.roles ?? {}, limits: runLimits(undefined, { settings: tp, account: target.endpoint }) };
 }
 
 export function loadMigrateConfig(raw: RawMigrateFlags): MigrateConfig {
@@ -186,8 +197,7 @@ export function loadMigrateConfig(raw: RawMigrateFlags): MigrateConfig {
   const rest = common(problems, raw);
   unseenOnlyFlag(problems, rest.filter, source?.endpoint.kind);
   const watch = parseWatch(problems, raw);
-  const labels: LabelsMode = raw.labels === 'keywords' ? 'keywords' : 'folders';
-  if (raw.labels !== undefined && raw.labels !== labels) problems.push(`--labels ${raw.labels}: folders or keywords`);
+  const labels = labelsMode(problems, raw.labels);
   if (problems.length > 0 || source === undefined || target === undefined) throw new MailferryError('usage', problems.join('; '));
   return {
     ...(watch === undefined ? {} : { watch }),

@@ -1,5 +1,5 @@
 import { openNoFollow } from '../state/no-follow.js';
-import { flagsFromMetadata } from './mbox.js';
+import { flagsFromMetadata, parseLabelsHeader } from './mbox.js';
 import { unquoteMboxrd } from './encoder.js';
 
 /**
@@ -80,7 +80,7 @@ const NOT_OURS = { skip: 0, flags: new Set<string>() };
  * is the message's), and in a labelled folder an X-Gmail-Labels line after them. Undefined when
  * more lines are needed to tell (`final`: there are no more).
  */
-function framing(lines: readonly Buffer[], labelled: boolean, final: boolean): { skip: number; flags: Set<string> } | undefined {
+function framing(lines: readonly Buffer[], labelled: boolean, final: boolean): { skip: number; flags: Set<string>; labels?: string[] } | undefined {
   const meta: string[] = [];
   for (let i = 0; i < META.length && i < lines.length; i++) {
     const m = META[i]?.exec((lines[i] as Buffer).toString('latin1'));
@@ -92,7 +92,8 @@ function framing(lines: readonly Buffer[], labelled: boolean, final: boolean): {
   if (!labelled) return { skip: 3, flags };
   const fourth = lines[3];
   if (fourth === undefined) return final ? { skip: 3, flags } : undefined;
-  return { skip: LABELS.test(fourth.toString('utf8')) ? 4 : 3, flags };
+  const labels = LABELS.exec(fourth.toString('utf8'));
+  return labels === null ? { skip: 3, flags } : { skip: 4, flags, labels: parseLabelsHeader(labels[1] ?? '') };
 }
 
 /**
@@ -113,6 +114,8 @@ export interface MboxSpan {
   readonly headerEnd: number;
   /** Size on the wire: un-quoted, LF -> CRLF (wireSizeOfLf of the body). */
   readonly size: number;
+  /** A labelled folder's message: the labels of its X-Gmail-Labels line (sorted, Gmail's names). */
+  readonly labels?: readonly string[];
 }
 
 /** Longest line kept to be read as a From_ or metadata line; a longer one is a message line. */
@@ -133,7 +136,7 @@ interface Line {
 /** One message being scanned: its first lines until the framing is known, then running counts. */
 class Scanned {
   private pending: Line[] = [];
-  private framed: { skip: number; flags: Set<string> } | undefined;
+  private framed: { skip: number; flags: Set<string>; labels?: string[] } | undefined;
   private start = -1;
   private quoted = 0;
   private bareLf = 0;
@@ -201,7 +204,8 @@ class Scanned {
     }
     const headerEnd = this.headerEnd === undefined || this.headerEnd > end ? end : this.headerEnd;
     const flags = this.framed?.flags ?? NOT_OURS.flags;
-    return { offset: this.offset, fromLine: this.fromLine, flags, start, end, headerEnd, size: end - start - this.quoted + bare };
+    const labels = this.framed?.labels;
+    return { offset: this.offset, fromLine: this.fromLine, flags, start, end, headerEnd, size: end - start - this.quoted + bare, ...(labels === undefined ? {} : { labels }) };
   }
 }
 

@@ -60,6 +60,32 @@ export function labelsHeader(labels: readonly string[] | undefined): string {
   return `X-Gmail-Labels: ${names.join(',')}\n`;
 }
 
+/** The labels of an `X-Gmail-Labels:` value (labelsHeader's inverse): Gmail's names, sorted. */
+export function parseLabelsHeader(value: string): string[] {
+  const back = new Map(Object.entries(TAKEOUT).map(([label, name]) => [name, label]));
+  const out: string[] = [];
+  let name = '';
+  let quoted = false;
+  const end = (): void => {
+    const n = quoted ? name : name.trim();
+    if (n !== '') out.push(back.get(n) ?? n);
+    name = '';
+    quoted = false;
+  };
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i] as string;
+    if (c === '"' && name.trim() === '' && !quoted) {
+      // A quoted label: up to the closing quote, with \" and \\ escaped.
+      name = '';
+      quoted = true;
+      for (i++; i < value.length && value[i] !== '"'; i++) name += value[i] === '\\' ? (value[++i] ?? '') : value[i];
+    } else if (c === ',') end();
+    else if (!quoted) name += c;
+  }
+  end();
+  return out.sort();
+}
+
 export function flagsFromMetadata(status: string, xStatus: string, keywords: string): Set<string> {
   const flags = new Set<string>();
   if (status.includes('R')) flags.add('\\Seen');

@@ -4,8 +4,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCliJson, type JsonResult } from '../helpers/cli.js';
-import { gmailMailbox, gmailPeer, type GmailMessage, type GmailPeer } from '../helpers/gmail-peer.js';
-import { connect, withDovecot, type Account } from '../helpers/server.js';
+import { gmailMailbox, gmailPeer, type GmailPeer } from '../helpers/gmail-peer.js';
+import { withDovecot, type Account } from '../helpers/server.js';
+import { byMessage, KEYWORD_HOMES, labelView, onTarget } from '../helpers/gmail-view.js';
 
 /**
  * migrate from Gmail (the stand-in, test/helpers/gmail-peer.ts) into plain Dovecot, which has no
@@ -18,27 +19,6 @@ const mailbox = gmailMailbox;
 const dave: Account = { name: 'gmail-dave', password: 'gmail-dave-pw' };
 const erin: Account = { name: 'gmail-erin', password: 'gmail-erin-pw' };
 const dc = withDovecot({ users: [dave, erin] });
-
-/** Every message on the target: Message-ID -> [folder, its keywords and \Flagged, sorted][]. */
-async function onTarget(user: Account): Promise<Map<string, [string, string[]][]>> {
-  const c = await connect(dc.server, user);
-  const out = new Map<string, [string, string[]][]>();
-  try {
-    for (const f of await c.list()) {
-      if (f.flags.has('\\Noselect')) continue;
-      const box = await c.mailboxOpen(f.path, { readOnly: true });
-      if (box.exists === 0) continue;
-      for await (const m of c.fetch('1:*', { uid: true, flags: true, envelope: true })) {
-        const flags = [...(m.flags ?? [])].filter((x) => !x.startsWith('\\') || x === '\\Flagged').sort();
-        const id = m.envelope?.messageId ?? '?';
-        out.set(id, [...(out.get(id) ?? []), [f.path, flags]]);
-      }
-    }
-  } finally {
-    await c.logout();
-  }
-  return out;
-}
 
 describe('migrate from Gmail into a server without labels', { skip: dc.skip }, () => {
   let peer: GmailPeer;
@@ -69,21 +49,8 @@ describe('migrate from Gmail into a server without labels', { skip: dc.skip }, (
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.out['messages'], 9);
     assert.equal(peer.bodies - bodies, 9, 'each body fetched once');
-    const got = await onTarget(dave);
-    assert.deepEqual(
-      Object.fromEntries([...got].sort(([a], [b]) => (a < b ? -1 : 1))),
-      {
-        '<m0@gmail.test>': [['[Gmail]/All Mail', []]],
-        '<m1@gmail.test>': [['INBOX', []]],
-        '<m2@gmail.test>': [['INBOX', ['$Important']]],
-        '<m3@gmail.test>': [['Work/Projects', ['$Sent', 'Rechnungen_bezahlt']]],
-        '<m4@gmail.test>': [['Reisen/Köln 2024', ['$Inbox', 'Work', '\\Flagged']]],
-        '<m5@gmail.test>': [['Reisen/Köln 2024', ['$Important', 'Rechnungen_bezahlt', 'Work/Projects']]],
-        '<m6@gmail.test>': [['[Gmail]/Spam', []]],
-        '<m7@gmail.test>': [['[Gmail]/Trash', []]],
-        '<m8@gmail.test>': [['[Gmail]/Drafts', []]],
-      },
-    );
+    const got = await onTarget(dc.server, dave);
+    assert.deepEqual(byMessage(got), KEYWORD_HOMES);
     const again = await migrate(dave, ['--labels', 'keywords']);
     assert.equal(again.status, 0, again.stderr);
     assert.equal(again.out['messages'], 0);
@@ -93,7 +60,7 @@ describe('migrate from Gmail into a server without labels', { skip: dc.skip }, (
   test('--labels folders (the default): every label folder with a copy of its messages, as Gmail shows them', async () => {
     const r = await migrate(erin, []);
     assert.equal(r.status, 0, r.stderr);
-    const got = await onTarget(erin);
+    const got = await onTarget(dc.server, erin);
     assert.deepEqual(got.get('<m4@gmail.test>')?.map(([f]) => f).sort(), ['INBOX', 'Reisen/Köln 2024', 'Work', '[Gmail]/All Mail', '[Gmail]/Starred']);
     assert.deepEqual(got.get('<m0@gmail.test>')?.map(([f]) => f), ['[Gmail]/All Mail']);
   });
@@ -114,8 +81,6 @@ describe('migrate from Gmail into Gmail', () => {
         ],
         { PW: 'pw', XDG_STATE_HOME: join(root, 'state') },
       );
-    const view = (msgs: GmailMessage[]): [string, string, string][] =>
-      msgs.map((m): [string, string, string] => [/^Message-ID: (.*)$/m.exec(m.raw.toString('latin1'))?.[1]?.trim() ?? '?', [...m.labels].sort().join(','), m.bin ?? '']).sort();
     try {
       const r = await migrate();
       assert.equal(r.status, 0, r.stderr);
@@ -123,7 +88,7 @@ describe('migrate from Gmail into Gmail', () => {
       assert.equal(source.bodies, box.length, 'each body fetched once');
       // Spam and Trash are plain folders in Gmail mode (All Mail does not hold them): their messages come without labels.
       const want = box.map((m) => (m.bin === undefined ? m : { ...m, labels: [] }));
-      assert.deepEqual(view(target.messages), view(want), 'one copy per message, with exactly its labels');
+      assert.deepEqual(labelView(target.messages), labelView(want), 'one copy per message, with exactly its labels');
       const again = await migrate();
       assert.equal(again.status, 0, again.stderr);
       assert.equal(again.out['messages'], 0);

@@ -16,6 +16,8 @@ import { linkError, openNoFollowSync, readNoFollow } from '../../state/no-follow
 import { loadArchiveState, type ArchiveState, type RecordedName } from '../../state/archive-state.js';
 import { compareMailboxes as byPath } from '../../domain/message.js';
 import { DEFAULT_UID_VALIDITY, idOf, localError } from '../local.js';
+import type { LabelRecord } from '../../state/checkpoint.js';
+import { labelMeta, labelsOfViews, type View } from './gmail-archive.js';
 import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sources/source.js';
 
 /**
@@ -47,6 +49,10 @@ import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sou
  *   A file larger than `streamThreshold` (LF size) comes as a Readable through CrlfStream, so it is
  *   never held whole; a smaller one as a Buffer (at most twice the threshold after conversion).
  *   A file that vanished since list() is not yielded; `missing()` then finds no file with its id.
+ * - Gmail mode (`labels`, restore into Gmail or with `--labels keywords`; gmail-archive.ts): an
+ *   archive a Gmail-mode backup wrote lists All Mail `labelled`, its messages with the labels the
+ *   state records, and each label folder of hard links with its `label`, so each message is read
+ *   once. Without the option, or in an archive without label records, every folder is plain.
  * - Local files cannot drop a connection: errors are `kind: 'mailbox'` (unreadable folder) or
  *   `'message'` (unreadable file), never retryable. `parallel` is 4: reads are independent.
  */
@@ -55,6 +61,8 @@ export interface MaildirSourceOptions {
   layout: MaildirLayout;
   streamThreshold: number;
   log: Logger;
+  /** Read a Gmail-mode archive in Gmail mode (gmail-archive.ts): each message once, with its labels. */
+  labels?: boolean;
 }
 
 /** uidValidity of a folder the state file does not know. */
@@ -81,6 +89,8 @@ export class MaildirSource implements Source {
   private folders: Map<string, Folder> | undefined;
   private state: Promise<ArchiveState> | undefined;
   private recorded: Promise<Map<string, RecordedName>> | undefined;
+  /** Gmail mode: the labelled folder's messages by id (file base), with their recorded labels. */
+  private labelRecords: Map<string, LabelRecord> | undefined;
 
   constructor(private readonly opts: MaildirSourceOptions) {
     this.identity = `maildir:${opts.root}`;
@@ -145,8 +155,39 @@ export class MaildirSource implements Source {
         }
       }
     }
+    if (this.opts.labels === true) await this.gmailMode(found);
     this.folders = found;
     return [...found.values()].map((f) => f.info).sort(byPath);
+  }
+
+  /** Gmail mode, when the archive records a labelled folder (gmail-archive.ts). */
+  private async gmailMode(found: Map<string, Folder>): Promise<void> {
+    const checkpoint = (await this.state)?.checkpoint;
+    const key = checkpoint?.names().find((k) => (checkpoint.folder(k)?.labels?.size ?? 0) > 0);
+    const all = key === undefined ? undefined : found.get(key);
+    if (checkpoint === undefined || key === undefined || all === undefined || all.info.noSelect === true) return;
+    const records = checkpoint.folder(key)?.labels ?? new Map<string, LabelRecord>();
+    const byBase = new Map<string, LabelRecord>();
+    for (const e of await this.entries(all.dir)) {
+      const uid = parseName(e.name).uid;
+      byBase.set(e.id, (uid === undefined ? undefined : records.get(uid)) ?? { labels: [] });
+    }
+    this.labelRecords = byBase;
+    const views = new Map<string, View>();
+    for (const [path, f] of found) {
+      if (f === all || f.info.noSelect === true) continue;
+      const bases = (await this.entries(f.dir)).map((e) => e.id);
+      if (bases.length === 0 || !bases.every((b) => byBase.has(b))) continue; // a folder of its own (Spam, Trash)
+      views.set(path, { delimiter: f.info.delimiter, sets: bases.map((b) => (byBase.get(b) as LabelRecord).labels) });
+    }
+    found.set(key, { ...all, info: { ...all.info, labelled: true, specialUse: '\\All' } });
+    const shown = labelsOfViews(views);
+    for (const path of views.keys()) {
+      const f = found.get(path) as Folder;
+      const label = shown.get(path);
+      if (label !== undefined) found.set(path, { ...f, info: { ...f.info, label } });
+      else this.opts.log.warn(`maildir ${f.dir}: its messages are links to ${key}'s, but which label it shows cannot be told; copied as a folder`);
+    }
   }
 
   private dirOf(mailbox: MailboxInfo): string {
@@ -219,6 +260,7 @@ export class MaildirSource implements Source {
         size,
         flags: flagsOfInfo(parsed.info, (l) => kw.keyword(l)),
         internalDate: found.mtime,
+        ...(mailbox.labelled === true ? labelMeta(this.labelRecords?.get(e.id)) : {}),
       };
     }
   }

@@ -13,6 +13,7 @@ import { linkError, openNoFollow, openNoFollowSync } from '../../state/no-follow
 import { loadArchiveState, type ArchiveState, type RecordedName } from '../../state/archive-state.js';
 import { DEFAULT_UID_VALIDITY, localError } from '../local.js';
 import { headerBlocks, readRange, sizeWithoutFinalLf, stateFits } from './header-blocks.js';
+import { labelFolderOf } from './gmail-archive.js';
 import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sources/source.js';
 
 /**
@@ -42,11 +43,16 @@ import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sou
  * - fetch(): a message up to `streamThreshold` (wire size) is read into a Buffer, un-quoted, in
  *   wire form; a larger one is a Readable streamed from the file through MboxWireStream, so memory
  *   is bounded by bytes, as for the Maildir source. A read error is `kind: 'message'`.
+ * - Gmail mode (`labels`; restore into Gmail or with `--labels keywords`; gmail-archive.ts): a
+ *   Gmail-mode archive lists All Mail `labelled`, its messages with their X-Gmail-Labels, and a
+ *   folder (no file) showing each label. Without it every file is a plain folder.
  */
 export interface MboxSourceOptions {
   root: string;
   streamThreshold: number;
   log: Logger;
+  /** Read a Gmail-mode archive in Gmail mode (gmail-archive.ts): each message once, with its labels. */
+  labels?: boolean;
 }
 
 interface Folder {
@@ -102,8 +108,26 @@ export class MboxSource implements Source {
       throw localError('mailbox', e, `mbox ${this.opts.root}`);
     }
     // A file seen after its `.sbd` replaces the \Noselect placeholder (set() above overwrites).
+    if (this.opts.labels === true) await this.gmailMode(found);
     this.folders = found;
     return [...found.values()].map((f) => f.info).sort(byPath);
+  }
+
+  /** Gmail mode, when the archive records a labelled folder (gmail-archive.ts). */
+  private async gmailMode(found: Map<string, Folder>): Promise<void> {
+    const checkpoint = (await this.state)?.checkpoint;
+    const key = checkpoint?.names().find((k) => (checkpoint.folder(k)?.labels?.size ?? 0) > 0);
+    const all = key === undefined ? undefined : found.get(key);
+    if (key === undefined || all === undefined || all.info.noSelect === true) return;
+    const labels = new Set<string>();
+    for (const s of (await this.index(all.file)).spans) for (const l of s.labels ?? []) labels.add(l);
+    found.set(key, { ...all, info: { ...all.info, labelled: true, specialUse: '\\All' } });
+    for (const label of [...labels].sort()) {
+      const info = labelFolderOf(label, all.info);
+      const taken = found.get(info.path);
+      if (taken === undefined) found.set(info.path, { info, file: mboxFolderFile(this.opts.root, info) });
+      else this.opts.log.warn(`mbox ${taken.file}: a folder of its own where the label ${label} would be shown; that label is not restored`);
+    }
   }
 
   private fileOf(mailbox: MailboxInfo): string {
@@ -170,7 +194,8 @@ export class MboxSource implements Source {
       const id = String(s.offset);
       if (!wanted(id)) continue;
       const date = dateOfFromLine(s.fromLine);
-      yield { mailbox, id, size: s.size, flags: s.flags, ...(date === undefined ? {} : { internalDate: date }) };
+      const labels = mailbox.labelled === true ? { labels: [...(s.labels ?? [])].sort() } : {};
+      yield { mailbox, id, size: s.size, flags: s.flags, ...(date === undefined ? {} : { internalDate: date }), ...labels };
     }
   }
 

@@ -1,0 +1,95 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli, runCliJson, type JsonResult } from '../helpers/cli.js';
+import { gmailMailbox, gmailPeer, type GmailMessage, type GmailPeer } from '../helpers/gmail-peer.js';
+import { withDovecot, type Account } from '../helpers/server.js';
+import { byMessage, KEYWORD_HOMES, labelView, onTarget } from '../helpers/gmail-view.js';
+
+/**
+ * restore of a Gmail-mode Maildir or mbox archive (backed up from the Gmail stand-in,
+ * test/helpers/gmail-peer.ts) carries the labels: into Gmail, each message appended once to All
+ * Mail and labelled there (drivers/maildir/gmail-archive.ts, mbox/gmail-archive.ts,
+ * imap/target-labels.ts); into plain Dovecot with `--labels keywords`, each message once in its
+ * home folder (sources/label-homes.ts); `--labels folders` (the default) the archive's folders as
+ * they are (Maildir: a copy per label folder).
+ */
+const KINDS = ['maildir', 'mbox'] as const;
+const user = (name: string, kind: string): Account => ({ name: `gmail-${name}-${kind}`, password: `gmail-${name}-${kind}-pw` });
+const dc = withDovecot({ users: KINDS.flatMap((k) => [user('fay', k), user('gus', k)]) });
+
+for (const kind of KINDS) describe(`restore a Gmail-mode ${kind} archive`, () => {
+  let peer: GmailPeer;
+  let box: GmailMessage[];
+  let root = '';
+  const archive = (): string => `${kind}:${join(root, 'archive')}`;
+  const fay = user('fay', kind);
+  const gus = user('gus', kind);
+
+  before(async () => {
+    box = gmailMailbox();
+    peer = await gmailPeer({ messages: box });
+    root = await mkdtemp(join(tmpdir(), 'mf-gmail-restore-'));
+    const r = await runCli(
+      ['backup', '--from', `imap://alice@127.0.0.1:${peer.port}`, '--tls-mode', 'plain', '--password-env', 'PW', '--to', archive()],
+      { PW: 'pw', XDG_STATE_HOME: join(root, 'state') },
+      { timeoutMs: 90_000 },
+    );
+    assert.equal(r.status, 0, r.stderr);
+  });
+  after(async () => {
+    await peer?.close();
+    if (root !== '') await rm(root, { recursive: true, force: true });
+  });
+
+  test('into Gmail: each message appended once, with exactly its labels; Spam and Trash as folders; a rerun appends nothing', async () => {
+    const target = await gmailPeer({ messages: [] });
+    const restore = (): Promise<JsonResult> =>
+      runCliJson(['restore', '--json', '--from', archive(), '--to', `imap://bob@127.0.0.1:${target.port}`, '--tls-mode', 'plain', '--password-env', 'PW'], {
+        PW: 'pw',
+        XDG_STATE_HOME: join(root, 'state-gmail'),
+      });
+    try {
+      const r = await restore();
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.out['messages'], box.length);
+      const want = box.map((m) => (m.bin === undefined ? m : { ...m, labels: [] }));
+      assert.deepEqual(labelView(target.messages), labelView(want), 'one copy per message, with exactly its labels');
+      const again = await restore();
+      assert.equal(again.status, 0, again.stderr);
+      assert.equal(again.out['messages'], 0);
+      assert.equal(target.messages.length, box.length, 'nothing appended twice');
+    } finally {
+      await target.close();
+    }
+  });
+
+  const restoreInto = (user: Account, extra: string[]): Promise<JsonResult> =>
+    runCliJson(
+      ['restore', '--json', '--from', archive(), '--to', `imaps://${user.name}@127.0.0.1:${dc.server.imapsPort}`, '--ca', dc.server.caFile, '--password-env', 'PW', ...extra],
+      { PW: user.password, XDG_STATE_HOME: join(root, 'state-dovecot') },
+    );
+
+  test('into Dovecot, --labels keywords: each message once, in its most specific label\'s folder, the other labels as keywords; a rerun copies nothing', { skip: dc.skip }, async () => {
+    const r = await restoreInto(fay, ['--labels', 'keywords']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.out['messages'], box.length);
+    const got = await onTarget(dc.server, fay);
+    assert.deepEqual(byMessage(got), KEYWORD_HOMES);
+    const again = await restoreInto(fay, ['--labels', 'keywords']);
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(again.out['messages'], 0);
+  });
+
+  test('into Dovecot, --labels folders (the default): the archive\'s folders as they are', { skip: dc.skip }, async () => {
+    const r = await restoreInto(gus, []);
+    assert.equal(r.status, 0, r.stderr);
+    const got = await onTarget(dc.server, gus);
+    // Maildir: every label folder with a copy of its messages; mbox has no file per label.
+    const m4 = kind === 'maildir' ? ['INBOX', 'Reisen/Köln 2024', 'Work', '[Gmail]/All Mail', '[Gmail]/Starred'] : ['[Gmail]/All Mail'];
+    assert.deepEqual(got.get('<m4@gmail.test>')?.map(([f]) => f).sort(), m4);
+    assert.deepEqual(got.get('<m0@gmail.test>')?.map(([f]) => f), ['[Gmail]/All Mail']);
+  });
+});
