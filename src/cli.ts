@@ -32,7 +32,7 @@ export const EXIT_CODES_HELP = [
   }),
 ].join('\n');
 
-export const COMMAND_NAMES = ['backup', 'restore', 'migrate', 'forward', 'folders', 'verify', 'profiles', 'batch'] as const;
+export const COMMAND_NAMES = ['backup', 'restore', 'migrate', 'forward', 'folders', 'verify', 'profiles', 'batch', 'oauth2'] as const;
 
 export type Parsed = { command: (typeof COMMAND_NAMES)[number]; args: Record<string, unknown> };
 
@@ -438,6 +438,30 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .example('$0 batch accounts.csv --shard 2/3 --report /srv/reports/', '')
           .epilogue(commandEpilogue('Every row is checked before any starts (every problem listed, exit 2). A failing row does not stop the others; the batch exits with its worst row\'s code, and the report has one line per row. See docs/batch.md.')),
       (args) => onCommand({ command: 'batch', args }),
+    )
+    .command(
+      'oauth2 <action>',
+      'Authorize mailferry with an OAuth2 provider once: stores a refresh token (mode 0600) and prints the flags that use it',
+      (y) =>
+        commandHelp(y, all)
+          .positional('action', { type: 'string', choices: ['authorize'], describe: 'authorize: the device-code flow where the provider has one, else a browser and a loopback redirect' })
+          .option('provider', { type: 'string', choices: ['google', 'microsoft'], describe: 'the endpoints and scope of a big provider' })
+          .option('profile', { type: 'string', describe: 'the OAuth2 settings of a provider profile (default: from the domain of --user)' })
+          .option('user', { type: 'string', describe: 'the account to authorize (a login hint; picks the profile)' })
+          .option('client-id', { type: 'string', describe: 'the OAuth2 client registered with the provider' })
+          .option('client-secret-env', { type: 'string', describe: 'read the client secret from this environment variable' })
+          .option('client-secret-file', { type: 'string', describe: 'read the client secret from this file (mode 600)' })
+          .option('refresh-token-file', { type: 'string', describe: 'store the refresh token in this file (mode 600, replaced if present)' })
+          .option('scope', { type: 'string', describe: 'the scopes to ask for (default: the provider\'s mail scopes)' })
+          .option('flow', { type: 'string', choices: ['device', 'code'], describe: 'device: enter a code on any device; code: a browser on this machine (default: device for microsoft, code else)' })
+          .option('auth-url', { type: 'string', describe: 'another provider: its authorization endpoint' })
+          .option('token-url', { type: 'string', describe: 'another provider: its token endpoint' })
+          .option('device-url', { type: 'string', describe: 'another provider: its device authorization endpoint (RFC 8628)' })
+          .option('wait', { type: 'number', hidden: true, describe: 'seconds to wait for the browser\'s redirect (code flow)', ...shown(300) })
+          .example('$0 oauth2 authorize --provider microsoft --client-id ID --refresh-token-file ~/.outlook-rt', '')
+          .example('$0 oauth2 authorize --user me@gmail.com --client-id ID --client-secret-file ~/.gsecret --refresh-token-file ~/.gmail-rt', '')
+          .epilogue(commandEpilogue('Instructions (URL, code) go to stderr; the flags to give backup, migrate and the others to stdout. No token is ever printed. Denied or expired: exit 4.')),
+      (args) => onCommand({ command: 'oauth2', args }),
     )
     .command(
       'profiles',

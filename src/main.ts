@@ -129,6 +129,7 @@ const COMMANDS: Record<Parsed['command'], () => Promise<Command<unknown, unknown
   folders: async () => (await import('./commands/folders.js')).FOLDERS,
   verify: async () => (await import('./commands/verify.js')).VERIFY,
   batch: async () => (await import('./commands/batch.js')).batchCommand((name) => COMMANDS[name]()) as Promise<Command<unknown, unknown>>,
+  oauth2: async () => (await import('./commands/oauth2.js')).OAUTH2 as Command<unknown, unknown>,
   profiles: async () => {
     const { printProfiles } = await import('./profiles/list.js');
     return { load: () => undefined, run: () => Promise.resolve(undefined), print: (_none, out) => printProfiles(out.json) };

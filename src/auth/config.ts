@@ -39,24 +39,29 @@ export function oauth2Spec(problems: Problems, raw: RawOAuth2Flags, prefix: stri
   let tokenUrl: string | undefined;
   if (raw.tokenUrl === undefined) problems.push(`${f('token-url')} URL is required for the refresh flow (or "google", "microsoft")`);
   else {
-    const text = OAUTH2_TOKEN_URLS[raw.tokenUrl.toLowerCase()] ?? raw.tokenUrl;
-    let u: URL | undefined;
-    try {
-      u = new URL(text);
-    } catch {
-      problems.push(`${f('token-url')} ${raw.tokenUrl}: not a URL`);
-    }
-    const loopback = u !== undefined && (u.hostname === '127.0.0.1' || u.hostname === 'localhost' || u.hostname === '[::1]');
-    if (u !== undefined && !(u.protocol === 'https:' || (u.protocol === 'http:' && loopback))) {
-      problems.push(`${f('token-url')} must be https:// (http:// only on loopback)`);
-    } else if (u !== undefined && (u.username !== '' || u.password !== '')) problems.push(`${f('token-url')} may not hold credentials`);
-    else tokenUrl = text;
+    tokenUrl = endpointUrl(problems, f('token-url'), OAUTH2_TOKEN_URLS[raw.tokenUrl.toLowerCase()] ?? raw.tokenUrl);
   }
   if (raw.clientId === undefined || raw.clientId.trim() === '') problems.push(`${f('client-id')} ID is required for the refresh flow`);
   const refreshToken = oneRef(problems, f('refresh-token'), { env: raw.refreshTokenEnv, file: raw.refreshTokenFile, command: raw.refreshTokenCommand }, true);
   const clientSecret = oneRef(problems, f('client-secret'), { env: raw.clientSecretEnv, file: raw.clientSecretFile }, false);
   if (problems.length > n || tokenUrl === undefined || raw.clientId === undefined || refreshToken === undefined) return undefined;
   return { kind: 'refresh', tokenUrl, clientId: raw.clientId, refreshToken, ...(clientSecret === undefined ? {} : { clientSecret }), cacheDir };
+}
+
+/** An OAuth2 endpoint given by `flag`: https:// (http:// only on loopback), no credentials in it; else a problem and undefined. */
+export function endpointUrl(problems: Problems, flag: string, text: string): string | undefined {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    problems.push(`${flag} ${text}: not a URL`);
+    return undefined;
+  }
+  const loopback = u.hostname === '127.0.0.1' || u.hostname === 'localhost' || u.hostname === '[::1]';
+  if (!(u.protocol === 'https:' || (u.protocol === 'http:' && loopback))) problems.push(`${flag} must be https:// (http:// only on loopback)`);
+  else if (u.username !== '' || u.password !== '') problems.push(`${flag} may not hold credentials`);
+  else return text;
+  return undefined;
 }
 
 function oneRef(problems: Problems, flag: string, refs: { env?: string | undefined; file?: string | undefined; command?: string | undefined }, required: boolean): SecretRef | undefined {

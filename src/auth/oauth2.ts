@@ -163,8 +163,12 @@ async function load(file: string): Promise<Cached | undefined> {
   }
 }
 
-/** POST a form to the token endpoint; the JSON reply of a 2xx, else a MailferryError. */
-async function post(url: string, origin: string, form: URLSearchParams): Promise<Record<string, unknown>> {
+/**
+ * POST a form to an OAuth2 endpoint (token, device authorization): its HTTP status and JSON object
+ * (empty when the body is not one). Unreachable or timing out: 'network' (exit 5, retryable).
+ */
+export async function postForm(url: string, form: URLSearchParams, what = 'OAuth2 token endpoint'): Promise<{ status: number; body: Record<string, unknown> }> {
+  const origin = new URL(url).host;
   let res: Response;
   let body: unknown;
   try {
@@ -179,18 +183,28 @@ async function post(url: string, origin: string, form: URLSearchParams): Promise
   } catch (e: unknown) {
     const cause = e instanceof Error ? e.cause : undefined;
     const why = e instanceof Error && e.name === 'TimeoutError' ? 'timed out' : (errnoCode(cause) ?? (cause instanceof Error ? cause.message : 'failed'));
-    throw new MailferryError('network', `cannot reach the OAuth2 token endpoint ${origin}: ${why}`, { retryable: true });
+    throw new MailferryError('network', `cannot reach the ${what} ${origin}: ${why}`, { retryable: true });
   }
-  const o = typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {};
-  if (res.ok) return o;
-  // RFC 6749 §5.2 error codes; only the code is printed (a description is the server's free text).
-  const code = typeof o['error'] === 'string' && /^[\w.-]{1,64}$/.test(o['error']) ? o['error'] : `HTTP ${res.status}`;
+  return { status: res.status, body: typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {} };
+}
+
+/** RFC 6749 §5.2 error code of a reply; only the code is ever printed (a description is the server's free text). */
+export function oauthErrorCode(status: number, body: Record<string, unknown>): string {
+  const e = body['error'];
+  return typeof e === 'string' && /^[\w.-]{1,64}$/.test(e) ? e : `HTTP ${status}`;
+}
+
+/** POST a form to the token endpoint; the JSON reply of a 2xx, else a MailferryError. */
+async function post(url: string, origin: string, form: URLSearchParams): Promise<Record<string, unknown>> {
+  const { status, body: o } = await postForm(url, form);
+  if (status >= 200 && status < 300) return o;
+  const code = oauthErrorCode(status, o);
   if (code === 'invalid_grant') {
     throw new MailferryError('auth', `the OAuth2 refresh token was refused by ${origin} (invalid_grant: expired or revoked); re-authorize and give mailferry the new refresh token`);
   }
   if (code === 'invalid_client' || code === 'unauthorized_client') {
     throw new MailferryError('auth', `${origin} refused the OAuth2 client (${code}); check --oauth2-client-id and the client secret`);
   }
-  if (res.status >= 500) throw new MailferryError('network', `the OAuth2 token endpoint ${origin} failed (${code})`, { retryable: true });
+  if (status >= 500) throw new MailferryError('network', `the OAuth2 token endpoint ${origin} failed (${code})`, { retryable: true });
   throw new MailferryError('auth', `the OAuth2 token endpoint ${origin} refused the refresh (${code})`);
 }

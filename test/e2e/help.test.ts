@@ -12,7 +12,7 @@ import { REPO_ROOT, runCli } from '../helpers/cli.js';
 test('a misspelt command: "did you mean backup?", exit 2, one line', async () => {
   const r = await runCli(['bakup', '--from', 'imaps://me@example.org', '--to', 'maildir:/tmp/x']);
   assert.equal(r.status, 2);
-  assert.match(r.stderr, /^mailferry: "bakup" is not a command \(backup, restore, [a-z, ]+\); did you mean backup\?/);
+  assert.match(r.stderr, /^mailferry: "bakup" is not a command \(backup, restore, [a-z0-9, ]+\); did you mean backup\?/);
   assert.equal(r.stderr.trim().split('\n').length, 1);
 });
 
