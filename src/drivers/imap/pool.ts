@@ -5,7 +5,7 @@ import { MailferryError } from '../../domain/errors.js';
 import type { RemoteEndpoint } from '../../endpoints/url.js';
 import type { Logger } from '../../log/logger.js';
 import { MAX_MESSAGE_SIZE } from '../message-limit.js';
-import { checkedConnect } from '../scheme.js';
+import { checkedConnect, usualPort } from '../scheme.js';
 import { assertAlive, commandError, isAlive, mapImapError, noteFault, printable } from './errors.js';
 
 /**
@@ -137,7 +137,8 @@ export class ImapPool {
       if (cred.kind === 'oauth2' && client.capabilities.size > 0 && !auth.some((m) => ['OAUTHBEARER', 'XOAUTH2', 'XOAUTH'].includes(m))) {
         throw new NoOAuth2Login(this.where, auth);
       }
-      throw mapImapError(err, this.where);
+      const portHint = usualPort(e);
+      throw mapImapError(err, this.where, portHint === undefined ? {} : { portHint });
     }
     this.opts.onConnect?.(client);
     return conn;
