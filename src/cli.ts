@@ -37,15 +37,13 @@ export const COMMAND_NAMES = ['backup', 'restore', 'migrate', 'forward', 'folder
 export type Parsed = { command: (typeof COMMAND_NAMES)[number]; args: Record<string, unknown> };
 
 const TRANSFER_STATE =
-  'The target cannot hold mailferry\'s state, so it lives on this machine: $XDG_STATE_HOME/mailferry/target-<hash>.json ' +
-  '(else ~/.local/state/mailferry/), one file per source and target account (no secret in it), with a .lock beside it; ' +
-  '--state FILE puts it elsewhere. A rerun appends only what is new.';
+  'State (what is on the target; no secret): $XDG_STATE_HOME/mailferry/target-<hash>.json (else ~/.local/state/mailferry/), ' +
+  'a .lock beside it. A rerun appends only what is new.';
 
 const FORWARD_STATE =
-  'What was forwarded is recorded on this machine, each message as soon as the relay accepted it (250), with the reply: ' +
-  '$XDG_STATE_HOME/mailferry/forward-<hash>.json (else ~/.local/state/mailferry/), one file per source, relay and recipient, ' +
-  'with a .lock beside it. A rerun sends only what is new; a run killed between a 250 and its record sends that one message again. ' +
-  'A message the relay refuses (5xx) or keeps deferring (4xx) is listed (exit 3) and tried again by the next run.';
+  'State: a message is recorded once the relay took it (250): $XDG_STATE_HOME/mailferry/forward-<hash>.json ' +
+  '(else ~/.local/state/mailferry/), a .lock beside it; a rerun sends only what is new (a kill between a 250 and its ' +
+  'record: that one again). Refused (5xx) or deferred (4xx): listed, exit 3, tried again next run.';
 
 /** A default for --help (as yargs would print it), filled in by the loader, not by yargs. */
 function shown(value: string | number): Pick<Options, 'defaultDescription'> {
@@ -83,6 +81,25 @@ export function oauth2Flags(who = '', prefix = ''): Record<string, Options> {
   };
 }
 
+/**
+ * A prefixed account (target-, smtp-) is a command's second one: its shown flag's description
+ * refers to the first account's.
+ */
+function alike(who: string, prefix: string, flag: string, describe: string): Options {
+  return { type: 'string', describe: prefix === '' ? `${who}${describe}` : `${who}as --${flag}, each named --${prefix}...` };
+}
+
+/**
+ * One account's password and OAuth2 flags. --help shows one line for them all (the first, naming
+ * the others: they are alternatives), --show-hidden lists each (ACCOUNT_DETAILS).
+ */
+function credentialFlags(who = '', prefix = ''): Record<string, Options> {
+  const describe = 'password from this env variable; or --password-file|-command, --oauth2-token-command|-url';
+  // Overrides the first key in place: it stays the first line.
+  return { ...passwordFlags(who, prefix), ...oauth2Flags(who, prefix), [`${prefix}password-env`]: alike(who, prefix, 'password-env', describe) };
+}
+
+/** One account's TLS flags: --ca shown, naming the rarely needed others (ACCOUNT_DETAILS). */
 function tlsFlags(who = '', prefix = ''): Record<string, Options> {
   return {
     [`${prefix}tls-mode`]: {
@@ -91,17 +108,24 @@ function tlsFlags(who = '', prefix = ''): Record<string, Options> {
       describe: `${who}override the address's TLS mode (plain: the password unencrypted)`,
     },
     [`${prefix}tls-insecure`]: { type: 'boolean', describe: `${who}accept any server certificate (not recommended)` },
-    [`${prefix}ca`]: { type: 'string', describe: `${who}trust the CA certificate(s) in this PEM file` },
+    [`${prefix}ca`]: alike(who, prefix, 'ca', 'trust CAs in this PEM file; --tls-insecure, --tls-mode'),
   };
 }
 
-/** One IMAP account's secrets, TLS and connections (migrate and verify have two: the source's and, prefixed, the target's). */
+/** One account's secrets and TLS (backup, folders and forward have one; restore's is the target). */
+function accountFlags(who = '', prefix = ''): Record<string, Options> {
+  return { ...credentialFlags(who, prefix), ...tlsFlags(who, prefix) };
+}
+
+/**
+ * One IMAP account's secrets, TLS and connections (migrate and verify have two: the source's and,
+ * prefixed, the target's, whose --target-connections is named in the source's line).
+ */
 function imapAccountFlags(who = '', prefix = ''): Record<string, Options> {
+  const connections = prefix === '' ? 'parallel connections (--target-connections)' : 'parallel IMAP connections';
   return {
-    ...passwordFlags(who, prefix),
-    ...oauth2Flags(who, prefix),
-    ...tlsFlags(who, prefix),
-    [`${prefix}connections`]: { type: 'number', describe: `${who}parallel IMAP connections`, ...shown(DEFAULTS.connections) },
+    ...accountFlags(who, prefix),
+    [`${prefix}connections`]: { type: 'number', describe: `${who}${connections}`, ...shown(DEFAULTS.connections) },
   };
 }
 
@@ -147,7 +171,7 @@ const WATCH_FLAGS: Record<string, Options> = {
 
 /** restore and migrate: where the target's state lives, folder mapping, dry run. */
 const TARGET_FLAGS: Record<string, Options> = {
-  state: { type: 'string', describe: 'the file of what the target holds (see below)' },
+  state: { type: 'string', describe: 'file of what is already on the target (default: see below)' },
   map: {
     type: 'string',
     array: true,
@@ -155,11 +179,11 @@ const TARGET_FLAGS: Record<string, Options> = {
     describe:
       'OLD=NEW: source folder OLD into target folder NEW ("/" between levels; OLD/*=NEW/* a subtree; repeatable; before Sent, Trash... roles)',
   },
-  'dry-run': { type: 'boolean', describe: 'print what would be copied (folders, messages, bytes); change nothing' },
+  'dry-run': { type: 'boolean', describe: 'print the folders, messages, bytes to copy; change nothing' },
   'sync-deletions': {
     type: 'boolean',
     describe:
-      'also remove from the target what mailferry copied there and the source no longer has (needs UIDPLUS; not with filters)',
+      'also remove from the target what mailferry copied there and the source no longer has (UIDPLUS; no filters)',
   },
 };
 
@@ -185,12 +209,12 @@ const RESTORE_PROFILE_FLAGS: Record<string, Options> = {
 
 /** migrate: both accounts by address and profile; the source's download and the target's upload budgets. */
 const MIGRATE_PROFILE_FLAGS: Record<string, Options> = {
-  user: { type: 'string', describe: 'source: its e-mail address, instead of --from (its profile)' },
-  profile: { type: 'string', describe: 'source: provider profile by name or file (./my.json); default: from the domain of --user' },
-  'target-user': { type: 'string', describe: 'target: the account as an e-mail address, instead of --to' },
-  'target-profile': { type: 'string', describe: 'target: provider profile by name or file; default: from the domain of --target-user' },
+  user: { type: 'string', describe: 'source: an e-mail address for --from, the server from its profile' },
+  profile: { type: 'string', describe: 'source: profile by name or file (./my.json); default: by domain' },
+  'target-user': { type: 'string', describe: 'target: an e-mail address for --to, the server from its profile' },
+  'target-profile': { type: 'string', describe: 'target: profile by name or file; default: by domain' },
   'all-folders': PROFILE_FLAGS['all-folders'] as Options,
-  'max-bytes-per-day': { type: 'string', describe: 'source: download at most this much per UTC day (default: the profile\'s; 0: none)' },
+  'max-bytes-per-day': { type: 'string', describe: 'source: at most this per UTC day (0: none; default: profile\'s)' },
   ...RATE_FLAG,
 };
 
@@ -198,29 +222,40 @@ const MIGRATE_PROFILE_FLAGS: Record<string, Options> = {
 const GLOBAL_FLAGS = ['config', 'log-file', 'json', 'quiet', 'debug', 'help', 'version', 'show-hidden'];
 const GLOBALS_HELP = 'Global options (mailferry --help): --config FILE, --log-file FILE, --json, -q/--quiet, --debug, -h/--help, -V/--version; --show-hidden: every flag';
 
-/** Flags few need (the OAuth2 refresh flow's details, tuning), listed with --show-hidden. */
-const ADVANCED = ['batch-mb', 'no-uidl', 'layout', 'protocol', 'tls-mode'];
+/** Flags few need (tuning), listed with --show-hidden. */
+const ADVANCED = ['batch-mb', 'no-uidl', 'layout', 'protocol'];
 
 /**
- * The OAuth2 refresh flow's details, named in --oauth2-token-url's description, and --watch's,
- * named in its description: listed with --show-hidden.
+ * Listed with --show-hidden, each named in a shown flag's description: an account's password and
+ * OAuth2 alternatives (in --password-env's), the OAuth2 refresh flow's details (in
+ * --oauth2-token-url's), the rarer TLS flags (in --ca's), the target's connections (in
+ * --connections'), and --watch's details (in --watch's).
  */
-const OAUTH2_DETAILS = [
+const ACCOUNT_DETAILS = [
   ...['', 'target-', 'smtp-'].flatMap((p) =>
-    ['client-id', 'client-secret-env', 'client-secret-file', 'refresh-token-env', 'refresh-token-file', 'refresh-token-command'].map((d) => `${p}oauth2-${d}`),
+    [
+      'password-file',
+      'password-command',
+      'oauth2-token-command',
+      'oauth2-token-url',
+      ...['client-id', 'client-secret-env', 'client-secret-file', 'refresh-token-env', 'refresh-token-file', 'refresh-token-command'].map((d) => `oauth2-${d}`),
+      'tls-insecure',
+      'tls-mode',
+    ].map((d) => `${p}${d}`),
   ),
+  'target-connections',
   'watch-interval',
   'watch-folders',
   'watch-heartbeat',
 ];
 
 /**
- * A command's help lists its own flags (the OAuth2 details and ADVANCED only with --show-hidden,
- * so that it stays short: backup's at most 60 lines at 100 columns, test/e2e/help.test.ts); the
- * global ones are named in its epilogue.
+ * A command's help lists its own flags (ACCOUNT_DETAILS, ADVANCED and `rare` only with --show-hidden, so
+ * that it stays short: at most 60 lines at 100 columns, test/e2e/help.test.ts); the global ones
+ * are named in its epilogue.
  */
-function commandHelp(y: Argv, all: boolean): Argv {
-  return [...GLOBAL_FLAGS, ...(all ? [] : [...OAUTH2_DETAILS, ...ADVANCED])].reduce((a, k) => a.hide(k), y);
+function commandHelp(y: Argv, all: boolean, rare: string[] = []): Argv {
+  return [...GLOBAL_FLAGS, ...(all ? [] : [...ACCOUNT_DETAILS, ...ADVANCED, ...rare])].reduce((a, k) => a.hide(k), y);
 }
 
 /** A command's epilogue: its own notes, the global flags, the exit codes. */
@@ -228,7 +263,7 @@ function commandEpilogue(...notes: string[]): string {
   return [...notes, GLOBALS_HELP, EXIT_CODES_HELP].join('\n\n');
 }
 
-const IMAP_TARGET = 'target account: imaps://USER@HOST[:993] or imap://USER@HOST[:143] (STARTTLS)';
+const IMAP_TARGET = 'target: imaps://USER@HOST[:993], imap://USER@HOST[:143] (STARTTLS)';
 
 export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
   const all = argv.includes('--show-hidden');
@@ -245,9 +280,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
             describe: 'imaps://USER@HOST (port 993), imap:// (143, STARTTLS), pop3s:// (995), pop3:// (110)',
           })
           .option('to', { type: 'string', array: true, describe: 'archive: maildir:DIR or mbox:DIR (repeatable)' })
-          .options(passwordFlags())
-          .options(oauth2Flags())
-          .options(tlsFlags())
+          .options(accountFlags())
           .option('connections', { type: 'number', describe: 'parallel IMAP connections (POP3 uses one)', ...shown(DEFAULTS.connections) })
           .options(FOLDER_FLAGS)
           .options(VERIFY_FLAG)
@@ -277,20 +310,18 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
     )
     .command(
       'restore',
-      'Restore a Maildir or mbox archive into an IMAP account (APPEND with flags and dates; incremental, resumable)',
+      'Restore a Maildir or mbox archive into an IMAP account (APPEND with flags and dates; resumable)',
       (y) =>
         commandHelp(y, all)
           .option('from', { type: 'string', describe: 'the archive: maildir:DIR or mbox:DIR (as mailferry backup writes them)' })
           .option('to', { type: 'string', describe: IMAP_TARGET })
-          .options(passwordFlags('target: '))
-          .options(oauth2Flags('target: '))
-          .options(tlsFlags('target: '))
+          .options(accountFlags('target: '))
           .option('connections', { type: 'number', describe: 'parallel IMAP connections to the target', ...shown(DEFAULTS.connections) })
           .options(FOLDER_FLAGS)
           .options(VERIFY_FLAG)
           .options(FILTER_FLAGS)
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], ...shown(DEFAULTS.layout), describe: 'layout of the Maildir archive' })
-          .option('labels', { type: 'string', choices: ['folders', 'keywords'], describe: 'a Gmail-mode archive into a server that is not Gmail: its folders as they are (default), or one copy per message, the other labels as keywords' })
+          .option('labels', { type: 'string', choices: ['folders', 'keywords'], describe: 'a Gmail archive into another server: folders as they are (default), or each message once, other labels as keywords' })
           .options(TARGET_FLAGS)
           .options(RESTORE_PROFILE_FLAGS)
           .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes read per batch, in MiB (bounds memory)' })
@@ -300,7 +331,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
     )
     .command(
       'migrate',
-      'Copy an IMAP account into another one (APPEND with flags and dates), optionally keeping local archives in the same pass',
+      'Copy an IMAP account into another one (APPEND with flags and dates), optionally archiving it too',
       (y) =>
         commandHelp(y, all)
           .option('from', {
@@ -311,7 +342,11 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
           .options(imapAccountFlags('source: '))
           .options(imapAccountFlags('target: ', 'target-'))
           .option('archive', { type: 'string', array: true, describe: 'also keep a local copy: maildir:DIR or mbox:DIR (repeatable)' })
-          .option('labels', { type: 'string', choices: ['folders', 'keywords'], describe: 'from Gmail: folders (a copy per label folder) or keywords (one copy, the other labels as keywords)' })
+          .option('labels', {
+            type: 'string',
+            choices: ['folders', 'keywords'],
+            describe: 'from Gmail: a folder per label (default), or each message once, the other labels as keywords',
+          })
           .options(FOLDER_FLAGS)
           .options(VERIFY_FLAG)
           .options(FILTER_FLAGS)
@@ -327,7 +362,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
     )
     .command(
       'forward',
-      'Send new mail from a POP3 or IMAP account (or an archive) to an address through an SMTP relay, once each, e.g. from cron',
+      'Send new mail of an IMAP or POP3 account (or archive) to an address via an SMTP relay, once each',
       (y) =>
         commandHelp(y, all)
           .option('from', {
@@ -335,29 +370,25 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
             describe: 'source: pop3s://USER@HOST, pop3://USER@HOST (STLS), imaps://USER@HOST, imap://USER@HOST (STARTTLS), maildir:DIR or mbox:DIR (or --user)',
           })
           .options(PROFILE_FLAGS)
-          .options(passwordFlags('source: '))
-          .options(oauth2Flags('source: '))
-          .options(tlsFlags('source: '))
+          .options(accountFlags('source: '))
           .option('connections', { type: 'number', describe: 'source: parallel IMAP connections', ...shown(DEFAULTS.connections) })
           .option('smtp', { type: 'string', describe: 'relay: smtps://[USER@]HOST[:465] (TLS) or smtp://[USER@]HOST[:587] (STARTTLS required); AUTH only with a USER' })
-          .options(passwordFlags('relay: ', 'smtp-'))
-          .options(oauth2Flags('relay: ', 'smtp-'))
-          .options(tlsFlags('relay: ', 'smtp-'))
+          .options(accountFlags('relay: ', 'smtp-'))
           .option('rcpt', { type: 'string', describe: 'the address every message is sent to (RCPT TO)' })
           .option('envelope-from', {
             type: 'string',
             describe: 'MAIL FROM (where bounces of the forward go): an address or "<>"; default the relay user when it is an address, else --rcpt',
           })
-          .option('rate', { type: 'string', describe: 'at most N messages per second, minute or hour, spaced evenly: N/s, N/m, N/h' })
+          .option('rate', { type: 'string', describe: 'at most N messages per second, minute or hour, evenly: N/s, N/m, N/h' })
           .option('archive', { type: 'string', array: true, describe: 'also keep a local copy: maildir:DIR or mbox:DIR (repeatable)' })
           .options(FOLDER_FLAGS)
           .options(FILTER_FLAGS)
           .option('layout', { type: 'string', choices: ['maildir++', 'fs'], ...shown(DEFAULTS.layout), describe: 'layout of Maildir archives (read and written)' })
-          .option('state', { type: 'string', describe: 'file that records what was forwarded (default: under $XDG_STATE_HOME/mailferry/)' })
-          .option('dry-run', { type: 'boolean', describe: 'print the folders, messages and bytes a real run would forward; send nothing, change nothing' })
+          .option('state', { type: 'string', describe: 'file of what was forwarded (default: see below)' })
+          .option('dry-run', { type: 'boolean', describe: 'print the folders, messages, bytes to forward; send nothing' })
           .option('mark-sent', {
             type: 'boolean',
-            describe: 'record the messages this run would forward as already sent, without sending them or contacting the relay (start forwarding from now on)',
+            describe: 'record what would be forwarded as sent; send nothing (start now)',
           })
           .option('batch-mb', { type: 'number', ...shown(DEFAULTS.batchMb), describe: 'bytes fetched per IMAP command, in MiB (bounds memory)' })
           .options(MESSAGE_SIZE_FLAG)
@@ -372,9 +403,7 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
       (y) =>
         commandHelp(y, all)
           .option('from', { type: 'string', describe: 'the account: imaps://USER@HOST[:993], imap://USER@HOST[:143] (STARTTLS), pop3s:// or pop3:// (its INBOX)' })
-          .options(passwordFlags())
-          .options(oauth2Flags())
-          .options(tlsFlags())
+          .options(accountFlags())
           .options(FOLDER_FLAGS)
           .option('user', PROFILE_FLAGS['user'] as Options)
           .option('profile', PROFILE_FLAGS['profile'] as Options)
@@ -386,9 +415,10 @@ export function buildCli(argv: string[], onCommand: (p: Parsed) => void): Argv {
     )
     .command(
       'verify',
-      'Prove a copy message by message: give it the flags of the backup, migrate or restore that made it (only reads)',
+      'Prove a copy message by message (only reads): give it the flags of the command that made it',
       (y) =>
-        commandHelp(y, all)
+        // The budgets only pace a copy: accepted, listed with --show-hidden.
+        commandHelp(y, all, ['max-bytes-per-day', 'max-bytes-per-second'])
           .option('from', { type: 'string', describe: 'the source, as the copy was given it: an IMAP or POP3 account, or (after a restore) maildir:DIR or mbox:DIR' })
           .option('to', { type: 'string', array: true, describe: 'the copy: maildir:DIR or mbox:DIR (after a backup, repeatable), or the IMAP account (after a migrate or restore)' })
           .option('quick', { type: 'boolean', describe: 'compare ids, sizes, headers, flags and dates only; not the bodies (default: full, content digests)' })

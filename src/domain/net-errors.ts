@@ -47,6 +47,9 @@ export function answeredInPlainText(e: unknown, code?: string): boolean {
   return c !== undefined && NOT_TLS.has(c);
 }
 
+/** A connection not up in time: the socket's code, and imapflow's (whose CONNECT_TIMEOUT covers every phase of its connect). */
+const CONNECT_TIMEOUT = new Set(['ETIMEDOUT', 'CONNECT_TIMEOUT', 'GREETING_TIMEOUT']);
+
 /** Socket codes that mean the connection went away under us: a new connection may succeed. */
 const LOST = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ETIMEOUT', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN']);
 
@@ -63,6 +66,12 @@ export function connectionLost(where: string, code?: string, cause?: unknown): M
 export interface NetErrorOptions {
   /** The socket's code when the library moved it (nodemailer keeps it in `originalCode`). */
   code?: string;
+  /**
+   * Given by a driver while it connects, on a port that is not its scheme's usual one
+   * (drivers/scheme.ts usualPort): added to a refused connection and to a connection not up in time,
+   * e.g. "connection refused by host:9993; imaps:// is usually port 993".
+   */
+  portHint?: string;
   /** What to tell the user about an untrusted certificate (default: --ca FILE or --tls-insecure). */
   tlsHint?: string;
 }
@@ -81,7 +90,11 @@ export function mapNetError(
   if (e instanceof MailferryError) return e;
   const code = opts.code ?? errnoCode(e);
   if (code === undefined) return undefined;
-  if (code === 'ECONNREFUSED') return new MailferryError('network', `connection refused by ${where}`, { cause: e });
+  const hint = opts.portHint === undefined ? '' : `; ${opts.portHint}`;
+  if (code === 'ECONNREFUSED') return new MailferryError('network', `connection refused by ${where}${hint}`, { cause: e });
+  if (hint !== '' && CONNECT_TIMEOUT.has(code)) {
+    return new MailferryError('network', `no connection to ${where} in time (${code})${hint}`, { retryable: true, cause: e });
+  }
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new MailferryError('network', `unknown host in ${where}`, { cause: e });
   if (NOT_TLS.has(code)) return new MailferryError('tls', `${where} answered the TLS handshake in plain text (${code})`, { cause: e });
   if (isTlsCode(code)) {

@@ -35,6 +35,18 @@ const NAMES = {
   smtp: { name: 'SMTP', tls: 'smtps', plain: 'smtp', upgrade: 'STARTTLS', tlsPort: 465, plainPort: 587 },
 } as const;
 
+/**
+ * What a failure to connect to `e` adds when its port is not the scheme's usual one (a refused
+ * port or one that never answers is most often a wrong port): "imaps:// is usually port 993";
+ * undefined on the usual port. The drivers pass it to domain/net-errors.ts (portHint) while they
+ * connect.
+ */
+export function usualPort(e: RemoteEndpoint): string | undefined {
+  const n = NAMES[e.kind];
+  const [scheme, port] = e.tls === 'tls' ? [n.tls, n.tlsPort] : [n.plain, n.plainPort];
+  return e.port === port ? undefined : `${scheme}:// is usually port ${port}`;
+}
+
 /** Endpoints whose connection came up: their scheme is right. */
 const proven = new Set<string>();
 

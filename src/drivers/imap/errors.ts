@@ -1,6 +1,6 @@
 import type { ImapFlow } from 'imapflow';
 import { MailferryError, errnoCode } from '../../domain/errors.js';
-import { connectionLost as lost, mapNetError } from '../../domain/net-errors.js';
+import { connectionLost as lost, mapNetError, type NetErrorOptions } from '../../domain/net-errors.js';
 
 /**
  * Translate what imapflow (or the socket, TLS, DNS layers under it) throws into our typed errors.
@@ -145,7 +145,8 @@ export function printable(text: string): string {
   return clean.length > 200 ? `${clean.slice(0, 200)}...` : clean;
 }
 
-export function mapImapError(e: unknown, where: string): MailferryError {
+/** `net`: what domain/net-errors.ts needs besides (pool.ts: the usual port's hint while it connects). */
+export function mapImapError(e: unknown, where: string, net: NetErrorOptions = {}): MailferryError {
   if (e instanceof MailferryError) return e;
   const code = errnoCode(e);
   const throttle = throttleOf(e);
@@ -156,8 +157,8 @@ export function mapImapError(e: unknown, where: string): MailferryError {
   if (prop(e, 'authenticationFailed') === true || prop(e, 'serverResponseCode') === 'AUTHENTICATIONFAILED') {
     return new MailferryError('auth', `login refused by ${where}: wrong user name or password`, { cause: e });
   }
-  const net = mapNetError(e, where, IMAPFLOW_LOST);
-  if (net !== undefined) return net;
+  const mapped = mapNetError(e, where, IMAPFLOW_LOST, net);
+  if (mapped !== undefined) return mapped;
   if (code === 'STARTTLS_INJECTION') {
     return new MailferryError('tls', `${where} sent data before the TLS handshake (STARTTLS injection); connection dropped`, { cause: e });
   }

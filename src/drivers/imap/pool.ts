@@ -5,7 +5,7 @@ import { MailferryError } from '../../domain/errors.js';
 import type { RemoteEndpoint } from '../../endpoints/url.js';
 import type { Logger } from '../../log/logger.js';
 import { MAX_MESSAGE_SIZE } from '../message-limit.js';
-import { checkedConnect } from '../scheme.js';
+import { checkedConnect, usualPort } from '../scheme.js';
 import { assertAlive, commandError, isAlive, mapImapError, noteFault, printable } from './errors.js';
 
 /**
@@ -62,6 +62,15 @@ const MAX_TOKENS = 200_000;
 /** A `withConn` use: bytes received (plus PER_MESSAGE for each message of the folder selected) and time. */
 export const COMMAND_BYTES = 4 << 20;
 export const PER_MESSAGE = 16 << 10;
+/**
+ * A use that lists folders (LIST, and LSUB where imapflow asks it): LIST_BYTES in all, whatever
+ * folder the connection has open: 256 KiB, plus LIST_FOLDERS folders of PER_FOLDER bytes (a LIST
+ * line is ~40-100 bytes). imapflow keeps every parsed entry until the command ends, ~11 bytes of
+ * heap per byte received, so an endless LIST under COMMAND_BYTES peaked at 130-138 MB.
+ */
+export const LIST_FOLDERS = 10_000;
+export const PER_FOLDER = 100;
+export const LIST_BYTES = (256 << 10) + LIST_FOLDERS * PER_FOLDER;
 export const PER_MESSAGE_MS = 10;
 export const COMMAND_MS = 10 * 60_000;
 
@@ -137,7 +146,8 @@ export class ImapPool {
       if (cred.kind === 'oauth2' && client.capabilities.size > 0 && !auth.some((m) => ['OAUTHBEARER', 'XOAUTH2', 'XOAUTH'].includes(m))) {
         throw new NoOAuth2Login(this.where, auth);
       }
-      throw mapImapError(err, this.where);
+      const portHint = usualPort(e);
+      throw mapImapError(err, this.where, portHint === undefined ? {} : { portHint });
     }
     this.opts.onConnect?.(client);
     return conn;
@@ -211,10 +221,14 @@ export class ImapPool {
     return c;
   }
 
-  /** Run `fn` on a pooled connection; errors become MailferryError (`what` prefixes a NO). */
-  async withConn<T>(fn: (c: Conn) => Promise<T>, what?: string, prefer?: (c: Conn) => boolean): Promise<T> {
+  /**
+   * Run `fn` on a pooled connection; errors become MailferryError (`what` prefixes a NO). `bytes`:
+   * the most it may receive in all, for a use whose answer does not grow with the folder selected
+   * (LIST_BYTES for a listing); default COMMAND_BYTES plus PER_MESSAGE per message selected.
+   */
+  async withConn<T>(fn: (c: Conn) => Promise<T>, what?: string, prefer?: (c: Conn) => boolean, bytes?: number): Promise<T> {
     const c = await this.acquire(prefer);
-    const stop = this.guard(c);
+    const stop = this.guard(c, bytes);
     try {
       const out = await fn(c);
       assertAlive(c.client, this.where);
@@ -235,11 +249,11 @@ export class ImapPool {
   /**
    * Bound one use of `c`: COMMAND_BYTES received, plus PER_MESSAGE for each message of the folder
    * it has selected (a SEARCH ALL, the flags or the headers of every message are legitimately
-   * that large), and `commandMs`; over
+   * that large), or `flat` bytes in all when given, and `commandMs`; over
    * either, the fault is noted for commandError and the connection closed, which fails the
    * command in flight at once. Returns the function that ends the watch.
    */
-  private guard(c: Conn): () => void {
+  private guard(c: Conn, flat?: number): () => void {
     let received = 0;
     const ms = this.opts.commandMs ?? COMMAND_MS;
     const drop = (fault: MailferryError): void => {
@@ -249,10 +263,10 @@ export class ImapPool {
     };
     const onData = (chunk: Buffer): void => {
       received += chunk.length;
-      if (received <= COMMAND_BYTES) return;
+      if (received <= (flat ?? COMMAND_BYTES)) return;
       const box = c.client.mailbox;
-      const budget = COMMAND_BYTES + (box === false ? 0 : box.exists * PER_MESSAGE);
-      if (received > budget) drop(new MailferryError('protocol', `${this.where} sent more than ${Math.round(budget / 2 ** 20)} MiB in answer to one command; connection dropped`));
+      const budget = flat ?? COMMAND_BYTES + (box === false ? 0 : box.exists * PER_MESSAGE);
+      if (received > budget) drop(new MailferryError('protocol', `${this.where} sent more than ${mib(budget)} MiB in answer to one command; connection dropped`));
     };
     // imapflow's socket (not in its types): every byte read, before TLS and parsing are done with it.
     const socket = (c.client as unknown as { socket?: NodeJS.EventEmitter | false }).socket || undefined;
@@ -307,6 +321,12 @@ export function capLiterals(client: ImapFlow, bytes: number): () => void {
   return () => {
     parser.maxLiteralSize = before;
   };
+}
+
+/** Bytes in MiB for a message: one decimal below 10 (LIST_BYTES is 1.2 MiB). */
+function mib(bytes: number): string {
+  const m = bytes / 2 ** 20;
+  return m < 10 ? m.toFixed(1).replace(/\.0$/, '') : String(Math.round(m));
 }
 
 function imapLogger(log: Logger): NonNullable<ImapFlowOptions['logger']> {

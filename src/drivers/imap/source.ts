@@ -9,7 +9,7 @@ import { assertAlive, commandError, literalTooLarge } from './errors.js';
 import { resumableBody, type ChunkReader } from './download.js';
 import { GMAIL_EXTENSION, gmailFolders, LABEL_QUERY, labelsOf } from './gmail.js';
 import type { ImapFlow } from './imapflow.js';
-import { capLiterals, ImapPool, type Conn } from './pool.js';
+import { capLiterals, ImapPool, LIST_BYTES, type Conn } from './pool.js';
 import { UidValidities, UNUSABLE } from './uid-validity.js';
 import { ImapWatch } from './idle.js';
 import type { Fetched, FolderStatus, FolderWatch, HeaderSample, Missing, Selected, Source, WatchOptions } from '../../sources/source.js';
@@ -101,9 +101,9 @@ export class ImapSource implements Source {
     return this.pool.where;
   }
 
-  /** Run `fn` on a pooled connection, preferably one that has `mailbox` open already. */
-  private withConn<T>(fn: (c: Conn) => Promise<T>, mailbox?: MailboxInfo): Promise<T> {
-    return this.pool.withConn(fn, undefined, mailbox === undefined ? undefined : hasOpen(mailbox));
+  /** Run `fn` on a pooled connection, preferably one that has `mailbox` open already; `bytes` as ImapPool.withConn's. */
+  private withConn<T>(fn: (c: Conn) => Promise<T>, mailbox?: MailboxInfo, bytes?: number): Promise<T> {
+    return this.pool.withConn(fn, undefined, mailbox === undefined ? undefined : hasOpen(mailbox), bytes);
   }
 
   private async openOn(c: Conn, mailbox: MailboxInfo): Promise<{ uidValidity: bigint; exists: number }> {
@@ -166,7 +166,7 @@ export class ImapSource implements Source {
       if (gmail === undefined) this.opts.log.warn(`${this.where} speaks ${GMAIL_EXTENSION} but lists no All Mail (\\All): its folders are copied as folders, labels are not kept`);
       else this.opts.log.info(`${this.where}: Gmail mode: All Mail fetched with its labels, label folders made from them`);
       return gmail ?? all;
-    });
+    }, undefined, LIST_BYTES);
   }
 
   /** `STATUS (MESSAGES SIZE)`, without selecting; imapflow asks for SIZE only where the server has STATUS=SIZE (RFC 8438). */

@@ -3,7 +3,7 @@ import { MailferryError } from '../../domain/errors.js';
 import type { MailboxInfo } from '../../domain/message.js';
 import type { RemoteEndpoint } from '../../endpoints/url.js';
 import type { Logger } from '../../log/logger.js';
-import { ImapPool, type Conn } from './pool.js';
+import { ImapPool, LIST_BYTES, type Conn } from './pool.js';
 import type { Checkpoint } from '../../state/checkpoint.js';
 import { canMultiAppend } from './multi-append.js';
 import { mapFolder, sourceRole, targetRoles, type ListedFolder, type MapRule, type Mapped, type Role } from './folder-map.js';
@@ -124,12 +124,17 @@ export class ImapAppendSink implements Sink, TargetSink {
     return this.pool.where;
   }
 
-  /** Run `fn` on a pooled connection; errors become MailferryError (`what` names a NO). */
-  withConn<T>(fn: (c: Conn) => Promise<T>, what?: string): Promise<T> {
-    return this.pool.withConn((c) => {
-      this.noteAppendLimit(c.client);
-      return fn(c);
-    }, what);
+  /** Run `fn` on a pooled connection; errors become MailferryError (`what` names a NO); `bytes` as ImapPool.withConn's. */
+  withConn<T>(fn: (c: Conn) => Promise<T>, what?: string, bytes?: number): Promise<T> {
+    return this.pool.withConn(
+      (c) => {
+        this.noteAppendLimit(c.client);
+        return fn(c);
+      },
+      what,
+      undefined,
+      bytes,
+    );
   }
 
   /** Every use of a connection notes the APPENDLIMIT it announces (checkSize reads it as `appendLimit`). */
@@ -189,7 +194,7 @@ export class ImapAppendSink implements Sink, TargetSink {
         ...(l.specialUse === undefined ? {} : { specialUse: l.specialUse }),
         noSelect: l.flags.has('\\Noselect') || l.flags.has('\\NonExistent'),
       }));
-    }, 'cannot list folders');
+    }, 'cannot list folders', LIST_BYTES);
     return this.listing;
   }
 

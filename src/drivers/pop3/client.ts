@@ -5,7 +5,7 @@ import { NoOAuth2Login } from '../../auth/credentials.js';
 import { MailferryError, errnoCode } from '../../domain/errors.js';
 import { mapNetError } from '../../domain/net-errors.js';
 import type { RemoteEndpoint } from '../../endpoints/url.js';
-import { checkedConnect } from '../scheme.js';
+import { checkedConnect, usualPort } from '../scheme.js';
 import {
   BufferBody,
   deferred,
@@ -119,12 +119,16 @@ export class Pop3Client {
   private pausedAt = 0;
   private readonly idleMs: number;
   private readonly watch: NodeJS.Timeout;
+  /** While connecting, on a port not the scheme's usual one: what a refused or silent port's error adds (scheme.ts). */
+  private readonly portHint: { portHint?: string };
 
   private constructor(
     private readonly o: Pop3ClientOptions,
     sock: net.Socket,
   ) {
     this.where = `${o.host}:${o.port}`;
+    const hint = usualPort({ kind: 'pop3', user: o.user, host: o.host, port: o.port, tls: o.tls });
+    this.portHint = hint === undefined ? {} : { portHint: hint };
     this.idleMs = o.idleTimeoutMs ?? 120_000;
     this.sock = sock;
     this.attach(sock);
@@ -588,7 +592,7 @@ export class Pop3Client {
       return new MailferryError('network', `connection to ${this.where} closed by the server`, { retryable: true });
     }
     if (e instanceof Pop3ProtocolError) return this.protocolError(e.message);
-    const net = mapNetError(e, this.where);
+    const net = mapNetError(e, this.where, undefined, this.connecting ? this.portHint : {});
     if (net !== undefined) return net;
     const code = errnoCode(e);
     if (code !== undefined) return new MailferryError('network', `${this.where}: ${code}`, { cause: e, retryable: true });
@@ -629,7 +633,8 @@ export class Pop3Client {
     // An idle session with nothing outstanding may stay idle; the server ends it if it wants to.
     if (!this.connecting && this.reader.pending === 0) return;
     const ms = this.connecting ? (this.o.connectTimeoutMs ?? 30_000) : this.idleMs;
-    this.fail(new MailferryError('network', `no answer from ${this.where} for ${ms / 1000} s`, { retryable: true }));
+    const hint = this.connecting && this.portHint.portHint !== undefined ? `; ${this.portHint.portHint}` : '';
+    this.fail(new MailferryError('network', `no answer from ${this.where} for ${ms / 1000} s${hint}`, { retryable: true }));
   };
 
   private attach(sock: net.Socket): void {

@@ -5,7 +5,7 @@ import { MailferryError } from '../../domain/errors.js';
 import { mapNetError } from '../../domain/net-errors.js';
 import type { RemoteEndpoint } from '../../endpoints/url.js';
 import type { Logger } from '../../log/logger.js';
-import { checkedConnect } from '../scheme.js';
+import { checkedConnect, usualPort } from '../scheme.js';
 
 /**
  * The SMTP adapter: nodemailer stays in this file. One pooled connection (`maxConnections: 1`),
@@ -89,7 +89,7 @@ export function smtpSender(opts: SmtpTransportOptions): SmtpSender {
         const info = await checkedConnect(e, sending, { drop: () => abort.abort(), code: socketCode });
         return { accepted: true, text: oneLine(info.response) };
       } catch (err: unknown) {
-        return replyOf(err, where);
+        return replyOf(err, where, usualPort(e));
       }
     },
     close() {
@@ -98,10 +98,20 @@ export function smtpSender(opts: SmtpTransportOptions): SmtpSender {
   };
 }
 
-/** A refusal of this message as a Reply; anything about the session as a MailferryError. */
-function replyOf(err: unknown, where: string): Reply {
+/**
+ * A refusal of this message as a Reply; anything about the session as a MailferryError.
+ * `portHint` (scheme.ts usualPort) is added to a refused connection or one not up in time.
+ */
+function replyOf(err: unknown, where: string, portHint?: string): Reply {
   if (err instanceof MailferryError) throw err;
-  const o = (typeof err === 'object' && err !== null ? err : {}) as { code?: unknown; responseCode?: unknown; response?: unknown; command?: unknown; originalCode?: unknown };
+  const o = (typeof err === 'object' && err !== null ? err : {}) as {
+    code?: unknown;
+    responseCode?: unknown;
+    response?: unknown;
+    command?: unknown;
+    originalCode?: unknown;
+    timeoutType?: unknown;
+  };
   const code = typeof o.code === 'string' ? o.code : undefined;
   const responseCode = typeof o.responseCode === 'number' ? o.responseCode : undefined;
   const response = typeof o.response === 'string' ? oneLine(o.response) : undefined;
@@ -120,7 +130,13 @@ function replyOf(err: unknown, where: string): Reply {
     return { accepted: false, code: 554, text, permanent: true };
   }
   const sys = socketCode(err);
-  const net = mapNetError(err, where, SMTP_LOST, { ...(sys === undefined ? {} : { code: sys }), tlsHint: 'use --smtp-ca FILE for a private CA' });
+  // nodemailer's ETIMEDOUT is any of its time-outs; an idle session's (SOCKET_TIMEOUT) is no failure to connect.
+  const connecting = portHint !== undefined && o.timeoutType !== 'SOCKET_TIMEOUT';
+  const net = mapNetError(err, where, SMTP_LOST, {
+    ...(sys === undefined ? {} : { code: sys }),
+    ...(connecting ? { portHint } : {}),
+    tlsHint: 'use --smtp-ca FILE for a private CA',
+  });
   if (net !== undefined) throw net;
   // Anything else about the session (a garbled reply): a new connection may do better.
   throw new MailferryError('network', `${where}: ${text}`, { cause: err, retryable: true });
