@@ -103,7 +103,7 @@ describe('--sync-deletions', { skip: dc.skip }, () => {
 
     const dry = await migrate(['--sync-deletions', '--dry-run']);
     assert.equal(dry.status, 0, dry.stderr);
-    assert.deepEqual(dry.out['folders'], [{ mailbox: 'Trips', messages: 0, bytes: 0, target: 'Trips', create: false, remove: 2 }]);
+    assert.deepEqual(dry.out['folders'], [{ mailbox: 'Trips', messages: 0, bytes: 0, target: 'Trips', create: false, remove: 2, present: 4 }]);
     assert.equal((await fetchAll(dc.server, erin, 'Trips')).length, 7, 'a dry run removes nothing');
 
     const beforeRemoval = join(root, 'state-before-removal.json');
