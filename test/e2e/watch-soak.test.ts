@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
 import { withDovecot, type Account } from '../helpers/server.js';
-import { archivedIds, deliverTo, serverIds, startWatch, watchBackupArgs } from '../helpers/watch.js';
+import { archivedIds, deliverBurst, deliverTo, serverIds, startWatch, watchBackupArgs } from '../helpers/watch.js';
 
 const kai: Account = { name: 'soak-kai', password: 'soak-kai-pw' };
 const sam: Account = { name: 'soak-sam', password: 'soak-sam-pw' };
@@ -35,17 +35,21 @@ describe('backup --watch over time', { skip: dc.skip }, () => {
   test('kill -9 while it copies a burst, then a rerun: every message archived exactly once', { timeout: 120_000 }, async () => {
     const archive = join(root, 'killed');
     await deliverTo(dc.server, kai);
-    const args = await watchBackupArgs(dc.server, kai, root, archive, ['--max-bytes-per-second', '2M']);
+    const args = await watchBackupArgs(dc.server, kai, root, archive, ['--max-bytes-per-second', '2M', '--batch-mb', '1', '--include', 'INBOX']);
     const w = startWatch(args);
     await w.until((e) => e['type'] === 'pass' && e['full'] === true);
     const from = w.events.length;
-    // 30 messages of 200 KB at 2 MB/s: about 3 s of copying, the kill lands inside it.
-    for (let i = 0; i < 30; i++) await deliverTo(dc.server, kai, 'INBOX', 200_000);
+    // 30 messages of 200 KB arriving at once, copied at 2 MB/s in batches of 1 MiB (5 messages, each
+    // batch committed before its message events): about 3 s of copying, and the kill lands right
+    // after the first batch is archived. (Delivered one by one, or in one 16 MiB batch, a fast
+    // machine had archived all of them before the kill.)
+    await deliverBurst(dc.server, kai, 30, 200_000);
     await w.until((e) => e['type'] === 'message', 20_000, from);
     w.child.kill('SIGKILL');
     const end = await w.exited;
     assert.equal(end.signal, 'SIGKILL');
     const before = (await archivedIds(archive)).length;
+    process.stderr.write(`watch kill -9: ${before} of 31 archived when killed\n`);
     assert.ok(before > 1 && before < 31, `killed mid-copy: ${before} of 31 archived`);
     const r = await runCli(args.filter((a) => a !== '--watch' && a !== '--max-bytes-per-second' && a !== '2M'));
     assert.equal(r.status, 0, r.stderr);

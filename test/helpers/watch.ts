@@ -93,6 +93,35 @@ export async function deliverTo(server: DovecotServer, user: Account, folder = '
   return id;
 }
 
+/**
+ * A burst of `count` messages of about `pad` bytes that arrives in `folder` at once: appended to a
+ * staging folder first, then moved in one UID MOVE, so the watcher sees them in one EXISTS however
+ * slow each APPEND is (appending them one by one races a fast copier).
+ */
+export async function deliverBurst(server: DovecotServer, user: Account, count: number, pad: number, folder = 'INBOX'): Promise<string[]> {
+  const c = await connect(server, user);
+  const staging = `Staging-${process.pid}-${++serial}`;
+  const ids: string[] = [];
+  try {
+    await c.mailboxCreate(staging);
+    for (let i = 0; i < count; i++) {
+      const n = ++serial;
+      const id = `<watch-${process.pid}-${n}@watch.test>`;
+      const body = `body ${n}\r\n${'0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n'.repeat(Math.ceil(pad / 66))}`;
+      await c.append(staging, Buffer.from(`From: a@example.org\r\nTo: b@example.org\r\nSubject: watch ${n}\r\nMessage-ID: ${id}\r\n\r\n${body}`));
+      ids.push(id);
+    }
+    await c.mailboxOpen(staging);
+    const moved = await c.messageMove('1:*', folder);
+    if (moved === false) throw new Error(`the burst was not moved into ${folder}`);
+    await c.mailboxClose();
+    await c.mailboxDelete(staging);
+  } finally {
+    await c.logout();
+  }
+  return ids;
+}
+
 /** Message-IDs of every message in a Maildir folder (cur/ and new/), sorted, duplicates kept. */
 export async function archivedIds(dir: string): Promise<string[]> {
   const out: string[] = [];
