@@ -31,6 +31,11 @@ export interface FolderCheckpoint {
   end?: number;
   /** mbox only: offsets of From_ lines whose message had no final newline (one was added). */
   noEol?: number[];
+  /**
+   * mbox only: source id -> the offset of its From_ line, for the ids in `ids` (written in the same
+   * commit; verify pairs by it). Absent in archives written before it was kept.
+   */
+  offsets?: Map<string, number>;
   ids: Set<string>;
   /**
    * id -> epoch seconds when it was first made durable here; kept only for messages without an
@@ -78,6 +83,7 @@ interface FolderJson extends EncodedIds {
   rematching?: boolean;
   end?: number;
   noEol?: number[];
+  offsets?: UidRunsJson;
   firstSeen?: Record<string, number>;
   sent?: Record<string, SentRecord>;
   flags?: FlagSetsJson;
@@ -166,6 +172,7 @@ export class Checkpoint {
         ...(f.rematching ? { rematching: true } : {}),
         ...(f.end === undefined ? {} : { end: f.end }),
         ...(f.noEol === undefined ? {} : { noEol: f.noEol }),
+        ...(f.offsets === undefined ? {} : { offsets: decodeUidRuns(f.offsets) }),
         ids: decodeIds(f),
         ...(f.firstSeen === undefined ? {} : { firstSeen: decodeFirstSeen(f.firstSeen, path) }),
         ...(f.sent === undefined ? {} : { sent: decodeSent(f.sent, path) }),
@@ -302,6 +309,7 @@ export class Checkpoint {
         ...(f.rematching ? { rematching: true } : {}),
         ...(f.end === undefined ? {} : { end: f.end }),
         ...(f.noEol === undefined || f.noEol.length === 0 ? {} : { noEol: f.noEol }),
+        ...(f.offsets === undefined || f.offsets.size === 0 ? {} : { offsets: encodeUidRuns(f.offsets) }),
         ...encodeIds(f.ids),
         ...(f.firstSeen === undefined || f.firstSeen.size === 0
           ? {}

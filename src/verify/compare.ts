@@ -21,8 +21,10 @@ import { headerField } from './headers.js';
  *    it is one `folder-missing` difference when the source folder holds messages.
  * 2. Both sides are listed (the source through the copy's message filter) and their header blocks
  *    read (`headers()`). Messages are paired first by the id the copy recorded (HeaderSample
- *    `origin`: a Maildir's U= under the uidValidity its state records, when that is the source
- *    folder's now), if their content keys or Message-IDs agree too (an id alone could be another
+ *    `origin`: a Maildir's U= under the uidValidity its state records, an mbox's From_ offset
+ *    under its state's record of which source id it holds; or `recorded()`: an IMAP target's
+ *    APPENDUID answers, target UIDVALIDITY + UID per source id, from the state on this machine),
+ *    when that is the source folder's uidValidity now, if their content keys or Message-IDs agree too (an id alone could be another
  *    account's); then by content key (sha256 of the header block in LF form, and the size on the
  *    wire: formats/fingerprint.ts, what a re-match after a UIDVALIDITY change uses; POP3's other
  *    size counts too), copies of the same key as a multiset; what is left by Message-ID. A pair
@@ -52,6 +54,14 @@ export interface VerifyOptions {
   signal: AbortSignal;
   log: Logger;
   onDifference?: (d: Difference) => void;
+  /**
+   * The ids a copy recorded outside its messages (an IMAP target's APPENDUID answers, in the state
+   * file on this machine): for a source folder and its folder in the copy, both as selected now
+   * (with their uidValidity), the copy's ids -> source ids. Undefined when nothing is recorded or
+   * the record is of another UIDVALIDITY of the copy's folder. A copy whose `headers()` gives
+   * `origin` itself (an archive reads its own state) needs none.
+   */
+  recorded?: (source: MailboxInfo, copy: MailboxInfo) => Promise<Recorded | undefined>;
   /**
    * Progress, as the pipeline reports a copy's: `planned` once a folder's source side is listed
    * (its messages and bytes), `batch` as they are compared (each digest batch at full depth, the
@@ -87,6 +97,9 @@ interface Item {
   subject?: string;
 }
 
+/** A copy's record of which source message each of its messages is: copy id -> origin (HeaderSample.origin). */
+export type Recorded = ReadonlyMap<string, { readonly uidValidity: bigint; readonly id: string }>;
+
 export async function verifyCopy(source: Source, copy: Source, destination: string, o: VerifyOptions): Promise<VerifyOutcome> {
   const outcome: VerifyOutcome = { destination, depth: o.depth, folders: [], foldersMissing: 0, foldersExtra: 0, differences: 0 };
   /** Report `d` unless ignored, and count it (in `fc`, the folder's counts, when given). */
@@ -117,14 +130,19 @@ export async function verifyCopy(source: Source, copy: Source, destination: stri
     const named = (d: Found): Difference => ({ destination, folder: mailbox.path, ...(target === mailbox.path ? {} : { target }), ...d });
     const found = await retry(`verify ${mailbox.path}`, async () => {
       const out: Found[] = [];
-      const src = await items(source, mailbox);
+      const { selected, list: src } = await items(source, mailbox);
       fc.source = src.length;
       if (there === undefined || there.noSelect === true) {
         if (src.length > 0) out.push({ kind: 'folder-missing', detail: `folder missing in the copy (${src.length} messages)` });
         return out;
       }
-      const dst = await items(copy, there);
+      const { selected: copyBox, list: dst } = await items(copy, there);
       fc.copy = dst.length;
+      const recorded = dst.length === 0 ? undefined : await o.recorded?.(selected, copyBox);
+      for (const d of dst) {
+        const origin = d.origin === undefined ? recorded?.get(d.meta.id) : undefined;
+        if (origin !== undefined) d.origin = origin;
+      }
       const bytes = src.reduce((n, i) => n + (i.meta.size ?? 0), 0);
       o.onProgress?.({ type: 'planned', mailbox: mailbox.path, messages: src.length, bytes });
       // Full depth reports its digest batches; the rest (quick depth: all) once the folder is done.
@@ -153,12 +171,12 @@ export async function verifyCopy(source: Source, copy: Source, destination: stri
   return outcome;
 }
 
-/** A folder's messages with their content keys, Message-ID and Subject. */
-async function items(s: Source, mailbox: MailboxInfo): Promise<Item[]> {
+/** A folder as selected (its uidValidity now), and its messages with their content keys, Message-ID and Subject. */
+async function items(s: Source, mailbox: MailboxInfo): Promise<{ selected: MailboxInfo; list: Item[] }> {
   const selected = (await s.select(mailbox)).mailbox;
   const byId = new Map<string, Item>();
   for await (const meta of s.list(selected, () => true)) byId.set(meta.id, { meta });
-  if (byId.size === 0) return [];
+  if (byId.size === 0) return { selected, list: [] };
   for await (const h of s.headers(selected)) {
     const item = byId.get(h.id);
     if (item === undefined) continue;
@@ -171,7 +189,7 @@ async function items(s: Source, mailbox: MailboxInfo): Promise<Item[]> {
     if (messageId !== undefined) item.messageId = messageId;
     if (subject !== undefined) item.subject = subject;
   }
-  return [...byId.values()];
+  return { selected, list: [...byId.values()] };
 }
 
 type Found = Omit<Difference, 'destination' | 'folder' | 'target'>;

@@ -27,6 +27,10 @@ import { withUsableDate } from '../archive-date.js';
  * written but not recorded) is cut off, before a re-match as before a trusted resume; those
  * messages are fetched again. A file re-matched without our state keeps what it holds, and the
  * first message appended after it gets the empty line a From_ line needs before it.
+ *
+ * The state records, per source id, the offset of its message's From_ line (`offsets`, in the
+ * commit that records the id; a re-match records where it found each): the mbox Source hands it
+ * out as `origin`, so verify pairs a message with its own copy before comparing contents.
  */
 export class MboxSink implements Sink {
   readonly name: string;
@@ -128,6 +132,7 @@ class MboxFolder implements SinkFolder {
         delete f.rematching;
         f.end = 0;
         f.noEol = [];
+        delete f.offsets;
         f.ids = new Set();
         delete f.firstSeen;
       });
@@ -192,6 +197,7 @@ class MboxFolder implements SinkFolder {
       delete f.rematching;
       f.end = size;
       f.ids = new Set(matchedIds);
+      f.offsets = new Map(matches.map((m) => [m.id, Number(m.ref)]));
       keepFirstSeen(f, f.ids);
       // A message matched without its final LF had that LF added by us as framing.
       const framed = matches.filter((m) => m.alt === true).map((m) => Number(m.ref));
@@ -233,6 +239,8 @@ class MboxFolder implements SinkFolder {
     }
     const handle = fh;
     const ids: string[] = [];
+    /** Where each written message's From_ line is, by source id. */
+    const offsets: [string, number][] = [];
     const undated: string[] = [];
     const noEol: number[] = [];
     const labelled: MessageMeta[] = [];
@@ -285,6 +293,7 @@ class MboxFolder implements SinkFolder {
           throw destinationError(e, `mbox ${folder.file}`);
         }
         ids.push(meta.id);
+        offsets.push([meta.id, at]);
         if (meta.internalDate === undefined) undated.push(meta.id);
         if (meta.labels !== undefined) labelled.push(meta);
       },
@@ -299,6 +308,7 @@ class MboxFolder implements SinkFolder {
           f.end = pos;
           f.noEol = [...(f.noEol ?? []), ...noEol];
           for (const id of ids) f.ids.add(id);
+          for (const [id, at] of offsets) (f.offsets ??= new Map()).set(id, at);
           markFirstSeen(f, undated, epochSeconds());
           recordLabels(f, labelled);
         });

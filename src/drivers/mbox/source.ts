@@ -39,7 +39,9 @@ import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sou
  *   exact wire size; no message is held. select(), list() and fetch() use it while the file's
  *   size, mtime and inode are unchanged (a changed file is indexed again); missing() indexes anew.
  *   internalDate is the From_ line's date (asctime, UTC).
- * - headers() reads the header blocks only (in windows of 256 KiB: a large body is skipped).
+ * - headers() reads the header blocks only (in windows of 256 KiB: a large body is skipped), and
+ *   gives `origin`, the source id the state records at a message's offset (`offsets`), while the
+ *   state describes the file and records the folder's uidValidity (no re-match half done).
  * - fetch(): a message up to `streamThreshold` (wire size) is read into a Buffer, un-quoted, in
  *   wire form; a larger one is a Readable streamed from the file through MboxWireStream, so memory
  *   is bounded by bytes, as for the Maildir source. A read error is `kind: 'message'`.
@@ -134,11 +136,17 @@ export class MboxSource implements Source {
     return this.folders?.get(mailbox.path)?.file ?? mboxFolderFile(this.opts.root, mailbox);
   }
 
-  /** noEol offsets, the committed end, and uidValidity of a folder, from the archive's state. */
-  private async recorded(file: string): Promise<{ noEol: Set<number>; end?: number; uidValidity?: string; labelled: boolean }> {
+  /** noEol offsets, the committed end, uidValidity and source ids by offset of a folder, from the archive's state. */
+  private async recorded(file: string): Promise<{ noEol: Set<number>; end?: number; uidValidity?: string; labelled: boolean; origins: Map<number, { uidValidity: bigint; id: string }> }> {
     const key = (await this.names()).get(file)?.path;
     const f = key === undefined ? undefined : (await this.state)?.checkpoint?.folder(key);
+    const origins = new Map<number, { uidValidity: bigint; id: string }>();
+    if (f?.offsets !== undefined && f.rematching !== true && f.uidValidity !== undefined && /^\d+$/.test(f.uidValidity)) {
+      const uidValidity = BigInt(f.uidValidity);
+      for (const [id, at] of f.offsets) if (f.ids.has(id)) origins.set(at, { uidValidity, id });
+    }
     return {
+      origins,
       noEol: new Set(f?.noEol ?? []),
       labelled: (f?.labels?.size ?? 0) > 0,
       ...(f?.end === undefined ? {} : { end: f.end }),
@@ -203,6 +211,8 @@ export class MboxSource implements Source {
   async *headers(mailbox: MailboxInfo): AsyncIterable<HeaderSample> {
     const file = this.fileOf(mailbox);
     const { spans, stateless } = await this.index(file);
+    // The source id the state records at each offset (while the state describes the file).
+    const origins = stateless ? new Map<number, never>() : (await this.recorded(file)).origins;
     // Without our state a final LF may be framing we added: the size without it is offered too.
     const fh = stateless && spans.length > 0 ? await openNoFollow(file, 'r').catch((e: unknown) => {
       throw localError('mailbox', e, `mbox ${file}`);
@@ -210,7 +220,8 @@ export class MboxSource implements Source {
     try {
       for await (const { span, raw } of headerBlocks(file, spans)) {
         const altSize = fh === undefined ? undefined : await sizeWithoutFinalLf(fh, span, file);
-        yield { id: String(span.offset), size: span.size, header: lfToCrlf(unquoteMboxrd(raw)), ...(altSize === undefined ? {} : { altSize }) };
+        const origin = origins.get(span.offset);
+        yield { id: String(span.offset), size: span.size, header: lfToCrlf(unquoteMboxrd(raw)), ...(altSize === undefined ? {} : { altSize }), ...(origin === undefined ? {} : { origin }) };
       }
     } finally {
       await fh?.close().catch(() => undefined);
