@@ -10,6 +10,8 @@ import { describeEndpoint, type LocalEndpoint } from '../endpoints/url.js';
 import { ROLE_FLAG, type FolderRole } from '../profiles/schema.js';
 import { filterSource } from '../sources/filter.js';
 import { ProfileRolesSource } from '../sources/profile-roles.js';
+import { LabelHomes } from '../sources/label-homes.js';
+import { keepsLabels } from './backup.js';
 import type { Source } from '../sources/source.js';
 import { verifyCopy, type Recorded, type VerifyProgress } from '../verify/compare.js';
 import { targetKey } from '../drivers/imap/target.js';
@@ -52,8 +54,12 @@ export async function verify(cfg: VerifyConfig, deps: CommandDeps): Promise<Veri
   try {
     let source: Source;
     const copies: Copy[] = [];
+    // Read as the copy was made: a Gmail account in Gmail mode where the copy kept its labels
+    // (a backup into archives; migrate and restore with --labels keywords, through LabelHomes as
+    // they do), and an archive written so in Gmail mode too (one plain otherwise).
+    let gmail = false;
     const archive = async (e: LocalEndpoint): Promise<Copy> => ({
-      source: open(await archiveSource(e, cfg.copy.layout, o)),
+      source: open(await archiveSource(e, cfg.copy.layout, o, gmail)),
       destination: describeEndpoint(e),
       place: (m) => Promise.resolve(m.path),
     });
@@ -61,17 +67,21 @@ export async function verify(cfg: VerifyConfig, deps: CommandDeps): Promise<Veri
       const c = cfg.copy;
       const credentials = credentialsFor(c.auth, c.from);
       await credentials.get();
-      source = open(accountSource({ endpoint: c.from, credentials, ...(c.ca === undefined ? {} : { ca: c.ca }), insecure: c.insecure, connections: c.connections, noUidl: c.noUidl }, o));
+      gmail = keepsLabels(c);
+      source = open(accountSource({ endpoint: c.from, credentials, ...(c.ca === undefined ? {} : { ca: c.ca }), insecure: c.insecure, connections: c.connections, noUidl: c.noUidl, labels: gmail }, o));
       for (const to of c.to) copies.push(await archive(to));
     } else if (cfg.mode === 'restore') {
-      source = open(await archiveSource(cfg.copy.from, cfg.copy.layout, o));
+      const keywords = cfg.copy.labels === 'keywords';
+      const archived = open(await archiveSource(cfg.copy.from, cfg.copy.layout, o, keywords));
+      source = keywords ? new LabelHomes(archived) : archived;
       copies.push(await imapCopy(cfg.copy.target, cfg.copy.map, cfg.copy.targetRoles, o, open, { path: cfg.copy.statePath, source: source.identity }));
     } else {
       const c = cfg.copy;
       const credentials = credentialsFor(c.source.auth, c.source.endpoint);
       await credentials.get();
-      const account = open(accountSource({ ...c.source, credentials }, o));
-      source = new ProfileRolesSource(account, c.sourceRoles);
+      const keywords = c.labels === 'keywords';
+      const account = open(accountSource({ ...c.source, credentials, labels: keywords }, o));
+      source = new ProfileRolesSource(keywords ? new LabelHomes(account) : account, c.sourceRoles);
       copies.push(await imapCopy(c.target, c.map, c.targetRoles, o, open, { path: c.statePath, source: account.identity }));
       for (const a of c.archives) copies.push(await archive(a));
     }

@@ -32,7 +32,10 @@ import { headerField } from './headers.js';
  *    `extra` on the other. Recorded ids tell apart messages whose headers and sizes are the same
  *    (their bodies differ); content pairing works for every copy alike, state or not.
  * 3. Each pair: flags (\Recent aside) and internal dates (to the second) compared, unless the
- *    source has none (POP3: one `known` note per folder).
+ *    source has none (POP3: one `known` note per folder); in a labelled folder (Gmail mode on
+ *    both sides: a Gmail-mode archive of a Gmail account) the labels too, as a `flags` difference.
+ *    Label folders (MailboxInfo.label) are not read on either side: their messages are the
+ *    labelled folder's.
  * 4. `full` depth: the bodies of every pair, read from both sides in batches bounded by bytes
  *    (bodies over the stream threshold come as streams: memory bounded as for a backup) and
  *    digested (digest.ts); `quick` stops after 3, so it sees a changed size or header but not a
@@ -121,7 +124,8 @@ export async function verifyCopy(source: Source, copy: Source, destination: stri
   const placed = new Set<string>();
   for (const m of all) placed.add(await o.place(m));
   for (const mailbox of selectMailboxes(all, keep)) {
-    if (mailbox.noSelect === true) continue;
+    // A Gmail label folder (Gmail mode) is not read: its messages are the labelled folder's, whose labels are compared.
+    if (mailbox.noSelect === true || mailbox.label !== undefined) continue;
     if (o.signal.aborted) throw new MailferryError('interrupted', 'interrupted');
     const target = await o.place(mailbox);
     const there = copyBoxes.get(target);
@@ -162,7 +166,7 @@ export async function verifyCopy(source: Source, copy: Source, destination: stri
     }
   }
   for (const m of copyBoxes.values()) {
-    if (m.noSelect === true || placed.has(m.path) || !keep(m)) continue;
+    if (m.noSelect === true || m.label !== undefined || placed.has(m.path) || !keep(m)) continue;
     const { count } = await retry(`verify ${m.path}`, () => copy.select(m));
     if (count === 0) continue;
     outcome.foldersExtra++;
@@ -276,6 +280,12 @@ async function compareFolder(source: Source, copy: Source, src: Item[], dst: Ite
     const df = flagKey(d.meta.flags);
     if (sf !== df) {
       report({ kind: 'flags', id: s.meta.id, copyId: d.meta.id, ...about(s), detail: `flags: source "${sf}", copy "${df}"` });
+    }
+    // Gmail mode on both sides (a labelled folder): the labels the copy keeps, as a flag difference.
+    if (s.meta.labels !== undefined && d.meta.labels !== undefined) {
+      const sl = [...s.meta.labels].sort().join(' ');
+      const dl = [...d.meta.labels].sort().join(' ');
+      if (sl !== dl) report({ kind: 'flags', id: s.meta.id, copyId: d.meta.id, ...about(s), detail: `labels: source "${sl}", copy "${dl}"` });
     }
     const sd = s.meta.internalDate;
     const dd = d.meta.internalDate;
