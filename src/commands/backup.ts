@@ -78,7 +78,7 @@ async function dryRun(source: Source, cfg: BackupConfig, deps: CommandDeps): Pro
 }
 
 /** Both archive formats keep Gmail labels (Maildir: hard-linked label folders; mbox: X-Gmail-Labels). */
-function keepsLabels(cfg: BackupConfig): boolean {
+export function keepsLabels(cfg: BackupConfig): boolean {
   return cfg.to.every((t) => t.kind === 'maildir' || t.kind === 'mbox');
 }
 

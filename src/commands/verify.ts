@@ -10,8 +10,14 @@ import { describeEndpoint, type LocalEndpoint } from '../endpoints/url.js';
 import { ROLE_FLAG, type FolderRole } from '../profiles/schema.js';
 import { filterSource } from '../sources/filter.js';
 import { ProfileRolesSource } from '../sources/profile-roles.js';
+import { LabelHomes } from '../sources/label-homes.js';
+import { keepsLabels } from './backup.js';
 import type { Source } from '../sources/source.js';
-import { verifyCopy, type VerifyProgress } from '../verify/compare.js';
+import { verifyCopy, type Recorded, type VerifyProgress } from '../verify/compare.js';
+import { targetKey } from '../drivers/imap/target.js';
+import { Checkpoint } from '../state/checkpoint.js';
+import type { Logger } from '../log/logger.js';
+import { defaultStatePath } from './target.js';
 import { RunReport } from '../report.js';
 import type { Difference, VerifyOutcome } from '../verify/difference.js';
 import type { Command, CommandDeps, Output } from './deps.js';
@@ -35,6 +41,7 @@ interface Copy {
   source: Source;
   destination: string;
   place(m: MailboxInfo): Promise<string>;
+  recorded?: (source: MailboxInfo, copy: MailboxInfo) => Promise<Recorded | undefined>;
 }
 
 export async function verify(cfg: VerifyConfig, deps: CommandDeps): Promise<VerifyResult> {
@@ -47,8 +54,12 @@ export async function verify(cfg: VerifyConfig, deps: CommandDeps): Promise<Veri
   try {
     let source: Source;
     const copies: Copy[] = [];
+    // Read as the copy was made: a Gmail account in Gmail mode where the copy kept its labels
+    // (a backup into archives; migrate and restore with --labels keywords, through LabelHomes as
+    // they do), and an archive written so in Gmail mode too (one plain otherwise).
+    let gmail = false;
     const archive = async (e: LocalEndpoint): Promise<Copy> => ({
-      source: open(await archiveSource(e, cfg.copy.layout, o)),
+      source: open(await archiveSource(e, cfg.copy.layout, o, gmail)),
       destination: describeEndpoint(e),
       place: (m) => Promise.resolve(m.path),
     });
@@ -56,17 +67,22 @@ export async function verify(cfg: VerifyConfig, deps: CommandDeps): Promise<Veri
       const c = cfg.copy;
       const credentials = credentialsFor(c.auth, c.from);
       await credentials.get();
-      source = open(accountSource({ endpoint: c.from, credentials, ...(c.ca === undefined ? {} : { ca: c.ca }), insecure: c.insecure, connections: c.connections, noUidl: c.noUidl }, o));
+      gmail = keepsLabels(c);
+      source = open(accountSource({ endpoint: c.from, credentials, ...(c.ca === undefined ? {} : { ca: c.ca }), insecure: c.insecure, connections: c.connections, noUidl: c.noUidl, labels: gmail }, o));
       for (const to of c.to) copies.push(await archive(to));
     } else if (cfg.mode === 'restore') {
-      source = open(await archiveSource(cfg.copy.from, cfg.copy.layout, o));
-      copies.push(await imapCopy(cfg.copy.target, cfg.copy.map, cfg.copy.targetRoles, o, open));
+      const keywords = cfg.copy.labels === 'keywords';
+      const archived = open(await archiveSource(cfg.copy.from, cfg.copy.layout, o, keywords));
+      source = keywords ? new LabelHomes(archived) : archived;
+      copies.push(await imapCopy(cfg.copy.target, cfg.copy.map, cfg.copy.targetRoles, o, open, { path: cfg.copy.statePath, source: source.identity }));
     } else {
       const c = cfg.copy;
       const credentials = credentialsFor(c.source.auth, c.source.endpoint);
       await credentials.get();
-      source = new ProfileRolesSource(open(accountSource({ ...c.source, credentials }, o)), c.sourceRoles);
-      copies.push(await imapCopy(c.target, c.map, c.targetRoles, o, open));
+      const keywords = c.labels === 'keywords';
+      const account = open(accountSource({ ...c.source, credentials, labels: keywords }, o));
+      source = new ProfileRolesSource(keywords ? new LabelHomes(account) : account, c.sourceRoles);
+      copies.push(await imapCopy(c.target, c.map, c.targetRoles, o, open, { path: c.statePath, source: account.identity }));
       for (const a of c.archives) copies.push(await archive(a));
     }
     const filtered = filterSource(source, cfg.copy.filter, deps.log);
@@ -98,6 +114,7 @@ export async function verify(cfg: VerifyConfig, deps: CommandDeps): Promise<Veri
           include: cfg.copy.include,
           exclude: cfg.copy.exclude,
           place: copy.place,
+          ...(copy.recorded === undefined ? {} : { recorded: copy.recorded }),
           sourceHasFlags: !popSource,
           ignore: cfg.ignore,
           batchBytes: cfg.copy.batchBytes,
@@ -115,22 +132,33 @@ export async function verify(cfg: VerifyConfig, deps: CommandDeps): Promise<Veri
   }
 }
 
-/** An IMAP target read back as a Source, and where each source folder went on it (drivers/imap/folder-map.ts, as migrate and restore decide). */
+/**
+ * An IMAP target read back as a Source, where each source folder went on it (drivers/imap/folder-map.ts,
+ * as migrate and restore decide), and which target UID holds which source message: the APPENDUID
+ * answers (RFC 4315) the copy's state on this machine recorded (`--state`, else the default path
+ * of the pair, commands/target.ts), read without its lock and never written.
+ */
 async function imapCopy(
   a: RemoteAccount,
   map: readonly MapRule[],
   roles: Partial<Record<FolderRole, string>>,
   o: SourceOptions,
   open: <S extends Source>(s: S) => S,
+  state: { path: string | undefined; source: string },
 ): Promise<Copy> {
   const credentials = credentialsFor(a.auth, a.endpoint);
   await credentials.get();
   const target = open(new ImapSource({ endpoint: a.endpoint, credentials, ...(a.ca === undefined ? {} : { ca: a.ca }), insecure: a.insecure, connections: a.connections, ...o }));
   const destination = describeEndpoint(a.endpoint);
   let ctx: Parameters<typeof mapFolder>[1] | undefined;
+  let checkpoint: Promise<Checkpoint | undefined> | undefined;
   return {
     source: target,
     destination,
+    recorded: async (s, c) => {
+      checkpoint ??= readState(state.path ?? defaultStatePath(state.source, destination), state.source, o.log);
+      return appendUids(await checkpoint, s.path, c.uidValidity);
+    },
     place: async (m) => {
       if (ctx === undefined) {
         const listed = await target.mailboxes();
@@ -145,6 +173,31 @@ async function imapCopy(
       }
     },
   };
+}
+
+/** A copy's state, to read its records; none (content pairing only) when it is missing, corrupt or another account's. */
+async function readState(path: string, source: string, log: Logger): Promise<Checkpoint | undefined> {
+  try {
+    return await Checkpoint.load(path, source);
+  } catch (e: unknown) {
+    if (!(e instanceof MailferryError)) throw e;
+    log.warn(`verify: the copy's state ${path} is not used (${e.message}); messages are paired by content`);
+    return undefined;
+  }
+}
+
+/**
+ * The target UIDs an IMAP target's state records for a source folder (APPENDUID or a re-match),
+ * as the copy's ids -> source ids under the source UIDVALIDITY they were recorded for; only while
+ * the target folder's UIDVALIDITY is still the recorded one and no re-match is half done.
+ */
+function appendUids(cp: Checkpoint | undefined, path: string, targetValidity: bigint | undefined): Recorded | undefined {
+  const f = cp?.folder(path);
+  const t = cp?.folder(targetKey(path));
+  if (f?.targetUids === undefined || f.rematching === true || f.uidValidity === undefined || !/^-?\d+$/.test(f.uidValidity)) return undefined;
+  if (targetValidity === undefined || t?.uidValidity !== targetValidity.toString()) return undefined;
+  const uidValidity = BigInt(f.uidValidity);
+  return new Map([...f.targetUids].filter(([id]) => f.ids.has(id)).map(([id, uid]) => [String(uid), { uidValidity, id }]));
 }
 
 export function printVerify(result: VerifyResult, out: Output): number {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { ArchiveEncoder } from './encoder.js';
 
 /**
@@ -8,7 +8,12 @@ import { ArchiveEncoder } from './encoder.js';
  * as a multiset by the caller, so each archived copy matches one server copy.
  */
 export function fingerprintKey(headerLf: Buffer, wireSize: number): string {
-  return `${createHash('sha256').update(headerLf).digest('hex')}:${wireSize}`;
+  return fingerprintOf(createHash('sha256').update(headerLf), wireSize);
+}
+
+/** The same key from a sha256 fed the header block piece by piece (a file streamed). */
+export function fingerprintOf(headerHash: Hash, wireSize: number): string {
+  return `${headerHash.digest('hex')}:${wireSize}`;
 }
 
 /** The header block of a message (up to and including the first empty line), in any line ending. */

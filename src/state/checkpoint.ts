@@ -4,6 +4,7 @@ import { Journal } from './journal.js';
 import { readNoFollow } from './no-follow.js';
 import { redact } from '../log/redact.js';
 import { decodeIds, encodeIds, type EncodedIds } from './ids.js';
+import { decodePlaced, encodePlaced, type PlacedJson, type PlacedRun } from './placed.js';
 import { decodeFlagSets, decodeUidRuns, encodeFlagSets, encodeUidRuns, type FlagSetsJson, type UidRunsJson } from './synced.js';
 
 /**
@@ -31,6 +32,11 @@ export interface FolderCheckpoint {
   end?: number;
   /** mbox only: offsets of From_ lines whose message had no final newline (one was added). */
   noEol?: number[];
+  /**
+   * mbox only: where the messages of `ids` are in the file, as runs (placed.ts), written in the
+   * same commit; verify pairs by them. Absent in archives written before they were kept.
+   */
+  placed?: PlacedRun[];
   ids: Set<string>;
   /**
    * id -> epoch seconds when it was first made durable here; kept only for messages without an
@@ -78,6 +84,7 @@ interface FolderJson extends EncodedIds {
   rematching?: boolean;
   end?: number;
   noEol?: number[];
+  placed?: PlacedJson;
   firstSeen?: Record<string, number>;
   sent?: Record<string, SentRecord>;
   flags?: FlagSetsJson;
@@ -166,6 +173,7 @@ export class Checkpoint {
         ...(f.rematching ? { rematching: true } : {}),
         ...(f.end === undefined ? {} : { end: f.end }),
         ...(f.noEol === undefined ? {} : { noEol: f.noEol }),
+        ...(f.placed === undefined ? {} : { placed: decodePlacedIn(f.placed, path) }),
         ids: decodeIds(f),
         ...(f.firstSeen === undefined ? {} : { firstSeen: decodeFirstSeen(f.firstSeen, path) }),
         ...(f.sent === undefined ? {} : { sent: decodeSent(f.sent, path) }),
@@ -302,6 +310,7 @@ export class Checkpoint {
         ...(f.rematching ? { rematching: true } : {}),
         ...(f.end === undefined ? {} : { end: f.end }),
         ...(f.noEol === undefined || f.noEol.length === 0 ? {} : { noEol: f.noEol }),
+        ...(f.placed === undefined || f.placed.length === 0 ? {} : { placed: encodePlaced(f.placed) }),
         ...encodeIds(f.ids),
         ...(f.firstSeen === undefined || f.firstSeen.size === 0
           ? {}
@@ -348,6 +357,12 @@ export function decodePlace(json: unknown, file: string, folder: string): Folder
     throw new MailferryError('destination', `${file} has an unknown format (place of ${folder})`);
   }
   return { delimiter: p.delimiter, ...(forms === undefined ? {} : { place: forms }) };
+}
+
+function decodePlacedIn(json: unknown, path: string): PlacedRun[] {
+  const runs = decodePlaced(json);
+  if (runs === undefined) throw new MailferryError('destination', `state file ${path} has an unknown format (placed)`);
+  return runs;
 }
 
 function decodeFirstSeen(json: unknown, path: string): Map<string, number> {

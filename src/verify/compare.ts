@@ -21,8 +21,10 @@ import { headerField } from './headers.js';
  *    it is one `folder-missing` difference when the source folder holds messages.
  * 2. Both sides are listed (the source through the copy's message filter) and their header blocks
  *    read (`headers()`). Messages are paired first by the id the copy recorded (HeaderSample
- *    `origin`: a Maildir's U= under the uidValidity its state records, when that is the source
- *    folder's now), if their content keys or Message-IDs agree too (an id alone could be another
+ *    `origin`: a Maildir's U= under the uidValidity its state records, an mbox's From_ offset
+ *    under its state's record of which source id it holds; or `recorded()`: an IMAP target's
+ *    APPENDUID answers, target UIDVALIDITY + UID per source id, from the state on this machine),
+ *    when that is the source folder's uidValidity now, if their content keys or Message-IDs agree too (an id alone could be another
  *    account's); then by content key (sha256 of the header block in LF form, and the size on the
  *    wire: formats/fingerprint.ts, what a re-match after a UIDVALIDITY change uses; POP3's other
  *    size counts too), copies of the same key as a multiset; what is left by Message-ID. A pair
@@ -30,7 +32,10 @@ import { headerField } from './headers.js';
  *    `extra` on the other. Recorded ids tell apart messages whose headers and sizes are the same
  *    (their bodies differ); content pairing works for every copy alike, state or not.
  * 3. Each pair: flags (\Recent aside) and internal dates (to the second) compared, unless the
- *    source has none (POP3: one `known` note per folder).
+ *    source has none (POP3: one `known` note per folder); in a labelled folder (Gmail mode on
+ *    both sides: a Gmail-mode archive of a Gmail account) the labels too, as a `flags` difference.
+ *    Label folders (MailboxInfo.label) are not read on either side: their messages are the
+ *    labelled folder's.
  * 4. `full` depth: the bodies of every pair, read from both sides in batches bounded by bytes
  *    (bodies over the stream threshold come as streams: memory bounded as for a backup) and
  *    digested (digest.ts); `quick` stops after 3, so it sees a changed size or header but not a
@@ -52,6 +57,14 @@ export interface VerifyOptions {
   signal: AbortSignal;
   log: Logger;
   onDifference?: (d: Difference) => void;
+  /**
+   * The ids a copy recorded outside its messages (an IMAP target's APPENDUID answers, in the state
+   * file on this machine): for a source folder and its folder in the copy, both as selected now
+   * (with their uidValidity), the copy's ids -> source ids. Undefined when nothing is recorded or
+   * the record is of another UIDVALIDITY of the copy's folder. A copy whose `headers()` gives
+   * `origin` itself (an archive reads its own state) needs none.
+   */
+  recorded?: (source: MailboxInfo, copy: MailboxInfo) => Promise<Recorded | undefined>;
   /**
    * Progress, as the pipeline reports a copy's: `planned` once a folder's source side is listed
    * (its messages and bytes), `batch` as they are compared (each digest batch at full depth, the
@@ -87,6 +100,9 @@ interface Item {
   subject?: string;
 }
 
+/** A copy's record of which source message each of its messages is: copy id -> origin (HeaderSample.origin). */
+export type Recorded = ReadonlyMap<string, { readonly uidValidity: bigint; readonly id: string }>;
+
 export async function verifyCopy(source: Source, copy: Source, destination: string, o: VerifyOptions): Promise<VerifyOutcome> {
   const outcome: VerifyOutcome = { destination, depth: o.depth, folders: [], foldersMissing: 0, foldersExtra: 0, differences: 0 };
   /** Report `d` unless ignored, and count it (in `fc`, the folder's counts, when given). */
@@ -108,7 +124,8 @@ export async function verifyCopy(source: Source, copy: Source, destination: stri
   const placed = new Set<string>();
   for (const m of all) placed.add(await o.place(m));
   for (const mailbox of selectMailboxes(all, keep)) {
-    if (mailbox.noSelect === true) continue;
+    // A Gmail label folder (Gmail mode) is not read: its messages are the labelled folder's, whose labels are compared.
+    if (mailbox.noSelect === true || mailbox.label !== undefined) continue;
     if (o.signal.aborted) throw new MailferryError('interrupted', 'interrupted');
     const target = await o.place(mailbox);
     const there = copyBoxes.get(target);
@@ -117,14 +134,19 @@ export async function verifyCopy(source: Source, copy: Source, destination: stri
     const named = (d: Found): Difference => ({ destination, folder: mailbox.path, ...(target === mailbox.path ? {} : { target }), ...d });
     const found = await retry(`verify ${mailbox.path}`, async () => {
       const out: Found[] = [];
-      const src = await items(source, mailbox);
+      const { selected, list: src } = await items(source, mailbox);
       fc.source = src.length;
       if (there === undefined || there.noSelect === true) {
         if (src.length > 0) out.push({ kind: 'folder-missing', detail: `folder missing in the copy (${src.length} messages)` });
         return out;
       }
-      const dst = await items(copy, there);
+      const { selected: copyBox, list: dst } = await items(copy, there);
       fc.copy = dst.length;
+      const recorded = dst.length === 0 ? undefined : await o.recorded?.(selected, copyBox);
+      for (const d of dst) {
+        const origin = d.origin === undefined ? recorded?.get(d.meta.id) : undefined;
+        if (origin !== undefined) d.origin = origin;
+      }
       const bytes = src.reduce((n, i) => n + (i.meta.size ?? 0), 0);
       o.onProgress?.({ type: 'planned', mailbox: mailbox.path, messages: src.length, bytes });
       // Full depth reports its digest batches; the rest (quick depth: all) once the folder is done.
@@ -144,7 +166,7 @@ export async function verifyCopy(source: Source, copy: Source, destination: stri
     }
   }
   for (const m of copyBoxes.values()) {
-    if (m.noSelect === true || placed.has(m.path) || !keep(m)) continue;
+    if (m.noSelect === true || m.label !== undefined || placed.has(m.path) || !keep(m)) continue;
     const { count } = await retry(`verify ${m.path}`, () => copy.select(m));
     if (count === 0) continue;
     outcome.foldersExtra++;
@@ -153,12 +175,12 @@ export async function verifyCopy(source: Source, copy: Source, destination: stri
   return outcome;
 }
 
-/** A folder's messages with their content keys, Message-ID and Subject. */
-async function items(s: Source, mailbox: MailboxInfo): Promise<Item[]> {
+/** A folder as selected (its uidValidity now), and its messages with their content keys, Message-ID and Subject. */
+async function items(s: Source, mailbox: MailboxInfo): Promise<{ selected: MailboxInfo; list: Item[] }> {
   const selected = (await s.select(mailbox)).mailbox;
   const byId = new Map<string, Item>();
   for await (const meta of s.list(selected, () => true)) byId.set(meta.id, { meta });
-  if (byId.size === 0) return [];
+  if (byId.size === 0) return { selected, list: [] };
   for await (const h of s.headers(selected)) {
     const item = byId.get(h.id);
     if (item === undefined) continue;
@@ -171,7 +193,7 @@ async function items(s: Source, mailbox: MailboxInfo): Promise<Item[]> {
     if (messageId !== undefined) item.messageId = messageId;
     if (subject !== undefined) item.subject = subject;
   }
-  return [...byId.values()];
+  return { selected, list: [...byId.values()] };
 }
 
 type Found = Omit<Difference, 'destination' | 'folder' | 'target'>;
@@ -258,6 +280,12 @@ async function compareFolder(source: Source, copy: Source, src: Item[], dst: Ite
     const df = flagKey(d.meta.flags);
     if (sf !== df) {
       report({ kind: 'flags', id: s.meta.id, copyId: d.meta.id, ...about(s), detail: `flags: source "${sf}", copy "${df}"` });
+    }
+    // Gmail mode on both sides (a labelled folder): the labels the copy keeps, as a flag difference.
+    if (s.meta.labels !== undefined && d.meta.labels !== undefined) {
+      const sl = [...s.meta.labels].sort().join(' ');
+      const dl = [...d.meta.labels].sort().join(' ');
+      if (sl !== dl) report({ kind: 'flags', id: s.meta.id, copyId: d.meta.id, ...about(s), detail: `labels: source "${sl}", copy "${dl}"` });
     }
     const sd = s.meta.internalDate;
     const dd = d.meta.internalDate;

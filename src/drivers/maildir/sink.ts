@@ -1,16 +1,16 @@
 import { closeSync, fsync, futimesSync, renameSync, unlinkSync } from 'node:fs';
-import { mkdir, readdir, rename, unlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { destinationError } from '../../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../../domain/message.js';
 import { ArchiveEncoder } from '../../formats/encoder.js';
-import { fingerprintKey, headerBlock, wireSizeOfLf } from '../../formats/fingerprint.js';
 import { fileName, idField, infoOf, parseName, uniqueBase, withoutUid, withUid } from '../../formats/maildir-name.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../../state/checkpoint.js';
 import { fsyncDir } from '../../state/atomic.js';
-import { mkdirNoFollow, openNoFollow, openNoFollowSync, readNoFollow } from '../../state/no-follow.js';
+import { mkdirNoFollow, openNoFollow, openNoFollowSync } from '../../state/no-follow.js';
 import { KeywordTable } from './keywords.js';
+import { fileKey, wireSizeOf } from './file-key.js';
 import { LabelLinks, makeMaildir } from './labels.js';
 import { labelFolder } from '../labels.js';
 import { folderError, SinkPlaces } from '../sink-places.js';
@@ -169,10 +169,16 @@ class MaildirFolder implements SinkFolder {
     return out;
   }
 
+  /**
+   * Each file's content key, streamed (file-key.ts): the header block hashed as it is read, only
+   * the header read when the name's W= is trusted, so a 30 MB message in the folder costs one
+   * read chunk, not its size.
+   */
   async *fingerprints(): AsyncIterable<Fingerprint> {
     for (const f of await this.files()) {
-      const body = await readNoFollow(join(this.dir, f.sub, f.name));
-      yield { key: fingerprintKey(headerBlock(body), wireSizeOfLf(body)), ref: `${f.sub}/${f.name}` };
+      const file = join(this.dir, f.sub, f.name);
+      const wire = wireSizeOf(parseName(f.name), (await lstat(file)).size);
+      yield { key: await fileKey(file, wire), ref: `${f.sub}/${f.name}` };
     }
   }
 

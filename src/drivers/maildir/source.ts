@@ -6,7 +6,8 @@ import { MailferryError, errnoCode } from '../../domain/errors.js';
 import type { MailboxInfo, MessageMeta } from '../../domain/message.js';
 import { CrlfStream, lfToCrlf } from '../../formats/encoder.js';
 import { headerBlock, wireSizeOfLf } from '../../formats/fingerprint.js';
-import { flagsOfInfo, parseName, type ParsedName } from '../../formats/maildir-name.js';
+import { flagsOfInfo, parseName } from '../../formats/maildir-name.js';
+import { wireSizeOf } from './file-key.js';
 import type { Logger } from '../../log/logger.js';
 import type { MaildirLayout } from './sink.js';
 import { KeywordTable } from './keywords.js';
@@ -386,11 +387,6 @@ function recordedUidValidity(checkpoint: Checkpoint | undefined, key: string | u
   const recorded = key === undefined ? undefined : checkpoint?.folder(key)?.uidValidity;
   if (recorded === undefined || !/^\d+$/.test(recorded)) return UNKNOWN_UID_VALIDITY;
   return BigInt(recorded);
-}
-
-/** A name's W= when its S= is the file's size now (else the file changed since it was named). */
-function wireSizeOf(parsed: ParsedName, fileSize: number): number | undefined {
-  return parsed.wireSize !== undefined && parsed.size === fileSize ? parsed.wireSize : undefined;
 }
 
 /** Bytes read at a time by readHead(): most header blocks fit in the first. */

@@ -9,6 +9,7 @@ import { scanMbox, type MboxSpan } from '../../formats/mbox-reader.js';
 import { ArchiveEncoder, unquoteMboxrd } from '../../formats/encoder.js';
 import { headerBlocks, sizeWithoutFinalLf, stateFits } from './header-blocks.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../../state/checkpoint.js';
+import { place, type PlacedRun } from '../../state/placed.js';
 import { folderError, SinkPlaces } from '../sink-places.js';
 import { checkNoLinks, mkdirNoFollow, openNoFollow } from '../../state/no-follow.js';
 import { labelFolder, recordLabels } from '../labels.js';
@@ -27,6 +28,10 @@ import { withUsableDate } from '../archive-date.js';
  * written but not recorded) is cut off, before a re-match as before a trusted resume; those
  * messages are fetched again. A file re-matched without our state keeps what it holds, and the
  * first message appended after it gets the empty line a From_ line needs before it.
+ *
+ * The state records where each recorded id's message is (`placed`, state/placed.ts: a run per
+ * transaction, in the commit that records the ids; a re-match records where it found each): the
+ * mbox Source hands it out as `origin`, so verify pairs a message with its own copy first.
  */
 export class MboxSink implements Sink {
   readonly name: string;
@@ -83,6 +88,8 @@ class MboxFolder implements SinkFolder {
   needsRematch = false;
   /** The state does not describe the file (another program rewrote it): its offsets are not used. */
   private stale = false;
+  /** Every message's offset, as the last fingerprints() found them: where a re-match's runs are. */
+  private scanned: number[] | undefined;
   private queue: Promise<void> = Promise.resolve();
   private readonly key: string;
 
@@ -128,6 +135,7 @@ class MboxFolder implements SinkFolder {
         delete f.rematching;
         f.end = 0;
         f.noEol = [];
+        delete f.placed;
         f.ids = new Set();
         delete f.firstSeen;
       });
@@ -161,6 +169,7 @@ class MboxFolder implements SinkFolder {
     const labelled = (this.checkpoint.folder(this.key)?.labels?.size ?? 0) > 0;
     const spans: MboxSpan[] = [];
     for await (const s of scanMbox(this.file, noEol, cp?.end, labelled)) spans.push(s);
+    this.scanned = spans.map((s) => s.offset);
     let fh: FileHandle | undefined;
     try {
       for await (const { span, raw } of headerBlocks(this.file, spans)) {
@@ -192,6 +201,7 @@ class MboxFolder implements SinkFolder {
       delete f.rematching;
       f.end = size;
       f.ids = new Set(matchedIds);
+      f.placed = placedMatches(matches, this.scanned);
       keepFirstSeen(f, f.ids);
       // A message matched without its final LF had that LF added by us as framing.
       const framed = matches.filter((m) => m.alt === true).map((m) => Number(m.ref));
@@ -233,6 +243,8 @@ class MboxFolder implements SinkFolder {
     }
     const handle = fh;
     const ids: string[] = [];
+    /** Where the written messages are (their From_ lines follow one another from `start`). */
+    const placed: PlacedRun[] = [];
     const undated: string[] = [];
     const noEol: number[] = [];
     const labelled: MessageMeta[] = [];
@@ -285,6 +297,7 @@ class MboxFolder implements SinkFolder {
           throw destinationError(e, `mbox ${folder.file}`);
         }
         ids.push(meta.id);
+        place(placed, meta.id, at);
         if (meta.internalDate === undefined) undated.push(meta.id);
         if (meta.labels !== undefined) labelled.push(meta);
       },
@@ -299,6 +312,7 @@ class MboxFolder implements SinkFolder {
           f.end = pos;
           f.noEol = [...(f.noEol ?? []), ...noEol];
           for (const id of ids) f.ids.add(id);
+          f.placed = [...(f.placed ?? []), ...placed];
           markFirstSeen(f, undated, epochSeconds());
           recordLabels(f, labelled);
         });
@@ -315,6 +329,23 @@ class MboxFolder implements SinkFolder {
       },
     };
   }
+}
+
+/**
+ * Where a re-match found the source's messages, as runs (state/placed.ts): matched messages next
+ * to each other in the file (`scanned`: every message's offset) with consecutive ids are one run.
+ */
+function placedMatches(matches: readonly Match[], scanned: readonly number[] | undefined): PlacedRun[] {
+  const byAt = new Map(matches.map((m) => [Number(m.ref), m.id]));
+  const runs: PlacedRun[] = [];
+  let next = false;
+  for (const at of scanned ?? [...byAt.keys()].sort((a, b) => a - b)) {
+    const id = byAt.get(at);
+    if (id !== undefined && next && scanned !== undefined) place(runs, id, at);
+    else if (id !== undefined) runs.push({ at, id, count: 1 });
+    next = id !== undefined;
+  }
+  return runs;
 }
 
 /** How many LFs the file, `size` bytes long, lacks to end with an empty line ("\n\n"); written at `size`. */

@@ -10,6 +10,7 @@ import type { Logger } from '../../log/logger.js';
 import { defaultPlace, mboxFolderFile, placePath, unescapeComponent } from '../archive-paths.js';
 import { compareMailboxes as byPath } from '../../domain/message.js';
 import { linkError, openNoFollow, openNoFollowSync } from '../../state/no-follow.js';
+import { placedIds } from '../../state/placed.js';
 import { loadArchiveState, type ArchiveState, type RecordedName } from '../../state/archive-state.js';
 import { DEFAULT_UID_VALIDITY, localError } from '../local.js';
 import { headerBlocks, readRange, sizeWithoutFinalLf, stateFits } from './header-blocks.js';
@@ -39,7 +40,9 @@ import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sou
  *   exact wire size; no message is held. select(), list() and fetch() use it while the file's
  *   size, mtime and inode are unchanged (a changed file is indexed again); missing() indexes anew.
  *   internalDate is the From_ line's date (asctime, UTC).
- * - headers() reads the header blocks only (in windows of 256 KiB: a large body is skipped).
+ * - headers() reads the header blocks only (in windows of 256 KiB: a large body is skipped), and
+ *   gives `origin`, the source id the state records for a message (`placed`, state/placed.ts), while the
+ *   state describes the file and records the folder's uidValidity (no re-match half done).
  * - fetch(): a message up to `streamThreshold` (wire size) is read into a Buffer, un-quoted, in
  *   wire form; a larger one is a Readable streamed from the file through MboxWireStream, so memory
  *   is bounded by bytes, as for the Maildir source. A read error is `kind: 'message'`.
@@ -47,6 +50,9 @@ import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sou
  *   Gmail-mode archive lists All Mail `labelled`, its messages with their X-Gmail-Labels, and a
  *   folder (no file) showing each label. Without it every file is a plain folder.
  */
+/** The source message a message of the archive is, by the state (HeaderSample.origin). */
+type Origin = { uidValidity: bigint; id: string };
+
 export interface MboxSourceOptions {
   root: string;
   streamThreshold: number;
@@ -134,11 +140,19 @@ export class MboxSource implements Source {
     return this.folders?.get(mailbox.path)?.file ?? mboxFolderFile(this.opts.root, mailbox);
   }
 
-  /** noEol offsets, the committed end, and uidValidity of a folder, from the archive's state. */
-  private async recorded(file: string): Promise<{ noEol: Set<number>; end?: number; uidValidity?: string; labelled: boolean }> {
+  /** noEol offsets, the committed end, uidValidity and where the recorded ids are of a folder, from the archive's state. */
+  private async recorded(file: string): Promise<{ noEol: Set<number>; end?: number; uidValidity?: string; labelled: boolean; origins: (offsets: number[]) => Map<number, Origin> }> {
     const key = (await this.names()).get(file)?.path;
     const f = key === undefined ? undefined : (await this.state)?.checkpoint?.folder(key);
+    const origins = (offsets: number[]): Map<number, Origin> => {
+      const out = new Map<number, Origin>();
+      if (f?.placed === undefined || f.rematching === true || f.uidValidity === undefined || !/^\d+$/.test(f.uidValidity)) return out;
+      const uidValidity = BigInt(f.uidValidity);
+      for (const [at, id] of placedIds(f.placed, offsets)) if (f.ids.has(id)) out.set(at, { uidValidity, id });
+      return out;
+    };
     return {
+      origins,
       noEol: new Set(f?.noEol ?? []),
       labelled: (f?.labels?.size ?? 0) > 0,
       ...(f?.end === undefined ? {} : { end: f.end }),
@@ -203,6 +217,8 @@ export class MboxSource implements Source {
   async *headers(mailbox: MailboxInfo): AsyncIterable<HeaderSample> {
     const file = this.fileOf(mailbox);
     const { spans, stateless } = await this.index(file);
+    // The source id the state records at each offset (while the state describes the file).
+    const origins = stateless ? new Map<number, Origin>() : (await this.recorded(file)).origins(spans.map((s) => s.offset));
     // Without our state a final LF may be framing we added: the size without it is offered too.
     const fh = stateless && spans.length > 0 ? await openNoFollow(file, 'r').catch((e: unknown) => {
       throw localError('mailbox', e, `mbox ${file}`);
@@ -210,7 +226,8 @@ export class MboxSource implements Source {
     try {
       for await (const { span, raw } of headerBlocks(file, spans)) {
         const altSize = fh === undefined ? undefined : await sizeWithoutFinalLf(fh, span, file);
-        yield { id: String(span.offset), size: span.size, header: lfToCrlf(unquoteMboxrd(raw)), ...(altSize === undefined ? {} : { altSize }) };
+        const origin = origins.get(span.offset);
+        yield { id: String(span.offset), size: span.size, header: lfToCrlf(unquoteMboxrd(raw)), ...(altSize === undefined ? {} : { altSize }), ...(origin === undefined ? {} : { origin }) };
       }
     } finally {
       await fh?.close().catch(() => undefined);

@@ -1,0 +1,27 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { decodePlaced, encodePlaced, place, placedIds, type PlacedRun } from '../../src/state/placed.js';
+
+/** An mbox archive's record of where its messages are (state/placed.ts): runs, expanded over the file's offsets. */
+test('consecutive ids written one after another are one run; other ids, UIDLs and gaps start new ones', () => {
+  const runs: PlacedRun[] = [];
+  for (const [id, at] of [['5', 0], ['6', 100], ['7', 250], ['9', 300], ['uidl-a', 420], ['10', 500]] as const) place(runs, id, at);
+  assert.deepEqual(runs, [
+    { at: 0, id: '5', count: 3 },
+    { at: 300, id: '9', count: 1 },
+    { at: 420, id: 'uidl-a', count: 1 },
+    { at: 500, id: '10', count: 1 },
+  ]);
+  const json = encodePlaced(runs);
+  assert.deepEqual(json, [[0, 5, 3], [300, 9, 1], [420, 'uidl-a', 1], [500, 10, 1]]);
+  assert.deepEqual(decodePlaced(JSON.parse(JSON.stringify(json))), runs);
+  // A foreign message at 280 between the runs; one run starts where no message does (ignored).
+  const ids = placedIds([...runs, { at: 999, id: '1', count: 2 }], [0, 100, 250, 280, 300, 420, 500]);
+  assert.deepEqual([...ids], [[0, '5'], [100, '6'], [250, '7'], [300, '9'], [420, 'uidl-a'], [500, '10']]);
+  // A run longer than the file holds gives what is there.
+  assert.deepEqual([...placedIds([{ at: 0, id: '1', count: 5 }], [0, 10])], [[0, '1'], [10, '2']]);
+});
+
+test('a malformed record is refused', () => {
+  for (const bad of [{}, [[0, 1]], [[0, 1, 0]], [['0', 1, 1]], [[0, null, 1]], [[0, 1, 1, 1]]]) assert.equal(decodePlaced(bad), undefined, JSON.stringify(bad));
+});
