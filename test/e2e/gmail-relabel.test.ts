@@ -1,0 +1,100 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCliJson, type JsonResult } from '../helpers/cli.js';
+import { gmailMailbox, gmailPeer, type GmailMessage, type GmailPeer } from '../helpers/gmail-peer.js';
+import { labelView } from '../helpers/gmail-view.js';
+
+/**
+ * migrate from Gmail into Gmail (both the stand-in, test/helpers/gmail-peer.ts) keeps the target's
+ * labels in step on every rerun (drivers/imap/target-labels.ts syncLabels): a label added or
+ * removed on the source is stored on the target's one copy with STORE +/-X-GM-LABELS, with no
+ * download and no second APPEND; a run killed between its APPEND and its STORE is repaired.
+ */
+interface Pair {
+  source: GmailPeer;
+  target: GmailPeer;
+  box: GmailMessage[];
+  root: string;
+  migrate(opts?: { onSpawn?: (child: ChildProcess) => void }): Promise<JsonResult>;
+  close(): Promise<void>;
+}
+
+async function pair(): Promise<Pair> {
+  const box = gmailMailbox();
+  const source = await gmailPeer({ messages: box });
+  const target = await gmailPeer({ messages: [] });
+  const root = await mkdtemp(join(tmpdir(), 'mf-gmail-relabel-'));
+  const args = [
+    'migrate', '--json',
+    '--from', `imap://alice@127.0.0.1:${source.port}`, '--tls-mode', 'plain', '--password-env', 'PW',
+    '--to', `imap://bob@127.0.0.1:${target.port}`, '--target-tls-mode', 'plain', '--target-password-env', 'PW',
+  ];
+  const env = { PW: 'pw', XDG_STATE_HOME: join(root, 'state') };
+  return {
+    source, target, box, root,
+    migrate: (opts = {}) => runCliJson(args, env, opts),
+    close: async () => {
+      await source.close();
+      await target.close();
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
+
+/** What the target should hold: every source message once, Spam and Trash without labels. */
+const wanted = (box: readonly GmailMessage[]): ReturnType<typeof labelView> => labelView(box.map((m) => (m.bin === undefined ? m : { ...m, labels: [] })));
+
+describe('migrate Gmail into Gmail: labels follow on rerun', () => {
+  test('a label added or removed on the source since the copy is stored on the target; nothing fetched or appended again', async () => {
+    const p = await pair();
+    try {
+      const r = await p.migrate();
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(labelView(p.target.messages), wanted(p.box));
+      const bodies = p.source.bodies;
+      p.source.setLabels(0, ['Work']); // archived -> labelled
+      p.source.setLabels(1, []); // archived
+      p.source.setLabels(3, ['\\Sent', 'Rechnungen bezahlt', 'Reisen/Köln 2024']); // one removed, one added
+      p.source.setLabels(4, ['\\Inbox', '\\Important', 'Work']); // two removed, one added
+      const again = await p.migrate();
+      assert.equal(again.status, 0, again.stderr);
+      assert.equal(again.out['messages'], 0);
+      assert.equal(p.source.bodies, bodies, 'no body fetched again');
+      assert.equal(p.target.messages.length, p.box.length, 'nothing appended twice');
+      assert.deepEqual(labelView(p.target.messages), wanted(p.box), 'the target\'s labels are the source\'s');
+      const third = await p.migrate();
+      assert.equal(third.status, 0, third.stderr);
+      assert.deepEqual(labelView(p.target.messages), wanted(p.box));
+    } finally {
+      await p.close();
+    }
+  });
+
+  test('kill -9 between APPEND and STORE: the rerun labels the messages already appended, each still once', async () => {
+    const p = await pair();
+    try {
+      p.target.holdStores = true;
+      let child: ChildProcess | undefined;
+      const killed = p.migrate({ onSpawn: (c) => (child = c) });
+      while (p.target.heldStores === 0) await new Promise((res) => setTimeout(res, 5));
+      child?.kill('SIGKILL');
+      const k = await killed;
+      assert.equal(k.status, null, 'killed');
+      const appended = p.target.messages.filter((m) => m.bin === undefined);
+      assert.ok(appended.length > 0 && appended.every((m) => m.labels.length === 0), 'appended to All Mail, not yet labelled');
+      p.target.holdStores = false;
+      const bodies = p.source.bodies;
+      const r = await p.migrate();
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(p.target.messages.length, p.box.length, 'each message once');
+      assert.deepEqual(labelView(p.target.messages), wanted(p.box), 'with exactly its labels');
+      assert.ok(p.source.bodies - bodies <= p.box.length - appended.length, 'what was appended is not fetched again');
+    } finally {
+      await p.close();
+    }
+  });
+});
