@@ -47,17 +47,23 @@ export interface FolderCheckpoint {
   labels?: Map<string, LabelRecord>;
 }
 
-/** A message's Gmail labels (sorted) and ids, as the archive last recorded them. */
+/**
+ * A message's Gmail labels (sorted) and ids, as the archive last recorded them. In an mbox
+ * archive, also where the message lies (`at`, the offset of its From_ line): its labels then are
+ * these, which later runs keep current, not those of its X-Gmail-Labels line (as first archived).
+ */
 export interface LabelRecord {
   labels: readonly string[];
   globalId?: string;
   threadId?: string;
+  at?: number;
 }
 
 interface LabelJson {
   l: string[];
   m?: string;
   t?: string;
+  o?: number;
 }
 
 export interface SentRecord {
@@ -321,7 +327,12 @@ export class Checkpoint {
 function encodeLabels(labels: ReadonlyMap<string, LabelRecord>): Record<string, LabelJson> {
   const out: Record<string, LabelJson> = {};
   for (const [id, r] of labels) {
-    out[id] = { l: [...r.labels], ...(r.globalId === undefined ? {} : { m: r.globalId }), ...(r.threadId === undefined ? {} : { t: r.threadId }) };
+    out[id] = {
+      l: [...r.labels],
+      ...(r.globalId === undefined ? {} : { m: r.globalId }),
+      ...(r.threadId === undefined ? {} : { t: r.threadId }),
+      ...(r.at === undefined ? {} : { o: r.at }),
+    };
   }
   return out;
 }
@@ -333,9 +344,18 @@ function decodeLabels(json: unknown, path: string): Map<string, LabelRecord> {
   const out = new Map<string, LabelRecord>();
   for (const [id, r] of Object.entries(json as Record<string, unknown>)) {
     const rec = r as Partial<LabelJson> | null;
-    const ok = Array.isArray(rec?.l) && rec.l.every((l) => typeof l === 'string') && ['m', 't'].every((k) => rec[k as 'm' | 't'] === undefined || typeof rec[k as 'm' | 't'] === 'string');
+    const ok =
+      Array.isArray(rec?.l) &&
+      rec.l.every((l) => typeof l === 'string') &&
+      ['m', 't'].every((k) => rec[k as 'm' | 't'] === undefined || typeof rec[k as 'm' | 't'] === 'string') &&
+      (rec.o === undefined || (Number.isSafeInteger(rec.o) && rec.o >= 0));
     if (!ok || rec === null) throw new MailferryError('destination', `state file ${path} has an unknown format (labels of ${id})`);
-    out.set(id, { labels: rec.l as string[], ...(rec.m === undefined ? {} : { globalId: rec.m }), ...(rec.t === undefined ? {} : { threadId: rec.t }) });
+    out.set(id, {
+      labels: rec.l as string[],
+      ...(rec.m === undefined ? {} : { globalId: rec.m }),
+      ...(rec.t === undefined ? {} : { threadId: rec.t }),
+      ...(rec.o === undefined ? {} : { at: rec.o }),
+    });
   }
   return out;
 }

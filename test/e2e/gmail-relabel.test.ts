@@ -1,10 +1,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCliJson, type JsonResult } from '../helpers/cli.js';
+import { runCli, runCliJson, type JsonResult } from '../helpers/cli.js';
 import { gmailMailbox, gmailPeer, type GmailMessage, type GmailPeer } from '../helpers/gmail-peer.js';
 import { labelView } from '../helpers/gmail-view.js';
 
@@ -13,7 +14,10 @@ import { labelView } from '../helpers/gmail-view.js';
  * labels in step on every rerun (drivers/imap/target-labels.ts syncLabels): a label added or
  * removed on the source is stored on the target's one copy with STORE +/-X-GM-LABELS, with no
  * download and no second APPEND; a run killed between its APPEND and its STORE is repaired.
+ * A Gmail-mode mbox archive records a label change in its state (drivers/mbox/gmail-archive.ts):
+ * restore gives the new labels, and the file stays one Python's mailbox reads.
  */
+const run = promisify(execFile);
 interface Pair {
   source: GmailPeer;
   target: GmailPeer;
@@ -95,6 +99,45 @@ describe('migrate Gmail into Gmail: labels follow on rerun', () => {
       assert.ok(p.source.bodies - bodies <= p.box.length - appended.length, 'what was appended is not fetched again');
     } finally {
       await p.close();
+    }
+  });
+});
+
+describe('a Gmail-mode mbox archive: label changes on the server carried on rerun', () => {
+  test('the rerun downloads nothing; restore into Gmail gives the new labels, and so does a restore rerun after the next change; Python\'s mailbox reads the file', async () => {
+    const box = gmailMailbox();
+    const source = await gmailPeer({ messages: box });
+    const target = await gmailPeer({ messages: [] });
+    const root = await mkdtemp(join(tmpdir(), 'mf-gmail-mbox-relabel-'));
+    const env = { PW: 'pw', XDG_STATE_HOME: join(root, 'state') };
+    const backup = (): Promise<number | null> =>
+      runCli(['backup', '--from', `imap://alice@127.0.0.1:${source.port}`, '--tls-mode', 'plain', '--password-env', 'PW', '--to', `mbox:${join(root, 'mbox')}`], env, { timeoutMs: 90_000 }).then((r) => r.status);
+    const restore = (): Promise<JsonResult> =>
+      runCliJson(['restore', '--json', '--from', `mbox:${join(root, 'mbox')}`, '--to', `imap://bob@127.0.0.1:${target.port}`, '--tls-mode', 'plain', '--password-env', 'PW'], env);
+    try {
+      assert.equal(await backup(), 0);
+      const bodies = source.bodies;
+      source.setLabels(0, ['Neu/Etikett']); // archived -> a label the archive never saw
+      source.setLabels(2, []); // two taken off
+      source.setLabels(3, ['\\Sent', '\\Starred', 'Work/Projects']); // one off, one on
+      assert.equal(await backup(), 0);
+      assert.equal(source.bodies, bodies, 'no body fetched again');
+      const r = await restore();
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(labelView(target.messages), wanted(box), 'restored with the labels as they are now');
+      source.setLabels(5, ['\\Inbox']);
+      assert.equal(await backup(), 0);
+      const again = await restore();
+      assert.equal(again.status, 0, again.stderr);
+      assert.equal(again.out['messages'], 0);
+      assert.deepEqual(labelView(target.messages), wanted(box), 'a restore rerun carries the next change');
+      const read = 'import mailbox, sys\nprint(sorted(m["Message-ID"] for m in mailbox.mbox(sys.argv[1], create=False)))';
+      const { stdout } = await run('python3', ['-c', read, join(root, 'mbox', '[Gmail].sbd', 'All Mail')]);
+      assert.equal(stdout.trim(), `[${[0, 1, 2, 3, 4, 5, 8].map((i) => `'<m${i}@gmail.test>'`).join(', ')}]`);
+    } finally {
+      await source.close();
+      await target.close();
+      await rm(root, { recursive: true, force: true });
     }
   });
 });
