@@ -73,10 +73,15 @@ export interface SentRecord {
   key: string;
 }
 
-/** Where a local archive keeps a folder: the source delimiter, and the forms unless plain. */
+/**
+ * Where a local archive keeps a folder: the source delimiter, and the forms unless plain; for a
+ * folder that shows a Gmail label (a Maildir's folder of hard links), the label, so that reading
+ * the archive back need not tell it by elimination (drivers/maildir/gmail-archive.ts).
+ */
 export interface FolderPlace {
   delimiter: string;
   place?: string[];
+  label?: string;
 }
 
 interface FolderJson extends EncodedIds {
@@ -364,10 +369,14 @@ function decodeLabels(json: unknown, path: string): Map<string, LabelRecord> {
 export function decodePlace(json: unknown, file: string, folder: string): FolderPlace {
   const p = json as Partial<FolderPlace> | null;
   const forms = p?.place;
-  if (typeof p?.delimiter !== 'string' || (forms !== undefined && (!Array.isArray(forms) || !forms.every((f) => typeof f === 'string' && f !== '')))) {
+  if (
+    typeof p?.delimiter !== 'string' ||
+    (forms !== undefined && (!Array.isArray(forms) || !forms.every((f) => typeof f === 'string' && f !== ''))) ||
+    (p.label !== undefined && typeof p.label !== 'string')
+  ) {
     throw new MailferryError('destination', `${file} has an unknown format (place of ${folder})`);
   }
-  return { delimiter: p.delimiter, ...(forms === undefined ? {} : { place: forms }) };
+  return { delimiter: p.delimiter, ...(forms === undefined ? {} : { place: forms }), ...(p.label === undefined ? {} : { label: p.label }) };
 }
 
 function decodeFirstSeen(json: unknown, path: string): Map<string, number> {

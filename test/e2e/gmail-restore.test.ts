@@ -96,3 +96,27 @@ for (const kind of KINDS) describe(`restore a Gmail-mode ${kind} archive`, () =>
     assert.equal(r.out['labelCopies'], copies, 'one extra copy per label of each message');
   });
 });
+
+describe('restore a Gmail-mode Maildir archive: label folders by their recorded label', () => {
+  test('Starred and Important on exactly the same messages (elimination cannot tell them): each restored with its labels, once', async () => {
+    const msg = (n: number, labels: string[]): GmailMessage => ({ raw: Buffer.from(`Message-ID: <s${n}@gmail.test>\r\nSubject: s${n}\r\n\r\nbody ${n}\r\n`), labels });
+    const box = [msg(0, ['\\Important', '\\Starred']), msg(1, ['\\Important', '\\Inbox', '\\Starred']), msg(2, ['\\Inbox'])];
+    const source = await gmailPeer({ messages: box });
+    const target = await gmailPeer({ messages: [] });
+    const root = await mkdtemp(join(tmpdir(), 'mf-gmail-recorded-'));
+    const env = { PW: 'pw', XDG_STATE_HOME: join(root, 'state') };
+    try {
+      const b = await runCli(['backup', '--from', `imap://alice@127.0.0.1:${source.port}`, '--tls-mode', 'plain', '--password-env', 'PW', '--to', `maildir:${join(root, 'md')}`], env);
+      assert.equal(b.status, 0, b.stderr);
+      const r = await runCliJson(['restore', '--json', '--from', `maildir:${join(root, 'md')}`, '--to', `imap://bob@127.0.0.1:${target.port}`, '--tls-mode', 'plain', '--password-env', 'PW'], env);
+      assert.equal(r.status, 0, r.stderr);
+      assert.doesNotMatch(r.stderr, /cannot be told/);
+      assert.equal(target.messages.length, box.length, 'each message once');
+      assert.deepEqual(labelView(target.messages), labelView(box));
+    } finally {
+      await source.close();
+      await target.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
