@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, runCliJson, type JsonResult } from '../helpers/cli.js';
@@ -134,6 +134,36 @@ describe('a Gmail-mode mbox archive: label changes on the server carried on reru
       const read = 'import mailbox, sys\nprint(sorted(m["Message-ID"] for m in mailbox.mbox(sys.argv[1], create=False)))';
       const { stdout } = await run('python3', ['-c', read, join(root, 'mbox', '[Gmail].sbd', 'All Mail')]);
       assert.equal(stdout.trim(), `[${[0, 1, 2, 3, 4, 5, 8].map((i) => `'<m${i}@gmail.test>'`).join(', ')}]`);
+    } finally {
+      await source.close();
+      await target.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a Gmail-mode mbox archive whose state was lost', () => {
+  test('the rerun matches All Mail by its headers with the label lines taken off: nothing fetched or written twice, the labels recorded again', async () => {
+    const box = gmailMailbox();
+    const source = await gmailPeer({ messages: box });
+    const target = await gmailPeer({ messages: [] });
+    const root = await mkdtemp(join(tmpdir(), 'mf-gmail-mbox-lost-'));
+    const env = { PW: 'pw', XDG_STATE_HOME: join(root, 'state') };
+    const backup = (): Promise<number | null> =>
+      runCli(['backup', '--from', `imap://alice@127.0.0.1:${source.port}`, '--tls-mode', 'plain', '--password-env', 'PW', '--to', `mbox:${join(root, 'mbox')}`], env, { timeoutMs: 90_000 }).then((r) => r.status);
+    try {
+      assert.equal(await backup(), 0);
+      await unlink(join(root, 'mbox', '.mailferry-state.json'));
+      const bodies = source.bodies;
+      source.setLabels(1, ['Work']);
+      assert.equal(await backup(), 0);
+      assert.equal(source.bodies, bodies, 'no body fetched again');
+      const read = 'import mailbox, sys\nprint(len(mailbox.mbox(sys.argv[1], create=False)))';
+      const { stdout } = await run('python3', ['-c', read, join(root, 'mbox', '[Gmail].sbd', 'All Mail')]);
+      assert.equal(stdout.trim(), '7', 'each message of All Mail once in the file');
+      const r = await runCliJson(['restore', '--json', '--from', `mbox:${join(root, 'mbox')}`, '--to', `imap://bob@127.0.0.1:${target.port}`, '--tls-mode', 'plain', '--password-env', 'PW'], env);
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(labelView(target.messages), wanted(box));
     } finally {
       await source.close();
       await target.close();
