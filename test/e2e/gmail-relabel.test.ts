@@ -103,71 +103,86 @@ describe('migrate Gmail into Gmail: labels follow on rerun', () => {
   });
 });
 
-describe('a Gmail-mode mbox archive: label changes on the server carried on rerun', () => {
-  test('the rerun downloads nothing; restore into Gmail gives the new labels, and so does a restore rerun after the next change; Python\'s mailbox reads the file', async () => {
-    const box = gmailMailbox();
-    const source = await gmailPeer({ messages: box });
-    const target = await gmailPeer({ messages: [] });
-    const root = await mkdtemp(join(tmpdir(), 'mf-gmail-mbox-relabel-'));
-    const env = { PW: 'pw', XDG_STATE_HOME: join(root, 'state') };
-    const backup = (): Promise<number | null> =>
-      runCli(['backup', '--from', `imap://alice@127.0.0.1:${source.port}`, '--tls-mode', 'plain', '--password-env', 'PW', '--to', `mbox:${join(root, 'mbox')}`], env, { timeoutMs: 90_000 }).then((r) => r.status);
-    const restore = (): Promise<JsonResult> =>
-      runCliJson(['restore', '--json', '--from', `mbox:${join(root, 'mbox')}`, '--to', `imap://bob@127.0.0.1:${target.port}`, '--tls-mode', 'plain', '--password-env', 'PW'], env);
-    try {
-      assert.equal(await backup(), 0);
-      const bodies = source.bodies;
-      source.setLabels(0, ['Neu/Etikett']); // archived -> a label the archive never saw
-      source.setLabels(2, []); // two taken off
-      source.setLabels(3, ['\\Sent', '\\Starred', 'Work/Projects']); // one off, one on
-      assert.equal(await backup(), 0);
-      assert.equal(source.bodies, bodies, 'no body fetched again');
-      const r = await restore();
-      assert.equal(r.status, 0, r.stderr);
-      assert.deepEqual(labelView(target.messages), wanted(box), 'restored with the labels as they are now');
-      source.setLabels(5, ['\\Inbox']);
-      assert.equal(await backup(), 0);
-      const again = await restore();
-      assert.equal(again.status, 0, again.stderr);
-      assert.equal(again.out['messages'], 0);
-      assert.deepEqual(labelView(target.messages), wanted(box), 'a restore rerun carries the next change');
-      const read = 'import mailbox, sys\nprint(sorted(m["Message-ID"] for m in mailbox.mbox(sys.argv[1], create=False)))';
-      const { stdout } = await run('python3', ['-c', read, join(root, 'mbox', '[Gmail].sbd', 'All Mail')]);
-      assert.equal(stdout.trim(), `[${[0, 1, 2, 3, 4, 5, 8].map((i) => `'<m${i}@gmail.test>'`).join(', ')}]`);
-    } finally {
+/** A Gmail source backed up to an mbox archive, and a Gmail target to restore it into. */
+interface MboxArchive {
+  source: GmailPeer;
+  target: GmailPeer;
+  box: GmailMessage[];
+  root: string;
+  backup(): Promise<number | null>;
+  restore(): Promise<JsonResult>;
+  close(): Promise<void>;
+}
+
+async function mboxArchive(): Promise<MboxArchive> {
+  const box = gmailMailbox();
+  const source = await gmailPeer({ messages: box });
+  const target = await gmailPeer({ messages: [] });
+  const root = await mkdtemp(join(tmpdir(), 'mf-gmail-mbox-relabel-'));
+  const env = { PW: 'pw', XDG_STATE_HOME: join(root, 'state') };
+  return {
+    source, target, box, root,
+    backup: () =>
+      runCli(['backup', '--from', `imap://alice@127.0.0.1:${source.port}`, '--tls-mode', 'plain', '--password-env', 'PW', '--to', `mbox:${join(root, 'mbox')}`], env, { timeoutMs: 90_000 }).then((r) => r.status),
+    restore: () =>
+      runCliJson(['restore', '--json', '--from', `mbox:${join(root, 'mbox')}`, '--to', `imap://bob@127.0.0.1:${target.port}`, '--tls-mode', 'plain', '--password-env', 'PW'], env),
+    close: async () => {
       await source.close();
       await target.close();
       await rm(root, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Python's mailbox reading the archive's All Mail: `expr` of the mbox `box`, printed. */
+async function python(a: MboxArchive, expr: string): Promise<string> {
+  const read = `import mailbox, sys\nbox = mailbox.mbox(sys.argv[1], create=False)\nprint(${expr})`;
+  return (await run('python3', ['-c', read, join(a.root, 'mbox', '[Gmail].sbd', 'All Mail')])).stdout.trim();
+}
+
+describe('a Gmail-mode mbox archive: label changes on the server carried on rerun', () => {
+  test('the rerun downloads nothing; restore into Gmail gives the new labels, and so does a restore rerun after the next change; Python\'s mailbox reads the file', async () => {
+    const a = await mboxArchive();
+    try {
+      assert.equal(await a.backup(), 0);
+      const bodies = a.source.bodies;
+      a.source.setLabels(0, ['Neu/Etikett']); // archived -> a label the archive never saw
+      a.source.setLabels(2, []); // two taken off
+      a.source.setLabels(3, ['\\Sent', '\\Starred', 'Work/Projects']); // one off, one on
+      assert.equal(await a.backup(), 0);
+      assert.equal(a.source.bodies, bodies, 'no body fetched again');
+      const r = await a.restore();
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(labelView(a.target.messages), wanted(a.box), 'restored with the labels as they are now');
+      a.source.setLabels(5, ['\\Inbox']);
+      assert.equal(await a.backup(), 0);
+      const again = await a.restore();
+      assert.equal(again.status, 0, again.stderr);
+      assert.equal(again.out['messages'], 0);
+      assert.deepEqual(labelView(a.target.messages), wanted(a.box), 'a restore rerun carries the next change');
+      assert.equal(await python(a, 'sorted(m["Message-ID"] for m in box)'), `[${[0, 1, 2, 3, 4, 5, 8].map((i) => `'<m${i}@gmail.test>'`).join(', ')}]`);
+    } finally {
+      await a.close();
     }
   });
 });
 
 describe('a Gmail-mode mbox archive whose state was lost', () => {
   test('the rerun matches All Mail by its headers with the label lines taken off: nothing fetched or written twice, the labels recorded again', async () => {
-    const box = gmailMailbox();
-    const source = await gmailPeer({ messages: box });
-    const target = await gmailPeer({ messages: [] });
-    const root = await mkdtemp(join(tmpdir(), 'mf-gmail-mbox-lost-'));
-    const env = { PW: 'pw', XDG_STATE_HOME: join(root, 'state') };
-    const backup = (): Promise<number | null> =>
-      runCli(['backup', '--from', `imap://alice@127.0.0.1:${source.port}`, '--tls-mode', 'plain', '--password-env', 'PW', '--to', `mbox:${join(root, 'mbox')}`], env, { timeoutMs: 90_000 }).then((r) => r.status);
+    const a = await mboxArchive();
     try {
-      assert.equal(await backup(), 0);
-      await unlink(join(root, 'mbox', '.mailferry-state.json'));
-      const bodies = source.bodies;
-      source.setLabels(1, ['Work']);
-      assert.equal(await backup(), 0);
-      assert.equal(source.bodies, bodies, 'no body fetched again');
-      const read = 'import mailbox, sys\nprint(len(mailbox.mbox(sys.argv[1], create=False)))';
-      const { stdout } = await run('python3', ['-c', read, join(root, 'mbox', '[Gmail].sbd', 'All Mail')]);
-      assert.equal(stdout.trim(), '7', 'each message of All Mail once in the file');
-      const r = await runCliJson(['restore', '--json', '--from', `mbox:${join(root, 'mbox')}`, '--to', `imap://bob@127.0.0.1:${target.port}`, '--tls-mode', 'plain', '--password-env', 'PW'], env);
+      assert.equal(await a.backup(), 0);
+      await unlink(join(a.root, 'mbox', '.mailferry-state.json'));
+      const bodies = a.source.bodies;
+      a.source.setLabels(1, ['Work']);
+      assert.equal(await a.backup(), 0);
+      assert.equal(a.source.bodies, bodies, 'no body fetched again');
+      assert.equal(await python(a, 'len(box)'), '7', 'each message of All Mail once in the file');
+      const r = await a.restore();
       assert.equal(r.status, 0, r.stderr);
-      assert.deepEqual(labelView(target.messages), wanted(box));
+      assert.deepEqual(labelView(a.target.messages), wanted(a.box));
     } finally {
-      await source.close();
-      await target.close();
-      await rm(root, { recursive: true, force: true });
+      await a.close();
     }
   });
 });
