@@ -342,25 +342,38 @@ function encodeLabels(labels: ReadonlyMap<string, LabelRecord>): Record<string, 
   return out;
 }
 
+/** The labels of a folder's record: id -> { l, m?, t?, o? }. */
 function decodeLabels(json: unknown, path: string): Map<string, LabelRecord> {
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new MailferryError('destination', `state file ${path} has an unknown format (labels)`);
-  }
-  const out = new Map<string, LabelRecord>();
-  for (const [id, r] of Object.entries(json as Record<string, unknown>)) {
+  return decodeById(json, path, 'labels', (r): LabelRecord | undefined => {
     const rec = r as Partial<LabelJson> | null;
     const ok =
       Array.isArray(rec?.l) &&
       rec.l.every((l) => typeof l === 'string') &&
       ['m', 't'].every((k) => rec[k as 'm' | 't'] === undefined || typeof rec[k as 'm' | 't'] === 'string') &&
       (rec.o === undefined || (Number.isSafeInteger(rec.o) && rec.o >= 0));
-    if (!ok || rec === null) throw new MailferryError('destination', `state file ${path} has an unknown format (labels of ${id})`);
-    out.set(id, {
+    if (!ok || rec === null) return undefined;
+    return {
       labels: rec.l as string[],
       ...(rec.m === undefined ? {} : { globalId: rec.m }),
       ...(rec.t === undefined ? {} : { threadId: rec.t }),
       ...(rec.o === undefined ? {} : { at: rec.o }),
-    });
+    };
+  });
+}
+
+/**
+ * A record kept per message id (firstSeen, sent, labels): a JSON object whose every value `one`
+ * accepts (undefined: refused), else the state file is of an unknown format, naming `what` and the id.
+ */
+function decodeById<T>(json: unknown, path: string, what: string, one: (value: unknown) => T | undefined): Map<string, T> {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new MailferryError('destination', `state file ${path} has an unknown format (${what})`);
+  }
+  const out = new Map<string, T>();
+  for (const [id, value] of Object.entries(json as Record<string, unknown>)) {
+    const decoded = one(value);
+    if (decoded === undefined) throw new MailferryError('destination', `state file ${path} has an unknown format (${what} of ${id})`);
+    out.set(id, decoded);
   }
   return out;
 }
@@ -380,30 +393,12 @@ export function decodePlace(json: unknown, file: string, folder: string): Folder
 }
 
 function decodeFirstSeen(json: unknown, path: string): Map<string, number> {
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new MailferryError('destination', `state file ${path} has an unknown format (firstSeen)`);
-  }
-  const out = new Map<string, number>();
-  for (const [id, t] of Object.entries(json)) {
-    if (typeof t !== 'number' || !Number.isFinite(t)) {
-      throw new MailferryError('destination', `state file ${path} has an unknown format (firstSeen of ${id})`);
-    }
-    out.set(id, t);
-  }
-  return out;
+  return decodeById(json, path, 'firstSeen', (t) => (typeof t === 'number' && Number.isFinite(t) ? t : undefined));
 }
 
 function decodeSent(json: unknown, path: string): Map<string, SentRecord> {
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new MailferryError('destination', `state file ${path} has an unknown format (sent)`);
-  }
-  const out = new Map<string, SentRecord>();
-  for (const [id, r] of Object.entries(json as Record<string, unknown>)) {
+  return decodeById(json, path, 'sent', (r) => {
     const rec = r as Partial<SentRecord> | null;
-    if (typeof rec?.reply !== 'string' || typeof rec.key !== 'string') {
-      throw new MailferryError('destination', `state file ${path} has an unknown format (sent ${id})`);
-    }
-    out.set(id, { reply: rec.reply, key: rec.key });
-  }
-  return out;
+    return typeof rec?.reply === 'string' && typeof rec.key === 'string' ? { reply: rec.reply, key: rec.key } : undefined;
+  });
 }
