@@ -32,6 +32,8 @@ export class RunReport {
   filtered = 0;
   /** Messages already copied whose flag changes on the source were carried over. */
   flagUpdates = 0;
+  /** Of `messages`, the extra copies made because of labels (a Gmail label copied as a folder); undefined when no folder was one. */
+  labelCopies?: number;
   /** Messages removed from the server (POP3 --delete). */
   deleted = 0;
   /** `--sync-deletions`: messages removed from the IMAP target because they are gone from the source. */
@@ -84,9 +86,10 @@ export class RunReport {
     const forwarded =
       (this.forwarded === undefined ? '' : `, ${this.forwarded} forwarded`) +
       (this.markedSent === undefined ? '' : `, ${this.markedSent} marked as sent (not sent)`);
+    const copies = this.labelCopies === undefined || this.labelCopies === 0 ? '' : `, ${this.labelCopies} of them extra copies for labels`;
     const budget = this.budgetReached ? '; daily budget reached, resume next run' : '';
     const where = this.source === undefined ? '' : `; ${this.source} -> ${this.sinks.join(', ')}`;
-    return `${this.folders} folders, ${this.messages} messages copied (${mb} MB)${forwarded}, ${this.unchanged} already archived${flags}${filtered}${deleted}${vanished}${skipped}, ${this.seconds.toFixed(1)} s${budget}${where}`;
+    return `${this.folders} folders, ${this.messages} messages copied (${mb} MB)${copies}${forwarded}, ${this.unchanged} already archived${flags}${filtered}${deleted}${vanished}${skipped}, ${this.seconds.toFixed(1)} s${budget}${where}`;
   }
 
   toJSON(): Record<string, unknown> {
@@ -96,6 +99,7 @@ export class RunReport {
       folders: this.folders,
       messages: this.messages,
       bytes: this.bytes,
+      ...(this.labelCopies === undefined ? {} : { labelCopies: this.labelCopies }),
       unchanged: this.unchanged,
       filtered: this.filtered,
       flagUpdates: this.flagUpdates,

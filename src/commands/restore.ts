@@ -5,6 +5,7 @@ import { openTarget, type OpenTarget } from './target.js';
 import { printResult } from './output.js';
 import { transfer, type TransferResult } from './transfer.js';
 import { archiveSource } from './sources.js';
+import { LabelFolders } from '../sources/label-folders.js';
 import { LabelHomes } from '../sources/label-homes.js';
 
 /**
@@ -16,18 +17,17 @@ import { LabelHomes } from '../sources/label-homes.js';
  */
 export async function restore(cfg: RestoreConfig, deps: CommandDeps): Promise<TransferResult> {
   const o = { streamThreshold: cfg.streamThreshold, log: deps.log, debug: deps.debug ?? false };
-  let source = await archiveSource(cfg.from, cfg.layout, o);
+  // A Gmail-mode archive is read in Gmail mode (each message once, with its labels); any other
+  // archive reads as before.
+  let source = await archiveSource(cfg.from, cfg.layout, o, true);
   let target: OpenTarget | undefined;
   try {
     target = await openTarget(cfg, source.identity, deps);
-    // A Gmail-mode archive as migrate reads Gmail: into Gmail, each message appended once to All
-    // Mail and labelled there; elsewhere with `--labels keywords`, once in its home folder.
+    // As migrate reads Gmail: into Gmail, each message appended once to All Mail and labelled
+    // there; elsewhere with `--labels keywords`, once in its home folder; with `--labels folders`,
+    // All Mail and a folder per label, with a copy of each of its messages (counted).
     const gmailTarget = !cfg.dryRun && (await target.sink.isGmail());
-    if (gmailTarget || cfg.labels === 'keywords') {
-      await source.close();
-      source = await archiveSource(cfg.from, cfg.layout, o, true);
-      if (!gmailTarget) source = new LabelHomes(source);
-    }
+    if (!gmailTarget) source = cfg.labels === 'keywords' ? new LabelHomes(source) : new LabelFolders(source);
     return await transfer(source, [await target.runSink()], cfg, deps, target.statePath);
   } finally {
     await source.close();

@@ -3,6 +3,7 @@ import { runPipeline } from '../pipeline/run.js';
 import type { RunReport } from '../report.js';
 import type { Sink } from '../sinks/sink.js';
 import { filterSource } from '../sources/filter.js';
+import { LabelCopies } from '../sources/label-copies.js';
 import type { Source } from '../sources/source.js';
 import { pipelineOptions, type CommandDeps } from './deps.js';
 import { DryRunSink, dryRunSource, type PlannedFolder } from './dry-run.js';
@@ -32,7 +33,7 @@ export async function transfer(
   const plan: PlannedFolder[] = [];
   // A dry run fetches nothing, so it neither spends nor records a budget.
   const limited = cfg.dryRun ? undefined : await withLimits(source, cfg.limits, deps.log);
-  const filtered = filterSource(limited?.source ?? source, cfg.filter, deps.log);
+  const filtered = new LabelCopies(filterSource(limited?.source ?? source, cfg.filter, deps.log));
   const report = await runPipeline(cfg.dryRun ? dryRunSource(filtered) : filtered, sinks, {
     ...pipelineOptions(cfg, { log: deps.log, signal: deps.signal }),
     ...(cfg.syncDeletions === true ? { syncDeletions: true } : {}),
@@ -47,6 +48,8 @@ export async function transfer(
     throw limited === undefined ? e : limited.explain(e);
   });
   limited?.finish(report);
+  const copies = filtered.count(report.perFolder);
+  if (copies !== undefined) report.labelCopies = copies;
   if (!cfg.dryRun) return { report, ...(statePath === undefined ? {} : { statePath }) };
   const targets = sinks.find((x): x is DryRunSink => x instanceof DryRunSink && x.targets.size > 0)?.targets;
   for (const p of plan) {

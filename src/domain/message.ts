@@ -26,6 +26,12 @@ export interface MailboxInfo {
   readonly label?: string;
   /** Its messages carry their labels (MessageMeta.labels): Gmail's All Mail in Gmail mode. */
   readonly labelled?: boolean;
+  /**
+   * A folder that shows this label copied as a plain folder (`--labels folders` into a server
+   * without labels): its messages are also in All Mail, so each one copied is an extra copy
+   * (RunReport.labelCopies).
+   */
+  readonly labelCopy?: string;
 }
 
 export interface MessageMeta {

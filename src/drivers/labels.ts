@@ -23,14 +23,19 @@ export function labelFolder(mailbox: MailboxInfo): SinkFolder {
   };
 }
 
-/** Record the labels (and Gmail ids) `metas` were archived with; messages without labels are left alone. */
-export function recordLabels(f: FolderCheckpoint, metas: readonly MessageMeta[]): void {
+/**
+ * Record the labels (and Gmail ids) `metas` were archived with; messages without labels are left
+ * alone. `at` (mbox): where each message lies in the file, kept with its record.
+ */
+export function recordLabels(f: FolderCheckpoint, metas: readonly MessageMeta[], at?: ReadonlyMap<string, number>): void {
   for (const m of metas) {
     if (m.labels === undefined) continue;
+    const offset = at?.get(m.id) ?? f.labels?.get(m.id)?.at;
     (f.labels ??= new Map()).set(m.id, {
       labels: [...m.labels],
       ...(m.globalId === undefined ? {} : { globalId: m.globalId }),
       ...(m.threadId === undefined ? {} : { threadId: m.threadId }),
+      ...(offset === undefined ? {} : { at: offset }),
     });
   }
 }

@@ -8,8 +8,8 @@ import { defaultPlace, NAME_MAX, PATH_MAX, placePath, unescapeComponent, type Ar
 
 /**
  * What the two archive Sinks share about places: the folder list is planned against the state's
- * recorded places (ArchiveNames), and each folder's delimiter, and its place when it is not the
- * plain one, is recorded in the state's places when the folder is opened, before anything is
+ * recorded places (ArchiveNames), and each folder's delimiter, its place when it is not the
+ * plain one, and the Gmail label it shows (MailboxInfo.label), is recorded in the state's places when the folder is opened, before anything is
  * written into it, so that a rerun finds it again and the archive read back as a Source names it.
  * The folder's record (what is durable) is the sink's own business and is not touched, but for a
  * folder that lost a place it shared with another (its record is dropped: it starts afresh).
@@ -62,8 +62,9 @@ export class SinkPlaces {
       this.checkpoint.forget(mailbox.path);
     }
     const before = this.checkpoint.placeOf(mailbox.path);
-    const now = { delimiter: mailbox.delimiter, ...(plain ? {} : { place }) };
-    if (before?.delimiter === now.delimiter && (before.place ?? []).join('\0') === (now.place ?? []).join('\0')) return path;
+    // A folder showing a Gmail label records it (read back without guessing: maildir/gmail-archive.ts).
+    const now = { delimiter: mailbox.delimiter, ...(plain ? {} : { place }), ...(mailbox.label === undefined ? {} : { label: mailbox.label }) };
+    if (before?.delimiter === now.delimiter && (before.place ?? []).join('\0') === (now.place ?? []).join('\0') && before.label === now.label) return path;
     this.checkpoint.setPlace(mailbox.path, now);
     // Durable before anything is written there: a rerun must find the folder at the same place.
     if (!plain) await this.checkpoint.save();

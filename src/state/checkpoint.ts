@@ -53,17 +53,23 @@ export interface FolderCheckpoint {
   labels?: Map<string, LabelRecord>;
 }
 
-/** A message's Gmail labels (sorted) and ids, as the archive last recorded them. */
+/**
+ * A message's Gmail labels (sorted) and ids, as the archive last recorded them. In an mbox
+ * archive, also where the message lies (`at`, the offset of its From_ line): its labels then are
+ * these, which later runs keep current, not those of its X-Gmail-Labels line (as first archived).
+ */
 export interface LabelRecord {
   labels: readonly string[];
   globalId?: string;
   threadId?: string;
+  at?: number;
 }
 
 interface LabelJson {
   l: string[];
   m?: string;
   t?: string;
+  o?: number;
 }
 
 export interface SentRecord {
@@ -73,10 +79,15 @@ export interface SentRecord {
   key: string;
 }
 
-/** Where a local archive keeps a folder: the source delimiter, and the forms unless plain. */
+/**
+ * Where a local archive keeps a folder: the source delimiter, and the forms unless plain; for a
+ * folder that shows a Gmail label (a Maildir's folder of hard links), the label, so that reading
+ * the archive back need not tell it by elimination (drivers/maildir/gmail-archive.ts).
+ */
 export interface FolderPlace {
   delimiter: string;
   place?: string[];
+  label?: string;
 }
 
 interface FolderJson extends EncodedIds {
@@ -330,21 +341,48 @@ export class Checkpoint {
 function encodeLabels(labels: ReadonlyMap<string, LabelRecord>): Record<string, LabelJson> {
   const out: Record<string, LabelJson> = {};
   for (const [id, r] of labels) {
-    out[id] = { l: [...r.labels], ...(r.globalId === undefined ? {} : { m: r.globalId }), ...(r.threadId === undefined ? {} : { t: r.threadId }) };
+    out[id] = {
+      l: [...r.labels],
+      ...(r.globalId === undefined ? {} : { m: r.globalId }),
+      ...(r.threadId === undefined ? {} : { t: r.threadId }),
+      ...(r.at === undefined ? {} : { o: r.at }),
+    };
   }
   return out;
 }
 
+/** The labels of a folder's record: id -> { l, m?, t?, o? }. */
 function decodeLabels(json: unknown, path: string): Map<string, LabelRecord> {
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new MailferryError('destination', `state file ${path} has an unknown format (labels)`);
-  }
-  const out = new Map<string, LabelRecord>();
-  for (const [id, r] of Object.entries(json as Record<string, unknown>)) {
+  return decodeById(json, path, 'labels', (r): LabelRecord | undefined => {
     const rec = r as Partial<LabelJson> | null;
-    const ok = Array.isArray(rec?.l) && rec.l.every((l) => typeof l === 'string') && ['m', 't'].every((k) => rec[k as 'm' | 't'] === undefined || typeof rec[k as 'm' | 't'] === 'string');
-    if (!ok || rec === null) throw new MailferryError('destination', `state file ${path} has an unknown format (labels of ${id})`);
-    out.set(id, { labels: rec.l as string[], ...(rec.m === undefined ? {} : { globalId: rec.m }), ...(rec.t === undefined ? {} : { threadId: rec.t }) });
+    const ok =
+      Array.isArray(rec?.l) &&
+      rec.l.every((l) => typeof l === 'string') &&
+      ['m', 't'].every((k) => rec[k as 'm' | 't'] === undefined || typeof rec[k as 'm' | 't'] === 'string') &&
+      (rec.o === undefined || (Number.isSafeInteger(rec.o) && rec.o >= 0));
+    if (!ok || rec === null) return undefined;
+    return {
+      labels: rec.l as string[],
+      ...(rec.m === undefined ? {} : { globalId: rec.m }),
+      ...(rec.t === undefined ? {} : { threadId: rec.t }),
+      ...(rec.o === undefined ? {} : { at: rec.o }),
+    };
+  });
+}
+
+/**
+ * A record kept per message id (firstSeen, sent, labels): a JSON object whose every value `one`
+ * accepts (undefined: refused), else the state file is of an unknown format, naming `what` and the id.
+ */
+function decodeById<T>(json: unknown, path: string, what: string, one: (value: unknown) => T | undefined): Map<string, T> {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new MailferryError('destination', `state file ${path} has an unknown format (${what})`);
+  }
+  const out = new Map<string, T>();
+  for (const [id, value] of Object.entries(json as Record<string, unknown>)) {
+    const decoded = one(value);
+    if (decoded === undefined) throw new MailferryError('destination', `state file ${path} has an unknown format (${what} of ${id})`);
+    out.set(id, decoded);
   }
   return out;
 }
@@ -353,10 +391,14 @@ function decodeLabels(json: unknown, path: string): Map<string, LabelRecord> {
 export function decodePlace(json: unknown, file: string, folder: string): FolderPlace {
   const p = json as Partial<FolderPlace> | null;
   const forms = p?.place;
-  if (typeof p?.delimiter !== 'string' || (forms !== undefined && (!Array.isArray(forms) || !forms.every((f) => typeof f === 'string' && f !== '')))) {
+  if (
+    typeof p?.delimiter !== 'string' ||
+    (forms !== undefined && (!Array.isArray(forms) || !forms.every((f) => typeof f === 'string' && f !== ''))) ||
+    (p.label !== undefined && typeof p.label !== 'string')
+  ) {
     throw new MailferryError('destination', `${file} has an unknown format (place of ${folder})`);
   }
-  return { delimiter: p.delimiter, ...(forms === undefined ? {} : { place: forms }) };
+  return { delimiter: p.delimiter, ...(forms === undefined ? {} : { place: forms }), ...(p.label === undefined ? {} : { label: p.label }) };
 }
 
 function decodePlacedIn(json: unknown, path: string): PlacedRun[] {
@@ -366,30 +408,12 @@ function decodePlacedIn(json: unknown, path: string): PlacedRun[] {
 }
 
 function decodeFirstSeen(json: unknown, path: string): Map<string, number> {
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new MailferryError('destination', `state file ${path} has an unknown format (firstSeen)`);
-  }
-  const out = new Map<string, number>();
-  for (const [id, t] of Object.entries(json)) {
-    if (typeof t !== 'number' || !Number.isFinite(t)) {
-      throw new MailferryError('destination', `state file ${path} has an unknown format (firstSeen of ${id})`);
-    }
-    out.set(id, t);
-  }
-  return out;
+  return decodeById(json, path, 'firstSeen', (t) => (typeof t === 'number' && Number.isFinite(t) ? t : undefined));
 }
 
 function decodeSent(json: unknown, path: string): Map<string, SentRecord> {
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new MailferryError('destination', `state file ${path} has an unknown format (sent)`);
-  }
-  const out = new Map<string, SentRecord>();
-  for (const [id, r] of Object.entries(json as Record<string, unknown>)) {
+  return decodeById(json, path, 'sent', (r) => {
     const rec = r as Partial<SentRecord> | null;
-    if (typeof rec?.reply !== 'string' || typeof rec.key !== 'string') {
-      throw new MailferryError('destination', `state file ${path} has an unknown format (sent ${id})`);
-    }
-    out.set(id, { reply: rec.reply, key: rec.key });
-  }
-  return out;
+    return typeof rec?.reply === 'string' && typeof rec.key === 'string' ? { reply: rec.reply, key: rec.key } : undefined;
+  });
 }

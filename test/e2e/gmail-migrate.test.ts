@@ -60,6 +60,9 @@ describe('migrate from Gmail into a server without labels', { skip: dc.skip }, (
   test('--labels folders (the default): every label folder with a copy of its messages, as Gmail shows them', async () => {
     const r = await migrate(erin, []);
     assert.equal(r.status, 0, r.stderr);
+    const copies = mailbox().filter((m) => m.bin === undefined).reduce((n, m) => n + m.labels.length, 0);
+    assert.equal(r.out['labelCopies'], copies, 'one extra copy per label of each message');
+    assert.equal(r.out['messages'], mailbox().length + copies);
     const got = await onTarget(dc.server, erin);
     assert.deepEqual(got.get('<m4@gmail.test>')?.map(([f]) => f).sort(), ['INBOX', 'Reisen/Köln 2024', 'Work', '[Gmail]/All Mail', '[Gmail]/Starred']);
     assert.deepEqual(got.get('<m0@gmail.test>')?.map(([f]) => f), ['[Gmail]/All Mail']);

@@ -13,8 +13,9 @@ import { byMessage, KEYWORD_HOMES, labelView, onTarget } from '../helpers/gmail-
  * test/helpers/gmail-peer.ts) carries the labels: into Gmail, each message appended once to All
  * Mail and labelled there (drivers/maildir/gmail-archive.ts, mbox/gmail-archive.ts,
  * imap/target-labels.ts); into plain Dovecot with `--labels keywords`, each message once in its
- * home folder (sources/label-homes.ts); `--labels folders` (the default) the archive's folders as
- * they are (Maildir: a copy per label folder).
+ * home folder (sources/label-homes.ts); `--labels folders` (the default) All Mail and a folder
+ * per label with a copy of its messages, from either format (sources/label-folders.ts), the
+ * copies counted.
  */
 const KINDS = ['maildir', 'mbox'] as const;
 const user = (name: string, kind: string): Account => ({ name: `gmail-${name}-${kind}`, password: `gmail-${name}-${kind}-pw` });
@@ -83,13 +84,39 @@ for (const kind of KINDS) describe(`restore a Gmail-mode ${kind} archive`, () =>
     assert.equal(again.out['messages'], 0);
   });
 
-  test('into Dovecot, --labels folders (the default): the archive\'s folders as they are', { skip: dc.skip }, async () => {
+  test('into Dovecot, --labels folders (the default): All Mail and every label folder with a copy of its messages, the copies counted', { skip: dc.skip }, async () => {
     const r = await restoreInto(gus, []);
     assert.equal(r.status, 0, r.stderr);
     const got = await onTarget(dc.server, gus);
-    // Maildir: every label folder with a copy of its messages; mbox has no file per label.
-    const m4 = kind === 'maildir' ? ['INBOX', 'Reisen/Köln 2024', 'Work', '[Gmail]/All Mail', '[Gmail]/Starred'] : ['[Gmail]/All Mail'];
-    assert.deepEqual(got.get('<m4@gmail.test>')?.map(([f]) => f).sort(), m4);
+    // Both formats: an mbox has no file per label, its label folders come from the labels.
+    assert.deepEqual(got.get('<m4@gmail.test>')?.map(([f]) => f).sort(), ['INBOX', 'Reisen/Köln 2024', 'Work', '[Gmail]/All Mail', '[Gmail]/Starred']);
     assert.deepEqual(got.get('<m0@gmail.test>')?.map(([f]) => f), ['[Gmail]/All Mail']);
+    const copies = box.filter((m) => m.bin === undefined).reduce((n, m) => n + m.labels.length, 0);
+    assert.equal(r.out['messages'], box.length + copies);
+    assert.equal(r.out['labelCopies'], copies, 'one extra copy per label of each message');
+  });
+});
+
+describe('restore a Gmail-mode Maildir archive: label folders by their recorded label', () => {
+  test('Starred and Important on exactly the same messages (elimination cannot tell them): each restored with its labels, once', async () => {
+    const msg = (n: number, labels: string[]): GmailMessage => ({ raw: Buffer.from(`Message-ID: <s${n}@gmail.test>\r\nSubject: s${n}\r\n\r\nbody ${n}\r\n`), labels });
+    const box = [msg(0, ['\\Important', '\\Starred']), msg(1, ['\\Important', '\\Inbox', '\\Starred']), msg(2, ['\\Inbox'])];
+    const source = await gmailPeer({ messages: box });
+    const target = await gmailPeer({ messages: [] });
+    const root = await mkdtemp(join(tmpdir(), 'mf-gmail-recorded-'));
+    const env = { PW: 'pw', XDG_STATE_HOME: join(root, 'state') };
+    try {
+      const b = await runCli(['backup', '--from', `imap://alice@127.0.0.1:${source.port}`, '--tls-mode', 'plain', '--password-env', 'PW', '--to', `maildir:${join(root, 'md')}`], env);
+      assert.equal(b.status, 0, b.stderr);
+      const r = await runCliJson(['restore', '--json', '--from', `maildir:${join(root, 'md')}`, '--to', `imap://bob@127.0.0.1:${target.port}`, '--tls-mode', 'plain', '--password-env', 'PW'], env);
+      assert.equal(r.status, 0, r.stderr);
+      assert.doesNotMatch(r.stderr, /cannot be told/);
+      assert.equal(target.messages.length, box.length, 'each message once');
+      assert.deepEqual(labelView(target.messages), labelView(box));
+    } finally {
+      await source.close();
+      await target.close();
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

@@ -21,7 +21,7 @@ import { lineServer, type LineServer } from './line-server.js';
  *   backslash, user labels as mailbox names), X-GM-MSGID and X-GM-THRID (64-bit decimals) when
  *   X-GM-EXT-1 is on. A message's label list never holds the folder it is fetched from's own
  *   system label for All Mail (Gmail lists labels, not All Mail).
- * - UID SEARCH ALL / UID <set>, EXAMINE/SELECT, LOGIN (any password), NOOP, LOGOUT.
+ * - FETCH by sequence number (as UID FETCH of the UIDs at those places), UID SEARCH ALL / UID <set>, EXAMINE/SELECT, LOGIN (any password), NOOP, LOGOUT.
  *
  * - As a target: UIDPLUS (APPEND answers APPENDUID), APPEND with a synchronizing literal (the
  *   message gets the label of the folder it went to; into Spam or Trash it is binned), CREATE of
@@ -30,6 +30,8 @@ import { lineServer, type LineServer } from './line-server.js';
  *
  * `bodies` counts the messages whose body was sent (BODY[] in a FETCH), for tests that check a
  * rerun downloads nothing; `setLabels` changes a message's labels, as the web interface would;
+ * `holdStores` leaves a UID STORE of labels unanswered and not applied (`heldStores` counts
+ * them), so a test can kill a client between its APPEND and its STORE;
  * `messages` is the mailbox itself (what an APPEND added is there).
  */
 export interface GmailMessage {
@@ -52,6 +54,10 @@ export interface GmailPeer extends LineServer {
   bodies: number;
   messages: GmailMessage[];
   setLabels(index: number, labels: string[]): void;
+  /** While true, a UID STORE of labels is read and never answered (a client killed waiting for it). */
+  holdStores: boolean;
+  /** How many UID STOREs of labels were held unanswered. */
+  heldStores: number;
 }
 
 const DATE = '01-Jan-2024 10:00:00 +0000';
@@ -153,6 +159,8 @@ export async function gmailPeer(opts: GmailPeerOptions): Promise<GmailPeer> {
     answer(sock, tag, rest.join(' '));
   }, `* OK [CAPABILITY ${caps}] Gimap stand-in ready`)) as GmailPeer;
   peer.bodies = 0;
+  peer.holdStores = false;
+  peer.heldStores = 0;
   peer.messages = msgs;
   peer.setLabels = (i, labels) => {
     (msgs[i] as GmailMessage).labels = labels;
@@ -189,6 +197,16 @@ export async function gmailPeer(opts: GmailPeerOptions): Promise<GmailPeer> {
         sock.write(`* FLAGS (\\Answered \\Flagged \\Draft \\Deleted \\Seen)\r\n* ${f.uids.size} EXISTS\r\n* 0 RECENT\r\n`);
         sock.write(`* OK [UIDVALIDITY ${f.uidValidity}] UIDs valid.\r\n* OK [UIDNEXT ${f.uidNext}] Predicted next UID.\r\n`);
         return ok(`[${verb === 'SELECT' ? 'READ-WRITE' : 'READ-ONLY'}] ${name} selected. (Success)`);
+      }
+      case 'FETCH': {
+        // FETCH by sequence number (a re-match reads every header with FETCH 1:*): the same as
+        // UID FETCH of the UIDs at those places.
+        const f = selected.get(sock);
+        if (f === undefined) return void sock.write(`${tag} BAD no mailbox selected\r\n`);
+        const [set = '', ...items] = command.slice(6).split(' ');
+        const sorted = [...f.uids.values()].sort((a, b) => a - b);
+        const uids = uidsOf(set, sorted.length).map((n) => sorted[n - 1] as number);
+        return uid(sock, tag, f, `FETCH ${uids.length === 0 ? '0' : uids.join(',')} ${items.join(' ')}`);
       }
       case 'UID': {
         const f = selected.get(sock);
@@ -259,6 +277,7 @@ export async function gmailPeer(opts: GmailPeerOptions): Promise<GmailPeer> {
   const store = (sock: net.Socket, tag: string, args: string[], index: Map<number, number>, max: number): void => {
     const item = (args[1] ?? '').toUpperCase();
     if (!gm || !/^[+-]X-GM-LABELS(\.SILENT)?$/.test(item)) return void sock.write(`${tag} BAD STORE of ${item} not spoken here\r\n`);
+    if (peer.holdStores) return void peer.heldStores++;
     const list = args.slice(2).join(' ').replace(/^\(|\)$/g, '');
     const labels = [...list.matchAll(/"((?:[^"\\]|\\.)*)"|([^\s"]+)/g)].map((x) => (x[1] === undefined ? (x[2] as string) : x[1].replace(/\\(.)/g, '$1'))).map((l) => (l.startsWith('\\') ? l : fromMutf7(l)));
     for (const u of uidsOf(args[0] ?? '', max)) {

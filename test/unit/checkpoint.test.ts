@@ -220,3 +220,22 @@ test('saving the state never writes through a link planted at a guessable tempor
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('label records keep an mbox offset and places a Gmail label; a bad one is refused by id', async () => {
+  await withDir(async (dir) => {
+    const path = join(dir, 'state.json');
+    const src = 'imaps://alice@gmail.example';
+    const cp = await Checkpoint.load(path, src);
+    cp.update('[Gmail]/All Mail', (f) => {
+      f.ids.add('7');
+      f.labels = new Map([['7', { labels: ['\\Inbox', 'Work'], globalId: '12', at: 4096 }]]);
+    });
+    cp.setPlace('[Gmail]/Starred', { delimiter: '/', label: '\\Starred' });
+    await cp.save();
+    const again = await Checkpoint.load(path, src);
+    assert.deepEqual(again.folder('[Gmail]/All Mail')?.labels?.get('7'), { labels: ['\\Inbox', 'Work'], globalId: '12', at: 4096 });
+    assert.deepEqual(again.placeOf('[Gmail]/Starred'), { delimiter: '/', label: '\\Starred' });
+    await writeFile(path, JSON.stringify({ version: 1, source: src, folders: { A: { names: ['7'], labels: { 7: { l: [], o: -1 } } } } }));
+    await assert.rejects(Checkpoint.load(path, src), /unknown format \(labels of 7\)/);
+  });
+});

@@ -44,6 +44,20 @@ export function gmailFolders(mailboxes: readonly MailboxInfo[], important: Reado
   });
 }
 
+/**
+ * The folder list of a Gmail server read outside Gmail mode (folders copied as folders): each
+ * folder that shows a label marked `labelCopy` (its messages are copies of All Mail's), or the
+ * list as it is when it has no All Mail.
+ */
+export function labelCopyFolders(mailboxes: readonly MailboxInfo[], important: ReadonlySet<string>): MailboxInfo[] {
+  const gmail = gmailFolders(mailboxes, important);
+  if (gmail === undefined) return [...mailboxes];
+  return gmail.map((m) => {
+    const { label, labelled: _l, ...plain } = m;
+    return label === undefined ? plain : { ...plain, labelCopy: label };
+  });
+}
+
 /** The labels and Gmail ids of a fetched message, for its MessageMeta (labels sorted, Unicode). */
 export function labelsOf(msg: Pick<FetchMessageObject, 'labels' | 'emailId' | 'threadId'>): Pick<MessageMeta, 'labels' | 'globalId' | 'threadId'> {
   return {

@@ -7,7 +7,7 @@ import { toRanges } from '../../state/ids.js';
 import { MAX_MESSAGE_SIZE, messageLimit } from '../message-limit.js';
 import { assertAlive, commandError, literalTooLarge } from './errors.js';
 import { resumableBody, type ChunkReader } from './download.js';
-import { GMAIL_EXTENSION, gmailFolders, LABEL_QUERY, labelsOf } from './gmail.js';
+import { GMAIL_EXTENSION, gmailFolders, LABEL_QUERY, labelCopyFolders, labelsOf } from './gmail.js';
 import type { ImapFlow } from './imapflow.js';
 import { capLiterals, ImapPool, LIST_BYTES, type Conn } from './pool.js';
 import { UidValidities, UNUSABLE } from './uid-validity.js';
@@ -160,7 +160,7 @@ export class ImapSource implements Source {
       if (!c.client.capabilities.has(GMAIL_EXTENSION)) return all;
       if (this.opts.labels !== true) {
         this.opts.log.info(`${this.where} is Gmail (${GMAIL_EXTENSION}): its folders are copied as folders, so a message is copied into All Mail and once more into each label folder it shows in`);
-        return all;
+        return labelCopyFolders(all, important);
       }
       const gmail = gmailFolders(all, important);
       if (gmail === undefined) this.opts.log.warn(`${this.where} speaks ${GMAIL_EXTENSION} but lists no All Mail (\\All): its folders are copied as folders, labels are not kept`);

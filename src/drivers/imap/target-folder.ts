@@ -4,12 +4,12 @@ import type { MailboxInfo, MessageMeta } from '../../domain/message.js';
 import { dateHeader } from '../../formats/date-header.js';
 import { fingerprintKey, headerBlock, toLf } from '../../formats/fingerprint.js';
 import type { Logger } from '../../log/logger.js';
-import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../../state/checkpoint.js';
+import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint, type LabelRecord } from '../../state/checkpoint.js';
 import { flagKey } from '../../state/synced.js';
 import { memoryLiteral, spoolLiteral, type Literal } from './literal.js';
 import { removeGone } from './expunge.js';
 import { syncFlags } from './flags.js';
-import { storeLabels } from './target-labels.js';
+import { storeLabels, syncLabels } from './target-labels.js';
 import { deselect, targetKey, type TargetSink } from './target-common.js';
 import { assertAlive } from './errors.js';
 import { multiAppend } from './multi-append.js';
@@ -164,6 +164,7 @@ export class ImapFolder implements SinkFolder {
       f.ids = new Set(ids);
       keepFirstSeen(f, f.ids);
       f.flags = new Map();
+      f.labels = new Map();
       f.targetUids = new Map(pairs);
     });
     this.checkpoint.update(targetKey(this.mailbox.path), (f) => {
@@ -206,12 +207,18 @@ export class ImapFolder implements SinkFolder {
     const fresh = matches.filter((m) => !kept.has(m.id) && !keptUids.has(Number(m.ref)));
     const pairs = [...kept, ...fresh.map((m): [string, number] => [m.id, Number(m.ref)])];
     const ids = pairs.map(([id]) => id);
-    const flags = this.checkpoint.folder(this.mailbox.path)?.flags ?? new Map<string, string>();
+    const before = this.checkpoint.folder(this.mailbox.path);
+    const flags = before?.flags ?? new Map<string, string>();
+    const labels = before?.labels ?? new Map<string, LabelRecord>();
     this.record(uidValidity, ids, target.uidValidity, target.uids, pairs);
+    // Only the kept records still describe their target message; a matched one without a record
+    // is compared with the target's flags and labels by the next syncFlags.
     this.checkpoint.update(this.mailbox.path, (f) => {
       for (const id of kept.keys()) {
         const had = flags.get(id);
         if (had !== undefined) (f.flags ??= new Map()).set(id, had);
+        const stored = labels.get(id);
+        if (stored !== undefined) (f.labels ??= new Map()).set(id, stored);
       }
     });
     await this.checkpoint.save();
@@ -220,9 +227,11 @@ export class ImapFolder implements SinkFolder {
     this.kept = undefined;
   }
 
-  /** Flag changes on the source carried to the target: see flags.ts. */
-  syncFlags(metas: readonly MessageMeta[]): Promise<number> {
-    return syncFlags({ sink: this.sink, mailbox: this.mailbox, path: this.path, log: this.log }, metas);
+  /** Flag changes on the source carried to the target (flags.ts); into Gmail, label changes too (target-labels.ts). */
+  async syncFlags(metas: readonly MessageMeta[]): Promise<number> {
+    const folder = { sink: this.sink, mailbox: this.mailbox, path: this.path, log: this.log };
+    const n = await syncFlags(folder, metas);
+    return this.mailbox.labelled === true && this.sink.gmail ? n + (await syncLabels(folder, metas)) : n;
   }
 
   /** `--sync-deletions`: see expunge.ts. */

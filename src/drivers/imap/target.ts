@@ -61,7 +61,8 @@ export { targetKey };
  *   target's current FLAGS instead. Without a known target UID (no UIDPLUS) flags are not carried.
  * - Gmail as the target (X-GM-EXT-1) of a Gmail-mode source: a label folder is not written (a
  *   user label is created), and each message of the labelled folder (All Mail) is appended once
- *   and given its labels with UID STORE +X-GM-LABELS before its commit records it (labels too).
+ *   and given its labels with UID STORE +X-GM-LABELS before its commit records it (labels too);
+ *   a label changed on the source since is carried on rerun by `syncFlags` (target-labels.ts).
  */
 export interface ImapAppendSinkOptions {
   endpoint: RemoteEndpoint;

@@ -182,7 +182,12 @@ export class MaildirSource implements Source {
       views.set(path, { delimiter: f.info.delimiter, sets: bases.map((b) => (byBase.get(b) as LabelRecord).labels) });
     }
     found.set(key, { ...all, info: { ...all.info, labelled: true, specialUse: '\\All' } });
-    const shown = labelsOfViews(views);
+    const recorded = new Map<string, string>();
+    for (const path of views.keys()) {
+      const label = checkpoint.placeOf(path)?.label;
+      if (label !== undefined) recorded.set(path, label);
+    }
+    const shown = labelsOfViews(views, recorded);
     for (const path of views.keys()) {
       const f = found.get(path) as Folder;
       const label = shown.get(path);

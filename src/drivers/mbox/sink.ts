@@ -13,6 +13,7 @@ import { place, type PlacedRun } from '../../state/placed.js';
 import { folderError, SinkPlaces } from '../sink-places.js';
 import { checkNoLinks, mkdirNoFollow, openNoFollow } from '../../state/no-follow.js';
 import { labelFolder, recordLabels } from '../labels.js';
+import { syncLabels } from './gmail-archive.js';
 import type { Logger } from '../../log/logger.js';
 import type { Fingerprint, Match, Sink, SinkFolder, Tx } from '../../sinks/sink.js';
 import { writeAll, writeAllSyncAt, writeEncoded, type Writer } from '../body.js';
@@ -92,6 +93,10 @@ class MboxFolder implements SinkFolder {
   private scanned: number[] | undefined;
   private queue: Promise<void> = Promise.resolve();
   private readonly key: string;
+  /** The X-Gmail-Labels of each message the last fingerprints() read, by offset (for rebase). */
+  private lines = new Map<number, readonly string[]>();
+  /** A labelled folder (Gmail's All Mail): label changes are recorded in the state (gmail-archive.ts). */
+  readonly syncFlags?: (metas: readonly MessageMeta[]) => Promise<number>;
 
   constructor(
     readonly mailbox: MailboxInfo,
@@ -100,6 +105,7 @@ class MboxFolder implements SinkFolder {
     private readonly log: Logger | undefined,
   ) {
     this.key = mailbox.path;
+    if (mailbox.labelled === true) this.syncFlags = (metas) => syncLabels(checkpoint, this.key, metas, log);
   }
 
   async init(): Promise<void> {
@@ -166,10 +172,11 @@ class MboxFolder implements SinkFolder {
   async *fingerprints(): AsyncIterable<Fingerprint> {
     const cp = this.stale ? undefined : this.checkpoint.folder(this.key);
     const noEol = new Set(cp?.noEol ?? []);
-    const labelled = (this.checkpoint.folder(this.key)?.labels?.size ?? 0) > 0;
+    const labelled = this.mailbox.labelled === true || (this.checkpoint.folder(this.key)?.labels?.size ?? 0) > 0;
     const spans: MboxSpan[] = [];
     for await (const s of scanMbox(this.file, noEol, cp?.end, labelled)) spans.push(s);
     this.scanned = spans.map((s) => s.offset);
+    this.lines = new Map(spans.filter((s) => s.labels !== undefined).map((s) => [s.offset, s.labels as readonly string[]]));
     let fh: FileHandle | undefined;
     try {
       for await (const { span, raw } of headerBlocks(this.file, spans)) {
@@ -205,6 +212,15 @@ class MboxFolder implements SinkFolder {
       keepFirstSeen(f, f.ids);
       // A message matched without its final LF had that LF added by us as framing.
       const framed = matches.filter((m) => m.alt === true).map((m) => Number(m.ref));
+      // The label records follow the ids: each matched message with the labels of its line, where
+      // it lies now (a later syncFlags brings them up to date).
+      if (this.mailbox.labelled === true || f.labels !== undefined) {
+        f.labels = new Map();
+        for (const m of matches) {
+          const labels = this.lines.get(Number(m.ref));
+          if (labels !== undefined) f.labels.set(m.id, { labels: [...labels], at: Number(m.ref) });
+        }
+      }
       // A rewritten file's recorded offsets point nowhere now: only what this re-match found.
       if (this.stale) f.noEol = framed;
       else if (framed.length > 0) f.noEol = [...new Set([...(f.noEol ?? []), ...framed])];
@@ -248,6 +264,7 @@ class MboxFolder implements SinkFolder {
     const undated: string[] = [];
     const noEol: number[] = [];
     const labelled: MessageMeta[] = [];
+    const offsets = new Map<string, number>();
     let done = false;
     const finish = async (): Promise<void> => {
       if (done) return;
@@ -299,7 +316,10 @@ class MboxFolder implements SinkFolder {
         ids.push(meta.id);
         place(placed, meta.id, at);
         if (meta.internalDate === undefined) undated.push(meta.id);
-        if (meta.labels !== undefined) labelled.push(meta);
+        if (meta.labels !== undefined) {
+          labelled.push(meta);
+          offsets.set(meta.id, at);
+        }
       },
       async commit(): Promise<void> {
         try {
@@ -314,7 +334,7 @@ class MboxFolder implements SinkFolder {
           for (const id of ids) f.ids.add(id);
           f.placed = [...(f.placed ?? []), ...placed];
           markFirstSeen(f, undated, epochSeconds());
-          recordLabels(f, labelled);
+          recordLabels(f, labelled, offsets);
         });
         try {
           await folder.checkpoint.save();

@@ -14,7 +14,7 @@ import { placedIds } from '../../state/placed.js';
 import { loadArchiveState, type ArchiveState, type RecordedName } from '../../state/archive-state.js';
 import { DEFAULT_UID_VALIDITY, localError } from '../local.js';
 import { headerBlocks, readRange, sizeWithoutFinalLf, stateFits } from './header-blocks.js';
-import { labelFolderOf } from './gmail-archive.js';
+import { labelFolderOf, labelsByOffset } from './gmail-archive.js';
 import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sources/source.js';
 
 /**
@@ -47,7 +47,8 @@ import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sou
  *   wire form; a larger one is a Readable streamed from the file through MboxWireStream, so memory
  *   is bounded by bytes, as for the Maildir source. A read error is `kind: 'message'`.
  * - Gmail mode (`labels`; restore into Gmail or with `--labels keywords`; gmail-archive.ts): a
- *   Gmail-mode archive lists All Mail `labelled`, its messages with their X-Gmail-Labels, and a
+ *   Gmail-mode archive lists All Mail `labelled`, its messages with their labels (as the state
+ *   records them now, else their X-Gmail-Labels line), and a
  *   folder (no file) showing each label. Without it every file is a plain folder.
  */
 /** The source message a message of the archive is, by the state (HeaderSample.origin). */
@@ -126,7 +127,9 @@ export class MboxSource implements Source {
     const all = key === undefined ? undefined : found.get(key);
     if (key === undefined || all === undefined || all.info.noSelect === true) return;
     const labels = new Set<string>();
-    for (const s of (await this.index(all.file)).spans) for (const l of s.labels ?? []) labels.add(l);
+    const { spans, stateless } = await this.index(all.file);
+    const now = stateless ? new Map<number, readonly string[]>() : labelsByOffset(checkpoint?.folder(key));
+    for (const s of spans) for (const l of now.get(s.offset) ?? s.labels ?? []) labels.add(l);
     found.set(key, { ...all, info: { ...all.info, labelled: true, specialUse: '\\All' } });
     for (const label of [...labels].sort()) {
       const info = labelFolderOf(label, all.info);
@@ -140,8 +143,10 @@ export class MboxSource implements Source {
     return this.folders?.get(mailbox.path)?.file ?? mboxFolderFile(this.opts.root, mailbox);
   }
 
-  /** noEol offsets, the committed end, uidValidity and where the recorded ids are of a folder, from the archive's state. */
-  private async recorded(file: string): Promise<{ noEol: Set<number>; end?: number; uidValidity?: string; labelled: boolean; origins: (offsets: number[]) => Map<number, Origin> }> {
+  /** noEol offsets, the committed end, uidValidity, each message's recorded labels, and where the recorded ids are of a folder, from the archive's state. */
+  private async recorded(
+    file: string,
+  ): Promise<{ noEol: Set<number>; end?: number; uidValidity?: string; labelled: boolean; labels: Map<number, readonly string[]>; origins: (offsets: number[]) => Map<number, Origin> }> {
     const key = (await this.names()).get(file)?.path;
     const f = key === undefined ? undefined : (await this.state)?.checkpoint?.folder(key);
     const origins = (offsets: number[]): Map<number, Origin> => {
@@ -155,6 +160,7 @@ export class MboxSource implements Source {
       origins,
       noEol: new Set(f?.noEol ?? []),
       labelled: (f?.labels?.size ?? 0) > 0,
+      labels: labelsByOffset(f),
       ...(f?.end === undefined ? {} : { end: f.end }),
       ...(f?.uidValidity === undefined ? {} : { uidValidity: f.uidValidity }),
     };
@@ -204,11 +210,15 @@ export class MboxSource implements Source {
   }
 
   async *list(mailbox: MailboxInfo, wanted: (id: string) => boolean): AsyncIterable<MessageMeta> {
-    for (const s of (await this.index(this.fileOf(mailbox))).spans) {
+    const file = this.fileOf(mailbox);
+    const { spans, stateless } = await this.index(file);
+    // The labels the state records now (gmail-archive.ts), else the X-Gmail-Labels line's.
+    const now = mailbox.labelled === true && !stateless ? (await this.recorded(file)).labels : new Map<number, readonly string[]>();
+    for (const s of spans) {
       const id = String(s.offset);
       if (!wanted(id)) continue;
       const date = dateOfFromLine(s.fromLine);
-      const labels = mailbox.labelled === true ? { labels: [...(s.labels ?? [])].sort() } : {};
+      const labels = mailbox.labelled === true ? { labels: [...(now.get(s.offset) ?? s.labels ?? [])].sort() } : {};
       yield { mailbox, id, size: s.size, flags: s.flags, ...(date === undefined ? {} : { internalDate: date }), ...labels };
     }
   }
