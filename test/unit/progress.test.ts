@@ -42,7 +42,7 @@ test('the TTY line shows the folder done/planned and the whole run with rate and
 test('a narrow terminal shortens the folder name, never the counts', () => {
   const r = new RunReport();
   r.planned = 10;
-  const line = progressLine(r, 'Projects/Client A/Reports/Quarterly/2024', { planned: 10, done: 3 }, 70);
+  const line = progressLine(r, { folder: 'Projects/Client A/Reports/Quarterly/2024', count: { planned: 10, done: 3 } }, 70);
   assert.ok(line.length < 70, line);
   assert.match(line, /^….* 3\/10 · all 0\/10 msgs/);
 });
@@ -92,7 +92,70 @@ test('a warning during progress lands on a fresh line above the progress line, w
 
 test('a folder name with control characters cannot drive the terminal', () => {
   const r = new RunReport();
-  const line = progressLine(r, 'evil\x1b]0;owned\x07\r\nname', { planned: 1, done: 0 }, 100);
+  const line = progressLine(r, { folder: 'evil\x1b]0;owned\x07\r\nname', count: { planned: 1, done: 0 } }, 100);
   assert.doesNotMatch(line, /\p{Cc}/u);
   assert.match(line, /^evil\?\]0;owned\?\?\?name 0\/1/);
+});
+
+/** A ttyProgress on a modelled 80-column screen, with a clock the test moves. */
+function onScreen(): { screen: Screen; p: ReturnType<typeof ttyProgress>; tick: (ms: number) => void } {
+  let clock = 0;
+  const screen = new Screen(80);
+  const stream = { columns: 80, write: (s: string) => (screen.write(s), true) } as unknown as NodeJS.WriteStream;
+  return { screen, p: ttyProgress(stream, () => clock), tick: (ms) => (clock += ms) };
+}
+
+/** A folder planned, as the pipeline says it: its `planned` event, then the folders planned so far. */
+function planned(p: ReturnType<typeof ttyProgress>, r: RunReport, mailbox: string, messages: number, bytes: number, folders: [number, number]): void {
+  r.planned += messages;
+  r.plannedBytes += bytes;
+  p.update(r, { type: 'planned', mailbox, messages, bytes });
+  p.update(r, { type: 'planning', plannedFolders: folders[0], folders: folders[1] });
+}
+
+test('the first seconds say what is happening: listing, then planning N/M folders, never a frozen 0/3', () => {
+  const r = new RunReport();
+  const { screen, p, tick } = onScreen();
+  tick(1000);
+  p.update(r, { type: 'listing' });
+  assert.deepEqual(screen.text(), ['listing folders…']);
+  tick(250);
+  p.update(r, { type: 'planning', folders: 4, plannedFolders: 0 });
+  assert.deepEqual(screen.text(), ['planning 0/4 folders']);
+  tick(250);
+  planned(p, r, 'INBOX', 3, 52.4e6, [1, 4]);
+  tick(250);
+  p.update(r, { type: 'bytes', mailbox: 'INBOX', streaming: 2.5e6 });
+  assert.deepEqual(screen.text(), ['INBOX 0/3 · planning 1/4 folders · 0/3+ msgs, 2.5/52.4+ MB, 10.0 MB/s']);
+});
+
+test('bytes inside a message: the MB and MB/s move while it streams; no ETA until every folder is planned, then one', () => {
+  const r = new RunReport();
+  const { screen, p, tick } = onScreen();
+  p.update(r, { type: 'listing' });
+  p.update(r, { type: 'planning', folders: 2, plannedFolders: 0 });
+  planned(p, r, 'INBOX', 1, 50e6, [1, 2]);
+  const seen: string[] = [];
+  // 50 MB at 5 MB/s: a bytes event every 250 ms.
+  for (let i = 1; i <= 20; i++) {
+    tick(250);
+    p.update(r, { type: 'bytes', mailbox: 'INBOX', streaming: i * 1.25e6 });
+    seen.push(screen.text()[0] ?? '');
+  }
+  const mbs = seen.map((l) => Number(/ ([\d.]+)\/[\d.]+\+? MB/.exec(l)?.[1]));
+  assert.ok(mbs.every((m, i) => i === 0 || m > (mbs[i - 1] as number)), `MB shown: ${mbs.join(' ')}`);
+  assert.match(seen.at(-1) ?? '', /^INBOX 0\/1 · planning 1\/2 folders · 0\/1\+ msgs, 25\.0\/50\.0\+ MB, 5\.0 MB\/s$/);
+  assert.ok(seen.every((l) => !l.includes('ETA')), 'no ETA while a folder is still to be planned');
+  // The last folder planned: the totals are final, and the ETA comes from the rate.
+  planned(p, r, 'Work', 1, 10e6, [2, 2]);
+  tick(250);
+  p.update(r, { type: 'bytes', mailbox: 'INBOX', streaming: 26.25e6 });
+  assert.match(screen.text()[0] ?? '', /^INBOX 0\/1 · all 0\/2 msgs, 26\.3\/60\.0 MB, 5\.0 MB\/s, ETA 7 s$/);
+  // The message committed: its bytes move from `streaming` to the report, counted once.
+  tick(250);
+  r.messages = 1;
+  r.bytes = 50e6;
+  p.update(r, { type: 'batch', mailbox: 'INBOX', messages: 1, bytes: 50e6, streaming: 0 });
+  assert.match(screen.text()[0] ?? '', /^INBOX 1\/1 · all 1\/2 msgs, 50\.0\/60\.0 MB/);
+  p.done();
 });

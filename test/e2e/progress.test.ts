@@ -1,0 +1,105 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { SeedMessage } from '../../scripts/dev/seed.js';
+import { runCli } from '../helpers/cli.js';
+import { replay, runInPty, type Shot } from '../helpers/pty.js';
+import { withDovecot } from '../helpers/server.js';
+
+/**
+ * The progress line as a user at an 80-column terminal sees it (issue 19, item 4), read off a
+ * modelled screen replayed from what the CLI wrote to a pseudo-terminal, moment by moment: Dovecot
+ * serves a 50 MB message in INBOX and a 20 MB one in the last folder, fetched at 10 MiB/s
+ * (`--max-bytes-per-second`) over one connection, so the 50 MB one streams for about 5 s while
+ * the folders after it wait to be planned.
+ */
+function big(mb: number, tag: string): SeedMessage {
+  const head = `From: a@example.org\r\nTo: b@example.org\r\nSubject: ${tag}\r\nMessage-ID: <${tag}@example.org>\r\n\r\n`;
+  const line = `${'0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz+/0123456789AB'}\r\n`;
+  return { raw: Buffer.from(head + line.repeat(Math.ceil((mb * 1e6) / line.length)), 'latin1') };
+}
+const small = (n: number, tag: string): SeedMessage[] =>
+  Array.from({ length: n }, (_v, i) => ({ raw: Buffer.from(`From: a@example.org\r\nSubject: ${tag} ${i}\r\nMessage-ID: <${tag}-${i}@example.org>\r\n\r\nbody ${i}\r\n`) }));
+const inbox = big(50, 'fifty');
+const zeta = big(20, 'twenty');
+const dc = withDovecot({
+  seed: [
+    { path: 'INBOX', messages: [inbox] },
+    { path: 'Alpha', messages: small(3, 'alpha') },
+    { path: 'Beta', messages: small(2, 'beta') },
+    { path: 'Zeta', messages: [zeta] },
+  ],
+});
+
+/** The progress row of a moment: the screen's last non-empty row, before the summary is printed. */
+const rowOf = (s: Shot): string => s.rows.filter((r) => r !== '').at(-1) ?? '';
+const mbOf = (row: string): number => Number(/ ([\d.]+)\/[\d.]+\+? MB/.exec(row)?.[1] ?? NaN);
+const etaOf = (row: string): number | undefined => {
+  const m = / ETA (\d+(?:\.\d+)?) (s|min|h)$/.exec(row);
+  return m === null ? undefined : Number(m[1]) * (m[2] === 's' ? 1 : m[2] === 'min' ? 60 : 3600);
+};
+
+describe('the progress line at 80 columns', { skip: dc.skip }, () => {
+  let root = '';
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'mf-progress-'));
+  });
+  after(async () => {
+    if (root !== '') await rm(root, { recursive: true, force: true });
+  });
+
+  const backup = (to: string, extra: string[] = []): string[] => [
+    'backup', '--from', `imaps://alice@127.0.0.1:${dc.server.imapsPort}`, '--ca', dc.server.caFile, '--password-env', 'PW',
+    '--to', to, '--connections', '1', '--max-bytes-per-second', '10M', ...extra,
+  ];
+  const env = (state: string): Record<string, string> => ({ PW: dc.alice.password, XDG_STATE_HOME: join(root, state) });
+
+  test('bytes move inside a 50 MB message; listing and planning are shown, with no ETA; then an ETA close to the real time left', async () => {
+    const run = await runInPty(backup(`maildir:${join(root, 'tty')}`), env('tty'), { timeoutMs: 120_000 });
+    const shots = replay(run);
+    const text = shots.at(-1)?.rows.join('\n') ?? '';
+    assert.equal(run.status, 0, text);
+    const end = shots.find((s) => s.rows.some((r) => /^\d+ folders, \d+ messages copied/.test(r)))?.ms;
+    assert.ok(end !== undefined, `a summary at the end: ${text}`);
+    const progress = shots.filter((s) => s.ms < end).map((s) => ({ ms: s.ms, row: rowOf(s) }));
+    assert.ok(progress.every((p) => p.row.length < 80), 'every line fits in 80 columns');
+    // What was shown, as "ms row" lines, for the failure messages.
+    const timeline = `${progress.map((p) => `${p.ms} ${p.row}`).join('\n')}\n${end} (summary)`;
+    assert.equal(progress[0]?.row, 'listing folders…', 'the first thing shown');
+
+    // While the 50 MB message streams (INBOX 0/1), the MB shown grow, several times a second.
+    const streaming = progress.filter((p) => p.row.startsWith('INBOX 0/1 '));
+    const mbs = streaming.map((p) => mbOf(p.row));
+    assert.ok(new Set(mbs).size >= 6, `MB shown while the message streams:\n${timeline}`);
+    for (let i = 1; i < mbs.length; i++) assert.ok((mbs[i] as number) >= (mbs[i - 1] as number), `never backwards: ${mbs.join(' ')}`);
+    assert.ok(Math.max(...mbs) > 40, `close to 50 MB before the message is committed: ${Math.max(...mbs)}`);
+    assert.ok(streaming.some((p) => / [5-9]\.\d MB\/s| 1[0-2]\.\d MB\/s/.test(p.row)), `the rate near 10 MiB/s: ${streaming.at(-1)?.row}`);
+
+    // Folders still to plan: said so, and no ETA.
+    const planning = progress.filter((p) => p.row.includes('planning '));
+    assert.ok(planning.length >= 5, `the folders after INBOX wait to be planned while it streams:\n${timeline}`);
+    assert.ok(planning.every((p) => etaOf(p.row) === undefined), `no ETA while planning: ${planning.map((p) => p.row).join('\n')}`);
+    assert.match(planning.find((p) => p.row.startsWith('INBOX'))?.row ?? '', /^INBOX 0\/1 · planning \d\/4 folders · \d+\/\d+\+ msgs, [\d.]+\/[\d.]+\+ MB, [\d.]+ MB\/s$/);
+
+    // Every folder planned, the 20 MB message streaming: an ETA within a sane factor of the real time left.
+    const timed = progress.filter((p) => p.row.includes('· all ') && etaOf(p.row) !== undefined);
+    assert.ok(timed.length >= 2, `an ETA once every folder is planned:\n${timeline}`);
+    for (const p of timed) {
+      const eta = etaOf(p.row) as number;
+      const left = (end - p.ms) / 1000;
+      assert.ok(eta <= left * 3 + 1 && eta >= left / 3 - 1, `ETA ${eta} s with ${left.toFixed(1)} s left:\n${timeline}`);
+    }
+  });
+
+  test('--quiet at a terminal prints nothing; without a terminal, no progress line either (cron)', async () => {
+    const quiet = await runInPty(backup(`maildir:${join(root, 'quiet')}`, ['--quiet', '--include', 'Zeta']), env('quiet'));
+    assert.equal(quiet.status, 0);
+    assert.deepEqual(quiet.chunks.map((c) => c.text).join(''), '');
+    const cron = await runCli(backup(`maildir:${join(root, 'cron')}`, ['--include', 'Zeta']), env('cron'));
+    assert.equal(cron.status, 0, cron.stderr);
+    assert.equal(cron.stderr, '');
+    assert.match(cron.stdout, /^[^\r\x1b]*\n$/, 'the summary line alone');
+  });
+});
