@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import type { SeedMessage } from '../../scripts/dev/seed.js';
 import { runCli } from '../helpers/cli.js';
 import { replay, runInPty, type Shot } from '../helpers/pty.js';
-import { withDovecot } from '../helpers/server.js';
+import { withDovecot, type Account } from '../helpers/server.js';
+import { startSmtp } from '../helpers/smtp.js';
 
 /**
  * The progress line as a user at an 80-column terminal sees it (issue 19, item 4), read off a
@@ -24,7 +25,9 @@ const small = (n: number, tag: string): SeedMessage[] =>
   Array.from({ length: n }, (_v, i) => ({ raw: Buffer.from(`From: a@example.org\r\nSubject: ${tag} ${i}\r\nMessage-ID: <${tag}-${i}@example.org>\r\n\r\nbody ${i}\r\n`) }));
 const inbox = big(50, 'fifty');
 const zeta = big(20, 'twenty');
+const target: Account = { name: 'progress-target', password: 'progress-target-pw' };
 const dc = withDovecot({
+  users: [target],
   seed: [
     { path: 'INBOX', messages: [inbox] },
     { path: 'Alpha', messages: small(3, 'alpha') },
@@ -36,6 +39,39 @@ const dc = withDovecot({
 /** The progress row of a moment: the screen's last non-empty row, before the summary is printed. */
 const rowOf = (s: Shot): string => s.rows.filter((r) => r !== '').at(-1) ?? '';
 const mbOf = (row: string): number => Number(/ ([\d.]+)\/[\d.]+\+? MB/.exec(row)?.[1] ?? NaN);
+
+interface JsonProgress {
+  type: string;
+  event?: string;
+  mailbox?: string;
+  streaming?: number;
+  bytes?: number;
+  folders?: number;
+  plannedFolders?: number;
+}
+
+/**
+ * A --json run's lines: the bytes events of `mailbox` come before its batch, grow, are throttled,
+ * and never count more than the message's size (a message is counted once); the summary's bytes
+ * are the message's size, as before bytes events existed.
+ */
+function checkBytesEvents(stdout: string, ms: number, mailbox: string, size: number): void {
+  const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as JsonProgress);
+  assert.equal(lines[0]?.event, 'listing', 'the first event');
+  assert.deepEqual([lines[1]?.event, lines[1]?.plannedFolders], ['planning', 0]);
+  const batch = lines.findIndex((l) => l.event === 'batch' && l.mailbox === mailbox);
+  const bytes = lines.slice(0, batch).filter((l) => l.event === 'bytes' && l.mailbox === mailbox).map((l) => l.streaming as number);
+  assert.ok(bytes.length >= 3, `bytes events before the message is committed: ${bytes.join(' ')}`);
+  for (let i = 1; i < bytes.length; i++) assert.ok((bytes[i] as number) > (bytes[i - 1] as number), `growing: ${bytes.join(' ')}`);
+  assert.ok(Math.max(...bytes) <= size, `never more than the message: ${Math.max(...bytes)} of ${size}`);
+  const all = lines.filter((l) => l.event === 'bytes').length;
+  assert.ok(all <= (ms / 1000) * 4 + 2, `${all} bytes events in ${ms} ms: at most 4 a second`);
+  assert.equal(lines[batch]?.streaming, 0, 'committed: nothing left streaming');
+  const summary = lines.at(-1);
+  assert.equal(summary?.type, 'summary');
+  assert.equal(summary?.bytes, size, "the summary's bytes: the message once");
+}
+
 const etaOf = (row: string): number | undefined => {
   const m = / ETA (\d+(?:\.\d+)?) (s|min|h)$/.exec(row);
   return m === null ? undefined : Number(m[1]) * (m[2] === 's' ? 1 : m[2] === 'min' ? 60 : 3600);
@@ -90,6 +126,41 @@ describe('the progress line at 80 columns', { skip: dc.skip }, () => {
       const eta = etaOf(p.row) as number;
       const left = (end - p.ms) / 1000;
       assert.ok(eta <= left * 3 + 1 && eta >= left / 3 - 1, `ETA ${eta} s with ${left.toFixed(1)} s left:\n${timeline}`);
+    }
+  });
+
+  test('--json bytes events, throttled, from IMAP and POP3 into every sink: mbox, IMAP target, SMTP (maildir above)', async () => {
+    const zetaOnly = ['--json', '--include', 'Zeta'];
+    const mbox = await runCli(backup(`mbox:${join(root, 'mbox')}`, zetaOnly), env('json-mbox'));
+    assert.equal(mbox.status, 0, mbox.stderr);
+    checkBytesEvents(mbox.stdout, mbox.ms, 'Zeta', zeta.raw.length);
+
+    const pop3 = await runCli(
+      ['backup', '--json', '--from', `pop3s://alice@127.0.0.1:${dc.server.pop3sPort}`, '--ca', dc.server.caFile, '--password-env', 'PW', '--to', `maildir:${join(root, 'pop3')}`, '--max-bytes-per-second', '25M'],
+      env('json-pop3'),
+    );
+    assert.equal(pop3.status, 0, pop3.stderr);
+    checkBytesEvents(pop3.stdout, pop3.ms, 'INBOX', inbox.raw.length);
+
+    const migrate = await runCli(
+      [...backup(`imap://${target.name}@127.0.0.1:${dc.server.imapPort}`, zetaOnly).map((a) => (a === 'backup' ? 'migrate' : a)), '--target-ca', dc.server.caFile, '--target-password-env', 'TARGET_PW'],
+      { ...env('json-migrate'), TARGET_PW: target.password },
+    );
+    assert.equal(migrate.status, 0, migrate.stderr);
+    checkBytesEvents(migrate.stdout, migrate.ms, 'Zeta', zeta.raw.length);
+
+    const relay = await startSmtp({ mode: 'tls' });
+    try {
+      const args = backup('', zetaOnly).filter((a, i, all) => a !== '--to' && all[i - 1] !== '--to');
+      const forward = await runCli(
+        [...args.map((a) => (a === 'backup' ? 'forward' : a)), '--smtp', `smtps://127.0.0.1:${relay.port}`, '--smtp-ca', relay.caFile, '--rcpt', 'me@example.org'],
+        env('json-forward'),
+      );
+      assert.equal(forward.status, 0, forward.stderr);
+      checkBytesEvents(forward.stdout, forward.ms, 'Zeta', zeta.raw.length);
+      assert.equal(relay.received.length, 1);
+    } finally {
+      await relay.stop();
     }
   });
 
