@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SeedMessage } from '../../scripts/dev/seed.js';
 import { runCli } from '../helpers/cli.js';
+import { linkProxy } from '../helpers/cut-proxy.js';
 import { replay, runInPty, type Shot } from '../helpers/pty.js';
 import { withDovecot, type Account } from '../helpers/server.js';
 import { startSmtp } from '../helpers/smtp.js';
@@ -161,6 +162,29 @@ describe('the progress line at 80 columns', { skip: dc.skip }, () => {
       assert.equal(relay.received.length, 1);
     } finally {
       await relay.stop();
+    }
+  });
+
+  test('a message fetched again after a cut is counted once: its first bytes leave the count with the failed attempt', async () => {
+    // POP3 cannot resume a RETR: the cut fails the stream, and the batch is fetched again whole.
+    // The link is paced (20 MB/s) so that the first attempt is seen streaming before its cut.
+    const link = await linkProxy(dc.server.pop3sPort, { cutAfter: 15_000_000, times: 1, bytesPerSecond: 20_000_000 });
+    try {
+      const r = await runCli(
+        ['backup', '--json', '--from', `pop3s://alice@127.0.0.1:${link.port}`, '--ca', dc.server.caFile, '--password-env', 'PW', '--to', `maildir:${join(root, 'pop3-cut')}`],
+        env('json-pop3-cut'),
+      );
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(link.cuts, 1);
+      const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as JsonProgress);
+      const streaming = lines.filter((l) => l.event === 'bytes').map((l) => l.streaming as number);
+      const drop = streaming.findIndex((v, i) => i > 0 && v < (streaming[i - 1] as number));
+      assert.ok(drop > 0, `the count drops back when the attempt fails: ${streaming.join(' ')}`);
+      assert.ok(Math.max(...streaming) <= inbox.raw.length, `never more than the message once: ${Math.max(...streaming)} of ${inbox.raw.length}`);
+      assert.ok(Math.max(...streaming.slice(drop)) > inbox.raw.length * 0.8, 'the second attempt streams it all');
+      assert.equal(lines.at(-1)?.bytes, inbox.raw.length, "the summary's bytes: the message once");
+    } finally {
+      await link.close();
     }
   });
 
