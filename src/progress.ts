@@ -59,8 +59,10 @@ export function progressLine(report: RunReport, s: LineState, width: number): st
   const mine = s.count === undefined ? '' : ` ${s.count.done}/${s.count.planned}`;
   // The folder name gives way first when the terminal is narrow. Widths are terminal columns (a
   // CJK character takes two), and the line stays under the width: a line that wraps cannot be
-  // redrawn in place, and leaves stale copies above the summary.
-  const room = Math.max(8, width - displayWidth(all) - mine.length - 4);
+  // redrawn in place, and leaves stale copies above the summary. With no room for even a short
+  // name (a large account still planning, at 80 columns), the folder gives way entirely.
+  const room = width - displayWidth(all) - mine.length - 4;
+  if (room < 8) return fit(all);
   const name = keepEnd(printable(s.folder), room);
   return fit(`${name}${mine} · ${all}`);
 }

@@ -159,3 +159,15 @@ test('bytes inside a message: the MB and MB/s move while it streams; no ETA unti
   assert.match(screen.text()[0] ?? '', /^INBOX 1\/1 · all 1\/2 msgs, 50\.0\/60\.0 MB/);
   p.done();
 });
+
+test('a large account still planning at 80 columns: the folder gives way, never the counts or the rate', () => {
+  const r = new RunReport();
+  r.messages = 5210;
+  r.planned = 20000;
+  r.bytes = 301.2e6;
+  r.plannedBytes = 1018.5e6;
+  const line = progressLine(r, { folder: 'Archive/2019', count: { planned: 1200, done: 312 }, rate: 38.4e6, planning: { planned: 12, folders: 150 } }, 80);
+  assert.equal(line, 'planning 12/150 folders · 5210/20000+ msgs, 301.2/1018.5+ MB, 38.4 MB/s');
+  const wide = progressLine(r, { folder: 'Archive/2019', count: { planned: 1200, done: 312 }, rate: 38.4e6, planning: { planned: 12, folders: 150 } }, 120);
+  assert.equal(wide, 'Archive/2019 312/1200 · planning 12/150 folders · 5210/20000+ msgs, 301.2/1018.5+ MB, 38.4 MB/s');
+});
