@@ -10,8 +10,8 @@
  *   progress since the first are dropped, so the wait before the first byte (or during a stall
  *   that has left the window) is not averaged in; one sample at or before the window's start is
  *   kept, so the rate spans the whole window once the run is that long.
- * - `rate()`: bytes a second over the window; 0 when nothing moved in it (a stall), undefined
- *   before two samples.
+ * - `rate()`: bytes a second over the window; 0 when nothing moved in it (a stall) or less is
+ *   done than at its start, undefined before the first sample.
  * - `seconds(total)`: what is left of `total` at that rate; undefined when `total` is not known
  *   yet, nothing is left, nothing moved in the window, or the window spans under `minSpanMs`.
  *   A burst (a batch of small messages fetched at once) moves it by at most what the burst adds
@@ -42,7 +42,8 @@ export class Eta {
   rate(): number | undefined {
     const span = this.span();
     if (span === undefined) return undefined;
-    return span.ms === 0 ? 0 : (span.bytes * 1000) / span.ms;
+    // Below 0 when a failed attempt's bytes left the count (pipeline/flow.ts): shown as 0.
+    return span.ms === 0 ? 0 : Math.max(0, (span.bytes * 1000) / span.ms);
   }
 
   /** Seconds until `total` bytes are done, at the window's rate. */

@@ -143,26 +143,62 @@ export function clearProgress(): void {
   active?.done();
 }
 
+/**
+ * The line on `stream`. Besides each event, it is redrawn once a second when no event came (a
+ * stalled server sends none): the rate falls and the ETA goes away, instead of a stale one staying.
+ */
 export function ttyProgress(stream: NodeJS.WriteStream, now: () => number = Date.now): Progress {
   let last = 0;
   let shown = '';
   const folders = new Map<string, FolderCount>();
-  const eta = new Eta();
+  let eta = new Eta();
   let listing = false;
   /** From `planning` events; a caller that sends none (verify) has its totals known from the start. */
   let planning: { planned: number; folders: number } | undefined;
   let streaming = 0;
   let folder: string | undefined;
+  let report: RunReport | undefined;
   const countOf = (mailbox: string): FolderCount => {
     const f = folders.get(mailbox) ?? { planned: 0, done: 0 };
     folders.set(mailbox, f);
     return f;
   };
+  /** Samples the bytes done now, and redraws if the last draw is `every` ms old. */
+  const draw = (r: RunReport, every: number): void => {
+    const t = now();
+    eta.sample(t, r.bytes + streaming);
+    if (t - last < every) return;
+    last = t;
+    const seconds = listing || planning !== undefined ? undefined : eta.seconds(r.plannedBytes);
+    const rate = eta.rate();
+    const state: LineState = {
+      streaming,
+      listing,
+      ...(folder === undefined ? {} : { folder, count: countOf(folder) }),
+      ...(rate === undefined ? {} : { rate }),
+      ...(seconds === undefined ? {} : { eta: seconds }),
+      ...(planning === undefined ? {} : { planning }),
+    };
+    shown = progressLine(r, state, stream.columns ?? 100);
+    stream.write(`\r\x1b[K${shown}`);
+  };
+  const quiet = setInterval(() => {
+    if (report !== undefined) draw(report, 1000);
+  }, 1000);
+  quiet.unref();
   const progress: Progress = {
     above(line) {
       stream.write(shown === '' ? `${line}\n` : `\r\x1b[K${line}\n${shown}`);
     },
     update(r, e) {
+      if (r !== report && report !== undefined) {
+        // Another run on the same line (`backup --verify`: the copy, then the check): afresh.
+        folders.clear();
+        eta = new Eta();
+        planning = undefined;
+        streaming = 0;
+      }
+      report = r;
       if (e.type === 'listing') listing = true;
       else if (e.type === 'planning') {
         listing = false;
@@ -177,24 +213,11 @@ export function ttyProgress(stream: NodeJS.WriteStream, now: () => number = Date
           streaming = e.streaming ?? 0;
         }
       }
-      const t = now();
-      eta.sample(t, r.bytes + streaming);
-      if (t - last < 200) return;
-      last = t;
-      const seconds = listing || planning !== undefined ? undefined : eta.seconds(r.plannedBytes);
-      const rate = eta.rate();
-      const state: LineState = {
-        streaming,
-        listing,
-        ...(folder === undefined ? {} : { folder, count: countOf(folder) }),
-        ...(rate === undefined ? {} : { rate }),
-        ...(seconds === undefined ? {} : { eta: seconds }),
-        ...(planning === undefined ? {} : { planning }),
-      };
-      shown = progressLine(r, state, stream.columns ?? 100);
-      stream.write(`\r\x1b[K${shown}`);
+      draw(r, 200);
     },
     done() {
+      clearInterval(quiet);
+      report = undefined;
       if (shown !== '') stream.write('\r\x1b[K');
       shown = '';
       if (active === progress) active = undefined;

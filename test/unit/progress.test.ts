@@ -171,3 +171,51 @@ test('a large account still planning at 80 columns: the folder gives way, never 
   const wide = progressLine(r, { folder: 'Archive/2019', count: { planned: 1200, done: 312 }, rate: 38.4e6, planning: { planned: 12, folders: 150 } }, 120);
   assert.equal(wide, 'Archive/2019 312/1200 · planning 12/150 folders · 5210/20000+ msgs, 301.2/1018.5+ MB, 38.4 MB/s');
 });
+
+test('a stall with no events: the line is redrawn each second, the rate falls and the ETA goes away', (t) => {
+  t.mock.timers.enable({ apis: ['setInterval'] });
+  const r = new RunReport();
+  const { screen, p, tick } = onScreen();
+  p.update(r, { type: 'planning', folders: 1, plannedFolders: 0 });
+  planned(p, r, 'INBOX', 1, 100e6, [1, 1]);
+  for (let i = 1; i <= 40; i++) {
+    tick(250);
+    p.update(r, { type: 'bytes', mailbox: 'INBOX', streaming: i * 0.5e6 });
+  }
+  assert.match(screen.text()[0] ?? '', /^INBOX 0\/1 · all 0\/1 msgs, 20\.0\/100\.0 MB, 2\.0 MB\/s, ETA 40 s$/);
+  // The server goes quiet: no event for 20 s.
+  const shown: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    tick(1000);
+    t.mock.timers.tick(1000);
+    shown.push(screen.text()[0] ?? '');
+  }
+  assert.match(shown[4] ?? '', /, 1\.\d MB\/s, ETA \d+ s$/, 'the rate falls, the ETA grows');
+  assert.match(shown.at(-1) ?? '', /^INBOX 0\/1 · all 0\/1 msgs, 20\.0\/100\.0 MB, 0\.0 MB\/s$/, 'no ETA once nothing moved for a whole window');
+  p.done();
+  tick(1000);
+  t.mock.timers.tick(1000);
+  assert.deepEqual(screen.text(), [''], 'nothing redrawn after done()');
+});
+
+test('a second run on the same line (backup --verify: the copy, then the check) starts afresh', () => {
+  const { screen, p, tick } = onScreen();
+  const copy = new RunReport();
+  planned(p, copy, 'INBOX', 2, 20e6, [1, 1]);
+  tick(2000);
+  copy.messages = 2;
+  copy.bytes = 20e6;
+  p.update(copy, { type: 'batch', mailbox: 'INBOX', messages: 2, bytes: 20e6, streaming: 0 });
+  assert.match(screen.text()[0] ?? '', /^INBOX 2\/2 · all 2\/2 msgs, 20\.0\/20\.0 MB, 10\.0 MB\/s$/);
+  // verify's own report, its events without planning ones.
+  const check = new RunReport();
+  check.planned = 2;
+  check.plannedBytes = 20e6;
+  tick(250);
+  p.update(check, { type: 'planned', mailbox: 'INBOX', messages: 2, bytes: 20e6 });
+  tick(1000);
+  check.messages = 1;
+  check.bytes = 5e6;
+  p.update(check, { type: 'batch', mailbox: 'INBOX', messages: 1, bytes: 5e6 });
+  assert.match(screen.text()[0] ?? '', /^INBOX 1\/2 · all 1\/2 msgs, 5\.0\/20\.0 MB, 5\.0 MB\/s, ETA 3 s$/);
+});
