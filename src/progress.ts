@@ -146,6 +146,7 @@ export function clearProgress(): void {
 /**
  * The line on `stream`. Besides each event, it is redrawn once a second when no event came (a
  * stalled server sends none): the rate falls and the ETA goes away, instead of a stale one staying.
+ * A finished run (RunReport.finished) is not redrawn.
  */
 export function ttyProgress(stream: NodeJS.WriteStream, now: () => number = Date.now): Progress {
   let last = 0;
@@ -182,8 +183,9 @@ export function ttyProgress(stream: NodeJS.WriteStream, now: () => number = Date
     shown = progressLine(r, state, stream.columns ?? 100);
     stream.write(`\r\x1b[K${shown}`);
   };
+  // Not once the run has finished: --watch keeps its first pass's line, under its own lines, for good.
   const quiet = setInterval(() => {
-    if (report !== undefined) draw(report, 1000);
+    if (report !== undefined && report.finished === undefined) draw(report, 1000);
   }, 1000);
   quiet.unref();
   const progress: Progress = {

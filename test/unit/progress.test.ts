@@ -98,11 +98,12 @@ test('a folder name with control characters cannot drive the terminal', () => {
 });
 
 /** A ttyProgress on a modelled 80-column screen, with a clock the test moves. */
-function onScreen(): { screen: Screen; p: ReturnType<typeof ttyProgress>; tick: (ms: number) => void } {
+function onScreen(): { screen: Screen; p: ReturnType<typeof ttyProgress>; tick: (ms: number) => void; writes: () => number } {
   let clock = 0;
+  let writes = 0;
   const screen = new Screen(80);
-  const stream = { columns: 80, write: (s: string) => (screen.write(s), true) } as unknown as NodeJS.WriteStream;
-  return { screen, p: ttyProgress(stream, () => clock), tick: (ms) => (clock += ms) };
+  const stream = { columns: 80, write: (s: string) => (screen.write(s), writes++, true) } as unknown as NodeJS.WriteStream;
+  return { screen, p: ttyProgress(stream, () => clock), tick: (ms) => (clock += ms), writes: () => writes };
 }
 
 /** A folder planned, as the pipeline says it: its `planned` event, then the folders planned so far. */
@@ -175,7 +176,7 @@ test('a large account still planning at 80 columns: the folder gives way, never 
 test('a stall with no events: the line is redrawn each second, the rate falls and the ETA goes away', (t) => {
   t.mock.timers.enable({ apis: ['setInterval'] });
   const r = new RunReport();
-  const { screen, p, tick } = onScreen();
+  const { screen, p, tick, writes } = onScreen();
   p.update(r, { type: 'planning', folders: 1, plannedFolders: 0 });
   planned(p, r, 'INBOX', 1, 100e6, [1, 1]);
   for (let i = 1; i <= 40; i++) {
@@ -192,10 +193,18 @@ test('a stall with no events: the line is redrawn each second, the rate falls an
   }
   assert.match(shown[4] ?? '', /, 1\.\d MB\/s, ETA \d+ s$/, 'the rate falls, the ETA grows');
   assert.match(shown.at(-1) ?? '', /^INBOX 0\/1 · all 0\/1 msgs, 20\.0\/100\.0 MB, 0\.0 MB\/s$/, 'no ETA once nothing moved for a whole window');
+  r.finished = 1;
+  const before = writes();
+  for (let i = 0; i < 30; i++) {
+    tick(1000);
+    t.mock.timers.tick(1000);
+  }
+  assert.equal(writes(), before, 'a finished run is not redrawn (--watch keeps its first pass\'s line)');
+  p.above('watch: IDLE on INBOX');
   p.done();
   tick(1000);
   t.mock.timers.tick(1000);
-  assert.deepEqual(screen.text(), [''], 'nothing redrawn after done()');
+  assert.deepEqual(screen.text(), ['watch: IDLE on INBOX', ''], 'nothing redrawn after done()');
 });
 
 test('a second run on the same line (backup --verify: the copy, then the check) starts afresh', () => {
