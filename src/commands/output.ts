@@ -13,17 +13,24 @@ import type { TransferResult } from './transfer.js';
  */
 
 /**
- * Progress: JSON lines on stdout with --json (one per folder planned and per batch copied: the
- * run's totals, and under `folder` that folder's own figures), a redrawn line on a TTY; nothing
- * otherwise (cron).
+ * Progress: JSON lines on stdout with --json, one per ProgressEvent (pipeline/run.ts) but `listing`
+ * (it says nothing a script needs, and a login refused while listing must leave the error object
+ * alone on stdout): `planning` (`folders` to plan, `plannedFolders` planned so far), `planned`
+ * per folder, `bytes` while messages arrive (at most 4 a second; `streaming`: bytes received, not yet committed, in
+ * no other figure) and `batch` per batch committed; each with the run's totals (`messages`,
+ * `bytes` committed, `planned`, `plannedBytes`) and, for a folder's event, `mailbox` and its own
+ * figures under `folder`. A redrawn line on a TTY; nothing otherwise (cron).
  */
 export async function progressOutput(o: Output): Promise<{ update: (r: RunReport, e: ProgressEvent) => void; done: () => void } | undefined> {
   if (o.json) {
     return {
-      update: (r, e) =>
-        writeStdout(
-          JSON.stringify({ type: 'progress', event: e.type, mailbox: e.mailbox, messages: r.messages, bytes: r.bytes, planned: r.planned, plannedBytes: r.plannedBytes, folder: r.perFolder.get(e.mailbox) }),
-        ),
+      update: (r, e) => {
+        if (e.type === 'listing') return;
+        const about =
+          e.type === 'planning' ? { folders: e.folders, plannedFolders: e.plannedFolders } : { mailbox: e.mailbox, ...('streaming' in e ? { streaming: e.streaming } : {}) };
+        const folder = 'mailbox' in e ? r.perFolder.get(e.mailbox) : undefined;
+        writeStdout(JSON.stringify({ type: 'progress', event: e.type, ...about, messages: r.messages, bytes: r.bytes, planned: r.planned, plannedBytes: r.plannedBytes, folder }));
+      },
       done: () => undefined,
     };
   }

@@ -5,11 +5,14 @@ import type { RunReport, Skipped } from '../report.js';
 import type { SinkFolder, Tx } from '../sinks/sink.js';
 import type { Source } from '../sources/source.js';
 import type { Logger } from '../log/logger.js';
+import type { Flow } from './flow.js';
 
 /** What copyBatch uses of the run's options (PipelineOptions in run.ts is one; typed here so run.ts and this file do not import each other). */
 interface CopyOptions {
   log: Logger;
-  onProgress?: (report: RunReport, event: { type: 'batch'; mailbox: string; messages: number; bytes: number }) => void;
+  onProgress?: (report: RunReport, event: { type: 'batch'; mailbox: string; messages: number; bytes: number; streaming?: number }) => void;
+  /** Counts bytes as they arrive, for a progress display (flow.ts); none without one. */
+  flow?: Flow;
   /** Runs a use of the source (the fetch, `missing()`) within the source's `caps.parallel`; the commit runs outside it. */
   sourceSlot?: <T>(fn: () => Promise<T>) => Promise<T>;
 }
@@ -35,6 +38,8 @@ interface CopyOptions {
  *   to a full target) is counted once in `report` and added to `settled`, so a retry of the batch
  *   asks only for the rest. Refusals are reported only with the commit, so a batch that fails
  *   before it reports nothing twice.
+ * - With `opts.flow` (a progress display), the bytes of each message are counted as they arrive
+ *   (flow.ts), apart from the report; the attempt's count ends with it, committed or failed.
  */
 export async function copyBatch(
   source: Source,
@@ -65,6 +70,8 @@ export async function copyBatch(
   }
   const first = todo[0] as MessageMeta;
   const mailbox = first.mailbox.path;
+  // This attempt's bytes as they arrive; they leave the run's count when it ends (flow.ts).
+  const tally = opts.flow?.batch(mailbox);
   let messages = 0;
   let bytes = 0;
   /** Per message written: to how many sinks, and its size. */
@@ -107,7 +114,7 @@ export async function copyBatch(
           }
           arrived.add(meta.id);
           const targets = folders.filter((f) => !f.known.has(meta.id) && !fullFolders.has(f));
-          const bodies = fanOut(body, targets.length);
+          const bodies = fanOut(targets.length === 0 || tally === undefined ? body : tally.count(body), targets.length);
           if (targets.length === 0 && !Buffer.isBuffer(body)) body.resume();
           // Every write ends before the next step (a failed stream fails each of them): a sink is
           // never committed with a write still running.
@@ -146,6 +153,7 @@ export async function copyBatch(
       if (!fullFolders.has(f)) fullFolders.set(f, r.reason);
     }
   } catch (e: unknown) {
+    tally?.close();
     await Promise.all([...txs.values()].map((tx) => tx.then((t) => t.abort(), () => undefined)));
     throw e;
   }
@@ -172,10 +180,11 @@ export async function copyBatch(
     if (skipped.has(id)) report.skippedMessages++;
     else report.notCopied++; // every target that lacked it is full
   }
+  tally?.close();
   report.messages += messages;
   report.bytes += bytes;
   report.count(mailbox, { messages, bytes });
-  opts.onProgress?.(report, { type: 'batch', mailbox, messages, bytes });
+  opts.onProgress?.(report, { type: 'batch', mailbox, messages, bytes, ...(opts.flow === undefined ? {} : { streaming: opts.flow.bytes }) });
   for (const [f, e] of fullFolders) onFull(f, e);
   if (cut !== undefined) throw cut;
   const left = todo.filter((m) => !arrived.has(m.id)).map((m) => m.id);

@@ -9,6 +9,7 @@ import type { Source, Unlisted } from '../sources/source.js';
 import { toBatches } from './batches.js';
 import { closeBooks } from './books.js';
 import { copyBatch, ShortBatch, someIds } from './copy.js';
+import { Flow } from './flow.js';
 import { chooseFolders, includeHint } from './folders.js';
 import { withRetry } from '../domain/retry.js';
 
@@ -62,9 +63,21 @@ export interface PipelineOptions {
   only?: readonly string[];
 }
 
+/**
+ * What a progress display is told, in this order: `listing` while the source's folders are
+ * listed; `planning` once they are chosen (`folders` to plan, none planned yet) and again each
+ * time one's plan ends, planned or skipped (containers and label folders, which hold nothing to
+ * copy, are not counted): the run's planned totals are final once `plannedFolders` reaches
+ * `folders`; `planned` with a folder's messages to copy; `bytes` while messages arrive, at most 4
+ * times a second for the whole run (flow.ts), `streaming` being the bytes received and not yet
+ * committed (in no total of the report); `batch` as a batch is committed, with `streaming` after it.
+ */
 export type ProgressEvent =
+  | { type: 'listing' }
+  | { type: 'planning'; folders: number; plannedFolders: number }
   | { type: 'planned'; mailbox: string; messages: number; bytes: number; removed?: number }
-  | { type: 'batch'; mailbox: string; messages: number; bytes: number };
+  | { type: 'bytes'; mailbox: string; streaming: number }
+  | { type: 'batch'; mailbox: string; messages: number; bytes: number; streaming?: number };
 
 /** Planned messages not yet copied above which no further folder is planned. */
 const PENDING_MESSAGES = 2_000;
@@ -91,7 +104,12 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
   // holds no message in memory.
   const limit = pLimit(source.caps.parallel * 2);
   const sourceSlot = pLimit(source.caps.parallel);
-  const copyOpts = { ...opts, sourceSlot: <T>(fn: () => Promise<T>): Promise<T> => sourceSlot(fn) };
+  const progress = opts.onProgress;
+  const copyOpts = {
+    ...opts,
+    sourceSlot: <T>(fn: () => Promise<T>): Promise<T> => sourceSlot(fn),
+    ...(progress === undefined ? {} : { flow: new Flow((mailbox, streaming) => progress(report, { type: 'bytes', mailbox, streaming })) }),
+  };
 
   /** Why copying stopped for good (every sink full): what is not done yet is reported, not tried. */
   let stopped: string | undefined;
@@ -147,6 +165,7 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
     }
   };
 
+  progress?.(report, { type: 'listing' });
   const all = await retry('list folders', () => source.mailboxes());
   for (const sink of sinks) await sink.plan?.(all);
   const chosen = chooseFolders(all, opts.include, opts.exclude);
@@ -176,6 +195,12 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
     }
   };
   const wake = (): void => changed();
+  // Folders with messages to plan, and how many of them are planned (or skipped): the progress
+  // display's totals are final, and its ETA can be trusted, only once all of them are.
+  const toPlan = (m: MailboxInfo): boolean => m.noSelect !== true && m.label === undefined;
+  const folderCount = mailboxes.filter(toPlan).length;
+  let plannedFolders = 0;
+  progress?.(report, { type: 'planning', folders: folderCount, plannedFolders });
   const copies: Promise<PromiseSettledResult<void>[]>[] = [];
   const planned: Promise<void>[] = [];
   for (const mailbox of mailboxes) {
@@ -308,6 +333,7 @@ export async function runPipeline(source: Source, sinks: readonly Sink[], opts: 
       }),
     ).then(() => undefined).finally(() => {
       planning--;
+      if (toPlan(mailbox)) progress?.(report, { type: 'planning', folders: folderCount, plannedFolders: ++plannedFolders });
       wake();
     });
     plan.catch(() => undefined); // settled below; not an unhandled rejection meanwhile
