@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { withDovecot, type Account } from '../helpers/server.js';
 import { startSmtp } from '../helpers/smtp.js';
-import { archivedIds, deliverTo, serverIds, startWatch } from '../helpers/watch.js';
+import { archivedIds, deliverTo, serverIds, startWatch, stopBetweenPasses } from '../helpers/watch.js';
 
 const pia: Account = { name: 'watch-pia', password: 'watch-pia-pw' };
 const fay: Account = { name: 'watch-fay', password: 'watch-fay-pw' };
@@ -56,8 +56,8 @@ describe('watch mode: POP3 and forward', { skip: dc.skip }, () => {
       const heartbeat = w.events.find((e) => e['type'] === 'heartbeat');
       assert.equal(heartbeat, undefined, 'no heartbeat before --watch-heartbeat (60 s)');
     } finally {
-      w.child.kill('SIGTERM');
-      assert.equal((await w.exited).status, 0, w.stderr());
+      // Polled every 2 s: right after a pass the watch sleeps, so the signal lands between passes.
+      assert.equal((await stopBetweenPasses(w, 'pass')).status, 0, w.stderr());
     }
   });
 
@@ -68,7 +68,7 @@ describe('watch mode: POP3 and forward', { skip: dc.skip }, () => {
       const state = join(root, 'forward.json');
       const args = [
         'forward', '--from', `imap://${fay.name}@127.0.0.1:${dc.server.imapPort}`, '--tls-mode', 'plain', '--password-file', await passwordFile(fay),
-        '--smtp', `smtp://127.0.0.1:${relay.port}`, '--smtp-tls-mode', 'plain', '--rcpt', 'me@new.example.org', '--state', state, '--json', '--watch',
+        '--smtp', `smtp://127.0.0.1:${relay.port}`, '--smtp-tls-mode', 'plain', '--rcpt', 'me@new.example.org', '--state', state, '--json', '--watch', '--watch-heartbeat', '1s',
       ];
       const w = startWatch(args);
       try {
@@ -82,8 +82,7 @@ describe('watch mode: POP3 and forward', { skip: dc.skip }, () => {
         assert.equal(relay.received.length, 2);
         assert.ok(relay.received[1]?.data.toString().includes(id), 'the new message');
       } finally {
-        w.child.kill('SIGTERM');
-        const end = await w.exited;
+        const end = await stopBetweenPasses(w);
         assert.equal(end.status, 0, w.stderr());
         const summary = w.events.at(-1);
         assert.equal(summary?.['forwarded'], 2, 'the summary counts each message forwarded once');
@@ -99,7 +98,7 @@ describe('watch mode: POP3 and forward', { skip: dc.skip }, () => {
     const args = [
       'migrate', '--from', `imap://${mo.name}@127.0.0.1:${dc.server.imapPort}`, '--tls-mode', 'plain', '--password-file', await passwordFile(mo),
       '--to', `imap://${tia.name}@127.0.0.1:${dc.server.imapPort}`, '--target-tls-mode', 'plain', '--target-password-file', await passwordFile(tia),
-      '--state', join(root, 'migrate.json'), '--json', '--watch',
+      '--state', join(root, 'migrate.json'), '--json', '--watch', '--watch-heartbeat', '1s',
     ];
     const w = startWatch(args);
     try {
@@ -113,8 +112,7 @@ describe('watch mode: POP3 and forward', { skip: dc.skip }, () => {
       }
       assert.deepEqual(await serverIds(dc.server, tia, 'INBOX'), await serverIds(dc.server, mo, 'INBOX'), 'the target holds each message once');
     } finally {
-      w.child.kill('SIGTERM');
-      assert.equal((await w.exited).status, 0, w.stderr());
+      assert.equal((await stopBetweenPasses(w)).status, 0, w.stderr());
     }
   });
 });
