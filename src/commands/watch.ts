@@ -4,7 +4,7 @@ import { watchLoop } from '../pipeline/watch.js';
 import type { RunReport } from '../report.js';
 import { committedSink } from '../sinks/committed.js';
 import type { Sink } from '../sinks/sink.js';
-import type { Source } from '../sources/source.js';
+import type { Source, WatchedChanges } from '../sources/source.js';
 import type { CommandDeps } from './deps.js';
 
 /**
@@ -13,7 +13,10 @@ import type { CommandDeps } from './deps.js';
  * Without `--watch` it runs once on one Source. With it, the Sinks (and their locks) stay open for
  * the whole watch and every pass (pipeline/watch.ts) gets a fresh Source, so each pass is a normal
  * run from a clean start; an IMAP source's FolderWatch (IDLE) lives beside them, and
- * its sessions are counted apart from `--connections` (config/watch.ts). `--json` adds one line per
+ * its sessions are counted apart from `--connections` (config/watch.ts). `also` names what a
+ * command carries besides new mail (migrate: flag changes, and expunges with --sync-deletions), so
+ * that such a change seen in IDLE brings a pass of its folder forward instead of waiting for the
+ * next full pass. `--json` adds one line per
  * message made durable (`{"type":"message",...}`, per sink), per pass and per heartbeat.
  */
 export async function onceOrWatch(
@@ -22,6 +25,7 @@ export async function onceOrWatch(
   sinks: readonly Sink[],
   once: (source: Source, sinks: readonly Sink[], only: readonly string[] | undefined, deps: CommandDeps) => Promise<RunReport>,
   deps: CommandDeps,
+  also: WatchedChanges = {},
 ): Promise<RunReport> {
   if (watch === undefined) {
     const source = await makeSource();
@@ -40,7 +44,7 @@ export async function onceOrWatch(
   );
   // The first source only lends its FolderWatch (its own connections, which outlive it).
   const probe = await makeSource();
-  const folders = probe.watch?.(watch.folders, { renewMs: IDLE_RENEW_MS, backoff: WATCH_BACKOFF });
+  const folders = probe.watch?.(watch.folders, { renewMs: IDLE_RENEW_MS, backoff: WATCH_BACKOFF, also });
   await probe.close();
   if (folders !== undefined) deps.log.info(`watch: IDLE on ${watch.folders.join(', ')}; a full pass every ${watch.intervalMs / 1000} s`);
   else deps.log.info(`watch: polling every ${watch.intervalMs / 1000} s`);
