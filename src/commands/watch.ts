@@ -1,6 +1,7 @@
 import type { WatchConfig } from '../config/watch.js';
 import { WATCH_BACKOFF } from '../domain/retry.js';
 import { watchLoop } from '../pipeline/watch.js';
+import { clearProgress } from '../progress.js';
 import type { RunReport } from '../report.js';
 import { committedSink } from '../sinks/committed.js';
 import type { Sink } from '../sinks/sink.js';
@@ -53,11 +54,15 @@ export async function onceOrWatch(
     return await watchLoop(
       async (only) => {
         const source = await makeSource();
-        // The first pass is the normal run, with its progress display; later ones say what they copied.
-        const passDeps: CommandDeps = passes++ === 0 ? deps : { log: deps.log, signal: deps.signal, ...(deps.debug === undefined ? {} : { debug: deps.debug }) };
+        // The first pass is the normal run, with its progress display; later ones say what they
+        // copied. Its progress line is taken off the terminal when it ends, so it does not stay
+        // under the watch's own lines as if the first run were still going.
+        const first = passes++ === 0;
+        const passDeps: CommandDeps = first ? deps : { log: deps.log, signal: deps.signal, ...(deps.debug === undefined ? {} : { debug: deps.debug }) };
         try {
           return await once(source, watched, only, passDeps);
         } finally {
+          if (first) clearProgress();
           await source.close();
         }
       },
