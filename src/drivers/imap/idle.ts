@@ -8,7 +8,7 @@ import { ImapPool, type Conn, type ImapPoolOptions } from './pool.js';
 
 /**
  * IDLE (RFC 2177) on a few folders, for watch mode: the Source's optional `watch` (the contract
- * is in sources/source.ts). One session per folder, each from a pool of one (pool.ts: the login,
+ * is in sources/source.ts). One session per folder (not NOTIFY, RFC 5465: docs/notify.md says why), each from a pool of one (pool.ts: the login,
  * a fresh OAuth2 token for each new session, imapflow's traps), EXAMINEd read-only, so watching
  * changes no flag.
  *
