@@ -33,8 +33,9 @@ import type { FolderWatch } from '../sources/source.js';
  *   the watch returns its report. That report sums what every pass copied; its `skipped` (and so
  *   its exit code) is the last pass's: 0 when the last pass left nothing behind. Before the first
  *   pass was complete it is 130 again, nothing vouched for.
- * A heartbeat is written only between passes, so a monitor (or a test) that saw one after the
- * last `pass` event knows a signal now ends the watch with the last pass's code.
+ * A heartbeat is written between passes (passes back to back do not hold it back); `waiting` says
+ * whether the watch now waits (true: a signal now ends it with the last pass's code) or starts a
+ * pass at once.
  *
  * Memory stays flat: nothing per message is kept across passes (a pass's report is folded into
  * counts, its skipped list replaces the previous one).
@@ -52,7 +53,7 @@ export interface WatchLoopOptions {
 
 export type WatchEvent =
   | { type: 'pass'; full: boolean; folders?: readonly string[]; messages: number; bytes: number; skipped: number; seconds: number }
-  | { type: 'heartbeat'; time: string; passes: number; messages: number; watched: number; live: number; failing?: string };
+  | { type: 'heartbeat'; time: string; passes: number; messages: number; watched: number; live: number; waiting: boolean; failing?: string };
 
 export type Pass = (only: readonly string[] | undefined) => Promise<RunReport>;
 
@@ -73,7 +74,14 @@ export async function watchLoop(pass: Pass, opts: WatchLoopOptions, folders?: Fo
   while (!signal.aborted) {
     const now = Date.now();
     const full = now >= nextFull;
-    if (now >= holdUntil && (full || due.size > 0)) {
+    const passNow = now >= holdUntil && (full || due.size > 0);
+    if (now >= nextBeat) {
+      const waiting = !passNow;
+      opts.onEvent?.({ type: 'heartbeat', time: new Date(now).toISOString(), passes, messages: total.messages, watched, live: folders?.live ?? 0, waiting, ...(failing === undefined ? {} : { failing }) });
+      log.debug(`watch: alive, ${passes} passes, ${total.messages} messages copied`);
+      nextBeat = now + opts.heartbeatMs;
+    }
+    if (passNow) {
       const only = full ? undefined : [...due].sort();
       const started = Date.now();
       try {
@@ -104,11 +112,6 @@ export async function watchLoop(pass: Pass, opts: WatchLoopOptions, folders?: Fo
         log.warn(`watch: ${e.message}; trying again in ${(wait / 1000).toFixed(0)} s`);
       }
       continue;
-    }
-    if (now >= nextBeat) {
-      opts.onEvent?.({ type: 'heartbeat', time: new Date(now).toISOString(), passes, messages: total.messages, watched, live: folders?.live ?? 0, ...(failing === undefined ? {} : { failing }) });
-      log.debug(`watch: alive, ${passes} passes, ${total.messages} messages copied`);
-      nextBeat = now + opts.heartbeatMs;
     }
     const until = Math.min(nextFull, nextBeat, due.size > 0 ? holdUntil : Infinity);
     const wait = Math.max(0, until - Date.now());

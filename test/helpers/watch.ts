@@ -155,9 +155,9 @@ export async function watchBackupArgs(server: DovecotServer, user: Account, dir:
 }
 
 /**
- * Signal a watch between passes, where it ends with 0: once a heartbeat comes after this call
- * (heartbeats are written only while the watch waits, so run it with a short `--watch-heartbeat`),
- * or with `after: 'pass'`, at the next pass event (a polled source then sleeps `--watch-interval`).
+ * Signal a watch between passes, where it ends with 0: once a heartbeat that says the watch waits
+ * comes after this call (run it with a short `--watch-heartbeat`), or with `after: 'pass'`, at the
+ * next pass event (a polled source then sleeps `--watch-interval`).
  */
 export async function stopBetweenPasses(
   w: Watching,
@@ -166,7 +166,7 @@ export async function stopBetweenPasses(
 ): Promise<{ status: number | null; signal: NodeJS.Signals | null; at: number; sent: number }> {
   let sent = Date.now();
   if (w.child.exitCode === null && w.child.signalCode === null) {
-    await w.until((e) => e['type'] === after, 20_000, w.events.length).catch(() => undefined);
+    await w.until((e) => e['type'] === after && (after === 'pass' || e['waiting'] === true), 20_000, w.events.length).catch(() => undefined);
     sent = Date.now();
     w.child.kill(signal);
   }
