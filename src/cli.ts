@@ -162,7 +162,7 @@ export const FILTER_FLAGS: Record<string, Options> = {
 const WATCH_FLAGS: Record<string, Options> = {
   watch: {
     type: 'boolean',
-    describe: 'after the run, stay and copy new mail as it comes (IMAP IDLE, POP3 polls); SIGTERM: exit 0; --watch-* flags: --show-hidden',
+    describe: 'after the run, stay and copy new mail as it comes (IMAP IDLE, POP3 polls); SIGTERM: 0 idle, 130 mid-pass; --watch-* flags: --show-hidden',
   },
   'watch-interval': { type: 'string', requiresArg: true, describe: 'with --watch: a full incremental pass this often (90s, 15m, 1h)', ...shown(DEFAULTS.watchInterval) },
   'watch-folders': { type: 'string', array: true, requiresArg: true, describe: 'with --watch: IMAP folders to IDLE on besides INBOX (one connection each)' },

@@ -61,6 +61,8 @@ export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<Tr
       sinks,
       async (from, to, only, passDeps) => (await transfer(from, to, { ...cfg, ...(only === undefined ? {} : { only }) }, passDeps, statePath)).report,
       deps,
+      // The target carries flag changes (UID STORE), and with --sync-deletions what is gone.
+      { flags: true, expunges: cfg.syncDeletions },
     );
     return { report, statePath };
   } finally {

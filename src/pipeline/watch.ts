@@ -25,11 +25,17 @@ import type { FolderWatch } from '../sources/source.js';
  * What cannot pass by waiting ends the watch with its exit code: a refused login (4), the archive
  * not writable or a full disk (6), an untrusted certificate (5), a usage error (2).
  *
- * `signal` (SIGTERM, SIGINT) ends the watch within seconds: a pass in flight stops as an
- * interrupted run does (what it committed is durable, the rest is the next start's), and the
- * watch returns its report (or, stopped before its first pass was complete, fails as an
- * interrupted run does: 130). That report sums what every pass copied; its `skipped` (and so its exit
- * code) is the last complete pass's: 0 when the last pass left nothing behind.
+ * `signal` (SIGTERM, SIGINT) ends the watch within seconds, and where it lands decides how:
+ * - in a pass (listing, copying: messages may be listed and not yet archived), the pass stops as
+ *   an interrupted run does (what it committed is durable, the rest is the next start's) and the
+ *   watch fails as one: `interrupted`, exit 130, whatever the earlier passes copied;
+ * - between passes (the wait for IDLE news or the next poll), after at least one complete pass,
+ *   the watch returns its report. That report sums what every pass copied; its `skipped` (and so
+ *   its exit code) is the last pass's: 0 when the last pass left nothing behind. Before the first
+ *   pass was complete it is 130 again, nothing vouched for.
+ * A heartbeat is written between passes (passes back to back do not hold it back); `waiting` says
+ * whether the watch now waits (true: a signal now ends it with the last pass's code) or starts a
+ * pass at once.
  *
  * Memory stays flat: nothing per message is kept across passes (a pass's report is folded into
  * counts, its skipped list replaces the previous one).
@@ -47,7 +53,7 @@ export interface WatchLoopOptions {
 
 export type WatchEvent =
   | { type: 'pass'; full: boolean; folders?: readonly string[]; messages: number; bytes: number; skipped: number; seconds: number }
-  | { type: 'heartbeat'; time: string; passes: number; messages: number; watched: number; live: number; failing?: string };
+  | { type: 'heartbeat'; time: string; passes: number; messages: number; watched: number; live: number; waiting: boolean; failing?: string };
 
 export type Pass = (only: readonly string[] | undefined) => Promise<RunReport>;
 
@@ -67,13 +73,15 @@ export async function watchLoop(pass: Pass, opts: WatchLoopOptions, folders?: Fo
 
   while (!signal.aborted) {
     const now = Date.now();
+    const full = now >= nextFull;
+    const passNow = now >= holdUntil && (full || due.size > 0);
     if (now >= nextBeat) {
-      opts.onEvent?.({ type: 'heartbeat', time: new Date(now).toISOString(), passes, messages: total.messages, watched, live: folders?.live ?? 0, ...(failing === undefined ? {} : { failing }) });
+      const waiting = !passNow;
+      opts.onEvent?.({ type: 'heartbeat', time: new Date(now).toISOString(), passes, messages: total.messages, watched, live: folders?.live ?? 0, waiting, ...(failing === undefined ? {} : { failing }) });
       log.debug(`watch: alive, ${passes} passes, ${total.messages} messages copied`);
       nextBeat = now + opts.heartbeatMs;
     }
-    const full = now >= nextFull;
-    if (now >= holdUntil && (full || due.size > 0)) {
+    if (passNow) {
       const only = full ? undefined : [...due].sort();
       const started = Date.now();
       try {
@@ -95,7 +103,8 @@ export async function watchLoop(pass: Pass, opts: WatchLoopOptions, folders?: Fo
         opts.onEvent?.({ type: 'pass', full: only === undefined, ...(only === undefined ? {} : { folders: only }), messages: r.messages, bytes: r.bytes, skipped: r.skipped.length, seconds });
         if (r.messages > 0 || r.skipped.length > 0) log.info(`watch: ${only === undefined ? 'full pass' : only.join(', ')}: ${r.summary()}`);
       } catch (e: unknown) {
-        if (signal.aborted) break;
+        // Stopped mid-pass: what it listed and did not archive is the next start's, so not 0.
+        if (signal.aborted) throw e instanceof MailferryError && e.kind === 'interrupted' ? e : new MailferryError('interrupted', INTERRUPTED, { cause: e });
         if (!transient(e)) throw e;
         const wait = backoffMs(failures++, opts.backoff);
         failing = e.message;
@@ -116,6 +125,8 @@ export async function watchLoop(pass: Pass, opts: WatchLoopOptions, folders?: Fo
   total.finished = Date.now();
   return total;
 }
+
+const INTERRUPTED = 'interrupted in the middle of a pass; the archive is consistent, rerun to resume';
 
 /** A pass's failure that waiting may cure: a lost or refused connection, a server restarting. */
 function transient(e: unknown): e is MailferryError {

@@ -67,6 +67,7 @@ import type { MailboxInfo, MessageMeta } from '../domain/message.js';
  *   the Source: `close()` of the Source does not end it, its own `close()` does. It only says
  *   which folders may have new messages; copying them stays the pipeline's (a normal run of those
  *   folders), so nothing it says can lose or double a message. A source without it is polled.
+ *   Where the command carries them (`opts.also`), flag changes and expunges count as changes too.
  */
 export interface FolderWatch {
   /**
@@ -87,6 +88,17 @@ export interface WatchOptions {
   renewMs: number;
   /** Reconnect backoff: the first wait, doubled after each failure up to `maxMs`. */
   backoff: { baseMs: number; maxMs: number };
+  /**
+   * Besides new mail, what else counts a folder as changed, for a command that carries it: a
+   * message's flags changed (`flags`), a message expunged (`expunges`). Said after a short quiet
+   * moment, so a burst of changes (a client marking a thread read) makes one pass.
+   */
+  also?: WatchedChanges;
+}
+
+export interface WatchedChanges {
+  flags?: boolean;
+  expunges?: boolean;
 }
 export interface FolderStatus {
   readonly messages: number;

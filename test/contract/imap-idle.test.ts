@@ -3,7 +3,8 @@
  * folder changed (its session just opened), a message APPENDed by another client is said within
  * a second or two, nothing is said when nothing came; IDLE is ended and sent again every
  * `renewMs` (counted in imapflow's protocol log) and a delivery after renewals is still seen; a
- * folder that is not there fails with a usage error instead of being retried for ever.
+ * folder that is not there fails with a usage error instead of being retried for ever; with
+ * `also`, a flag change or an expunge by another client is said once, after a short settle.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -11,7 +12,8 @@ import { passwordCredentials } from '../../src/auth/credentials.js';
 import { MailferryError } from '../../src/domain/errors.js';
 import { ImapSource } from '../../src/drivers/imap/source.js';
 import type { Logger } from '../../src/log/logger.js';
-import { withDovecot, type Account } from '../helpers/server.js';
+import type { FolderWatch, WatchOptions } from '../../src/sources/source.js';
+import { connect, withDovecot, type Account } from '../helpers/server.js';
 import { deliverTo } from '../helpers/watch.js';
 
 const ida: Account = { name: 'idle-ida', password: 'idle-ida-pw' };
@@ -72,6 +74,39 @@ describe('IMAP FolderWatch (IDLE)', { skip: dc.skip }, () => {
       assert.match(failed.message, /No such folder/);
     } finally {
       await watch.close();
+    }
+  });
+
+  test('a flag change or an expunge by another client: said once, after a short settle, only when asked for (opts.also)', { timeout: 30_000 }, async () => {
+    await deliverTo(dc.server, ida);
+    await deliverTo(dc.server, ida);
+    const never = new AbortController().signal;
+    const watching = async (also: WatchOptions['also']): Promise<{ watch: FolderWatch; close(): Promise<void> }> => {
+      const s = source([]);
+      const watch = s.watch(['INBOX'], { renewMs: 60_000, backoff: { baseMs: 100, maxMs: 400 }, ...(also === undefined ? {} : { also }) });
+      await s.close();
+      assert.deepEqual(await watch.changes(5_000, never), ['INBOX'], 'its session opened');
+      return { watch, close: () => watch.close() };
+    };
+    const plain = await watching(undefined);
+    const flags = await watching({ flags: true, expunges: true });
+    const c = await connect(dc.server, ida);
+    try {
+      await c.mailboxOpen('INBOX');
+      const at = Date.now();
+      await c.messageFlagsAdd('1:2', ['\\Flagged']); // one STORE, two untagged FETCH: one change
+      assert.deepEqual(await flags.watch.changes(5_000, never), ['INBOX'], 'a flag change is said');
+      const took = Date.now() - at;
+      assert.ok(took >= 250 && took < 2_000, `said ${took} ms after the STORE (settles 300 ms)`);
+      assert.deepEqual(await flags.watch.changes(600, never), [], 'once for the burst');
+      assert.deepEqual(await plain.watch.changes(600, never), [], 'not said to a watch that does not carry flags');
+      await c.messageDelete('1');
+      assert.deepEqual(await flags.watch.changes(5_000, never), ['INBOX'], 'an expunge is said');
+      assert.deepEqual(await plain.watch.changes(600, never), [], 'not said to a watch that does not carry deletions');
+    } finally {
+      await c.logout();
+      await plain.close();
+      await flags.close();
     }
   });
 });

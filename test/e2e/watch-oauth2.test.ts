@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { findDoveadm, skipUnlessDovecot, startDovecot, type DovecotServer } from '../../scripts/dev/dovecot.js';
 import { startOAuthServer, type OAuthServer } from '../helpers/oauth-server.js';
 import type { Account } from '../helpers/server.js';
-import { archivedIds, deliverTo, serverIds, startWatch } from '../helpers/watch.js';
+import { archivedIds, deliverTo, serverIds, startWatch, stopBetweenPasses } from '../helpers/watch.js';
 
 const exec = promisify(execFile);
 const skip = skipUnlessDovecot();
@@ -67,8 +67,7 @@ describe('backup --watch with expiring OAuth2 tokens', { skip }, () => {
       assert.ok(oa.refreshes > refreshed, `fresh tokens were fetched (${oa.refreshes - refreshed})`);
       assert.deepEqual(await archivedIds(archive), await serverIds(dc, owen, 'INBOX'));
     } finally {
-      w.child.kill('SIGTERM');
-      const end = await w.exited;
+      const end = await stopBetweenPasses(w);
       assert.equal(end.status, 0, w.stderr());
       const all = `${JSON.stringify(w.events)}\n${w.stderr()}`;
       for (const s of oa.secrets) assert.ok(!all.includes(s), `a secret (${s.slice(0, 6)}...) appeared in the output`);

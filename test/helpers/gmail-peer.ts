@@ -22,6 +22,9 @@ import { lineServer, type LineServer } from './line-server.js';
  *   X-GM-EXT-1 is on. A message's label list never holds the folder it is fetched from's own
  *   system label for All Mail (Gmail lists labels, not All Mail).
  * - FETCH by sequence number (as UID FETCH of the UIDs at those places), UID SEARCH ALL / UID <set>, EXAMINE/SELECT, LOGIN (any password), NOOP, LOGOUT.
+ * - IDLE (RFC 2177, announced unless `idle: false`): `+ idling`, then an untagged EXISTS whenever
+ *   `deliver` adds to the selected folder, until the client's DONE (answered with the IDLE's
+ *   tagged OK); a NOOP also says EXISTS when the count grew since the client was last told.
  *
  * - As a target: UIDPLUS (APPEND answers APPENDUID), APPEND with a synchronizing literal (the
  *   message gets the label of the folder it went to; into Spam or Trash it is binned), CREATE of
@@ -47,6 +50,8 @@ export interface GmailPeerOptions {
   messages: GmailMessage[];
   /** Announce X-GM-EXT-1 (default true). */
   gmExt?: boolean;
+  /** Announce and speak IDLE (default true). */
+  idle?: boolean;
 }
 
 export interface GmailPeer extends LineServer {
@@ -58,6 +63,8 @@ export interface GmailPeer extends LineServer {
   holdStores: boolean;
   /** How many UID STOREs of labels were held unanswered. */
   heldStores: number;
+  /** A message arrives (as Gmail's delivery would, with its labels): sessions in IDLE are told. */
+  deliver(m: GmailMessage): void;
 }
 
 const DATE = '01-Jan-2024 10:00:00 +0000';
@@ -106,7 +113,7 @@ const SYSTEM: readonly [string, string, string][] = [
 export async function gmailPeer(opts: GmailPeerOptions): Promise<GmailPeer> {
   const msgs = opts.messages;
   const gm = opts.gmExt !== false;
-  const caps = `IMAP4rev1 SPECIAL-USE UIDPLUS${gm ? ' X-GM-EXT-1' : ''}`;
+  const caps = `IMAP4rev1 SPECIAL-USE UIDPLUS${opts.idle === false ? '' : ' IDLE'}${gm ? ' X-GM-EXT-1' : ''}`;
   const folders: Folder[] = [];
   const add = (path: string, attrs: string, holds: (m: GmailMessage) => boolean): void => {
     folders.push({ path, attrs, uidValidity: 100 + folders.length, holds, uidNext: 1, uids: new Map() });
@@ -140,7 +147,25 @@ export async function gmailPeer(opts: GmailPeerOptions): Promise<GmailPeer> {
 
   /** An APPEND waiting for its literal (RFC 3501 4.3: `{n}`, answered with a continuation). */
   const appending = new WeakMap<net.Socket, { tag: string; head: string; size: number; got: string }>();
+  /** Sessions in IDLE (RFC 2177), with the IDLE's tag. */
+  const idling = new Map<net.Socket, string>();
+  /** The selected folder's message count each session was last told (SELECT, EXISTS). */
+  const told = new WeakMap<net.Socket, number>();
+  /** An untagged EXISTS when the session's folder grew since it was last told. */
+  const tell = (sock: net.Socket): void => {
+    const f = selected.get(sock);
+    if (f === undefined || (told.get(sock) ?? 0) >= f.uids.size) return;
+    told.set(sock, f.uids.size);
+    sock.write(`* ${f.uids.size} EXISTS\r\n`);
+  };
   const peer = (await lineServer((line, sock) => {
+    const idle = idling.get(sock);
+    if (idle !== undefined) {
+      // In IDLE the client sends nothing but DONE (RFC 2177 3).
+      if (line.toUpperCase() !== 'DONE') return void sock.write('* BAD expected DONE\r\n');
+      idling.delete(sock);
+      return void sock.write(`${idle} OK IDLE terminated (Success)\r\n`);
+    }
     const waiting = appending.get(sock);
     if (waiting !== undefined) {
       // The line server splits on CRLF: the literal's own line ends are put back.
@@ -166,6 +191,11 @@ export async function gmailPeer(opts: GmailPeerOptions): Promise<GmailPeer> {
     (msgs[i] as GmailMessage).labels = labels;
     folders.forEach(refresh);
   };
+  peer.deliver = (m) => {
+    msgs.push(m);
+    folders.forEach(refresh);
+    for (const sock of idling.keys()) tell(sock);
+  };
 
   const selected = new WeakMap<net.Socket, Folder>();
   const answer = (sock: net.Socket, tag: string, command: string): void => {
@@ -177,7 +207,14 @@ export async function gmailPeer(opts: GmailPeerOptions): Promise<GmailPeer> {
         return ok('Success');
       case 'NOOP':
       case 'CHECK':
+        tell(sock);
         return ok('Success');
+      case 'IDLE':
+        if (opts.idle === false) return void sock.write(`${tag} BAD Unknown command\r\n`);
+        idling.set(sock, tag);
+        sock.once('close', () => idling.delete(sock));
+        sock.write('+ idling\r\n');
+        return tell(sock);
       case 'LOGIN':
         return ok(`[CAPABILITY ${caps}] authenticated (Success)`);
       case 'LIST':
@@ -194,6 +231,7 @@ export async function gmailPeer(opts: GmailPeerOptions): Promise<GmailPeer> {
         const f = folders.find((x) => x.path === name || (name.toUpperCase() === 'INBOX' && x.path === 'INBOX'));
         if (f === undefined) return void sock.write(`${tag} NO [NONEXISTENT] Unknown Mailbox: ${name}\r\n`);
         selected.set(sock, f);
+        told.set(sock, f.uids.size);
         sock.write(`* FLAGS (\\Answered \\Flagged \\Draft \\Deleted \\Seen)\r\n* ${f.uids.size} EXISTS\r\n* 0 RECENT\r\n`);
         sock.write(`* OK [UIDVALIDITY ${f.uidValidity}] UIDs valid.\r\n* OK [UIDNEXT ${f.uidNext}] Predicted next UID.\r\n`);
         return ok(`[${verb === 'SELECT' ? 'READ-WRITE' : 'READ-ONLY'}] ${name} selected. (Success)`);

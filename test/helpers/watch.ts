@@ -153,3 +153,40 @@ export async function watchBackupArgs(server: DovecotServer, user: Account, dir:
   await writeFile(pw, `${user.password}\n`, { mode: 0o600 });
   return ['backup', '--from', `imap://${user.name}@127.0.0.1:${server.imapPort}`, '--tls-mode', 'plain', '--password-file', pw, '--to', `maildir:${archive}`, '--json', '--watch', ...extra];
 }
+
+/**
+ * Signal a watch between passes, where it ends with 0: once a heartbeat that says the watch waits
+ * comes after this call (run it with a short `--watch-heartbeat`), or with `after: 'pass'`, at the
+ * next pass event (a polled source then sleeps `--watch-interval`).
+ */
+export async function stopBetweenPasses(
+  w: Watching,
+  after: 'heartbeat' | 'pass' = 'heartbeat',
+  signal: NodeJS.Signals = 'SIGTERM',
+): Promise<{ status: number | null; signal: NodeJS.Signals | null; at: number; sent: number }> {
+  let sent = Date.now();
+  if (w.child.exitCode === null && w.child.signalCode === null) {
+    await w.until((e) => e['type'] === after && (after === 'pass' || e['waiting'] === true), 20_000, w.events.length).catch(() => undefined);
+    sent = Date.now();
+    w.child.kill(signal);
+  }
+  return { ...(await w.exited), sent };
+}
+
+/**
+ * A watch (backup of `user` into `archive`, INBOX only) in the middle of copying a burst: 30 x 200
+ * KB arriving at once, copied at 2 MB/s in 1 MiB batches (5 messages, each batch committed before
+ * its message events), about 3 s of copying; resolves after the first batch is archived. (Delivered
+ * one by one, or in one 16 MiB batch, a fast machine had archived all of them by then.) `rerun`
+ * is the same backup without --watch and the throttle.
+ */
+export async function midBurst(server: DovecotServer, user: Account, dir: string, archive: string): Promise<{ w: Watching; rerun: string[] }> {
+  await deliverTo(server, user);
+  const args = await watchBackupArgs(server, user, dir, archive, ['--max-bytes-per-second', '2M', '--batch-mb', '1', '--include', 'INBOX']);
+  const w = startWatch(args);
+  await w.until((e) => e['type'] === 'pass' && e['full'] === true);
+  const from = w.events.length;
+  await deliverBurst(server, user, 30, 200_000);
+  await w.until((e) => e['type'] === 'message', 20_000, from);
+  return { w, rerun: args.filter((a) => a !== '--watch' && a !== '--max-bytes-per-second' && a !== '2M') };
+}

@@ -96,3 +96,23 @@ test('a partial pass brings the next full pass forward; the exit code is the las
   assert.equal(result.exitCode, 0, 'the last pass left nothing behind');
   assert.equal(events.filter((e) => e.type === 'pass').length, 3);
 });
+
+test('the signal in a pass after a complete one is still an interruption (130): that pass listed what it did not copy', async () => {
+  const stop = new AbortController();
+  const events: WatchEvent[] = [];
+  let calls = 0;
+  await assert.rejects(
+    watchLoop(
+      async () => {
+        if (++calls === 1) return report(2);
+        stop.abort();
+        throw new MailferryError('network', 'connection closed'); // what the stop makes surface
+      },
+      { ...opts(stop.signal, events), intervalMs: 300, heartbeatMs: 1 },
+    ),
+    (e: unknown) => e instanceof MailferryError && e.exitCode === 130,
+  );
+  assert.equal(calls, 2);
+  const beat = events.find((e) => e.type === 'heartbeat' && e.passes === 1);
+  assert.equal(beat?.type === 'heartbeat' && beat.waiting, true, 'after the pass, the heartbeat says the watch waits');
+});

@@ -8,7 +8,7 @@ import { ImapPool, type Conn, type ImapPoolOptions } from './pool.js';
 
 /**
  * IDLE (RFC 2177) on a few folders, for watch mode: the Source's optional `watch` (the contract
- * is in sources/source.ts). One session per folder, each from a pool of one (pool.ts: the login,
+ * is in sources/source.ts). One session per folder (not NOTIFY, RFC 5465: docs/notify.md says why), each from a pool of one (pool.ts: the login,
  * a fresh OAuth2 token for each new session, imapflow's traps), EXAMINEd read-only, so watching
  * changes no flag.
  *
@@ -22,13 +22,20 @@ import { ImapPool, type Conn, type ImapPoolOptions } from './pool.js';
  * socket (its socketTimeout) with a NOOP of its own rather than an error.
  *
  * A folder counts as changed when its session opens it (mail may have come while nobody was
- * watching: the first, and every reconnection) and on every 'exists'. A lost session (a cut, a
+ * watching: the first, and every reconnection) and on every 'exists'; with `opts.also`, on an
+ * untagged FETCH with FLAGS ('flags': another client set or cleared a flag, RFC 3501 7.4.2) and
+ * on EXPUNGE ('expunge', 7.4.1), said SETTLE_MS after the first of them (a client marking a
+ * thread read sends one STORE per message, or one for many: either way one pass). A lost session (a cut, a
  * BYE, a server restart) is opened again after a backoff that doubles up to `backoff.maxMs`, for
  * ever; a refused login or an untrusted certificate cannot pass by waiting and fails `changes()`,
  * and so does a folder that cannot be opened the first time (a name that is not there).
  */
+/** How long after a flag change or an expunge the folder is said to have changed. */
+const SETTLE_MS = 300;
+
 export class ImapWatch implements FolderWatch {
   private readonly pending = new Set<string>();
+  private readonly settling = new Map<string, NodeJS.Timeout>();
   private readonly open = new Set<string>();
   private readonly stop = new AbortController();
   private wake: (() => void) | undefined;
@@ -70,12 +77,26 @@ export class ImapWatch implements FolderWatch {
 
   async close(): Promise<void> {
     this.stop.abort();
+    for (const t of this.settling.values()) clearTimeout(t);
+    this.settling.clear();
     await Promise.all(this.loops);
   }
 
   private mark(path: string): void {
     this.pending.add(path);
     this.wake?.();
+  }
+
+  /** A flag change or an expunge: said once the burst it may belong to has settled. */
+  private markSoon(path: string): void {
+    if (this.settling.has(path)) return;
+    this.settling.set(
+      path,
+      setTimeout(() => {
+        this.settling.delete(path);
+        this.mark(path);
+      }, SETTLE_MS),
+    );
   }
 
   private fail(e: MailferryError): void {
@@ -96,6 +117,8 @@ export class ImapWatch implements FolderWatch {
         const client = conn.client;
         const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
         client.on('exists', () => this.mark(path));
+        if (this.opts.also?.flags === true) client.on('flags', () => this.markSoon(path));
+        if (this.opts.also?.expunges === true) client.on('expunge', () => this.markSoon(path));
         await client.mailboxOpen(path, { readOnly: true });
         assertAlive(client, where, { selected: true });
         opened = true;
