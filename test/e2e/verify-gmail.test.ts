@@ -48,6 +48,11 @@ describe('verify after Gmail-mode copies', { skip: dc.skip }, () => {
     assert.equal(r.status, EXIT.differences, `${r.stdout}\n${r.stderr}`);
     const one = 'flags [Gmail]/All Mail: labels: source "Work \\Inbox", copy "\\Inbox"';
     assert.deepEqual(found(r), [one, one]);
+    // A rerun carries the change (Maildir: a link; mbox: a label record in the state, the file's
+    // X-Gmail-Labels line unchanged) and verify reads it as the copy keeps it: no difference.
+    const again = await run(['backup', '--json', ...gmail(), ...to, '--verify=full']);
+    assert.equal(again.status, 0, `${found(again).join('\n')}\n${again.stderr}`);
+    assert.deepEqual(found(again), []);
     peer.setLabels(1, ['\\Inbox']);
   });
 
