@@ -27,6 +27,23 @@ export function place(runs: PlacedRun[], id: string, at: number): void {
 }
 
 /**
+ * `runs` followed by a transaction's `more`. Where `contiguous` (the transaction's first message
+ * was written right after the last run's last message, as the writer knows) and the ids go on, the
+ * two runs become one: the same messages then give the same runs whatever the batch sizes were (a
+ * migrate's small batches and a backup's one batch record the same state).
+ */
+export function joinRuns(runs: readonly PlacedRun[], more: readonly PlacedRun[], contiguous: boolean): PlacedRun[] {
+  const out = runs.map((r) => ({ ...r }));
+  const last = out[out.length - 1];
+  const [first, ...rest] = more;
+  if (contiguous && last !== undefined && first !== undefined && numeric(last.id) && numeric(first.id) && Number(last.id) + last.count === Number(first.id)) {
+    last.count += first.count;
+    out.push(...rest.map((r) => ({ ...r })));
+  } else out.push(...more.map((r) => ({ ...r })));
+  return out;
+}
+
+/**
  * The source id of each message, by the offset of its From_ line; `offsets` are every message's
  * in the file, ascending. A run that starts nowhere (the file changed) gives nothing.
  */

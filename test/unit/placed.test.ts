@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodePlaced, encodePlaced, place, placedIds, type PlacedRun } from '../../src/state/placed.js';
+import { decodePlaced, encodePlaced, joinRuns, place, placedIds, type PlacedRun } from '../../src/state/placed.js';
 
 /** An mbox archive's record of where its messages are (state/placed.ts): runs, expanded over the file's offsets. */
 test('consecutive ids written one after another are one run; other ids, UIDLs and gaps start new ones', () => {
@@ -24,4 +24,14 @@ test('consecutive ids written one after another are one run; other ids, UIDLs an
 
 test('a malformed record is refused', () => {
   for (const bad of [{}, [[0, 1]], [[0, 1, 0]], [['0', 1, 1]], [[0, null, 1]], [[0, 1, 1, 1]]]) assert.equal(decodePlaced(bad), undefined, JSON.stringify(bad));
+});
+
+test('joinRuns: a transaction written right after the last run, its ids going on, extends that run; otherwise its runs follow', () => {
+  const one = [{ at: 0, id: '1', count: 12 }];
+  const next = [{ at: 9760, id: '13', count: 2 }];
+  assert.deepEqual(joinRuns(one, next, true), [{ at: 0, id: '1', count: 14 }], 'two batches record what one batch records');
+  assert.deepEqual(joinRuns(one, next, false), [...one, ...next], 'not written right after: the runs stay apart');
+  assert.deepEqual(joinRuns(one, [{ at: 9760, id: '14', count: 2 }], true), [...one, { at: 9760, id: '14', count: 2 }], 'an id left out: apart');
+  assert.deepEqual(joinRuns([{ at: 0, id: 'a1', count: 1 }], [{ at: 50, id: 'a2', count: 1 }], true).length, 2, 'UIDLs never join');
+  assert.deepEqual(one, [{ at: 0, id: '1', count: 12 }], 'the recorded runs are not changed in place');
 });

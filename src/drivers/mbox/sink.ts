@@ -9,7 +9,7 @@ import { scanMbox, type MboxSpan } from '../../formats/mbox-reader.js';
 import { ArchiveEncoder, unquoteMboxrd } from '../../formats/encoder.js';
 import { headerBlocks, sizeWithoutFinalLf, stateFits } from './header-blocks.js';
 import { epochSeconds, keepFirstSeen, markFirstSeen, type Checkpoint } from '../../state/checkpoint.js';
-import { place, type PlacedRun } from '../../state/placed.js';
+import { joinRuns, place, type PlacedRun } from '../../state/placed.js';
 import { folderError, SinkPlaces } from '../sink-places.js';
 import { checkNoLinks, mkdirNoFollow, openNoFollow } from '../../state/no-follow.js';
 import { labelFolder, recordLabels } from '../labels.js';
@@ -91,6 +91,8 @@ class MboxFolder implements SinkFolder {
   private stale = false;
   /** Every message's offset, as the last fingerprints() found them: where a re-match's runs are. */
   private scanned: number[] | undefined;
+  /** Where the last recorded run's messages end, when this folder's last commit wrote them (joinRuns). */
+  private placedEnd: number | undefined;
   private queue: Promise<void> = Promise.resolve();
   private readonly key: string;
   /** The X-Gmail-Labels of each message the last fingerprints() read, by offset (for rebase). */
@@ -209,6 +211,7 @@ class MboxFolder implements SinkFolder {
       f.end = size;
       f.ids = new Set(matchedIds);
       f.placed = placedMatches(matches, this.scanned);
+      this.placedEnd = undefined;
       keepFirstSeen(f, f.ids);
       // A message matched without its final LF had that LF added by us as framing.
       const framed = matches.filter((m) => m.alt === true).map((m) => Number(m.ref));
@@ -332,7 +335,7 @@ class MboxFolder implements SinkFolder {
           f.end = pos;
           f.noEol = [...(f.noEol ?? []), ...noEol];
           for (const id of ids) f.ids.add(id);
-          f.placed = [...(f.placed ?? []), ...placed];
+          f.placed = joinRuns(f.placed ?? [], placed, folder.placedEnd === start);
           markFirstSeen(f, undated, epochSeconds());
           recordLabels(f, labelled, offsets);
         });
@@ -341,6 +344,7 @@ class MboxFolder implements SinkFolder {
         } finally {
           await finish();
         }
+        folder.placedEnd = pos;
         for (const id of ids) folder.known.add(id);
       },
       async abort(): Promise<void> {
