@@ -66,6 +66,7 @@ test('Gmail to Gmail: a conversation joined by Subject alone is split on the tar
   assert.equal(r.out['threadsSplit'], 1);
   assert.match(r.stderr, /Gmail threads: 1 of 3 conversations were split on the target \(IMAP cannot set a thread/);
   assert.match(log, /warn: Gmail threads: 1 of 3 conversations were split/);
+  assert.match(log, /6 messages copied \(0\.0 MB\), 1 of 3 Gmail conversations split,/, 'and the summary says it');
 });
 
 test('Gmail to Gmail: threads linked by References are all kept; no threadsSplit', async () => {
