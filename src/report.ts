@@ -34,6 +34,12 @@ export class RunReport {
   flagUpdates = 0;
   /** Of `messages`, the extra copies made because of labels (a Gmail label copied as a folder); undefined when no folder was one. */
   labelCopies?: number;
+  /**
+   * Gmail to Gmail: the conversations of the messages copied, and how many Gmail split on the
+   * target (IMAP cannot set a thread). Not a failure: every message is there, so the exit code
+   * stays 0; said in the summary and as `threadsSplit` in --json (only when some were split).
+   */
+  threads?: { conversations: number; split: number };
   /** Messages removed from the server (POP3 --delete). */
   deleted = 0;
   /** `--sync-deletions`: messages removed from the IMAP target because they are gone from the source. */
@@ -87,9 +93,10 @@ export class RunReport {
       (this.forwarded === undefined ? '' : `, ${this.forwarded} forwarded`) +
       (this.markedSent === undefined ? '' : `, ${this.markedSent} marked as sent (not sent)`);
     const copies = this.labelCopies === undefined || this.labelCopies === 0 ? '' : `, ${this.labelCopies} of them extra copies for labels`;
+    const split = this.threads === undefined || this.threads.split === 0 ? '' : `, ${this.threads.split} of ${this.threads.conversations} Gmail conversations split`;
     const budget = this.budgetReached ? '; daily budget reached, resume next run' : '';
     const where = this.source === undefined ? '' : `; ${this.source} -> ${this.sinks.join(', ')}`;
-    return `${this.folders} folders, ${this.messages} messages copied (${mb} MB)${copies}${forwarded}, ${this.unchanged} already archived${flags}${filtered}${deleted}${vanished}${skipped}, ${this.seconds.toFixed(1)} s${budget}${where}`;
+    return `${this.folders} folders, ${this.messages} messages copied (${mb} MB)${copies}${split}${forwarded}, ${this.unchanged} already archived${flags}${filtered}${deleted}${vanished}${skipped}, ${this.seconds.toFixed(1)} s${budget}${where}`;
   }
 
   toJSON(): Record<string, unknown> {
@@ -100,6 +107,7 @@ export class RunReport {
       messages: this.messages,
       bytes: this.bytes,
       ...(this.labelCopies === undefined ? {} : { labelCopies: this.labelCopies }),
+      ...(this.threads === undefined || this.threads.split === 0 ? {} : { threadsSplit: this.threads.split }),
       unchanged: this.unchanged,
       filtered: this.filtered,
       flagUpdates: this.flagUpdates,

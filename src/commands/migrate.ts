@@ -5,7 +5,7 @@ import { LabelHomes } from '../sources/label-homes.js';
 import { ProfileRolesSource } from '../sources/profile-roles.js';
 import { openArchives } from './archive.js';
 import type { Command, CommandDeps } from './deps.js';
-import { openTarget, type OpenTarget } from './target.js';
+import { openTarget, sayThreads, type OpenTarget } from './target.js';
 import { printResult } from './output.js';
 import { transfer, type TransferResult } from './transfer.js';
 import { accountSource } from './sources.js';
@@ -53,13 +53,18 @@ export async function migrate(cfg: MigrateConfig, deps: CommandDeps): Promise<Tr
     source = wrap(server);
     archives = await openArchives(cfg.archives, source.identity, cfg.layout, deps.log, cfg.dryRun);
     const sinks = [await target.runSink(), ...archives.sinks];
-    if (cfg.watch === undefined) return await transfer(source, sinks, cfg, deps, target.statePath);
+    const into = target.sink;
+    if (cfg.watch === undefined) {
+      const result = await transfer(source, sinks, cfg, deps, target.statePath);
+      sayThreads(into, result.report, deps.log);
+      return result;
+    }
     const statePath = target.statePath;
     const report = await onceOrWatch(
       cfg.watch,
       makeSource,
       sinks,
-      async (from, to, only, passDeps) => (await transfer(from, to, { ...cfg, ...(only === undefined ? {} : { only }) }, passDeps, statePath)).report,
+      async (from, to, only, passDeps) => sayThreads(into, (await transfer(from, to, { ...cfg, ...(only === undefined ? {} : { only }) }, passDeps, statePath)).report, passDeps.log),
       deps,
       // The target carries flag changes (UID STORE), and with --sync-deletions what is gone.
       { flags: true, expunges: cfg.syncDeletions },

@@ -1,7 +1,7 @@
 import { rawFlags } from '../config/flags.js';
 import { loadRestoreConfig, type RestoreConfig } from '../config/transfer.js';
 import type { Command, CommandDeps } from './deps.js';
-import { openTarget, type OpenTarget } from './target.js';
+import { openTarget, sayThreads, type OpenTarget } from './target.js';
 import { printResult } from './output.js';
 import { transfer, type TransferResult } from './transfer.js';
 import { archiveSource } from './sources.js';
@@ -28,7 +28,9 @@ export async function restore(cfg: RestoreConfig, deps: CommandDeps): Promise<Tr
     // All Mail and a folder per label, with a copy of each of its messages (counted).
     const gmailTarget = !cfg.dryRun && (await target.sink.isGmail());
     if (!gmailTarget) source = cfg.labels === 'keywords' ? new LabelHomes(source) : new LabelFolders(source);
-    return await transfer(source, [await target.runSink()], cfg, deps, target.statePath);
+    const result = await transfer(source, [await target.runSink()], cfg, deps, target.statePath);
+    sayThreads(target.sink, result.report, deps.log);
+    return result;
   } finally {
     await source.close();
     await target?.close();

@@ -8,6 +8,7 @@ import { describeEndpoint } from '../endpoints/url.js';
 import type { Logger } from '../log/logger.js';
 import { ROLE_FLAG, type FolderRole } from '../profiles/schema.js';
 import { ImapAppendSink } from '../drivers/imap/target.js';
+import type { RunReport } from '../report.js';
 import type { Sink } from '../sinks/sink.js';
 import { accountOf, Checkpoint } from '../state/checkpoint.js';
 import { stateDir } from '../state/dir.js';
@@ -95,4 +96,19 @@ export async function openTarget(cfg: TargetConfig, sourceIdentity: string, deps
       await lock?.release();
     },
   };
+}
+
+/**
+ * Gmail to Gmail: what the run kept of the source's conversations (the target sink's Threads),
+ * put in the report and said once: a warning when some were split (Gmail groups appended mail by
+ * Subject and References itself; X-GM-THRID cannot be set over IMAP), else at info. Nothing when
+ * no copied message came with a thread (not both sides Gmail). The exit code is not touched.
+ */
+export function sayThreads(sink: ImapAppendSink, report: RunReport, log: Logger): RunReport {
+  const t = sink.threads.take();
+  if (t.conversations === 0) return report;
+  report.threads = t;
+  if (t.split === 0) log.info(`Gmail threads: all ${t.conversations} conversations kept`);
+  else log.warn(`Gmail threads: ${t.split} of ${t.conversations} conversations were split on the target (IMAP cannot set a thread; Gmail groups by Subject and References)`);
+  return report;
 }

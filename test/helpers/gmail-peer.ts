@@ -30,6 +30,11 @@ import { lineServer, type LineServer } from './line-server.js';
  *   message gets the label of the folder it went to; into Spam or Trash it is binned), CREATE of
  *   a user label, SUBSCRIBE, and UID STORE +X-GM-LABELS / -X-GM-LABELS (labels as astrings, user
  *   labels in modified UTF-7), which adds or takes off labels as Gmail does.
+ * - Threads as a target, our approximation of what Gmail documents (it groups mail into
+ *   conversations by itself; X-GM-THRID cannot be set over IMAP): an APPENDed message whose
+ *   References or In-Reply-To names the Message-ID of a message already in the account joins that
+ *   message's thread; any other starts a thread of its own (its id the message's X-GM-MSGID, as
+ *   Gmail's thread ids are their first message's). Gmail also joins by Subject, which this does not.
  *
  * `bodies` counts the messages whose body was sent (BODY[] in a FETCH), for tests that check a
  * rerun downloads nothing; `setLabels` changes a message's labels, as the web interface would;
@@ -44,6 +49,8 @@ export interface GmailMessage {
   /** In Spam or Trash (not in All Mail). */
   bin?: 'spam' | 'trash';
   flags?: string[];
+  /** Its X-GM-THRID; by default made up (threads of two: messages 0 and 1, 2 and 3, ...). */
+  thread?: string;
 }
 
 export interface GmailPeerOptions {
@@ -297,7 +304,7 @@ export async function gmailPeer(opts: GmailPeerOptions): Promise<GmailPeer> {
       const seq = seqOf.get(u) ?? 0;
       const parts = [`UID ${u}`, `FLAGS (${(m.flags ?? []).join(' ')})`, `INTERNALDATE "${DATE}"`, `RFC822.SIZE ${m.raw.length}`];
       if (gm && items.includes('X-GM-MSGID')) parts.push(`X-GM-MSGID ${msgId(i)}`);
-      if (gm && items.includes('X-GM-THRID')) parts.push(`X-GM-THRID ${thrId(i)}`);
+      if (gm && items.includes('X-GM-THRID')) parts.push(`X-GM-THRID ${m.thread ?? thrId(i)}`);
       if (gm && items.includes('X-GM-LABELS')) parts.push(`X-GM-LABELS (${m.labels.map((l) => (l.startsWith('\\') ? l : astring(encodeMailboxName(l)))).join(' ')})`);
       const head = `* ${seq} FETCH (${parts.join(' ')}`;
       if (body) {
@@ -336,11 +343,28 @@ export async function gmailPeer(opts: GmailPeerOptions): Promise<GmailPeer> {
     const label = f.path === 'INBOX' ? '\\Inbox' : (SYSTEM.find(([p]) => p === f.path)?.[2] ?? (f.path.startsWith('[Gmail]/') ? '' : f.path));
     const use = SYSTEM.find(([p]) => p === f.path)?.[1];
     const m: GmailMessage = { raw, labels: label === '' ? [] : [label], flags, ...(use === '\\Junk' ? { bin: 'spam' as const } : use === '\\Trash' ? { bin: 'trash' as const } : {}) };
-    msgs.push(m);
+    const joined = threadOf(raw);
+    msgs.push({ ...m, thread: joined ?? msgId(msgs.length) });
     folders.forEach(refresh);
     sock.write(`${tag} OK [APPENDUID ${f.uidValidity} ${f.uids.get(msgs.length - 1) ?? 0}] (Success)\r\n`);
   };
+  /** The thread of the first message in the account that `raw`'s References or In-Reply-To names. */
+  const threadOf = (raw: Buffer): string | undefined => {
+    const end = raw.indexOf('\r\n\r\n');
+    const head = raw.subarray(0, end < 0 ? raw.length : end).toString('latin1').replace(/\r\n[ \t]+/g, ' ');
+    const named = [...head.matchAll(/^(?:References|In-Reply-To):(.*)$/gim)].flatMap((x) => [...(x[1] ?? '').matchAll(/<[^>]+>/g)].map((y) => y[0]));
+    for (const id of named) {
+      const j = msgs.findIndex((x) => messageIdOf(x.raw) === id);
+      if (j >= 0) return (msgs[j] as GmailMessage).thread ?? thrId(j);
+    }
+    return undefined;
+  };
   return peer;
+}
+
+function messageIdOf(raw: Buffer): string | undefined {
+  const end = raw.indexOf('\r\n\r\n');
+  return /^Message-ID:\s*(<[^>]+>)/im.exec(raw.subarray(0, end < 0 ? raw.length : end).toString('latin1'))?.[1];
 }
 
 /** Gmail's ids are 64-bit decimals; these are made up, distinct per message, threads of two. */

@@ -2,6 +2,7 @@
 import type { ImapFlow } from 'imapflow';
 import type { Checkpoint } from '../../state/checkpoint.js';
 import type { Conn } from './pool.js';
+import type { Threads } from './threads.js';
 
 /**
  * What a target folder and its flag and expunge helpers use of the target Sink (ImapAppendSink in
@@ -15,6 +16,8 @@ export interface TargetSink {
   readonly multi: boolean;
   /** The target is Gmail (X-GM-EXT-1): labels are set with STORE +X-GM-LABELS. */
   readonly gmail: boolean;
+  /** Gmail to Gmail: the target threads each source conversation became (threads.ts). */
+  readonly threads: Threads;
   /** The largest message to send, and who says so; none when neither the server nor the profile does. */
   readonly appendLimit: { bytes: number; by: 'server' | 'profile' } | undefined;
   /** Run `fn` on a pooled connection; errors become MailferryError (`what` names a NO). */

@@ -62,6 +62,8 @@ interface Appended {
   id: string;
   /** Gmail labels to set on the target (a labelled folder into Gmail), set before the commit. */
   labels?: readonly string[];
+  /** Into Gmail: the source's X-GM-THRID, to compare with the thread Gmail gives it (target-labels.ts). */
+  thread?: string;
   /** flagKey of the flags it was appended with. */
   flags: string;
   uid?: number;
@@ -444,9 +446,10 @@ export class ImapFolder implements SinkFolder {
     };
   }
 
-  /** The labels a message is to get on a Gmail target (a labelled folder only). */
-  private labelsOf(meta: MessageMeta): { labels?: readonly string[] } {
-    return this.mailbox.labelled === true && this.sink.gmail && meta.labels !== undefined ? { labels: meta.labels } : {};
+  /** The labels a message is to get on a Gmail target (a labelled folder only), and its source thread. */
+  private labelsOf(meta: MessageMeta): { labels?: readonly string[]; thread?: string } {
+    const thread = this.sink.gmail && meta.threadId !== undefined ? { thread: meta.threadId } : {};
+    return this.mailbox.labelled === true && this.sink.gmail && meta.labels !== undefined ? { labels: meta.labels, ...thread } : thread;
   }
 
   private async commit(done: Appended[]): Promise<void> {

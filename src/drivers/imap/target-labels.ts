@@ -5,6 +5,7 @@ import { toRanges } from '../../state/ids.js';
 import type { FlagFolder } from './flags.js';
 import type { Conn } from './pool.js';
 import { deselect, STORE_UIDS, type TargetSink } from './target-common.js';
+import type { Threads } from './threads.js';
 
 /**
  * Gmail as the target: labels are not folders to append into but attributes of the one copy in
@@ -21,16 +22,44 @@ import { deselect, STORE_UIDS, type TargetSink } from './target-common.js';
  *   without a record (a run killed between its APPEND and its commit, found again by the re-match;
  *   or a lost state) is compared with the labels the target gives it now (UID FETCH X-GM-LABELS),
  *   so the crash is repaired and a label only the target has stays unless the source lost it.
+ * - Threads: X-GM-THRID cannot be set over IMAP (it is read-only); Gmail puts appended mail in
+ *   conversations by itself (by Subject and References / In-Reply-To). So after a commit's labels,
+ *   in the same session, one UID FETCH X-GM-THRID of the commit's target UIDs tells which thread
+ *   Gmail gave each message whose source named one (a Gmail-mode source or archive: `thread`), and
+ *   `sink.threads` (threads.ts) keeps per source thread the target threads it became. A source conversation
+ *   that became two or more is split; the command says how many (see Threads), not an error: every
+ *   message is there. Counted over the messages appended in the run (a conversation continued in a
+ *   later run is judged by its new messages only).
  */
-export async function storeLabels(sink: TargetSink, path: string, done: readonly { uid?: number; labels?: readonly string[] }[]): Promise<void> {
+export async function storeLabels(sink: TargetSink, path: string, done: readonly { uid?: number; labels?: readonly string[]; thread?: string }[]): Promise<void> {
   const groups = new Map<string, { add: readonly string[]; remove: readonly string[]; uids: number[] }>();
   for (const a of done) {
     if (a.labels === undefined || a.labels.length === 0) continue;
     if (a.uid === undefined) throw new MailferryError('protocol', `${sink.name}: Gmail gave no APPENDUID, so the labels cannot be set`);
     group(groups, a.labels, [], a.uid);
   }
-  if (groups.size === 0) return;
-  await sink.withConn((c) => store(c.client, path, groups), `cannot label messages in "${path}"`);
+  const threaded = new Map<number, string>();
+  for (const a of done) if (sink.gmail && a.thread !== undefined && a.uid !== undefined) threaded.set(a.uid, a.thread);
+  if (groups.size === 0 && threaded.size === 0) return;
+  await sink.withConn(
+    (c) =>
+      inFolder(c.client, path, async () => {
+        await store(c.client, groups);
+        if (threaded.size > 0) await readThreads(c.client, threaded, sink.threads);
+      }),
+    `cannot label messages in "${path}"`,
+  );
+}
+
+/** One UID FETCH X-GM-THRID per STORE_UIDS of `uids` (target UID -> source thread), into `threads`. */
+async function readThreads(client: Conn['client'], uids: ReadonlyMap<number, string>, threads: Threads): Promise<void> {
+  const all = [...uids.keys()];
+  for (let i = 0; i < all.length; i += STORE_UIDS) {
+    for await (const msg of client.fetch(toRanges(all.slice(i, i + STORE_UIDS)), { uid: true, threadId: true }, { uid: true })) {
+      const source = uids.get(msg.uid);
+      if (source !== undefined && msg.threadId !== undefined) threads.add(source, msg.threadId);
+    }
+  }
 }
 
 export async function syncLabels(folder: FlagFolder, metas: readonly MessageMeta[]): Promise<number> {
@@ -59,7 +88,7 @@ export async function syncLabels(folder: FlagFolder, metas: readonly MessageMeta
       const want = new Set(m.labels);
       group(groups, [...want].filter((l) => !had.has(l)), [...had].filter((l) => !want.has(l)), uid);
     }
-    return store(c.client, path, groups);
+    return inFolder(c.client, path, () => store(c.client, groups));
   }, `cannot label messages in "${path}"`);
   sink.checkpoint.update(folder.mailbox.path, (g) => {
     for (const m of changed) (g.labels ??= new Map()).set(m.id, { labels: [...(m.labels ?? [])] });
@@ -79,22 +108,27 @@ function group(groups: Groups, add: readonly string[], remove: readonly string[]
   groups.set(key, g);
 }
 
-/** One UID STORE per change and STORE_UIDS UIDs, on `path` opened read-write; how many messages changed. */
-async function store(client: Conn['client'], path: string, groups: Groups): Promise<number> {
-  let n = 0;
+/** Run `fn` with `path` opened read-write, then leave it without expunging. */
+async function inFolder<T>(client: Conn['client'], path: string, fn: () => Promise<T>): Promise<T> {
   await client.mailboxOpen(path);
   try {
-    for (const g of groups.values()) {
-      if (g.add.length + g.remove.length === 0) continue;
-      for (let i = 0; i < g.uids.length; i += STORE_UIDS) {
-        const set = toRanges(g.uids.slice(i, i + STORE_UIDS));
-        if (g.add.length > 0) await client.messageFlagsAdd(set, [...g.add], { uid: true, useLabels: true });
-        if (g.remove.length > 0) await client.messageFlagsRemove(set, [...g.remove], { uid: true, useLabels: true });
-      }
-      n += g.uids.length;
-    }
+    return await fn();
   } finally {
     await deselect(client);
+  }
+}
+
+/** One UID STORE per change and STORE_UIDS UIDs, on the folder selected read-write; how many messages changed. */
+async function store(client: Conn['client'], groups: Groups): Promise<number> {
+  let n = 0;
+  for (const g of groups.values()) {
+    if (g.add.length + g.remove.length === 0) continue;
+    for (let i = 0; i < g.uids.length; i += STORE_UIDS) {
+      const set = toRanges(g.uids.slice(i, i + STORE_UIDS));
+      if (g.add.length > 0) await client.messageFlagsAdd(set, [...g.add], { uid: true, useLabels: true });
+      if (g.remove.length > 0) await client.messageFlagsRemove(set, [...g.remove], { uid: true, useLabels: true });
+    }
+    n += g.uids.length;
   }
   return n;
 }

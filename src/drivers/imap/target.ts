@@ -12,6 +12,7 @@ import { targetKey, type TargetSink } from './target-common.js';
 import type { Sink, SinkFolder } from '../../sinks/sink.js';
 import { labelFolder } from '../labels.js';
 import { GMAIL_EXTENSION } from './gmail.js';
+import { Threads } from './threads.js';
 
 export { targetKey };
 
@@ -97,6 +98,8 @@ export class ImapAppendSink implements Sink, TargetSink {
   multi = false;
   /** The target announces X-GM-EXT-1 (Gmail): see target-labels.ts. */
   gmail = false;
+  /** Gmail to Gmail: per source conversation, the threads Gmail made of it on the target (threads.ts). */
+  readonly threads = new Threads();
   /** Role -> target path, from one LIST of the target. */
   private roles: Promise<Map<Role, string>> | undefined;
   private listing: Promise<ListedFolder[]> | undefined;

@@ -47,6 +47,13 @@ export function labelsByOffset(f: FolderCheckpoint | undefined): Map<number, rea
   return out;
 }
 
+/** Offset of a message's From_ line -> its Gmail thread id (X-GM-THRID) as recorded, for a restore into Gmail to compare threads. */
+export function threadsByOffset(f: FolderCheckpoint | undefined): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const r of f?.labels?.values() ?? []) if (r.at !== undefined && r.threadId !== undefined) out.set(r.at, r.threadId);
+  return out;
+}
+
 /**
  * The sink's `syncFlags` of a labelled mbox folder: the records of archived messages whose labels
  * changed on the server since are replaced (their `at` kept), in one state write; how many changed.

@@ -14,7 +14,7 @@ import { placedIds } from '../../state/placed.js';
 import { loadArchiveState, type ArchiveState, type RecordedName } from '../../state/archive-state.js';
 import { DEFAULT_UID_VALIDITY, localError } from '../local.js';
 import { headerBlocks, readRange, sizeWithoutFinalLf, stateFits } from './header-blocks.js';
-import { labelFolderOf, labelsByOffset } from './gmail-archive.js';
+import { labelFolderOf, labelsByOffset, threadsByOffset } from './gmail-archive.js';
 import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sources/source.js';
 
 /**
@@ -48,7 +48,7 @@ import type { Fetched, HeaderSample, Missing, Selected, Source } from '../../sou
  *   is bounded by bytes, as for the Maildir source. A read error is `kind: 'message'`.
  * - Gmail mode (`labels`; restore into Gmail or with `--labels keywords`; gmail-archive.ts): a
  *   Gmail-mode archive lists All Mail `labelled`, its messages with their labels (as the state
- *   records them now, else their X-Gmail-Labels line), and a
+ *   records them now, else their X-Gmail-Labels line) and recorded thread ids (`threadId`), and a
  *   folder (no file) showing each label. Without it every file is a plain folder.
  */
 /** The source message a message of the archive is, by the state (HeaderSample.origin). */
@@ -146,7 +146,7 @@ export class MboxSource implements Source {
   /** noEol offsets, the committed end, uidValidity, each message's recorded labels, and where the recorded ids are of a folder, from the archive's state. */
   private async recorded(
     file: string,
-  ): Promise<{ noEol: Set<number>; end?: number; uidValidity?: string; labelled: boolean; labels: Map<number, readonly string[]>; origins: (offsets: number[]) => Map<number, Origin> }> {
+  ): Promise<{ noEol: Set<number>; end?: number; uidValidity?: string; labelled: boolean; labels: Map<number, readonly string[]>; threads: Map<number, string>; origins: (offsets: number[]) => Map<number, Origin> }> {
     const key = (await this.names()).get(file)?.path;
     const f = key === undefined ? undefined : (await this.state)?.checkpoint?.folder(key);
     const origins = (offsets: number[]): Map<number, Origin> => {
@@ -161,6 +161,7 @@ export class MboxSource implements Source {
       noEol: new Set(f?.noEol ?? []),
       labelled: (f?.labels?.size ?? 0) > 0,
       labels: labelsByOffset(f),
+      threads: threadsByOffset(f),
       ...(f?.end === undefined ? {} : { end: f.end }),
       ...(f?.uidValidity === undefined ? {} : { uidValidity: f.uidValidity }),
     };
@@ -213,13 +214,16 @@ export class MboxSource implements Source {
     const file = this.fileOf(mailbox);
     const { spans, stateless } = await this.index(file);
     // The labels the state records now (gmail-archive.ts), else the X-Gmail-Labels line's.
-    const now = mailbox.labelled === true && !stateless ? (await this.recorded(file)).labels : new Map<number, readonly string[]>();
+    // and the Gmail thread ids it records (a restore into Gmail compares threads).
+    const rec = mailbox.labelled === true && !stateless ? await this.recorded(file) : undefined;
+    const now = rec?.labels ?? new Map<number, readonly string[]>();
     for (const s of spans) {
       const id = String(s.offset);
       if (!wanted(id)) continue;
       const date = dateOfFromLine(s.fromLine);
       const labels = mailbox.labelled === true ? { labels: [...(now.get(s.offset) ?? s.labels ?? [])].sort() } : {};
-      yield { mailbox, id, size: s.size, flags: s.flags, ...(date === undefined ? {} : { internalDate: date }), ...labels };
+      const thread = rec?.threads.get(s.offset);
+      yield { mailbox, id, size: s.size, flags: s.flags, ...(date === undefined ? {} : { internalDate: date }), ...labels, ...(thread === undefined ? {} : { threadId: thread }) };
     }
   }
 
