@@ -1,7 +1,7 @@
 import { MailferryError } from '../domain/errors.js';
 import { backoffMs, sleep } from '../domain/retry.js';
 import type { Logger } from '../log/logger.js';
-import { RunReport } from '../report.js';
+import { RunReport, type Skipped } from '../report.js';
 import type { FolderWatch } from '../sources/source.js';
 
 /**
@@ -31,7 +31,9 @@ import type { FolderWatch } from '../sources/source.js';
  *   watch fails as one: `interrupted`, exit 130, whatever the earlier passes copied;
  * - between passes (the wait for IDLE news or the next poll), after at least one complete pass,
  *   the watch returns its report. That report sums what every pass copied; its `skipped` (and so
- *   its exit code) is the last pass's: 0 when the last pass left nothing behind. Before the first
+ *   its exit code) is what is left behind now: the last full pass's skips, each folder's replaced
+ *   by that folder's later passes' (a pass of INBOX alone vouches for nothing in Work): 0 only
+ *   when nothing is. Before the first
  *   pass was complete it is 130 again, nothing vouched for.
  * A heartbeat is written between passes (passes back to back do not hold it back); `waiting` says
  * whether the watch now waits (true: a signal now ends it with the last pass's code) or starts a
@@ -60,6 +62,8 @@ export type Pass = (only: readonly string[] | undefined) => Promise<RunReport>;
 export async function watchLoop(pass: Pass, opts: WatchLoopOptions, folders?: FolderWatch, watched = 0): Promise<RunReport> {
   const total = new RunReport();
   let last: RunReport | undefined;
+  /** What is left behind now: the last full pass's skips, each folder's replaced by its later passes'. */
+  let outstanding: Skipped[] = [];
   let passes = 0;
   /** Consecutive failed passes, and consecutive partial ones (each its own backoff). */
   let failures = 0;
@@ -97,6 +101,7 @@ export async function watchLoop(pass: Pass, opts: WatchLoopOptions, folders?: Fo
         }
         fold(total, r, only === undefined);
         last = r;
+        outstanding = only === undefined ? [...r.skipped] : [...outstanding.filter((x) => !only.includes(x.mailbox)), ...r.skipped];
         if (r.skipped.length > 0) nextFull = Math.min(nextFull, Date.now() + backoffMs(partials++, { baseMs: opts.backoff.baseMs, maxMs: opts.intervalMs }));
         else if (only === undefined) partials = 0;
         const seconds = (Date.now() - started) / 1000;
@@ -120,7 +125,7 @@ export async function watchLoop(pass: Pass, opts: WatchLoopOptions, folders?: Fo
   }
   // Stopped before the first pass was complete: as an interrupted run (130), nothing vouched for.
   if (last === undefined) throw new MailferryError('interrupted', 'interrupted before the first pass was complete; the archive is consistent, rerun to resume');
-  total.skipped.push(...last.skipped);
+  total.skipped.push(...outstanding);
   total.budgetReached = last.budgetReached;
   total.finished = Date.now();
   return total;

@@ -12,6 +12,7 @@ import { backoffMs } from '../../src/domain/retry.js';
 import { silentLogger } from '../../src/log/logger.js';
 import { watchLoop, type WatchEvent } from '../../src/pipeline/watch.js';
 import { RunReport } from '../../src/report.js';
+import type { FolderWatch } from '../../src/sources/source.js';
 
 test('--watch flags: durations, defaults, combinations', () => {
   const problems: string[] = [];
@@ -115,4 +116,31 @@ test('the signal in a pass after a complete one is still an interruption (130): 
   assert.equal(calls, 2);
   const beat = events.find((e) => e.type === 'heartbeat' && e.passes === 1);
   assert.equal(beat?.type === 'heartbeat' && beat.waiting, true, 'after the pass, the heartbeat says the watch waits');
+});
+
+test('a folder pass vouches only for its folders: what the last full pass skipped elsewhere is still reported (exit 3)', async () => {
+  const stop = new AbortController();
+  const told: string[][] = [['INBOX'], ['Work']];
+  const changes: FolderWatch = {
+    live: 1,
+    changes: async () => {
+      const next = told.shift();
+      if (next !== undefined) return next;
+      stop.abort();
+      return [];
+    },
+    close: async () => undefined,
+  };
+  const passes: (readonly string[] | undefined)[] = [];
+  const result = await watchLoop(async (only) => {
+    passes.push(only);
+    const r = new RunReport();
+    r.messages = 1;
+    if (only === undefined) r.skipped.push({ mailbox: 'Work', id: '7', reason: 'refused by the server' }, { mailbox: 'Archive', id: '9', reason: 'refused by the server' });
+    return r;
+  }, opts(stop.signal), changes);
+  assert.deepEqual(passes, [undefined, ['INBOX'], ['Work']]);
+  // INBOX's pass says nothing of Work or Archive; Work's pass copied 7 (no skip): Archive's 9 is left.
+  assert.deepEqual(result.skipped.map((x) => `${x.mailbox} ${x.id ?? ''}`), ['Archive 9']);
+  assert.equal(result.exitCode, 3);
 });
