@@ -78,6 +78,24 @@ describe('migrate Gmail into Gmail: labels follow on rerun', () => {
     }
   });
 
+  test('a label change the target refuses is an error, not a record: the run is not 0, and the next one stores it', async () => {
+    const p = await pair();
+    try {
+      assert.equal((await p.migrate()).status, 0);
+      p.source.setLabels(0, ['Work']);
+      p.target.refuseStores = true;
+      const refused = await p.migrate();
+      assert.notEqual(refused.status, 0, `a refused STORE ended ${String(refused.status)}: ${refused.stderr}`);
+      assert.match(refused.stderr, /refused to store labels/);
+      p.target.refuseStores = false;
+      const again = await p.migrate();
+      assert.equal(again.status, 0, again.stderr);
+      assert.deepEqual(labelView(p.target.messages), wanted(p.box), 'the refused change is stored by the next run');
+    } finally {
+      await p.close();
+    }
+  });
+
   test('kill -9 between APPEND and STORE: the rerun labels the messages already appended, each still once', async () => {
     const p = await pair();
     try {

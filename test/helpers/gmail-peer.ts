@@ -38,7 +38,7 @@ import { lineServer, type LineServer } from './line-server.js';
  *
  * `bodies` counts the messages whose body was sent (BODY[] in a FETCH), for tests that check a
  * rerun downloads nothing; `setLabels` changes a message's labels, as the web interface would;
- * `holdStores` leaves a UID STORE of labels unanswered and not applied (`heldStores` counts
+ * `refuseStores` answers a UID STORE of labels NO and applies nothing. `holdStores` leaves a UID STORE of labels unanswered and not applied (`heldStores` counts
  * them), so a test can kill a client between its APPEND and its STORE;
  * `messages` is the mailbox itself (what an APPEND added is there).
  */
@@ -68,6 +68,8 @@ export interface GmailPeer extends LineServer {
   setLabels(index: number, labels: string[]): void;
   /** While true, a UID STORE of labels is read and never answered (a client killed waiting for it). */
   holdStores: boolean;
+  /** While true, a UID STORE of labels is refused (`NO`) and not applied. */
+  refuseStores: boolean;
   /** How many UID STOREs of labels were held unanswered. */
   heldStores: number;
   /** A message arrives (as Gmail's delivery would, with its labels): sessions in IDLE are told. */
@@ -192,6 +194,7 @@ export async function gmailPeer(opts: GmailPeerOptions): Promise<GmailPeer> {
   }, `* OK [CAPABILITY ${caps}] Gimap stand-in ready`)) as GmailPeer;
   peer.bodies = 0;
   peer.holdStores = false;
+  peer.refuseStores = false;
   peer.heldStores = 0;
   peer.messages = msgs;
   peer.setLabels = (i, labels) => {
@@ -323,6 +326,7 @@ export async function gmailPeer(opts: GmailPeerOptions): Promise<GmailPeer> {
     const item = (args[1] ?? '').toUpperCase();
     if (!gm || !/^[+-]X-GM-LABELS(\.SILENT)?$/.test(item)) return void sock.write(`${tag} BAD STORE of ${item} not spoken here\r\n`);
     if (peer.holdStores) return void peer.heldStores++;
+    if (peer.refuseStores) return void sock.write(`${tag} NO [CANNOT] labels not changed\r\n`);
     const list = args.slice(2).join(' ').replace(/^\(|\)$/g, '');
     const labels = [...list.matchAll(/"((?:[^"\\]|\\.)*)"|([^\s"]+)/g)].map((x) => (x[1] === undefined ? (x[2] as string) : x[1].replace(/\\(.)/g, '$1'))).map((l) => (l.startsWith('\\') ? l : fromMutf7(l)));
     for (const u of uidsOf(args[0] ?? '', max)) {

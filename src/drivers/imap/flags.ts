@@ -2,7 +2,7 @@ import type { MessageMeta, MailboxInfo } from '../../domain/message.js';
 import type { Logger } from '../../log/logger.js';
 import { toRanges } from '../../state/ids.js';
 import { flagKey, flagsOfKey } from '../../state/synced.js';
-import { deselect, STORE_UIDS, type TargetSink } from './target-common.js';
+import { deselect, STORE_UIDS, storeChange, type TargetSink } from './target-common.js';
 
 /**
  * The IMAP target's `syncFlags` (Sink contract): flag and keyword changes made on the source since
@@ -61,8 +61,7 @@ export async function syncFlags(folder: FlagFolder, metas: readonly MessageMeta[
         // At most STORE_UIDS UIDs per command keeps its line short (Dovecot: 64 KiB).
         for (let i = 0; i < g.uids.length; i += STORE_UIDS) {
           const set = toRanges(g.uids.slice(i, i + STORE_UIDS));
-          if (g.add.length > 0) await c.client.messageFlagsAdd(set, g.add, { uid: true });
-          if (g.remove.length > 0) await c.client.messageFlagsRemove(set, g.remove, { uid: true });
+          await storeChange(c.client, set, g.add, g.remove, false, path);
         }
         if (g.add.length + g.remove.length > 0) n += g.ids.length;
         done.push(...g.ids);

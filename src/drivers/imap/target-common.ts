@@ -1,5 +1,6 @@
 /** What the IMAP target's folder code (target-folder.ts), its flag updates (flags.ts) and its removal of deleted mail (expunge.ts) share. */
 import type { ImapFlow } from 'imapflow';
+import { MailferryError } from '../../domain/errors.js';
 import type { Checkpoint } from '../../state/checkpoint.js';
 import type { Conn } from './pool.js';
 import type { Threads } from './threads.js';
@@ -43,4 +44,17 @@ export async function deselect(client: ImapFlow): Promise<void> {
   if (box === false) return;
   if (box.readOnly !== true) await client.mailboxOpen(box.path, { readOnly: true });
   await client.mailboxClose();
+}
+
+/**
+ * UID STORE +FLAGS / -FLAGS of `add` and `remove` on the UIDs of `set` (`labels`: +X-GM-LABELS /
+ * -X-GM-LABELS), the folder selected read-write. imapflow answers a refused STORE (NO, BAD) with
+ * `false`, not an error; here it is one (`mailbox`), so that no flag or label the server refused is
+ * recorded as stored (the record would hide the difference from every later run).
+ */
+export async function storeChange(client: ImapFlow, set: string, add: readonly string[], remove: readonly string[], labels: boolean, folder: string): Promise<void> {
+  const opts = labels ? { uid: true, useLabels: true } : { uid: true };
+  const refused = (): MailferryError => new MailferryError('mailbox', `the target refused to store ${labels ? 'labels' : 'flags'} in "${folder}"`);
+  if (add.length > 0 && !(await client.messageFlagsAdd(set, [...add], opts))) throw refused();
+  if (remove.length > 0 && !(await client.messageFlagsRemove(set, [...remove], opts))) throw refused();
 }

@@ -4,7 +4,7 @@ import type { LabelRecord } from '../../state/checkpoint.js';
 import { toRanges } from '../../state/ids.js';
 import type { FlagFolder } from './flags.js';
 import type { Conn } from './pool.js';
-import { deselect, STORE_UIDS, type TargetSink } from './target-common.js';
+import { deselect, STORE_UIDS, storeChange, type TargetSink } from './target-common.js';
 import type { Threads } from './threads.js';
 
 /**
@@ -44,7 +44,7 @@ export async function storeLabels(sink: TargetSink, path: string, done: readonly
   await sink.withConn(
     (c) =>
       inFolder(c.client, path, async () => {
-        await store(c.client, groups);
+        await store(c.client, groups, path);
         if (threaded.size > 0) await readThreads(c.client, threaded, sink.threads);
       }),
     `cannot label messages in "${path}"`,
@@ -88,7 +88,7 @@ export async function syncLabels(folder: FlagFolder, metas: readonly MessageMeta
       const want = new Set(m.labels);
       group(groups, [...want].filter((l) => !had.has(l)), [...had].filter((l) => !want.has(l)), uid);
     }
-    return inFolder(c.client, path, () => store(c.client, groups));
+    return inFolder(c.client, path, () => store(c.client, groups, path));
   }, `cannot label messages in "${path}"`);
   sink.checkpoint.update(folder.mailbox.path, (g) => {
     for (const m of changed) (g.labels ??= new Map()).set(m.id, { labels: [...(m.labels ?? [])] });
@@ -119,14 +119,13 @@ async function inFolder<T>(client: Conn['client'], path: string, fn: () => Promi
 }
 
 /** One UID STORE per change and STORE_UIDS UIDs, on the folder selected read-write; how many messages changed. */
-async function store(client: Conn['client'], groups: Groups): Promise<number> {
+async function store(client: Conn['client'], groups: Groups, path: string): Promise<number> {
   let n = 0;
   for (const g of groups.values()) {
     if (g.add.length + g.remove.length === 0) continue;
     for (let i = 0; i < g.uids.length; i += STORE_UIDS) {
       const set = toRanges(g.uids.slice(i, i + STORE_UIDS));
-      if (g.add.length > 0) await client.messageFlagsAdd(set, [...g.add], { uid: true, useLabels: true });
-      if (g.remove.length > 0) await client.messageFlagsRemove(set, [...g.remove], { uid: true, useLabels: true });
+      await storeChange(client, set, g.add, g.remove, true, path);
     }
     n += g.uids.length;
   }
